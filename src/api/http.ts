@@ -1,0 +1,126 @@
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { NodeConfig } from '../config/config.js';
+import type { Logger } from '../log/logger.js';
+import { parseConsistency } from '../router/consistency.js';
+import type { ReadResult, Router } from '../router/router.js';
+import { validateTableName, type TableRegistry } from '../router/tables.js';
+import { RingkvError, asRingkvError, badRequest } from '../util/errors.js';
+import { jsonToValueBytes, valueBytesToJson } from './values.js';
+
+export interface HttpDeps {
+  config: NodeConfig;
+  router: Router;
+  tables: TableRegistry;
+  log: Logger;
+  clusterInfo: () => Promise<unknown>;
+  metrics: () => Promise<unknown>;
+  /** Extra routes mounted by other layers (cluster, repair, test-mode fault injection). */
+  extraRoutes?: Array<(app: FastifyInstance) => void>;
+}
+
+function keyBytes(key: unknown, maxKeyBytes: number): Buffer {
+  if (typeof key !== 'string' || key.length === 0) throw badRequest('key must be a non-empty string', { field: 'key' });
+  const b = Buffer.from(key, 'utf8');
+  if (b.length > maxKeyBytes) throw new RingkvError('too_large', `key is ${b.length} bytes; the limit is ${maxKeyBytes}`, { field: 'key' });
+  return b;
+}
+
+function sendError(reply: FastifyReply, err: RingkvError, extra?: Record<string, unknown>): FastifyReply {
+  return reply.code(err.status).send({ error: err.toJSON(), ...extra });
+}
+
+function readBody(result: ReadResult, key: string): Record<string, unknown> {
+  const base: Record<string, unknown> = { key, context: result.context };
+  if (result.values.length === 1) base['value'] = valueBytesToJson(result.values[0]!.value);
+  else base['siblings'] = result.values.map((v) => valueBytesToJson(v.value));
+  base['consistency'] = result.consistency;
+  return base;
+}
+
+/** The seed HTTP API (design §8). Every handler validates before touching the router. */
+export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
+  const { config, router, tables } = deps;
+  const limits = config.limits;
+  const app = Fastify({
+    // Room for the largest value plus key and JSON overhead; beyond it fastify answers 413.
+    bodyLimit: limits.maxValueBytes + limits.maxKeyBytes + 16 * 1024,
+    logger: false,
+    routerOptions: { maxParamLength: limits.maxKeyBytes * 3 },
+  });
+
+  app.setErrorHandler((error: FastifyError, _req, reply) => {
+    if (error instanceof RingkvError) return sendError(reply, error);
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, new RingkvError('too_large', `request body exceeds ${app.initialConfig.bodyLimit} bytes`));
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendError(reply, new RingkvError('bad_request', 'content-type must be application/json'));
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+      return sendError(reply, new RingkvError('bad_request', `invalid request: ${error.message}`));
+    }
+    const e = asRingkvError(error);
+    if (e.code === 'internal') deps.log.error({ err: error }, 'request failed');
+    return sendError(reply, e);
+  });
+  app.setNotFoundHandler((req, reply) => sendError(reply, new RingkvError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.put<{ Params: { table: string }; Body: unknown; Querystring: Record<string, string> }>('/api/v1/store/:table', async (req) => {
+    const table = validateTableName(req.params.table);
+    const body = req.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('body must be a JSON object { "key", "value", "context"? }');
+    const b = body as Record<string, unknown>;
+    const key = keyBytes(b['key'], limits.maxKeyBytes);
+    if (!('value' in b) || b['value'] === undefined) throw badRequest('value is required (any JSON value)', { field: 'value' });
+    const ctx = b['context'];
+    if (ctx !== undefined && ctx !== null && typeof ctx !== 'string') throw badRequest('context must be a string returned by a read', { field: 'context' });
+    const value = jsonToValueBytes(b['value']);
+    if (value.length > limits.maxValueBytes) throw new RingkvError('too_large', `value is ${value.length} bytes; the limit is ${limits.maxValueBytes}`, { field: 'value' });
+    const consistency = parseConsistency(req.query);
+    const res = await router.write({ table, key, value, tombstone: false, context: ctx ?? undefined, consistency });
+    return { key: b['key'], context: res.context, consistency: res.consistency };
+  });
+
+  app.get<{ Params: { table: string; key: string }; Querystring: Record<string, string> }>('/api/v1/store/:table/:key', async (req, reply) => {
+    const table = validateTableName(req.params.table);
+    const key = keyBytes(req.params.key, limits.maxKeyBytes);
+    const local = req.query['replica'];
+    if (local !== undefined && local !== 'local') throw badRequest('replica must be "local" (read only this node\'s replica)', { field: 'replica' });
+    const res = local === 'local' ? await router.readLocalReplica(table, key) : await router.read({ table, key, consistency: parseConsistency(req.query) });
+    if (res.values.length === 0) {
+      return sendError(reply, new RingkvError('not_found', `key not found in table ${table}`), { key: req.params.key, context: res.context });
+    }
+    return readBody(res, req.params.key);
+  });
+
+  app.delete<{ Params: { table: string; key: string }; Querystring: Record<string, string>; Body: unknown }>('/api/v1/store/:table/:key', async (req) => {
+    const table = validateTableName(req.params.table);
+    const key = keyBytes(req.params.key, limits.maxKeyBytes);
+    let ctx: unknown = req.query['context'];
+    const body = req.body as Record<string, unknown> | undefined | null;
+    if (ctx === undefined && body && typeof body === 'object') ctx = body['context'];
+    if (ctx !== undefined && typeof ctx !== 'string') throw badRequest('context must be a string returned by a read', { field: 'context' });
+    const consistency = parseConsistency(req.query);
+    const res = await router.write({ table, key, value: new Uint8Array(0), tombstone: true, context: ctx, consistency });
+    return { key: req.params.key, deleted: true, context: res.context, consistency: res.consistency };
+  });
+
+  app.put<{ Params: { table: string }; Body: unknown }>('/api/v1/tables/:table', async (req) => {
+    const name = validateTableName(req.params.table);
+    const body = req.body ?? {};
+    if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('body must be a JSON object { "conflicts", "n", "quorum" }');
+    return tables.define(name, body as Record<string, unknown>, true);
+  });
+  app.get('/api/v1/tables', async () => ({ tables: tables.all() }));
+  app.get<{ Params: { table: string } }>('/api/v1/tables/:table', async (req) => {
+    const t = tables.get(validateTableName(req.params.table));
+    if (!t) throw new RingkvError('not_found', `table ${req.params.table} does not exist`);
+    return t;
+  });
+
+  app.get('/api/v1/cluster', async () => deps.clusterInfo());
+  app.get('/api/v1/metrics', async () => deps.metrics());
+
+  for (const mount of deps.extraRoutes ?? []) mount(app);
+
+  await app.listen({ host: config.http.host, port: config.http.port });
+  return app;
+}

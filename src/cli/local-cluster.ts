@@ -1,0 +1,199 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync, closeSync, unlinkSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+
+/**
+ * `ringkv local-cluster`: K real node processes on loopback, like Cassandra's ccm. Node i (1-based)
+ * gets data DIR/node<i>, HTTP port B+i, peer port P+i, IPC socket DIR/node<i>/ringkv.sock, node id
+ * `node<i>`, and node 1 as seed. The layout is kept in DIR/cluster.json so restarts reuse it.
+ */
+interface ClusterFile {
+  nodes: number;
+  httpBase: number;
+  peerBase: number;
+  shards: number;
+  extraArgs: string[];
+}
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/ringkv.js');
+
+function nodeDir(dir: string, i: number): string {
+  return path.join(dir, `node${i}`);
+}
+
+function pidOf(dir: string, i: number): number | undefined {
+  const f = path.join(nodeDir(dir, i), 'ringkv.pid');
+  if (!existsSync(f)) return undefined;
+  const pid = Number(readFileSync(f, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function getJson(url: string, timeoutMs = 2000): Promise<Record<string, unknown> | undefined> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!r.ok) return undefined;
+    return (await r.json()) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+async function waitUntil(what: string, fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function startOne(dir: string, cf: ClusterFile, i: number): number {
+  const nd = nodeDir(dir, i);
+  mkdirSync(nd, { recursive: true });
+  const logFd = openSync(path.join(nd, 'node.log'), 'a');
+  const args = [
+    CLI,
+    'start',
+    '--data',
+    nd,
+    '--node-id',
+    `node${i}`,
+    '--http',
+    `127.0.0.1:${cf.httpBase + i}`,
+    '--peer',
+    `127.0.0.1:${cf.peerBase + i}`,
+    '--ipc',
+    path.join(nd, 'ringkv.sock'),
+    '--seeds',
+    `127.0.0.1:${cf.peerBase + 1}`,
+    '--shards',
+    String(cf.shards),
+    '--log-format',
+    'json',
+    ...cf.extraArgs,
+  ];
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd] });
+  closeSync(logFd);
+  child.unref();
+  writeFileSync(path.join(nd, 'ringkv.pid'), String(child.pid));
+  return child.pid!;
+}
+
+/** Converged: every running node answers, sees all K nodes up, and all report the same ring digest. */
+async function converged(cf: ClusterFile): Promise<boolean> {
+  const digests = new Set<string>();
+  for (let i = 1; i <= cf.nodes; i++) {
+    const c = await getJson(`http://127.0.0.1:${cf.httpBase + i}/api/v1/cluster`);
+    if (!c) return false;
+    const nodes = c['nodes'] as Array<{ liveness: string; status: string }>;
+    if (nodes.length !== cf.nodes || nodes.some((n) => n.liveness !== 'up' || n.status !== 'normal')) return false;
+    digests.add(String(c['ringDigest']));
+  }
+  return digests.size === 1;
+}
+
+export function registerLocalCluster(program: Command): void {
+  const lc = program.command('local-cluster').description('run a cluster of real node processes on this machine (like ccm)');
+  lc.command('start')
+    .description('start K nodes (or restart the stopped nodes of an existing DIR) and wait until the ring converges')
+    .requiredOption('--dir <dir>', 'cluster directory')
+    .option('--nodes <k>', 'number of nodes', '3')
+    .option('--http-base <port>', 'HTTP port base: node i listens on base+i', '7070')
+    .option('--peer-base <port>', 'peer port base: node i listens on base+i', '7000')
+    .option('--shards <n>', 'shards per node', '2')
+    .option('--test-mode', 'start nodes with fault-injection endpoints')
+    .option('--timeout <ms>', 'how long to wait for convergence', '60000')
+    .action(async (o: Record<string, string | boolean | undefined>) => {
+      const dir = path.resolve(String(o['dir']));
+      mkdirSync(dir, { recursive: true });
+      const file = path.join(dir, 'cluster.json');
+      let cf: ClusterFile;
+      if (existsSync(file)) cf = JSON.parse(readFileSync(file, 'utf8')) as ClusterFile;
+      else {
+        const nodes = Number(o['nodes']);
+        if (!Number.isInteger(nodes) || nodes < 1 || nodes > 50) throw new Error('--nodes must be an integer between 1 and 50');
+        cf = {
+          nodes,
+          httpBase: Number(o['httpBase']),
+          peerBase: Number(o['peerBase']),
+          shards: Number(o['shards']),
+          extraArgs: o['testMode'] ? ['--test-mode'] : [],
+        };
+        writeFileSync(file, JSON.stringify(cf, null, 2));
+      }
+      const timeout = Number(o['timeout']);
+      // One node at a time (as Cassandra recommends for bootstrap): each joiner sees the tokens of
+      // those before it, so token allocation can balance against them.
+      for (let i = 1; i <= cf.nodes; i++) {
+        if (alive(pidOf(dir, i))) continue;
+        const pid = startOne(dir, cf, i);
+        await waitUntil(
+          `node${i} to answer on 127.0.0.1:${cf.httpBase + i}`,
+          async () => {
+            if (!alive(pid)) throw new Error(`node${i} exited; see ${path.join(nodeDir(dir, i), 'node.log')}`);
+            const c = await getJson(`http://127.0.0.1:${cf.httpBase + i}/api/v1/cluster`);
+            return c !== undefined;
+          },
+          timeout,
+        );
+      }
+      const t0 = Date.now();
+      await waitUntil('the ring to converge', () => converged(cf), timeout);
+      for (let i = 1; i <= cf.nodes; i++) {
+        console.log(`node${i}  pid ${pidOf(dir, i)}  http 127.0.0.1:${cf.httpBase + i}  peer 127.0.0.1:${cf.peerBase + i}  ipc ${path.join(nodeDir(dir, i), 'ringkv.sock')}`);
+      }
+      console.log(`converged: ${cf.nodes} nodes agree on the ring (waited ${Date.now() - t0} ms after the last start)`);
+    });
+
+  lc.command('stop')
+    .description('stop the nodes of a local cluster (SIGTERM, then SIGKILL after 10 s)')
+    .requiredOption('--dir <dir>', 'cluster directory')
+    .action(async (o: Record<string, string>) => {
+      const dir = path.resolve(o['dir']!);
+      const cf = JSON.parse(readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
+      await Promise.all(
+        Array.from({ length: cf.nodes }, async (_, k) => {
+          const i = k + 1;
+          const pid = pidOf(dir, i);
+          if (!alive(pid)) return;
+          process.kill(pid!, 'SIGTERM');
+          try {
+            await waitUntil(`node${i} to stop`, async () => !alive(pid), 10_000);
+          } catch {
+            process.kill(pid!, 'SIGKILL');
+          }
+          try {
+            unlinkSync(path.join(nodeDir(dir, i), 'ringkv.pid'));
+          } catch {
+            /* already gone */
+          }
+          console.log(`node${i} stopped`);
+        }),
+      );
+    });
+
+  lc.command('status')
+    .description('show which nodes of a local cluster are running and how they see each other')
+    .requiredOption('--dir <dir>', 'cluster directory')
+    .action(async (o: Record<string, string>) => {
+      const dir = path.resolve(o['dir']!);
+      const cf = JSON.parse(readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
+      for (let i = 1; i <= cf.nodes; i++) {
+        const pid = pidOf(dir, i);
+        const c = alive(pid) ? await getJson(`http://127.0.0.1:${cf.httpBase + i}/api/v1/cluster`) : undefined;
+        const view = c ? (c['nodes'] as Array<{ id: string; liveness: string }>).map((n) => `${n.id}:${n.liveness}`).join(' ') : '';
+        console.log(`node${i}  ${alive(pid) ? `running (pid ${pid})` : 'stopped'}  http 127.0.0.1:${cf.httpBase + i}  ${c ? `ring ${String(c['ringDigest']).slice(0, 12)}  sees ${view}` : ''}`);
+      }
+    });
+}

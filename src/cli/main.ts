@@ -1,0 +1,102 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { ConfigError, loadConfigFile, resolveConfig, type ConfigOverrides } from '../config/config.js';
+import { createLogger } from '../log/logger.js';
+import { startNode } from '../node/node.js';
+import { StorageError } from '../storage/db.js';
+import { RingkvError } from '../util/errors.js';
+import { registerLocalCluster } from './local-cluster.js';
+import { registerStatus } from './status.js';
+
+function intArg(name: string) {
+  return (v: string): number => {
+    if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return Number(v);
+  };
+}
+
+const program = new Command();
+program.name('ringkv').description('ringkv: a masterless, always-writeable distributed key-value store').version('0.1.0');
+
+program
+  .command('start')
+  .description('start a node')
+  .option('--config <file>', 'JSON config file (flags override it)')
+  .option('--data <dir>', 'data directory (default ./data)')
+  .option('--http <host:port>', 'HTTP API address (default 127.0.0.1:7070)')
+  .option('--peer <host:port>', 'peer (gossip/replication) address (default 127.0.0.1:7000)')
+  .option('--ipc <path>', 'IPC socket path (default <data>/ringkv.sock)')
+  .option('--shards <n>', 'shard worker threads (fixed per data directory)', intArg('--shards'))
+  .option('--node-id <id>', 'node id (default: generated once and kept in the data directory)')
+  .option('--seeds <list>', 'comma-separated seed peers HOST:PORT,... to join a cluster', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
+  .option('--secret <secret>', 'cluster secret (overrides cluster.secret)')
+  .option('--rack <rack>', 'rack name (replicas are spread over racks)')
+  .addOption(new Option('--log-format <fmt>', 'log format').choices(['json', 'pretty', 'auto']))
+  .option('--log-level <level>', 'log level (debug, info, warn, error)')
+  .option('--test-mode', 'enable fault-injection endpoints for tests (never in production)')
+  .action(async (opts: Record<string, unknown>) => {
+    let config;
+    try {
+      const file = typeof opts['config'] === 'string' ? loadConfigFile(opts['config']) : undefined;
+      const o: ConfigOverrides = {};
+      if (opts['data'] !== undefined) o.dataDir = opts['data'] as string;
+      if (opts['http'] !== undefined) o.http = opts['http'] as string;
+      if (opts['peer'] !== undefined) o.peer = opts['peer'] as string;
+      if (opts['ipc'] !== undefined) o.ipc = opts['ipc'] as string;
+      if (opts['shards'] !== undefined) o.shards = opts['shards'] as number;
+      if (opts['nodeId'] !== undefined) o.nodeId = opts['nodeId'] as string;
+      if (opts['seeds'] !== undefined) o.seeds = opts['seeds'] as string[];
+      if (opts['secret'] !== undefined) o.secret = opts['secret'] as string;
+      if (opts['rack'] !== undefined) o.rack = opts['rack'] as string;
+      if (opts['logFormat'] !== undefined) o.logFormat = opts['logFormat'] as 'json';
+      if (opts['logLevel'] !== undefined) o.logLevel = opts['logLevel'] as string;
+      if (opts['testMode'] === true) o.testMode = true;
+      config = resolveConfig(file, o);
+    } catch (e) {
+      if (e instanceof ConfigError) {
+        process.stderr.write(`ringkv: ${e.message}\n`);
+        process.exit(2);
+      }
+      throw e;
+    }
+    const log = createLogger({ level: config.log.level, format: config.log.format });
+    if (config.testMode) log.warn('TEST MODE: fault-injection endpoints are enabled');
+    try {
+      const node = await startNode(config, log);
+      let stopping = false;
+      const stop = (sig: string): void => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ signal: sig }, 'signal received');
+        node.close().then(
+          () => process.exit(0),
+          (e: unknown) => {
+            log.error({ err: e }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+    } catch (e) {
+      if (e instanceof StorageError || e instanceof ConfigError || (e instanceof RingkvError && e.code === 'unauthorized')) {
+        log.error(e.message);
+        process.stderr.write(`ringkv: ${e.message}\n`);
+        process.exit(2);
+      }
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'EADDRINUSE') {
+        process.stderr.write(`ringkv: address in use: ${err.message}\n`);
+        process.exit(2);
+      }
+      if (/lock/i.test(err.message ?? '')) {
+        process.stderr.write(`ringkv: data directory is in use by another process: ${err.message}\n`);
+        process.exit(2);
+      }
+      throw e;
+    }
+  });
+
+registerLocalCluster(program);
+registerStatus(program);
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,301 @@
+import type { NodeConfig } from '../config/config.js';
+import { formatHostPort } from '../config/config.js';
+import type { Logger } from '../log/logger.js';
+import { tokenFromHex, tokenToHex, type Token } from '../ring/hash.js';
+import { buildRing, type RingLayout, type RingMember } from '../ring/builder.js';
+import { Liveness, type RingTable } from '../ring/table.js';
+import type { RemoteReplicas, ReplicaRead, ReplicaWrite, Router } from '../router/router.js';
+import type { TableDef, TableRegistry } from '../router/tables.js';
+import { RingkvError } from '../util/errors.js';
+import type { Version } from '../versions/index.js';
+import { GossipState, type Ack, type Ack2, type EndpointState, type NodeInfo, type Syn } from './gossip-state.js';
+import { PhiAccrualDetector } from './phi.js';
+import type { PeerTransport } from './transport.js';
+
+export const MAX_RING_REPLICAS = 5;
+
+/** Peer-port request bodies, defined once for both sides. */
+export type PeerMessage =
+  | { t: 'gossip-syn'; syn: Syn }
+  | { t: 'gossip-ack2'; ack2: Ack2 }
+  | { t: 'write'; op: ReplicaWrite }
+  | { t: 'read'; op: ReplicaRead }
+  | { t: 'ping' };
+
+export type PeerReply = { t: 'gossip-ack'; ack: Ack } | { t: 'ok' } | { t: 'versions'; versions: Version[] | null };
+
+/** Membership as the ring builder needs it, from the gossip view. */
+export function ringMembersOf(states: readonly EndpointState[]): RingMember[] {
+  return states
+    .filter((s) => s.info.tokens.length > 0)
+    .map((s) => ({ id: s.id, tokens: s.info.tokens.map(tokenFromHex), shards: s.info.shards, rack: s.info.rack, status: s.info.status }));
+}
+
+/** A cheap fingerprint of what the ring depends on, to rebuild only when membership really changed. */
+function membershipKey(states: readonly EndpointState[]): string {
+  return states.map((s) => `${s.id}|${s.info.status}|${s.info.shards}|${s.info.rack}|${s.info.tokens.join(',')}`).join(';');
+}
+
+/**
+ * The cluster runtime: the I/O edge around the pure gossip state and failure detector. It runs the
+ * gossip timer, feeds heartbeats to the phi detector, writes liveness into the shared ring table,
+ * rebuilds and republishes the ring when membership changes, and serves peer requests.
+ */
+export class Cluster implements RemoteReplicas {
+  readonly gossip: GossipState;
+  readonly detector: PhiAccrualDetector;
+  private layout: RingLayout;
+  private memberKey = '';
+  private gossipTimer: NodeJS.Timeout | undefined;
+  private livenessTimer: NodeJS.Timeout | undefined;
+  private lastSeenVersion = new Map<string, string>();
+  private rounds = 0;
+  onLayout: ((layout: RingLayout) => void) | undefined;
+  router: Router | undefined;
+
+  constructor(
+    private readonly o: {
+      config: NodeConfig;
+      self: EndpointState;
+      ring: RingTable;
+      transport: PeerTransport;
+      tables: TableRegistry;
+      log: Logger;
+    },
+  ) {
+    this.gossip = new GossipState(o.self);
+    this.detector = new PhiAccrualDetector({ threshold: o.config.cluster.phiThreshold, firstHeartbeatEstimateMs: o.config.cluster.gossipIntervalMs });
+    this.layout = buildRing([], { maxReplicas: MAX_RING_REPLICAS });
+    this.rebuildRing(true);
+  }
+
+  get selfId(): string {
+    return this.gossip.selfId;
+  }
+
+  currentLayout(): RingLayout {
+    return this.layout;
+  }
+
+  /** Start gossiping. Liveness is evaluated more often than gossip so a dead node is seen quickly. */
+  start(): void {
+    const every = this.o.config.cluster.gossipIntervalMs;
+    this.gossipTimer = setInterval(() => void this.gossipRound(), every);
+    this.livenessTimer = setInterval(() => this.updateLiveness(), Math.max(100, Math.floor(every / 4)));
+    void this.gossipRound();
+  }
+
+  stop(): void {
+    if (this.gossipTimer) clearInterval(this.gossipTimer);
+    if (this.livenessTimer) clearInterval(this.livenessTimer);
+  }
+
+  /** Gossip with the seeds until we have learned at least one other member (or the deadline passes). */
+  async discover(timeoutMs: number): Promise<boolean> {
+    const seeds = this.seedAddresses();
+    if (seeds.length === 0) return false;
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      for (const s of seeds) {
+        const err = await this.exchange(s);
+        if (err === 'unauthorized') {
+          throw new RingkvError('unauthorized', `seed ${s} rejected this node's cluster secret; check cluster.secret / --secret`);
+        }
+      }
+      if (this.gossip.all().some((st) => st.id !== this.selfId)) return true;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return false;
+  }
+
+  private seedAddresses(): string[] {
+    const self = formatHostPort(this.o.config.peer);
+    return this.o.config.cluster.seeds.filter((s) => s !== self);
+  }
+
+  updateSelf(patch: Partial<NodeInfo>): void {
+    this.gossip.updateSelf(patch);
+    this.afterChange([this.selfId]);
+  }
+
+  /** Tokens of the other members currently owning ranges (for token allocation on join). */
+  otherTokens(): Token[][] {
+    return this.gossip
+      .all()
+      .filter((s) => s.id !== this.selfId && s.info.status === 'normal')
+      .map((s) => s.info.tokens.map(tokenFromHex));
+  }
+
+  private async gossipRound(): Promise<void> {
+    this.rounds++;
+    this.gossip.beat();
+    const others = this.gossip.all().filter((s) => s.id !== this.selfId && s.info.status !== 'left');
+    const live = others.filter((s) => this.isUp(s.id));
+    const down = others.filter((s) => !this.isUp(s.id));
+    const targets = new Set<string>();
+    const pick = <T>(xs: T[]): T | undefined => xs[Math.floor(Math.random() * xs.length)];
+    const l = pick(live);
+    if (l) targets.add(l.info.peer);
+    // Now and then a down node (to notice it came back) and a seed (to heal split views).
+    const d = pick(down);
+    if (d && Math.random() < 0.5) targets.add(d.info.peer);
+    const seeds = this.seedAddresses();
+    if (seeds.length > 0 && (live.length === 0 || Math.random() < 0.2)) targets.add(pick(seeds)!);
+    await Promise.all([...targets].map(async (t) => void (await this.exchange(t))));
+  }
+
+  /** One SYN → ACK → ACK2 exchange with the peer at `address`; returns the error code on failure. */
+  private async exchange(address: string): Promise<string | undefined> {
+    const timeout = Math.max(500, this.o.config.cluster.gossipIntervalMs);
+    try {
+      const reply = (await this.o.transport.request(address, { t: 'gossip-syn', syn: this.gossip.makeSyn() } satisfies PeerMessage, timeout)) as PeerReply;
+      if (reply.t !== 'gossip-ack') throw new Error(`unexpected gossip reply ${String(reply.t)}`);
+      const { ack2, changed } = this.gossip.onAck(reply.ack);
+      this.afterChange(changed);
+      if (ack2.states.length > 0) await this.o.transport.request(address, { t: 'gossip-ack2', ack2 } satisfies PeerMessage, timeout);
+      return undefined;
+    } catch (e) {
+      this.o.log.debug({ peer: address, err: String(e) }, 'gossip exchange failed');
+      return e instanceof RingkvError ? e.code : 'internal';
+    }
+  }
+
+  /** Peer-port request handler: gossip and replica operations. */
+  async handle(body: unknown, fromNodeId: string): Promise<PeerReply> {
+    const msg = body as PeerMessage;
+    if (typeof msg !== 'object' || msg === null || typeof (msg as { t?: unknown }).t !== 'string') {
+      throw new RingkvError('bad_request', 'peer message without a type');
+    }
+    switch (msg.t) {
+      case 'gossip-syn': {
+        const ack = this.gossip.onSyn(msg.syn);
+        return { t: 'gossip-ack', ack };
+      }
+      case 'gossip-ack2': {
+        this.afterChange(this.gossip.onAck2(msg.ack2));
+        return { t: 'ok' };
+      }
+      case 'write': {
+        if (!this.router) throw new RingkvError('unavailable', 'node is starting');
+        const merged = await this.router.applyReplicaWrite(msg.op);
+        return msg.op.returnMerged ? { t: 'versions', versions: merged } : { t: 'ok' };
+      }
+      case 'read': {
+        if (!this.router) throw new RingkvError('unavailable', 'node is starting');
+        return { t: 'versions', versions: await this.router.applyReplicaRead(msg.op) };
+      }
+      case 'ping':
+        return { t: 'ok' };
+      default:
+        throw new RingkvError('bad_request', `unknown peer message type ${JSON.stringify((msg as { t: unknown }).t)} from ${fromNodeId}`);
+    }
+  }
+
+  /** After gossip changed some states: heartbeats for the detector, schema adoption, ring rebuild. */
+  private afterChange(changed: readonly string[]): void {
+    if (changed.length === 0) return;
+    const now = performance.now();
+    for (const id of changed) {
+      if (id === this.selfId) continue;
+      const st = this.gossip.get(id);
+      if (!st) continue;
+      const v = `${st.generation}:${st.version}`;
+      if (this.lastSeenVersion.get(id) !== v) {
+        this.lastSeenVersion.set(id, v);
+        this.detector.heartbeat(id, now);
+      }
+      this.adoptTables(st);
+    }
+    this.rebuildRing(false);
+    this.updateLiveness();
+  }
+
+  private adoptTables(st: EndpointState): void {
+    const raw = st.info.schema;
+    if (typeof raw !== 'string') return;
+    try {
+      for (const def of JSON.parse(raw) as TableDef[]) this.o.tables.adopt(def);
+    } catch (e) {
+      this.o.log.warn({ from: st.id, err: String(e) }, 'ignoring malformed table schema in gossip');
+    }
+  }
+
+  /** Advertise our table schemas (they're small) so every coordinator applies the same settings. */
+  publishTables(): void {
+    try {
+      this.updateSelf({ schema: JSON.stringify(this.o.tables.all()) });
+    } catch (e) {
+      // The table is stored locally either way; failing to advertise it must not fail the request.
+      this.o.log.error({ err: String(e) }, 'cannot advertise table schemas through gossip');
+    }
+  }
+
+  private rebuildRing(force: boolean): void {
+    const states = this.gossip.all();
+    const key = membershipKey(states);
+    if (!force && key === this.memberKey) return;
+    this.memberKey = key;
+    const layout = buildRing(ringMembersOf(states), { maxReplicas: MAX_RING_REPLICAS });
+    this.layout = layout;
+    this.o.ring.publish(layout, layout.nodeIds.indexOf(this.selfId), (id) => (id === this.selfId || this.isUp(id) ? Liveness.Up : Liveness.Down));
+    this.o.log.info({ nodes: layout.nodeIds.length, tokens: layout.tokens.length, digest: layout.digest }, 'ring published');
+    this.onLayout?.(layout);
+  }
+
+  isUp(id: string): boolean {
+    if (id === this.selfId) return true;
+    return this.detector.isAvailable(id, performance.now());
+  }
+
+  private updateLiveness(): void {
+    const now = performance.now();
+    this.layout.nodeIds.forEach((id, i) => {
+      const up = id === this.selfId || this.detector.isAvailable(id, now);
+      const l = up ? Liveness.Up : Liveness.Down;
+      if (this.o.ring.liveness(i) !== l) {
+        this.o.ring.setLiveness(i, l);
+        this.o.log.info({ peer: id, phi: Number(this.detector.phi(id, now).toFixed(2)) }, up ? 'node is up' : 'node is down');
+      }
+    });
+  }
+
+  addressOf(nodeId: string): string {
+    const st = this.gossip.get(nodeId);
+    if (!st) throw new RingkvError('unavailable', `node ${nodeId} is not known to gossip`);
+    return st.info.peer;
+  }
+
+  // RemoteReplicas: the router's path to replicas on other nodes.
+  async write(nodeId: string, op: ReplicaWrite, timeoutMs: number): Promise<Version[] | null> {
+    const r = (await this.o.transport.request(this.addressOf(nodeId), { t: 'write', op } satisfies PeerMessage, timeoutMs)) as PeerReply;
+    if (r.t === 'versions') return r.versions;
+    if (r.t !== 'ok') throw new RingkvError('internal', `unexpected reply to write from ${nodeId}`);
+    return null;
+  }
+
+  async read(nodeId: string, op: ReplicaRead, timeoutMs: number): Promise<Version[] | null> {
+    const r = (await this.o.transport.request(this.addressOf(nodeId), { t: 'read', op } satisfies PeerMessage, timeoutMs)) as PeerReply;
+    if (r.t !== 'versions') throw new RingkvError('internal', `unexpected reply to read from ${nodeId}`);
+    return r.versions;
+  }
+
+  /** This node's view of every member, for status endpoints. */
+  view(): Array<{ id: string; info: NodeInfo; generation: number; up: boolean; phi: number }> {
+    const now = performance.now();
+    return this.gossip.all().map((s) => ({
+      id: s.id,
+      info: s.info,
+      generation: s.generation,
+      up: s.id === this.selfId || this.detector.isAvailable(s.id, now),
+      phi: s.id === this.selfId ? 0 : Number(this.detector.phi(s.id, now).toFixed(3)),
+    }));
+  }
+
+  get gossipRounds(): number {
+    return this.rounds;
+  }
+}
+
+export function tokensHex(tokens: readonly Token[]): string[] {
+  return tokens.map(tokenToHex);
+}

@@ -1,0 +1,198 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+
+export type ConflictMode = 'vclock' | 'lww';
+export type QuorumMode = 'sloppy' | 'strict';
+export type Durability = 'sync' | 'periodic';
+export type ReadRepairMode = 'async' | 'blocking' | 'off';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface TableDefaults {
+  conflicts: ConflictMode;
+  n: number;
+  quorum: QuorumMode;
+}
+
+export interface NodeConfig {
+  /** Fixed node id; normally generated once and kept in the data directory's `meta` family. */
+  nodeId: string | undefined;
+  dataDir: string;
+  http: HostPort;
+  peer: HostPort;
+  ipc: string;
+  shards: number;
+  vnodes: number;
+  durability: Durability;
+  syncIntervalMs: number;
+  requestTimeoutMs: number;
+  tables: TableDefaults;
+  maxSiblings: number;
+  maxClockEntries: number;
+  readRepair: ReadRepairMode;
+  limits: { maxKeyBytes: number; maxValueBytes: number; maxShardQueue: number };
+  cluster: {
+    secret: string;
+    seeds: string[];
+    rack: string;
+    dc: string;
+    gossipIntervalMs: number;
+    phiThreshold: number;
+  };
+  log: { level: string; format: 'json' | 'pretty' | 'auto' };
+  /** Enables fault-injection endpoints. Only settable by the `--test-mode` flag, never from a file. */
+  testMode: boolean;
+}
+
+export const DEFAULT_CONFIG: NodeConfig = {
+  nodeId: undefined,
+  dataDir: './data',
+  http: { host: '127.0.0.1', port: 7070 },
+  peer: { host: '127.0.0.1', port: 7000 },
+  ipc: '', // '' = <dataDir>/ringkv.sock
+  shards: Math.min(4, availableParallelism()),
+  vnodes: 16,
+  durability: 'periodic',
+  syncIntervalMs: 1000,
+  requestTimeoutMs: 5000,
+  tables: { conflicts: 'vclock', n: 3, quorum: 'sloppy' },
+  maxSiblings: 16,
+  maxClockEntries: 16,
+  readRepair: 'async',
+  limits: { maxKeyBytes: 64 * 1024, maxValueBytes: 1024 * 1024, maxShardQueue: 50_000 },
+  cluster: {
+    secret: 'ringkv-dev-secret',
+    seeds: [],
+    rack: 'rack1',
+    dc: 'dc1',
+    gossipIntervalMs: 1000,
+    phiThreshold: 8,
+  },
+  log: { level: 'info', format: 'auto' },
+  testMode: false,
+};
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export function parseHostPort(s: string, what: string): HostPort {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(s.trim());
+  if (!m) throw new ConfigError(`${what}: expected HOST:PORT, got ${JSON.stringify(s)}`);
+  const port = Number(m[2]);
+  if (port < 0 || port > 65535) throw new ConfigError(`${what}: port out of range in ${JSON.stringify(s)}`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+export function formatHostPort(hp: HostPort): string {
+  return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+function isObj(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** Deep-merge a partial JSON config over defaults, rejecting unknown keys and wrong types by name. */
+function mergeInto(target: Record<string, unknown>, src: Record<string, unknown>, where: string): void {
+  for (const [k, v] of Object.entries(src)) {
+    if (k === 'testMode') throw new ConfigError(`${where}${k}: test mode can only be enabled with the --test-mode flag`);
+    if (!(k in target)) throw new ConfigError(`${where}${k}: unknown config key`);
+    const cur = target[k];
+    if (isObj(cur) && !Array.isArray(cur)) {
+      if (!isObj(v)) throw new ConfigError(`${where}${k}: expected an object`);
+      mergeInto(cur, v, `${where}${k}.`);
+    } else if (cur !== undefined && cur !== null && typeof cur !== typeof v && !(Array.isArray(cur) && Array.isArray(v))) {
+      throw new ConfigError(`${where}${k}: expected ${Array.isArray(cur) ? 'an array' : typeof cur}, got ${JSON.stringify(v)}`);
+    } else {
+      target[k] = v;
+    }
+  }
+}
+
+export function loadConfigFile(file: string): Partial<NodeConfig> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config file ${file}: ${(e as Error).message}`);
+  }
+  try {
+    const parsed = JSON.parse(text) as Json;
+    if (!isObj(parsed)) throw new ConfigError(`config file ${file}: expected a JSON object`);
+    return parsed as Partial<NodeConfig>;
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError(`config file ${file}: invalid JSON: ${(e as Error).message}`);
+  }
+}
+
+export interface ConfigOverrides {
+  dataDir?: string;
+  http?: string;
+  peer?: string;
+  ipc?: string;
+  shards?: number;
+  nodeId?: string;
+  seeds?: string[];
+  testMode?: boolean;
+  logFormat?: 'json' | 'pretty' | 'auto';
+  logLevel?: string;
+  secret?: string;
+  rack?: string;
+}
+
+/** defaults ← config file ← command-line flags; then validated as a whole. */
+export function resolveConfig(file: Partial<NodeConfig> | undefined, o: ConfigOverrides): NodeConfig {
+  const cfg = structuredClone(DEFAULT_CONFIG) as unknown as Record<string, unknown>;
+  if (file) mergeInto(cfg, file as Record<string, unknown>, '');
+  const c = cfg as unknown as NodeConfig;
+  if (o.dataDir !== undefined) c.dataDir = o.dataDir;
+  if (o.http !== undefined) c.http = parseHostPort(o.http, '--http');
+  if (o.peer !== undefined) c.peer = parseHostPort(o.peer, '--peer');
+  if (o.ipc !== undefined) c.ipc = o.ipc;
+  if (o.shards !== undefined) c.shards = o.shards;
+  if (o.nodeId !== undefined) c.nodeId = o.nodeId;
+  if (o.seeds !== undefined) c.cluster.seeds = o.seeds;
+  if (o.secret !== undefined) c.cluster.secret = o.secret;
+  if (o.rack !== undefined) c.cluster.rack = o.rack;
+  if (o.logFormat !== undefined) c.log.format = o.logFormat;
+  if (o.logLevel !== undefined) c.log.level = o.logLevel;
+  c.testMode = o.testMode === true;
+  c.dataDir = path.resolve(c.dataDir);
+  c.ipc = c.ipc ? path.resolve(c.ipc) : path.join(c.dataDir, 'ringkv.sock');
+  validateConfig(c);
+  return c;
+}
+
+function intIn(v: number, lo: number, hi: number, name: string): void {
+  if (!Number.isInteger(v) || v < lo || v > hi) throw new ConfigError(`${name}: expected an integer in [${lo}, ${hi}], got ${v}`);
+}
+
+export function validateConfig(c: NodeConfig): void {
+  intIn(c.shards, 1, 64, 'shards');
+  intIn(c.vnodes, 1, 256, 'vnodes');
+  intIn(c.syncIntervalMs, 1, 60_000, 'syncIntervalMs');
+  intIn(c.requestTimeoutMs, 1, 600_000, 'requestTimeoutMs');
+  intIn(c.tables.n, 1, 5, 'tables.n');
+  intIn(c.maxSiblings, 1, 1000, 'maxSiblings');
+  intIn(c.maxClockEntries, 2, 1000, 'maxClockEntries');
+  intIn(c.limits.maxKeyBytes, 1, 1024 * 1024, 'limits.maxKeyBytes');
+  intIn(c.limits.maxValueBytes, 1, 64 * 1024 * 1024, 'limits.maxValueBytes');
+  intIn(c.limits.maxShardQueue, 1, 10_000_000, 'limits.maxShardQueue');
+  if (c.durability !== 'sync' && c.durability !== 'periodic') throw new ConfigError(`durability: expected "sync" or "periodic", got ${JSON.stringify(c.durability)}`);
+  if (c.tables.conflicts !== 'vclock' && c.tables.conflicts !== 'lww') throw new ConfigError(`tables.conflicts: expected "vclock" or "lww"`);
+  if (c.tables.quorum !== 'sloppy' && c.tables.quorum !== 'strict') throw new ConfigError(`tables.quorum: expected "sloppy" or "strict"`);
+  if (!['async', 'blocking', 'off'].includes(c.readRepair)) throw new ConfigError(`readRepair: expected "async", "blocking" or "off"`);
+  if (c.nodeId !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(c.nodeId)) throw new ConfigError(`node id: expected [A-Za-z0-9_.-]{1,64}, got ${JSON.stringify(c.nodeId)}`);
+  for (const s of c.cluster.seeds) parseHostPort(s, 'seed');
+  if (typeof c.cluster.secret !== 'string' || c.cluster.secret.length < 8) throw new ConfigError('cluster.secret: expected a string of at least 8 characters');
+}

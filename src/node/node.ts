@@ -1,0 +1,205 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { formatHostPort, type NodeConfig } from '../config/config.js';
+import type { Logger } from '../log/logger.js';
+import { startHttp } from '../api/http.js';
+import { initHasher, tokenFromHex, tokenToHex, type Token } from '../ring/hash.js';
+import { Cluster } from '../cluster/cluster.js';
+import type { EndpointState } from '../cluster/gossip-state.js';
+import { PeerTransport } from '../cluster/transport.js';
+import { RingkvError } from '../util/errors.js';
+import { allocateTokens, ownershipFractions } from '../ring/tokens.js';
+import type { RingLayout } from '../ring/builder.js';
+import { RingTable } from '../ring/table.js';
+import { Router } from '../router/router.js';
+import { TableRegistry } from '../router/tables.js';
+import { openDatabase, StorageError, type OpenedDatabase } from '../storage/db.js';
+import { MetaStore } from '../storage/meta.js';
+import { ShardPool } from '../storage/shards.js';
+import { initVersions } from '../versions/index.js';
+
+
+export interface NodeIdentity {
+  id: string;
+  generation: number;
+  tokens: Token[];
+}
+
+/**
+ * Reads (or creates, on first start) the node's durable identity from `meta`: id, shard count,
+ * tokens, and a generation that grows on every start (gossip uses it to tell a restart from a delay).
+ */
+export function loadIdentity(meta: MetaStore, config: NodeConfig): NodeIdentity {
+  const storedId = meta.get<string>('node/id');
+  if (storedId && config.nodeId && storedId !== config.nodeId) {
+    throw new StorageError(`data directory ${config.dataDir} belongs to node ${storedId}, but --node-id ${config.nodeId} was given`);
+  }
+  const id = storedId ?? config.nodeId ?? `node-${randomBytes(4).toString('hex')}`;
+  if (!storedId) meta.set('node/id', id);
+  const shards = meta.get<number>('node/shards');
+  if (shards === undefined) meta.set('node/shards', config.shards);
+  else if (shards !== config.shards) {
+    throw new StorageError(`data directory ${config.dataDir} was created with ${shards} shards but --shards ${config.shards} was given`);
+  }
+  // Tokens are allocated once (after discovering the cluster when joining) and kept forever.
+  const tokens = (meta.get<string[]>('node/tokens') ?? []).map(tokenFromHex);
+  const generation = Math.max((meta.get<number>('node/generation') ?? 0) + 1, Math.floor(Date.now() / 1000));
+  meta.set('node/generation', generation);
+  return { id, generation, tokens };
+}
+
+export interface RunningNode {
+  id: string;
+  config: NodeConfig;
+  router: Router;
+  tables: TableRegistry;
+  ring: RingTable;
+  cluster: Cluster;
+  transport: PeerTransport;
+  layout(): RingLayout;
+  http: FastifyInstance;
+  close(): Promise<void>;
+}
+
+export async function startNode(config: NodeConfig, log: Logger): Promise<RunningNode> {
+  mkdirSync(config.dataDir, { recursive: true });
+  await initHasher();
+  await initVersions();
+  const odb: OpenedDatabase = await openDatabase(config.dataDir, config.shards);
+  const meta = new MetaStore(odb);
+  const identity = loadIdentity(meta, config);
+  log = log.child({ node: identity.id });
+  const tables = new TableRegistry(meta, config.tables);
+  await tables.load();
+
+  const ring = RingTable.create();
+  const { pool, keys } = await ShardPool.start({
+    shards: config.shards,
+    maxQueue: config.limits.maxShardQueue,
+    workerData: {
+      handle: odb.db.handle,
+      ringBuffer: ring.buffer,
+      durability: config.durability,
+      syncIntervalMs: config.syncIntervalMs,
+      maxSiblings: config.maxSiblings,
+      merkleDepth: 10,
+      gcGraceSeconds: 864000,
+    },
+    onExit: (shard, code) => {
+      // A shard actor dying means its column family has no owner: crash loudly rather than limp on.
+      log.fatal({ shard, code }, 'shard worker exited unexpectedly; stopping the node');
+      process.exit(70);
+    },
+  });
+  log.info({ shards: config.shards, keys }, 'shards ready');
+
+  // The peer port comes up before we know the ring: gossip must flow for a joining node to allocate tokens.
+  let cluster!: Cluster;
+  const transport = await PeerTransport.listen({
+    selfId: identity.id,
+    secret: config.cluster.secret,
+    host: config.peer.host,
+    port: config.peer.port,
+    log,
+    handler: (body, ctx) => cluster.handle(body, ctx.fromNodeId),
+  });
+  const self: EndpointState = {
+    id: identity.id,
+    generation: identity.generation,
+    version: 1,
+    info: {
+      peer: formatHostPort(config.peer),
+      http: formatHostPort(config.http),
+      ipc: config.ipc,
+      rack: config.cluster.rack,
+      dc: config.cluster.dc,
+      tokens: identity.tokens.map(tokenToHex),
+      shards: config.shards,
+      status: identity.tokens.length > 0 ? 'normal' : 'joining',
+      load: keys.reduce((a, b) => a + b, 0),
+    },
+  };
+  cluster = new Cluster({ config, self, ring, transport, tables, log });
+  if (identity.tokens.length === 0) {
+    const joined = await cluster.discover(10_000);
+    if (config.cluster.seeds.length > 0 && !joined) log.warn({ seeds: config.cluster.seeds }, 'no seed answered; starting as a new cluster');
+    const tokens = allocateTokens(cluster.otherTokens(), config.vnodes);
+    meta.set('node/tokens', tokens.map(tokenToHex));
+    cluster.updateSelf({ tokens: tokens.map(tokenToHex), status: 'normal' });
+    log.info({ vnodes: tokens.length, joined }, 'tokens allocated');
+  }
+
+  const router = new Router({ selfId: identity.id, ring, layout: cluster.currentLayout(), shards: pool, tables, config, log });
+  router.remote = cluster;
+  cluster.router = router;
+  cluster.onLayout = (l) => router.setLayout(l);
+  router.setLayout(cluster.currentLayout());
+  tables.onChange = () => cluster.publishTables();
+  cluster.publishTables();
+  cluster.start();
+
+  const clusterInfo = async (): Promise<unknown> => {
+    const layout = cluster.currentLayout();
+    const owned = ownershipFractions(layout);
+    const stats = await Promise.all(Array.from({ length: pool.size }, (_, i) => pool.stats(i)));
+    return {
+      self: identity.id,
+      ringDigest: layout.digest,
+      ringVersion: ring.version,
+      nodes: cluster.view().map((m) => ({
+        id: m.id,
+        http: m.info.http,
+        peer: m.info.peer,
+        ipc: m.info.ipc,
+        rack: m.info.rack,
+        status: m.info.status,
+        liveness: m.up ? 'up' : 'down',
+        phi: m.phi,
+        generation: m.generation,
+        tokens: m.info.tokens.length,
+        owned: owned.get(m.id) ?? 0,
+        load: m.info.load,
+      })),
+      shards: stats.map((s) => ({ shard: s.shard, keys: s.keys, queue: pool.queueDepth(s.shard), writes: s.writes, reads: s.reads, batches: s.batches })),
+    };
+  };
+
+  const http = await startHttp({
+    config,
+    router,
+    tables,
+    log,
+    clusterInfo,
+    metrics: async () => ({ router: router.counters, transport: transport.stats(), gossipRounds: cluster.gossipRounds }),
+    extraRoutes: config.testMode ? [(app) => mountFaultRoutes(app, transport)] : [],
+  });
+  log.info({ http: formatHostPort(config.http), peer: formatHostPort(config.peer), data: config.dataDir, durability: config.durability }, 'ringkv node started');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      log.info('shutting down');
+      cluster.stop();
+      await http.close();
+      await transport.close();
+      await pool.close();
+      await odb.db.close();
+      log.info('stopped');
+    })());
+
+  return { id: identity.id, config, router, tables, ring, cluster, transport, layout: () => cluster.currentLayout(), http, close };
+}
+
+/** Test-mode only: cut and heal links to chosen peers (a partition without network namespaces). */
+function mountFaultRoutes(app: FastifyInstance, transport: PeerTransport): void {
+  app.put<{ Body: unknown }>('/api/v1/test/partition', async (req) => {
+    const b = req.body as { blocked?: unknown } | null;
+    const blocked = b?.blocked;
+    if (!Array.isArray(blocked) || !blocked.every((x) => typeof x === 'string')) {
+      throw new RingkvError('bad_request', 'body must be { "blocked": [node ids] }', { field: 'blocked' });
+    }
+    transport.setBlocked(blocked as string[]);
+    return { blocked: transport.blocked() };
+  });
+}

@@ -1,0 +1,65 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { newRocks, type ColumnHandle, type RocksDB } from './rocks.js';
+
+export const META_CF = 'meta';
+export const HINTS_CF = 'hints';
+export const shardColumn = (i: number): string => `shard-${i}`;
+
+export class StorageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StorageError';
+  }
+}
+
+/**
+ * Column families that already exist in a RocksDB directory, read from its latest OPTIONS file.
+ * RocksDB refuses to open a database unless every existing family is named, and we must know the
+ * shard count *before* opening to refuse a mismatched `--shards` without creating families.
+ */
+export function existingColumnFamilies(dbDir: string): string[] | null {
+  if (!existsSync(path.join(dbDir, 'CURRENT'))) return null;
+  const opts = readdirSync(dbDir)
+    .filter((f) => /^OPTIONS-\d+$/.test(f))
+    .sort((a, b) => Number(a.slice(8)) - Number(b.slice(8)));
+  const latest = opts.at(-1);
+  if (!latest) throw new StorageError(`${dbDir}: RocksDB directory without an OPTIONS file; refusing to guess its column families`);
+  const text = readFileSync(path.join(dbDir, latest), 'utf8');
+  return [...text.matchAll(/^\[CFOptions "([^"]+)"\]/gm)].map((m) => m[1]!);
+}
+
+export interface OpenedDatabase {
+  db: RocksDB;
+  dir: string;
+  shards: number;
+  column(name: string): ColumnHandle;
+}
+
+/**
+ * Opens the node's single RocksDB instance (one WAL for all shards) with families
+ * `default`, `meta`, `hints` and `shard-<i>`. The shard count is fixed per data directory.
+ */
+export async function openDatabase(dataDir: string, shards: number): Promise<OpenedDatabase> {
+  const dir = path.join(dataDir, 'db');
+  const existing = existingColumnFamilies(dir);
+  if (existing) {
+    const have = existing.filter((c) => c.startsWith('shard-')).length;
+    if (have !== shards) {
+      throw new StorageError(
+        `data directory ${dataDir} was created with ${have} shards but --shards ${shards} was given; ` +
+          `the shard count is fixed per data directory (start with --shards ${have}, or use a new directory)`,
+      );
+    }
+  }
+  const columns: Record<string, object> = { default: {}, [META_CF]: {}, [HINTS_CF]: {} };
+  for (let i = 0; i < shards; i++) columns[shardColumn(i)] = {};
+  const db = newRocks(dir);
+  await db.open({ createIfMissing: true, columns, infoLogLevel: 'warn' });
+  const column = (name: string): ColumnHandle => {
+    const c = db.columns[name];
+    if (!c) throw new StorageError(`column family ${name} is not open`);
+    return c;
+  };
+  return { db, dir, shards, column };
+}

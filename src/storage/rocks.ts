@@ -1,0 +1,75 @@
+import { createRequire } from 'node:module';
+
+/**
+ * A typed view of the parts of `@nxtedition/rocksdb` ringkv uses. The package is CommonJS without
+ * type declarations; keeping the surface here (and small) means one place to check on upgrades.
+ * Writes and point reads are the binding's synchronous calls: inside a shard actor a blocking call is
+ * exactly what we want (mailbox order, no interleaving), and it avoids a thread-pool hop per batch.
+ */
+export type ColumnHandle = object & { readonly __column: unique symbol };
+
+/**
+ * Batch options must name buffer encodings: abstract-level's default is utf8, which would run our
+ * binary values through a UTF-8 round trip and replace invalid bytes (found by a failing test).
+ */
+export interface BufferOpts {
+  column: ColumnHandle;
+  keyEncoding: 'buffer';
+  valueEncoding: 'buffer';
+}
+
+export function bufferOpts(column: ColumnHandle): BufferOpts {
+  return { column, keyEncoding: 'buffer', valueEncoding: 'buffer' };
+}
+
+export interface RocksBatch {
+  put(key: Uint8Array, value: Uint8Array, opts: BufferOpts): void;
+  del(key: Uint8Array, opts: BufferOpts): void;
+  _writeSync(opts: { sync?: boolean }): void;
+  readonly length: number;
+  close(): Promise<void>;
+}
+
+export interface IteratorOptions {
+  column: ColumnHandle;
+  gt?: Uint8Array;
+  gte?: Uint8Array;
+  lt?: Uint8Array;
+  lte?: Uint8Array;
+  limit?: number;
+  keys?: boolean;
+  values?: boolean;
+  keyEncoding?: 'buffer';
+  valueEncoding?: 'buffer';
+  reverse?: boolean;
+}
+
+export interface RocksIterator {
+  nextv(size: number): Promise<Array<[Buffer, Buffer]>>;
+  _nextvSync(size: number, options: object): { rows: Array<Buffer | undefined>; finished: boolean };
+  close(): Promise<void>;
+}
+
+export interface RocksDB {
+  open(opts?: Record<string, unknown>): Promise<void>;
+  close(): Promise<void>;
+  readonly columns: Record<string, ColumnHandle>;
+  readonly handle: bigint;
+  readonly status: string;
+  batch(): RocksBatch;
+  _getManySync(keys: Uint8Array[], opts: { column: ColumnHandle; fillCache?: boolean }): Array<Buffer | undefined>;
+  getMany(keys: Uint8Array[], opts: { column: ColumnHandle; valueEncoding?: 'buffer' }): Promise<Array<Buffer | undefined>>;
+  iterator(opts: IteratorOptions): RocksIterator;
+  getProperty(name: string): string;
+}
+
+interface RocksModule {
+  RocksLevel: new (locationOrHandle: string | bigint, options?: Record<string, unknown>) => RocksDB;
+}
+
+const require = createRequire(import.meta.url);
+const rocks = require('@nxtedition/rocksdb') as RocksModule;
+
+export function newRocks(locationOrHandle: string | bigint): RocksDB {
+  return new rocks.RocksLevel(locationOrHandle);
+}

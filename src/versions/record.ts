@@ -1,0 +1,206 @@
+/**
+ * On-disk / on-wire encoding of a key's version set, and its 64-bit digest for Merkle
+ * trees.
+ *
+ * Layout: 1 format byte (RECORD_FORMAT) followed by one msgpack array of versions, each
+ *   [dotIndex, dotCounter | nil, prior, ts, tombstone, value (bin), clock ([[node, counter], …])]
+ * The dot is stored as an index into its own clock (the clock must cover it anyway),
+ * and the counter is nil when it equals that clock entry — always the case for versions
+ * made by newVersion — which saves the node id and a float64 per version. Arrays rather
+ * than maps, and no msgpackr records/structures, so the bytes depend only on the data.
+ *
+ * Encoding is canonical: versions are written in dot order, so replicas holding the
+ * same set produce identical bytes and identical digests. The digest therefore also
+ * depends on RECORD_FORMAT — during a rolling upgrade that changes the format, Merkle
+ * trees of mixed-version replicas disagree (costing repair traffic, not correctness).
+ *
+ * Hashing uses xxhash-wasm, which needs an async WebAssembly instantiation:
+ * `await initVersions()` once per thread (main and each shard worker) before calling
+ * `recordDigest`; it throws otherwise rather than silently using a different hash.
+ *
+ * Pure module: no I/O, safe to use from worker threads.
+ */
+import { Packr } from 'msgpackr';
+import xxhash, { type XXHashAPI } from 'xxhash-wasm';
+import { vclockProblem, type VClock } from './vclock.js';
+import { compareDots, type Dot, type Version } from './version.js';
+
+/** Bump when the layout changes; decodeRecord rejects unknown formats. */
+export const RECORD_FORMAT = 1;
+
+const packr = new Packr({
+  useRecords: false,
+  moreTypes: false,
+  mapsAsObjects: true,
+  int64AsType: 'number',
+  // Decoded values must not alias the input: callers (RocksDB iterators, network
+  // buffers) may reuse that memory after we return.
+  copyBuffers: true,
+});
+
+type EncodedVersion = [number, number | null, number, number, boolean, Uint8Array, VClock];
+
+function indexOfNode(clock: VClock, node: string): number {
+  for (let i = 0; i < clock.length; i++) if (clock[i]![0] === node) return i;
+  return -1;
+}
+
+function canonicalOrder(versions: readonly Version[]): readonly Version[] {
+  for (let i = 1; i < versions.length; i++) {
+    const c = compareDots(versions[i - 1]!.dot, versions[i]!.dot);
+    if (c === 0) {
+      throw new Error(`encodeRecord: duplicate dot ${versions[i]!.dot[0]}:${versions[i]!.dot[1]}`);
+    }
+    if (c > 0) return sortedChecked(versions);
+  }
+  return versions;
+}
+
+function sortedChecked(versions: readonly Version[]): Version[] {
+  const s = versions.slice().sort((a, b) => compareDots(a.dot, b.dot));
+  for (let i = 1; i < s.length; i++) {
+    if (compareDots(s[i - 1]!.dot, s[i]!.dot) === 0) {
+      throw new Error(`encodeRecord: duplicate dot ${s[i]!.dot[0]}:${s[i]!.dot[1]}`);
+    }
+  }
+  return s;
+}
+
+/** Encodes a version set canonically (in dot order, whatever the input order). */
+export function encodeRecord(versions: readonly Version[]): Buffer {
+  const ordered = canonicalOrder(versions);
+  const body: EncodedVersion[] = new Array<EncodedVersion>(ordered.length);
+  for (let i = 0; i < ordered.length; i++) {
+    const v = ordered[i]!;
+    const idx = indexOfNode(v.clock, v.dot[0]);
+    if (idx < 0 || v.clock[idx]![1] < v.dot[1]) {
+      throw new Error(`encodeRecord: clock does not cover dot ${v.dot[0]}:${v.dot[1]}`);
+    }
+    if (v.tombstone && v.value.length !== 0) throw new Error('encodeRecord: tombstone with a value');
+    if (!Number.isSafeInteger(v.prior) || v.prior < 0 || v.prior >= v.dot[1]) {
+      throw new Error(`encodeRecord: prior must be an integer in [0, dot counter), got ${String(v.prior)}`);
+    }
+    const counter = v.clock[idx]![1] === v.dot[1] ? null : v.dot[1];
+    body[i] = [idx, counter, v.prior, v.ts, v.tombstone, v.value, v.clock];
+  }
+  // pack() returns a view into msgpackr's shared slab; copying behind the format byte
+  // also detaches the result from that slab so a stored record does not pin 8 KiB.
+  const packed = packr.pack(body);
+  const out = Buffer.allocUnsafe(packed.length + 1);
+  out[0] = RECORD_FORMAT;
+  packed.copy(out, 1);
+  return out;
+}
+
+function corrupt(msg: string, cause?: unknown): Error {
+  return cause === undefined
+    ? new Error(`corrupt record: ${msg}`)
+    : new Error(`corrupt record: ${msg}`, { cause });
+}
+
+/**
+ * Decodes and fully validates a record (disk corruption or a buggy peer must surface as
+ * an error here, not as a malformed Version deep inside reconciliation).
+ */
+export function decodeRecord(buf: Uint8Array): Version[] {
+  if (buf.length < 2) throw corrupt(`too short (${buf.length} bytes)`);
+  if (buf[0] !== RECORD_FORMAT) throw corrupt(`unknown format byte ${buf[0]}`);
+  let body: unknown;
+  try {
+    // subarray is a view, not a copy; msgpackr also rejects trailing bytes.
+    body = packr.unpack(buf.subarray(1));
+  } catch (cause) {
+    throw corrupt('undecodable msgpack', cause);
+  }
+  if (!Array.isArray(body)) throw corrupt('body is not an array');
+  const out: Version[] = new Array<Version>(body.length);
+  let prevDot: Dot | undefined;
+  for (let i = 0; i < body.length; i++) {
+    const e: unknown = body[i];
+    if (!Array.isArray(e) || e.length !== 7) throw corrupt(`version ${i} is not a 7-tuple`);
+    const [idx, counterOrNil, prior, ts, tombstone, value, clock] = e as unknown[];
+    const problem = vclockProblem(clock);
+    if (problem !== null) throw corrupt(`version ${i}: ${problem}`);
+    const c = clock as VClock;
+    if (typeof idx !== 'number' || !Number.isInteger(idx) || idx < 0 || idx >= c.length) {
+      throw corrupt(`version ${i}: dot index out of range`);
+    }
+    const entry = c[idx]!;
+    let dot: Dot;
+    if (counterOrNil === null) {
+      dot = entry; // share the tuple: immutable, saves an allocation per version
+    } else if (
+      typeof counterOrNil === 'number' &&
+      Number.isSafeInteger(counterOrNil) &&
+      counterOrNil > 0 &&
+      counterOrNil <= entry[1]
+    ) {
+      dot = [entry[0], counterOrNil];
+    } else {
+      throw corrupt(`version ${i}: bad dot counter`);
+    }
+    if (typeof prior !== 'number' || !Number.isSafeInteger(prior) || prior < 0 || prior >= dot[1]) {
+      throw corrupt(`version ${i}: bad prior`);
+    }
+    if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0) throw corrupt(`version ${i}: bad ts`);
+    if (typeof tombstone !== 'boolean') throw corrupt(`version ${i}: bad tombstone flag`);
+    if (!(value instanceof Uint8Array)) throw corrupt(`version ${i}: value is not binary`);
+    if (tombstone && value.length !== 0) throw corrupt(`version ${i}: tombstone with a value`);
+    if (prevDot !== undefined && compareDots(prevDot, dot) >= 0) {
+      throw corrupt(`version ${i}: versions not in strict dot order`);
+    }
+    prevDot = dot;
+    out[i] = { dot, clock: c, prior, ts, tombstone, value };
+  }
+  return out;
+}
+
+/** 64-bit digest as two uint32 halves: cheap to XOR/compare without BigInt. */
+export interface Digest64 {
+  hi: number;
+  lo: number;
+}
+
+let hasher: XXHashAPI | null = null;
+let initPromise: Promise<void> | null = null;
+
+/**
+ * Instantiates the xxhash WebAssembly module for this thread. Must be awaited once per
+ * thread before `recordDigest`/`hash64`; concurrent and repeated calls are cheap no-ops.
+ */
+export function initVersions(): Promise<void> {
+  if (initPromise === null) {
+    initPromise = xxhash().then(
+      (api) => {
+        hasher = api;
+      },
+      (err: unknown) => {
+        initPromise = null; // allow a retry instead of caching the failure
+        throw err;
+      },
+    );
+  }
+  return initPromise;
+}
+
+const MASK32 = 0xffffffffn;
+
+/** xxh64 (seed 0) of arbitrary bytes. Requires `await initVersions()`. */
+export function hash64(bytes: Uint8Array): Digest64 {
+  if (hasher === null) throw new Error('hash64: await initVersions() in this thread first');
+  const h = hasher.h64Raw(bytes);
+  return { hi: Number(h >> 32n), lo: Number(h & MASK32) };
+}
+
+/**
+ * Digest of the canonical encoding: replicas with equal version sets (in any order)
+ * get equal digests. Requires `await initVersions()`.
+ */
+export function recordDigest(versions: readonly Version[]): Digest64 {
+  return hash64(encodeRecord(versions));
+}
+
+/** 16 lowercase hex chars, e.g. for logs or string-keyed maps. */
+export function digestToHex(d: Digest64): string {
+  return d.hi.toString(16).padStart(8, '0') + d.lo.toString(16).padStart(8, '0');
+}

@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clusterView, localCluster, type LocalCluster } from '../helpers/cluster.js';
+import { http, removeDir, startNodeProc, tempDir, waitFor } from '../helpers/proc.js';
+
+type Body = Record<string, unknown>;
+
+describe('3-node cluster (real processes via `ringkv local-cluster`)', () => {
+  let lc: LocalCluster;
+  const store = (i: number, t: string, q = ''): string => `${lc.url(i)}/api/v1/store/${t}${q}`;
+
+  beforeAll(async () => {
+    lc = await localCluster(3, ['--test-mode']);
+    const out = await lc.start();
+    expect(out).toMatch(/converged: 3 nodes/);
+  });
+  afterAll(async () => {
+    await lc?.stop();
+    if (lc) removeDir(lc.dir);
+  });
+
+  it('every node agrees on the ring and sees three normal, up nodes', async () => {
+    const digests = new Set<string>();
+    for (let i = 1; i <= 3; i++) {
+      const c = await http('GET', `${lc.url(i)}/api/v1/cluster`);
+      digests.add(String(c.body['ringDigest']));
+      const nodes = c.body['nodes'] as Body[];
+      expect(nodes.map((n) => n['id'])).toEqual(['node1', 'node2', 'node3']);
+      expect(nodes.every((n) => n['liveness'] === 'up' && n['status'] === 'normal')).toBe(true);
+      const owned = nodes.reduce((s, n) => s + (n['owned'] as number), 0);
+      expect(owned).toBeCloseTo(1, 6);
+    }
+    expect(digests.size).toBe(1);
+  });
+
+  it('a write through node 1 (N=3, W=2) is read through node 3 (R=2) and lands on all three replicas', async () => {
+    const put = await http('PUT', store(1, 'kv', '?w=2'), { key: 'hello', value: 'world' });
+    expect(put.status).toBe(200);
+    expect(put.body['consistency']).toMatchObject({ n: 3, required: 2 });
+    const get = await http('GET', `${store(3, 'kv')}/hello?r=2`);
+    expect(get.status).toBe(200);
+    expect(get.body['value']).toBe('world');
+    for (let i = 1; i <= 3; i++) {
+      await waitFor(`replica on node${i}`, async () => (await http('GET', `${store(i, 'kv')}/hello?replica=local`)).status === 200);
+    }
+  });
+
+  it('concurrent writes through two coordinators become siblings; a context-carrying write resolves them', async () => {
+    await Promise.all([http('PUT', store(1, 'kv', '?w=3'), { key: 'cc', value: 'from-1' }), http('PUT', store(2, 'kv', '?w=3'), { key: 'cc', value: 'from-2' })]);
+    const g = await http('GET', `${store(3, 'kv')}/cc?r=3`);
+    expect(g.status).toBe(200);
+    expect((g.body['siblings'] as unknown[]).sort()).toEqual(['from-1', 'from-2']);
+    const w = await http('PUT', store(3, 'kv', '?w=3'), { key: 'cc', value: 'merged', context: g.body['context'] });
+    expect(w.status).toBe(200);
+    for (let i = 1; i <= 3; i++) {
+      const r = await http('GET', `${store(i, 'kv')}/cc?r=3`);
+      expect(r.body['value']).toBe('merged');
+      expect(r.body['siblings']).toBeUndefined();
+    }
+  });
+
+  it('read repair makes a stale replica current', async () => {
+    // Cut node 3 off, write with W=2 through node 1: node 3 misses it.
+    for (const [i, blocked] of [[1, ['node3']], [2, ['node3']], [3, ['node1', 'node2']]] as const) {
+      expect((await http('PUT', `${lc.url(i)}/api/v1/test/partition`, { blocked })).status).toBe(200);
+    }
+    const put = await http('PUT', store(1, 'kv', '?w=2'), { key: 'rr', value: 'fresh' });
+    expect(put.status).toBe(200);
+    for (const i of [1, 2, 3]) await http('PUT', `${lc.url(i)}/api/v1/test/partition`, { blocked: [] });
+    expect((await http('GET', `${store(3, 'kv')}/rr?replica=local`)).status).toBe(404);
+    // A read that reaches node 3 through the coordinator repairs it.
+    const r = await http('GET', `${store(1, 'kv')}/rr?r=3`);
+    expect(r.body['value']).toBe('fresh');
+    await waitFor('node3 to be repaired', async () => {
+      const l = await http('GET', `${store(3, 'kv')}/rr?replica=local`);
+      return l.status === 200 && l.body['value'] === 'fresh';
+    });
+  });
+
+  it('with a node killed (SIGKILL): W=2/R=2 still work, W=3 fails clearly, the node is seen down, then up after restart', async () => {
+    await lc.kill9(2);
+    const t0 = Date.now();
+    await waitFor('node1 and node3 to see node2 down', async () => {
+      for (const i of [1, 3]) {
+        const v = await clusterView(lc.url(i));
+        if (v.find((n) => n.id === 'node2')?.liveness !== 'down') return false;
+      }
+      return true;
+    }, 15_000);
+    const detectMs = Date.now() - t0;
+    console.log(`killed node detected down by both peers after ${detectMs} ms`);
+
+    const ok = await http('PUT', store(1, 'kv', '?w=2'), { key: 'during-outage', value: 1 });
+    expect(ok.status).toBe(200);
+    const read = await http('GET', `${store(3, 'kv')}/during-outage?r=2`);
+    expect(read.status).toBe(200);
+    expect(read.body['value']).toBe(1);
+    const all = await http('PUT', store(3, 'kv', '?w=3'), { key: 'during-outage-2', value: 2 });
+    expect(all.status).toBe(503);
+    const err = all.body['error'] as Body;
+    expect(String(err['message'])).toMatch(/2 of 3 replicas are up, 3 acks required \(down: node2\)/);
+    expect((await http('GET', `${store(1, 'kv')}/during-outage-2?r=2`)).status).toBe(404);
+
+    await lc.start();
+    await waitFor('node2 to be seen up again', async () => {
+      for (const i of [1, 3]) {
+        const v = await clusterView(lc.url(i));
+        if (v.find((n) => n.id === 'node2')?.liveness !== 'up') return false;
+      }
+      return true;
+    }, 30_000);
+    // The restarted node kept its data.
+    const back = await http('GET', `${store(2, 'kv')}/hello?replica=local`);
+    expect(back.body['value']).toBe('world');
+  });
+
+  it('a process without the cluster secret cannot join: it is refused and says why', async () => {
+    const dir = tempDir();
+    try {
+      const rogue = await startNodeProc({ dataDir: dir, waitReady: false, args: ['--seeds', `127.0.0.1:${lc.peerBase + 1}`, '--secret', 'not-the-secret'] });
+      expect(await rogue.exited).toBe(2);
+      expect(rogue.output()).toMatch(/rejected this node's cluster secret/);
+      for (let i = 1; i <= 3; i++) expect((await clusterView(lc.url(i))).map((n) => n.id)).toEqual(['node1', 'node2', 'node3']);
+      const m = await http('GET', `${lc.url(1)}/api/v1/metrics`);
+      expect(((m.body['transport'] as Body)['authFailures'] as number) > 0).toBe(true);
+    } finally {
+      removeDir(dir);
+    }
+  });
+});

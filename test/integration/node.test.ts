@@ -1,0 +1,188 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { http, removeDir, runCli, startNodeProc, tempDir, type NodeProc } from '../helpers/proc.js';
+
+type Body = Record<string, unknown>;
+
+describe('single node over HTTP (real process, RocksDB on disk)', () => {
+  let dir: string;
+  let node: NodeProc;
+  const store = (t: string): string => `${node.url}/api/v1/store/${t}`;
+
+  beforeAll(async () => {
+    dir = tempDir();
+    node = await startNodeProc({ dataDir: dir, shards: 2 });
+  });
+  afterAll(async () => {
+    await node?.kill('SIGTERM');
+    removeDir(dir);
+  });
+
+  it('put / get / delete round trip', async () => {
+    const put = await http('PUT', store('users'), { key: 'alice', value: { age: 31, tags: ['a'] } });
+    expect(put.status).toBe(200);
+    expect(put.body['key']).toBe('alice');
+    expect(typeof put.body['context']).toBe('string');
+
+    const get = await http('GET', `${store('users')}/alice`);
+    expect(get.status).toBe(200);
+    expect(get.body['value']).toEqual({ age: 31, tags: ['a'] });
+    expect(get.body['siblings']).toBeUndefined();
+
+    const del = await http('DELETE', `${store('users')}/alice?context=${encodeURIComponent(String(get.body['context']))}`);
+    expect(del.status).toBe(200);
+    const gone = await http('GET', `${store('users')}/alice`);
+    expect(gone.status).toBe(404);
+    expect((gone.body['error'] as Body)['code']).toBe('not_found');
+  });
+
+  it('a PUT with the context it read overwrites without siblings', async () => {
+    await http('PUT', store('seq'), { key: 'k', value: 1 });
+    const g1 = await http('GET', `${store('seq')}/k`);
+    await http('PUT', store('seq'), { key: 'k', value: 2, context: g1.body['context'] });
+    const g2 = await http('GET', `${store('seq')}/k`);
+    expect(g2.body['value']).toBe(2);
+    expect(g2.body['siblings']).toBeUndefined();
+  });
+
+  it('concurrent PUTs without context become siblings; a PUT with the merged context resolves them', async () => {
+    const [a, b] = await Promise.all([
+      http('PUT', store('carts'), { key: 'cart-1', value: ['apple'] }),
+      http('PUT', store('carts'), { key: 'cart-1', value: ['pear'] }),
+    ]);
+    expect(a.status).toBe(200);
+    expect(b.status).toBe(200);
+    const g = await http('GET', `${store('carts')}/cart-1`);
+    expect(g.status).toBe(200);
+    const siblings = g.body['siblings'] as unknown[];
+    expect(siblings).toHaveLength(2);
+    expect(siblings).toEqual(expect.arrayContaining([['apple'], ['pear']]));
+
+    const resolved = await http('PUT', store('carts'), { key: 'cart-1', value: ['apple', 'pear'], context: g.body['context'] });
+    expect(resolved.status).toBe(200);
+    const g2 = await http('GET', `${store('carts')}/cart-1`);
+    expect(g2.body['value']).toEqual(['apple', 'pear']);
+    expect(g2.body['siblings']).toBeUndefined();
+  });
+
+  it('lww tables keep one winner for concurrent writes', async () => {
+    const t = await http('PUT', `${node.url}/api/v1/tables/metrics_lww`, { conflicts: 'lww', n: 3 });
+    expect(t.status).toBe(200);
+    expect(t.body['conflicts']).toBe('lww');
+    await Promise.all([http('PUT', store('metrics_lww'), { key: 'm', value: 'x' }), http('PUT', store('metrics_lww'), { key: 'm', value: 'y' })]);
+    const g = await http('GET', `${store('metrics_lww')}/m`);
+    expect(g.status).toBe(200);
+    expect(['x', 'y']).toContain(g.body['value']);
+    expect(g.body['siblings']).toBeUndefined();
+  });
+
+  it('clamps N=3 to the one-node ring and says so', async () => {
+    const put = await http('PUT', `${store('users')}?consistency=ALL`, { key: 'bob', value: 1 });
+    expect(put.status).toBe(200);
+    const c = put.body['consistency'] as Body;
+    expect(c['n']).toBe(1);
+    expect(c['required']).toBe(1);
+    expect((c['clamped'] as Body)['requested']).toEqual({ n: 3, required: 3 });
+  });
+
+  it('cluster status lists the node, the ring digest and the shards', async () => {
+    const c = await http('GET', `${node.url}/api/v1/cluster`);
+    expect(c.status).toBe(200);
+    expect(typeof c.body['ringDigest']).toBe('string');
+    const nodes = c.body['nodes'] as Body[];
+    expect(nodes).toHaveLength(1);
+    expect(nodes[0]!['tokens']).toBe(16);
+    expect(nodes[0]!['owned']).toBeCloseTo(1, 6);
+    const shards = c.body['shards'] as Body[];
+    expect(shards).toHaveLength(2);
+    expect(shards.reduce((s, x) => s + (x['keys'] as number), 0)).toBeGreaterThan(0);
+  });
+
+  it('bad input gets a clear 4xx and changes nothing', async () => {
+    const seed = await http('PUT', store('guarded'), { key: 'g', value: 'original' });
+    expect(seed.status, JSON.stringify(seed.body)).toBe(200);
+    const cases: Array<[string, string, unknown, number, string]> = [
+      ['PUT', store('bad$name'), { key: 'g', value: 1 }, 400, 'table'],
+      ['PUT', store('guarded'), { value: 1 }, 400, 'key'],
+      ['PUT', store('guarded'), { key: '', value: 1 }, 400, 'key'],
+      ['PUT', store('guarded'), { key: 'g' }, 400, 'value'],
+      ['PUT', store('guarded'), { key: 'g', value: 2, context: 'not-a-context!!' }, 400, 'context'],
+      ['PUT', `${store('guarded')}?w=4`, { key: 'g', value: 2 }, 400, 'w'],
+      ['PUT', `${store('guarded')}?consistency=SOME`, { key: 'g', value: 2 }, 400, 'consistency'],
+      ['PUT', store('guarded'), '{"key": "g", "value": ', 400, ''],
+      ['PUT', store('guarded'), [1, 2], 400, 'object'],
+      ['PUT', store('guarded'), { key: 'g', value: 'x'.repeat(1024 * 1024 + 10) }, 413, ''],
+      ['PUT', store('guarded'), { key: 'k'.repeat(70 * 1024), value: 1 }, 413, ''],
+      ['GET', `${store('guarded')}/g?r=0`, undefined, 400, 'r'],
+      ['PUT', `${node.url}/api/v1/tables/guarded2`, { conflicts: 'maybe' }, 400, 'conflicts'],
+    ];
+    for (const [method, url, body, status, mentions] of cases) {
+      const r = await http(method, url, body);
+      expect(r.status, `${method} ${url.slice(0, 80)} -> ${JSON.stringify(r.body).slice(0, 200)}`).toBe(status);
+      const err = r.body['error'] as Body;
+      expect(typeof err['code']).toBe('string');
+      expect(String(err['message'])).toContain(mentions);
+      const after = await http('GET', `${store('guarded')}/g`);
+      expect(after.body, `after ${method} ${url.slice(0, 80)}`).toMatchObject({ value: 'original' });
+    }
+    const g = await http('GET', `${store('guarded')}/g`);
+    expect(g.body['value']).toBe('original');
+    expect(g.body['siblings']).toBeUndefined();
+    const t = await http('GET', `${node.url}/api/v1/tables/guarded2`);
+    expect(t.status).toBe(404);
+  });
+});
+
+describe('durability and data directory rules', () => {
+  it('every acknowledged write survives kill -9 and a restart on the same directory', async () => {
+    const dir = tempDir();
+    try {
+      let node = await startNodeProc({ dataDir: dir, shards: 2 });
+      const acked: string[] = [];
+      const N = 600;
+      // 600 writes, 30 in flight at a time; record only those acknowledged before the kill.
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 30 }, async () => {
+          while (next < N) {
+            const i = next++;
+            const r = await http('PUT', `${node.url}/api/v1/store/durable`, { key: `k${i}`, value: { i } });
+            if (r.status === 200) acked.push(`k${i}`);
+          }
+        }),
+      );
+      expect(acked.length).toBe(N);
+      expect(await node.kill('SIGKILL')).toBe(-1);
+      node = await startNodeProc({ dataDir: dir, shards: 2 });
+      try {
+        const missing: string[] = [];
+        for (const k of acked) {
+          const r = await http('GET', `${node.url}/api/v1/store/durable/${k}`);
+          if (r.status !== 200 || (r.body['value'] as Body)['i'] !== Number(k.slice(1))) missing.push(k);
+        }
+        expect(missing).toEqual([]);
+      } finally {
+        await node.kill('SIGTERM');
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  it('refuses to start an existing directory with another shard count, and keeps its node id', async () => {
+    const dir = tempDir();
+    try {
+      const node = await startNodeProc({ dataDir: dir, shards: 2 });
+      const c1 = await http('GET', `${node.url}/api/v1/cluster`);
+      expect(await node.kill('SIGTERM')).toBe(0);
+      const r = await runCli(['start', '--data', dir, '--shards', '3', '--http', '127.0.0.1:0', '--peer', '127.0.0.1:0', '--log-format', 'json']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/created with 2 shards/);
+      const again = await startNodeProc({ dataDir: dir, shards: 2 });
+      const c2 = await http('GET', `${again.url}/api/v1/cluster`);
+      expect(c2.body['self']).toBe(c1.body['self']);
+      await again.kill('SIGTERM');
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
