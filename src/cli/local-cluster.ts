@@ -113,6 +113,7 @@ export function registerLocalCluster(program: Command): void {
     .option('--peer-base <port>', 'peer port base: node i listens on base+i', '7000')
     .option('--shards <n>', 'shards per node', '2')
     .option('--test-mode', 'start nodes with fault-injection endpoints')
+    .option('--config <file>', 'config file every node starts with')
     .option('--timeout <ms>', 'how long to wait for convergence', '60000')
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const dir = path.resolve(String(o['dir']));
@@ -128,7 +129,7 @@ export function registerLocalCluster(program: Command): void {
           httpBase: Number(o['httpBase']),
           peerBase: Number(o['peerBase']),
           shards: Number(o['shards']),
-          extraArgs: o['testMode'] ? ['--test-mode'] : [],
+          extraArgs: [...(o['testMode'] ? ['--test-mode'] : []), ...(typeof o['config'] === 'string' ? ['--config', path.resolve(o['config'])] : [])],
         };
         writeFileSync(file, JSON.stringify(cf, null, 2));
       }

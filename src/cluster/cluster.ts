@@ -52,6 +52,22 @@ export class Cluster implements RemoteReplicas {
   private rounds = 0;
   onLayout: ((layout: RingLayout) => void) | undefined;
   router: Router | undefined;
+  /** Peer message handlers registered by other services (repair, hints), keyed by message type. */
+  private readonly services = new Map<string, (body: Record<string, unknown>, fromNodeId: string) => Promise<unknown>>();
+  /** Called when a node's liveness flips (hint replay starts when an owner comes back). */
+  onLiveness: ((nodeId: string, up: boolean) => void) | undefined;
+
+  registerService(type: string, handler: (body: Record<string, unknown>, fromNodeId: string) => Promise<unknown>): void {
+    if (this.services.has(type) || ['gossip-syn', 'gossip-ack2', 'write', 'read', 'ping'].includes(type)) {
+      throw new Error(`invariant violated: peer message type ${type} registered twice`);
+    }
+    this.services.set(type, handler);
+  }
+
+  /** Send a service message to another node's peer port. */
+  request(nodeId: string, body: { t: string } & Record<string, unknown>, timeoutMs: number): Promise<unknown> {
+    return this.o.transport.request(this.addressOf(nodeId), body, timeoutMs);
+  }
 
   constructor(
     private readonly o: {
@@ -161,11 +177,13 @@ export class Cluster implements RemoteReplicas {
   }
 
   /** Peer-port request handler: gossip and replica operations. */
-  async handle(body: unknown, fromNodeId: string): Promise<PeerReply> {
+  async handle(body: unknown, fromNodeId: string): Promise<unknown> {
     const msg = body as PeerMessage;
     if (typeof msg !== 'object' || msg === null || typeof (msg as { t?: unknown }).t !== 'string') {
       throw new RingkvError('bad_request', 'peer message without a type');
     }
+    const service = this.services.get(msg.t);
+    if (service) return service(msg as unknown as Record<string, unknown>, fromNodeId);
     switch (msg.t) {
       case 'gossip-syn': {
         const ack = this.gossip.onSyn(msg.syn);
@@ -254,6 +272,7 @@ export class Cluster implements RemoteReplicas {
       const l = up ? Liveness.Up : Liveness.Down;
       if (this.o.ring.liveness(i) !== l) {
         this.o.ring.setLiveness(i, l);
+        if (id !== this.selfId) this.onLiveness?.(id, up);
         this.o.log.info({ peer: id, phi: Number(this.detector.phi(id, now).toFixed(2)) }, up ? 'node is up' : 'node is down');
       }
     });

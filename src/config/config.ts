@@ -34,6 +34,17 @@ export interface NodeConfig {
   maxSiblings: number;
   maxClockEntries: number;
   readRepair: ReadRepairMode;
+  /** Anti-entropy (Merkle repair) period, jittered ±20%; 0 disables the periodic run. */
+  antiEntropyIntervalMs: number;
+  /** Merkle tree depth: 2^depth leaves per vnode range. */
+  merkleDepth: number;
+  /** Tombstones older than this are purged by the sweep (Cassandra's gc_grace_seconds). */
+  gcGraceSeconds: number;
+  tombstoneSweepIntervalMs: number;
+  /** Hints older than this are dropped (anti-entropy covers the rest). */
+  maxHintWindowMs: number;
+  /** Hint replay throttle (hints per second per target node). */
+  hintReplayPerSecond: number;
   limits: { maxKeyBytes: number; maxValueBytes: number; maxShardQueue: number };
   cluster: {
     secret: string;
@@ -63,6 +74,12 @@ export const DEFAULT_CONFIG: NodeConfig = {
   maxSiblings: 16,
   maxClockEntries: 16,
   readRepair: 'async',
+  antiEntropyIntervalMs: 600_000,
+  merkleDepth: 10,
+  gcGraceSeconds: 864_000,
+  tombstoneSweepIntervalMs: 60_000,
+  maxHintWindowMs: 3 * 3600 * 1000,
+  hintReplayPerSecond: 5000,
   limits: { maxKeyBytes: 64 * 1024, maxValueBytes: 1024 * 1024, maxShardQueue: 50_000 },
   cluster: {
     secret: 'ringkv-dev-secret',
@@ -185,6 +202,12 @@ export function validateConfig(c: NodeConfig): void {
   intIn(c.tables.n, 1, 5, 'tables.n');
   intIn(c.maxSiblings, 1, 1000, 'maxSiblings');
   intIn(c.maxClockEntries, 2, 1000, 'maxClockEntries');
+  intIn(c.antiEntropyIntervalMs, 0, 7 * 24 * 3600 * 1000, 'antiEntropyIntervalMs');
+  intIn(c.merkleDepth, 1, 16, 'merkleDepth');
+  intIn(c.gcGraceSeconds, 0, 10 * 365 * 86400, 'gcGraceSeconds');
+  intIn(c.tombstoneSweepIntervalMs, 10, 24 * 3600 * 1000, 'tombstoneSweepIntervalMs');
+  intIn(c.maxHintWindowMs, 0, 30 * 86400 * 1000, 'maxHintWindowMs');
+  intIn(c.hintReplayPerSecond, 1, 10_000_000, 'hintReplayPerSecond');
   intIn(c.limits.maxKeyBytes, 1, 1024 * 1024, 'limits.maxKeyBytes');
   intIn(c.limits.maxValueBytes, 1, 64 * 1024 * 1024, 'limits.maxValueBytes');
   intIn(c.limits.maxShardQueue, 1, 10_000_000, 'limits.maxShardQueue');

@@ -8,6 +8,8 @@ import { initHasher, tokenFromHex, tokenToHex, type Token } from '../ring/hash.j
 import { Cluster } from '../cluster/cluster.js';
 import type { EndpointState } from '../cluster/gossip-state.js';
 import { PeerTransport } from '../cluster/transport.js';
+import { HintService } from '../hints/service.js';
+import { HintStore } from '../hints/store.js';
 import { RingkvError } from '../util/errors.js';
 import { allocateTokens, ownershipFractions } from '../ring/tokens.js';
 import type { RingLayout } from '../ring/builder.js';
@@ -83,8 +85,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       durability: config.durability,
       syncIntervalMs: config.syncIntervalMs,
       maxSiblings: config.maxSiblings,
-      merkleDepth: 10,
-      gcGraceSeconds: 864000,
+      merkleDepth: config.merkleDepth,
+      gcGraceSeconds: config.gcGraceSeconds,
     },
     onExit: (shard, code) => {
       // A shard actor dying means its column family has no owner: crash loudly rather than limp on.
@@ -130,8 +132,26 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     log.info({ vnodes: tokens.length, joined }, 'tokens allocated');
   }
 
+  const hintStore = await HintStore.start({ handle: odb.db.handle, durability: config.durability, maxHintsPerTarget: 1_000_000 });
+  const hints = new HintService({ cluster, store: hintStore, config, log });
+  // Advertise the hint count through gossip (ringkv status shows it), at most twice a second.
+  let hintGossip: NodeJS.Timeout | undefined;
+  hints.onCountsChanged = () => {
+    hintGossip ??= setTimeout(() => {
+      hintGossip = undefined;
+      try {
+        cluster.updateSelf({ hints: hints.total() });
+      } catch (e) {
+        log.warn({ err: String(e) }, 'cannot gossip hint count');
+      }
+    }, 500);
+  };
+  cluster.onLiveness = (id, up) => hints.onLiveness(id, up);
+  await hints.start();
+
   const router = new Router({ selfId: identity.id, ring, layout: cluster.currentLayout(), shards: pool, tables, config, log });
   router.remote = cluster;
+  router.hints = hints;
   cluster.router = router;
   cluster.onLayout = (l) => router.setLayout(l);
   router.setLayout(cluster.currentLayout());
@@ -160,7 +180,9 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
         tokens: m.info.tokens.length,
         owned: owned.get(m.id) ?? 0,
         load: m.info.load,
+        hints: m.id === identity.id ? hints.total() : (m.info.hints ?? 0),
       })),
+      hints: hints.snapshot(),
       shards: stats.map((s) => ({ shard: s.shard, keys: s.keys, queue: pool.queueDepth(s.shard), writes: s.writes, reads: s.reads, batches: s.batches })),
     };
   };
@@ -171,7 +193,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     tables,
     log,
     clusterInfo,
-    metrics: async () => ({ router: router.counters, transport: transport.stats(), gossipRounds: cluster.gossipRounds }),
+    metrics: async () => ({ router: router.counters, transport: transport.stats(), gossipRounds: cluster.gossipRounds, hints: hints.snapshot() }),
     extraRoutes: config.testMode ? [(app) => mountFaultRoutes(app, transport)] : [],
   });
   log.info({ http: formatHostPort(config.http), peer: formatHostPort(config.peer), data: config.dataDir, durability: config.durability }, 'ringkv node started');
@@ -181,8 +203,11 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     (closing ??= (async () => {
       log.info('shutting down');
       cluster.stop();
+      hints.stop();
+      if (hintGossip) clearTimeout(hintGossip);
       await http.close();
       await transport.close();
+      await hintStore.close();
       await pool.close();
       await odb.db.close();
       log.info('stopped');

@@ -20,6 +20,8 @@ import {
 } from '../versions/index.js';
 import { resolveConsistency, type ConsistencySpec, type ResolvedConsistency } from './consistency.js';
 import { QuorumTracker } from './quorum.js';
+import { clockwiseFallbacks, placeHints } from '../hints/policy.js';
+import type { HintService } from '../hints/service.js';
 import type { TableDef, TableRegistry } from './tables.js';
 
 /** A replica's storage-level operation, as sent to a local shard or a remote node's router. */
@@ -89,6 +91,7 @@ export interface RouterCounters {
   readRepairs: number;
   unavailable: number;
   timeouts: number;
+  hintedWrites: number;
 }
 
 interface Replica {
@@ -112,6 +115,7 @@ export class Router {
     readRepairs: 0,
     unavailable: 0,
     timeouts: 0,
+    hintedWrites: 0,
   };
   private layout: RingLayout;
   private readonly dots: DotCounter;
@@ -119,7 +123,10 @@ export class Router {
   private readonly tok = new Uint32Array(2);
   private readonly outNodes = new Uint16Array(MAX_REPLICAS);
   private readonly outShards = new Uint16Array(MAX_REPLICAS);
+  private readonly outPos = new Int32Array(1);
   remote: RemoteReplicas | undefined;
+  /** Hinted handoff (absent in unit setups without a cluster). */
+  hints: HintService | undefined;
 
   constructor(
     private readonly opts: {
@@ -145,11 +152,11 @@ export class Router {
     return this.opts.selfId;
   }
 
-  private replicasOf(key: Uint8Array): { hi: number; lo: number; replicas: Replica[] } {
+  private replicasOf(key: Uint8Array): { hi: number; lo: number; pos: number; replicas: Replica[] } {
     tokenInto(key, this.tok);
     const hi = this.tok[0]!;
     const lo = this.tok[1]!;
-    const count = this.opts.ring.lookup(hi, lo, this.outNodes, this.outShards);
+    const count = this.opts.ring.lookup(hi, lo, this.outNodes, this.outShards, this.outPos);
     const self = this.opts.ring.selfIndex();
     const replicas: Replica[] = [];
     for (let i = 0; i < count; i++) {
@@ -158,7 +165,7 @@ export class Router {
       invariant(nodeId !== undefined, `ring lookup returned node index ${nodeIndex} outside the layout`);
       replicas.push({ nodeIndex, nodeId, shard: this.outShards[i]!, local: nodeIndex === self });
     }
-    return { hi, lo, replicas };
+    return { hi, lo, pos: this.outPos[0]!, replicas };
   }
 
   private timeoutOf(req: { timeoutMs?: number | undefined }): number {
@@ -167,6 +174,12 @@ export class Router {
 
   private isUp(r: Replica): boolean {
     return r.local || this.opts.ring.liveness(r.nodeIndex) !== Liveness.Down;
+  }
+
+  private isUpId(id: string): boolean {
+    if (id === this.opts.selfId) return true;
+    const i = this.layout.nodeIds.indexOf(id);
+    return i >= 0 && this.opts.ring.liveness(i) !== Liveness.Down;
   }
 
   async write(req: WriteRequest): Promise<WriteResult> {
@@ -179,7 +192,7 @@ export class Router {
         throw new RingkvError('bad_request', 'context is malformed: pass back the context string a read returned', { field: 'context' });
       }
     }
-    const { hi, lo, replicas } = this.replicasOf(req.key);
+    const { hi, lo, pos, replicas } = this.replicasOf(req.key);
     const cons = resolveConsistency(req.consistency, 'write', table.n, replicas.length);
     if (cons.n === 0) throw new RingkvError('unavailable', 'the ring has no nodes owning tokens yet');
     this.counters.coordinatedWrites++;
@@ -225,45 +238,72 @@ export class Router {
       // version, keeps every replica's state closed under the context the write carries (see
       // src/versions/version.ts): a context then never claims a dot that a replica lacks.
       const up = targets.filter((r) => this.isUp(r));
-      if (up.length < cons.required) {
+      const down = targets.filter((r) => !up.includes(r));
+      // Sloppy quorum: each down replica's write goes, as a hint naming it, to the next healthy
+      // node clockwise that isn't a replica (or stays with this coordinator when none is left).
+      const placements =
+        down.length > 0 && this.hints
+          ? placeHints(
+              down.map((r) => r.nodeId),
+              clockwiseFallbacks(this.layout, pos, new Set(replicas.map((r) => r.nodeId)), down.length + 2),
+              (id) => this.isUpId(id),
+              table.quorum,
+              cons.any,
+            )
+          : [];
+      const hintCredit = placements.filter((p) => p.counts).length;
+      if (up.length + hintCredit < cons.required) {
         // Known unavailable (Cassandra's UnavailableException): write nothing rather than a partial write.
         settled = true;
         clearTimeout(timer);
         this.counters.unavailable++;
-        const down = targets.filter((r) => !up.includes(r)).map((r) => r.nodeId);
         reject(
-          new RingkvError('unavailable', `write quorum not met: ${up.length} of ${cons.n} replicas are up, ${cons.required} acks required (down: ${down.join(', ')}); nothing was written`, {
-            n: cons.n,
-            required: cons.required,
-            up: up.length,
-          }),
+          new RingkvError(
+            'unavailable',
+            `write quorum not met: ${up.length} of ${cons.n} replicas are up, ${cons.required} acks required (down: ${down.map((r) => r.nodeId).join(', ')}` +
+              `${hintCredit > 0 ? `; ${hintCredit} hinted fallbacks count` : ''}); nothing was written`,
+            { n: cons.n, required: cons.required, up: up.length },
+          ),
         );
         return;
       }
-      for (const r of targets) if (!up.includes(r)) record(false);
+      const storeHint = (target: string, holder: string | null, versions: Version[], counts: boolean): void => {
+        this.counters.hintedWrites++;
+        this.hints!.hint(holder, { target, ...base, versions }, timeoutMs).then(
+          (stored) => record(stored && counts),
+          (e: unknown) => {
+            this.opts.log.debug({ err: String(e), target, holder }, 'hint store failed');
+            record(false);
+          },
+        );
+      };
       const candidates = [...up].sort((a, b) => Number(b.local) - Number(a.local));
       const coordinate = async (): Promise<void> => {
         let merged: Version[] | null = null;
-        let primary: Replica | undefined;
         while (candidates.length > 0 && merged === null && !settled) {
           const c = candidates.shift()!;
           try {
             merged = (await this.writeReplica(c, hi, lo, { ...base, versions: [version], returnMerged: true }, timeoutMs)) ?? [version];
-            primary = c;
             record(true);
           } catch (e) {
             this.opts.log.debug({ err: String(e), replica: c.nodeId }, 'coordinating replica write failed');
-            record(false);
+            if (this.hints) storeHint(c.nodeId, null, [version], cons.any);
+            else record(false);
           }
         }
-        if (merged === null || primary === undefined) return;
-        const op: ReplicaWrite = { ...base, versions: merged };
+        const set = merged ?? [version];
+        const op: ReplicaWrite = { ...base, versions: set };
+        for (const p of placements) storeHint(p.target, p.holder, set, p.counts);
+        if (placements.length === 0) for (let i = 0; i < down.length; i++) record(false);
         for (const r of candidates) {
           this.writeReplica(r, hi, lo, op, timeoutMs).then(
             () => record(true),
             (e: unknown) => {
+              // A replica that failed or timed out mid-write gets a hint on this node; it counts
+              // toward W only for ANY (we can't tell a slow replica from a lost one here).
               this.opts.log.debug({ err: String(e), replica: r.nodeId }, 'replica write failed');
-              record(false);
+              if (this.hints) storeHint(r.nodeId, null, set, cons.any);
+              else record(false);
             },
           );
         }
