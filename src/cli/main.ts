@@ -6,6 +6,7 @@ import { StorageError } from '../storage/db.js';
 import { RingkvError } from '../util/errors.js';
 import { registerLocalCluster } from './local-cluster.js';
 import { registerStatus } from './status.js';
+import { registerDataCommands } from './data-commands.js';
 
 function intArg(name: string) {
   return (v: string): number => {
@@ -98,5 +99,6 @@ program
 
 registerLocalCluster(program);
 registerStatus(program);
+registerDataCommands(program);
 
 await program.parseAsync(process.argv);

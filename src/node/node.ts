@@ -9,6 +9,8 @@ import { Cluster } from '../cluster/cluster.js';
 import type { EndpointState } from '../cluster/gossip-state.js';
 import { PeerTransport } from '../cluster/transport.js';
 import { HintService } from '../hints/service.js';
+import { startIpcServer, ringInfoFromLayout, type IpcServer } from '../api/ipc-server.js';
+import { DEFAULT_MAX_FRAME_BYTES } from '../net/frames.js';
 import { HintStore } from '../hints/store.js';
 import { RingkvError } from '../util/errors.js';
 import { allocateTokens, ownershipFractions } from '../ring/tokens.js';
@@ -98,7 +100,10 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
 
   // The peer port comes up before we know the ring: gossip must flow for a joining node to allocate tokens.
   let cluster!: Cluster;
+  let ipc: IpcServer | undefined;
   const transport = await PeerTransport.listen({
+    // Remote clients authenticated with the cluster secret speak the IPC protocol on the peer port.
+    onClient: (socket, leftover) => (ipc ? ipc.handleConnection(socket, leftover) : socket.destroy()),
     selfId: identity.id,
     secret: config.cluster.secret,
     host: config.peer.host,
@@ -193,10 +198,26 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     tables,
     log,
     clusterInfo,
-    metrics: async () => ({ router: router.counters, transport: transport.stats(), gossipRounds: cluster.gossipRounds, hints: hints.snapshot() }),
+    metrics: async () => ({ router: router.counters, transport: transport.stats(), ipc: ipc?.stats(), gossipRounds: cluster.gossipRounds, hints: hints.snapshot() }),
     extraRoutes: config.testMode ? [(app) => mountFaultRoutes(app, transport)] : [],
   });
-  log.info({ http: formatHostPort(config.http), peer: formatHostPort(config.peer), data: config.dataDir, durability: config.durability }, 'ringkv node started');
+  ipc = await startIpcServer({
+    path: config.ipc,
+    router,
+    nodeId: identity.id,
+    clusterStatus: clusterInfo,
+    log,
+    ringInfo: () => {
+      const layout = cluster.currentLayout();
+      return ringInfoFromLayout(layout, ring.version, (id) => {
+        const st = cluster.gossip.get(id);
+        return { peer: st?.info.peer ?? '', http: st?.info.http ?? '', ipc: st?.info.ipc ?? '', up: cluster.isUp(id) };
+      });
+    },
+    ringDigest: () => cluster.currentLayout().digest,
+    limits: { ...config.limits, maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, maxInFlightPerConnection: 1024 },
+  });
+  log.info({ http: formatHostPort(config.http), peer: formatHostPort(config.peer), ipc: config.ipc, data: config.dataDir, durability: config.durability }, 'ringkv node started');
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
@@ -206,6 +227,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       hints.stop();
       if (hintGossip) clearTimeout(hintGossip);
       await http.close();
+      await ipc?.close();
       await transport.close();
       await hintStore.close();
       await pool.close();

@@ -1,0 +1,211 @@
+/**
+ * Message definitions of the IPC protocol (local Unix socket, and the peer port for authenticated
+ * remote clients), shared by the server (src/api/ipc-server.ts) and the client (src/client).
+ *
+ * Framing is src/net/frames.ts: uint32 BE payload length + one msgpack value. docs/ipc-protocol.md
+ * is the normative description for non-TypeScript clients; keep the two in step (a unit test
+ * replays the doc's byte-level example against a real server).
+ *
+ * Binary data (keys given as bin, values, siblings) are msgpack `bin` on the wire and Node Buffers
+ * after decoding; strings are msgpack `str` (UTF-8).
+ */
+import type { ConsistencyLevel } from '../router/consistency.js';
+import type { ConsistencyReport } from '../router/router.js';
+import type { ErrorCode } from '../util/errors.js';
+
+export type { ConsistencyLevel, ConsistencyReport, ErrorCode };
+
+/** Bumped on incompatible wire changes; reported in the `ring` reply. */
+export const IPC_PROTOCOL_VERSION = 1;
+
+export const IPC_OPS = ['put', 'get', 'del', 'batch', 'ring', 'status'] as const;
+export type IpcOp = (typeof IPC_OPS)[number];
+export const IPC_ITEM_OPS = ['put', 'get', 'del'] as const;
+export type IpcItemOp = (typeof IPC_ITEM_OPS)[number];
+
+/**
+ * Request ids are chosen by the client, unique among its in-flight requests on one connection, and
+ * echoed in the reply. Unsigned 32-bit: every msgpack library reads them back as a plain integer
+ * (msgpackr would encode larger numbers as float64).
+ */
+export type RequestId = number;
+export const MAX_REQUEST_ID = 0xffffffff;
+
+/** A key is a UTF-8 string or raw bytes; either way the stored key (and its ring token) is the bytes. */
+export type IpcKey = string | Uint8Array;
+
+/** Optional quorum knobs shared by reads and writes (same meaning as the HTTP query parameters). */
+export interface ConsistencyFields {
+  /** ONE | TWO | QUORUM | ALL | ANY (ANY: writes only). Case-insensitive. Exclusive with w / r. */
+  consistency?: ConsistencyLevel | Lowercase<ConsistencyLevel>;
+  /** Replicas to involve (1..5, default: the table's n). */
+  n?: number;
+  /** Coordinator deadline for this request in ms (1..600000, default: the node's requestTimeoutMs). */
+  timeoutMs?: number;
+}
+
+export interface PutFields extends ConsistencyFields {
+  op: 'put';
+  table: string;
+  key: IpcKey;
+  /** bin: stored byte-exact. str: stored as its UTF-8 bytes. Reads always return bin. */
+  value: Uint8Array | string;
+  /** The `context` of a previous read: this write supersedes the versions that read saw. */
+  context?: string;
+  /** Acks required (1..n). */
+  w?: number;
+}
+
+export interface GetFields extends ConsistencyFields {
+  op: 'get';
+  table: string;
+  key: IpcKey;
+  /** Replies required (1..n). */
+  r?: number;
+}
+
+export interface DelFields extends ConsistencyFields {
+  op: 'del';
+  table: string;
+  key: IpcKey;
+  context?: string;
+  w?: number;
+}
+
+export type BatchItem = PutFields | GetFields | DelFields;
+
+export type PutRequest = PutFields & { id: RequestId };
+export type GetRequest = GetFields & { id: RequestId };
+export type DelRequest = DelFields & { id: RequestId };
+export interface BatchRequest {
+  id: RequestId;
+  op: 'batch';
+  items: BatchItem[];
+  /** Default deadline for items that do not carry their own timeoutMs. */
+  timeoutMs?: number;
+}
+export interface RingRequest {
+  id: RequestId;
+  op: 'ring';
+  /** The ring digest the client already holds: when it is current the reply omits `ring`. */
+  digest?: string;
+}
+export interface StatusRequest {
+  id: RequestId;
+  op: 'status';
+}
+export type IpcRequest = PutRequest | GetRequest | DelRequest | BatchRequest | RingRequest | StatusRequest;
+
+/** The ring as clients need it for token-aware (zero-hop) routing. */
+export interface RingInfo {
+  /** Digest of the layout; every reply carries the server's current one as `rv`. */
+  digest: string;
+  /** Local publication counter of the answering node (informational; digests are what compare). */
+  version: number;
+  /** Indexed by the numbers in `pref`. `ipc` is a socket path on that node's machine ('' if unknown). */
+  nodes: Array<{ id: string; peer: string; http: string; ipc: string; up: boolean }>;
+  /** 16 lowercase hex digits each (unsigned 64-bit, high word first), sorted ascending. */
+  tokens: string[];
+  /** Entries per token in `pref`. */
+  replicas: number;
+  /** tokens.length * replicas node indexes: the preference list of token i is pref[i*replicas ...]. */
+  pref: number[];
+}
+
+/** Server limits a client should respect (reported by `ring`). */
+export interface IpcLimits {
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  maxFrameBytes: number;
+  maxInFlightPerConnection: number;
+}
+
+export interface WriteOk {
+  /** Causal context of the new version; pass it to a later write to supersede it. */
+  context: string;
+  consistency: ConsistencyReport;
+}
+
+export interface GetOk {
+  found: boolean;
+  /** Present when exactly one live version exists. */
+  value?: Buffer;
+  /** Present (2+ entries) when concurrent writes left siblings; resolve and write back with `context`. */
+  siblings?: Buffer[];
+  context: string;
+  consistency: ConsistencyReport;
+}
+
+export interface ItemError {
+  ok: false;
+  code: ErrorCode;
+  message: string;
+  /** The request field at fault, for validation errors. */
+  field?: string;
+}
+
+export type BatchItemResult = ({ ok: true } & WriteOk) | ({ ok: true } & GetOk) | ItemError;
+
+interface ReplyBase {
+  id: RequestId;
+  ok: true;
+  /** The answering node's ring digest; a client holding another digest should re-fetch the ring. */
+  rv: string;
+}
+export type PutReply = ReplyBase & WriteOk;
+export type DelReply = ReplyBase & WriteOk;
+export type GetReply = ReplyBase & GetOk;
+export type BatchReply = ReplyBase & { results: BatchItemResult[] };
+export type RingReply = ReplyBase & {
+  protocol: number;
+  /** Id of the answering node ('' when the server was not told), so a client can verify where it connected. */
+  node: string;
+  limits: IpcLimits;
+  /** Set (and `ring` omitted) when the request's digest is current. */
+  unchanged?: true;
+  ring?: RingInfo;
+};
+export type StatusReply = ReplyBase & { status: unknown };
+
+/**
+ * A failed request. `id` is null for a connection-level error (bad frame, missing id); the server
+ * closes the connection right after sending it.
+ */
+export interface ErrorReply {
+  id: RequestId | null;
+  ok: false;
+  code: ErrorCode;
+  message: string;
+  field?: string;
+  rv?: string;
+}
+
+export type IpcReply = PutReply | GetReply | BatchReply | RingReply | StatusReply | ErrorReply;
+
+/** Loose shape every decoded reply has; narrowed by the client per op. */
+export interface AnyReply {
+  id: RequestId | null;
+  ok: boolean;
+  rv?: string;
+  code?: ErrorCode;
+  message?: string;
+  field?: string;
+  [k: string]: unknown;
+}
+
+export const ERROR_CODES: readonly ErrorCode[] = [
+  'bad_request',
+  'not_found',
+  'too_large',
+  'unavailable',
+  'timeout',
+  'overloaded',
+  'not_owner',
+  'conflict',
+  'internal',
+  'unauthorized',
+];
+
+export function isErrorCode(x: unknown): x is ErrorCode {
+  return typeof x === 'string' && (ERROR_CODES as readonly string[]).includes(x);
+}

@@ -1,0 +1,504 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startIpcServer, type IpcDeps, type IpcServer, type RingInfo } from '../../src/api/ipc-server.js';
+import { encodeFrame, FrameDecoder } from '../../src/net/frames.js';
+import type { ReadRequest, ReadResult, WriteRequest, WriteResult } from '../../src/router/router.js';
+import { RingkvError } from '../../src/util/errors.js';
+import type { Version } from '../../src/versions/index.js';
+
+const log = pino({ level: 'silent' });
+const RING: RingInfo = { digest: 'feedfacecafebeef', version: 3, nodes: [], tokens: [], replicas: 0, pref: [] };
+
+/** Poll until `fn` is truthy or the deadline passes (no fixed sleeps). */
+async function until<T>(what: string, fn: () => T | undefined | null | false, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+/**
+ * In-process stand-in for the Router: an in-memory map. Requests whose key starts with a gated
+ * prefix are held until `release()`, so tests control reply order and in-flight counts exactly.
+ */
+class FakeRouter {
+  readonly store = new Map<string, Buffer>();
+  writes = 0;
+  reads = 0;
+  active = 0;
+  maxActive = 0;
+  private counter = 0;
+  private held: Array<() => void> = [];
+  gate: ((key: string) => boolean) | undefined;
+
+  private async enter(key: Uint8Array): Promise<void> {
+    this.active++;
+    this.maxActive = Math.max(this.maxActive, this.active);
+    if (this.gate?.(Buffer.from(key).toString('latin1'))) await new Promise<void>((r) => this.held.push(r));
+  }
+
+  get heldCount(): number {
+    return this.held.length;
+  }
+
+  release(): void {
+    const h = this.held;
+    this.held = [];
+    for (const r of h) r();
+  }
+
+  async write(req: WriteRequest): Promise<WriteResult> {
+    this.writes++;
+    await this.enter(req.key);
+    this.active--;
+    const k = `${req.table}/${Buffer.from(req.key).toString('hex')}`;
+    if (req.tombstone) this.store.delete(k);
+    else this.store.set(k, Buffer.from(req.value));
+    return { context: `ctx-${++this.counter}`, consistency: { n: 1, required: 1, replied: 1 } };
+  }
+
+  async read(req: ReadRequest): Promise<ReadResult> {
+    this.reads++;
+    await this.enter(req.key);
+    this.active--;
+    const keyText = Buffer.from(req.key).toString('latin1');
+    if (keyText === 'boom') throw new RingkvError('unavailable', 'read quorum not met: 0 of 3 replicas answered');
+    const v = this.store.get(`${req.table}/${Buffer.from(req.key).toString('hex')}`);
+    const mk = (value: Uint8Array, i: number): Version => ({ dot: [`n${i}`, i + 1], clock: [[`n${i}`, i + 1]], prior: 0, ts: 1, tombstone: false, value });
+    let values: Version[] = v ? [mk(v, 0)] : [];
+    if (keyText.startsWith('sib') && v) values = [mk(v, 0), mk(Buffer.from('other'), 1)];
+    return { values, context: values.length ? 'rctx' : '', consistency: { n: 1, required: 1, replied: 1 } };
+  }
+}
+
+type Reply = Record<string, unknown> & { id: number | null; ok: boolean };
+
+/** A raw protocol client: frames out, decoded replies collected in arrival order. */
+class RawClient {
+  readonly replies: Reply[] = [];
+  closed = false;
+  private readonly decoder = new FrameDecoder(64 * 1024 * 1024);
+  private constructor(readonly socket: Socket) {}
+
+  static connect(p: string, opts: { read?: boolean } = {}): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const s = createConnection({ path: p });
+      const c = new RawClient(s);
+      s.once('error', reject);
+      s.on('close', () => (c.closed = true));
+      s.once('connect', () => {
+        s.removeListener('error', reject);
+        s.on('error', () => undefined);
+        if (opts.read !== false) c.startReading();
+        resolve(c);
+      });
+    });
+  }
+
+  startReading(): void {
+    this.socket.on('data', (chunk: Buffer) => {
+      for (const m of this.decoder.push(chunk)) this.replies.push(m as Reply);
+    });
+    this.socket.resume();
+  }
+
+  send(msg: Record<string, unknown>): void {
+    this.socket.write(encodeFrame(msg));
+  }
+
+  async request(msg: Record<string, unknown> & { id: number }): Promise<Reply> {
+    this.send(msg);
+    return until(`reply ${msg.id}`, () => this.replies.find((r) => r.id === msg.id));
+  }
+
+  waitClosed(): Promise<true> {
+    return until('connection closed', () => this.closed || undefined);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+let dir: string;
+let sock: string;
+let server: IpcServer | undefined;
+let router: FakeRouter;
+const clients: RawClient[] = [];
+
+async function start(limits: Partial<IpcDeps['limits']> = {}, extra: Partial<IpcDeps> = {}): Promise<IpcServer> {
+  server = await startIpcServer({
+    path: sock,
+    router,
+    ringInfo: () => RING,
+    clusterStatus: async () => ({ self: 'n1', nodes: 1 }),
+    limits: { maxKeyBytes: 1024, maxValueBytes: 1024 * 1024, maxFrameBytes: 4 * 1024 * 1024, maxInFlightPerConnection: 1024, ...limits },
+    log,
+    nodeId: 'n1',
+    ...extra,
+  });
+  return server;
+}
+
+async function client(opts: { read?: boolean } = {}): Promise<RawClient> {
+  const c = await RawClient.connect(sock, opts);
+  clients.push(c);
+  return c;
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'rkv-ipc-'));
+  sock = path.join(dir, 's.sock');
+  router = new FakeRouter();
+});
+
+afterEach(async () => {
+  router.release();
+  for (const c of clients.splice(0)) c.close();
+  await server?.close();
+  server = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('ipc server: requests', () => {
+  it('round-trips put/get/del with string and binary keys, byte-exact binary values', async () => {
+    await start();
+    const c = await client();
+    const allBytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    const big = Buffer.alloc(200_000);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7919) & 0xff;
+    const binKey = Buffer.from([0, 255, 10, 13, 0]);
+
+    const p1 = await c.request({ id: 1, op: 'put', table: 't', key: 'k1', value: allBytes });
+    expect(p1).toMatchObject({ id: 1, ok: true, context: 'ctx-1', rv: RING.digest, consistency: { n: 1, required: 1, replied: 1 } });
+    await c.request({ id: 2, op: 'put', table: 't', key: binKey, value: big, w: 1 });
+    await c.request({ id: 3, op: 'put', table: 't', key: 'ünïcode', value: 'text value', consistency: 'one' });
+
+    const g1 = await c.request({ id: 4, op: 'get', table: 't', key: 'k1' });
+    expect(g1.found).toBe(true);
+    expect(Buffer.compare(g1['value'] as Buffer, allBytes)).toBe(0);
+    expect(g1['context']).toBe('rctx');
+    const g2 = await c.request({ id: 5, op: 'get', table: 't', key: binKey, r: 1 });
+    expect(Buffer.compare(g2['value'] as Buffer, big)).toBe(0);
+    // A string key and its UTF-8 bytes as bin name the same key.
+    const g3 = await c.request({ id: 6, op: 'get', table: 't', key: Buffer.from('ünïcode', 'utf8') });
+    expect((g3['value'] as Buffer).toString('utf8')).toBe('text value');
+
+    const missing = await c.request({ id: 7, op: 'get', table: 't', key: 'nope' });
+    expect(missing).toMatchObject({ id: 7, ok: true, found: false, context: '' });
+    expect('value' in missing).toBe(false);
+
+    const d = await c.request({ id: 8, op: 'del', table: 't', key: 'k1', context: 'rctx' });
+    expect(d).toMatchObject({ ok: true, context: 'ctx-4' });
+    expect((await c.request({ id: 9, op: 'get', table: 't', key: 'k1' })).found).toBe(false);
+  });
+
+  it('returns siblings, router errors, ring and status', async () => {
+    await start();
+    const c = await client();
+    await c.request({ id: 1, op: 'put', table: 't', key: 'sib1', value: Buffer.from('mine') });
+    const s = await c.request({ id: 2, op: 'get', table: 't', key: 'sib1' });
+    expect(s.found).toBe(true);
+    expect('value' in s).toBe(false);
+    expect((s['siblings'] as Buffer[]).map((b) => b.toString())).toEqual(['mine', 'other']);
+
+    const e = await c.request({ id: 3, op: 'get', table: 't', key: 'boom' });
+    expect(e).toMatchObject({ id: 3, ok: false, code: 'unavailable', rv: RING.digest });
+    expect(String(e['message'])).toMatch(/quorum/);
+
+    const r = await c.request({ id: 4, op: 'ring' });
+    expect(r).toMatchObject({ ok: true, node: 'n1', protocol: 1, ring: RING, limits: { maxKeyBytes: 1024, maxInFlightPerConnection: 1024 } });
+    const r2 = await c.request({ id: 5, op: 'ring', digest: RING.digest });
+    expect(r2).toMatchObject({ ok: true, unchanged: true });
+    expect('ring' in r2).toBe(false);
+    expect(await c.request({ id: 6, op: 'status' })).toMatchObject({ ok: true, status: { self: 'n1', nodes: 1 } });
+  });
+
+  it('answers validation errors naming the field, stores nothing, and keeps the connection', async () => {
+    await start({ maxKeyBytes: 8, maxValueBytes: 16 });
+    const c = await client();
+    const cases: Array<[Record<string, unknown>, string, string]> = [
+      [{ op: 'put', key: 'k', value: 'v' }, 'bad_request', 'table'],
+      [{ op: 'put', table: 'bad name!', key: 'k', value: 'v' }, 'bad_request', 'table'],
+      [{ op: 'put', table: 't', key: '', value: 'v' }, 'bad_request', 'key'],
+      [{ op: 'put', table: 't', key: 42, value: 'v' }, 'bad_request', 'key'],
+      [{ op: 'put', table: 't', key: 'a-very-long-key', value: 'v' }, 'too_large', 'key'],
+      [{ op: 'put', table: 't', key: 'k' }, 'bad_request', 'value'],
+      [{ op: 'put', table: 't', key: 'k', value: Buffer.alloc(17) }, 'too_large', 'value'],
+      [{ op: 'put', table: 't', key: 'k', value: 'v', context: 5 }, 'bad_request', 'context'],
+      [{ op: 'put', table: 't', key: 'k', value: 'v', consistency: 'MOST' }, 'bad_request', 'consistency'],
+      [{ op: 'put', table: 't', key: 'k', value: 'v', w: 9 }, 'bad_request', 'w'],
+      [{ op: 'get', table: 't', key: 'k', r: 0 }, 'bad_request', 'r'],
+      [{ op: 'get', table: 't', key: 'k', timeoutMs: -1 }, 'bad_request', 'timeoutMs'],
+      [{ op: 'frobnicate', table: 't', key: 'k' }, 'bad_request', 'op'],
+      [{ table: 't', key: 'k' }, 'bad_request', 'op'],
+      [{ op: 'batch', items: 'nope' }, 'bad_request', 'items'],
+    ];
+    let id = 100;
+    for (const [msg, code, field] of cases) {
+      const r = await c.request({ ...msg, id: ++id });
+      expect(r, JSON.stringify(msg)).toMatchObject({ id, ok: false, code, field });
+      expect(typeof r['message']).toBe('string');
+    }
+    expect(router.writes + router.reads).toBe(0);
+    expect(c.closed).toBe(false);
+    expect(await c.request({ id: 1, op: 'put', table: 't', key: 'k', value: 'v' })).toMatchObject({ ok: true });
+    expect(server!.stats().badFrames).toBe(0);
+  });
+
+  it('pipelines requests and answers out of order, matched by id', async () => {
+    await start();
+    const c = await client();
+    router.gate = (k) => k.startsWith('slow');
+    // Slow requests first, then fast ones: the fast replies must overtake them.
+    for (let i = 0; i < 5; i++) c.send({ id: 1000 + i, op: 'put', table: 't', key: `slow-${i}`, value: `S${i}` });
+    for (let i = 0; i < 200; i++) c.send({ id: i, op: 'put', table: 't', key: `fast-${i}`, value: `F${i}` });
+    await until('200 fast replies', () => c.replies.length >= 200);
+    expect(router.heldCount).toBe(5);
+    expect(c.replies.every((r) => (r.id as number) < 1000)).toBe(true);
+    router.release();
+    await until('all replies', () => c.replies.length === 205);
+    expect(new Set(c.replies.map((r) => r.id)).size).toBe(205);
+    expect(c.replies.slice(200).map((r) => r.id).sort()).toEqual([1000, 1001, 1002, 1003, 1004]);
+
+    // Pipelined gets: each reply carries the value of the key its id asked for.
+    c.replies.length = 0;
+    router.gate = (k) => k.startsWith('fast-1'); // hold some of them back again
+    for (let i = 0; i < 200; i++) c.send({ id: 5000 + i, op: 'get', table: 't', key: `fast-${i}` });
+    await until('unheld get replies', () => c.replies.length === 200 - router.heldCount && router.heldCount > 0);
+    router.release();
+    await until('all get replies', () => c.replies.length === 200);
+    for (const r of c.replies) expect((r['value'] as Buffer).toString()).toBe(`F${(r.id as number) - 5000}`);
+    expect(c.replies.map((r) => r.id)).not.toEqual([...c.replies.map((r) => r.id)].sort((a, b) => (a as number) - (b as number)));
+  });
+
+  it('runs a batch of 10,000 puts as one reply, per-item errors in place, within the in-flight bound', async () => {
+    await start({ maxInFlightPerConnection: 256 });
+    const c = await client();
+    const items: Record<string, unknown>[] = [];
+    for (let i = 0; i < 10_000; i++) items.push({ op: 'put', table: 'bulk', key: `key-${i}`, value: Buffer.from([i & 0xff, (i >> 8) & 0xff, 0, 255]) });
+    items[17] = { op: 'put', table: 'bulk', key: '', value: 'x' };
+    items[9_999] = { op: 'nope', table: 'bulk', key: 'x' };
+    const r = await c.request({ id: 1, op: 'batch', items });
+    expect(r.ok).toBe(true);
+    const results = r['results'] as Array<Record<string, unknown>>;
+    expect(results).toHaveLength(10_000);
+    expect(results[17]).toMatchObject({ ok: false, code: 'bad_request', field: 'key' });
+    expect(results[9_999]).toMatchObject({ ok: false, code: 'bad_request', field: 'op' });
+    expect(results.filter((x) => x['ok'] === true)).toHaveLength(9_998);
+    expect(router.store.size).toBe(9_998);
+    expect(server!.stats().maxInFlightSeen).toBeLessThanOrEqual(256);
+    expect(router.maxActive).toBeLessThanOrEqual(256);
+
+    // Read them back in one batch: values byte-exact, in request order.
+    const gets = Array.from({ length: 10_000 }, (_, i) => ({ op: 'get', table: 'bulk', key: `key-${i}` }));
+    const g = await c.request({ id: 2, op: 'batch', items: gets, timeoutMs: 5000 });
+    const gr = g['results'] as Array<Record<string, unknown>>;
+    for (const i of [0, 1, 255, 256, 5000, 9998]) expect([...(gr[i]!['value'] as Buffer)]).toEqual([i & 0xff, (i >> 8) & 0xff, 0, 255]);
+    expect(gr[17]).toMatchObject({ ok: true, found: false });
+    expect(await c.request({ id: 3, op: 'batch', items: [] })).toMatchObject({ ok: true, results: [] });
+  });
+
+  it('keeps batch replies under the frame limit', async () => {
+    await start({ maxFrameBytes: 64 * 1024, maxValueBytes: 20 * 1024 });
+    const c = await client();
+    const v = Buffer.alloc(20 * 1024, 7);
+    for (let i = 0; i < 5; i++) await c.request({ id: i + 1, op: 'put', table: 't', key: `big${i}`, value: v });
+    const r = await c.request({ id: 10, op: 'batch', items: Array.from({ length: 5 }, (_, i) => ({ op: 'get', table: 't', key: `big${i}` })) });
+    const results = r['results'] as Array<Record<string, unknown>>;
+    expect(results.filter((x) => x['ok'] === true).length).toBeGreaterThanOrEqual(2);
+    expect(results.filter((x) => x['code'] === 'too_large').length).toBeGreaterThanOrEqual(1);
+    expect(c.closed).toBe(false);
+  });
+});
+
+describe('ipc server: bad frames', () => {
+  it('closes only the offending connection on malformed, id-less, oversized and truncated frames', async () => {
+    await start({ maxFrameBytes: 1024 });
+    const good = await client();
+    expect(await good.request({ id: 1, op: 'put', table: 't', key: 'a', value: 'b' })).toMatchObject({ ok: true });
+
+    const header = (n: number): Buffer => {
+      const h = Buffer.alloc(4);
+      h.writeUInt32BE(n);
+      return h;
+    };
+    // 0xc1 is never valid msgpack.
+    const malformed = await client();
+    malformed.socket.write(Buffer.concat([header(1), Buffer.from([0xc1])]));
+    await malformed.waitClosed();
+    expect(malformed.replies[0]).toMatchObject({ id: null, ok: false, code: 'bad_request' });
+
+    const noId = await client();
+    noId.send({ op: 'get', table: 't', key: 'a' });
+    await noId.waitClosed();
+    expect(noId.replies[0]).toMatchObject({ id: null, ok: false });
+
+    const notMap = await client();
+    notMap.send([1, 2, 3] as unknown as Record<string, unknown>);
+    await notMap.waitClosed();
+
+    const oversized = await client();
+    oversized.socket.write(header(1025));
+    await oversized.waitClosed();
+    expect(oversized.replies[0]).toMatchObject({ id: null, code: 'too_large' });
+
+    const truncated = await client();
+    const frame = encodeFrame({ id: 1, op: 'put', table: 't', key: 'x', value: 'never' });
+    truncated.socket.end(frame.subarray(0, frame.length - 3));
+    await truncated.waitClosed();
+
+    // Requests pipelined after a bad frame on the same connection are not executed.
+    const after = await client();
+    after.socket.write(Buffer.concat([header(1), Buffer.from([0xc1]), encodeFrame({ id: 2, op: 'put', table: 't', key: 'after', value: 'x' })]));
+    await after.waitClosed();
+
+    expect(server!.stats().badFrames).toBe(6);
+    expect(router.store.has(`t/${Buffer.from('x').toString('hex')}`)).toBe(false);
+    expect(router.store.has(`t/${Buffer.from('after').toString('hex')}`)).toBe(false);
+    expect(good.closed).toBe(false);
+    const g = await good.request({ id: 2, op: 'get', table: 't', key: 'a' });
+    expect(g).toMatchObject({ ok: true, found: true });
+    expect((g['value'] as Buffer).toString()).toBe('b');
+    await until('only the good connection left', () => server!.stats().connections === 1);
+  });
+
+  it('answers a client that half-closes after its last request', async () => {
+    await start();
+    const c = await client();
+    router.gate = () => true;
+    c.send({ id: 1, op: 'put', table: 't', key: 'k', value: 'v' });
+    c.socket.end();
+    await until('request at the router', () => router.heldCount === 1);
+    router.release();
+    await until('reply', () => c.replies.length === 1);
+    expect(c.replies[0]).toMatchObject({ id: 1, ok: true });
+    await c.waitClosed();
+  });
+});
+
+describe('ipc server: backpressure', () => {
+  it('stops reading at maxInFlightPerConnection and resumes below it', async () => {
+    await start({ maxInFlightPerConnection: 32 });
+    const c = await client();
+    router.gate = () => true;
+    for (let i = 0; i < 500; i++) c.send({ id: i, op: 'put', table: 't', key: `k${i}`, value: 'v' });
+    await until('32 requests at the router', () => router.heldCount === 32);
+    const s = server!.stats();
+    expect(s.inFlight).toBe(32);
+    expect(s.pausedConnections).toBe(1);
+    expect(router.writes).toBe(32);
+    // Drain: every release lets the next 32 in, never more.
+    while (c.replies.length < 500) {
+      router.release();
+      await until('progress', () => router.heldCount > 0 || c.replies.length === 500);
+    }
+    expect(router.maxActive).toBe(32);
+    expect(server!.stats().maxInFlightSeen).toBe(32);
+    expect(new Set(c.replies.map((r) => r.id)).size).toBe(500);
+  });
+
+  it('holds the in-flight bound against a slow reader that never reads replies', async () => {
+    const max = 64;
+    await start({ maxInFlightPerConnection: max });
+    const writer = await client();
+    await writer.request({ id: 0, op: 'put', table: 't', key: 'big', value: Buffer.alloc(64 * 1024, 1) });
+
+    const slow = await client({ read: false });
+    slow.socket.pause();
+    const N = 2000;
+    for (let i = 1; i <= N; i++) slow.send({ id: i, op: 'get', table: 't', key: 'big' });
+    // Stuck: nothing in flight, yet the connection stays paused because its replies are not read.
+    await until('server blocked on the slow reader', () => {
+      const s = server!.stats();
+      return s.pausedConnections >= 1 && s.inFlight === 0 && router.reads > 0 || undefined;
+    });
+    const readsWhileBlocked = router.reads;
+    expect(readsWhileBlocked).toBeLessThan(N / 2);
+    expect(server!.stats().maxInFlightSeen).toBeLessThanOrEqual(max);
+
+    // Another connection is unaffected.
+    expect(await writer.request({ id: 1, op: 'get', table: 't', key: 'nothing' })).toMatchObject({ ok: true, found: false });
+
+    slow.startReading();
+    await until('all slow replies', () => slow.replies.length === N, 10_000);
+    expect(slow.replies.every((r) => r.ok === true && (r['value'] as Buffer).length === 64 * 1024)).toBe(true);
+    expect(server!.stats().maxInFlightSeen).toBeLessThanOrEqual(max);
+    expect(server!.stats().pauses).toBeGreaterThan(0);
+  });
+});
+
+describe('ipc server: socket lifecycle', () => {
+  it('replaces a stale socket file, refuses a live one and a non-socket file', async () => {
+    // A socket file whose owner died without unlinking it (SIGKILL skips cleanup).
+    try {
+      execFileSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => process.kill(process.pid, 'SIGKILL'))`], { timeout: 5000 });
+    } catch {
+      /* killed on purpose */
+    }
+    expect(existsSync(sock)).toBe(true);
+    await start();
+    const c = await client();
+    expect(await c.request({ id: 1, op: 'status' })).toMatchObject({ ok: true });
+
+    await expect(start()).rejects.toThrow(`another ringkv node owns ${sock}`);
+    expect(await c.request({ id: 2, op: 'status' })).toMatchObject({ ok: true });
+
+    const file = path.join(dir, 'plain');
+    writeFileSync(file, 'not a socket');
+    await expect(startIpcServer({ ...(await depsFor(file)) })).rejects.toThrow(/not a socket/);
+  });
+
+  it('serves handed-over sockets with leftover bytes (peer-port path) and cleans up on close', async () => {
+    const srv = await start();
+    // A stand-in for the peer port: consume a handshake line, then hand the rest over.
+    const side = path.join(dir, 'side.sock');
+    const peer: Server = createServer((s) => {
+      let acc = Buffer.alloc(0);
+      const onData = (d: Buffer): void => {
+        acc = Buffer.concat([acc, d]);
+        const nl = acc.indexOf(0x0a);
+        if (nl < 0) return;
+        s.removeListener('data', onData);
+        s.pause();
+        srv.handleConnection(s, acc.subarray(nl + 1));
+      };
+      s.on('data', onData);
+    });
+    await new Promise<void>((r) => peer.listen(side, () => r()));
+    try {
+      const c = await RawClient.connect(side);
+      clients.push(c);
+      c.socket.write(Buffer.concat([Buffer.from('HELLO\n'), encodeFrame({ id: 1, op: 'put', table: 't', key: 'h', value: 'over' }), encodeFrame({ id: 2, op: 'get', table: 't', key: 'h' })]));
+      await until('two replies', () => c.replies.length === 2);
+      expect(c.replies.find((r) => r.id === 2)!['value']).toEqual(Buffer.from('over'));
+      expect(srv.stats().connections).toBe(1);
+      await srv.close();
+      server = undefined;
+      await c.waitClosed();
+      expect(srv.stats().connections).toBe(0);
+      expect(existsSync(sock)).toBe(false);
+    } finally {
+      await new Promise<void>((r) => peer.close(() => r()));
+    }
+  });
+});
+
+async function depsFor(p: string): Promise<IpcDeps> {
+  return {
+    path: p,
+    router,
+    ringInfo: () => RING,
+    clusterStatus: async () => ({}),
+    limits: { maxKeyBytes: 1024, maxValueBytes: 1024, maxFrameBytes: 1 << 20, maxInFlightPerConnection: 16 },
+    log,
+  };
+}
