@@ -90,6 +90,15 @@ function startOne(dir: string, cf: ClusterFile, i: number): number {
   return child.pid!;
 }
 
+/** The last lines of a node's log, so a failed start says why without another command. */
+function logTail(dir: string, i: number, lines = 15): string {
+  try {
+    return readFileSync(path.join(nodeDir(dir, i), 'node.log'), 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
 /** Converged: every running node answers, sees all K nodes up, and all report the same ring digest. */
 async function converged(cf: ClusterFile): Promise<boolean> {
   const digests = new Set<string>();
@@ -142,7 +151,7 @@ export function registerLocalCluster(program: Command): void {
         await waitUntil(
           `node${i} to answer on 127.0.0.1:${cf.httpBase + i}`,
           async () => {
-            if (!alive(pid)) throw new Error(`node${i} exited; see ${path.join(nodeDir(dir, i), 'node.log')}`);
+            if (!alive(pid)) throw new Error(`node${i} exited; see ${path.join(nodeDir(dir, i), 'node.log')}:\n${logTail(dir, i)}`);
             const c = await getJson(`http://127.0.0.1:${cf.httpBase + i}/api/v1/cluster`);
             return c !== undefined;
           },

@@ -1,24 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createServer } from 'node:net';
-import { http, runCli, tempDir, waitFor } from './proc.js';
-
-/** A port base B such that B+1..B+k are free on 127.0.0.1 (checked by binding them). */
-export async function freePortBase(k: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000);
-    let ok = true;
-    for (let i = 1; i <= k && ok; i++) {
-      ok = await new Promise<boolean>((resolve) => {
-        const s = createServer();
-        s.once('error', () => resolve(false));
-        s.listen(base + i, '127.0.0.1', () => s.close(() => resolve(true)));
-      });
-    }
-    if (ok) return base;
-  }
-  throw new Error('no free port range found');
-}
+import { freePortBase, http, runCli, tempDir, waitFor } from './proc.js';
 
 export interface LocalCluster {
   dir: string;

@@ -16,17 +16,30 @@ export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** A free loopback TCP port (bind to 0, read it back, release it). */
+/**
+ * A port base B such that B+1..B+k are free on 127.0.0.1 (checked by binding them). Drawn below
+ * Linux's ephemeral range (32768-60999): there, an outgoing connection of some other test's node can
+ * take the port between this check and the node's own bind.
+ */
+export async function freePortBase(k: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 10_000 + Math.floor(Math.random() * 22_000);
+    let ok = true;
+    for (let i = 1; i <= k && ok; i++) {
+      ok = await new Promise<boolean>((resolve) => {
+        const s = createServer();
+        s.once('error', () => resolve(false));
+        s.listen(base + i, '127.0.0.1', () => s.close(() => resolve(true)));
+      });
+    }
+    if (ok) return base;
+  }
+  throw new Error('no free port range found');
+}
+
+/** A free loopback TCP port, from the same range as freePortBase. */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      if (typeof addr !== 'object' || addr === null) return reject(new Error('no address'));
-      srv.close(() => resolve(addr.port));
-    });
-  });
+  return (await freePortBase(1)) + 1;
 }
 
 /** Poll `fn` until it returns a truthy value or the deadline passes (no fixed sleeps). */
