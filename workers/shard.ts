@@ -1,22 +1,65 @@
 /**
  * Shard actor: the sole owner of one RocksDB column family. Everything that reads-modifies-writes a
- * key (version merge, sibling pruning, tombstones) happens here, in mailbox order, so no locks.
+ * key (version merge, sibling pruning, tombstones, Merkle update, tombstone purge) happens here, in
+ * mailbox order, so no locks.
  *
  * Group commit: every message that arrives during one turn of the event loop is queued; a single
  * `setImmediate` drains the queue into one multi-get + one WriteBatch, and replies go back in one
  * message after the batch is written (fsynced first when durability is `sync`).
+ *
+ * Anti-entropy: one incremental Merkle tree per ring range this shard stores (RingTable.localRanges).
+ * A write that changes a record patches its tree in O(1) (old digest out, new digest in). Trees are
+ * rebuilt from a scan at startup and for ranges that are new after a ring change, in chunks of
+ * SCAN_CHUNK keys per `setImmediate` turn so the mailbox keeps draining. Each chunk is read
+ * synchronously through a fresh iterator, so a chunk sees every write committed before it and no
+ * write can interleave with it; a write to a key the scan has already passed patches the new tree,
+ * a write to a key not yet reached is left to the scan (which will read the committed value). A
+ * tree being rebuilt answers repair requests with `ready: false`: its hashes are incomplete.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { bufferOpts, newRocks, type ColumnHandle } from '../src/storage/rocks.js';
+import { bufferOpts, newRocks, type ColumnHandle, type IteratorOptions } from '../src/storage/rocks.js';
 import { shardColumn, META_CF } from '../src/storage/db.js';
-import { encodeStorageKey } from '../src/storage/keys.js';
-import type { DataOp, RouterToShard, ShardOp, ShardResult, ShardToRouter, ShardWorkerData } from '../src/storage/shard-protocol.js';
+import { encodeStorageKey, tokenRangeBounds, type KeyBounds } from '../src/storage/keys.js';
+import {
+  REPAIR_LIMITS,
+  type DataOp,
+  type FetchKeysOp,
+  type LeafCursor,
+  type LeafKeysOp,
+  type MerkleNodesOp,
+  type RangeRef,
+  type ReadOp,
+  type RepairResult,
+  type RouterToShard,
+  type ShardOp,
+  type ShardResult,
+  type ShardToRouter,
+  type ShardWorkerData,
+  type WriteOp,
+} from '../src/storage/shard-protocol.js';
 import { RingTable } from '../src/ring/table.js';
 import { initHasher } from '../src/ring/hash.js';
-import { decodeRecord, encodeRecord, initVersions, mergeVersions, versionsEqual, type Version } from '../src/versions/index.js';
+import { MerkleTree, initMerkle, leafIndex, type Hash64 } from '../src/merkle/index.js';
+import { leafTokenRuns, tableIdOfStorageKey } from '../src/repair/plan.js';
+import { invariant } from '../src/util/errors.js';
+import {
+  decodeRecord,
+  encodeRecord,
+  hash64,
+  initVersions,
+  mergeVersions,
+  purgeableTombstones,
+  versionsEqual,
+  type Version,
+} from '../src/versions/index.js';
 
 const data = workerData as ShardWorkerData;
 const port = parentPort!;
+
+/** Keys hashed per turn by a tree rebuild or a tombstone sweep: ~ms of work, then the mailbox runs. */
+const SCAN_CHUNK = 2000;
+/** How often an idle shard notices a new ring (busy shards check on every drain). */
+const RING_CHECK_MS = 500;
 
 function send(msg: ShardToRouter): void {
   port.postMessage(msg);
@@ -24,6 +67,7 @@ function send(msg: ShardToRouter): void {
 
 await initHasher();
 await initVersions();
+await initMerkle();
 const db = newRocks(data.handle);
 await db.open();
 const column: ColumnHandle = db.columns[shardColumn(data.shard)]!;
@@ -32,11 +76,15 @@ if (!column) throw new Error(`shard ${data.shard}: column family missing`);
 const ring = RingTable.attach(data.ringBuffer);
 const putOpts = bufferOpts(column);
 const metaPutOpts = bufferOpts(metaColumn);
+const depth = data.merkleDepth;
+const graceUs = data.gcGraceSeconds * 1_000_000;
 
 let keyCount = await countKeys();
 let writes = 0;
 let reads = 0;
 let batches = 0;
+let rebuilds = 0;
+let purgedTotal = 0;
 let queue: ShardOp[] = [];
 let scheduled = false;
 let closing = false;
@@ -56,6 +104,177 @@ async function countKeys(): Promise<number> {
   return n;
 }
 
+function asBuffer(u: Uint8Array): Buffer {
+  // Buffers posted between threads arrive as plain Uint8Arrays; view them without copying.
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+/**
+ * Up to `limit` (key, value) rows of `bounds` after `after` (exclusive), read synchronously through
+ * a fresh iterator: the rows reflect every batch committed so far, and nothing can be written while
+ * they are read (this thread is the only writer).
+ */
+function readChunk(bounds: KeyBounds, after: Buffer | null, limit: number): Buffer[] {
+  const opts: IteratorOptions = { column, keys: true, values: true, keyEncoding: 'buffer', valueEncoding: 'buffer', limit };
+  if (after !== null) opts.gt = after;
+  else if (bounds.gte) opts.gte = bounds.gte;
+  if (bounds.lt) opts.lt = bounds.lt;
+  const it = db.iterator(opts);
+  try {
+    return it._nextvSync(limit, {}).rows as Buffer[];
+  } finally {
+    // close() releases the native iterator synchronously; its promise only reports the detach.
+    void it.close().catch(() => undefined);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Merkle trees
+
+interface RangeTree {
+  ref: RangeRef;
+  start: Hash64;
+  end: Hash64;
+  tree: MerkleTree;
+  /** The range's storage-key intervals, in key order (two when the range wraps). */
+  bounds: KeyBounds[];
+  /** Rebuild progress: done, or scanning bounds[interval] after `cursor` (null: from its start). */
+  done: boolean;
+  interval: number;
+  cursor: Buffer | null;
+}
+
+/** Sorted by position, i.e. by end token (ranges are disjoint). */
+let trees: RangeTree[] = [];
+let treeByPos = new Map<number, RangeTree>();
+let treesVersion = -1;
+let scanScheduled = false;
+
+function boundsId(r: RangeRef): string {
+  return `${r.startHi}:${r.startLo}:${r.endHi}:${r.endLo}`;
+}
+
+function newRangeTree(r: RangeRef): RangeTree {
+  return {
+    ref: r,
+    start: { hi: r.startHi, lo: r.startLo },
+    end: { hi: r.endHi, lo: r.endLo },
+    tree: new MerkleTree(depth),
+    bounds: tokenRangeBounds(r.startHi, r.startLo, r.endHi, r.endLo),
+    done: false,
+    interval: 0,
+    cursor: null,
+  };
+}
+
+/**
+ * Adopt a newly published ring: keep the trees of ranges whose bounds did not change (their content
+ * is defined by token bounds alone, so they stay exact), start rebuilds for new ranges, drop the rest.
+ */
+function checkRing(): void {
+  const v = ring.version;
+  if (v === treesVersion) return;
+  // Version first: if another publish lands in between, the next check sees a newer version again.
+  treesVersion = v;
+  const ranges = ring.localRanges(data.shard);
+  const old = new Map(trees.map((t) => [boundsId(t.ref), t]));
+  trees = ranges.map((r) => {
+    const kept = old.get(boundsId(r));
+    if (kept) {
+      kept.ref = r;
+      return kept;
+    }
+    return newRangeTree(r);
+  });
+  treeByPos = new Map(trees.map((t) => [t.ref.pos, t]));
+  for (let i = 1; i < trees.length; i++) invariant(trees[i - 1]!.ref.pos < trees[i]!.ref.pos, 'local ranges come in position order');
+  if (trees.some((t) => !t.done)) {
+    rebuilds++;
+    scheduleScan();
+  }
+}
+
+function cmpToken(ahi: number, alo: number, bhi: number, blo: number): number {
+  return ahi !== bhi ? (ahi < bhi ? -1 : 1) : alo !== blo ? (alo < blo ? -1 : 1) : 0;
+}
+
+function inRange(r: RangeRef, hi: number, lo: number): boolean {
+  const se = cmpToken(r.startHi, r.startLo, r.endHi, r.endLo);
+  if (se === 0) return true; // a 1-token ring: the whole ring
+  const afterStart = cmpToken(hi, lo, r.startHi, r.startLo) > 0;
+  const upToEnd = cmpToken(hi, lo, r.endHi, r.endLo) <= 0;
+  return se < 0 ? afterStart && upToEnd : afterStart || upToEnd;
+}
+
+/** The tree whose range holds token (hi, lo): the first local range ending at or after it (wrapping). */
+function treeOf(hi: number, lo: number): RangeTree | undefined {
+  let a = 0;
+  let b = trees.length;
+  while (a < b) {
+    const m = (a + b) >>> 1;
+    const r = trees[m]!.ref;
+    if (cmpToken(r.endHi, r.endLo, hi, lo) < 0) a = m + 1;
+    else b = m;
+  }
+  const cand = trees[a === trees.length ? 0 : a];
+  return cand && inRange(cand.ref, hi, lo) ? cand : undefined;
+}
+
+/** Has the rebuild scan of `rt` already passed `key` (so the tree holds its term)? */
+function scanned(rt: RangeTree, key: Buffer): boolean {
+  if (rt.done) return true;
+  let k = 0;
+  while (k < rt.bounds.length - 1) {
+    const lt = rt.bounds[k]!.lt;
+    if (lt === undefined || Buffer.compare(key, lt) < 0) break;
+    k++;
+  }
+  if (k !== rt.interval) return k < rt.interval;
+  return rt.cursor !== null && Buffer.compare(key, rt.cursor) <= 0;
+}
+
+/** Keep the tree equal to "digest of every stored record": called after each committed change. */
+function treeUpdate(key: Buffer, oldDigest: Hash64 | null, newDigest: Hash64 | null): void {
+  const hi = key.readUInt32BE(0);
+  const lo = key.readUInt32BE(4);
+  const rt = treeOf(hi, lo);
+  // No tree: the key is outside every local range under the current ring (a stale-view write or a
+  // ring change mid-turn); the rebuild the new ring triggers accounts for it.
+  if (!rt || !scanned(rt, key)) return;
+  rt.tree.update(leafIndex(rt.start, rt.end, { hi, lo }, depth), key, oldDigest, newDigest);
+}
+
+function scheduleScan(): void {
+  if (scanScheduled || closing) return;
+  scanScheduled = true;
+  setImmediate(scanStep);
+}
+
+function scanStep(): void {
+  scanScheduled = false;
+  if (closing) return;
+  checkRing();
+  const rt = trees.find((t) => !t.done);
+  if (!rt) return;
+  const rows = readChunk(rt.bounds[rt.interval]!, rt.cursor, SCAN_CHUNK);
+  for (let j = 0; j < rows.length; j += 2) {
+    const key = rows[j]!;
+    const token = { hi: key.readUInt32BE(0), lo: key.readUInt32BE(4) };
+    rt.tree.update(leafIndex(rt.start, rt.end, token, depth), key, null, hash64(rows[j + 1]!));
+  }
+  if (rows.length / 2 < SCAN_CHUNK) {
+    rt.interval++;
+    rt.cursor = null;
+    if (rt.interval >= rt.bounds.length) rt.done = true;
+  } else {
+    rt.cursor = rows[rows.length - 2]!;
+  }
+  if (trees.some((t) => !t.done)) scheduleScan();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mailbox
+
 port.on('message', (msg: RouterToShard) => {
   if (msg.t === 'ops') {
     for (const op of msg.ops) queue.push(op);
@@ -66,6 +285,8 @@ port.on('message', (msg: RouterToShard) => {
   } else if (msg.t === 'close') {
     closing = true;
     if (syncTimer) clearInterval(syncTimer);
+    clearInterval(ringTimer);
+    clearInterval(sweepTimer);
     if (!scheduled) finishClose();
   }
 });
@@ -81,26 +302,28 @@ function drain(): void {
   queue = [];
   if (ops.length > 0) {
     const replies = processOps(ops);
-    send({ t: 'replies', replies });
+    if (replies.length > 0) send({ t: 'replies', replies });
   }
   if (closing) finishClose();
 }
 
+class OpError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 function processOps(ops: ShardOp[]): ShardResult[] {
   batches++;
-  const replies: ShardResult[] = new Array(ops.length);
+  checkRing();
+  const replies: Array<ShardResult | undefined> = new Array<ShardResult | undefined>(ops.length);
   // Encode every key once; one multi-get serves every read and every read-modify-write in the batch.
   const keys: Buffer[] = [];
   const slot = new Map<string, number>(); // storage key (latin1) -> index in keys
-  const opSlot = new Int32Array(ops.length).fill(-1);
-  for (let i = 0; i < ops.length; i++) {
-    const op = ops[i]!;
-    if (op.op === 'stats') continue;
-    if (!ring.ownsLocally(op.hi, op.lo, data.shard)) {
-      replies[i] = { id: op.id, ok: false, code: 'not_owner', message: `shard ${data.shard} does not own this key's token on this node` };
-      continue;
-    }
-    const k = encodeStorageKey(op.hi, op.lo, op.table, op.key);
+  const slotOf = (k: Buffer): number => {
     const s = k.toString('latin1');
     let idx = slot.get(s);
     if (idx === undefined) {
@@ -108,40 +331,124 @@ function processOps(ops: ShardOp[]): ShardResult[] {
       keys.push(k);
       slot.set(s, idx);
     }
-    opSlot[i] = idx;
+    return idx;
+  };
+  const opSlot = new Int32Array(ops.length).fill(-1);
+  const entrySlots: Array<Int32Array | undefined> = new Array<Int32Array | undefined>(ops.length);
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    if (op.op === 'read' || op.op === 'write') {
+      if (!ring.ownsLocally(op.hi, op.lo, data.shard)) {
+        replies[i] = { id: op.id, ok: false, code: 'not_owner', message: `shard ${data.shard} does not own this key's token on this node` };
+        continue;
+      }
+      opSlot[i] = slotOf(encodeStorageKey(op.hi, op.lo, op.table, op.key));
+    } else if (op.op === 'repair-write') {
+      if (!Array.isArray(op.entries) || op.entries.length > REPAIR_LIMITS.maxKeysPerOp) {
+        replies[i] = { id: op.id, ok: false, code: 'bad_request', message: `repair-write takes at most ${REPAIR_LIMITS.maxKeysPerOp} entries` };
+        continue;
+      }
+      const slots = new Int32Array(op.entries.length).fill(-1);
+      for (let e = 0; e < op.entries.length; e++) {
+        const k = asBuffer(op.entries[e]!.key);
+        // A repaired key this shard does not own under the current ring is refused like any write.
+        if (k.length >= 14 && ring.ownsLocally(k.readUInt32BE(0), k.readUInt32BE(4), data.shard)) slots[e] = slotOf(k);
+      }
+      entrySlots[i] = slots;
+    }
   }
   const raw = keys.length > 0 ? db._getManySync(keys, { column }) : [];
   const current: Array<Version[] | null> = raw.map((b) => (b === undefined ? null : decodeRecord(b)));
   const dirty = new Uint8Array(keys.length);
-  const existedBefore = current.map((v) => v !== null);
 
   for (let i = 0; i < ops.length; i++) {
     if (replies[i]) continue;
     const op = ops[i]!;
-    if (op.op === 'stats') {
-      replies[i] = { id: op.id, ok: true, stats: { shard: data.shard, keys: keyCount, writes, reads, batches, queue: queue.length } };
-      continue;
+    if (op.op === 'read' || op.op === 'write') {
+      replies[i] = apply(op, opSlot[i]!, current, dirty);
+    } else if (op.op === 'repair-write') {
+      const slots = entrySlots[i]!;
+      let changed = 0;
+      let notOwner = 0;
+      for (let e = 0; e < op.entries.length; e++) {
+        const idx = slots[e]!;
+        if (idx < 0) {
+          notOwner++;
+          continue;
+        }
+        writes++;
+        const entry = op.entries[e]!;
+        const before = current[idx] ?? [];
+        const merged = mergeVersions(entry.mode, before, entry.versions, data.maxSiblings);
+        if (!versionsEqual(merged, before)) {
+          current[idx] = merged;
+          dirty[idx] = 1;
+          changed++;
+        }
+      }
+      replies[i] = { id: op.id, ok: true, repair: { kind: 'repair-write', changed, notOwner } };
     }
-    const idx = opSlot[i]!;
-    replies[i] = apply(op, idx, current, dirty);
   }
 
-  let wrote = false;
   if (dirty.some((d) => d === 1)) {
     const batch = db.batch();
+    const fresh: Array<Hash64 | null> = new Array<Hash64 | null>(keys.length).fill(null);
     for (let i = 0; i < keys.length; i++) {
       if (dirty[i] !== 1) continue;
-      batch.put(keys[i]!, encodeRecord(current[i]!), putOpts);
-      if (!existedBefore[i]) keyCount++;
+      const enc = encodeRecord(current[i]!);
+      batch.put(keys[i]!, enc, putOpts);
+      fresh[i] = hash64(enc);
+      if (raw[i] === undefined) keyCount++;
     }
     batch._writeSync({ sync: data.durability === 'sync' });
-    wrote = true;
+    // Only after the batch is durable in the WAL: the trees describe what is stored. The stored
+    // bytes are canonical (encodeRecord), so hashing them equals recordDigest of the versions.
+    for (let i = 0; i < keys.length; i++) {
+      if (dirty[i] !== 1) continue;
+      const before = raw[i];
+      treeUpdate(keys[i]!, before === undefined ? null : hash64(before), fresh[i]!);
+    }
   }
-  void wrote;
-  return replies;
+
+  // Control ops answer after the batch, so they see this turn's writes.
+  for (let i = 0; i < ops.length; i++) {
+    if (replies[i]) continue;
+    const op = ops[i]!;
+    if (op.op === 'read' || op.op === 'write' || op.op === 'repair-write') continue;
+    if (op.op === 'stats') {
+      replies[i] = {
+        id: op.id,
+        ok: true,
+        stats: {
+          shard: data.shard,
+          keys: keyCount,
+          writes,
+          reads,
+          batches,
+          queue: queue.length,
+          merkleRanges: trees.length,
+          merkleReady: trees.filter((t) => t.done).length,
+          merkleRebuilds: rebuilds,
+          tombstonesPurged: purgedTotal,
+        },
+      };
+      continue;
+    }
+    if (op.op === 'sweep') {
+      requestSweep(op.id); // answered when the sweep finishes
+      continue;
+    }
+    try {
+      replies[i] = { id: op.id, ok: true, repair: control(op) };
+    } catch (e) {
+      if (!(e instanceof OpError)) throw e;
+      replies[i] = { id: op.id, ok: false, code: e.code, message: e.message };
+    }
+  }
+  return replies.filter((r): r is ShardResult => r !== undefined);
 }
 
-function apply(op: DataOp, idx: number, current: Array<Version[] | null>, dirty: Uint8Array): ShardResult {
+function apply(op: ReadOp | WriteOp, idx: number, current: Array<Version[] | null>, dirty: Uint8Array): ShardResult {
   if (op.op === 'read') {
     reads++;
     return { id: op.id, ok: true, versions: current[idx] ?? null };
@@ -157,6 +464,191 @@ function apply(op: DataOp, idx: number, current: Array<Version[] | null>, dirty:
   return { id: op.id, ok: true, versions: op.returnMerged ? (current[idx] ?? []) : null, changed };
 }
 
+function treeFor(range: RangeRef): RangeTree {
+  const rt = range && typeof range === 'object' ? treeByPos.get(range.pos) : undefined;
+  if (!rt || boundsId(rt.ref) !== boundsId(range)) {
+    throw new OpError('range_unknown', `shard ${data.shard} keeps no Merkle tree for ring range ${range ? `#${range.pos}` : '?'} (ring views differ?)`);
+  }
+  return rt;
+}
+
+type ControlOp = Exclude<DataOp, ReadOp | WriteOp | { op: 'repair-write' } | { op: 'sweep' }>;
+
+function control(op: ControlOp): RepairResult {
+  switch (op.op) {
+    case 'merkle-roots':
+      return {
+        kind: 'merkle-roots',
+        depth,
+        ringVersion: treesVersion,
+        ranges: trees.map((t) => ({ ...t.ref, ...t.tree.root(), ready: t.done })),
+      };
+    case 'merkle-tree': {
+      const rt = treeFor(op.range);
+      return { kind: 'merkle-tree', ready: rt.done, leaves: rt.tree.serialize() };
+    }
+    case 'merkle-nodes':
+      return merkleNodes(op);
+    case 'leaf-keys':
+      return leafKeys(op);
+    case 'fetch-keys':
+      return fetchKeys(op);
+    default: {
+      const never: never = op;
+      throw new OpError('bad_request', `unknown shard op ${JSON.stringify((never as { op: unknown }).op)}`);
+    }
+  }
+}
+
+function merkleNodes(op: MerkleNodesOp): RepairResult {
+  const rt = treeFor(op.range);
+  if (!Number.isInteger(op.level) || op.level < 0 || op.level > depth) throw new OpError('bad_request', `level ${op.level} outside [0, ${depth}]`);
+  if (!Array.isArray(op.indexes) || op.indexes.length > 2 ** op.level) throw new OpError('bad_request', 'indexes must be an array no longer than the level');
+  let hashes: Hash64[];
+  try {
+    hashes = rt.tree.nodes(op.level, op.indexes);
+  } catch (e) {
+    throw new OpError('bad_request', (e as Error).message);
+  }
+  const flat = new Array<number>(2 * hashes.length);
+  for (let k = 0; k < hashes.length; k++) {
+    flat[2 * k] = hashes[k]!.hi;
+    flat[2 * k + 1] = hashes[k]!.lo;
+  }
+  return { kind: 'merkle-nodes', ready: rt.done, hashes: flat };
+}
+
+/**
+ * One page of (key, digest) for the keys in `leaves`, walking the leaves' key intervals in order.
+ * The scan per call is bounded (4 pages' worth) even when a table filter skips most keys.
+ */
+function leafKeys(op: LeafKeysOp): RepairResult {
+  const rt = treeFor(op.range);
+  if (!rt.done) return { kind: 'leaf-keys', ready: false, entries: [], next: null };
+  let runs;
+  try {
+    runs = leafTokenRuns(rt.start, rt.end, depth, op.leaves);
+  } catch (e) {
+    throw new OpError('bad_request', (e as Error).message);
+  }
+  const wanted = new Set(op.leaves);
+  const intervals: KeyBounds[] = runs.flatMap((r) => tokenRangeBounds(r.start.hi, r.start.lo, r.end.hi, r.end.lo));
+  const limit = Math.max(1, Math.min(op.limit | 0, REPAIR_LIMITS.maxLeafKeysPage));
+  const budget = 4 * limit;
+  let iv = op.cursor ? op.cursor.interval : 0;
+  let after: Buffer | null = op.cursor?.after ? Buffer.from(op.cursor.after) : null;
+  if (!Number.isInteger(iv) || iv < 0) throw new OpError('bad_request', 'bad leaf-keys cursor');
+  const entries: Array<{ key: Uint8Array; hi: number; lo: number }> = [];
+  let seen = 0;
+  while (iv < intervals.length && entries.length < limit && seen < budget) {
+    const want = Math.min(limit - entries.length, budget - seen);
+    const rows = readChunk(intervals[iv]!, after, want);
+    for (let j = 0; j < rows.length; j += 2) {
+      const key = rows[j]!;
+      seen++;
+      after = key;
+      if (op.table !== undefined && op.table !== null && tableIdOfStorageKey(key) !== op.table) continue;
+      const leaf = leafIndex(rt.start, rt.end, { hi: key.readUInt32BE(0), lo: key.readUInt32BE(4) }, depth);
+      invariant(wanted.has(leaf), `leaf-keys listed a key of leaf ${leaf}, which was not asked for`);
+      const d = hash64(rows[j + 1]!);
+      entries.push({ key, hi: d.hi, lo: d.lo });
+    }
+    if (rows.length / 2 < want) {
+      iv++;
+      after = null;
+    }
+  }
+  const next: LeafCursor | null = iv < intervals.length ? { interval: iv, after } : null;
+  return { kind: 'leaf-keys', ready: true, entries, next };
+}
+
+function fetchKeys(op: FetchKeysOp): RepairResult {
+  if (!Array.isArray(op.keys) || op.keys.length > REPAIR_LIMITS.maxKeysPerOp) {
+    throw new OpError('bad_request', `fetch-keys takes at most ${REPAIR_LIMITS.maxKeysPerOp} keys`);
+  }
+  const raw = op.keys.length > 0 ? db._getManySync(op.keys.map(asBuffer), { column }) : [];
+  const records: Array<Uint8Array | null> = [];
+  let bytes = 0;
+  for (const r of raw) {
+    // At least one record per call, or a single huge value could never be fetched.
+    if (records.length > 0 && r !== undefined && bytes + r.length > REPAIR_LIMITS.maxFetchBytes) break;
+    records.push(r ?? null);
+    bytes += r?.length ?? 0;
+  }
+  return { kind: 'fetch-keys', answered: records.length, records };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tombstone sweep: purge records whose versions are all tombstones older than gcGraceSeconds.
+
+interface SweepRun {
+  waiters: number[];
+  cursor: Buffer | null;
+  scanned: number;
+  purged: number;
+  t0: number;
+}
+
+let sweepRun: SweepRun | null = null;
+/** On-demand requests that arrived during a run: they get the next full run (it may have passed their keys). */
+let sweepNext: number[] | null = null;
+
+function requestSweep(id?: number): void {
+  if (sweepRun === null) {
+    sweepRun = { waiters: id === undefined ? [] : [id], cursor: null, scanned: 0, purged: 0, t0: performance.now() };
+    setImmediate(sweepStep);
+    return;
+  }
+  if (id === undefined) return; // a periodic tick during a run: that run is enough
+  (sweepNext ??= []).push(id);
+}
+
+function sweepStep(): void {
+  const run = sweepRun;
+  invariant(run !== null, 'sweep step without a sweep run');
+  if (closing) return;
+  checkRing();
+  const rows = readChunk({}, run.cursor, SCAN_CHUNK);
+  const nowUs = Date.now() * 1000;
+  const purged: Array<[Buffer, Buffer]> = [];
+  for (let j = 0; j < rows.length; j += 2) {
+    run.scanned++;
+    let versions: Version[];
+    try {
+      versions = decodeRecord(rows[j + 1]!);
+    } catch {
+      continue; // never delete what we cannot read
+    }
+    if (versions.length > 0 && purgeableTombstones(versions, nowUs, graceUs)) purged.push([rows[j]!, rows[j + 1]!]);
+  }
+  if (purged.length > 0) {
+    const batch = db.batch();
+    for (const [k] of purged) batch.del(k, putOpts);
+    batch._writeSync({ sync: data.durability === 'sync' });
+    for (const [k, v] of purged) treeUpdate(k, hash64(v), null);
+    keyCount -= purged.length;
+    run.purged += purged.length;
+    purgedTotal += purged.length;
+  }
+  if (rows.length / 2 === SCAN_CHUNK) {
+    run.cursor = rows[rows.length - 2]!;
+    setImmediate(sweepStep);
+    return;
+  }
+  const sweep = { scanned: run.scanned, purged: run.purged, durationMs: Math.round(performance.now() - run.t0) };
+  if (run.waiters.length > 0) send({ t: 'replies', replies: run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'sweep' as const, sweep } })) });
+  sweepRun = null;
+  if (sweepNext !== null) {
+    const waiters = sweepNext;
+    sweepNext = null;
+    sweepRun = { waiters, cursor: null, scanned: 0, purged: 0, t0: performance.now() };
+    setImmediate(sweepStep);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers
+
 // Periodic durability: the WAL is written before every ack; one fsync'ed write per interval makes
 // everything before it durable (a sync write syncs the whole shared WAL). Only shard 0 does this.
 let syncTimer: NodeJS.Timeout | undefined;
@@ -170,4 +662,10 @@ if (data.durability === 'periodic' && data.shard === 0) {
   syncTimer.unref();
 }
 
+const ringTimer = setInterval(checkRing, RING_CHECK_MS);
+ringTimer.unref();
+const sweepTimer = setInterval(() => requestSweep(), data.tombstoneSweepIntervalMs);
+sweepTimer.unref();
+
+checkRing();
 send({ t: 'ready', shard: data.shard, keys: keyCount });

@@ -22,6 +22,8 @@ import { openDatabase, StorageError, type OpenedDatabase } from '../storage/db.j
 import { MetaStore } from '../storage/meta.js';
 import { ShardPool } from '../storage/shards.js';
 import { initVersions } from '../versions/index.js';
+import { mountRepairRoutes } from '../repair/routes.js';
+import { startRepairService } from '../repair/service.js';
 
 
 export interface NodeIdentity {
@@ -89,6 +91,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       maxSiblings: config.maxSiblings,
       merkleDepth: config.merkleDepth,
       gcGraceSeconds: config.gcGraceSeconds,
+      tombstoneSweepIntervalMs: config.tombstoneSweepIntervalMs,
     },
     onExit: (shard, code) => {
       // A shard actor dying means its column family has no owner: crash loudly rather than limp on.
@@ -163,6 +166,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   tables.onChange = () => cluster.publishTables();
   cluster.publishTables();
   cluster.start();
+  const repair = startRepairService({ cluster, shards: pool, router, tables, ring, config, log });
 
   const clusterInfo = async (): Promise<unknown> => {
     const layout = cluster.currentLayout();
@@ -199,7 +203,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     log,
     clusterInfo,
     metrics: async () => ({ router: router.counters, transport: transport.stats(), ipc: ipc?.stats(), gossipRounds: cluster.gossipRounds, hints: hints.snapshot() }),
-    extraRoutes: config.testMode ? [(app) => mountFaultRoutes(app, transport)] : [],
+    extraRoutes: [(app) => mountRepairRoutes(app, repair), ...(config.testMode ? [(app: FastifyInstance) => mountFaultRoutes(app, transport)] : [])],
   });
   ipc = await startIpcServer({
     path: config.ipc,

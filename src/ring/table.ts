@@ -30,6 +30,21 @@ export const enum Liveness {
   Down = 2,
 }
 
+/** A ring range (start, end] by position: start = token[pos - 1] (wrapping), end = token[pos]. */
+export interface RingRange {
+  pos: number;
+  startHi: number;
+  startLo: number;
+  endHi: number;
+  endLo: number;
+}
+
+/** A range this node stores: its local shard and the position's preference list (node indexes). */
+export interface SelfRange extends RingRange {
+  shard: number;
+  replicas: number[];
+}
+
 const HEADER_BYTES = 16;
 const META_BYTES = 16;
 const TOKEN_HI_OFF = META_BYTES;
@@ -369,6 +384,68 @@ export class RingTable {
         }
       }
       if (Atomics.load(i32, H_SEQ) === s1) return found;
+    }
+  }
+
+  /**
+   * The ring ranges this node stores in local shard `shard`: positions whose preference list holds
+   * self with that shard. Range `pos` is (tokens[pos-1], tokens[pos]] (pos 0 wraps to the last
+   * token); on a 1-token ring start == end, meaning the whole ring. Shard workers keep one Merkle
+   * tree per entry. Read under the seqlock, so the answer is one publication's view; callers that
+   * cache it compare `version` (read before this call) to notice a newer publication.
+   */
+  localRanges(shard: number): RingRange[] {
+    if (!Number.isInteger(shard) || shard < 0) throw new RangeError(`RingTable.localRanges: bad shard ${String(shard)}`);
+    return this.selfRanges(shard).map(({ pos, startHi, startLo, endHi, endLo }) => ({ pos, startHi, startLo, endHi, endLo }));
+  }
+
+  /**
+   * Every range this node stores (any shard), with its whole preference list (node indexes, in
+   * order) and the local shard that stores it: the main thread's view for anti-entropy.
+   */
+  rangesOfSelf(): SelfRange[] {
+    return this.selfRanges(-1);
+  }
+
+  /** shard < 0: all shards. Allocation happens inside the retry loop; a torn pass is discarded. */
+  private selfRanges(shard: number): SelfRange[] {
+    const { i32, u32, u16 } = this;
+    for (let spins = 0; ; spins++) {
+      if (spins > MAX_SPINS) spinLimit();
+      const s1 = Atomics.load(i32, H_SEQ);
+      if ((s1 & 1) !== 0) continue;
+      const base = HEADER_BYTES + Atomics.load(i32, H_ACTIVE) * HALF_BYTES;
+      const meta = base >> 2;
+      const n = Atomics.load(i32, meta + M_TOKEN_COUNT);
+      const r = Atomics.load(i32, meta + M_REPLICAS);
+      const self = Atomics.load(i32, meta + M_SELF);
+      const out: SelfRange[] = [];
+      if (n > 0 && self >= 0) {
+        const hiB = (base + TOKEN_HI_OFF) >> 2;
+        const loB = (base + TOKEN_LO_OFF) >> 2;
+        for (let pos = 0; pos < n; pos++) {
+          const pB = ((base + PREF_OFF) >> 1) + pos * r;
+          const sB = ((base + PREF_SHARD_OFF) >> 1) + pos * r;
+          let mine = -1;
+          const replicas: number[] = new Array<number>(r);
+          for (let k = 0; k < r; k++) {
+            replicas[k] = Atomics.load(u16, pB + k);
+            if (replicas[k] === self && mine < 0) mine = Atomics.load(u16, sB + k);
+          }
+          if (mine < 0 || (shard >= 0 && mine !== shard)) continue;
+          const prev = pos === 0 ? n - 1 : pos - 1;
+          out.push({
+            pos,
+            startHi: Atomics.load(u32, hiB + prev),
+            startLo: Atomics.load(u32, loB + prev),
+            endHi: Atomics.load(u32, hiB + pos),
+            endLo: Atomics.load(u32, loB + pos),
+            shard: mine,
+            replicas,
+          });
+        }
+      }
+      if (Atomics.load(i32, H_SEQ) === s1) return out;
     }
   }
 }

@@ -49,7 +49,7 @@ export function validateTableSettings(body: TableSettingsInput, defaults: TableD
  */
 export class TableRegistry {
   private readonly byName = new Map<string, TableDef>();
-  private readonly byId = new Map<number, TableDef>();
+  private readonly idIndex = new Map<number, TableDef>();
   /** Called after a table is created or changed (the cluster layer gossips schemas). */
   onChange: ((t: TableDef) => void) | undefined;
 
@@ -64,11 +64,16 @@ export class TableRegistry {
 
   private remember(t: TableDef): void {
     this.byName.set(t.name, t);
-    this.byId.set(t.id, t);
+    this.idIndex.set(t.id, t);
   }
 
   get(name: string): TableDef | undefined {
     return this.byName.get(name);
+  }
+
+  /** The table with this id (storage keys carry ids, not names: anti-entropy maps them back). */
+  byId(id: number): TableDef | undefined {
+    return this.idIndex.get(id);
   }
 
   all(): TableDef[] {
@@ -84,7 +89,7 @@ export class TableRegistry {
     validateTableName(name);
     const s = validateTableSettings(settings, this.defaults);
     const id = tableIdOf(name);
-    const clash = this.byId.get(id);
+    const clash = this.idIndex.get(id);
     if (clash && clash.name !== name) throw new RingkvError('conflict', `table name ${name} collides with table ${clash.name} (id ${id}); choose another name`);
     const prev = this.byName.get(name);
     if (prev && prev.conflicts !== s.conflicts && explicit) {

@@ -17,6 +17,8 @@ export interface ShardWorkerData {
   maxSiblings: number;
   merkleDepth: number;
   gcGraceSeconds: number;
+  /** Period of the shard's own tombstone sweep (on-demand sweeps come as `sweep` ops). */
+  tombstoneSweepIntervalMs: number;
 }
 
 interface OpBase {
@@ -41,7 +43,99 @@ export interface ReadOp extends OpBase {
   op: 'read';
 }
 
-export type DataOp = WriteOp | ReadOp;
+/**
+ * A ring range (start, end] as the shard knows it: by ring position and bounds. Both must match one
+ * of the shard's Merkle trees, so a caller holding a different ring view gets `range_unknown`
+ * instead of an answer about some other range.
+ */
+export interface RangeRef {
+  pos: number;
+  startHi: number;
+  startLo: number;
+  endHi: number;
+  endLo: number;
+}
+
+/** Upper bounds on one anti-entropy op, so no message, reply or synchronous step is unbounded. */
+export const REPAIR_LIMITS = Object.freeze({
+  /** Entries in one leaf-keys page. */
+  maxLeafKeysPage: 5000,
+  /** Keys in one fetch-keys / repair-write op. */
+  maxKeysPerOp: 1000,
+  /** Record bytes in one fetch-keys answer; the rest is left for the next call (see `answered`). */
+  maxFetchBytes: 4 * 1024 * 1024,
+});
+
+/** Root hash (and readiness) of every Merkle tree of the shard. */
+export interface MerkleRootsOp {
+  id: number;
+  op: 'merkle-roots';
+}
+
+/** The leaf level of one range's tree, serialized (MerkleTree.serialize) for a local diff. */
+export interface MerkleTreeOp {
+  id: number;
+  op: 'merkle-tree';
+  range: RangeRef;
+}
+
+/** Hashes of some nodes of one level of a range's tree (answering a peer's diffTrees step). */
+export interface MerkleNodesOp {
+  id: number;
+  op: 'merkle-nodes';
+  range: RangeRef;
+  level: number;
+  indexes: number[];
+}
+
+/** Resume point of a leaf-keys listing: the key interval reached and the last key returned. */
+export interface LeafCursor {
+  interval: number;
+  /** null: from the interval's start. */
+  after: Uint8Array | null;
+}
+
+/** The (storage key, record digest) pairs of the keys in some leaves of a range, one page. */
+export interface LeafKeysOp {
+  id: number;
+  op: 'leaf-keys';
+  range: RangeRef;
+  /** Strictly ascending leaf indexes. */
+  leaves: number[];
+  /** Only list keys of this table id (trees cover every table; a `--table` repair streams one). */
+  table?: number | undefined;
+  cursor?: LeafCursor | null | undefined;
+  limit: number;
+}
+
+/** Stored records (encodeRecord bytes) of given storage keys. */
+export interface FetchKeysOp {
+  id: number;
+  op: 'fetch-keys';
+  keys: Uint8Array[];
+}
+
+/** Merge repaired versions into given storage keys, exactly like replica writes (one batch). */
+export interface RepairWriteOp {
+  id: number;
+  op: 'repair-write';
+  entries: Array<{ key: Uint8Array; mode: ConflictMode; versions: Version[] }>;
+}
+
+/** Purge records whose versions are all tombstones older than gcGraceSeconds; answers when done. */
+export interface SweepOp {
+  id: number;
+  op: 'sweep';
+}
+
+export type RepairOp = MerkleRootsOp | MerkleTreeOp | MerkleNodesOp | LeafKeysOp | FetchKeysOp | RepairWriteOp | SweepOp;
+
+/**
+ * Everything `ShardPool.submit` carries: the data path and the anti-entropy control ops share one
+ * mailbox and one queue bound, and mailbox order is what makes a repair write and a client write to
+ * the same key serialize like any two writes.
+ */
+export type DataOp = WriteOp | ReadOp | RepairOp;
 
 export interface StatsOp {
   id: number;
@@ -57,11 +151,42 @@ export interface ShardStats {
   reads: number;
   batches: number;
   queue: number;
+  /** Merkle trees kept (one per local ring range) and how many are built (not mid-rebuild). */
+  merkleRanges: number;
+  merkleReady: number;
+  /** Ring changes that started a tree rebuild (the first ring counts as one). */
+  merkleRebuilds: number;
+  tombstonesPurged: number;
 }
+
+export interface RangeRoot extends RangeRef {
+  hi: number;
+  lo: number;
+  /** False while the tree is being rebuilt from a scan: its hashes are incomplete. */
+  ready: boolean;
+}
+
+export interface SweepStats {
+  scanned: number;
+  purged: number;
+  durationMs: number;
+}
+
+/** Answers to RepairOp, tagged by `kind` (the op name). */
+export type RepairResult =
+  | { kind: 'merkle-roots'; depth: number; ringVersion: number; ranges: RangeRoot[] }
+  | { kind: 'merkle-tree'; ready: boolean; leaves: Uint8Array }
+  | { kind: 'merkle-nodes'; ready: boolean; hashes: number[] }
+  | { kind: 'leaf-keys'; ready: boolean; entries: Array<{ key: Uint8Array; hi: number; lo: number }>; next: LeafCursor | null }
+  /** `records[i]` answers `keys[i]` for i < answered (null: absent); the caller resends the rest. */
+  | { kind: 'fetch-keys'; answered: number; records: Array<Uint8Array | null> }
+  | { kind: 'repair-write'; changed: number; notOwner: number }
+  | { kind: 'sweep'; sweep: SweepStats };
 
 export type ShardResult =
   | { id: number; ok: true; versions: Version[] | null; changed?: boolean }
   | { id: number; ok: true; stats: ShardStats }
+  | { id: number; ok: true; repair: RepairResult }
   | { id: number; ok: false; code: string; message: string };
 
 export type RouterToShard = { t: 'ops'; ops: ShardOp[] } | { t: 'close' };

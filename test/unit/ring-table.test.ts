@@ -334,3 +334,59 @@ describe('RingTable across worker threads', () => {
     expect(res.versions).toBeGreaterThan(2);
   });
 });
+
+describe('RingTable.localRanges / rangesOfSelf', () => {
+  /** Ranges computed straight from the layout: positions whose pref list holds `self`. */
+  function expectedRanges(layout: RingLayout, self: number): Array<{ pos: number; start: Token; end: Token; shard: number; replicas: number[] }> {
+    const n = layout.tokens.length;
+    const R = layout.replicas;
+    const out = [];
+    for (let pos = 0; pos < n; pos++) {
+      const pref = [...layout.pref.subarray(pos * R, pos * R + R)];
+      const k = pref.indexOf(self);
+      if (k < 0) continue;
+      out.push({ pos, start: layout.tokens[(pos + n - 1) % n]!, end: layout.tokens[pos]!, shard: layout.prefShard[pos * R + k]!, replicas: pref });
+    }
+    return out;
+  }
+
+  it('match the layout for every node and shard, on the writer and on an attached reader', () => {
+    const t = RingTable.create();
+    const reader = RingTable.attach(t.buffer);
+    for (const layout of [ring('a', 5, 16, 3, 31), ring('c', 12, 32, 5, 32, 4)]) {
+      for (let self = 0; self < layout.nodeIds.length; self++) {
+        t.publish(layout, self, () => Liveness.Up);
+        const exp = expectedRanges(layout, self);
+        const all = reader.rangesOfSelf();
+        expect(all.map((r) => ({ pos: r.pos, start: { hi: r.startHi, lo: r.startLo }, end: { hi: r.endHi, lo: r.endLo }, shard: r.shard, replicas: r.replicas }))).toEqual(exp);
+        expect(t.rangesOfSelf()).toEqual(all);
+        let total = 0;
+        for (let s = 0; s < 4; s++) {
+          const mine = reader.localRanges(s);
+          total += mine.length;
+          expect(mine.map((r) => r.pos)).toEqual(exp.filter((e) => e.shard === s).map((e) => e.pos));
+          // Every key a shard owns lies in one of its ranges, and only there.
+          for (const k of keys.slice(0, 300)) {
+            const owns = reader.ownsLocally(k.hi, k.lo, s);
+            const pos = positionOf(layout, k);
+            expect(mine.some((r) => r.pos === pos)).toBe(owns);
+          }
+        }
+        expect(total).toBe(exp.length);
+      }
+    }
+  });
+
+  it('a 1-token ring is one whole-ring range (start == end); no self or an empty ring gives none', () => {
+    const t = RingTable.create();
+    expect(t.rangesOfSelf()).toEqual([]);
+    const one = ring('solo', 1, 1, 3, 41, 1);
+    t.publish(one, 0, () => Liveness.Up);
+    const r = t.localRanges(0);
+    expect(r).toHaveLength(1);
+    expect([r[0]!.startHi, r[0]!.startLo]).toEqual([r[0]!.endHi, r[0]!.endLo]);
+    t.publish(one, -1, () => Liveness.Up);
+    expect(t.localRanges(0)).toEqual([]);
+    expect(() => t.localRanges(-1)).toThrow(RangeError);
+  });
+});
