@@ -7,6 +7,8 @@ import { RingkvError } from '../util/errors.js';
 import { registerLocalCluster } from './local-cluster.js';
 import { registerStatus } from './status.js';
 import { registerDataCommands } from './data-commands.js';
+import { registerBench } from './bench.js';
+import { registerRepair } from './repair.js';
 
 function intArg(name: string) {
   return (v: string): number => {
@@ -100,5 +102,7 @@ program
 registerLocalCluster(program);
 registerStatus(program);
 registerDataCommands(program);
+registerBench(program);
+registerRepair(program);
 
 await program.parseAsync(process.argv);

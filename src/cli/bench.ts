@@ -1,0 +1,643 @@
+/**
+ * `ringkv bench`: the load generator. Loads records, runs a YCSB workload (or pure ingest)
+ * against a node or cluster over IPC, the peer port or HTTP, optionally runs the same load and
+ * run phases straight against RocksDB (`--baseline rocksdb`) and reports both side by side,
+ * and turns `--target-iops` / `--p99-ms` into an exit status for pipelines.
+ *
+ * Exit status: 0 ran (and met the targets, when given); 1 missed a target, or could not run
+ * (node unreachable, …); 2 invalid flags.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { Option, type Command, type CommanderError } from 'commander';
+import type { DistributionName } from '../bench/distributions.js';
+import { loadPhase, runWorkload, type ProgressSnapshot, type RunResult } from '../bench/driver.js';
+import { evaluateTargets, formatProgress, formatReport, toJsonReport, type JsonReport, type TargetSpec, type Verdict } from '../bench/report.js';
+import { httpBaseUrl, openHttpTarget, openRingkvTarget } from '../bench/ringkv-target.js';
+import { openRocksBaseline } from '../bench/rocksdb-target.js';
+import type { BenchTarget } from '../bench/target.js';
+import { WORKLOADS, type WorkloadName } from '../bench/workloads.js';
+import type { ConsistencyLevel } from '../client/index.js';
+import { validateTableName } from '../router/tables.js';
+import { RingkvError } from '../util/errors.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+
+const LEVELS: readonly ConsistencyLevel[] = ['ONE', 'TWO', 'QUORUM', 'ALL', 'ANY'];
+const WORKLOAD_FLAGS = ['ingest', 'a', 'b', 'c', 'd', 'e', 'f'] as const;
+const DISTRIBUTIONS: readonly DistributionName[] = ['uniform', 'zipfian', 'latest'];
+const DEFAULT_DURATION_SEC = 10;
+const DEFAULT_CONCURRENCY = 16;
+const DEFAULT_RECORDS = 10_000;
+
+/** A flag problem: reported as `ringkv bench: <message>` with exit status 2. */
+export class BenchUsageError extends Error {
+  override readonly name = 'BenchUsageError';
+}
+
+export type BenchConnection =
+  | { kind: 'socket'; socket: string }
+  | { kind: 'hosts'; hosts: string[]; secret?: string }
+  | { kind: 'http'; url: string };
+
+export interface BenchConfig {
+  /** What is measured: a ringkv deployment, or the RocksDB baseline alone. */
+  target: 'ringkv' | 'rocksdb';
+  workload: WorkloadName;
+  /** Records loaded before the run (keys 0..records-1); the run's inserts continue after them. */
+  records: number;
+  operations?: number;
+  durationSec?: number;
+  valueSize: number;
+  distribution?: DistributionName;
+  /** Undefined with target 'rocksdb'. */
+  connection?: BenchConnection;
+  table: string;
+  /** Define the table with this conflict mode before loading (needs the node's HTTP API). */
+  conflicts?: 'lww' | 'vclock';
+  /** Exactly one of rate (open loop) / concurrency (closed loop). */
+  rate?: number;
+  concurrency?: number;
+  batch: number;
+  loadBatch: number;
+  loadConcurrency: number;
+  consistency?: ConsistencyLevel;
+  w?: number;
+  r?: number;
+  timeoutMs: number;
+  connections: number;
+  json?: string;
+  baseline?: 'rocksdb';
+  /** Parent directory of the baseline's temporary RocksDB (default: the OS temp dir). */
+  baselineDir?: string;
+  targets?: TargetSpec;
+  skipLoad: boolean;
+  seed: number;
+  maxInFlight?: number;
+  stallTimeoutSec: number;
+  progress: boolean;
+}
+
+// --- flag parsing ----------------------------------------------------------------------
+
+function str(raw: Record<string, unknown>, key: string): string | undefined {
+  const v = raw[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new BenchUsageError(`--${flagName(key)} needs a value`);
+  return v;
+}
+
+function flagName(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** A number with optional `_` separators, an exponent or a k/m suffix (10_000, 1e4, 10k, 1.5m). */
+function parseNumber(flag: string, v: string): number {
+  const m = /^((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)([kKmM]?)$/.exec(v.replace(/_/g, ''));
+  if (!m) throw new BenchUsageError(`${flag} must be a number, got ${JSON.stringify(v)}`);
+  const mult = m[2] === '' ? 1 : m[2]!.toLowerCase() === 'k' ? 1e3 : 1e6;
+  return Number(m[1]) * mult;
+}
+
+function intFlag(raw: Record<string, unknown>, key: string, min: number, max: number): number | undefined {
+  const v = str(raw, key);
+  if (v === undefined) return undefined;
+  const flag = `--${flagName(key)}`;
+  const n = parseNumber(flag, v);
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new BenchUsageError(`${flag} must be an integer between ${min.toLocaleString('en-US')} and ${max.toLocaleString('en-US')}, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+function posFlag(raw: Record<string, unknown>, key: string, opts: { max?: number; allowZero?: boolean } = {}): number | undefined {
+  const v = str(raw, key);
+  if (v === undefined) return undefined;
+  const flag = `--${flagName(key)}`;
+  const n = parseNumber(flag, v);
+  const max = opts.max ?? Number.MAX_SAFE_INTEGER;
+  if (!Number.isFinite(n) || (opts.allowZero ? n < 0 : n <= 0) || n > max) {
+    throw new BenchUsageError(`${flag} must be a number ${opts.allowZero ? '≥ 0' : '> 0'}${opts.max !== undefined ? ` and ≤ ${max}` : ''}, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+/**
+ * Turn commander's option bag into a validated config. Throws BenchUsageError naming the flag.
+ * `env` supplies RINGKV_SECRET for `--hosts` (as the data commands do).
+ */
+export function parseBenchOptions(raw: Record<string, unknown>, env: Record<string, string | undefined> = {}): BenchConfig {
+  const target = (str(raw, 'target') ?? 'ringkv').toLowerCase();
+  if (target !== 'ringkv' && target !== 'rocksdb') throw new BenchUsageError(`--target must be ringkv or rocksdb, got ${JSON.stringify(target)}`);
+
+  const wl = (str(raw, 'workload') ?? 'a').toLowerCase();
+  if (!(WORKLOAD_FLAGS as readonly string[]).includes(wl)) {
+    throw new BenchUsageError(`--workload must be one of ${WORKLOAD_FLAGS.join(', ')}, got ${JSON.stringify(str(raw, 'workload'))}`);
+  }
+  const workload: WorkloadName = wl === 'ingest' ? 'ingest' : (wl.toUpperCase() as WorkloadName);
+  const spec = WORKLOADS[workload];
+
+  const recordsFlag = intFlag(raw, 'records', 0, 2 ** 52 - 1);
+  const records = recordsFlag ?? (workload === 'ingest' ? 0 : DEFAULT_RECORDS);
+  if (workload !== 'ingest' && records < 1) throw new BenchUsageError(`workload ${workload} reads existing records: --records must be ≥ 1`);
+
+  const operations = intFlag(raw, 'operations', 1, 2 ** 52);
+  let durationSec = posFlag(raw, 'duration', { max: 7 * 86_400 });
+  if (operations === undefined && durationSec === undefined) durationSec = DEFAULT_DURATION_SEC;
+
+  const valueSize = intFlag(raw, 'valueSize', 0, 64 * 1024 * 1024) ?? 100;
+
+  const distRaw = str(raw, 'distribution');
+  let distribution: DistributionName | undefined;
+  if (distRaw !== undefined) {
+    const d = distRaw.toLowerCase();
+    if (!(DISTRIBUTIONS as readonly string[]).includes(d)) throw new BenchUsageError(`--distribution must be one of ${DISTRIBUTIONS.join(', ')}, got ${JSON.stringify(distRaw)}`);
+    distribution = d as DistributionName;
+  }
+
+  // Connection.
+  const socket = str(raw, 'socket');
+  const hostsRaw = str(raw, 'hosts');
+  const httpRaw = str(raw, 'http');
+  const secret = str(raw, 'secret');
+  const given = [socket !== undefined && '--socket', hostsRaw !== undefined && '--hosts', httpRaw !== undefined && '--http'].filter(Boolean) as string[];
+  let connection: BenchConnection | undefined;
+  if (target === 'rocksdb') {
+    const ringkvOnly = [
+      ...given,
+      ...(['secret', 'w', 'r', 'consistency', 'conflicts', 'baseline', 'connections'] as const).filter((k) => raw[k] !== undefined).map((k) => `--${flagName(k)}`),
+      ...(raw['skipLoad'] === true ? ['--skip-load'] : []),
+    ];
+    if (ringkvOnly.length > 0) throw new BenchUsageError(`${ringkvOnly.join(', ')} ${ringkvOnly.length > 1 ? 'apply' : 'applies'} to --target ringkv only (--target rocksdb benchmarks a fresh RocksDB in a temp dir)`);
+  } else {
+    if (given.length > 1) throw new BenchUsageError(`give only one of --socket, --hosts, --http (got ${given.join(' and ')})`);
+    if (hostsRaw !== undefined) {
+      const hosts = hostsRaw.split(',').map((s) => s.trim()).filter(Boolean);
+      const bad = hosts.find((h) => !/^[^\s:]+:\d{1,5}$/.test(h) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(h));
+      if (hosts.length === 0 || bad !== undefined) throw new BenchUsageError(`--hosts must be HOST:PORT[,HOST:PORT...] peer addresses${bad ? `, got ${JSON.stringify(bad)}` : ''}`);
+      const sec = secret ?? env['RINGKV_SECRET'];
+      connection = sec !== undefined ? { kind: 'hosts', hosts, secret: sec } : { kind: 'hosts', hosts };
+    } else {
+      if (secret !== undefined) throw new BenchUsageError('--secret applies to --hosts only');
+      if (httpRaw !== undefined) {
+        try {
+          connection = { kind: 'http', url: httpBaseUrl(httpRaw) };
+        } catch (e) {
+          throw new BenchUsageError(`--http: ${(e as Error).message}`);
+        }
+      } else {
+        if (socket === '') throw new BenchUsageError('--socket must be a path');
+        connection = { kind: 'socket', socket: socket ?? './data/ringkv.sock' };
+      }
+    }
+  }
+
+  if (workload === 'E' && target === 'ringkv') {
+    throw new BenchUsageError('workload e needs range scans, which ringkv does not offer (run it on the baseline alone with --target rocksdb)');
+  }
+
+  let table = str(raw, 'table') ?? 'bench';
+  try {
+    table = validateTableName(table);
+  } catch (e) {
+    throw new BenchUsageError(`--table: ${(e as Error).message}`);
+  }
+  const conflictsRaw = str(raw, 'conflicts');
+  let conflicts: 'lww' | 'vclock' | undefined;
+  if (conflictsRaw !== undefined) {
+    const c = conflictsRaw.toLowerCase();
+    if (c !== 'lww' && c !== 'vclock') throw new BenchUsageError(`--conflicts must be lww or vclock, got ${JSON.stringify(conflictsRaw)}`);
+    conflicts = c;
+  }
+
+  // Load shape.
+  const rate = posFlag(raw, 'rate', { max: 1e9 });
+  let concurrency = intFlag(raw, 'concurrency', 1, 100_000);
+  if (rate !== undefined && concurrency !== undefined) {
+    throw new BenchUsageError('give either --rate (open loop: offered ops/s) or --concurrency (closed loop: workers), not both');
+  }
+  if (rate === undefined && concurrency === undefined) concurrency = DEFAULT_CONCURRENCY;
+  const batch = intFlag(raw, 'batch', 1, 100_000) ?? 1;
+  const loadBatch = intFlag(raw, 'loadBatch', 1, 100_000) ?? 100;
+  const loadConcurrency = intFlag(raw, 'loadConcurrency', 1, 100_000) ?? 16;
+  const maxInFlight = intFlag(raw, 'maxInFlight', 1, 10_000_000);
+  if (maxInFlight !== undefined && rate === undefined) throw new BenchUsageError('--max-in-flight applies to open-loop runs (--rate) only');
+  if (maxInFlight !== undefined && maxInFlight < batch) throw new BenchUsageError(`--max-in-flight (${maxInFlight}) must be ≥ --batch (${batch})`);
+
+  // Consistency.
+  const w = intFlag(raw, 'w', 1, 5);
+  const r = intFlag(raw, 'r', 1, 5);
+  const levelRaw = str(raw, 'consistency');
+  let consistency: ConsistencyLevel | undefined;
+  if (levelRaw !== undefined) {
+    const lv = levelRaw.toUpperCase();
+    if (!(LEVELS as readonly string[]).includes(lv)) throw new BenchUsageError(`--consistency must be one of ${LEVELS.join(', ')}, got ${JSON.stringify(levelRaw)}`);
+    consistency = lv as ConsistencyLevel;
+    if (w !== undefined || r !== undefined) throw new BenchUsageError('give either --consistency or --w/--r, not both');
+  }
+
+  const timeoutMs = intFlag(raw, 'timeout', 1, 600_000) ?? 5000;
+  const connections = intFlag(raw, 'connections', 1, 64) ?? 1;
+
+  const json = str(raw, 'json');
+  if (json === '') throw new BenchUsageError('--json must be a file path');
+  const baselineRaw = str(raw, 'baseline');
+  if (baselineRaw !== undefined && baselineRaw.toLowerCase() !== 'rocksdb') throw new BenchUsageError(`--baseline must be rocksdb, got ${JSON.stringify(baselineRaw)}`);
+  const baselineDir = str(raw, 'baselineDir');
+  if (baselineDir !== undefined && baselineRaw === undefined && target !== 'rocksdb') throw new BenchUsageError('--baseline-dir needs --baseline rocksdb (or --target rocksdb)');
+
+  const targetIops = posFlag(raw, 'targetIops', { max: 1e12 });
+  const p99Ms = posFlag(raw, 'p99Ms', { max: 1e9 });
+  const maxErrorRate = posFlag(raw, 'maxErrorRate', { max: 1, allowZero: true });
+  let targets: TargetSpec | undefined;
+  if (targetIops !== undefined || p99Ms !== undefined) {
+    targets = {};
+    if (targetIops !== undefined) targets.targetIops = targetIops;
+    if (p99Ms !== undefined) targets.p99Ms = p99Ms;
+    if (maxErrorRate !== undefined) targets.maxErrorRate = maxErrorRate;
+  } else if (maxErrorRate !== undefined) {
+    throw new BenchUsageError('--max-error-rate needs --target-iops and/or --p99-ms');
+  }
+
+  const seed = intFlag(raw, 'seed', 0, 2 ** 32 - 1) ?? 1;
+  const stallTimeoutSec = posFlag(raw, 'stallTimeout', { max: 3600 }) ?? 30;
+
+  const reads = spec.readProportion + spec.rmwProportion + spec.scanProportion > 0;
+  if (consistency === 'ANY' && reads) throw new BenchUsageError(`--consistency ANY is for writes only, and workload ${wl} reads; use --w 1 for the writes instead`);
+  if (r !== undefined && !reads) throw new BenchUsageError(`--r has no effect: workload ${wl} does not read`);
+
+  const cfg: BenchConfig = {
+    target,
+    workload,
+    records,
+    valueSize,
+    table,
+    batch,
+    loadBatch,
+    loadConcurrency,
+    timeoutMs,
+    connections,
+    skipLoad: raw['skipLoad'] === true,
+    seed,
+    stallTimeoutSec,
+    progress: raw['progress'] !== false,
+  };
+  if (operations !== undefined) cfg.operations = operations;
+  if (durationSec !== undefined) cfg.durationSec = durationSec;
+  if (distribution !== undefined) cfg.distribution = distribution;
+  if (connection !== undefined) cfg.connection = connection;
+  if (conflicts !== undefined) cfg.conflicts = conflicts;
+  if (rate !== undefined) cfg.rate = rate;
+  if (concurrency !== undefined) cfg.concurrency = concurrency;
+  if (consistency !== undefined) cfg.consistency = consistency;
+  if (w !== undefined) cfg.w = w;
+  if (r !== undefined) cfg.r = r;
+  if (json !== undefined) cfg.json = json;
+  if (baselineRaw !== undefined) cfg.baseline = 'rocksdb';
+  if (baselineDir !== undefined) cfg.baselineDir = baselineDir;
+  if (targets !== undefined) cfg.targets = targets;
+  if (maxInFlight !== undefined) cfg.maxInFlight = maxInFlight;
+  return cfg;
+}
+
+// --- running ---------------------------------------------------------------------------
+
+export interface BenchIo {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  /** Redraw the progress line in place (stderr is a terminal). */
+  tty: boolean;
+  signal?: AbortSignal;
+}
+
+interface PhaseResults {
+  load?: RunResult;
+  run: RunResult;
+}
+
+export interface BenchOutcome {
+  exitCode: number;
+  report: BenchJsonReport;
+}
+
+export interface BenchJsonReport extends JsonReport {
+  /** The load phase (absent with --skip-load or 0 records), with the baseline's beside it. */
+  load?: JsonReport;
+  verdict?: Verdict & { targets: TargetSpec };
+  config: Record<string, unknown>;
+  env: { node: string; platform: string; cpus: number; loadavg: number[]; startedAt: string };
+}
+
+function describeConnection(c: BenchConnection | undefined): string {
+  if (!c) return 'a fresh RocksDB in a temp dir';
+  if (c.kind === 'socket') return `ipc ${path.resolve(c.socket)}`;
+  if (c.kind === 'hosts') return `peer port ${c.hosts.join(',')}`;
+  return `http ${c.url}`;
+}
+
+function progressPrinter(io: BenchIo, enabled: boolean, label: string): { onProgress?: (s: ProgressSnapshot) => void; end(): void } {
+  if (!enabled) return { end() {} };
+  let shown = false;
+  return {
+    onProgress: (s) => {
+      const line = `${label} ${formatProgress(s)}`;
+      if (io.tty) {
+        io.err(`\r\x1b[K${line}`);
+        shown = true;
+      } else {
+        io.err(`${line}\n`);
+      }
+    },
+    end() {
+      if (shown) io.err('\n');
+      shown = false;
+    },
+  };
+}
+
+async function phases(target: BenchTarget, cfg: BenchConfig, io: BenchIo, load: boolean): Promise<PhaseResults> {
+  const common = { seed: cfg.seed, stallTimeoutSec: cfg.stallTimeoutSec, valueSize: cfg.valueSize, ...(io.signal ? { signal: io.signal } : {}) };
+  const out: Partial<PhaseResults> = {};
+  if (load && cfg.records > 0) {
+    const p = progressPrinter(io, cfg.progress, `load ${target.name}`);
+    try {
+      out.load = await loadPhase(target, {
+        ...common,
+        records: cfg.records,
+        batch: cfg.loadBatch,
+        concurrency: cfg.loadConcurrency,
+        ...(p.onProgress ? { onProgress: p.onProgress } : {}),
+      });
+    } finally {
+      p.end();
+    }
+    io.err(`load ${target.name}: ${out.load.operations.toLocaleString('en-US')} records in ${out.load.durationSec.toFixed(2)} s, ${Math.round(out.load.throughput).toLocaleString('en-US')} records/s, ${out.load.errors} errors\n`);
+  }
+  const p = progressPrinter(io, cfg.progress, `run ${target.name}`);
+  try {
+    out.run = await runWorkload(target, {
+      ...common,
+      workload: cfg.workload,
+      records: cfg.records,
+      batch: cfg.batch,
+      ...(cfg.rate !== undefined ? { rate: cfg.rate } : { concurrency: cfg.concurrency }),
+      ...(cfg.operations !== undefined ? { operations: cfg.operations } : {}),
+      ...(cfg.durationSec !== undefined ? { durationSec: cfg.durationSec } : {}),
+      ...(cfg.distribution !== undefined ? { distribution: cfg.distribution } : {}),
+      ...(cfg.maxInFlight !== undefined ? { maxInFlight: cfg.maxInFlight } : {}),
+      ...(p.onProgress ? { onProgress: p.onProgress } : {}),
+    });
+  } finally {
+    p.end();
+  }
+  io.err(`run ${target.name}: ${Math.round(out.run.throughput).toLocaleString('en-US')} ops/s, p99 ${out.run.latencyMs.p99} ms, ${out.run.errors} errors\n`);
+  return out as PhaseResults;
+}
+
+/** Define the table's conflict mode through a node's HTTP API (the IPC protocol has no schema op). */
+async function defineTable(httpBase: string, table: string, conflicts: 'lww' | 'vclock', timeoutMs: number): Promise<void> {
+  const url = `${httpBase}/api/v1/tables/${table}`;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ conflicts }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (e) {
+    throw new RingkvError('unavailable', `cannot define table ${table} at ${url}: ${(e as Error).message}`);
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    let msg = text;
+    try {
+      msg = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? text;
+    } catch {
+      /* keep text */
+    }
+    throw new RingkvError(res.status === 409 ? 'conflict' : 'internal', `cannot define table ${table} with conflicts=${conflicts}: ${msg}`);
+  }
+}
+
+async function openMain(cfg: BenchConfig): Promise<BenchTarget> {
+  const c = cfg.connection;
+  if (!c) throw new Error('no connection');
+  const cons = {
+    ...(cfg.consistency !== undefined ? { consistency: cfg.consistency } : {}),
+    ...(cfg.w !== undefined ? { w: cfg.w } : {}),
+    ...(cfg.r !== undefined ? { r: cfg.r } : {}),
+  };
+  if (c.kind === 'http') {
+    const t = await openHttpTarget({ url: c.url, table: cfg.table, timeoutMs: cfg.timeoutMs, ...cons });
+    if (cfg.conflicts) await defineTable(c.url, cfg.table, cfg.conflicts, cfg.timeoutMs);
+    return t;
+  }
+  const t = await openRingkvTarget({
+    ...(c.kind === 'socket' ? { socket: c.socket } : { hosts: c.hosts, ...(c.secret !== undefined ? { secret: c.secret } : {}) }),
+    table: cfg.table,
+    timeoutMs: cfg.timeoutMs,
+    connections: cfg.connections,
+    ...cons,
+  });
+  if (cfg.conflicts) {
+    try {
+      const ring = await t.client.ring();
+      const node = ring.nodes.find((n) => n.up && n.http) ?? ring.nodes.find((n) => n.http);
+      if (!node) throw new RingkvError('unavailable', 'no node in the ring advertises an HTTP address');
+      await defineTable(httpBaseUrl(node.http), cfg.table, cfg.conflicts, cfg.timeoutMs);
+    } catch (e) {
+      await t.close();
+      throw e;
+    }
+  }
+  return t;
+}
+
+async function withRocks<T>(cfg: BenchConfig, fn: (t: BenchTarget) => Promise<T>): Promise<T> {
+  const parent = cfg.baselineDir ?? tmpdir();
+  mkdirSync(parent, { recursive: true });
+  const dir = mkdtempSync(path.join(parent, 'ringkv-bench-rocksdb-'));
+  try {
+    const t = await openRocksBaseline(dir);
+    try {
+      return await fn(t);
+    } finally {
+      await t.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function configForReport(cfg: BenchConfig): Record<string, unknown> {
+  const c: Record<string, unknown> = { ...cfg };
+  if (cfg.connection?.kind === 'hosts' && cfg.connection.secret !== undefined) c['connection'] = { kind: 'hosts', hosts: cfg.connection.hosts, secret: '(set)' };
+  return c;
+}
+
+function header(cfg: BenchConfig): string {
+  const spec = WORKLOADS[cfg.workload];
+  const loadNote = cfg.records === 0 ? 'no records preloaded' : `${cfg.records.toLocaleString('en-US')} records${cfg.skipLoad && cfg.target === 'ringkv' ? ' (already loaded: --skip-load)' : ''}`;
+  const stop = [cfg.operations !== undefined ? `${cfg.operations.toLocaleString('en-US')} ops` : '', cfg.durationSec !== undefined ? `${cfg.durationSec} s` : ''].filter(Boolean).join(' or ');
+  const cons = cfg.consistency ? `, consistency ${cfg.consistency}` : `${cfg.w !== undefined ? `, W=${cfg.w}` : ''}${cfg.r !== undefined ? `, R=${cfg.r}` : ''}`;
+  return (
+    `ringkv bench: workload ${spec.name} (${spec.description}${cfg.distribution ? `; distribution ${cfg.distribution}` : ''}), ${loadNote}, ` +
+    `${cfg.valueSize}-byte values, stop after ${stop}, seed ${cfg.seed}\n` +
+    `target: ${cfg.target === 'rocksdb' ? 'rocksdb' : `ringkv via ${describeConnection(cfg.connection)}, table ${cfg.table}${cfg.conflicts ? ` (${cfg.conflicts})` : ''}${cons}`}` +
+    `${cfg.baseline ? '; baseline: rocksdb in a temp dir, same process, same op stream' : ''}`
+  );
+}
+
+/** Run the benchmark as configured; returns the exit status and the JSON report (also written to cfg.json). */
+export async function runBench(cfg: BenchConfig, io: BenchIo): Promise<BenchOutcome> {
+  const startedAt = new Date().toISOString();
+  const main =
+    cfg.target === 'rocksdb'
+      ? await withRocks(cfg, (t) => phases(t, cfg, io, true))
+      : await (async () => {
+          const t = await openMain(cfg);
+          try {
+            return await phases(t, cfg, io, !cfg.skipLoad);
+          } finally {
+            await t.close();
+          }
+        })();
+
+  let base: PhaseResults | undefined;
+  if (cfg.baseline && !io.signal?.aborted) {
+    // The ringkv client is closed by now, so the baseline has the process to itself.
+    base = await withRocks(cfg, (t) => phases(t, cfg, io, true));
+  }
+
+  const lines: string[] = [header(cfg), ''];
+  if (main.load) {
+    lines.push(`LOAD PHASE (batch ${cfg.loadBatch}, concurrency ${cfg.loadConcurrency})`, formatReport(main.load, base?.load), '');
+  } else if (cfg.target === 'ringkv' && cfg.records > 0 && base?.load) {
+    lines.push('LOAD PHASE: skipped for ringkv (--skip-load); the baseline loaded its own copy', '');
+  }
+  lines.push('RUN PHASE', formatReport(main.run, base?.run), '');
+
+  const report: BenchJsonReport = {
+    ...toJsonReport(main.run, base?.run),
+    config: configForReport(cfg),
+    env: { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, loadavg: loadavg().map((x) => Math.round(x * 100) / 100), startedAt },
+  };
+  if (main.load) report.load = toJsonReport(main.load, base?.load);
+
+  let exitCode = EXIT_OK;
+  if (cfg.targets) {
+    const verdict = evaluateTargets(main.run, cfg.targets);
+    report.verdict = { ...verdict, targets: cfg.targets };
+    const want = [
+      cfg.targets.targetIops !== undefined ? `≥ ${cfg.targets.targetIops.toLocaleString('en-US')} ops/s` : '',
+      cfg.targets.p99Ms !== undefined ? `p99 ≤ ${cfg.targets.p99Ms} ms` : '',
+    ]
+      .filter(Boolean)
+      .join(', ');
+    if (verdict.pass) lines.push(`PASS: ${want}`);
+    else {
+      lines.push(`FAIL: ${want}`);
+      for (const r of verdict.reasons) lines.push(`  - ${r}`);
+      exitCode = EXIT_FAILED;
+    }
+  }
+  io.out(`${lines.join('\n').trimEnd()}\n`);
+  if (cfg.json) {
+    mkdirSync(path.dirname(path.resolve(cfg.json)), { recursive: true });
+    writeFileSync(cfg.json, `${JSON.stringify(report, null, 2)}\n`);
+  }
+  return { exitCode, report };
+}
+
+// --- the command -----------------------------------------------------------------------
+
+export function registerBench(program: Command): void {
+  program
+    .command('bench')
+    .description(
+      'load generator: load records, run a YCSB workload (or ingest) against ringkv over IPC, the peer port or HTTP, ' +
+        'optionally beside RocksDB (--baseline rocksdb); report throughput and latency percentiles. ' +
+        'Exit status 0 ok / targets met, 1 a target missed or the run failed, 2 bad flags.',
+    )
+    .addOption(new Option('--workload <w>', 'ingest | a | b | c | d | e | f (YCSB core workloads; default a)'))
+    .option('--records <n>', `records loaded before the run (default ${DEFAULT_RECORDS.toLocaleString('en-US')}; 0 for ingest)`)
+    .option('--operations <n>', 'stop after this many ops')
+    .option('--duration <s>', `stop after this many seconds (default ${DEFAULT_DURATION_SEC} when --operations is not given)`)
+    .option('--value-size <bytes>', 'bytes per value (default 100)')
+    .option('--distribution <d>', "uniform | zipfian | latest (default: the workload's)")
+    .option('--target <t>', 'ringkv (default), or rocksdb to benchmark the baseline alone')
+    .option('--socket <path>', 'IPC socket of the local node (default ./data/ringkv.sock)')
+    .option('--hosts <list>', 'peer-port addresses HOST:PORT,... (token-aware client over TCP)')
+    .option('--secret <secret>', 'cluster secret for --hosts (default $RINGKV_SECRET or the development default)')
+    .option('--http <url>', "a node's HTTP API, e.g. http://127.0.0.1:7070 (one request per op)")
+    .option('--table <t>', 'table to use (default bench)')
+    .option('--conflicts <mode>', 'define the table first with conflicts lww | vclock (through the HTTP API); blind YCSB updates pile up siblings in vclock tables')
+    .option('--rate <ops/s>', 'open loop: offered ops/s, latency measured from the scheduled time')
+    .option('--concurrency <c>', `closed loop: workers each with one call in flight (default ${DEFAULT_CONCURRENCY})`)
+    .option('--batch <b>', 'group up to B consecutive inserts/updates into one call (default 1)')
+    .option('--load-batch <b>', 'records per call in the load phase (default 100)')
+    .option('--load-concurrency <c>', 'calls in flight in the load phase (default 16)')
+    .option('--max-in-flight <n>', 'open loop: ops in flight before new ones fail as client-overloaded (default 10,000)')
+    .option('--w <n>', 'write acks required (1..5)')
+    .option('--r <n>', 'read replies required (1..5)')
+    .option('--consistency <level>', `consistency level: ${LEVELS.join(', ')}`)
+    .option('--timeout <ms>', 'per-request deadline in ms (default 5000)')
+    .option('--connections <n>', 'pipelined connections per node (default 1)')
+    .option('--json <file>', 'write the JSON report here')
+    .option('--baseline <engine>', 'also run the same load and run phases on rocksdb in a temp dir, after ringkv, and report both')
+    .option('--baseline-dir <dir>', 'parent directory of the baseline temp dir (put it on the same disk as the node data)')
+    .option('--target-iops <x>', 'required throughput, ops/s (exit 1 if missed)')
+    .option('--p99-ms <y>', 'required p99 latency bound, ms (exit 1 if missed; needs an open-loop --rate run)')
+    .option('--max-error-rate <f>', 'with targets: allowed fraction of failed ops (default 0)')
+    .option('--skip-load', 'the records are already loaded: skip the load phase (ringkv only)')
+    .option('--seed <n>', 'seed for the op stream and values (default 1)')
+    .option('--stall-timeout <s>', 'seconds: give up when nothing completes for this long (default 30)')
+    .option('--no-progress', 'no progress lines on stderr')
+    .exitOverride((err: CommanderError) => {
+      // Commander already printed its message; bad flags are exit status 2 like ours.
+      process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
+    })
+    .action(async (raw: Record<string, unknown>) => {
+      let cfg: BenchConfig;
+      try {
+        cfg = parseBenchOptions(raw, process.env);
+      } catch (e) {
+        if (e instanceof BenchUsageError) {
+          process.stderr.write(`ringkv bench: ${e.message}\n`);
+          process.exitCode = EXIT_USAGE;
+          return;
+        }
+        throw e;
+      }
+      const ac = new AbortController();
+      let interrupts = 0;
+      const onSigint = (): void => {
+        if (++interrupts > 1) process.exit(130);
+        process.stderr.write('\nringkv bench: interrupted, draining in-flight ops (Ctrl-C again to quit now)\n');
+        ac.abort();
+      };
+      process.on('SIGINT', onSigint);
+      try {
+        process.stderr.write(`${header(cfg)}\n`);
+        const { exitCode } = await runBench(cfg, {
+          out: (s) => process.stdout.write(s),
+          err: (s) => process.stderr.write(s),
+          tty: process.stderr.isTTY === true,
+          signal: ac.signal,
+        });
+        process.exitCode = exitCode;
+      } catch (e) {
+        const msg = e instanceof Error ? e.message : String(e);
+        process.stderr.write(`ringkv bench: ${msg}\n`);
+        process.exitCode = EXIT_FAILED;
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+      // Nothing should keep the loop alive now; if something does, don't hang a pipeline.
+      setTimeout(() => process.exit(), 2000).unref();
+    });
+}
