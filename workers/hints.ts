@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { pack, unpack } from 'msgpackr';
-import { bufferOpts, newRocks } from '../src/storage/rocks.js';
+import { newRocks, SyncWriteBatch } from '../src/storage/rocks.js';
 import { HINTS_CF } from '../src/storage/db.js';
 import type { FromHints, Hint, HintsRequest, HintsResult, HintsWorkerData, StoredHint, ToHints } from '../src/hints/protocol.js';
 
@@ -14,7 +14,8 @@ const port = parentPort!;
 const db = newRocks(data.handle);
 await db.open();
 const column = db.columns[HINTS_CF]!;
-const putOpts = bufferOpts(column);
+const writes = new SyncWriteBatch(db, column);
+const expireWrites = new SyncWriteBatch(db, column);
 
 function keyOf(target: string, seq: number): Buffer {
   const t = Buffer.from(target, 'utf8');
@@ -76,17 +77,16 @@ async function expire(olderThan: number): Promise<number> {
     for (;;) {
       const rows = await it.nextv(2000);
       if (rows.length === 0) break;
-      const b = db.batch();
       for (const [k, v] of rows) {
         const h = unpack(v) as Hint;
         if (h.createdAt < olderThan) {
-          b.del(k, putOpts);
+          expireWrites.del(k);
           const { target } = parseKey(k);
           count.set(target, (count.get(target) ?? 1) - 1);
           removed++;
         }
       }
-      if (b.length > 0) b._writeSync({ sync: data.durability === 'sync' });
+      expireWrites.commit(data.durability === 'sync');
     }
   } finally {
     await it.close();
@@ -108,7 +108,6 @@ async function drain(): Promise<void> {
   const ops = queue;
   queue = [];
   const replies: HintsResult[] = [];
-  const batch = db.batch();
   for (const op of ops) {
     try {
       switch (op.op) {
@@ -121,12 +120,12 @@ async function drain(): Promise<void> {
           const seq = nextSeq.get(t) ?? 0;
           nextSeq.set(t, seq + 1);
           count.set(t, (count.get(t) ?? 0) + 1);
-          batch.put(keyOf(t, seq), pack(op.hint), putOpts);
+          writes.put(keyOf(t, seq), pack(op.hint));
           replies.push({ id: op.id, ok: true, stored: true });
           break;
         }
         case 'delete': {
-          for (const s of op.seqs) batch.del(keyOf(op.target, s), putOpts);
+          for (const s of op.seqs) writes.del(keyOf(op.target, s));
           count.set(op.target, Math.max(0, (count.get(op.target) ?? 0) - op.seqs.length));
           replies.push({ id: op.id, ok: true, removed: op.seqs.length });
           break;
@@ -146,7 +145,7 @@ async function drain(): Promise<void> {
     }
   }
   // Acks only after the batch is in the WAL (fsynced first under `sync` durability).
-  if (batch.length > 0) batch._writeSync({ sync: data.durability === 'sync' });
+  writes.commit(data.durability === 'sync');
   send({ t: 'replies', replies });
   scheduled = false;
   if (queue.length > 0) schedule();

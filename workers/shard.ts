@@ -17,7 +17,7 @@
  * tree being rebuilt answers repair requests with `ready: false`: its hashes are incomplete.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { bufferOpts, newRocks, type ColumnHandle, type IteratorOptions } from '../src/storage/rocks.js';
+import { newRocks, SyncWriteBatch, type ColumnHandle, type IteratorOptions } from '../src/storage/rocks.js';
 import { shardColumn, META_CF } from '../src/storage/db.js';
 import { encodeStorageKey, tokenRangeBounds, type KeyBounds } from '../src/storage/keys.js';
 import {
@@ -28,15 +28,14 @@ import {
   type LeafKeysOp,
   type MerkleNodesOp,
   type RangeRef,
-  type ReadOp,
   type RepairResult,
   type RouterToShard,
   type ShardOp,
   type ShardResult,
   type ShardToRouter,
   type ShardWorkerData,
-  type WriteOp,
 } from '../src/storage/shard-protocol.js';
+import { decodeRequests, WIRE_READ, WireReplyWriter, type WireRequest } from '../src/storage/shard-wire.js';
 import { RingTable } from '../src/ring/table.js';
 import { initHasher } from '../src/ring/hash.js';
 import { MerkleTree, initMerkle, leafIndex, type Hash64 } from '../src/merkle/index.js';
@@ -47,13 +46,14 @@ import {
   encodeRecord,
   hash64,
   initVersions,
+  isSingleVersionRecord,
   mergeVersions,
   purgeableTombstones,
   versionsEqual,
   type Version,
 } from '../src/versions/index.js';
 
-const data = workerData as ShardWorkerData;
+const data_ = workerData as ShardWorkerData;
 const port = parentPort!;
 
 /** Keys hashed per turn by a tree rebuild or a tombstone sweep: ~ms of work, then the mailbox runs. */
@@ -68,16 +68,16 @@ function send(msg: ShardToRouter): void {
 await initHasher();
 await initVersions();
 await initMerkle();
-const db = newRocks(data.handle);
+const db = newRocks(data_.handle);
 await db.open();
-const column: ColumnHandle = db.columns[shardColumn(data.shard)]!;
+const column: ColumnHandle = db.columns[shardColumn(data_.shard)]!;
 const metaColumn: ColumnHandle = db.columns[META_CF]!;
-if (!column) throw new Error(`shard ${data.shard}: column family missing`);
-const ring = RingTable.attach(data.ringBuffer);
-const putOpts = bufferOpts(column);
-const metaPutOpts = bufferOpts(metaColumn);
-const depth = data.merkleDepth;
-const graceUs = data.gcGraceSeconds * 1_000_000;
+if (!column) throw new Error(`shard ${data_.shard}: column family missing`);
+const ring = RingTable.attach(data_.ringBuffer);
+const writeBatch = new SyncWriteBatch(db, column);
+const metaBatch = new SyncWriteBatch(db, metaColumn);
+const depth = data_.merkleDepth;
+const graceUs = data_.gcGraceSeconds * 1_000_000;
 
 let keyCount = await countKeys();
 let writes = 0;
@@ -86,6 +86,9 @@ let batches = 0;
 let rebuilds = 0;
 let purgedTotal = 0;
 let queue: ShardOp[] = [];
+/** Wire request messages received since the last drain (decoded at drain time, in order). */
+let wireQueue: Uint8Array[] = [];
+const replyWire = new WireReplyWriter();
 let scheduled = false;
 let closing = false;
 
@@ -176,7 +179,7 @@ function checkRing(): void {
   if (v === treesVersion) return;
   // Version first: if another publish lands in between, the next check sees a newer version again.
   treesVersion = v;
-  const ranges = ring.localRanges(data.shard);
+  const ranges = ring.localRanges(data_.shard);
   const old = new Map(trees.map((t) => [boundsId(t.ref), t]));
   trees = ranges.map((r) => {
     const kept = old.get(boundsId(r));
@@ -278,6 +281,7 @@ function scanStep(): void {
 port.on('message', (msg: RouterToShard) => {
   if (msg.t === 'ops') {
     for (const op of msg.ops) queue.push(op);
+    if (msg.wire) wireQueue.push(msg.wire);
     if (!scheduled) {
       scheduled = true;
       setImmediate(drain);
@@ -300,9 +304,14 @@ function drain(): void {
   scheduled = false;
   const ops = queue;
   queue = [];
-  if (ops.length > 0) {
-    const replies = processOps(ops);
-    if (replies.length > 0) send({ t: 'replies', replies });
+  const wires = wireQueue;
+  wireQueue = [];
+  if (ops.length > 0 || wires.length > 0) {
+    const data: WireRequest[] = [];
+    for (const w of wires) for (const r of decodeRequests(w)) data.push(r);
+    const replies = processOps(data, ops);
+    const wire = replyWire.count > 0 ? replyWire.take() : null;
+    if (replies.length > 0 || wire) port.postMessage({ t: 'replies', wire, replies } satisfies ShardToRouter, wire ? [wire.buffer] : []);
   }
   if (closing) finishClose();
 }
@@ -316,7 +325,12 @@ class OpError extends Error {
   }
 }
 
-function processOps(ops: ShardOp[]): ShardResult[] {
+/**
+ * One group commit: every read and write (`data`, from the wire) and control op of this turn. One
+ * multi-get serves all of them; merges run in order; one WriteBatch persists every changed key;
+ * wire replies go into `replyWire`, control replies are returned.
+ */
+function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
   batches++;
   checkRing();
   const replies: Array<ShardResult | undefined> = new Array<ShardResult | undefined>(ops.length);
@@ -333,17 +347,15 @@ function processOps(ops: ShardOp[]): ShardResult[] {
     }
     return idx;
   };
-  const opSlot = new Int32Array(ops.length).fill(-1);
+  const dataSlot = new Int32Array(data.length).fill(-1);
+  for (let i = 0; i < data.length; i++) {
+    const d = data[i]!;
+    if (ring.ownsLocally(d.hi, d.lo, data_.shard)) dataSlot[i] = slotOf(encodeStorageKey(d.hi, d.lo, d.table, d.key));
+  }
   const entrySlots: Array<Int32Array | undefined> = new Array<Int32Array | undefined>(ops.length);
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
-    if (op.op === 'read' || op.op === 'write') {
-      if (!ring.ownsLocally(op.hi, op.lo, data.shard)) {
-        replies[i] = { id: op.id, ok: false, code: 'not_owner', message: `shard ${data.shard} does not own this key's token on this node` };
-        continue;
-      }
-      opSlot[i] = slotOf(encodeStorageKey(op.hi, op.lo, op.table, op.key));
-    } else if (op.op === 'repair-write') {
+    if (op.op === 'repair-write') {
       if (!Array.isArray(op.entries) || op.entries.length > REPAIR_LIMITS.maxKeysPerOp) {
         replies[i] = { id: op.id, ok: false, code: 'bad_request', message: `repair-write takes at most ${REPAIR_LIMITS.maxKeysPerOp} entries` };
         continue;
@@ -352,21 +364,32 @@ function processOps(ops: ShardOp[]): ShardResult[] {
       for (let e = 0; e < op.entries.length; e++) {
         const k = asBuffer(op.entries[e]!.key);
         // A repaired key this shard does not own under the current ring is refused like any write.
-        if (k.length >= 14 && ring.ownsLocally(k.readUInt32BE(0), k.readUInt32BE(4), data.shard)) slots[e] = slotOf(k);
+        if (k.length >= 14 && ring.ownsLocally(k.readUInt32BE(0), k.readUInt32BE(4), data_.shard)) slots[e] = slotOf(k);
       }
       entrySlots[i] = slots;
     }
   }
   const raw = keys.length > 0 ? db._getManySync(keys, { column }) : [];
-  const current: Array<Version[] | null> = raw.map((b) => (b === undefined ? null : decodeRecord(b)));
+  // Stored state per key, decoded lazily: `stored[i]` is the record bytes that will be stored (or
+  // are: raw[i]) and `current[i]` its versions once something needed them.
+  const stored: Array<Buffer | undefined> = raw.slice();
+  const current: Array<Version[] | null | undefined> = new Array<Version[] | null | undefined>(keys.length);
   const dirty = new Uint8Array(keys.length);
+  const versionsAt = (idx: number): Version[] => {
+    let v = current[idx];
+    if (v === undefined) {
+      const b = stored[idx];
+      v = b === undefined ? null : decodeRecord(b);
+      current[idx] = v;
+    }
+    return v ?? [];
+  };
 
+  for (let i = 0; i < data.length; i++) applyWire(data[i]!, dataSlot[i]!, stored, current, versionsAt, dirty);
   for (let i = 0; i < ops.length; i++) {
     if (replies[i]) continue;
     const op = ops[i]!;
-    if (op.op === 'read' || op.op === 'write') {
-      replies[i] = apply(op, opSlot[i]!, current, dirty);
-    } else if (op.op === 'repair-write') {
+    if (op.op === 'repair-write') {
       const slots = entrySlots[i]!;
       let changed = 0;
       let notOwner = 0;
@@ -378,10 +401,11 @@ function processOps(ops: ShardOp[]): ShardResult[] {
         }
         writes++;
         const entry = op.entries[e]!;
-        const before = current[idx] ?? [];
-        const merged = mergeVersions(entry.mode, before, entry.versions, data.maxSiblings);
+        const before = versionsAt(idx);
+        const merged = mergeVersions(entry.mode, before, entry.versions, data_.maxSiblings);
         if (!versionsEqual(merged, before)) {
           current[idx] = merged;
+          stored[idx] = undefined;
           dirty[idx] = 1;
           changed++;
         }
@@ -391,16 +415,15 @@ function processOps(ops: ShardOp[]): ShardResult[] {
   }
 
   if (dirty.some((d) => d === 1)) {
-    const batch = db.batch();
     const fresh: Array<Hash64 | null> = new Array<Hash64 | null>(keys.length).fill(null);
     for (let i = 0; i < keys.length; i++) {
       if (dirty[i] !== 1) continue;
-      const enc = encodeRecord(current[i]!);
-      batch.put(keys[i]!, enc, putOpts);
+      const enc = stored[i] ?? encodeRecord(current[i]!);
+      writeBatch.put(keys[i]!, enc);
       fresh[i] = hash64(enc);
       if (raw[i] === undefined) keyCount++;
     }
-    batch._writeSync({ sync: data.durability === 'sync' });
+    writeBatch.commit(data_.durability === 'sync');
     // Only after the batch is durable in the WAL: the trees describe what is stored. The stored
     // bytes are canonical (encodeRecord), so hashing them equals recordDigest of the versions.
     for (let i = 0; i < keys.length; i++) {
@@ -414,13 +437,13 @@ function processOps(ops: ShardOp[]): ShardResult[] {
   for (let i = 0; i < ops.length; i++) {
     if (replies[i]) continue;
     const op = ops[i]!;
-    if (op.op === 'read' || op.op === 'write' || op.op === 'repair-write') continue;
+    if (op.op === 'repair-write') continue;
     if (op.op === 'stats') {
       replies[i] = {
         id: op.id,
         ok: true,
         stats: {
-          shard: data.shard,
+          shard: data_.shard,
           keys: keyCount,
           writes,
           reads,
@@ -448,31 +471,65 @@ function processOps(ops: ShardOp[]): ShardResult[] {
   return replies.filter((r): r is ShardResult => r !== undefined);
 }
 
-function apply(op: ReadOp | WriteOp, idx: number, current: Array<Version[] | null>, dirty: Uint8Array): ShardResult {
-  if (op.op === 'read') {
+/**
+ * One wire read or write against this turn's state. Writes merge into what is stored; a write of a
+ * single version to an absent key stores the router's record bytes as they came (the merge of one
+ * version into nothing is that version, and encodeRecord is canonical, so the bytes are identical).
+ */
+function applyWire(
+  d: WireRequest,
+  idx: number,
+  stored: Array<Buffer | undefined>,
+  current: Array<Version[] | null | undefined>,
+  versionsAt: (idx: number) => Version[],
+  dirty: Uint8Array,
+): void {
+  if (idx < 0) {
+    replyWire.error(d.id, 'not_owner', `shard ${data_.shard} does not own this key's token on this node`);
+    return;
+  }
+  if (d.kind === WIRE_READ) {
     reads++;
-    return { id: op.id, ok: true, versions: current[idx] ?? null };
+    const b = stored[idx];
+    // Bytes of a key written earlier this turn, or as read from RocksDB: canonical either way.
+    replyWire.ok(d.id, b ?? (current[idx] ? encodeRecord(current[idx]!) : null), false);
+    return;
   }
   writes++;
-  const before = current[idx] ?? [];
-  const merged = mergeVersions(op.mode, before, op.versions, data.maxSiblings);
+  if (current[idx] === undefined && stored[idx] === undefined && isSingleVersionRecord(d.record)) {
+    stored[idx] = Buffer.from(d.record); // a copy: the view's message buffer is not ours to keep
+    current[idx] = undefined;
+    dirty[idx] = 1;
+    replyWire.ok(d.id, d.returnMerged ? d.record : null, true);
+    return;
+  }
+  let incoming: Version[];
+  try {
+    incoming = decodeRecord(d.record);
+  } catch (e) {
+    replyWire.error(d.id, 'bad_request', (e as Error).message);
+    return;
+  }
+  const before = versionsAt(idx);
+  const merged = mergeVersions(d.mode, before, incoming, data_.maxSiblings);
   const changed = !versionsEqual(merged, before);
   if (changed) {
     current[idx] = merged;
+    stored[idx] = undefined;
     dirty[idx] = 1;
   }
-  return { id: op.id, ok: true, versions: op.returnMerged ? (current[idx] ?? []) : null, changed };
+  replyWire.ok(d.id, d.returnMerged ? (stored[idx] ?? encodeRecord(current[idx] ?? merged)) : null, changed);
 }
 
 function treeFor(range: RangeRef): RangeTree {
   const rt = range && typeof range === 'object' ? treeByPos.get(range.pos) : undefined;
   if (!rt || boundsId(rt.ref) !== boundsId(range)) {
-    throw new OpError('range_unknown', `shard ${data.shard} keeps no Merkle tree for ring range ${range ? `#${range.pos}` : '?'} (ring views differ?)`);
+    throw new OpError('range_unknown', `shard ${data_.shard} keeps no Merkle tree for ring range ${range ? `#${range.pos}` : '?'} (ring views differ?)`);
   }
   return rt;
 }
 
-type ControlOp = Exclude<DataOp, ReadOp | WriteOp | { op: 'repair-write' } | { op: 'sweep' }>;
+type ControlOp = Exclude<DataOp, { op: 'repair-write' } | { op: 'sweep' }>;
 
 function control(op: ControlOp): RepairResult {
   switch (op.op) {
@@ -622,9 +679,8 @@ function sweepStep(): void {
     if (versions.length > 0 && purgeableTombstones(versions, nowUs, graceUs)) purged.push([rows[j]!, rows[j + 1]!]);
   }
   if (purged.length > 0) {
-    const batch = db.batch();
-    for (const [k] of purged) batch.del(k, putOpts);
-    batch._writeSync({ sync: data.durability === 'sync' });
+    for (const [k] of purged) writeBatch.del(k);
+    writeBatch.commit(data_.durability === 'sync');
     for (const [k, v] of purged) treeUpdate(k, hash64(v), null);
     keyCount -= purged.length;
     run.purged += purged.length;
@@ -636,7 +692,7 @@ function sweepStep(): void {
     return;
   }
   const sweep = { scanned: run.scanned, purged: run.purged, durationMs: Math.round(performance.now() - run.t0) };
-  if (run.waiters.length > 0) send({ t: 'replies', replies: run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'sweep' as const, sweep } })) });
+  if (run.waiters.length > 0) send({ t: 'replies', wire: null, replies: run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'sweep' as const, sweep } })) });
   sweepRun = null;
   if (sweepNext !== null) {
     const waiters = sweepNext;
@@ -652,20 +708,19 @@ function sweepStep(): void {
 // Periodic durability: the WAL is written before every ack; one fsync'ed write per interval makes
 // everything before it durable (a sync write syncs the whole shared WAL). Only shard 0 does this.
 let syncTimer: NodeJS.Timeout | undefined;
-if (data.durability === 'periodic' && data.shard === 0) {
+if (data_.durability === 'periodic' && data_.shard === 0) {
   const syncKey = Buffer.from('__wal_sync');
   syncTimer = setInterval(() => {
-    const b = db.batch();
-    b.put(syncKey, Buffer.from(String(Date.now())), metaPutOpts);
-    b._writeSync({ sync: true });
-  }, data.syncIntervalMs);
+    metaBatch.put(syncKey, Buffer.from(String(Date.now())));
+    metaBatch.commit(true);
+  }, data_.syncIntervalMs);
   syncTimer.unref();
 }
 
 const ringTimer = setInterval(checkRing, RING_CHECK_MS);
 ringTimer.unref();
-const sweepTimer = setInterval(() => requestSweep(), data.tombstoneSweepIntervalMs);
+const sweepTimer = setInterval(() => requestSweep(), data_.tombstoneSweepIntervalMs);
 sweepTimer.unref();
 
 checkRing();
-send({ t: 'ready', shard: data.shard, keys: keyCount });
+send({ t: 'ready', shard: data_.shard, keys: keyCount });

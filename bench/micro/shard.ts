@@ -22,14 +22,14 @@ import { allocateTokens } from '../../src/ring/tokens.js';
 import { buildRing } from '../../src/ring/builder.js';
 import { Liveness, MAX_REPLICAS, RingTable } from '../../src/ring/table.js';
 import { openDatabase } from '../../src/storage/db.js';
-import { bufferOpts } from '../../src/storage/rocks.js';
+import { SyncWriteBatch } from '../../src/storage/rocks.js';
 import { encodeStorageKey } from '../../src/storage/keys.js';
-import { ShardPool } from '../../src/storage/shards.js';
-import type { RouterToShard, ShardResult, ShardToRouter } from '../../src/storage/shard-protocol.js';
-import { initVersions } from '../../src/versions/record.js';
+import { ShardPool, shardRead, shardWrite } from '../../src/storage/shards.js';
+import { decodeReplies, decodeRequests, WireReplyWriter, WireRequestWriter, type WireReply } from '../../src/storage/shard-wire.js';
+import { encodeRecord, initVersions } from '../../src/versions/record.js';
 import { newVersion, type Version } from '../../src/versions/version.js';
 import { makeValue, seededRandom } from './fixtures.js';
-import { runSuite, type RatioSpec, type Row, type SuiteOptions } from './harness.js';
+import { runSuite, sink, type RatioSpec, type Row, type SuiteOptions } from './harness.js';
 
 /** One shard: the round trip and the shard's own work, without two workers sharing two cores. */
 const SHARDS = 1;
@@ -37,7 +37,7 @@ const BATCH = 100;
 const READ_KEYS = 10_000;
 const TABLE_ID = 0x7ab1e001;
 
-function check(r: ShardResult): void {
+function check(r: WireReply): void {
   if (!r.ok) throw new Error(`shard op failed: ${r.code}: ${r.message}`);
 }
 
@@ -77,7 +77,7 @@ export async function shardSuite(opts: SuiteOptions): Promise<Row[]> {
   const outNodes = new Uint16Array(MAX_REPLICAS);
   const outShards = new Uint16Array(MAX_REPLICAS);
   const rawColumn = odb.column('default');
-  const rawOpts = bufferOpts(rawColumn);
+  const rawBatch = new SyncWriteBatch(odb.db, rawColumn);
   const db = odb.db;
 
   // The router's part: hash, look up the preference list, pick the (only, local) replica's shard.
@@ -86,13 +86,14 @@ export async function shardSuite(opts: SuiteOptions): Promise<Row[]> {
     if (ring.lookup(tok[0]!, tok[1]!, outNodes, outShards) === 0) throw new Error('empty ring');
     return outShards[0]!;
   };
-  const write = (key: Buffer): Promise<ShardResult> => {
+  // As the router does: the new version goes to the shard as its record bytes.
+  const write = (key: Buffer): Promise<WireReply> => {
     const shard = route(key);
-    return pool.submit(shard, { op: 'write', table: TABLE_ID, mode: 'vclock', key, hi: tok[0]!, lo: tok[1]!, versions: versionsOf() });
+    return shardWrite(pool, shard, TABLE_ID, 'vclock', key, tok[0]!, tok[1]!, encodeRecord(versionsOf()));
   };
-  const read = (key: Buffer): Promise<ShardResult> => {
+  const read = (key: Buffer): Promise<WireReply> => {
     const shard = route(key);
-    return pool.submit(shard, { op: 'read', table: TABLE_ID, key, hi: tok[0]!, lo: tok[1]! });
+    return shardRead(pool, shard, TABLE_ID, key, tok[0]!, tok[1]!);
   };
   const rawKey = (key: Buffer): Buffer => {
     tokenInto(key, tok);
@@ -111,36 +112,60 @@ export async function shardSuite(opts: SuiteOptions): Promise<Row[]> {
     for (let i = 0; i < READ_KEYS; i += 500) {
       const chunk = readKeys.slice(i, i + 500);
       (await Promise.all(chunk.map(write))).forEach(check);
-      const b = db.batch();
-      for (const k of chunk) b.put(rawKey(k), value, rawOpts);
-      b._writeSync({ sync: false });
+      for (const k of chunk) rawBatch.put(rawKey(k), value);
+      rawBatch.commit(false);
     }
     const probe = await read(readKeys[0]!);
     check(probe);
-    if (!('versions' in probe) || probe.versions === null || probe.versions.length !== 1) throw new Error('preloaded key not readable');
+    if (!probe.ok || probe.record === null) throw new Error('preloaded key not readable');
 
-    // What crossing the thread boundary costs by itself: postMessage structured-clones each message
-    // (serialize on the sender, deserialize on the receiver); these are the batch-of-100 messages.
-    const writeOps: RouterToShard = {
+    // What crossing the thread boundary costs by itself, for batch-of-100 messages: the wire
+    // encoding the pool uses (encode on the sender, decode on the receiver), next to the structured
+    // clone of op objects carrying Version[] that it replaced (postMessage serializes on the
+    // sender and deserializes on the receiver).
+    const objectOps = {
       t: 'ops',
       ops: readKeys.slice(0, BATCH).map((key, id) => ({ id, op: 'write' as const, table: TABLE_ID, mode: 'vclock' as const, key, hi: 1, lo: 2, versions: versionsOf() })),
     };
-    const readReplies: ShardToRouter = { t: 'replies', replies: readKeys.slice(0, BATCH).map((_, id) => ({ id, ok: true as const, versions: versionsOf() })) };
+    const objectReplies = { t: 'replies', replies: readKeys.slice(0, BATCH).map((_, id) => ({ id, ok: true as const, versions: versionsOf() })) };
+    const records = readKeys.slice(0, BATCH).map(() => encodeRecord(versionsOf()));
+    const reqWriter = new WireRequestWriter();
+    const replyWriter = new WireReplyWriter();
 
     return await runSuite(
       'shard',
       [
         {
-          name: 'structuredClone 100-write ops msg',
+          name: 'wire: 100-write ops msg',
           opsPerCall: BATCH,
-          note: 'router -> shard message of a write batch (serialize + deserialize)',
-          fn: () => structuredClone(writeOps),
+          note: 'router -> shard: encodeRecord each version, WireRequestWriter, take, decodeRequests',
+          fn: () => {
+            for (let i = 0; i < BATCH; i++) reqWriter.write(i, TABLE_ID, 1, 2, readKeys[i]!, 'vclock', encodeRecord(versionsOf()), false);
+            sink.n ^= decodeRequests(reqWriter.take()).length;
+          },
         },
         {
-          name: 'structuredClone 100-read replies msg',
+          name: 'wire: 100-read replies msg',
           opsPerCall: BATCH,
-          note: 'shard -> router replies of a read batch, one 100-byte version each',
-          fn: () => structuredClone(readReplies),
+          note: 'shard -> router: stored record bytes per read, decodeReplies',
+          fn: () => {
+            for (let i = 0; i < BATCH; i++) replyWriter.ok(i, records[i]!, false);
+            let n = 0;
+            decodeReplies(replyWriter.take(), () => n++);
+            sink.n ^= n;
+          },
+        },
+        {
+          name: 'structuredClone 100-write ops msg (objects)',
+          opsPerCall: BATCH,
+          note: 'what the wire replaced: op objects with Version[] (serialize + deserialize)',
+          fn: () => structuredClone(objectOps),
+        },
+        {
+          name: 'structuredClone 100-read replies msg (objects)',
+          opsPerCall: BATCH,
+          note: 'what the wire replaced: replies carrying Version[], one 100-byte version each',
+          fn: () => structuredClone(objectReplies),
         },
         {
           name: 'ringkv write, 1 at a time',
@@ -152,7 +177,7 @@ export async function shardSuite(opts: SuiteOptions): Promise<Row[]> {
           opsPerCall: BATCH,
           note: '100 submits in one tick -> one message, one group commit; latency = whole batch',
           fn: async () => {
-            const ps = new Array<Promise<ShardResult>>(BATCH);
+            const ps = new Array<Promise<WireReply>>(BATCH);
             for (let i = 0; i < BATCH; i++) ps[i] = write(nextWriteKey());
             (await Promise.all(ps)).forEach(check);
           },
@@ -161,9 +186,8 @@ export async function shardSuite(opts: SuiteOptions): Promise<Row[]> {
           name: 'raw rocksdb put, 1 at a time',
           note: 'main thread: 1-key WriteBatch, _writeSync (no fsync)',
           fn: () => {
-            const b = db.batch();
-            b.put(rawKey(nextWriteKey()), value.slice(), rawOpts);
-            b._writeSync({ sync: false });
+            rawBatch.put(rawKey(nextWriteKey()), value.slice());
+            rawBatch.commit(false);
           },
         },
         {
@@ -171,9 +195,8 @@ export async function shardSuite(opts: SuiteOptions): Promise<Row[]> {
           opsPerCall: BATCH,
           note: 'main thread: 100-key WriteBatch, _writeSync (no fsync)',
           fn: () => {
-            const b = db.batch();
-            for (let i = 0; i < BATCH; i++) b.put(rawKey(nextWriteKey()), value.slice(), rawOpts);
-            b._writeSync({ sync: false });
+            for (let i = 0; i < BATCH; i++) rawBatch.put(rawKey(nextWriteKey()), value.slice());
+            rawBatch.commit(false);
           },
         },
         {
@@ -186,7 +209,7 @@ export async function shardSuite(opts: SuiteOptions): Promise<Row[]> {
           opsPerCall: BATCH,
           note: '100 reads in one tick -> one message, one multi-get',
           fn: async () => {
-            const ps = new Array<Promise<ShardResult>>(BATCH);
+            const ps = new Array<Promise<WireReply>>(BATCH);
             for (let i = 0; i < BATCH; i++) ps[i] = read(nextReadKey());
             (await Promise.all(ps)).forEach(check);
           },

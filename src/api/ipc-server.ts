@@ -110,21 +110,14 @@ function isMsg(x: unknown): x is Msg {
   return typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Uint8Array);
 }
 
-/**
- * Copy into a fresh, exactly sized buffer. Decoded bins are views into the read chunk; the router
- * posts values to shard workers, and structured clone copies a view's *whole* backing ArrayBuffer,
- * so passing views would copy (and pin) up to a frame per request.
- */
-function ownBytes(b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(b.length);
-  out.set(b);
-  return out;
-}
+// Decoded bins are views into the read chunk and stay so: shards get keys and values copied into
+// their wire message, peers into frames, and the hint store detaches what it posts to its worker.
+// A view pins its chunk only while its request is in flight (bounded per connection).
 
 function parseKey(v: unknown, limits: IpcLimits): Uint8Array {
   let bytes: Uint8Array;
   if (typeof v === 'string') bytes = Buffer.from(v, 'utf8');
-  else if (v instanceof Uint8Array) bytes = ownBytes(v);
+  else if (v instanceof Uint8Array) bytes = v;
   else throw badRequest('key must be a non-empty string or bin', { field: 'key' });
   if (bytes.length === 0) throw badRequest('key must be a non-empty string or bin', { field: 'key' });
   if (bytes.length > limits.maxKeyBytes) {
@@ -135,7 +128,7 @@ function parseKey(v: unknown, limits: IpcLimits): Uint8Array {
 
 function parseValue(v: unknown, limits: IpcLimits): Uint8Array {
   let bytes: Uint8Array;
-  if (v instanceof Uint8Array) bytes = ownBytes(v);
+  if (v instanceof Uint8Array) bytes = v;
   else if (typeof v === 'string') bytes = Buffer.from(v, 'utf8');
   else throw badRequest('value is required: bin (stored byte-exact) or str (stored as UTF-8)', { field: 'value' });
   if (bytes.length > limits.maxValueBytes) {

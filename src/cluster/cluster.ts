@@ -265,6 +265,12 @@ export class Cluster implements RemoteReplicas {
     return this.detector.isAvailable(id, performance.now());
   }
 
+  /** Liveness as the ring table holds it (nodes outside the ring: the detector's verdict). */
+  private ringUp(id: string, now: number): boolean {
+    const i = this.layout.nodeIds.indexOf(id);
+    return i >= 0 ? this.o.ring.liveness(i) !== Liveness.Down : this.detector.isAvailable(id, now);
+  }
+
   private updateLiveness(): void {
     const now = performance.now();
     this.layout.nodeIds.forEach((id, i) => {
@@ -300,12 +306,15 @@ export class Cluster implements RemoteReplicas {
 
   /** This node's view of every member, for status endpoints. */
   view(): Array<{ id: string; info: NodeInfo; generation: number; up: boolean; phi: number }> {
+    // Report what routing uses: refresh the ring's liveness bytes now, then read them, so a status
+    // that says "down" means the router already treats the node as down.
+    this.updateLiveness();
     const now = performance.now();
     return this.gossip.all().map((s) => ({
       id: s.id,
       info: s.info,
       generation: s.generation,
-      up: s.id === this.selfId || this.detector.isAvailable(s.id, now),
+      up: s.id === this.selfId || this.ringUp(s.id, now),
       phi: s.id === this.selfId ? 0 : Number(this.detector.phi(s.id, now).toFixed(3)),
     }));
   }

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { detachedBytes } from '../util/bytes.js';
 import { RingkvError } from '../util/errors.js';
 import type { FromHints, Hint, HintsRequest, HintsResult, HintsWorkerData, StoredHint, ToHints } from './protocol.js';
 
@@ -69,7 +70,10 @@ export class HintStore {
 
   /** Durably store a hint; false when the per-target bound refused it. */
   async store(hint: Hint): Promise<boolean> {
-    const r = await this.call({ op: 'store', hint });
+    // The key and values are often views (of a socket chunk, of the Buffer pool): posting them would
+    // clone whole backing buffers, so detach them first.
+    const own: Hint = { ...hint, key: detachedBytes(hint.key), versions: hint.versions.map((v) => ({ ...v, value: detachedBytes(v.value) })) };
+    const r = await this.call({ op: 'store', hint: own });
     return r.ok && r.stored === true;
   }
 

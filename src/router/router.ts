@@ -4,12 +4,14 @@ import { tokenInto } from '../ring/hash.js';
 import type { RingLayout } from '../ring/builder.js';
 import { Liveness, RingTable, MAX_REPLICAS } from '../ring/table.js';
 import type { ShardPool } from '../storage/shards.js';
-import { RingkvError, invariant } from '../util/errors.js';
+import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import {
   DotCounter,
   contextOf,
   decodeContext,
+  decodeRecord,
   encodeContext,
+  encodeRecord,
   liveValues,
   mergeVersions,
   newVersion,
@@ -216,6 +218,31 @@ export class Router {
     const tracker = new QuorumTracker(cons.n, cons.required);
     const timeoutMs = this.timeoutOf(req);
     const base = { table: table.name, tableId: table.id, mode: table.conflicts, key: req.key };
+    const up = targets.filter((r) => this.isUp(r));
+    const down = targets.filter((r) => !up.includes(r));
+    // Sloppy quorum: each down replica's write goes, as a hint naming it, to the next healthy
+    // node clockwise that isn't a replica (or stays with this coordinator when none is left).
+    const placements =
+      down.length > 0 && this.hints
+        ? placeHints(
+            down.map((r) => r.nodeId),
+            clockwiseFallbacks(this.layout, pos, new Set(replicas.map((r) => r.nodeId)), down.length + 2),
+            (id) => this.isUpId(id),
+            table.quorum,
+            cons.any,
+          )
+        : [];
+    const hintCredit = placements.filter((p) => p.counts).length;
+    if (up.length + hintCredit < cons.required) {
+      // Known unavailable (Cassandra's UnavailableException): write nothing rather than a partial write.
+      this.counters.unavailable++;
+      throw new RingkvError(
+        'unavailable',
+        `write quorum not met: ${up.length} of ${cons.n} replicas are up, ${cons.required} acks required (down: ${down.map((r) => r.nodeId).join(', ')}` +
+          `${hintCredit > 0 ? `; ${hintCredit} hinted fallbacks count` : ''}); nothing was written`,
+        { n: cons.n, required: cons.required, up: up.length },
+      );
+    }
     await new Promise<void>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => {
@@ -232,41 +259,6 @@ export class Router {
         if (s === 'succeeded') resolve();
         else reject(this.quorumError('write', tracker, cons, false));
       };
-      // Step 1, the coordinating replica (this node's own when it is one, as Riak's coordinating
-      // vnode): it merges the new version into what it holds and answers with the merged set.
-      // Step 2: that set goes to the other replicas. Shipping the merged set, not the lone new
-      // version, keeps every replica's state closed under the context the write carries (see
-      // src/versions/version.ts): a context then never claims a dot that a replica lacks.
-      const up = targets.filter((r) => this.isUp(r));
-      const down = targets.filter((r) => !up.includes(r));
-      // Sloppy quorum: each down replica's write goes, as a hint naming it, to the next healthy
-      // node clockwise that isn't a replica (or stays with this coordinator when none is left).
-      const placements =
-        down.length > 0 && this.hints
-          ? placeHints(
-              down.map((r) => r.nodeId),
-              clockwiseFallbacks(this.layout, pos, new Set(replicas.map((r) => r.nodeId)), down.length + 2),
-              (id) => this.isUpId(id),
-              table.quorum,
-              cons.any,
-            )
-          : [];
-      const hintCredit = placements.filter((p) => p.counts).length;
-      if (up.length + hintCredit < cons.required) {
-        // Known unavailable (Cassandra's UnavailableException): write nothing rather than a partial write.
-        settled = true;
-        clearTimeout(timer);
-        this.counters.unavailable++;
-        reject(
-          new RingkvError(
-            'unavailable',
-            `write quorum not met: ${up.length} of ${cons.n} replicas are up, ${cons.required} acks required (down: ${down.map((r) => r.nodeId).join(', ')}` +
-              `${hintCredit > 0 ? `; ${hintCredit} hinted fallbacks count` : ''}); nothing was written`,
-            { n: cons.n, required: cons.required, up: up.length },
-          ),
-        );
-        return;
-      }
       const storeHint = (target: string, holder: string | null, versions: Version[], counts: boolean): void => {
         this.counters.hintedWrites++;
         this.hints!.hint(holder, { target, ...base, versions }, timeoutMs).then(
@@ -277,38 +269,50 @@ export class Router {
           },
         );
       };
-      const candidates = [...up].sort((a, b) => Number(b.local) - Number(a.local));
-      const coordinate = async (): Promise<void> => {
-        let merged: Version[] | null = null;
-        while (candidates.length > 0 && merged === null && !settled) {
-          const c = candidates.shift()!;
-          try {
-            merged = (await this.writeReplica(c, hi, lo, { ...base, versions: [version], returnMerged: true }, timeoutMs)) ?? [version];
-            record(true);
-          } catch (e) {
-            this.opts.log.debug({ err: String(e), replica: c.nodeId }, 'coordinating replica write failed');
-            if (this.hints) storeHint(c.nodeId, null, [version], cons.any);
-            else record(false);
-          }
-        }
-        const set = merged ?? [version];
-        const op: ReplicaWrite = { ...base, versions: set };
+      // Step 2: the coordinating replica's merged set goes to the other replicas and into hints.
+      // Shipping the merged set, not the lone new version, keeps every replica's state closed
+      // under the context the write carries (see src/versions/version.ts): a context then never
+      // claims a dot that a replica lacks.
+      const fanOut = (set: Version[], rest: Replica[]): void => {
         for (const p of placements) storeHint(p.target, p.holder, set, p.counts);
         if (placements.length === 0) for (let i = 0; i < down.length; i++) record(false);
-        for (const r of candidates) {
-          this.writeReplica(r, hi, lo, op, timeoutMs).then(
-            () => record(true),
-            (e: unknown) => {
-              // A replica that failed or timed out mid-write gets a hint on this node; it counts
-              // toward W only for ANY (we can't tell a slow replica from a lost one here).
-              this.opts.log.debug({ err: String(e), replica: r.nodeId }, 'replica write failed');
-              if (this.hints) storeHint(r.nodeId, null, set, cons.any);
-              else record(false);
-            },
-          );
+        if (rest.length === 0) return;
+        const op: ReplicaWrite = { ...base, versions: set };
+        const rec = encodeRecord(set);
+        for (const r of rest) {
+          this.writeReplica(r, hi, lo, op, rec, timeoutMs, (err) => {
+            if (!err) return record(true);
+            // A replica that failed or timed out mid-write gets a hint on this node; it counts
+            // toward W only for ANY (we can't tell a slow replica from a lost one here).
+            this.opts.log.debug({ err: String(err), replica: r.nodeId }, 'replica write failed');
+            if (this.hints) storeHint(r.nodeId, null, set, cons.any);
+            else record(false);
+          });
         }
       };
-      void coordinate();
+      // Step 1, the coordinating replica (this node's own when it is one, as Riak's coordinating
+      // vnode): it merges the new version into what it holds and answers with the merged set,
+      // which is only asked for when there is somewhere to send it.
+      const candidates = up.length > 1 ? [...up].sort((a, b) => Number(b.local) - Number(a.local)) : up;
+      let next = 0;
+      const single = [version];
+      const tryCoordinator = (): void => {
+        if (next >= candidates.length || settled) return fanOut(single, candidates.slice(next));
+        const c = candidates[next++]!;
+        const wantMerged = next < candidates.length || placements.length > 0;
+        const op: ReplicaWrite = { ...base, versions: single, returnMerged: wantMerged };
+        this.writeReplica(c, hi, lo, op, null, timeoutMs, (err, merged) => {
+          if (err) {
+            this.opts.log.debug({ err: String(err), replica: c.nodeId }, 'coordinating replica write failed');
+            if (this.hints) storeHint(c.nodeId, null, single, cons.any);
+            else record(false);
+            return tryCoordinator();
+          }
+          record(true);
+          fanOut(merged ?? single, candidates.slice(next));
+        });
+      };
+      tryCoordinator();
     });
     return { context: encodeContext(version.clock), consistency: report(cons, tracker.acknowledged) };
   }
@@ -360,19 +364,17 @@ export class Router {
           doneOne();
           continue;
         }
-        this.readReplica(r, hi, lo, op, timeoutMs).then(
-          (versions) => {
+        this.readReplica(r, hi, lo, op, timeoutMs, (err, versions) => {
+          if (err) {
+            const s = tracker.fail();
+            if (s !== 'pending') settle(s);
+          } else {
             replies.push({ replica: r, versions: versions ?? [] });
             const s = tracker.ack();
             if (s !== 'pending') settle(s);
-            doneOne();
-          },
-          () => {
-            const s = tracker.fail();
-            if (s !== 'pending') settle(s);
-            doneOne();
-          },
-        );
+          }
+          doneOne();
+        });
       }
     });
 
@@ -405,36 +407,51 @@ export class Router {
         .filter((r) => !versionsEqual(r.versions, merged))
         .map(async (s) => {
           this.counters.readRepairs++;
-          try {
-            await this.writeReplica(s.replica, hi, lo, op, timeoutMs);
-          } catch (e) {
-            this.opts.log.debug({ err: String(e), replica: s.replica.nodeId }, 'read repair write failed');
-          }
+          const err = await new Promise<Error | null>((done) => this.writeReplica(s.replica, hi, lo, op, null, timeoutMs, done));
+          if (err) this.opts.log.debug({ err: String(err), replica: s.replica.nodeId }, 'read repair write failed');
         }),
     );
   }
 
-  private writeReplica(r: Replica, hi: number, lo: number, op: ReplicaWrite, timeoutMs: number): Promise<Version[] | null> {
+  /**
+   * Write to one replica: a local shard by message (record bytes: `record` when the caller encoded
+   * `op.versions` already), or a remote node's router by frame. `cb` runs once, never inside this
+   * call, with the merged versions when `op.returnMerged` asked for them.
+   */
+  private writeReplica(r: Replica, hi: number, lo: number, op: ReplicaWrite, record: Uint8Array | null, timeoutMs: number, cb: ReplicaCallback): void {
     if (r.local) {
-      const shardOp = { op: 'write' as const, table: op.tableId, mode: op.mode, key: op.key, hi, lo, versions: op.versions, returnMerged: op.returnMerged === true };
-      return this.opts.shards.submit(r.shard, shardOp).then((res) => {
-        if (!res.ok) throw new RingkvError(res.code as 'internal', res.message);
-        return 'versions' in res ? res.versions : null;
+      this.opts.shards.write(r.shard, op.tableId, op.mode, op.key, hi, lo, record ?? encodeRecord(op.versions), op.returnMerged === true, (res) => {
+        if (!res.ok) return cb(new RingkvError(res.code as ErrorCode, res.message), null);
+        cb(null, res.record ? decodeRecord(res.record) : null);
       });
+      return;
     }
-    if (!this.remote) return Promise.reject(new RingkvError('unavailable', `no transport to reach node ${r.nodeId}`));
-    return this.remote.write(r.nodeId, op, timeoutMs);
+    if (!this.remote) return void queueMicrotask(() => cb(new RingkvError('unavailable', `no transport to reach node ${r.nodeId}`), null));
+    this.remote.write(r.nodeId, op, timeoutMs).then(
+      (v) => cb(null, v),
+      (e: unknown) => cb(e instanceof Error ? e : new Error(String(e)), null),
+    );
   }
 
-  private readReplica(r: Replica, hi: number, lo: number, op: ReplicaRead, timeoutMs: number): Promise<Version[] | null> {
+  private readReplica(r: Replica, hi: number, lo: number, op: ReplicaRead, timeoutMs: number, cb: ReplicaCallback): void {
     if (r.local) {
-      return this.opts.shards.submit(r.shard, { op: 'read', table: op.tableId, key: op.key, hi, lo }).then((res) => {
-        if (!res.ok) throw new RingkvError(res.code as 'internal', res.message);
-        return 'versions' in res ? res.versions : null;
+      this.opts.shards.read(r.shard, op.tableId, op.key, hi, lo, (res) => {
+        if (!res.ok) return cb(new RingkvError(res.code as ErrorCode, res.message), null);
+        let versions: Version[] | null;
+        try {
+          versions = res.record ? decodeRecord(res.record) : null;
+        } catch (e) {
+          return cb(e as Error, null);
+        }
+        cb(null, versions);
       });
+      return;
     }
-    if (!this.remote) return Promise.reject(new RingkvError('unavailable', `no transport to reach node ${r.nodeId}`));
-    return this.remote.read(r.nodeId, op, timeoutMs);
+    if (!this.remote) return void queueMicrotask(() => cb(new RingkvError('unavailable', `no transport to reach node ${r.nodeId}`), null));
+    this.remote.read(r.nodeId, op, timeoutMs).then(
+      (v) => cb(null, v),
+      (e: unknown) => cb(e instanceof Error ? e : new Error(String(e)), null),
+    );
   }
 
   /**
@@ -454,7 +471,7 @@ export class Router {
     const self = replicas.find((r) => r.local);
     if (!self) throw new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of this key in its ring view`);
     this.opts.tables.getOrCreate(op.table);
-    return this.writeReplica(self, hi, lo, op, this.opts.config.requestTimeoutMs);
+    return promiseOf((cb) => this.writeReplica(self, hi, lo, op, null, this.opts.config.requestTimeoutMs, cb));
   }
 
   async applyReplicaRead(op: ReplicaRead): Promise<Version[] | null> {
@@ -462,7 +479,7 @@ export class Router {
     const { hi, lo, replicas } = this.replicasOf(op.key);
     const self = replicas.find((r) => r.local);
     if (!self) throw new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of this key in its ring view`);
-    return this.readReplica(self, hi, lo, op, this.opts.config.requestTimeoutMs);
+    return promiseOf((cb) => this.readReplica(self, hi, lo, op, this.opts.config.requestTimeoutMs, cb));
   }
 
   private quorumError(kind: 'read' | 'write', t: QuorumTracker, cons: ResolvedConsistency, timedOut: boolean): RingkvError {
@@ -475,6 +492,12 @@ export class Router {
       { n: cons.n, required: cons.required, replied: t.acknowledged, failed: t.failed },
     );
   }
+}
+
+type ReplicaCallback = (err: Error | null, versions: Version[] | null) => void;
+
+function promiseOf(start: (cb: ReplicaCallback) => void): Promise<Version[] | null> {
+  return new Promise((resolve, reject) => start((err, v) => (err ? reject(err) : resolve(v))));
 }
 
 function reconcile(mode: ConflictMode, replies: ReadonlyArray<{ versions: Version[] }>, maxSiblings: number): Version[] {

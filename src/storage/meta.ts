@@ -1,7 +1,7 @@
 import { pack, unpack } from 'msgpackr';
 import type { OpenedDatabase } from './db.js';
 import { META_CF } from './db.js';
-import { bufferOpts, type BufferOpts, type ColumnHandle } from './rocks.js';
+import { SyncWriteBatch, type ColumnHandle } from './rocks.js';
 
 /**
  * Small durable facts about this node (id, shard count, tokens, generation, table schemas), in the
@@ -9,10 +9,10 @@ import { bufferOpts, type BufferOpts, type ColumnHandle } from './rocks.js';
  */
 export class MetaStore {
   private readonly col: ColumnHandle;
-  private readonly putOpts: BufferOpts;
+  private readonly batch: SyncWriteBatch;
   constructor(private readonly odb: OpenedDatabase) {
     this.col = odb.column(META_CF);
-    this.putOpts = bufferOpts(this.col);
+    this.batch = new SyncWriteBatch(odb.db, this.col);
   }
 
   get<T>(key: string): T | undefined {
@@ -21,9 +21,8 @@ export class MetaStore {
   }
 
   set(key: string, value: unknown): void {
-    const b = this.odb.db.batch();
-    b.put(Buffer.from(key), pack(value), this.putOpts);
-    b._writeSync({ sync: true });
+    this.batch.put(Buffer.from(key), pack(value));
+    this.batch.commit(true);
   }
 
   /** All entries whose key starts with `prefix`. */

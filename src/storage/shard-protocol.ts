@@ -1,8 +1,9 @@
 /**
  * The typed message protocol between the router (main thread) and shard actors (worker threads).
- * Defined once; both sides import it. Data-path messages are batched: the router posts every op a
- * shard received in one turn of the event loop as one `ops` message, and the shard answers with one
- * `replies` message per group commit.
+ * Defined once; both sides import it. Messages are batched: the router posts every op a shard
+ * received in one turn of the event loop as one `ops` message, and the shard answers with one
+ * `replies` message per group commit. Reads and writes travel as bytes (`wire`, see
+ * shard-wire.ts); control-plane ops (stats, Merkle trees, repair, sweep) as the typed objects below.
  */
 import type { ConflictMode, Durability } from '../config/config.js';
 import type { Version } from '../versions/index.js';
@@ -19,28 +20,6 @@ export interface ShardWorkerData {
   gcGraceSeconds: number;
   /** Period of the shard's own tombstone sweep (on-demand sweeps come as `sweep` ops). */
   tombstoneSweepIntervalMs: number;
-}
-
-interface OpBase {
-  id: number;
-  /** Table id (xxh32-like of the name, identical on every node) and its conflict mode. */
-  table: number;
-  key: Uint8Array;
-  hi: number;
-  lo: number;
-}
-
-/** Merge `versions` into what is stored (vclock DVV-merge or LWW), then persist if anything changed. */
-export interface WriteOp extends OpBase {
-  op: 'write';
-  mode: ConflictMode;
-  versions: Version[];
-  /** Reply with the merged versions now stored (the coordinating replica's step). */
-  returnMerged?: boolean;
-}
-
-export interface ReadOp extends OpBase {
-  op: 'read';
 }
 
 /**
@@ -131,11 +110,11 @@ export interface SweepOp {
 export type RepairOp = MerkleRootsOp | MerkleTreeOp | MerkleNodesOp | LeafKeysOp | FetchKeysOp | RepairWriteOp | SweepOp;
 
 /**
- * Everything `ShardPool.submit` carries: the data path and the anti-entropy control ops share one
- * mailbox and one queue bound, and mailbox order is what makes a repair write and a client write to
- * the same key serialize like any two writes.
+ * The control ops `ShardPool.submit` carries. They share the shard's mailbox and queue bound with
+ * the wire reads and writes; a repair write and a client write to the same key are merged by the
+ * same actor, one after the other, like any two writes.
  */
-export type DataOp = WriteOp | ReadOp | RepairOp;
+export type DataOp = RepairOp;
 
 export interface StatsOp {
   id: number;
@@ -184,14 +163,14 @@ export type RepairResult =
   | { kind: 'sweep'; sweep: SweepStats };
 
 export type ShardResult =
-  | { id: number; ok: true; versions: Version[] | null; changed?: boolean }
   | { id: number; ok: true; stats: ShardStats }
   | { id: number; ok: true; repair: RepairResult }
   | { id: number; ok: false; code: string; message: string };
 
-export type RouterToShard = { t: 'ops'; ops: ShardOp[] } | { t: 'close' };
+/** `wire`: reads and writes (shard-wire.ts), its ArrayBuffer transferred; `ops`: control ops. */
+export type RouterToShard = { t: 'ops'; wire: Uint8Array<ArrayBuffer> | null; ops: ShardOp[] } | { t: 'close' };
 
 export type ShardToRouter =
   | { t: 'ready'; shard: number; keys: number }
-  | { t: 'replies'; replies: ShardResult[] }
+  | { t: 'replies'; wire: Uint8Array<ArrayBuffer> | null; replies: ShardResult[] }
   | { t: 'closed' };

@@ -1,6 +1,8 @@
 import { Worker } from 'node:worker_threads';
-import { RingkvError } from '../util/errors.js';
-import type { DataOp, RouterToShard, ShardResult, ShardStats, ShardToRouter, ShardWorkerData } from './shard-protocol.js';
+import type { ConflictMode } from '../config/config.js';
+import { RingkvError, invariant } from '../util/errors.js';
+import type { DataOp, RouterToShard, ShardOp, ShardResult, ShardStats, ShardToRouter, ShardWorkerData } from './shard-protocol.js';
+import { decodeReplies, WireRequestWriter, type WireReply } from './shard-wire.js';
 
 type DataOpInput = DataOp extends infer T ? (T extends DataOp ? Omit<T, 'id'> : never) : never;
 
@@ -9,16 +11,23 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+/** Called once with a shard's answer to a read or write (record bytes are views: decode or copy). */
+export type WireCallback = (reply: WireReply) => void;
+
 /**
  * The router's side of the shard actors: one worker per shard, a mailbox per worker. Ops submitted
  * in the same event-loop turn go out as one message (microtask flush), which is what lets the shard
- * group-commit them. Outstanding ops per shard are bounded: past `maxQueue` a submit fails at once
- * with `overloaded` instead of queueing without limit.
+ * group-commit them. Reads and writes are encoded into the message's byte buffer as they are
+ * submitted (shard-wire.ts) and answered through callbacks, not promises: this is the hot path.
+ * Outstanding ops per shard are bounded: past `maxQueue` a submit fails with `overloaded` instead
+ * of queueing without limit.
  */
 export class ShardPool {
   private readonly workers: Worker[] = [];
-  private readonly outbox: Array<Array<DataOp | { id: number; op: 'stats' }>> = [];
+  private readonly outbox: ShardOp[][] = [];
+  private readonly wire: WireRequestWriter[] = [];
   private readonly pending: Array<Map<number, Pending>> = [];
+  private readonly dataPending: Array<Map<number, WireCallback>> = [];
   private flushScheduled = false;
   private nextId = 1;
   private closed = false;
@@ -38,7 +47,9 @@ export class ShardPool {
       const w = new Worker(url, { workerData: { ...opts.workerData, shard: i } satisfies ShardWorkerData });
       pool.workers.push(w);
       pool.outbox.push([]);
+      pool.wire.push(new WireRequestWriter());
       pool.pending.push(new Map());
+      pool.dataPending.push(new Map());
       ready.push(
         new Promise<number>((resolve, reject) => {
           const onMsg = (m: ShardToRouter): void => {
@@ -67,16 +78,46 @@ export class ShardPool {
   }
 
   queueDepth(shard: number): number {
-    return this.pending[shard]!.size;
+    return this.pending[shard]!.size + this.dataPending[shard]!.size;
   }
 
+  /** Why a new op for `shard` cannot be queued now, or null. */
+  private refusal(shard: number): RingkvError | null {
+    if (this.closed) return new RingkvError('unavailable', 'node is shutting down');
+    invariant(shard >= 0 && shard < this.workers.length, `no shard ${shard}`);
+    const depth = this.queueDepth(shard);
+    if (depth >= this.maxQueue) return new RingkvError('overloaded', `shard ${shard} has ${depth} operations queued (limit ${this.maxQueue}); retry later`);
+    return null;
+  }
+
+  /**
+   * Merge `record` (encodeRecord bytes) into what `shard` stores under the key; `cb` gets the merged
+   * record when `returnMerged`. A refusal (overload, shutdown) is reported through `cb` too, from a
+   * microtask, so callers never see their callback run inside this call.
+   */
+  write(shard: number, table: number, mode: ConflictMode, key: Uint8Array, hi: number, lo: number, record: Uint8Array, returnMerged: boolean, cb: WireCallback): void {
+    const no = this.refusal(shard);
+    if (no) return refuse(no, cb);
+    const id = this.nextId++;
+    this.dataPending[shard]!.set(id, cb);
+    this.wire[shard]!.write(id, table, hi, lo, key, mode, record, returnMerged);
+    this.scheduleFlush();
+  }
+
+  /** Read the stored record of a key; `cb` gets it (null when absent). Refusals as for write. */
+  read(shard: number, table: number, key: Uint8Array, hi: number, lo: number, cb: WireCallback): void {
+    const no = this.refusal(shard);
+    if (no) return refuse(no, cb);
+    const id = this.nextId++;
+    this.dataPending[shard]!.set(id, cb);
+    this.wire[shard]!.read(id, table, hi, lo, key);
+    this.scheduleFlush();
+  }
+
+  /** Control ops (Merkle, repair, sweep): typed objects, answered by promise. */
   submit(shard: number, op: DataOpInput): Promise<ShardResult> {
-    if (this.closed) return Promise.reject(new RingkvError('unavailable', 'node is shutting down'));
-    const pend = this.pending[shard];
-    if (!pend) return Promise.reject(new Error(`no shard ${shard}`));
-    if (pend.size >= this.maxQueue) {
-      return Promise.reject(new RingkvError('overloaded', `shard ${shard} has ${pend.size} operations queued (limit ${this.maxQueue}); retry later`));
-    }
+    const no = this.refusal(shard);
+    if (no) return Promise.reject(no);
     const id = this.nextId++;
     const full = { ...op, id } as DataOp;
     return this.enqueue(shard, full);
@@ -90,30 +131,47 @@ export class ShardPool {
     });
   }
 
-  private enqueue(shard: number, op: DataOp | { id: number; op: 'stats' }): Promise<ShardResult> {
+  private enqueue(shard: number, op: ShardOp): Promise<ShardResult> {
     return new Promise<ShardResult>((resolve, reject) => {
       this.pending[shard]!.set(op.id, { resolve, reject });
       this.outbox[shard]!.push(op);
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        queueMicrotask(() => this.flush());
-      }
+      this.scheduleFlush();
     });
   }
+
+  private scheduleFlush(): void {
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flushBound);
+    }
+  }
+
+  private readonly flushBound = (): void => this.flush();
 
   private flush(): void {
     this.flushScheduled = false;
     for (let i = 0; i < this.workers.length; i++) {
       const ops = this.outbox[i]!;
-      if (ops.length === 0) continue;
-      this.outbox[i] = [];
-      const msg: RouterToShard = { t: 'ops', ops };
-      this.workers[i]!.postMessage(msg);
+      const w = this.wire[i]!;
+      if (ops.length === 0 && w.count === 0) continue;
+      if (ops.length > 0) this.outbox[i] = [];
+      const bytes = w.count > 0 ? w.take() : null;
+      const msg: RouterToShard = { t: 'ops', wire: bytes, ops };
+      this.workers[i]!.postMessage(msg, bytes ? [bytes.buffer] : []);
     }
   }
 
   private onMessage(shard: number, m: ShardToRouter): void {
     if (m.t !== 'replies') return;
+    if (m.wire) {
+      const dp = this.dataPending[shard]!;
+      decodeReplies(m.wire, (id, reply) => {
+        const cb = dp.get(id);
+        invariant(cb !== undefined, `shard ${shard} answered unknown op ${id}`);
+        dp.delete(id);
+        cb(reply);
+      });
+    }
     const pend = this.pending[shard]!;
     for (const r of m.replies) {
       const p = pend.get(r.id);
@@ -124,9 +182,14 @@ export class ShardPool {
   }
 
   private failAll(shard: number, e: Error): void {
+    const err = new RingkvError('unavailable', `shard ${shard} failed: ${e.message}`);
     const pend = this.pending[shard]!;
-    for (const p of pend.values()) p.reject(new RingkvError('unavailable', `shard ${shard} failed: ${e.message}`));
+    for (const p of pend.values()) p.reject(err);
     pend.clear();
+    const dp = this.dataPending[shard]!;
+    const cbs = [...dp.values()];
+    dp.clear();
+    for (const cb of cbs) cb({ ok: false, code: err.code, message: err.message });
   }
 
   async close(): Promise<void> {
@@ -152,4 +215,17 @@ export class ShardPool {
       ),
     );
   }
+}
+
+function refuse(err: RingkvError, cb: WireCallback): void {
+  queueMicrotask(() => cb({ ok: false, code: err.code, message: err.message }));
+}
+
+/** Promise form of ShardPool.write / read for callers off the hot path (tests, benchmarks, tools). */
+export function shardWrite(pool: ShardPool, shard: number, table: number, mode: ConflictMode, key: Uint8Array, hi: number, lo: number, record: Uint8Array, returnMerged = false): Promise<WireReply> {
+  return new Promise((resolve) => pool.write(shard, table, mode, key, hi, lo, record, returnMerged, resolve));
+}
+
+export function shardRead(pool: ShardPool, shard: number, table: number, key: Uint8Array, hi: number, lo: number): Promise<WireReply> {
+  return new Promise((resolve) => pool.read(shard, table, key, hi, lo, resolve));
 }

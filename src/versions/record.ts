@@ -92,6 +92,15 @@ export function encodeRecord(versions: readonly Version[]): Buffer {
   return out;
 }
 
+/**
+ * True when `buf` is a record of exactly one version (format byte, then a msgpack fixarray of
+ * length 1). Merging one version into nothing yields that version, so a shard can store such a
+ * record for an absent key as it came, without decoding and re-encoding it.
+ */
+export function isSingleVersionRecord(buf: Uint8Array): boolean {
+  return buf.length > 2 && buf[0] === RECORD_FORMAT && buf[1] === 0x91;
+}
+
 function corrupt(msg: string, cause?: unknown): Error {
   return cause === undefined
     ? new Error(`corrupt record: ${msg}`)

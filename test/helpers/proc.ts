@@ -12,7 +12,12 @@ export function tempDir(prefix = 'ringkv-test-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
 }
 
+/** Removes a test directory; with RINGKV_KEEP_TEST_DIRS=1 it is kept (node logs) and named instead. */
 export function removeDir(dir: string): void {
+  if (process.env['RINGKV_KEEP_TEST_DIRS']) {
+    console.log(`kept test directory ${dir}`);
+    return;
+  }
   rmSync(dir, { recursive: true, force: true });
 }
 

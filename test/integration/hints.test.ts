@@ -44,8 +44,11 @@ describe('hinted handoff (3 real nodes)', () => {
     expect(failures).toEqual([]);
 
     // With 3 nodes and N=3 there is no non-replica fallback, so each coordinator keeps the hint.
-    const held = (await pendingHints(lc.url(1), 'node3')) + (await pendingHints(lc.url(2), 'node3'));
-    expect(held).toBe(KEYS);
+    // A write is acknowledged once W=2 replicas have it; its hint is stored alongside, not before
+    // the ack (it does not count toward W here), so wait for the hint store to catch up.
+    const held = async (): Promise<number> => (await pendingHints(lc.url(1), 'node3')) + (await pendingHints(lc.url(2), 'node3'));
+    await waitFor(`${KEYS} hints held for node3`, async () => (await held()) === KEYS, 10_000);
+    expect(await held()).toBe(KEYS);
     const status = await http('GET', `${lc.url(1)}/api/v1/cluster`);
     const self = (status.body['nodes'] as Body[]).find((n) => n['id'] === 'node1')!;
     expect(self['hints']).toBeGreaterThan(0);

@@ -13,9 +13,10 @@ import { RingTable } from '../../dist/src/ring/table.js';
 /** Liveness.Up: a const enum, erased from the built JS this test imports. */
 const UP = 1;
 import { openDatabase, type OpenedDatabase } from '../../dist/src/storage/db.js';
-import { ShardPool } from '../../dist/src/storage/shards.js';
+import { ShardPool, shardWrite } from '../../dist/src/storage/shards.js';
+import type { WireReply } from '../../dist/src/storage/shard-wire.js';
 import type { RepairResult, ShardResult } from '../../dist/src/storage/shard-protocol.js';
-import { initVersions, newVersion } from '../../dist/src/versions/index.js';
+import { encodeRecord, initVersions, newVersion } from '../../dist/src/versions/index.js';
 
 const TABLE = 7;
 const KEYS = 40_000;
@@ -69,11 +70,13 @@ describe('shard Merkle trees (real worker + RocksDB)', () => {
     return { ready: r.ranges.every((x) => x.ready), sig: r.ranges.map((x) => `${x.pos}:${x.hi}:${x.lo}`).join(','), ranges: r.ranges.length };
   };
 
-  const write = (i: number, value: string, tombstone = false, ts = Date.now() * 1000): Promise<ShardResult> => {
+  const write = async (i: number, value: string, tombstone = false, ts = Date.now() * 1000): Promise<WireReply> => {
     const key = Buffer.from(`k-${i}`);
     const t = tokenOf(key);
     const v = newVersion({ node: 'n1', counter: counter++, context: [], ts, tombstone, value: tombstone ? new Uint8Array(0) : Buffer.from(value), maxClockEntries: 16 });
-    return pool.submit(0, { op: 'write', table: TABLE, mode: 'lww', key, hi: t.hi, lo: t.lo, versions: [v] });
+    const r = await shardWrite(pool, 0, TABLE, 'lww', key, t.hi, t.lo, encodeRecord([v]));
+    if (!r.ok) throw new Error(`shard write failed: ${r.code}: ${r.message}`);
+    return r;
   };
 
   beforeAll(async () => {
@@ -99,7 +102,7 @@ describe('shard Merkle trees (real worker + RocksDB)', () => {
     let sawBuilding = 0;
     // Overwrite and insert keys in small batches while the scan runs (bounded count).
     for (let round = 0; round < 40; round++) {
-      const batch: Array<Promise<ShardResult>> = [];
+      const batch: Array<Promise<WireReply>> = [];
       for (let j = 0; j < 250; j++) {
         const i = (round * 997 + j * 131) % (KEYS + 5000); // ~1/9 of them are new keys
         batch.push(write(i, `v${round + 1}`));

@@ -1,0 +1,259 @@
+/**
+ * The data path between the router and a shard actor, as bytes: every read and write the router
+ * submits to one shard in one event-loop turn goes out as ONE Uint8Array (its ArrayBuffer
+ * transferred, not cloned), and the shard answers a group commit with one such buffer.
+ *
+ * Why not structured clone of op objects: a write op used to carry a `Version[]` (nested arrays
+ * for the clock, a Uint8Array per value); cloning that cost ~4 µs per op on each side of the
+ * message, allocated an ArrayBuffer per value on the receiving side, and was the largest single
+ * cost on the router thread after GC (measured; see bench/README.md). Here a write carries its
+ * versions as the canonical record bytes (`encodeRecord`, the format the shard stores), so:
+ *  - the message is a flat byte string (one memcpy to hand over);
+ *  - a write to an absent key whose record holds one version is stored as is: no decode, merge or
+ *    re-encode in the shard (the insert path of ingestion);
+ *  - a read answers with the stored bytes as they came from RocksDB (the router decodes them once).
+ *
+ * Layout (little-endian):
+ *   request  = kind u8 (1 read, 2 write) | flags u8 | id u32 | table u32 | hi u32 | lo u32
+ *              | keyLen u32 | key | (write only) recordLen u32 | record
+ *     flags: bit 0 lww table (else vclock), bit 1 reply with the merged record (returnMerged)
+ *   reply    = id u32 | status u8 | flags u8 | (status 1, 2) len u32 | bytes
+ *     status 0: ok, no record (a read of an absent key, or a write without returnMerged)
+ *     status 1: ok, bytes = a record; status 2: error, bytes = utf8 "code\n message"
+ *     flags: bit 0 the write changed what is stored
+ *
+ * Control-plane ops (stats, Merkle, repair, sweep) stay typed objects (shard-protocol.ts): they
+ * are rare and structured; only reads and writes are hot.
+ *
+ * Pure module: no I/O, used on both threads.
+ */
+import type { ConflictMode } from '../config/config.js';
+
+export const WIRE_READ = 1;
+export const WIRE_WRITE = 2;
+const FLAG_LWW = 1;
+const FLAG_RETURN_MERGED = 2;
+const REPLY_CHANGED = 1;
+
+const REQ_HEADER = 1 + 1 + 4 + 4 + 4 + 4 + 4;
+const REPLY_HEADER = 4 + 1 + 1;
+
+export interface WireReadRequest {
+  kind: typeof WIRE_READ;
+  id: number;
+  table: number;
+  hi: number;
+  lo: number;
+  key: Uint8Array;
+}
+
+export interface WireWriteRequest {
+  kind: typeof WIRE_WRITE;
+  id: number;
+  table: number;
+  hi: number;
+  lo: number;
+  key: Uint8Array;
+  mode: ConflictMode;
+  /** encodeRecord bytes of the versions to merge into what is stored. */
+  record: Uint8Array;
+  returnMerged: boolean;
+}
+
+export type WireRequest = WireReadRequest | WireWriteRequest;
+
+/** A shard's answer to one read or write. Byte fields are views into the reply message. */
+export type WireReply =
+  | { ok: true; record: Uint8Array | null; changed: boolean }
+  | { ok: false; code: string; message: string };
+
+/** A growable little-endian byte buffer; `take()` hands out an exact-size copy and starts over. */
+class ByteWriter {
+  private buf: Uint8Array<ArrayBuffer>;
+  private view: DataView;
+  private pos = 0;
+  count = 0;
+
+  constructor(initialBytes: number) {
+    this.buf = new Uint8Array(initialBytes);
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  protected reserve(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  protected u8(v: number): void {
+    this.buf[this.pos++] = v;
+  }
+
+  protected u32(v: number): void {
+    this.view.setUint32(this.pos, v, true);
+    this.pos += 4;
+  }
+
+  protected bytes(b: Uint8Array): void {
+    this.u32(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  get byteLength(): number {
+    return this.pos;
+  }
+
+  /** The bytes written since the last take, in a fresh ArrayBuffer of exactly that size (transferable). */
+  take(): Uint8Array<ArrayBuffer> {
+    const out = this.buf.slice(0, this.pos);
+    this.pos = 0;
+    this.count = 0;
+    // Don't keep a buffer grown by one huge value for the node's lifetime.
+    if (this.buf.length > MAX_RETAINED_BYTES) {
+      this.buf = new Uint8Array(MAX_RETAINED_BYTES);
+      this.view = new DataView(this.buf.buffer);
+    }
+    return out;
+  }
+}
+
+const MAX_RETAINED_BYTES = 1 << 20;
+
+export class WireRequestWriter extends ByteWriter {
+  constructor(initialBytes = 64 * 1024) {
+    super(initialBytes);
+  }
+
+  read(id: number, table: number, hi: number, lo: number, key: Uint8Array): void {
+    this.reserve(REQ_HEADER + key.length);
+    this.header(WIRE_READ, 0, id, table, hi, lo);
+    this.bytes(key);
+    this.count++;
+  }
+
+  write(id: number, table: number, hi: number, lo: number, key: Uint8Array, mode: ConflictMode, record: Uint8Array, returnMerged: boolean): void {
+    this.reserve(REQ_HEADER + key.length + 4 + record.length);
+    this.header(WIRE_WRITE, (mode === 'lww' ? FLAG_LWW : 0) | (returnMerged ? FLAG_RETURN_MERGED : 0), id, table, hi, lo);
+    this.bytes(key);
+    this.bytes(record);
+    this.count++;
+  }
+
+  private header(kind: number, flags: number, id: number, table: number, hi: number, lo: number): void {
+    this.u8(kind);
+    this.u8(flags);
+    this.u32(id);
+    this.u32(table);
+    this.u32(hi);
+    this.u32(lo);
+  }
+}
+
+export class WireReplyWriter extends ByteWriter {
+  constructor(initialBytes = 16 * 1024) {
+    super(initialBytes);
+  }
+
+  ok(id: number, record: Uint8Array | null, changed: boolean): void {
+    this.reserve(REPLY_HEADER + 4 + (record?.length ?? 0));
+    this.u32(id);
+    this.u8(record === null ? 0 : 1);
+    this.u8(changed ? REPLY_CHANGED : 0);
+    if (record !== null) this.bytes(record);
+    this.count++;
+  }
+
+  error(id: number, code: string, message: string): void {
+    const text = Buffer.from(`${code}\n${message}`, 'utf8');
+    this.reserve(REPLY_HEADER + 4 + text.length);
+    this.u32(id);
+    this.u8(2);
+    this.u8(0);
+    this.bytes(text);
+    this.count++;
+  }
+}
+
+class ByteReader {
+  private readonly view: DataView;
+  pos = 0;
+
+  constructor(readonly buf: Uint8Array) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  get done(): boolean {
+    return this.pos >= this.buf.length;
+  }
+
+  u8(): number {
+    if (this.pos + 1 > this.buf.length) throw new WireError('truncated');
+    return this.buf[this.pos++]!;
+  }
+
+  u32(): number {
+    if (this.pos + 4 > this.buf.length) throw new WireError('truncated');
+    const v = this.view.getUint32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+
+  /** A view (no copy) of the next length-prefixed byte string. */
+  bytes(): Buffer {
+    const n = this.u32();
+    if (this.pos + n > this.buf.length) throw new WireError(`byte string of ${n} overruns the message`);
+    const b = Buffer.from(this.buf.buffer, this.buf.byteOffset + this.pos, n);
+    this.pos += n;
+    return b;
+  }
+}
+
+/** A malformed wire message: both ends are this process, so this is a bug, never bad input. */
+export class WireError extends Error {
+  constructor(message: string) {
+    super(`shard wire: ${message}`);
+  }
+}
+
+/** Decode a request message. Keys and records are views into `buf`. */
+export function decodeRequests(buf: Uint8Array): WireRequest[] {
+  const r = new ByteReader(buf);
+  const out: WireRequest[] = [];
+  while (!r.done) {
+    const kind = r.u8();
+    const flags = r.u8();
+    const id = r.u32();
+    const table = r.u32();
+    const hi = r.u32();
+    const lo = r.u32();
+    const key = r.bytes();
+    if (kind === WIRE_READ) out.push({ kind, id, table, hi, lo, key });
+    else if (kind === WIRE_WRITE) {
+      const record = r.bytes();
+      out.push({ kind, id, table, hi, lo, key, mode: flags & FLAG_LWW ? 'lww' : 'vclock', record, returnMerged: (flags & FLAG_RETURN_MERGED) !== 0 });
+    } else throw new WireError(`unknown request kind ${kind}`);
+  }
+  return out;
+}
+
+/** Decode a reply message, calling `each(id, reply)` in order. Records are views into `buf`. */
+export function decodeReplies(buf: Uint8Array, each: (id: number, reply: WireReply) => void): void {
+  const r = new ByteReader(buf);
+  while (!r.done) {
+    const id = r.u32();
+    const status = r.u8();
+    const flags = r.u8();
+    if (status === 0) each(id, { ok: true, record: null, changed: (flags & REPLY_CHANGED) !== 0 });
+    else if (status === 1) each(id, { ok: true, record: r.bytes(), changed: (flags & REPLY_CHANGED) !== 0 });
+    else if (status === 2) {
+      const text = r.bytes().toString('utf8');
+      const nl = text.indexOf('\n');
+      each(id, { ok: false, code: nl < 0 ? 'internal' : text.slice(0, nl), message: nl < 0 ? text : text.slice(nl + 1) });
+    } else throw new WireError(`unknown reply status ${status}`);
+  }
+}
