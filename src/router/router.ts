@@ -226,7 +226,7 @@ export class Router {
       down.length > 0 && this.hints
         ? placeHints(
             down.map((r) => r.nodeId),
-            clockwiseFallbacks(this.layout, pos, new Set(replicas.map((r) => r.nodeId)), down.length + 2),
+            clockwiseFallbacks(this.layout, pos, new Set(targets.map((r) => r.nodeId)), down.length + 2),
             (id) => this.isUpId(id),
             table.quorum,
             cons.any,
