@@ -19,7 +19,7 @@ import { encodeFrame, FRAME_HEADER_BYTES, FrameDecoder, FrameError } from '../ne
 import { tokenToHex } from '../ring/hash.js';
 import type { RingLayout } from '../ring/builder.js';
 import { parseConsistency, type ConsistencySpec } from '../router/consistency.js';
-import type { ReadResult, Router, WriteResult } from '../router/router.js';
+import type { Done, ReadRequest, ReadResult, Router, WriteRequest, WriteResult } from '../router/router.js';
 import { validateTableName } from '../router/tables.js';
 import { asRingkvError, badRequest, RingkvError, type ErrorCode } from '../util/errors.js';
 import {
@@ -38,8 +38,8 @@ export type { RingInfo, IpcLimits };
 export interface IpcDeps {
   /** Unix socket path. A stale socket file is removed at start; a live one makes start fail. */
   path: string;
-  /** A Pick so protocol tests can pass an in-process fake. */
-  router: Pick<Router, 'write' | 'read'>;
+  /** A Pick so protocol tests can pass an in-process fake (see `promiseRouter`). */
+  router: IpcRouter;
   ringInfo: () => RingInfo;
   /** Cheap digest for the `rv` of every reply; defaults to `ringInfo().digest` (which builds the whole info). */
   ringDigest?: () => string;
@@ -73,6 +73,18 @@ export interface IpcServer {
   handleConnection(socket: Socket, leftover?: Buffer): void;
   stats(): IpcStats;
   close(): Promise<void>;
+}
+
+/** What the IPC server needs of the router: the callback forms (no promise per batch item). */
+export type IpcRouter = Pick<Router, 'startWrite' | 'startRead'>;
+
+/** Adapt promise-returning write/read functions (test fakes) to IpcRouter. */
+export function promiseRouter(r: { write(req: WriteRequest): Promise<WriteResult>; read(req: ReadRequest): Promise<ReadResult> }): IpcRouter {
+  const settle = <T>(p: Promise<T>, done: Done<T>): void => void p.then((v) => done(null, v), (e: unknown) => done(e instanceof Error ? e : new Error(String(e)), undefined));
+  return {
+    startWrite: (req, done) => settle(r.write(req), done),
+    startRead: (req, done) => settle(r.read(req), done),
+  };
 }
 
 /** Build the `ring` payload from a layout (the node passes this as `ringInfo`). */
@@ -400,46 +412,47 @@ class Connection {
   }
 
   private run(w: Work): void {
-    let p: Promise<WriteOk | GetOk | Record<string, unknown>>;
-    try {
-      p = this.execute(w);
-    } catch (e) {
-      p = Promise.reject(e);
-    }
-    p.then(
-      (value) => this.complete(w, { ok: true, value }),
-      (err: unknown) => this.complete(w, { ok: false, err }),
-    );
-  }
-
-  private execute(w: Work): Promise<WriteOk | GetOk | Record<string, unknown>> {
     const router = this.srv.deps.router;
     switch (w.t) {
       case 'kv':
       case 'item': {
         const op = w.op;
         if (op.kind === 'get') {
-          return router.read({ table: op.table, key: op.key, consistency: op.consistency, timeoutMs: op.timeoutMs }).then(getOk);
+          router.startRead({ table: op.table, key: op.key, consistency: op.consistency, timeoutMs: op.timeoutMs }, (err, r) =>
+            this.complete(w, err ? { ok: false, err } : { ok: true, value: getOk(r!) }),
+          );
+          return;
         }
-        return router
-          .write({
-            table: op.table,
-            key: op.key,
-            value: op.value,
-            tombstone: op.kind === 'del',
-            context: op.context,
-            consistency: op.consistency,
-            timeoutMs: op.timeoutMs,
-          })
-          .then((r: WriteResult): WriteOk => ({ context: r.context, consistency: r.consistency }));
+        const req: WriteRequest = {
+          table: op.table,
+          key: op.key,
+          value: op.value,
+          tombstone: op.kind === 'del',
+          context: op.context,
+          consistency: op.consistency,
+          timeoutMs: op.timeoutMs,
+        };
+        router.startWrite(req, (err, r) => this.complete(w, err ? { ok: false, err } : { ok: true, value: { context: r!.context, consistency: r!.consistency } satisfies WriteOk }));
+        return;
       }
       case 'ring': {
-        const info = this.srv.deps.ringInfo();
-        const base = { protocol: IPC_PROTOCOL_VERSION, node: this.srv.deps.nodeId ?? '', limits: this.srv.publicLimits };
-        return Promise.resolve(w.digest === info.digest ? { ...base, unchanged: true } : { ...base, ring: info });
+        let value: Record<string, unknown>;
+        try {
+          const info = this.srv.deps.ringInfo();
+          const base = { protocol: IPC_PROTOCOL_VERSION, node: this.srv.deps.nodeId ?? '', limits: this.srv.publicLimits };
+          value = w.digest === info.digest ? { ...base, unchanged: true } : { ...base, ring: info };
+        } catch (err) {
+          queueMicrotask(() => this.complete(w, { ok: false, err }));
+          return;
+        }
+        queueMicrotask(() => this.complete(w, { ok: true, value }));
+        return;
       }
       case 'status':
-        return this.srv.deps.clusterStatus().then((status) => ({ status }));
+        this.srv.deps.clusterStatus().then(
+          (status) => this.complete(w, { ok: true, value: { status } }),
+          (err: unknown) => this.complete(w, { ok: false, err }),
+        );
     }
   }
 

@@ -22,7 +22,7 @@ import {
 } from '../versions/index.js';
 import { resolveConsistency, type ConsistencySpec, type ResolvedConsistency } from './consistency.js';
 import { QuorumTracker } from './quorum.js';
-import { clockwiseFallbacks, placeHints } from '../hints/policy.js';
+import { clockwiseFallbacks, placeHints, type HintPlacement } from '../hints/policy.js';
 import type { HintService } from '../hints/service.js';
 import type { TableDef, TableRegistry } from './tables.js';
 
@@ -184,8 +184,62 @@ export class Router {
     return i >= 0 && this.opts.ring.liveness(i) !== Liveness.Down;
   }
 
-  async write(req: WriteRequest): Promise<WriteResult> {
-    const table = this.opts.tables.getOrCreate(req.table);
+  /** Coordinate a write (or a delete: a tombstone version). */
+  write(req: WriteRequest): Promise<WriteResult> {
+    return new Promise((resolve, reject) => this.startWrite(req, (err, r) => (err ? reject(err) : resolve(r!))));
+  }
+
+  /** Coordinate a read: the reconciled live versions of R replicas. */
+  read(req: ReadRequest): Promise<ReadResult> {
+    return new Promise((resolve, reject) => this.startRead(req, (err, r) => (err ? reject(err) : resolve(r!))));
+  }
+
+  /**
+   * `write` with a callback: `done` runs exactly once, never inside this call. The IPC server uses
+   * this form for batch items (no promise per item on the hot path).
+   *
+   * A delete without a context on a `vclock` table reads the key first (with the write's
+   * consistency) and deletes what that read saw, as Riak clients do: a blind tombstone would only
+   * become a sibling of the value it was meant to delete.
+   */
+  startWrite(req: WriteRequest, done: Done<WriteResult>): void {
+    if (req.tombstone && !req.context) {
+      const def = this.tableFor(req.table);
+      if (def && def.conflicts === 'vclock') return this.startBlindDelete(req, done);
+    }
+    let c: WriteCoordination;
+    try {
+      c = this.prepareWrite(req, done);
+    } catch (e) {
+      return void queueMicrotask(() => done(e as Error, undefined));
+    }
+    c.start();
+  }
+
+  private startBlindDelete(req: WriteRequest, done: Done<WriteResult>): void {
+    const spec = req.consistency;
+    const readSpec: ConsistencySpec = {};
+    if (spec.n !== undefined) readSpec.n = spec.n;
+    if (spec.w !== undefined) readSpec.r = spec.w;
+    if (spec.level !== undefined) readSpec.level = spec.level === 'ANY' ? 'ONE' : spec.level;
+    this.startRead({ table: req.table, key: req.key, consistency: readSpec, timeoutMs: req.timeoutMs }, (err, seen) => {
+      if (err) return done(err, undefined);
+      this.startWrite({ ...req, context: seen!.context }, done);
+    });
+  }
+
+  /** Existing table, else the defaults a first write would create it with (nothing is stored). */
+  private tableFor(name: string): TableDef | undefined {
+    return this.opts.tables.get(name);
+  }
+
+  /**
+   * Validate everything a write needs before anything changes (the table is created on first use
+   * only once the request is known to be valid), and build its coordination state.
+   */
+  private prepareWrite(req: WriteRequest, done: Done<WriteResult>): WriteCoordination {
+    const existing = this.opts.tables.get(req.table);
+    const draft = existing ?? this.opts.tables.draft(req.table);
     let context: VClock = [];
     if (req.context) {
       try {
@@ -194,10 +248,9 @@ export class Router {
         throw new RingkvError('bad_request', 'context is malformed: pass back the context string a read returned', { field: 'context' });
       }
     }
-    const { hi, lo, pos, replicas } = this.replicasOf(req.key);
-    const cons = resolveConsistency(req.consistency, 'write', table.n, replicas.length);
+    const route = this.replicasOf(req.key);
+    const cons = resolveConsistency(req.consistency, 'write', draft.n, route.replicas.length);
     if (cons.n === 0) throw new RingkvError('unavailable', 'the ring has no nodes owning tokens yet');
-    this.counters.coordinatedWrites++;
     let counter: number;
     try {
       // The dot must be above anything of ours the context has seen, or the write would cover itself.
@@ -211,27 +264,32 @@ export class Router {
       context,
       ts: nowMicros(),
       tombstone: req.tombstone,
-      value: req.tombstone ? new Uint8Array(0) : req.value,
+      value: req.tombstone ? EMPTY : req.value,
       maxClockEntries: this.opts.config.maxClockEntries,
     });
-    const targets = replicas.slice(0, cons.n);
-    const tracker = new QuorumTracker(cons.n, cons.required);
-    const timeoutMs = this.timeoutOf(req);
-    const base = { table: table.name, tableId: table.id, mode: table.conflicts, key: req.key };
-    const up = targets.filter((r) => this.isUp(r));
-    const down = targets.filter((r) => !up.includes(r));
+    const targets = route.replicas.length === cons.n ? route.replicas : route.replicas.slice(0, cons.n);
+    let up = targets;
+    let down: Replica[] = NO_REPLICAS;
+    for (const r of targets) {
+      if (!this.isUp(r)) {
+        up = targets.filter((x) => this.isUp(x));
+        down = targets.filter((x) => !this.isUp(x));
+        break;
+      }
+    }
     // Sloppy quorum: each down replica's write goes, as a hint naming it, to the next healthy
-    // node clockwise that isn't a replica (or stays with this coordinator when none is left).
+    // node clockwise that isn't one of the key's N replicas (or stays with this coordinator when
+    // none is left).
     const placements =
       down.length > 0 && this.hints
         ? placeHints(
             down.map((r) => r.nodeId),
-            clockwiseFallbacks(this.layout, pos, new Set(targets.map((r) => r.nodeId)), down.length + 2),
+            clockwiseFallbacks(this.layout, route.pos, new Set(targets.map((r) => r.nodeId)), down.length + 2),
             (id) => this.isUpId(id),
-            table.quorum,
+            draft.quorum,
             cons.any,
           )
-        : [];
+        : NO_PLACEMENTS;
     const hintCredit = placements.filter((p) => p.counts).length;
     if (up.length + hintCredit < cons.required) {
       // Known unavailable (Cassandra's UnavailableException): write nothing rather than a partial write.
@@ -243,175 +301,40 @@ export class Router {
         { n: cons.n, required: cons.required, up: up.length },
       );
     }
-    await new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const timer = setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        this.counters.timeouts++;
-        reject(this.quorumError('write', tracker, cons, true));
-      }, timeoutMs);
-      const record = (ok: boolean): void => {
-        const s = ok ? tracker.ack() : tracker.fail();
-        if (settled || s === 'pending') return;
-        settled = true;
-        clearTimeout(timer);
-        if (s === 'succeeded') resolve();
-        else reject(this.quorumError('write', tracker, cons, false));
-      };
-      const storeHint = (target: string, holder: string | null, versions: Version[], counts: boolean): void => {
-        this.counters.hintedWrites++;
-        this.hints!.hint(holder, { target, ...base, versions }, timeoutMs).then(
-          (stored) => record(stored && counts),
-          (e: unknown) => {
-            this.opts.log.debug({ err: String(e), target, holder }, 'hint store failed');
-            record(false);
-          },
-        );
-      };
-      // Step 2: the coordinating replica's merged set goes to the other replicas and into hints.
-      // Shipping the merged set, not the lone new version, keeps every replica's state closed
-      // under the context the write carries (see src/versions/version.ts): a context then never
-      // claims a dot that a replica lacks.
-      const fanOut = (set: Version[], rest: Replica[]): void => {
-        for (const p of placements) storeHint(p.target, p.holder, set, p.counts);
-        if (placements.length === 0) for (let i = 0; i < down.length; i++) record(false);
-        if (rest.length === 0) return;
-        const op: ReplicaWrite = { ...base, versions: set };
-        const rec = encodeRecord(set);
-        for (const r of rest) {
-          this.writeReplica(r, hi, lo, op, rec, timeoutMs, (err) => {
-            if (!err) return record(true);
-            // A replica that failed or timed out mid-write gets a hint on this node; it counts
-            // toward W only for ANY (we can't tell a slow replica from a lost one here).
-            this.opts.log.debug({ err: String(err), replica: r.nodeId }, 'replica write failed');
-            if (this.hints) storeHint(r.nodeId, null, set, cons.any);
-            else record(false);
-          });
-        }
-      };
-      // Step 1, the coordinating replica (this node's own when it is one, as Riak's coordinating
-      // vnode): it merges the new version into what it holds and answers with the merged set,
-      // which is only asked for when there is somewhere to send it.
-      const candidates = up.length > 1 ? [...up].sort((a, b) => Number(b.local) - Number(a.local)) : up;
-      let next = 0;
-      const single = [version];
-      const tryCoordinator = (): void => {
-        if (next >= candidates.length || settled) return fanOut(single, candidates.slice(next));
-        const c = candidates[next++]!;
-        const wantMerged = next < candidates.length || placements.length > 0;
-        const op: ReplicaWrite = { ...base, versions: single, returnMerged: wantMerged };
-        this.writeReplica(c, hi, lo, op, null, timeoutMs, (err, merged) => {
-          if (err) {
-            this.opts.log.debug({ err: String(err), replica: c.nodeId }, 'coordinating replica write failed');
-            if (this.hints) storeHint(c.nodeId, null, single, cons.any);
-            else record(false);
-            return tryCoordinator();
-          }
-          record(true);
-          fanOut(merged ?? single, candidates.slice(next));
-        });
-      };
-      tryCoordinator();
-    });
-    return { context: encodeContext(version.clock), consistency: report(cons, tracker.acknowledged) };
+    const table = existing ?? this.opts.tables.getOrCreate(req.table);
+    this.counters.coordinatedWrites++;
+    return new WriteCoordination(this.coordinationPorts, table, req.key, route.hi, route.lo, version, cons, up, down, placements, this.timeoutOf(req), done);
   }
 
-  async read(req: ReadRequest): Promise<ReadResult> {
-    const table = this.opts.tables.getOrCreate(req.table);
-    const { hi, lo, replicas } = this.replicasOf(req.key);
-    const cons = resolveConsistency(req.consistency, 'read', table.n, replicas.length);
-    if (cons.n === 0) throw new RingkvError('unavailable', 'the ring has no nodes owning tokens yet');
-    this.counters.coordinatedReads++;
-    const targets = replicas.slice(0, cons.n);
-    const tracker = new QuorumTracker(cons.n, cons.required);
-    const replies: Array<{ replica: Replica; versions: Version[] }> = [];
-    const timeoutMs = this.timeoutOf(req);
-    const op: ReplicaRead = { table: table.name, tableId: table.id, key: req.key };
-    const mode = table.conflicts;
-    const blocking = this.opts.config.readRepair === 'blocking';
-    let allDone!: () => void;
-    const everyone = new Promise<void>((res) => (allDone = res));
-    let outstanding = targets.length;
-    const doneOne = (): void => {
-      if (--outstanding === 0) allDone();
-    };
-
-    const answer = await new Promise<Version[]>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.counters.timeouts++;
-        allDone();
-        reject(this.quorumError('read', tracker, cons, true));
-      }, timeoutMs);
-      const settle = (s: ReturnType<QuorumTracker['ack']>): void => {
-        if (s === 'succeeded' && !blocking) {
-          clearTimeout(timer);
-          resolve(reconcile(mode, replies, this.opts.config.maxSiblings));
-        } else if (s === 'failed') {
-          clearTimeout(timer);
-          reject(this.quorumError('read', tracker, cons, false));
-        }
-      };
-      if (blocking) {
-        void everyone.then(() => {
-          clearTimeout(timer);
-          if (tracker.acknowledged >= cons.required) resolve(reconcile(mode, replies, this.opts.config.maxSiblings));
-        });
-      }
-      for (const r of targets) {
-        if (!this.isUp(r)) {
-          settle(tracker.fail());
-          doneOne();
-          continue;
-        }
-        this.readReplica(r, hi, lo, op, timeoutMs, (err, versions) => {
-          if (err) {
-            const s = tracker.fail();
-            if (s !== 'pending') settle(s);
-          } else {
-            replies.push({ replica: r, versions: versions ?? [] });
-            const s = tracker.ack();
-            if (s !== 'pending') settle(s);
-          }
-          doneOne();
-        });
-      }
-    });
-
-    // Read repair once every replica answered (or the deadline passed): stale ones get the merge.
-    if (this.opts.config.readRepair !== 'off') {
-      const repair = everyone.then(() => this.readRepair(hi, lo, table, req.key, replies, timeoutMs));
-      if (blocking) await repair;
-      else void repair;
+  /** `read` with a callback: `done` runs exactly once, never inside this call. */
+  startRead(req: ReadRequest, done: Done<ReadResult>): void {
+    let c: ReadCoordination;
+    try {
+      // Reads never create tables: an unknown table reads with the defaults (its id is the name's).
+      const table = this.opts.tables.get(req.table) ?? this.opts.tables.draft(req.table);
+      const route = this.replicasOf(req.key);
+      const cons = resolveConsistency(req.consistency, 'read', table.n, route.replicas.length);
+      if (cons.n === 0) throw new RingkvError('unavailable', 'the ring has no nodes owning tokens yet');
+      this.counters.coordinatedReads++;
+      const targets = route.replicas.length === cons.n ? route.replicas : route.replicas.slice(0, cons.n);
+      c = new ReadCoordination(this.coordinationPorts, table, req.key, route.hi, route.lo, cons, targets, this.timeoutOf(req), this.opts.config.readRepair, done);
+    } catch (e) {
+      return void queueMicrotask(() => done(e as Error, undefined));
     }
-    return {
-      values: liveValues(answer),
-      context: encodeContext(contextOf(answer)),
-      consistency: report(cons, tracker.acknowledged),
-    };
+    c.start();
   }
 
-  private async readRepair(
-    hi: number,
-    lo: number,
-    table: TableDef,
-    key: Uint8Array,
-    replies: ReadonlyArray<{ replica: Replica; versions: Version[] }>,
-    timeoutMs: number,
-  ): Promise<void> {
-    if (replies.length < 2) return;
-    const merged = reconcile(table.conflicts, replies, this.opts.config.maxSiblings);
-    const op: ReplicaWrite = { table: table.name, tableId: table.id, mode: table.conflicts, key, versions: merged };
-    await Promise.all(
-      replies
-        .filter((r) => !versionsEqual(r.versions, merged))
-        .map(async (s) => {
-          this.counters.readRepairs++;
-          const err = await new Promise<Error | null>((done) => this.writeReplica(s.replica, hi, lo, op, null, timeoutMs, done));
-          if (err) this.opts.log.debug({ err: String(err), replica: s.replica.nodeId }, 'read repair write failed');
-        }),
-    );
-  }
+  /** What the coordinations reach of the router (one object shared by all of them). */
+  private readonly coordinationPorts: CoordinationPorts = {
+    counters: this.counters,
+    log: () => this.opts.log,
+    maxSiblings: () => this.opts.config.maxSiblings,
+    isUp: (r) => this.isUp(r),
+    hints: () => this.hints,
+    writeReplica: (r, hi, lo, op, record, timeoutMs, cb) => this.writeReplica(r, hi, lo, op, record, timeoutMs, cb),
+    readReplica: (r, hi, lo, op, timeoutMs, cb) => this.readReplica(r, hi, lo, op, timeoutMs, cb),
+    quorumError: (kind, t, cons, timedOut) => this.quorumError(kind, t, cons, timedOut),
+  };
 
   /**
    * Write to one replica: a local shard by message (record bytes: `record` when the caller encoded
@@ -518,4 +441,234 @@ export function nowMicros(): number {
   const t = Date.now() * 1000;
   lastMicros = t > lastMicros ? t : lastMicros + 1;
   return lastMicros;
+}
+
+/** A completion callback: exactly one of (error) or (null, result). */
+export type Done<T> = (err: Error | null, result: T | undefined) => void;
+
+const EMPTY = new Uint8Array(0);
+const NO_REPLICAS: Replica[] = [];
+const NO_PLACEMENTS: HintPlacement[] = [];
+
+/** The router's parts a coordination uses: narrow, so the state machines below stay readable. */
+interface CoordinationPorts {
+  counters: RouterCounters;
+  log(): Logger;
+  maxSiblings(): number;
+  isUp(r: Replica): boolean;
+  hints(): HintService | undefined;
+  writeReplica(r: Replica, hi: number, lo: number, op: ReplicaWrite, record: Uint8Array | null, timeoutMs: number, cb: ReplicaCallback): void;
+  readReplica(r: Replica, hi: number, lo: number, op: ReplicaRead, timeoutMs: number, cb: ReplicaCallback): void;
+  quorumError(kind: 'read' | 'write', t: QuorumTracker, cons: ResolvedConsistency, timedOut: boolean): RingkvError;
+}
+
+/**
+ * One coordinated write, as a state machine driven by replica callbacks.
+ *
+ * Step 1, the coordinating replica (this node's own when it is one, as Riak's coordinating vnode):
+ * it merges the new version into what it holds and answers with the merged set, which is only asked
+ * for when there is somewhere to send it. If it fails, the next up replica takes its place.
+ * Step 2: that merged set goes to the other replicas and into hints. Shipping the merged set, not the
+ * lone new version, keeps every replica's state closed under the context the write carries (see
+ * src/versions/version.ts): a context then never claims a dot that a replica lacks.
+ * The answer goes out once W acks arrived (or W became impossible, or the deadline passed);
+ * stragglers finish in the background.
+ */
+class WriteCoordination {
+  private readonly tracker: QuorumTracker;
+  private readonly base: Omit<ReplicaWrite, 'versions' | 'returnMerged'>;
+  private readonly single: Version[];
+  private readonly candidates: Replica[];
+  private next = 0;
+  private settled = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly p: CoordinationPorts,
+    table: TableDef,
+    key: Uint8Array,
+    private readonly hi: number,
+    private readonly lo: number,
+    private readonly version: Version,
+    private readonly cons: ResolvedConsistency,
+    up: Replica[],
+    private readonly down: Replica[],
+    private readonly placements: HintPlacement[],
+    private readonly timeoutMs: number,
+    private readonly done: Done<WriteResult>,
+  ) {
+    this.tracker = new QuorumTracker(cons.n, cons.required);
+    this.base = { table: table.name, tableId: table.id, mode: table.conflicts, key };
+    this.single = [version];
+    this.candidates = up.length > 1 ? [...up].sort((a, b) => Number(b.local) - Number(a.local)) : up;
+  }
+
+  start(): void {
+    this.timer = setTimeout(() => this.onDeadline(), this.timeoutMs);
+    this.tryCoordinator();
+  }
+
+  private onDeadline(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.p.counters.timeouts++;
+    this.done(this.p.quorumError('write', this.tracker, this.cons, true), undefined);
+  }
+
+  private record(ok: boolean): void {
+    const s = ok ? this.tracker.ack() : this.tracker.fail();
+    if (this.settled || s === 'pending') return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    if (s === 'succeeded') {
+      this.done(null, { context: encodeContext(this.version.clock), consistency: report(this.cons, this.tracker.acknowledged) });
+    } else this.done(this.p.quorumError('write', this.tracker, this.cons, false), undefined);
+  }
+
+  private storeHint(target: string, holder: string | null, versions: Version[], counts: boolean): void {
+    this.p.counters.hintedWrites++;
+    this.p.hints()!.hint(holder, { target, ...this.base, versions }, this.timeoutMs).then(
+      (stored) => this.record(stored && counts),
+      (e: unknown) => {
+        this.p.log().debug({ err: String(e), target, holder }, 'hint store failed');
+        this.record(false);
+      },
+    );
+  }
+
+  private tryCoordinator(): void {
+    const { candidates } = this;
+    if (this.next >= candidates.length || this.settled) return this.fanOut(this.single, candidates.slice(this.next));
+    const c = candidates[this.next++]!;
+    const op: ReplicaWrite = { ...this.base, versions: this.single, returnMerged: this.next < candidates.length || this.placements.length > 0 };
+    this.p.writeReplica(c, this.hi, this.lo, op, null, this.timeoutMs, (err, merged) => {
+      if (err) {
+        this.p.log().debug({ err: String(err), replica: c.nodeId }, 'coordinating replica write failed');
+        if (this.p.hints()) this.storeHint(c.nodeId, null, this.single, this.cons.any);
+        else this.record(false);
+        return this.tryCoordinator();
+      }
+      this.record(true);
+      this.fanOut(merged ?? this.single, candidates.slice(this.next));
+    });
+  }
+
+  private fanOut(set: Version[], rest: Replica[]): void {
+    for (const pl of this.placements) this.storeHint(pl.target, pl.holder, set, pl.counts);
+    if (this.placements.length === 0) for (let i = 0; i < this.down.length; i++) this.record(false);
+    if (rest.length === 0) return;
+    const op: ReplicaWrite = { ...this.base, versions: set };
+    const rec = encodeRecord(set);
+    for (const r of rest) {
+      this.p.writeReplica(r, this.hi, this.lo, op, rec, this.timeoutMs, (err) => {
+        if (!err) return this.record(true);
+        // A replica that failed or timed out mid-write gets a hint on this node; it counts toward
+        // W only for ANY (we can't tell a slow replica from a lost one here).
+        this.p.log().debug({ err: String(err), replica: r.nodeId }, 'replica write failed');
+        if (this.p.hints()) this.storeHint(r.nodeId, null, set, this.cons.any);
+        else this.record(false);
+      });
+    }
+  }
+}
+
+/**
+ * One coordinated read: ask the N targets, answer once R replied (reconciled), then, once every
+ * replica answered or the deadline passed, send the reconciled versions to stale replicas (read
+ * repair). With `readRepair: blocking` the answer waits for that repair; a replica that never
+ * answers then delays the answer to the deadline, not past it, and a read that has its R replies
+ * by then still succeeds.
+ */
+class ReadCoordination {
+  private readonly tracker: QuorumTracker;
+  private readonly replies: Array<{ replica: Replica; versions: Version[] }> = [];
+  private readonly op: ReplicaRead;
+  private outstanding: number;
+  private answered = false;
+  private finished = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly p: CoordinationPorts,
+    private readonly table: TableDef,
+    private readonly key: Uint8Array,
+    private readonly hi: number,
+    private readonly lo: number,
+    private readonly cons: ResolvedConsistency,
+    private readonly targets: Replica[],
+    private readonly timeoutMs: number,
+    private readonly repairMode: NodeConfig['readRepair'],
+    private readonly done: Done<ReadResult>,
+  ) {
+    this.tracker = new QuorumTracker(cons.n, cons.required);
+    this.op = { table: table.name, tableId: table.id, key };
+    this.outstanding = targets.length;
+  }
+
+  start(): void {
+    this.timer = setTimeout(() => this.onDeadline(), this.timeoutMs);
+    for (const r of this.targets) {
+      if (!this.p.isUp(r)) {
+        this.onReply(r, null, null, true);
+        continue;
+      }
+      this.p.readReplica(r, this.hi, this.lo, this.op, this.timeoutMs, (err, versions) => this.onReply(r, err, versions, false));
+    }
+  }
+
+  private onReply(r: Replica, err: Error | null, versions: Version[] | null, down: boolean): void {
+    if (this.finished) return;
+    const s = err || down ? this.tracker.fail() : (this.replies.push({ replica: r, versions: versions ?? [] }), this.tracker.ack());
+    this.outstanding--;
+    if (s === 'failed') this.answer();
+    else if (s === 'succeeded' && this.repairMode !== 'blocking') this.answer();
+    if (this.outstanding === 0) this.allIn();
+  }
+
+  private onDeadline(): void {
+    if (this.finished) return;
+    if (!this.answered && this.tracker.acknowledged < this.cons.required) this.p.counters.timeouts++;
+    this.allIn();
+  }
+
+  /** Every replica answered, or the deadline passed: repair what we heard from, then finish. */
+  private allIn(): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.timer);
+    const repairing = this.repairMode !== 'off' && this.tracker.acknowledged >= this.cons.required ? this.readRepair() : null;
+    if (repairing && this.repairMode === 'blocking') void repairing.then(() => this.answer());
+    else this.answer();
+  }
+
+  private answer(): void {
+    if (this.answered) return;
+    const ok = this.tracker.acknowledged >= this.cons.required;
+    if (!ok && this.tracker.state === 'pending' && !this.finished) return;
+    this.answered = true;
+    if (!ok) {
+      this.done(this.p.quorumError('read', this.tracker, this.cons, this.tracker.state === 'pending'), undefined);
+      return;
+    }
+    const merged = reconcile(this.table.conflicts, this.replies, this.p.maxSiblings());
+    this.done(null, { values: liveValues(merged), context: encodeContext(contextOf(merged)), consistency: report(this.cons, this.tracker.acknowledged) });
+  }
+
+  private async readRepair(): Promise<void> {
+    const { replies } = this;
+    if (replies.length < 2) return;
+    const merged = reconcile(this.table.conflicts, replies, this.p.maxSiblings());
+    const op: ReplicaWrite = { table: this.table.name, tableId: this.table.id, mode: this.table.conflicts, key: this.key, versions: merged };
+    let rec: Uint8Array | null = null;
+    await Promise.all(
+      replies
+        .filter((r) => !versionsEqual(r.versions, merged))
+        .map(async (s) => {
+          this.p.counters.readRepairs++;
+          if (s.replica.local) rec ??= encodeRecord(merged);
+          const err = await new Promise<Error | null>((res) => this.p.writeReplica(s.replica, this.hi, this.lo, op, rec, this.timeoutMs, res));
+          if (err) this.p.log().debug({ err: String(err), replica: s.replica.nodeId }, 'read repair write failed');
+        }),
+    );
+  }
 }

@@ -11,6 +11,34 @@ export interface TableDef {
   n: number;
   quorum: QuorumMode;
   createdAt: number;
+  /** Defined by `PUT /api/v1/tables/{t}` (else created on first use with the defaults). */
+  explicit?: boolean;
+  /** When these settings were last set (ms); absent in definitions stored before it existed. */
+  updatedAt?: number;
+}
+
+/**
+ * Which of two definitions of one table every node keeps, so schemas converge whatever order
+ * gossip delivers them in. A lexicographic (hence total, transitive) order:
+ *  1. an explicit definition beats one created on first use;
+ *  2. the earlier creation wins (it defined how the first data was written; once gossip has
+ *     converged every node holds the same createdAt, since updates keep it);
+ *  3. then the later update; ties break on the serialized settings.
+ * Returns true when `b` should replace `a`.
+ */
+export function tableDefSupersedes(a: TableDef, b: TableDef): boolean {
+  const ea = a.explicit === true;
+  const eb = b.explicit === true;
+  if (ea !== eb) return eb;
+  if (a.createdAt !== b.createdAt) return b.createdAt < a.createdAt;
+  const ua = a.updatedAt ?? a.createdAt;
+  const ub = b.updatedAt ?? b.createdAt;
+  if (ua !== ub) return ub > ua;
+  return settingsKey(b) > settingsKey(a);
+}
+
+function settingsKey(t: TableDef): string {
+  return `${t.conflicts}/${t.n}/${t.quorum}/${t.createdAt}`;
 }
 
 export const TABLE_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -84,6 +112,15 @@ export class TableRegistry {
     return this.byName.get(name) ?? this.define(name, {}, false);
   }
 
+  /**
+   * The definition a first write would create, without storing it: reads of unknown tables and
+   * write validation use it, so a rejected request never creates a table.
+   */
+  draft(name: string): TableDef {
+    validateTableName(name);
+    return { name, id: tableIdOf(name), ...validateTableSettings({}, this.defaults), createdAt: 0 };
+  }
+
   /** Create or update a table's settings. */
   define(name: string, settings: TableSettingsInput, explicit: boolean): TableDef {
     validateTableName(name);
@@ -95,23 +132,25 @@ export class TableRegistry {
     if (prev && prev.conflicts !== s.conflicts && explicit) {
       throw new RingkvError('conflict', `table ${name} already exists with conflicts=${prev.conflicts}; the conflict mode of an existing table cannot change`);
     }
-    const def: TableDef = { name, id, ...s, createdAt: prev?.createdAt ?? Date.now() };
+    const now = Date.now();
+    const def: TableDef = { name, id, ...s, createdAt: prev?.createdAt ?? now, explicit: explicit || prev?.explicit === true, updatedAt: now };
     this.meta.set(`table/${name}`, def);
     this.remember(def);
     this.onChange?.(def);
     return def;
   }
 
-  /** Adopt a definition learned from a peer (last createdAt wins only when absent locally). */
+  /** Adopt a definition learned from a peer when it supersedes ours (see tableDefSupersedes). */
   adopt(def: TableDef): void {
     const prev = this.byName.get(def.name);
-    if (prev && prev.conflicts === def.conflicts && prev.n === def.n && prev.quorum === def.quorum) return;
-    if (prev && prev.createdAt <= def.createdAt && prev.conflicts === def.conflicts) {
-      // Same table; settings changed elsewhere later: take theirs.
-    } else if (prev) {
-      return;
-    }
+    if (prev && !tableDefSupersedes(prev, def)) return;
+    if (def.id !== tableIdOf(def.name)) return; // not a definition any node of ours made
+    const clash = this.idIndex.get(def.id);
+    if (clash && clash.name !== def.name) return;
     this.meta.set(`table/${def.name}`, def);
     this.remember(def);
+    // Gossip what we now hold, so nodes that only hear from us converge too (the order is total,
+    // so this settles).
+    this.onChange?.(def);
   }
 }

@@ -19,7 +19,8 @@ const STATUS: Record<ErrorCode, number> = {
   not_found: 404,
   too_large: 413,
   unavailable: 503,
-  timeout: 504,
+  // A coordinator deadline is an unmet quorum like any other (issue contract: 503 naming how many answered).
+  timeout: 503,
   overloaded: 503,
   not_owner: 409,
   conflict: 409,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ringInfoFromLayout, startIpcServer, type IpcServer, type RingInfo } from '../../src/api/ipc-server.js';
+import { promiseRouter, ringInfoFromLayout, startIpcServer, type IpcServer, type RingInfo } from '../../src/api/ipc-server.js';
 import { runIngest } from '../../src/cli/data-commands.js';
 import { ClientRing, RingkvClient } from '../../src/client/index.js';
 import { PeerTransport } from '../../src/cluster/transport.js';
@@ -201,7 +201,7 @@ async function startCluster(n: number, seed: number): Promise<Cluster> {
     servers.push(
       await startIpcServer({
         path: paths[i]!,
-        router: fakeRouter(`n${i}`, store),
+        router: promiseRouter(fakeRouter(`n${i}`, store)),
         ringInfo: () => info.current,
         ringDigest: () => info.current.digest,
         nodeId: `n${i}`,
@@ -291,7 +291,7 @@ describe('RingkvClient over IPC', () => {
     // The node comes back on the same path: once its backoff expires the client uses it again.
     c.servers[1] = await startIpcServer({
       path: c.paths[1]!,
-      router: fakeRouter('n1', c.store),
+      router: promiseRouter(fakeRouter('n1', c.store)),
       ringInfo: () => c.info.current,
       nodeId: 'n1',
       clusterStatus: async () => ({}),
@@ -434,7 +434,7 @@ describe('RingkvClient over the peer port ({ hosts })', () => {
     let info: RingInfo = { digest: 'x', version: 0, nodes: [], tokens: [], replicas: 0, pref: [] };
     ipc = await startIpcServer({
       path: path.join(dir, 'n0.sock'),
-      router: fakeRouter('n0', store),
+      router: promiseRouter(fakeRouter('n0', store)),
       ringInfo: () => info,
       nodeId: 'n0',
       clusterStatus: async () => ({}),

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES, IPC_OPS } from '../../src/api/ipc-protocol.js';
-import { startIpcServer, type IpcServer } from '../../src/api/ipc-server.js';
+import { promiseRouter, startIpcServer, type IpcServer } from '../../src/api/ipc-server.js';
 import { decodePayload } from '../../src/net/frames.js';
 import type { ReadRequest, ReadResult, WriteRequest, WriteResult } from '../../src/router/router.js';
 
@@ -44,7 +44,7 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'rkv-doc-'));
   server = await startIpcServer({
     path: path.join(dir, 'ringkv.sock'),
-    router: {
+    router: promiseRouter({
       async write(req: WriteRequest): Promise<WriteResult> {
         writes.push(req);
         return { context: DOC_CONTEXT, consistency: { n: 3, required: 2, replied: 2 } };
@@ -52,7 +52,7 @@ beforeAll(async () => {
       async read(_req: ReadRequest): Promise<ReadResult> {
         return { values: [], context: '', consistency: { n: 3, required: 2, replied: 2 } };
       },
-    },
+    }),
     ringInfo: () => ({ digest: DOC_DIGEST, version: 1, nodes: [], tokens: [], replicas: 0, pref: [] }),
     clusterStatus: async () => ({}),
     limits: { maxKeyBytes: 65536, maxValueBytes: 1 << 20, maxFrameBytes: 16 << 20, maxInFlightPerConnection: 1024 },

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startIpcServer, type IpcDeps, type IpcServer, type RingInfo } from '../../src/api/ipc-server.js';
+import { promiseRouter, startIpcServer, type IpcDeps, type IpcServer, type RingInfo } from '../../src/api/ipc-server.js';
 import { encodeFrame, FrameDecoder } from '../../src/net/frames.js';
 import type { ReadRequest, ReadResult, WriteRequest, WriteResult } from '../../src/router/router.js';
 import { RingkvError } from '../../src/util/errors.js';
@@ -137,7 +137,7 @@ const clients: RawClient[] = [];
 async function start(limits: Partial<IpcDeps['limits']> = {}, extra: Partial<IpcDeps> = {}): Promise<IpcServer> {
   server = await startIpcServer({
     path: sock,
-    router,
+    router: promiseRouter(router),
     ringInfo: () => RING,
     clusterStatus: async () => ({ self: 'n1', nodes: 1 }),
     limits: { maxKeyBytes: 1024, maxValueBytes: 1024 * 1024, maxFrameBytes: 4 * 1024 * 1024, maxInFlightPerConnection: 1024, ...limits },
@@ -495,7 +495,7 @@ describe('ipc server: socket lifecycle', () => {
 async function depsFor(p: string): Promise<IpcDeps> {
   return {
     path: p,
-    router,
+    router: promiseRouter(router),
     ringInfo: () => RING,
     clusterStatus: async () => ({}),
     limits: { maxKeyBytes: 1024, maxValueBytes: 1024, maxFrameBytes: 1 << 20, maxInFlightPerConnection: 16 },
