@@ -48,6 +48,9 @@ function thrownKind(e: unknown): string {
   return e instanceof RingkvError ? e.code : 'exception';
 }
 
+const okOne = (): OpResult[] => [null];
+const failOne = (e: unknown): OpResult[] => [thrownKind(e)];
+
 /**
  * Connect to ringkv through `RingkvClient`. `put(items)` is one client `batch` of puts (a batch
  * of one is a single put; the client splits it per replica and per frame), `get(keys)` likewise.
@@ -98,10 +101,14 @@ export async function openRingkvTarget(opts: RingkvTargetOptions): Promise<Ringk
   return {
     name: opts.name ?? 'ringkv',
     client,
+    // One key: a single client call, which the client coalesces with the other calls of the same
+    // tick into batch frames (what an application issuing concurrent single calls gets).
     put(items: ReadonlyArray<PutItem>): Promise<OpResult[]> {
+      if (items.length === 1) return client.put(table, items[0]!.key, items[0]!.value, { ...putOpts, ...batchOpts }).then(okOne, failOne);
       return run(items.map((it) => ({ op: 'put', table, key: it.key, value: it.value, ...putOpts })));
     },
     get(keys: readonly string[]): Promise<OpResult[]> {
+      if (keys.length === 1) return client.get(table, keys[0]!, { ...getOpts, ...batchOpts }).then(okOne, failOne);
       return run(keys.map((key) => ({ op: 'get', table, key, ...getOpts })));
     },
     async close(): Promise<void> {

@@ -61,6 +61,13 @@ export interface ClientOptions {
   ringRefreshMs?: number;
   /** Identifies this client to the peer port (hosts mode; default client-<pid>-<random>). */
   clientId?: string;
+  /**
+   * Coalesce single put/get/delete calls made in the same tick into batch frames (default true):
+   * one frame, one server-side decode and one reply for all of them, instead of one each. Calls
+   * keep their own results and errors; only a frame-level failure (a lost connection) fails all of
+   * the calls that shared the frame.
+   */
+  autoBatch?: boolean;
 }
 
 export interface ConsistencyOptions {
@@ -160,6 +167,13 @@ export class ClientRing {
     if (this.tokens.length === 0) return [];
     const pos = this.positionOf(tokenOf(key));
     return Array.from(this.pref.subarray(pos * this.replicas, (pos + 1) * this.replicas));
+  }
+
+  /** The key's preference list as a view (no copy): node indexes, best first. */
+  replicaView(key: IpcKey): Uint16Array {
+    if (this.tokens.length === 0) return new Uint16Array(0);
+    const pos = this.positionOf(tokenOf(key));
+    return this.pref.subarray(pos * this.replicas, (pos + 1) * this.replicas);
   }
 }
 
@@ -385,6 +399,7 @@ interface Resolved {
   maxBatchItems: number;
   maxReplyFrameBytes: number;
   ringRefreshMs: number;
+  autoBatch: boolean;
 }
 
 const MIN_BACKOFF_MS = 100;
@@ -500,6 +515,7 @@ export class RingkvClient {
       maxBatchItems: posInt(opts.maxBatchItems, 1000, 'maxBatchItems') || 1,
       maxReplyFrameBytes: posInt(opts.maxReplyFrameBytes, 64 * 1024 * 1024, 'maxReplyFrameBytes') || 64 * 1024 * 1024,
       ringRefreshMs: posInt(opts.ringRefreshMs, 30_000, 'ringRefreshMs'),
+      autoBatch: opts.autoBatch ?? true,
     };
     cfg.maxQueued = posInt(opts.maxQueuedPerConnection, 4 * cfg.maxPending, 'maxQueuedPerConnection');
     await initHasher();
@@ -721,6 +737,7 @@ export class RingkvClient {
   }
 
   async put(table: string, key: IpcKey, value: Uint8Array | string, opts: PutOptions = {}): Promise<WriteResult> {
+    if (this.cfg.autoBatch) return writeOf(await this.coalesced({ ...opts, op: 'put', table, key, value }, opts.timeoutMs));
     const k = keyOf(key);
     const msg = withOpts({ op: 'put', table: validateTableName(table), key: k, value: valueOf(value) }, opts, PUT_FIELDS);
     const r = await this.exec(this.route(k), msg, 1, this.deadlineOf(opts), false);
@@ -729,6 +746,12 @@ export class RingkvClient {
   }
 
   async get(table: string, key: IpcKey, opts: GetOptions = {}): Promise<GetResult> {
+    if (this.cfg.autoBatch) {
+      const r = await this.coalesced({ ...opts, op: 'get', table, key }, opts.timeoutMs);
+      if (!r.ok) throw itemToError(r);
+      const { ok: _ok, ...g } = r as BatchItemResult & { ok: true };
+      return g as unknown as GetResult;
+    }
     const k = keyOf(key);
     const msg = withOpts({ op: 'get', table: validateTableName(table), key: k }, opts, GET_FIELDS);
     const r = await this.exec(this.route(k), msg, 1, this.deadlineOf(opts), true);
@@ -737,11 +760,65 @@ export class RingkvClient {
   }
 
   async delete(table: string, key: IpcKey, opts: DeleteOptions = {}): Promise<WriteResult> {
+    if (this.cfg.autoBatch) return writeOf(await this.coalesced({ ...opts, op: 'del', table, key }, opts.timeoutMs));
     const k = keyOf(key);
     const msg = withOpts({ op: 'del', table: validateTableName(table), key: k }, opts, PUT_FIELDS);
     const r = await this.exec(this.route(k), msg, 1, this.deadlineOf(opts), false);
     if (!r.ok) throw replyError(r);
     return toWriteResult(r);
+  }
+
+  /** Calls waiting for this tick's coalesced batch, per timeoutMs (undefined: the default). */
+  private coalescing = new Map<number | undefined, Array<{ item: ClientBatchItem; resolve: (r: BatchItemResult) => void }>>();
+  private coalesceScheduled = false;
+
+  private coalesced(item: ClientBatchItem, timeoutMs: number | undefined): Promise<BatchItemResult> {
+    return new Promise((resolve) => {
+      let q = this.coalescing.get(timeoutMs);
+      if (!q) this.coalescing.set(timeoutMs, (q = []));
+      q.push({ item, resolve });
+      if (!this.coalesceScheduled) {
+        this.coalesceScheduled = true;
+        queueMicrotask(() => this.flushCoalesced());
+      }
+    });
+  }
+
+  private flushCoalesced(): void {
+    this.coalesceScheduled = false;
+    const all = this.coalescing;
+    this.coalescing = new Map();
+    for (const [timeoutMs, q] of all) {
+      const items = q.map((x) => x.item);
+      this.batch(items, timeoutMs === undefined ? {} : { timeoutMs }).then(
+        (rs) => q.forEach((x, i) => x.resolve(rs[i]!)),
+        (e: unknown) => {
+          const err = e instanceof RingkvError ? e : new RingkvError('internal', String(e));
+          for (const x of q) x.resolve(itemError(err));
+        },
+      );
+    }
+  }
+
+  /**
+   * The endpoint a key's request goes to first (its first up, reachable replica), without building
+   * the whole candidate list: batches group items by it and only build the list once per group.
+   */
+  private primaryOf(key: IpcKey): string | undefined {
+    const ring = this.ringState;
+    if (!ring || !this.cfg.tokenAware || ring.size === 0) return undefined;
+    const now = Date.now();
+    const view = ring.replicaView(key);
+    for (let i = 0; i < view.length; i++) {
+      const n = ring.nodes[view[i]!]!;
+      if (!n.up) continue;
+      const ep = this.endpointOf(n);
+      if (!ep) continue;
+      const e = this.endpoints.get(ep);
+      if (e && e.downUntil > now) continue;
+      return ep;
+    }
+    return undefined;
   }
 
   /**
@@ -762,10 +839,16 @@ export class RingkvClient {
         else if (it.op === 'get') wire = withOpts({ op: 'get', table: validateTableName(it.table), key: k }, it, GET_FIELDS);
         else if (it.op === 'del') wire = withOpts({ op: 'del', table: validateTableName(it.table), key: k }, it, PUT_FIELDS);
         else throw new RingkvError('bad_request', `op must be put, get or del, got ${JSON.stringify((it as { op?: unknown }).op)}`, { field: 'op' });
-        const cands = this.route(k);
-        const gk = cands[0]?.ep ?? '';
-        let g = groups.get(gk);
-        if (!g) groups.set(gk, (g = { cands, idx: [], wire: [], readOnly: true }));
+        // Group by the first endpoint; the whole candidate list (for failover) is built once per
+        // group, from its first key: any node can coordinate any key.
+        const primary = this.primaryOf(k);
+        let g = primary !== undefined ? groups.get(primary) : undefined;
+        if (!g) {
+          const cands = this.route(k);
+          const gk = cands[0]?.ep ?? '';
+          g = groups.get(gk);
+          if (!g) groups.set(gk, (g = { cands, idx: [], wire: [], readOnly: true }));
+        }
         g.idx.push(i);
         g.wire.push(wire as unknown as BatchItem);
         if (it.op !== 'get') g.readOnly = false;
@@ -856,6 +939,16 @@ export class RingkvClient {
     for (const e of this.endpoints.values()) for (const c of e.conns) if (c && !c.closed) n++;
     return n;
   }
+}
+
+function itemToError(r: BatchItemResult & { ok: false }): RingkvError {
+  return new RingkvError(isErrorCode(r.code) ? r.code : 'internal', r.message, r.field !== undefined ? { field: r.field } : undefined);
+}
+
+function writeOf(r: BatchItemResult): WriteResult {
+  if (!r.ok) throw itemToError(r);
+  const w = r as BatchItemResult & { ok: true } & WriteResult;
+  return { context: w.context, consistency: w.consistency };
 }
 
 function itemError(e: RingkvError): BatchItemResult {

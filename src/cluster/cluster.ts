@@ -4,10 +4,10 @@ import type { Logger } from '../log/logger.js';
 import { tokenFromHex, tokenToHex, type Token } from '../ring/hash.js';
 import { buildRing, type RingLayout, type RingMember } from '../ring/builder.js';
 import { Liveness, type RingTable } from '../ring/table.js';
-import type { RemoteReplicas, ReplicaRead, ReplicaWrite, Router } from '../router/router.js';
+import type { PeerReplicaWrite, RemoteReplicas, ReplicaRead, ReplicaWrite, Router } from '../router/router.js';
 import type { TableDef, TableRegistry } from '../router/tables.js';
 import { RingkvError } from '../util/errors.js';
-import type { Version } from '../versions/index.js';
+import { decodeRecord, encodeRecord, type Version } from '../versions/index.js';
 import { GossipState, type Ack, type Ack2, type EndpointState, type NodeInfo, type Syn } from './gossip-state.js';
 import { PhiAccrualDetector } from './phi.js';
 import type { PeerTransport } from './transport.js';
@@ -18,11 +18,11 @@ export const MAX_RING_REPLICAS = 5;
 export type PeerMessage =
   | { t: 'gossip-syn'; syn: Syn }
   | { t: 'gossip-ack2'; ack2: Ack2 }
-  | { t: 'write'; op: ReplicaWrite }
+  | { t: 'write'; op: PeerReplicaWrite }
   | { t: 'read'; op: ReplicaRead }
   | { t: 'ping' };
 
-export type PeerReply = { t: 'gossip-ack'; ack: Ack } | { t: 'ok' } | { t: 'versions'; versions: Version[] | null };
+export type PeerReply = { t: 'gossip-ack'; ack: Ack } | { t: 'ok' } | { t: 'record'; record: Uint8Array | null };
 
 /** Membership as the ring builder needs it, from the gossip view. */
 export function ringMembersOf(states: readonly EndpointState[]): RingMember[] {
@@ -196,11 +196,11 @@ export class Cluster implements RemoteReplicas {
       case 'write': {
         if (!this.router) throw new RingkvError('unavailable', 'node is starting');
         const merged = await this.router.applyReplicaWrite(msg.op);
-        return msg.op.returnMerged ? { t: 'versions', versions: merged } : { t: 'ok' };
+        return msg.op.returnMerged ? { t: 'record', record: merged } : { t: 'ok' };
       }
       case 'read': {
         if (!this.router) throw new RingkvError('unavailable', 'node is starting');
-        return { t: 'versions', versions: await this.router.applyReplicaRead(msg.op) };
+        return { t: 'record', record: await this.router.applyReplicaRead(msg.op) };
       }
       case 'ping':
         return { t: 'ok' };
@@ -291,17 +291,25 @@ export class Cluster implements RemoteReplicas {
   }
 
   // RemoteReplicas: the router's path to replicas on other nodes.
-  async write(nodeId: string, op: ReplicaWrite, timeoutMs: number): Promise<Version[] | null> {
+  async writeRecord(nodeId: string, op: PeerReplicaWrite, timeoutMs: number): Promise<Uint8Array | null> {
     const r = (await this.o.transport.request(this.addressOf(nodeId), { t: 'write', op } satisfies PeerMessage, timeoutMs)) as PeerReply;
-    if (r.t === 'versions') return r.versions;
+    if (r.t === 'record') return r.record;
     if (r.t !== 'ok') throw new RingkvError('internal', `unexpected reply to write from ${nodeId}`);
     return null;
   }
 
-  async read(nodeId: string, op: ReplicaRead, timeoutMs: number): Promise<Version[] | null> {
+  async readRecord(nodeId: string, op: ReplicaRead, timeoutMs: number): Promise<Uint8Array | null> {
     const r = (await this.o.transport.request(this.addressOf(nodeId), { t: 'read', op } satisfies PeerMessage, timeoutMs)) as PeerReply;
-    if (r.t !== 'versions') throw new RingkvError('internal', `unexpected reply to read from ${nodeId}`);
-    return r.versions;
+    if (r.t !== 'record') throw new RingkvError('internal', `unexpected reply to read from ${nodeId}`);
+    return r.record;
+  }
+
+  /** Write versions to a node's replica (hint replay): the record path, merged versions decoded. */
+  async write(nodeId: string, op: ReplicaWrite, timeoutMs: number): Promise<Version[] | null> {
+    const peerOp: PeerReplicaWrite = { table: op.table, tableId: op.tableId, mode: op.mode, key: op.key, record: encodeRecord(op.versions) };
+    if (op.returnMerged) peerOp.returnMerged = true;
+    const rec = await this.writeRecord(nodeId, peerOp, timeoutMs);
+    return rec ? decodeRecord(rec) : null;
   }
 
   /** This node's view of every member, for status endpoints. */

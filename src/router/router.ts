@@ -42,10 +42,26 @@ export interface ReplicaRead {
   key: Uint8Array;
 }
 
-/** How the router reaches replicas on other nodes (the peer transport implements it). */
+/**
+ * A replica write as it crosses the peer port: the versions as their canonical record bytes
+ * (encodeRecord), which the receiving node validates and hands to its shard as they are. Objects
+ * would cost a msgpack encode on the sender and a decode plus a record encode on the receiver.
+ */
+export interface PeerReplicaWrite {
+  table: string;
+  tableId: number;
+  mode: ConflictMode;
+  key: Uint8Array;
+  record: Uint8Array;
+  returnMerged?: boolean;
+}
+
+/** How the router reaches replicas on other nodes (the peer transport implements it). Records are encodeRecord bytes. */
 export interface RemoteReplicas {
-  write(nodeId: string, op: ReplicaWrite, timeoutMs: number): Promise<Version[] | null>;
-  read(nodeId: string, op: ReplicaRead, timeoutMs: number): Promise<Version[] | null>;
+  /** Resolves with the merged record when `op.returnMerged`, else null. */
+  writeRecord(nodeId: string, op: PeerReplicaWrite, timeoutMs: number): Promise<Uint8Array | null>;
+  /** Resolves with the replica's stored record, or null when it holds none. */
+  readRecord(nodeId: string, op: ReplicaRead, timeoutMs: number): Promise<Uint8Array | null>;
 }
 
 export interface WriteRequest {
@@ -350,8 +366,10 @@ export class Router {
       return;
     }
     if (!this.remote) return void queueMicrotask(() => cb(new RingkvError('unavailable', `no transport to reach node ${r.nodeId}`), null));
-    this.remote.write(r.nodeId, op, timeoutMs).then(
-      (v) => cb(null, v),
+    const peerOp: PeerReplicaWrite = { table: op.table, tableId: op.tableId, mode: op.mode, key: op.key, record: record ?? encodeRecord(op.versions) };
+    if (op.returnMerged) peerOp.returnMerged = true;
+    this.remote.writeRecord(r.nodeId, peerOp, timeoutMs).then(
+      (rec) => cb(null, decodeOrNull(rec)),
       (e: unknown) => cb(e instanceof Error ? e : new Error(String(e)), null),
     );
   }
@@ -371,8 +389,16 @@ export class Router {
       return;
     }
     if (!this.remote) return void queueMicrotask(() => cb(new RingkvError('unavailable', `no transport to reach node ${r.nodeId}`), null));
-    this.remote.read(r.nodeId, op, timeoutMs).then(
-      (v) => cb(null, v),
+    this.remote.readRecord(r.nodeId, op, timeoutMs).then(
+      (rec) => {
+        let versions: Version[] | null;
+        try {
+          versions = decodeOrNull(rec);
+        } catch (e) {
+          return cb(e as Error, null);
+        }
+        cb(null, versions);
+      },
       (e: unknown) => cb(e instanceof Error ? e : new Error(String(e)), null),
     );
   }
@@ -382,27 +408,44 @@ export class Router {
    * inspect one replica: `GET ...?replica=local`). Fails with not_owner when this node holds none.
    */
   async readLocalReplica(table: string, key: Uint8Array): Promise<ReadResult> {
-    const def = this.opts.tables.getOrCreate(table);
-    const versions = (await this.applyReplicaRead({ table: def.name, tableId: def.id, key })) ?? [];
+    const def = this.opts.tables.get(table) ?? this.opts.tables.draft(table);
+    const versions = decodeOrNull(await this.applyReplicaRead({ table: def.name, tableId: def.id, key })) ?? [];
     return { values: liveValues(versions), context: encodeContext(contextOf(versions)), consistency: { n: 1, required: 1, replied: 1 } };
   }
 
-  /** A replica-level write arriving from another node's coordinator: store it in the owning local shard. */
-  async applyReplicaWrite(op: ReplicaWrite): Promise<Version[] | null> {
+  /**
+   * A replica-level write arriving from another node's coordinator: validate its record (a peer's
+   * bytes are checked like any input before they can reach storage) and store it in the owning
+   * local shard. Resolves with the merged record when asked (a view: copy or encode it at once).
+   */
+  applyReplicaWrite(op: PeerReplicaWrite): Promise<Uint8Array | null> {
     this.counters.replicaWrites++;
     const { hi, lo, replicas } = this.replicasOf(op.key);
     const self = replicas.find((r) => r.local);
-    if (!self) throw new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of this key in its ring view`);
+    if (!self) return Promise.reject(new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of this key in its ring view`));
+    if (!(op.record instanceof Uint8Array)) return Promise.reject(new RingkvError('bad_request', 'replica write without record bytes'));
+    try {
+      decodeRecord(op.record);
+    } catch (e) {
+      return Promise.reject(new RingkvError('bad_request', `replica write with a bad record: ${(e as Error).message}`));
+    }
     this.opts.tables.getOrCreate(op.table);
-    return promiseOf((cb) => this.writeReplica(self, hi, lo, op, null, this.opts.config.requestTimeoutMs, cb));
+    return new Promise((resolve, reject) =>
+      this.opts.shards.write(self.shard, op.tableId, op.mode, op.key, hi, lo, op.record, op.returnMerged === true, (res) =>
+        res.ok ? resolve(res.record) : reject(new RingkvError(res.code as ErrorCode, res.message)),
+      ),
+    );
   }
 
-  async applyReplicaRead(op: ReplicaRead): Promise<Version[] | null> {
+  /** A replica-level read from another node's coordinator: this node's stored record (a view), or null. */
+  applyReplicaRead(op: ReplicaRead): Promise<Uint8Array | null> {
     this.counters.replicaReads++;
     const { hi, lo, replicas } = this.replicasOf(op.key);
     const self = replicas.find((r) => r.local);
-    if (!self) throw new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of this key in its ring view`);
-    return promiseOf((cb) => this.readReplica(self, hi, lo, op, this.opts.config.requestTimeoutMs, cb));
+    if (!self) return Promise.reject(new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of this key in its ring view`));
+    return new Promise((resolve, reject) =>
+      this.opts.shards.read(self.shard, op.tableId, op.key, hi, lo, (res) => (res.ok ? resolve(res.record) : reject(new RingkvError(res.code as ErrorCode, res.message)))),
+    );
   }
 
   private quorumError(kind: 'read' | 'write', t: QuorumTracker, cons: ResolvedConsistency, timedOut: boolean): RingkvError {
@@ -419,8 +462,8 @@ export class Router {
 
 type ReplicaCallback = (err: Error | null, versions: Version[] | null) => void;
 
-function promiseOf(start: (cb: ReplicaCallback) => void): Promise<Version[] | null> {
-  return new Promise((resolve, reject) => start((err, v) => (err ? reject(err) : resolve(v))));
+function decodeOrNull(rec: Uint8Array | null): Version[] | null {
+  return rec ? decodeRecord(rec) : null;
 }
 
 function reconcile(mode: ConflictMode, replies: ReadonlyArray<{ versions: Version[] }>, maxSiblings: number): Version[] {

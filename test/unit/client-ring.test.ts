@@ -332,8 +332,25 @@ describe('RingkvClient over IPC', () => {
     await client.put('t', 'fine', 'ok');
   });
 
+  it('coalesces single calls made in one tick into batch frames, each call keeping its own result', async () => {
+    client = await RingkvClient.connect({ socket: c.paths[0]! });
+    await client.put('t', 'warm', 'x'); // connect to every node first
+    const before = c.servers.reduce((a, s) => a + (s?.stats().requests ?? 0), 0);
+    const keys = Array.from({ length: 300 }, (_, i) => `co-${i}`);
+    const puts = await Promise.allSettled([...keys.map((k) => client!.put('t', k, `v-${k}`)), client.put('t', '', 'bad key')]);
+    const frames = c.servers.reduce((a, s) => a + (s?.stats().requests ?? 0), 0) - before;
+    expect(puts.slice(0, 300).every((p) => p.status === 'fulfilled')).toBe(true);
+    expect(puts[300]).toMatchObject({ status: 'rejected', reason: { code: 'bad_request' } });
+    // 301 calls, 3 nodes: a frame per node (plus at most a ring refresh), not a frame per call.
+    expect(frames).toBeLessThanOrEqual(6);
+    const gets = await Promise.all(keys.map((k) => client!.get('t', k)));
+    gets.forEach((g, i) => expect(g.value?.toString()).toBe(`v-${keys[i]}`));
+    for (const k of keys) expect(c.store.log).toContain(`${primaryOf(c, k)} w ${hex(k)}`);
+  });
+
   it('bounds pending requests per connection and reports overload', async () => {
-    client = await RingkvClient.connect({ socket: c.paths[0]! }, { maxPendingPerConnection: 8, maxQueuedPerConnection: 16, tokenAware: false });
+    // Single requests as separate frames (autoBatch off): the per-request bound is what is tested.
+    client = await RingkvClient.connect({ socket: c.paths[0]! }, { maxPendingPerConnection: 8, maxQueuedPerConnection: 16, tokenAware: false, autoBatch: false });
     c.store.gate = (k) => k.startsWith('g-');
     const ps = Array.from({ length: 30 }, (_, i) => client!.get('t', `g-${i}`).then((r) => r, (e: { code: string }) => e.code));
     await until('8 at the server', () => c.store.held.length === 8);

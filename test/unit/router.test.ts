@@ -11,7 +11,7 @@ import { buildRing } from '../../src/ring/builder.js';
 import { initHasher } from '../../src/ring/hash.js';
 import { RingTable } from '../../src/ring/table.js';
 import { allocateTokens } from '../../src/ring/tokens.js';
-import { Router, type ReplicaRead, type ReplicaWrite, type RemoteReplicas } from '../../src/router/router.js';
+import { Router, type PeerReplicaWrite, type ReplicaRead, type RemoteReplicas } from '../../src/router/router.js';
 import { TableRegistry } from '../../src/router/tables.js';
 import type { WireCallback } from '../../src/storage/shards.js';
 import type { MetaStore } from '../../src/storage/meta.js';
@@ -62,14 +62,17 @@ class FakeRemote implements RemoteReplicas {
     if (b === 'fail') return Promise.reject(new RingkvError('unavailable', `${node} unreachable`));
     return Promise.resolve().then(f);
   }
-  write(node: string, op: ReplicaWrite): Promise<Version[] | null> {
+  writeRecord(node: string, op: PeerReplicaWrite): Promise<Uint8Array | null> {
     return this.act(node, () => {
-      const m = this.stores.get(node)!.merge(op.tableId, op.key, op.mode, op.versions);
-      return op.returnMerged ? m : null;
+      const m = this.stores.get(node)!.merge(op.tableId, op.key, op.mode, decodeRecord(op.record));
+      return op.returnMerged ? encodeRecord(m) : null;
     });
   }
-  read(node: string, op: ReplicaRead): Promise<Version[] | null> {
-    return this.act(node, () => this.stores.get(node)!.get(op.tableId, op.key));
+  readRecord(node: string, op: ReplicaRead): Promise<Uint8Array | null> {
+    return this.act(node, () => {
+      const v = this.stores.get(node)!.get(op.tableId, op.key);
+      return v ? encodeRecord(v) : null;
+    });
   }
 }
 
