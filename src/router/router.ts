@@ -164,26 +164,39 @@ export class Router {
   /** Called by the node whenever it publishes a new ring (same thread, so lookups stay consistent). */
   setLayout(layout: RingLayout): void {
     this.layout = layout;
+    this.replicasAt = [];
   }
+
+  /**
+   * Replica lists per ring position, built on first use after each publication: a position's
+   * preference list is fixed until the next publish (liveness is read per request, not cached).
+   */
+  private replicasAt: Array<readonly Replica[] | undefined> = [];
 
   get selfId(): string {
     return this.opts.selfId;
   }
 
-  private replicasOf(key: Uint8Array): { hi: number; lo: number; pos: number; replicas: Replica[] } {
+  private replicasOf(key: Uint8Array): { hi: number; lo: number; pos: number; replicas: readonly Replica[] } {
     tokenInto(key, this.tok);
     const hi = this.tok[0]!;
     const lo = this.tok[1]!;
     const count = this.opts.ring.lookup(hi, lo, this.outNodes, this.outShards, this.outPos);
-    const self = this.opts.ring.selfIndex();
-    const replicas: Replica[] = [];
-    for (let i = 0; i < count; i++) {
-      const nodeIndex = this.outNodes[i]!;
-      const nodeId = this.layout.nodeIds[nodeIndex];
-      invariant(nodeId !== undefined, `ring lookup returned node index ${nodeIndex} outside the layout`);
-      replicas.push({ nodeIndex, nodeId, shard: this.outShards[i]!, local: nodeIndex === self });
+    const pos = this.outPos[0]!;
+    let replicas = this.replicasAt[pos];
+    if (replicas === undefined || replicas.length !== count) {
+      const self = this.opts.ring.selfIndex();
+      const built: Replica[] = [];
+      for (let i = 0; i < count; i++) {
+        const nodeIndex = this.outNodes[i]!;
+        const nodeId = this.layout.nodeIds[nodeIndex];
+        invariant(nodeId !== undefined, `ring lookup returned node index ${nodeIndex} outside the layout`);
+        built.push(Object.freeze({ nodeIndex, nodeId, shard: this.outShards[i]!, local: nodeIndex === self }));
+      }
+      replicas = Object.freeze(built);
+      if (count > 0) this.replicasAt[pos] = replicas;
     }
-    return { hi, lo, pos: this.outPos[0]!, replicas };
+    return { hi, lo, pos, replicas };
   }
 
   private timeoutOf(req: { timeoutMs?: number | undefined }): number {
@@ -285,7 +298,7 @@ export class Router {
     });
     const targets = route.replicas.length === cons.n ? route.replicas : route.replicas.slice(0, cons.n);
     let up = targets;
-    let down: Replica[] = NO_REPLICAS;
+    let down: readonly Replica[] = NO_REPLICAS;
     for (const r of targets) {
       if (!this.isUp(r)) {
         up = targets.filter((x) => this.isUp(x));
@@ -490,7 +503,7 @@ export function nowMicros(): number {
 export type Done<T> = (err: Error | null, result: T | undefined) => void;
 
 const EMPTY = new Uint8Array(0);
-const NO_REPLICAS: Replica[] = [];
+const NO_REPLICAS: readonly Replica[] = [];
 const NO_PLACEMENTS: HintPlacement[] = [];
 
 /** The router's parts a coordination uses: narrow, so the state machines below stay readable. */
@@ -521,7 +534,7 @@ class WriteCoordination {
   private readonly tracker: QuorumTracker;
   private readonly base: Omit<ReplicaWrite, 'versions' | 'returnMerged'>;
   private readonly single: Version[];
-  private readonly candidates: Replica[];
+  private readonly candidates: readonly Replica[];
   private next = 0;
   private settled = false;
   private timer: NodeJS.Timeout | undefined;
@@ -534,8 +547,8 @@ class WriteCoordination {
     private readonly lo: number,
     private readonly version: Version,
     private readonly cons: ResolvedConsistency,
-    up: Replica[],
-    private readonly down: Replica[],
+    up: readonly Replica[],
+    private readonly down: readonly Replica[],
     private readonly placements: HintPlacement[],
     private readonly timeoutMs: number,
     private readonly done: Done<WriteResult>,
@@ -596,7 +609,7 @@ class WriteCoordination {
     });
   }
 
-  private fanOut(set: Version[], rest: Replica[]): void {
+  private fanOut(set: Version[], rest: readonly Replica[]): void {
     for (const pl of this.placements) this.storeHint(pl.target, pl.holder, set, pl.counts);
     if (this.placements.length === 0) for (let i = 0; i < this.down.length; i++) this.record(false);
     if (rest.length === 0) return;
@@ -638,7 +651,7 @@ class ReadCoordination {
     private readonly hi: number,
     private readonly lo: number,
     private readonly cons: ResolvedConsistency,
-    private readonly targets: Replica[],
+    private readonly targets: readonly Replica[],
     private readonly timeoutMs: number,
     private readonly repairMode: NodeConfig['readRepair'],
     private readonly done: Done<ReadResult>,
