@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterView, localCluster, type LocalCluster } from '../helpers/cluster.js';
 import { http, removeDir, startNodeProc, tempDir, waitFor } from '../helpers/proc.js';
@@ -6,16 +8,23 @@ type Body = Record<string, unknown>;
 
 describe('3-node cluster (real processes via `ringkv local-cluster`)', () => {
   let lc: LocalCluster;
+  let cfgDir: string | undefined;
   const store = (i: number, t: string, q = ''): string => `${lc.url(i)}/api/v1/store/${t}${q}`;
 
   beforeAll(async () => {
-    lc = await localCluster(3, ['--test-mode']);
+    // Hinted handoff off (a 0 ms window expires every hint before replay): here only read repair
+    // may heal a replica that missed a write, so the read-repair test tests read repair.
+    cfgDir = tempDir('ringkv-cluster-cfg-');
+    const cfg = path.join(cfgDir, 'no-hints.json');
+    writeFileSync(cfg, JSON.stringify({ maxHintWindowMs: 0 }));
+    lc = await localCluster(3, ['--test-mode', '--config', cfg]);
     const out = await lc.start();
     expect(out).toMatch(/converged: 3 nodes/);
   });
   afterAll(async () => {
     await lc?.stop();
     if (lc) removeDir(lc.dir);
+    if (cfgDir) removeDir(cfgDir);
   });
 
   it('every node agrees on the ring and sees three normal, up nodes', async () => {
@@ -58,6 +67,11 @@ describe('3-node cluster (real processes via `ringkv local-cluster`)', () => {
     }
   });
 
+  async function readRepairs(i: number): Promise<number> {
+    const m = await http('GET', `${lc.url(i)}/api/v1/metrics`);
+    return (m.body['router'] as Body)['readRepairs'] as number;
+  }
+
   it('read repair makes a stale replica current', async () => {
     // Cut node 3 off, write with W=2 through node 1: node 3 misses it.
     for (const [i, blocked] of [[1, ['node3']], [2, ['node3']], [3, ['node1', 'node2']]] as const) {
@@ -67,6 +81,7 @@ describe('3-node cluster (real processes via `ringkv local-cluster`)', () => {
     expect(put.status).toBe(200);
     for (const i of [1, 2, 3]) await http('PUT', `${lc.url(i)}/api/v1/test/partition`, { blocked: [] });
     expect((await http('GET', `${store(3, 'kv')}/rr?replica=local`)).status).toBe(404);
+    const repairsBefore = await readRepairs(1);
     // A read that reaches node 3 through the coordinator repairs it.
     const r = await http('GET', `${store(1, 'kv')}/rr?r=3`);
     expect(r.body['value']).toBe('fresh');
@@ -74,6 +89,9 @@ describe('3-node cluster (real processes via `ringkv local-cluster`)', () => {
       const l = await http('GET', `${store(3, 'kv')}/rr?replica=local`);
       return l.status === 200 && l.body['value'] === 'fresh';
     });
+    // It was the coordinator's read repair (hints are off, and nothing else writes node3).
+    expect(await readRepairs(1)).toBe(repairsBefore + 1);
+    expect((await http('GET', `${lc.url(1)}/api/v1/metrics`)).body['hints']).toMatchObject({ replayed: 0 });
   });
 
   it('with a node killed (SIGKILL): W=2/R=2 still work, W=3 fails clearly, the node is seen down, then up after restart', async () => {
