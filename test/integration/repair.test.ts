@@ -255,3 +255,39 @@ describe('anti-entropy: Merkle trees, repair, tombstones (3 real nodes via `ring
     expect((await http('GET', `${store(2, 'vc')}/del-k?replica=local`)).status).toBe(404);
   });
 });
+
+describe('periodic anti-entropy (3 real nodes, antiEntropyIntervalMs 1 s)', () => {
+  let lc: LocalCluster;
+  let cfgDir: string | undefined;
+  beforeAll(async () => {
+    // Hints and read repair off: only the periodic sessions can heal the replica that missed writes.
+    cfgDir = tempDir('ringkv-ae-cfg-');
+    const cfg = path.join(cfgDir, 'ae.json');
+    writeFileSync(cfg, JSON.stringify({ merkleDepth: 6, antiEntropyIntervalMs: 1000, maxHintWindowMs: 0, readRepair: 'off' }));
+    lc = await localCluster(3, ['--test-mode', '--config', cfg]);
+    await lc.start();
+  });
+  afterAll(async () => {
+    await lc?.stop();
+    if (lc) removeDir(lc.dir);
+    if (cfgDir) removeDir(cfgDir);
+  });
+
+  it('heals a replica that missed writes without anyone asking for a repair', async () => {
+    const cut: Record<number, string[]> = { 1: ['node3'], 2: ['node3'], 3: ['node1', 'node2'] };
+    for (const i of NODES) expect((await http('PUT', `${lc.url(i)}/api/v1/test/partition`, { blocked: cut[i] })).status).toBe(200);
+    for (let k = 0; k < 200; k++) expect((await http('PUT', `${lc.url(1 + (k % 2))}/api/v1/store/ae?w=2`, { key: `p-${k}`, value: k })).status).toBe(200);
+    expect((await http('GET', `${lc.url(3)}/api/v1/store/ae/p-0?replica=local`)).status).toBe(404);
+    for (const i of NODES) await http('PUT', `${lc.url(i)}/api/v1/test/partition`, { blocked: [] });
+    await waitFor(
+      'node3 to hold every key through periodic repair',
+      async () => {
+        for (let k = 0; k < 200; k += 7) if ((await http('GET', `${lc.url(3)}/api/v1/store/ae/p-${k}?replica=local`)).status !== 200) return false;
+        return true;
+      },
+      30_000,
+      250,
+    );
+    for (let k = 0; k < 200; k++) expect((await http('GET', `${lc.url(3)}/api/v1/store/ae/p-${k}?replica=local`)).body['value']).toBe(k);
+  });
+});
