@@ -1,11 +1,23 @@
 /**
  * Hints actor: the only writer of the `hints` column family. Keys are `target \0 seq(8B BE)` so one
  * target's hints are contiguous and in arrival order; values are msgpack. Like the shard actors it
- * group-commits every store that arrives in one event-loop turn into one WriteBatch.
+ * group-commits the writes of one event-loop turn into one WriteBatch.
+ *
+ * Every op is synchronous and bounded, so the mailbox never waits behind a long scan:
+ * - `list` reads at most `limit` hints, starting at the target's low-water seq.
+ * - `expire` reads at most `budget` hints per op. Hints of a target are in seq order, which is
+ *   (nearly) createdAt order, so a target is scanned only from its first live hint up to the first
+ *   unexpired one; a target whose first hint is known to be unexpired costs no I/O at all. (A
+ *   coordinator stamps createdAt, so hints from two coordinators may interleave out of createdAt
+ *   order by their clock skew; such a hint expires when the ones before it do, and replay drops
+ *   any hint it finds expired.)
+ * - Reads first commit this turn's pending writes, so they see everything before them in mailbox
+ *   order, and a `delete` removes (and counts) only the seqs that still exist: counts stay exact
+ *   when an expiry and a replay delete race for the same hint.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { pack, unpack } from 'msgpackr';
-import { newRocks, SyncWriteBatch } from '../src/storage/rocks.js';
+import { newRocks, SyncWriteBatch, type IteratorOptions } from '../src/storage/rocks.js';
 import { HINTS_CF } from '../src/storage/db.js';
 import type { FromHints, Hint, HintsRequest, HintsResult, HintsWorkerData, StoredHint, ToHints } from '../src/hints/protocol.js';
 
@@ -15,7 +27,9 @@ const db = newRocks(data.handle);
 await db.open();
 const column = db.columns[HINTS_CF]!;
 const writes = new SyncWriteBatch(db, column);
-const expireWrites = new SyncWriteBatch(db, column);
+const sync = data.durability === 'sync';
+/** Rows per iterator read inside one expiry scan. */
+const EXPIRE_PAGE = 256;
 
 function keyOf(target: string, seq: number): Buffer {
   const t = Buffer.from(target, 'utf8');
@@ -26,15 +40,41 @@ function keyOf(target: string, seq: number): Buffer {
   return k;
 }
 
+/** Exclusive upper bound of a target's key range. */
+function endOf(target: string): Buffer {
+  return Buffer.concat([Buffer.from(target, 'utf8'), Buffer.from([1])]);
+}
+
 function parseKey(k: Buffer): { target: string; seq: number } {
   const z = k.indexOf(0);
   if (z < 0 || k.length !== z + 9) throw new Error('invariant violated: malformed hint key');
   return { target: k.subarray(0, z).toString('utf8'), seq: Number(k.readBigUInt64BE(z + 1)) };
 }
 
-// Per-target next sequence and count, rebuilt by a scan at startup (hints survive restarts).
-const nextSeq = new Map<string, number>();
-const count = new Map<string, number>();
+interface TargetState {
+  /** Next seq to assign. */
+  next: number;
+  /** Exact number of stored hints. */
+  count: number;
+  /** Every seq below `low` is gone: scans start here (and skip RocksDB tombstones of replayed hints). */
+  low: number;
+  /** The first live hint, when known (unknown after it was deleted or at startup). */
+  head: { seq: number; createdAt: number } | undefined;
+}
+
+const targets = new Map<string, TargetState>();
+
+function stateOf(target: string): TargetState {
+  let s = targets.get(target);
+  if (!s) {
+    s = { next: 0, count: 0, low: 0, head: undefined };
+    targets.set(target, s);
+  }
+  return s;
+}
+
+// Per-target next seq, count and low-water mark, rebuilt by a key-only scan at startup (hints
+// survive restarts).
 {
   const it = db.iterator({ column, keys: true, values: false, keyEncoding: 'buffer' });
   try {
@@ -43,8 +83,10 @@ const count = new Map<string, number>();
       if (rows.length === 0) break;
       for (const [k] of rows) {
         const { target, seq } = parseKey(k);
-        nextSeq.set(target, Math.max(nextSeq.get(target) ?? 0, seq + 1));
-        count.set(target, (count.get(target) ?? 0) + 1);
+        const s = stateOf(target);
+        if (s.count === 0) s.low = seq;
+        s.next = Math.max(s.next, seq + 1);
+        s.count++;
       }
     }
   } finally {
@@ -56,47 +98,130 @@ function send(m: FromHints): void {
   port.postMessage(m);
 }
 
-async function list(target: string, limit: number): Promise<StoredHint[]> {
-  const prefix = Buffer.concat([Buffer.from(target, 'utf8'), Buffer.from([0])]);
-  const end = Buffer.concat([Buffer.from(target, 'utf8'), Buffer.from([1])]);
-  const it = db.iterator({ column, gte: prefix, lt: end, limit, keyEncoding: 'buffer', valueEncoding: 'buffer' });
-  const out: StoredHint[] = [];
+/** Commit this turn's pending writes so a read sees every op before it in mailbox order. */
+function flush(): void {
+  writes.commit(sync);
+}
+
+/** Up to `limit` (key, value) rows of `target` from seq `from` on, as a flat [k, v, k, v, …] array. */
+function readRows(target: string, from: number, limit: number): Buffer[] {
+  const opts: IteratorOptions = { column, gte: keyOf(target, from), lt: endOf(target), limit, keys: true, values: true, keyEncoding: 'buffer', valueEncoding: 'buffer' };
+  const it = db.iterator(opts);
   try {
-    const rows = await it.nextv(limit);
-    for (const [k, v] of rows) out.push({ ...(unpack(v) as Hint), seq: parseKey(k).seq });
+    return it._nextvSync(limit, {}).rows as Buffer[];
   } finally {
-    await it.close();
+    void it.close().catch(() => undefined);
+  }
+}
+
+function list(target: string, limit: number): StoredHint[] {
+  const s = targets.get(target);
+  if (!s || s.count === 0) return [];
+  flush();
+  const rows = readRows(target, s.low, limit);
+  const out: StoredHint[] = [];
+  for (let i = 0; i + 1 < rows.length; i += 2) out.push({ ...(unpack(rows[i + 1]!) as Hint), seq: parseKey(rows[i]!).seq });
+  const first = out[0];
+  if (first) {
+    s.low = first.seq;
+    s.head = { seq: first.seq, createdAt: first.createdAt };
   }
   return out;
 }
 
-async function expire(olderThan: number): Promise<number> {
-  const it = db.iterator({ column, keyEncoding: 'buffer', valueEncoding: 'buffer' });
-  let removed = 0;
-  try {
-    for (;;) {
-      const rows = await it.nextv(2000);
-      if (rows.length === 0) break;
-      for (const [k, v] of rows) {
-        const h = unpack(v) as Hint;
-        if (h.createdAt < olderThan) {
-          expireWrites.del(k);
-          const { target } = parseKey(k);
-          count.set(target, (count.get(target) ?? 1) - 1);
-          removed++;
-        }
-      }
-      expireWrites.commit(data.durability === 'sync');
-    }
-  } finally {
-    await it.close();
+function remove(target: string, seqs: readonly number[]): number[] {
+  const s = targets.get(target);
+  if (!s || s.count === 0 || seqs.length === 0) return [];
+  flush();
+  const unique = [...new Set(seqs)].filter((q) => q >= s.low && q < s.next);
+  const keys = unique.map((q) => keyOf(target, q));
+  const found = keys.length > 0 ? db._getManySync(keys, { column }) : [];
+  const removed: number[] = [];
+  for (let i = 0; i < unique.length; i++) {
+    if (found[i] === undefined) continue;
+    writes.del(keys[i]!);
+    removed.push(unique[i]!);
+    s.count--;
+    if (s.head?.seq === unique[i]) s.head = undefined;
+  }
+  if (s.count === 0) {
+    s.low = s.next;
+    s.head = undefined;
   }
   return removed;
 }
 
-function counts(): Record<string, number> {
+let expireCursor = 0;
+
+/**
+ * Drop hints created before `olderThan`, reading at most `budget` hints. Targets are visited
+ * round-robin from where the last op stopped, so one huge backlog can't starve the others.
+ */
+function expire(olderThan: number, budget: number): { removed: number; more: boolean; touched: Set<string> } {
+  flush();
+  const names = [...targets.keys()];
+  const touched = new Set<string>();
+  let removed = 0;
+  let read = 0;
+  let more = false;
+  for (let v = 0; v < names.length; v++) {
+    const idx = (expireCursor + v) % names.length;
+    const target = names[idx]!;
+    const s = targets.get(target)!;
+    if (s.count === 0) continue;
+    if (s.head && s.head.createdAt >= olderThan) continue; // first hint still fresh: no I/O
+    let done = false;
+    while (!done) {
+      if (read >= budget) {
+        more = true;
+        expireCursor = idx; // resume with this target
+        break;
+      }
+      const limit = Math.min(EXPIRE_PAGE, budget - read);
+      const rows = readRows(target, s.low, limit);
+      const n = rows.length / 2;
+      read += Math.max(n, 1);
+      for (let i = 0; i + 1 < rows.length; i += 2) {
+        const seq = parseKey(rows[i]!).seq;
+        const createdAt = (unpack(rows[i + 1]!) as Hint).createdAt;
+        if (createdAt >= olderThan) {
+          s.low = seq;
+          s.head = { seq, createdAt };
+          done = true;
+          break;
+        }
+        writes.del(rows[i]!);
+        s.count--;
+        s.low = seq + 1;
+        s.head = undefined;
+        removed++;
+        touched.add(target);
+      }
+      if (!done && n < limit) {
+        // Read to the end of the target's range: nothing live is left.
+        if (s.count !== 0) touched.add(target);
+        s.low = s.next;
+        s.count = 0;
+        s.head = undefined;
+        done = true;
+      }
+    }
+    if (more) break;
+  }
+  if (!more) expireCursor = 0;
+  flush();
+  return { removed, more, touched };
+}
+
+function countsOf(names: Iterable<string>): Record<string, number> {
   const o: Record<string, number> = {};
-  for (const [t, c] of count) if (c > 0) o[t] = c;
+  for (const t of names) o[t] = targets.get(t)?.count ?? 0;
+  return o;
+}
+
+function allCounts(): Record<string, number> {
+  const o: Record<string, number> = {};
+  for (const [t, s] of targets) if (s.count > 0) o[t] = s.count;
   return o;
 }
 
@@ -104,7 +229,7 @@ let queue: HintsRequest[] = [];
 let scheduled = false;
 let closing = false;
 
-async function drain(): Promise<void> {
+function drain(): void {
   const ops = queue;
   queue = [];
   const replies: HintsResult[] = [];
@@ -113,31 +238,36 @@ async function drain(): Promise<void> {
       switch (op.op) {
         case 'store': {
           const t = op.hint.target;
-          if ((count.get(t) ?? 0) >= data.maxHintsPerTarget) {
-            replies.push({ id: op.id, ok: true, stored: false });
+          const s = stateOf(t);
+          if (s.count >= data.maxHintsPerTarget) {
+            replies.push({ id: op.id, ok: true, stored: false, counts: { [t]: s.count } });
             break;
           }
-          const seq = nextSeq.get(t) ?? 0;
-          nextSeq.set(t, seq + 1);
-          count.set(t, (count.get(t) ?? 0) + 1);
+          const seq = s.next++;
+          if (s.count === 0) {
+            s.low = seq;
+            s.head = { seq, createdAt: op.hint.createdAt };
+          }
+          s.count++;
           writes.put(keyOf(t, seq), pack(op.hint));
-          replies.push({ id: op.id, ok: true, stored: true });
+          replies.push({ id: op.id, ok: true, stored: true, counts: { [t]: s.count } });
           break;
         }
         case 'delete': {
-          for (const s of op.seqs) writes.del(keyOf(op.target, s));
-          count.set(op.target, Math.max(0, (count.get(op.target) ?? 0) - op.seqs.length));
-          replies.push({ id: op.id, ok: true, removed: op.seqs.length });
+          const removedSeqs = remove(op.target, op.seqs);
+          replies.push({ id: op.id, ok: true, removed: removedSeqs.length, removedSeqs, counts: countsOf([op.target]) });
           break;
         }
         case 'list':
-          replies.push({ id: op.id, ok: true, hints: await list(op.target, op.limit) });
+          replies.push({ id: op.id, ok: true, hints: list(op.target, op.limit) });
           break;
-        case 'expire':
-          replies.push({ id: op.id, ok: true, removed: await expire(op.olderThan) });
+        case 'expire': {
+          const r = expire(op.olderThan, Math.max(1, op.budget));
+          replies.push({ id: op.id, ok: true, removed: r.removed, more: r.more, counts: countsOf(r.touched) });
           break;
+        }
         case 'counts':
-          replies.push({ id: op.id, ok: true, counts: counts() });
+          replies.push({ id: op.id, ok: true, counts: allCounts(), full: true });
           break;
       }
     } catch (e) {
@@ -145,7 +275,7 @@ async function drain(): Promise<void> {
     }
   }
   // Acks only after the batch is in the WAL (fsynced first under `sync` durability).
-  writes.commit(data.durability === 'sync');
+  writes.commit(sync);
   send({ t: 'replies', replies });
   scheduled = false;
   if (queue.length > 0) schedule();
@@ -155,7 +285,7 @@ async function drain(): Promise<void> {
 function schedule(): void {
   if (scheduled) return;
   scheduled = true;
-  setImmediate(() => void drain());
+  setImmediate(drain);
 }
 
 function finish(): void {
@@ -173,4 +303,4 @@ port.on('message', (m: ToHints) => {
   }
 });
 
-send({ t: 'ready', counts: counts() });
+send({ t: 'ready', counts: allCounts() });

@@ -13,43 +13,206 @@ interface NodeRow {
   hints?: number;
 }
 
-/** `ringkv status`: a `nodetool status`-like table of how one node sees the cluster. */
+/** The part of a node's `hints` snapshot (GET /api/v1/cluster → hints.replay) this command prints. */
+export interface ReplayView {
+  pending: number;
+  targetUp: boolean;
+  replaying: boolean;
+  sent: number;
+  failed: number;
+  expired: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  perSecond: number;
+  lastError: string | null;
+}
+
+/** What one holder node reported about its hints, or why it could not be asked. */
+export type HolderHints = { holder: string; replay: Record<string, ReplayView> } | { holder: string; error: string };
+
+class StatusError extends Error {}
+
+const fmt = new Intl.NumberFormat('en-US');
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function num(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}
+
+function numOrNull(v: unknown): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+/** Read `hints.replay` (or, from an older node, `hints.pending`) out of a cluster view. */
+export function replayOf(body: Record<string, unknown>): Record<string, ReplayView> {
+  const hints = body['hints'];
+  const out: Record<string, ReplayView> = {};
+  if (!isObject(hints)) return out;
+  const replay = hints['replay'];
+  if (isObject(replay)) {
+    for (const [t, v] of Object.entries(replay)) {
+      if (!isObject(v)) continue;
+      out[t] = {
+        pending: num(v['pending']),
+        targetUp: v['targetUp'] === true,
+        replaying: v['replaying'] === true,
+        sent: num(v['sent']),
+        failed: num(v['failed']),
+        expired: num(v['expired']),
+        startedAt: numOrNull(v['startedAt']),
+        finishedAt: numOrNull(v['finishedAt']),
+        perSecond: num(v['perSecond']),
+        lastError: typeof v['lastError'] === 'string' ? v['lastError'] : null,
+      };
+    }
+    return out;
+  }
+  const pending = hints['pending'];
+  if (isObject(pending)) {
+    for (const [t, n] of Object.entries(pending)) {
+      out[t] = { pending: num(n), targetUp: false, replaying: false, sent: 0, failed: 0, expired: 0, startedAt: null, finishedAt: null, perSecond: 0, lastError: null };
+    }
+  }
+  return out;
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** One line per (holder, target): e.g. `node1 → node3: 1,234 pending, replaying 410/s, 800 sent, 0 failed (for 2.0 s)`. */
+export function formatHintLines(holders: readonly HolderHints[], nowMs: number): string[] {
+  const lines: string[] = [];
+  for (const h of holders) {
+    if ('error' in h) {
+      lines.push(`  ${h.holder}: hints unknown (${h.error})`);
+      continue;
+    }
+    for (const [target, r] of Object.entries(h.replay).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const parts = [`${fmt.format(r.pending)} pending`];
+      if (r.replaying) {
+        parts.push(`replaying ${fmt.format(r.perSecond)}/s`, `${fmt.format(r.sent)} sent`, `${fmt.format(r.failed)} failed`);
+        if (r.startedAt !== null) parts.push(`for ${seconds(nowMs - r.startedAt)}`);
+      } else {
+        if (r.pending > 0) parts.push(r.targetUp ? 'waiting to replay' : `waiting: ${target} is down`);
+        if (r.startedAt !== null && r.finishedAt !== null && (r.sent > 0 || r.failed > 0)) {
+          parts.push(
+            `last pass ${fmt.format(r.sent)} sent in ${seconds(r.finishedAt - r.startedAt)} (${fmt.format(r.perSecond)}/s), ${fmt.format(r.failed)} failed, ended ${seconds(nowMs - r.finishedAt)} ago`,
+          );
+        }
+      }
+      if (r.expired > 0) parts.push(`${fmt.format(r.expired)} expired`);
+      if (r.lastError !== null && !r.replaying && r.pending > 0) parts.push(`last attempt: ${r.lastError.length > 200 ? `${r.lastError.slice(0, 200)}…` : r.lastError}`);
+      lines.push(`  ${h.holder} → ${target}: ${parts.join(', ')}`);
+    }
+  }
+  return lines;
+}
+
+async function fetchCluster(host: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  let r: Response;
+  try {
+    r = await fetch(`http://${host}/api/v1/cluster`, { signal: AbortSignal.timeout(timeoutMs) });
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string } }).cause?.code;
+    throw new StatusError(`cannot reach ${host}: ${cause ?? (e as Error).message}`);
+  }
+  const text = await r.text().catch(() => '');
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (r.status !== 200) {
+    const err = isObject(body) && isObject(body['error']) ? body['error'] : undefined;
+    const msg = err && typeof err['message'] === 'string' ? err['message'] : text.slice(0, 200) || r.statusText;
+    throw new StatusError(`${host} answered HTTP ${r.status}: ${msg}`);
+  }
+  if (!isObject(body) || !Array.isArray(body['nodes'])) throw new StatusError(`${host} did not answer with a cluster view (is it a ringkv node's HTTP address?)`);
+  return body;
+}
+
+function nodeRows(body: Record<string, unknown>): NodeRow[] {
+  const nodes = body['nodes'] as unknown[];
+  return nodes.filter(isObject).map((n) => ({
+    id: String(n['id'] ?? '?'),
+    status: String(n['status'] ?? '?'),
+    liveness: String(n['liveness'] ?? '?'),
+    peer: String(n['peer'] ?? ''),
+    http: String(n['http'] ?? ''),
+    rack: String(n['rack'] ?? ''),
+    load: num(n['load']),
+    tokens: num(n['tokens']),
+    owned: num(n['owned']),
+    hints: num(n['hints']),
+  }));
+}
+
+/** Ask every other up node for its replay progress (the asked node only knows the others' counts). */
+async function holderHints(self: string, selfBody: Record<string, unknown>, rows: NodeRow[]): Promise<HolderHints[]> {
+  const out: HolderHints[] = [{ holder: self, replay: replayOf(selfBody) }];
+  const others = rows.filter((n) => n.id !== self);
+  const answers = await Promise.all(
+    others.map(async (n): Promise<HolderHints> => {
+      if (n.liveness !== 'up') return (n.hints ?? 0) > 0 ? { holder: n.id, error: `${fmt.format(n.hints ?? 0)} held, node is down` } : { holder: n.id, replay: {} };
+      try {
+        return { holder: n.id, replay: replayOf(await fetchCluster(n.http, 2000)) };
+      } catch (e) {
+        return { holder: n.id, error: (e as Error).message };
+      }
+    }),
+  );
+  return [...out, ...answers].sort((a, b) => (a.holder < b.holder ? -1 : a.holder > b.holder ? 1 : 0));
+}
+
+/** `ringkv status`: a `nodetool status`-like table of how one node sees the cluster, then hint replay. */
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description('show the cluster as one node sees it (like nodetool status)')
+    .description('show the cluster as one node sees it (like nodetool status), with hints and their replay')
     .option('--host <host:port>', 'HTTP address of the node to ask', '127.0.0.1:7070')
     .option('--json', 'print the raw JSON')
     .action(async (o: { host: string; json?: boolean }) => {
-      let body: Record<string, unknown>;
       try {
-        const r = await fetch(`http://${o.host}/api/v1/cluster`, { signal: AbortSignal.timeout(5000) });
-        body = (await r.json()) as Record<string, unknown>;
+        const body = await fetchCluster(o.host, 5000);
+        if (o.json) {
+          console.log(JSON.stringify(body, null, 2));
+          return;
+        }
+        const nodes = nodeRows(body);
+        const self = String(body['self']);
+        console.log(`Ring digest ${String(body['ringDigest'])}   as seen by ${self}`);
+        console.log('Status=Up/Down  State=Normal/Joining/Leaving');
+        const rows = [['--', 'Node', 'Address', 'Load(keys)', 'Tokens', 'Owns', 'Hints', 'Rack']];
+        for (const n of nodes) {
+          rows.push([
+            `${n.liveness === 'up' ? 'U' : 'D'}${(n.status[0] ?? '?').toUpperCase()}`,
+            n.id,
+            n.peer,
+            String(n.load),
+            String(n.tokens),
+            `${(n.owned * 100).toFixed(1)}%`,
+            fmt.format(n.hints ?? 0),
+            n.rack,
+          ]);
+        }
+        const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+        for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
+        const lines = formatHintLines(await holderHints(self, body, nodes), Date.now());
+        console.log('');
+        if (lines.length === 0) console.log('Hints: none held');
+        else {
+          console.log('Hints (held on → for):');
+          for (const l of lines) console.log(l);
+        }
       } catch (e) {
-        process.stderr.write(`ringkv status: cannot reach ${o.host}: ${(e as Error).message}\n`);
-        process.exit(1);
+        if (!(e instanceof StatusError)) throw e;
+        process.stderr.write(`ringkv status: ${e.message}\n`);
+        process.exitCode = 1;
       }
-      if (o.json) {
-        console.log(JSON.stringify(body, null, 2));
-        return;
-      }
-      const nodes = body['nodes'] as NodeRow[];
-      console.log(`Ring digest ${String(body['ringDigest'])}   as seen by ${String(body['self'])}`);
-      console.log('Status=Up/Down  State=Normal/Joining/Leaving');
-      const rows = [['--', 'Node', 'Address', 'Load(keys)', 'Tokens', 'Owns', 'Hints', 'Rack']];
-      for (const n of nodes) {
-        rows.push([
-          `${n.liveness === 'up' ? 'U' : 'D'}${n.status[0]!.toUpperCase()}`,
-          n.id,
-          n.peer,
-          String(n.load),
-          String(n.tokens),
-          `${(n.owned * 100).toFixed(1)}%`,
-          String(n.hints ?? 0),
-          n.rack,
-        ]);
-      }
-      const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-      for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c]!)).join('  '));
     });
 }

@@ -84,3 +84,25 @@ export class ReplayThrottle {
     return t >= 1 ? 0 : Math.ceil(((1 - t) * 1000) / this.perSecond);
   }
 }
+
+/**
+ * How many hints of a replay window may be deleted: the leading run of settled ones (delivered, or
+ * dropped as expired), in seq order. A hint after the first failure stays stored even when it was
+ * delivered — it is re-sent on the next pass, which is harmless (versions merge idempotently) —
+ * so a failure never deletes later hints while an earlier one remains.
+ */
+export function settledPrefix(settled: readonly boolean[]): number {
+  let k = 0;
+  while (k < settled.length && settled[k]) k++;
+  return k;
+}
+
+/** Hints sent concurrently per replay window (and the throttle's burst): about 100 ms of the rate, 1..100. */
+export function replayWindow(perSecond: number, maxWindow = 100): number {
+  return Math.max(1, Math.min(maxWindow, Math.floor(perSecond / 10)));
+}
+
+/** Hints per second over a pass that started at `startedAt` and ran until `untilMs`. */
+export function replayRate(sent: number, startedAt: number, untilMs: number): number {
+  return sent > 0 ? Math.round((sent * 1000) / Math.max(1, untilMs - startedAt)) : 0;
+}

@@ -32,13 +32,36 @@ export interface HintsWorkerData {
 export type HintsRequest =
   | { id: number; op: 'store'; hint: Hint }
   | { id: number; op: 'list'; target: string; limit: number }
+  /** Delete these seqs of `target`; only the ones that still exist are removed (and counted). */
   | { id: number; op: 'delete'; target: string; seqs: number[] }
-  | { id: number; op: 'expire'; olderThan: number }
+  /**
+   * Drop hints created before `olderThan`, reading at most `budget` stored hints in this one op
+   * (the actor's mailbox keeps draining between ops); `more` in the reply says another op is needed.
+   */
+  | { id: number; op: 'expire'; olderThan: number; budget: number }
   | { id: number; op: 'counts' };
 
-export type HintsResult =
-  | { id: number; ok: true; stored?: boolean; hints?: StoredHint[]; removed?: number; counts?: Record<string, number> }
-  | { id: number; ok: false; code: string; message: string };
+export interface HintsOk {
+  id: number;
+  ok: true;
+  stored?: boolean;
+  hints?: StoredHint[];
+  removed?: number;
+  /** `delete`: the seqs that existed and were removed (an expiry may have taken the others). */
+  removedSeqs?: number[];
+  /** `expire`: true when the budget ran out before every target was checked. */
+  more?: boolean;
+  /**
+   * Exact stored-hint counts after this op, for the targets it touched (`counts`: every target);
+   * 0 means the target has none left. Replies arrive in mailbox order, so applying them in order
+   * keeps the main thread's copy exact.
+   */
+  counts?: Record<string, number>;
+  /** `counts` op: the counts above are every target's (absent = 0), not only the touched ones. */
+  full?: boolean;
+}
+
+export type HintsResult = HintsOk | { id: number; ok: false; code: string; message: string };
 
 export type ToHints = { t: 'ops'; ops: HintsRequest[] } | { t: 'close' };
 export type FromHints = { t: 'ready'; counts: Record<string, number> } | { t: 'replies'; replies: HintsResult[] } | { t: 'closed' };

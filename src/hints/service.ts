@@ -2,9 +2,33 @@ import type { NodeConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { Cluster } from '../cluster/cluster.js';
 import { RingkvError } from '../util/errors.js';
-import type { Hint } from './protocol.js';
-import { isExpired, ReplayThrottle } from './policy.js';
+import type { Hint, StoredHint } from './protocol.js';
+import { isExpired, ReplayThrottle, replayRate, replayWindow, settledPrefix } from './policy.js';
 import type { HintStore } from './store.js';
+
+/** Replay state of the hints this node holds for one target node (issue 4: "replay progress"). */
+export interface ReplayProgress {
+  /** Hints stored here for the target now. */
+  pending: number;
+  /** Whether the target is up as this node's failure detector sees it. */
+  targetUp: boolean;
+  /** A replay pass is running now. */
+  replaying: boolean;
+  /** Hints delivered (and deleted) in the current pass, or in the last one when none runs. */
+  sent: number;
+  /** Deliveries that failed in that pass (the pass stops at the first failed window). */
+  failed: number;
+  /** Hints of that pass dropped because they were older than maxHintWindowMs. */
+  expired: number;
+  /** Wall-clock ms the pass started, or null if none ever ran. */
+  startedAt: number | null;
+  /** Wall-clock ms the pass ended; null while it runs (or if none ever ran). */
+  finishedAt: number | null;
+  /** Hints/s over the pass so far (or over the whole last pass). */
+  perSecond: number;
+  /** Why the last pass stopped early, if it did. */
+  lastError: string | null;
+}
 
 export interface HintStats {
   stored: number;
@@ -14,60 +38,82 @@ export interface HintStats {
   expired: number;
   /** Hints held on this node, per target node. */
   pending: Record<string, number>;
-  /** Replay rate over the last completed replay pass (hints/s), per target. */
+  /** Rate of the last completed replay pass (hints/s), per target. */
   lastReplay: Record<string, { hints: number; ms: number; perSecond: number }>;
+  /** Replay progress per target that has hints here or had a pass recently. */
+  replay: Record<string, ReplayProgress>;
 }
 
 const REPLAY_PAGE = 500;
-const REPLAY_WINDOW = 100;
+/** Hints read per expiry op: one op holds the hints actor for about a millisecond. */
+const EXPIRE_BUDGET = 2000;
+/** Finished passes kept for the snapshot (targets are cluster nodes, but stay bounded anyway). */
+const MAX_PROGRESS_ENTRIES = 256;
+
+interface Pass {
+  replaying: boolean;
+  sent: number;
+  failed: number;
+  expired: number;
+  startedAt: number;
+  finishedAt: number | null;
+  lastError: string | null;
+}
 
 /**
  * Hinted handoff: stores hints (locally or on a fallback node) and replays them to their owner when
- * the failure detector sees it up again — in arrival order, throttled, deleted once acknowledged,
+ * the failure detector sees it up again — in seq order, throttled, deleted once acknowledged,
  * dropped after `maxHintWindowMs`.
+ *
+ * Replay order rule: one pass at a time per target. A pass reads the target's hints from its first
+ * (lowest seq) on and sends them in windows: within a window the writes are issued in seq order and
+ * run concurrently; after the window settles only its leading run of delivered (or expired) hints is
+ * deleted (`settledPrefix`), and a failure ends the pass. So a hint is never deleted while an
+ * earlier hint of the same target is still stored; a later hint that was delivered after an earlier
+ * one failed is simply sent again next pass.
  */
 export class HintService {
+  private readonly passes = new Map<string, Pass>();
   private readonly replaying = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
-  private readonly throttle: ReplayThrottle;
-  private pendingCounts: Record<string, number> = {};
-  readonly stats: Omit<HintStats, 'pending'> = { stored: 0, refused: 0, replayed: 0, replayFailures: 0, expired: 0, lastReplay: {} };
+  private expiring = false;
+  private stopped = false;
+  private readonly window: number;
+  readonly stats: Omit<HintStats, 'pending' | 'replay'> = { stored: 0, refused: 0, replayed: 0, replayFailures: 0, expired: 0, lastReplay: {} };
   onCountsChanged: ((total: number) => void) | undefined;
 
-  constructor(
-    private readonly o: { cluster: Cluster; store: HintStore; config: NodeConfig; log: Logger },
-  ) {
-    this.throttle = new ReplayThrottle(o.config.hintReplayPerSecond, Math.max(REPLAY_WINDOW, o.config.hintReplayPerSecond / 10), Date.now());
+  constructor(private readonly o: { cluster: Cluster; store: HintStore; config: NodeConfig; log: Logger }) {
+    this.window = replayWindow(o.config.hintReplayPerSecond);
+    o.store.onCounts = () => this.publish();
     o.cluster.registerService('hint-store', async (body) => {
       const hint = body['hint'] as Hint | undefined;
       if (!hint || typeof hint.target !== 'string' || !Array.isArray(hint.versions)) throw new RingkvError('bad_request', 'hint-store needs a hint');
       return { stored: await this.storeLocal(hint) };
     });
+    // Asked by a node about to replay hints to this one: which ring this node routes by.
+    o.cluster.registerService('hint-ring', async () => ({ digest: o.cluster.currentLayout().digest }));
   }
 
   async start(): Promise<void> {
-    this.pendingCounts = await this.o.store.counts();
     this.publish();
-    this.timer = setInterval(() => void this.tick(), 1000);
+    this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
   }
 
   /** The owner came back: replay now rather than at the next tick. */
   onLiveness(nodeId: string, up: boolean): void {
-    if (up && (this.pendingCounts[nodeId] ?? 0) > 0) void this.replay(nodeId);
+    if (up && this.o.store.pendingFor(nodeId) > 0) void this.replay(nodeId);
   }
 
   private async storeLocal(hint: Hint): Promise<boolean> {
     const ok = await this.o.store.store(hint);
-    if (ok) {
-      this.stats.stored++;
-      this.pendingCounts[hint.target] = (this.pendingCounts[hint.target] ?? 0) + 1;
-      this.publish();
-    } else this.stats.refused++;
+    if (ok) this.stats.stored++;
+    else this.stats.refused++;
     return ok;
   }
 
@@ -79,94 +125,188 @@ export class HintService {
     return r.stored === true;
   }
 
-  private async tick(): Promise<void> {
-    const cutoff = Date.now() - this.o.config.maxHintWindowMs;
-    if (Object.keys(this.pendingCounts).length > 0) {
-      const removed = await this.o.store.expire(cutoff).catch(() => 0);
-      if (removed > 0) {
-        this.stats.expired += removed;
-        this.o.log.info({ removed }, 'expired hints older than maxHintWindowMs');
-        this.pendingCounts = await this.o.store.counts();
-        this.publish();
-      }
-    }
-    for (const [target, n] of Object.entries(this.pendingCounts)) {
+  private tick(): void {
+    if (this.stopped) return;
+    if (this.total() > 0) void this.expireOld();
+    for (const [target, n] of Object.entries(this.o.store.pendingCounts())) {
       if (n > 0 && this.o.cluster.isUp(target)) void this.replay(target);
     }
   }
 
-  /** Replay every hint for `target`, page by page, in order; stop at the first failure. */
-  private async replay(target: string): Promise<void> {
-    if (this.replaying.has(target)) return;
-    this.replaying.add(target);
-    const t0 = performance.now();
-    let sent = 0;
+  /**
+   * Drop hints older than maxHintWindowMs in bounded steps (each one op in the hints actor's
+   * mailbox, so stores, lists and deletes interleave with it). One expiry at a time: a tick that
+   * finds the last one still running skips it.
+   */
+  private async expireOld(): Promise<void> {
+    if (this.expiring) return;
+    this.expiring = true;
+    let removed = 0;
     try {
+      const cutoff = Date.now() - this.o.config.maxHintWindowMs;
       for (;;) {
-        if (!this.o.cluster.isUp(target)) break;
-        const page = await this.o.store.list(target, REPLAY_PAGE);
-        if (page.length === 0) break;
-        let failed = false;
-        for (let i = 0; i < page.length && !failed; i += REPLAY_WINDOW) {
-          const window = page.slice(i, i + REPLAY_WINDOW);
-          let allowed = this.throttle.take(window.length, Date.now());
-          while (allowed < window.length) {
-            await new Promise((r) => setTimeout(r, Math.max(1, this.throttle.waitMs(Date.now()))));
-            allowed += this.throttle.take(window.length - allowed, Date.now());
-          }
-          const now = Date.now();
-          const acked: number[] = [];
-          await Promise.all(
-            window.map(async (h) => {
-              if (isExpired(h.createdAt, now, this.o.config.maxHintWindowMs)) {
-                acked.push(h.seq);
-                this.stats.expired++;
-                return;
-              }
-              try {
-                await this.o.cluster.write(target, { table: h.table, tableId: h.tableId, mode: h.mode, key: h.key, versions: h.versions }, this.o.config.requestTimeoutMs);
-                acked.push(h.seq);
-              } catch (e) {
-                failed = true;
-                this.stats.replayFailures++;
-                this.o.log.debug({ target, err: String(e) }, 'hint replay failed; will retry');
-              }
-            }),
-          );
-          await this.o.store.delete(target, acked);
-          sent += acked.length;
-          this.stats.replayed += acked.length;
-          this.pendingCounts[target] = Math.max(0, (this.pendingCounts[target] ?? 0) - acked.length);
-        }
-        if (failed) break;
+        if (this.stopped) break;
+        const r = await this.o.store.expire(cutoff, EXPIRE_BUDGET);
+        removed += r.removed;
+        if (!r.more) break;
       }
     } catch (e) {
-      this.o.log.warn({ target, err: String(e) }, 'hint replay pass aborted');
+      this.o.log.warn({ err: String(e) }, 'hint expiry step failed');
     } finally {
-      this.replaying.delete(target);
-      if ((this.pendingCounts[target] ?? 0) === 0) delete this.pendingCounts[target];
-      this.publish();
-      if (sent > 0) {
-        const ms = performance.now() - t0;
-        this.stats.lastReplay[target] = { hints: sent, ms: Math.round(ms), perSecond: Math.round((sent * 1000) / Math.max(ms, 1)) };
-        this.o.log.info({ target, hints: sent, ms: Math.round(ms) }, 'hints replayed');
+      this.expiring = false;
+      if (removed > 0) {
+        this.stats.expired += removed;
+        this.o.log.info({ removed }, 'expired hints older than maxHintWindowMs');
       }
     }
   }
 
+  /** Replay every hint for `target` in seq order (see the class comment for the rule). */
+  private async replay(target: string): Promise<void> {
+    if (this.replaying.has(target) || this.stopped) return;
+    this.replaying.add(target);
+    const pass: Pass = { replaying: true, sent: 0, failed: 0, expired: 0, startedAt: Date.now(), finishedAt: null, lastError: null };
+    this.passes.delete(target); // re-insert: the map stays in pass-start order for eviction
+    this.passes.set(target, pass);
+    const throttle = new ReplayThrottle(this.o.config.hintReplayPerSecond, this.window, Date.now());
+    const t0 = performance.now();
+    try {
+      for (;;) {
+        if (this.stopped) break;
+        if (!this.o.cluster.isUp(target)) {
+          pass.lastError = `${target} went down`;
+          break;
+        }
+        const page = await this.o.store.list(target, REPLAY_PAGE);
+        if (page.length === 0) break;
+        const differs = await this.ringDiffers(target);
+        if (differs !== null) {
+          pass.lastError = differs;
+          this.o.log.debug({ target }, differs);
+          break;
+        }
+        if (!(await this.replayPage(target, page, pass, throttle))) break;
+      }
+    } catch (e) {
+      pass.lastError = e instanceof Error ? e.message : String(e);
+      this.o.log.warn({ target, err: String(e) }, 'hint replay pass aborted');
+    } finally {
+      this.replaying.delete(target);
+      pass.replaying = false;
+      pass.finishedAt = Date.now();
+      this.trimPasses();
+      this.publish();
+      if (pass.sent > 0) {
+        const ms = performance.now() - t0;
+        this.stats.lastReplay[target] = { hints: pass.sent, ms: Math.round(ms), perSecond: Math.round((pass.sent * 1000) / Math.max(ms, 1)) };
+        this.o.log.info({ target, hints: pass.sent, ms: Math.round(ms), failed: pass.failed }, 'hints replayed');
+      }
+    }
+  }
+
+  /**
+   * Null when `target` routes by the same ring as this node, else why not. A node that has just
+   * restarted knows only itself until its first gossip exchange, and would file a replayed write
+   * under that one-node ring (a shard the full ring never reads); so replay waits until the target
+   * reports the same ring digest (the next tick retries).
+   */
+  private async ringDiffers(target: string): Promise<string | null> {
+    const mine = this.o.cluster.currentLayout().digest;
+    const r = (await this.o.cluster.request(target, { t: 'hint-ring' }, this.o.config.requestTimeoutMs)) as { digest?: unknown };
+    return r.digest === mine ? null : `${target} routes by ring ${String(r.digest)}, this node by ${mine}; replay waits for them to agree`;
+  }
+
+  /** Send one page window by window; false when the pass must stop (a failure). */
+  private async replayPage(target: string, page: StoredHint[], pass: Pass, throttle: ReplayThrottle): Promise<boolean> {
+    for (let i = 0; i < page.length; i += this.window) {
+      if (this.stopped) return false;
+      const win = page.slice(i, i + this.window);
+      let allowed = throttle.take(win.length, Date.now());
+      while (allowed < win.length) {
+        await new Promise((r) => setTimeout(r, Math.max(1, throttle.waitMs(Date.now()))));
+        allowed += throttle.take(win.length - allowed, Date.now());
+      }
+      const now = Date.now();
+      // Issued in seq order (one peer connection keeps that order on the wire); they may finish out of order.
+      const outcome = await Promise.all(
+        win.map(async (h): Promise<'sent' | 'expired' | Error> => {
+          if (isExpired(h.createdAt, now, this.o.config.maxHintWindowMs)) return 'expired';
+          try {
+            await this.o.cluster.write(target, { table: h.table, tableId: h.tableId, mode: h.mode, key: h.key, versions: h.versions }, this.o.config.requestTimeoutMs);
+            return 'sent';
+          } catch (e) {
+            return e instanceof Error ? e : new Error(String(e));
+          }
+        }),
+      );
+      const k = settledPrefix(outcome.map((x) => !(x instanceof Error)));
+      const removed = new Set(await this.o.store.delete(target, win.slice(0, k).map((h) => h.seq)));
+      for (let j = 0; j < k; j++) {
+        // Count only what this delete removed: an expiry may have taken a hint meanwhile.
+        if (!removed.has(win[j]!.seq)) continue;
+        if (outcome[j] === 'sent') {
+          pass.sent++;
+          this.stats.replayed++;
+        } else {
+          pass.expired++;
+          this.stats.expired++;
+        }
+      }
+      const failures = outcome.filter((x): x is Error => x instanceof Error);
+      if (failures.length > 0) {
+        pass.failed += failures.length;
+        this.stats.replayFailures += failures.length;
+        pass.lastError = failures[0]!.message;
+        this.o.log.debug({ target, failures: failures.length, err: failures[0]!.message }, 'hint replay failed; will retry');
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private trimPasses(): void {
+    if (this.passes.size <= MAX_PROGRESS_ENTRIES) return;
+    for (const [t, p] of this.passes) {
+      if (this.passes.size <= MAX_PROGRESS_ENTRIES) break;
+      if (!p.replaying) this.passes.delete(t);
+    }
+  }
+
   pending(): Record<string, number> {
-    return { ...this.pendingCounts };
+    return this.o.store.pendingCounts();
   }
 
   total(): number {
-    return Object.values(this.pendingCounts).reduce((a, b) => a + b, 0);
+    return Object.values(this.o.store.pendingCounts()).reduce((a, b) => a + b, 0);
   }
 
   private publish(): void {
     this.onCountsChanged?.(this.total());
   }
 
+  /** Replay progress per target: every target with hints here, and every recent pass. */
+  progress(nowMs = Date.now()): Record<string, ReplayProgress> {
+    const pending = this.o.store.pendingCounts();
+    const out: Record<string, ReplayProgress> = {};
+    for (const t of new Set([...Object.keys(pending), ...this.passes.keys()])) {
+      const p = this.passes.get(t);
+      out[t] = {
+        pending: pending[t] ?? 0,
+        targetUp: this.o.cluster.isUp(t),
+        replaying: p?.replaying ?? false,
+        sent: p?.sent ?? 0,
+        failed: p?.failed ?? 0,
+        expired: p?.expired ?? 0,
+        startedAt: p?.startedAt ?? null,
+        finishedAt: p?.finishedAt ?? null,
+        perSecond: p ? replayRate(p.sent, p.startedAt, p.finishedAt ?? nowMs) : 0,
+        lastError: p?.lastError ?? null,
+      };
+    }
+    return out;
+  }
+
   snapshot(): HintStats {
-    return { ...this.stats, pending: this.pending() };
+    return { ...this.stats, lastReplay: { ...this.stats.lastReplay }, pending: this.pending(), replay: this.progress() };
   }
 }
