@@ -21,7 +21,7 @@ import type { RingLayout } from '../ring/builder.js';
 import { parseConsistency, type ConsistencySpec } from '../router/consistency.js';
 import type { Done, ReadRequest, ReadResult, Router, WriteRequest, WriteResult } from '../router/router.js';
 import { validateTableName } from '../router/tables.js';
-import { asRingkvError, badRequest, RingkvError, type ErrorCode } from '../util/errors.js';
+import { asRingkvError, badRequest, invariant, RingkvError, type ErrorCode } from '../util/errors.js';
 import {
   IPC_PROTOCOL_VERSION,
   MAX_REQUEST_ID,
@@ -697,26 +697,70 @@ async function claimSocketPath(path: string): Promise<void> {
 // sun_path is 108 bytes on Linux (104 on macOS) including the terminating NUL.
 const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
 
-export async function startIpcServer(deps: IpcDeps): Promise<IpcServer> {
-  if (Buffer.byteLength(deps.path) > MAX_SOCKET_PATH_BYTES) {
-    throw new RingkvError('bad_request', `ipc socket path is ${Buffer.byteLength(deps.path)} bytes; Unix sockets allow at most ${MAX_SOCKET_PATH_BYTES}: ${deps.path}`);
+/**
+ * The socket path, claimed and listening, before the node can serve it. A node binds its IPC path
+ * first thing at startup, so a second node pointed at a path a live node owns stops before it
+ * opens ports, joins gossip or allocates tokens. Connections that arrive before `serve` wait
+ * (paused) and are then served.
+ */
+export interface IpcListener {
+  readonly path: string;
+  serve(deps: Omit<IpcDeps, 'path'>): IpcServer;
+  /** Give the path up without serving (startup failed). */
+  close(): Promise<void>;
+}
+
+export async function listenIpc(path: string): Promise<IpcListener> {
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+    throw new RingkvError('bad_request', `ipc socket path is ${Buffer.byteLength(path)} bytes; Unix sockets allow at most ${MAX_SOCKET_PATH_BYTES}: ${path}`);
   }
-  const impl = new IpcServerImpl(deps);
-  await claimSocketPath(deps.path);
-  const server = createServer({ allowHalfOpen: true }, (sock) => impl.handleConnection(sock));
-  server.maxConnections = deps.limits.maxConnections ?? 1024;
+  await claimSocketPath(path);
+  let impl: IpcServerImpl | undefined;
+  /** Bounded: past it, early connections are refused rather than parked. */
+  const early: Socket[] = [];
+  const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => {
+    if (impl) return impl.handleConnection(sock);
+    if (early.length >= 64) return void sock.destroy();
+    early.push(sock);
+  });
+  server.maxConnections = 1024;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
       // Two nodes racing for the same path: the loser sees EADDRINUSE after the winner bound it.
-      if (e.code === 'EADDRINUSE') reject(new RingkvError('conflict', `another ringkv node owns ${deps.path}`));
+      if (e.code === 'EADDRINUSE') reject(new RingkvError('conflict', `another ringkv node owns ${path}`));
       else reject(e);
     });
-    server.listen(deps.path, () => resolve());
+    server.listen(path, () => resolve());
   });
-  server.on('error', (e) => deps.log.error({ err: e }, 'ipc server error'));
   // The socket is unauthenticated: only this user's processes may connect.
-  chmodSync(deps.path, 0o600);
-  impl.server = server;
-  deps.log.info({ path: deps.path }, 'ipc socket listening');
-  return impl;
+  chmodSync(path, 0o600);
+  return {
+    path,
+    serve(deps) {
+      invariant(impl === undefined, 'ipc listener served twice');
+      impl = new IpcServerImpl({ ...deps, path });
+      server.maxConnections = deps.limits.maxConnections ?? 1024;
+      server.on('error', (e) => deps.log.error({ err: e }, 'ipc server error'));
+      impl.server = server;
+      deps.log.info({ path }, 'ipc socket listening');
+      for (const sock of early.splice(0)) if (!sock.destroyed) impl.handleConnection(sock);
+      return impl;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const sock of early.splice(0)) sock.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Claim, bind and serve in one step (tests and tools; the node uses listenIpc + serve). */
+export async function startIpcServer(deps: IpcDeps): Promise<IpcServer> {
+  const listener = await listenIpc(deps.path);
+  try {
+    return listener.serve(deps);
+  } catch (e) {
+    await listener.close();
+    throw e;
+  }
 }

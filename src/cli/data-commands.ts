@@ -23,6 +23,7 @@ function intArg(name: string, min: number, max: number) {
 
 interface ConnOpts {
   socket: string;
+  host?: string;
   hosts?: string[];
   secret?: string;
   consistency?: string;
@@ -34,18 +35,41 @@ interface ConnOpts {
 function addConnOptions(cmd: Command): Command {
   return cmd
     .option('--socket <path>', 'IPC socket of the local node', './data/ringkv.sock')
+    .option('--host <host:port>', "a node's HTTP address (as for `ringkv status`): the CLI asks it for its peer address and connects there")
     .option('--hosts <list>', 'peer-port addresses HOST:PORT,... instead of the socket', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
     .option('--secret <secret>', 'cluster secret for --hosts (default $RINGKV_SECRET or the development default)')
     .addOption(new Option('--consistency <level>', 'consistency level').choices([...LEVELS, ...LEVELS.map((l) => l.toLowerCase())]))
     .option('--timeout <ms>', 'request deadline in ms', intArg('--timeout', 1, 600_000));
 }
 
-function targetOf(o: ConnOpts): ConnectTarget {
-  if (o.hosts && o.hosts.length > 0) {
+/**
+ * Where the client connects: `--hosts` (peer addresses), else `--host` (an HTTP address, resolved
+ * to that node's peer address through GET /api/v1/cluster), else the IPC `--socket`.
+ */
+async function targetOf(o: ConnOpts): Promise<ConnectTarget> {
+  const hosts = [...(o.hosts ?? [])];
+  if (o.host !== undefined) hosts.push(await peerAddressOf(o.host, o.timeout ?? 5000));
+  if (hosts.length > 0) {
     const secret = o.secret ?? process.env['RINGKV_SECRET'];
-    return secret !== undefined ? { hosts: o.hosts, secret } : { hosts: o.hosts };
+    return secret !== undefined ? { hosts, secret } : { hosts };
   }
   return { socket: o.socket };
+}
+
+/** The peer address a node advertises, asked of its HTTP API. */
+export async function peerAddressOf(httpHost: string, timeoutMs: number): Promise<string> {
+  const base = /^https?:\/\//.test(httpHost) ? httpHost.replace(/\/+$/, '') : `http://${httpHost}`;
+  let body: { self?: unknown; nodes?: Array<{ id?: unknown; peer?: unknown }> };
+  try {
+    const r = await fetch(`${base}/api/v1/cluster`, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    body = (await r.json()) as typeof body;
+  } catch (e) {
+    throw new RingkvError('unavailable', `cannot reach the ringkv node at ${httpHost} (--host is its HTTP address): ${(e as Error).message}`);
+  }
+  const self = body.nodes?.find((n) => n.id === body.self);
+  if (!self || typeof self.peer !== 'string' || self.peer === '') throw new RingkvError('internal', `node at ${httpHost} did not report its peer address`);
+  return self.peer;
 }
 
 function levelOf(o: ConnOpts): ConsistencyLevel | undefined {
@@ -76,7 +100,7 @@ function fail(e: unknown): void {
 async function withClient(o: ConnOpts, fn: (c: RingkvClient) => Promise<void>): Promise<void> {
   let client: RingkvClient | undefined;
   try {
-    client = await RingkvClient.connect(targetOf(o), o.timeout !== undefined ? { timeoutMs: o.timeout + 1000 } : {});
+    client = await RingkvClient.connect(await targetOf(o), o.timeout !== undefined ? { timeoutMs: o.timeout + 1000 } : {});
     await fn(client);
   } catch (e) {
     fail(e);

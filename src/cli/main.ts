@@ -10,6 +10,9 @@ import { registerDataCommands } from './data-commands.js';
 import { registerBench } from './bench.js';
 import { registerRepair } from './repair.js';
 
+/** How long a clean shutdown may take before the process exits anyway. */
+const SHUTDOWN_TIMEOUT_MS = 15_000;
+
 function intArg(name: string) {
   return (v: string): number => {
     if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} must be a positive integer`);
@@ -63,25 +66,41 @@ program
     }
     const log = createLogger({ level: config.log.level, format: config.log.format });
     if (config.testMode) log.warn('TEST MODE: fault-injection endpoints are enabled');
+    // Signals are handled from the first moment: a signal during startup (e.g. while waiting for
+    // seeds) stops the node as soon as it has started, a second signal exits at once, and a
+    // shutdown that hangs is cut after SHUTDOWN_TIMEOUT_MS.
+    let node: Awaited<ReturnType<typeof startNode>> | undefined;
+    let stopping: string | undefined;
+    const shutdown = (): void => {
+      const timer = setTimeout(() => {
+        log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'shutdown did not finish in time; exiting');
+        process.exit(1);
+      }, SHUTDOWN_TIMEOUT_MS);
+      timer.unref();
+      node!.close().then(
+        () => process.exit(0),
+        (e: unknown) => {
+          log.error({ err: e }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    const onSignal = (sig: string): void => {
+      if (stopping) {
+        log.warn({ signal: sig }, 'second signal: exiting now');
+        process.exit(130);
+      }
+      stopping = sig;
+      log.info({ signal: sig }, 'signal received');
+      if (node) shutdown();
+    };
+    process.on('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
     try {
-      const node = await startNode(config, log);
-      let stopping = false;
-      const stop = (sig: string): void => {
-        if (stopping) return;
-        stopping = true;
-        log.info({ signal: sig }, 'signal received');
-        node.close().then(
-          () => process.exit(0),
-          (e: unknown) => {
-            log.error({ err: e }, 'shutdown failed');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGTERM', () => stop('SIGTERM'));
+      node = await startNode(config, log);
+      if (stopping) shutdown();
     } catch (e) {
-      if (e instanceof StorageError || e instanceof ConfigError || (e instanceof RingkvError && e.code === 'unauthorized')) {
+      if (e instanceof StorageError || e instanceof ConfigError || e instanceof RingkvError) {
         log.error(e.message);
         process.stderr.write(`ringkv: ${e.message}\n`);
         process.exit(2);

@@ -77,9 +77,26 @@ export class Cluster implements RemoteReplicas {
       transport: PeerTransport;
       tables: TableRegistry;
       log: Logger;
+      /**
+       * The other members as this node last knew them (persisted by `persistMembers`). A restarted
+       * node starts from them, so its ring is the cluster's ring from the first request: with only
+       * itself it would route by a one-node ring and file replica writes under the wrong ranges
+       * until its first gossip exchange (found by the hint replay test). They count as down until
+       * heard from; fresh gossip supersedes them (higher generation or version).
+       */
+      knownMembers?: readonly EndpointState[];
+      /** Store the other members whenever the ring's membership changes (Cassandra's system.peers). */
+      persistMembers?: (states: EndpointState[]) => void;
     },
   ) {
     this.gossip = new GossipState(o.self);
+    if (o.knownMembers && o.knownMembers.length > 0) {
+      try {
+        this.gossip.apply(o.knownMembers.filter((st) => st.id !== o.self.id));
+      } catch (e) {
+        o.log.warn({ err: String(e) }, 'ignoring unreadable stored membership');
+      }
+    }
     this.detector = new PhiAccrualDetector({ threshold: o.config.cluster.phiThreshold, firstHeartbeatEstimateMs: o.config.cluster.gossipIntervalMs });
     this.layout = buildRing([], { maxReplicas: MAX_RING_REPLICAS });
     this.rebuildRing(true);
@@ -253,6 +270,11 @@ export class Cluster implements RemoteReplicas {
     const key = membershipKey(states);
     if (!force && key === this.memberKey) return;
     this.memberKey = key;
+    try {
+      this.o.persistMembers?.(states.filter((st) => st.id !== this.selfId));
+    } catch (e) {
+      this.o.log.warn({ err: String(e) }, 'cannot persist cluster membership');
+    }
     const layout = buildRing(ringMembersOf(states), { maxReplicas: MAX_RING_REPLICAS });
     this.layout = layout;
     this.o.ring.publish(layout, layout.nodeIds.indexOf(this.selfId), (id) => (id === this.selfId || this.isUp(id) ? Liveness.Up : Liveness.Down));

@@ -9,7 +9,7 @@ import { Cluster } from '../cluster/cluster.js';
 import type { EndpointState } from '../cluster/gossip-state.js';
 import { PeerTransport } from '../cluster/transport.js';
 import { HintService } from '../hints/service.js';
-import { startIpcServer, ringInfoFromLayout, type IpcServer } from '../api/ipc-server.js';
+import { listenIpc, ringInfoFromLayout, type IpcListener, type IpcServer } from '../api/ipc-server.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../net/frames.js';
 import { HintStore } from '../hints/store.js';
 import { RingkvError } from '../util/errors.js';
@@ -25,6 +25,9 @@ import { initVersions } from '../versions/index.js';
 import { mountRepairRoutes } from '../repair/routes.js';
 import { startRepairService } from '../repair/service.js';
 
+
+/** How often the gossiped key count (`load`) is refreshed. */
+const LOAD_REFRESH_MS = 10_000;
 
 export interface NodeIdentity {
   id: string;
@@ -70,6 +73,18 @@ export interface RunningNode {
 
 export async function startNode(config: NodeConfig, log: Logger): Promise<RunningNode> {
   mkdirSync(config.dataDir, { recursive: true });
+  // The IPC path first: a node pointed at a path another live node owns stops here, before it opens
+  // ports, joins gossip or allocates tokens.
+  const ipcListener = await listenIpc(config.ipc);
+  try {
+    return await startNodeOn(config, log, ipcListener);
+  } catch (e) {
+    await ipcListener.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcListener): Promise<RunningNode> {
   await initHasher();
   await initVersions();
   const odb: OpenedDatabase = await openDatabase(config.dataDir, config.shards);
@@ -130,7 +145,16 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       load: keys.reduce((a, b) => a + b, 0),
     },
   };
-  cluster = new Cluster({ config, self, ring, transport, tables, log });
+  cluster = new Cluster({
+    config,
+    self,
+    ring,
+    transport,
+    tables,
+    log,
+    knownMembers: meta.get<EndpointState[]>('cluster/members') ?? [],
+    persistMembers: (states) => meta.set('cluster/members', states),
+  });
   if (identity.tokens.length === 0) {
     const joined = await cluster.discover(10_000);
     if (config.cluster.seeds.length > 0 && !joined) log.warn({ seeds: config.cluster.seeds }, 'no seed answered; starting as a new cluster');
@@ -167,6 +191,21 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   cluster.publishTables();
   cluster.start();
   const repair = startRepairService({ cluster, shards: pool, router, tables, ring, config, log });
+  // Gossip this node's key count (`load`, shown by status) as it changes, not only the count at start.
+  let lastLoad = self.info.load;
+  const loadTimer = setInterval(() => {
+    void Promise.all(Array.from({ length: pool.size }, (_, i) => pool.stats(i))).then(
+      (stats) => {
+        const load = stats.reduce((a, st) => a + st.keys, 0);
+        if (load !== lastLoad) {
+          lastLoad = load;
+          cluster.updateSelf({ load });
+        }
+      },
+      (e: unknown) => log.debug({ err: String(e) }, 'load refresh failed'),
+    );
+  }, LOAD_REFRESH_MS);
+  loadTimer.unref();
 
   const clusterInfo = async (): Promise<unknown> => {
     const layout = cluster.currentLayout();
@@ -205,8 +244,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     metrics: async () => ({ router: router.counters, transport: transport.stats(), ipc: ipc?.stats(), gossipRounds: cluster.gossipRounds, hints: hints.snapshot() }),
     extraRoutes: [(app) => mountRepairRoutes(app, repair), ...(config.testMode ? [(app: FastifyInstance) => mountFaultRoutes(app, transport)] : [])],
   });
-  ipc = await startIpcServer({
-    path: config.ipc,
+  ipc = ipcListener.serve({
     router,
     nodeId: identity.id,
     clusterStatus: clusterInfo,
@@ -227,6 +265,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       log.info('shutting down');
+      clearInterval(loadTimer);
+      repair.stop();
       cluster.stop();
       hints.stop();
       if (hintGossip) clearTimeout(hintGossip);

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterView, localCluster, type LocalCluster } from '../helpers/cluster.js';
@@ -142,6 +142,29 @@ describe('3-node cluster (real processes via `ringkv local-cluster`)', () => {
       expect(((m.body['transport'] as Body)['authFailures'] as number) > 0).toBe(true);
     } finally {
       removeDir(dir);
+    }
+  });
+  it('a node restarted while every peer is down starts with the ring it last knew (not a one-node ring)', async () => {
+    const before = String((await http('GET', `${lc.url(1)}/api/v1/cluster`)).body['ringDigest']);
+    const cf = JSON.parse(readFileSync(path.join(lc.dir, 'cluster.json'), 'utf8')) as { shards: number; extraArgs: string[] };
+    for (const i of [1, 2, 3]) await lc.kill9(i);
+    const node2 = await startNodeProc({
+      dataDir: path.join(lc.dir, 'node2'),
+      httpPort: lc.httpBase + 2,
+      peerPort: lc.peerBase + 2,
+      shards: cf.shards,
+      args: ['--node-id', 'node2', '--ipc', path.join(lc.dir, 'node2', 'ringkv.sock'), '--seeds', `127.0.0.1:${lc.peerBase + 1}`, ...cf.extraArgs],
+    });
+    try {
+      const c = await http('GET', `${node2.url}/api/v1/cluster`);
+      expect(c.body['ringDigest']).toBe(before);
+      const nodes = c.body['nodes'] as Body[];
+      expect(nodes.map((n) => [n['id'], n['liveness']])).toEqual([['node1', 'down'], ['node2', 'up'], ['node3', 'down']]);
+      // Its own replica still answers, and a quorum write fails clearly instead of landing in the wrong ranges.
+      expect((await http('GET', `${node2.url}/api/v1/store/kv/hello?replica=local`)).body['value']).toBe('world');
+      expect((await http('PUT', `${node2.url}/api/v1/store/kv?w=2`, { key: 'alone', value: 1 })).status).toBe(503);
+    } finally {
+      await node2.kill('SIGKILL');
     }
   });
 });
