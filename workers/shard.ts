@@ -24,6 +24,7 @@ import {
   REPAIR_LIMITS,
   type DataOp,
   type FetchKeysOp,
+  type ScanOp,
   type LeafCursor,
   type LeafKeysOp,
   type MerkleNodesOp,
@@ -550,6 +551,8 @@ function control(op: ControlOp): RepairResult {
       return leafKeys(op);
     case 'fetch-keys':
       return fetchKeys(op);
+    case 'scan':
+      return scan(op);
     default: {
       const never: never = op;
       throw new OpError('bad_request', `unknown shard op ${JSON.stringify((never as { op: unknown }).op)}`);
@@ -617,6 +620,42 @@ function leafKeys(op: LeafKeysOp): RepairResult {
   }
   const next: LeafCursor | null = iv < intervals.length ? { interval: iv, after } : null;
   return { kind: 'leaf-keys', ready: true, entries, next };
+}
+
+/** One page of a token-range scan of one table (see ScanOp). */
+function scan(op: ScanOp): RepairResult {
+  for (const v of [op.startHi, op.startLo, op.endHi, op.endLo]) if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new OpError('bad_request', 'scan bounds must be uint32 words');
+  const limit = Math.max(1, Math.min(op.limit | 0, REPAIR_LIMITS.maxScanPage));
+  const intervals = tokenRangeBounds(op.startHi, op.startLo, op.endHi, op.endLo);
+  let after: Buffer | null = op.after ? Buffer.from(op.after) : null;
+  // The interval the cursor is in: the first whose upper bound lies beyond it.
+  let iv = 0;
+  if (after) while (iv < intervals.length - 1 && intervals[iv]!.lt !== undefined && Buffer.compare(after, intervals[iv]!.lt!) >= 0) iv++;
+  const rows: Array<{ key: Uint8Array; record: Uint8Array }> = [];
+  const budget = 4 * limit;
+  let seen = 0;
+  let bytes = 0;
+  /** The last key examined: where the next page resumes (it finds its interval from the key). */
+  let last: Buffer | null = after;
+  while (rows.length < limit && seen < budget && bytes < REPAIR_LIMITS.maxFetchBytes) {
+    const want = Math.min(limit - rows.length, budget - seen);
+    const chunk = readChunk(intervals[iv]!, after, want);
+    for (let j = 0; j < chunk.length; j += 2) {
+      const key = chunk[j]!;
+      seen++;
+      after = last = key;
+      if (tableIdOfStorageKey(key) !== op.table) continue;
+      rows.push({ key, record: chunk[j + 1]! });
+      bytes += key.length + chunk[j + 1]!.length;
+    }
+    if (chunk.length / 2 < want) {
+      // This interval is done; the next starts at its own lower bound (keys between intervals
+      // are outside the range), so the cursor within it starts over.
+      if (++iv >= intervals.length) return { kind: 'scan', rows, next: null };
+      after = null;
+    }
+  }
+  return { kind: 'scan', rows, next: last };
 }
 
 function fetchKeys(op: FetchKeysOp): RepairResult {

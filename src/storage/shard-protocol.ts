@@ -41,8 +41,10 @@ export const REPAIR_LIMITS = Object.freeze({
   maxLeafKeysPage: 5000,
   /** Keys in one fetch-keys / repair-write op. */
   maxKeysPerOp: 1000,
-  /** Record bytes in one fetch-keys answer; the rest is left for the next call (see `answered`). */
+  /** Record bytes in one fetch-keys or scan answer; the rest is left for the next call. */
   maxFetchBytes: 4 * 1024 * 1024,
+  /** Rows in one scan page. */
+  maxScanPage: 1000,
 });
 
 /** Root hash (and readiness) of every Merkle tree of the shard. */
@@ -107,7 +109,25 @@ export interface SweepOp {
   op: 'sweep';
 }
 
-export type RepairOp = MerkleRootsOp | MerkleTreeOp | MerkleNodesOp | LeafKeysOp | FetchKeysOp | RepairWriteOp | SweepOp;
+/**
+ * Rows of one table whose tokens lie in the ring range (start, end] (start == end: the whole ring),
+ * in storage-key order (token, then key), after the storage key `after` (null: from the start), at
+ * most `limit` rows. The scan examines a bounded number of keys per call; `next` resumes it (null:
+ * the range is done).
+ */
+export interface ScanOp {
+  id: number;
+  op: 'scan';
+  table: number;
+  startHi: number;
+  startLo: number;
+  endHi: number;
+  endLo: number;
+  after: Uint8Array | null;
+  limit: number;
+}
+
+export type RepairOp = ScanOp | MerkleRootsOp | MerkleTreeOp | MerkleNodesOp | LeafKeysOp | FetchKeysOp | RepairWriteOp | SweepOp;
 
 /**
  * The control ops `ShardPool.submit` carries. They share the shard's mailbox and queue bound with
@@ -160,7 +180,9 @@ export type RepairResult =
   /** `records[i]` answers `keys[i]` for i < answered (null: absent); the caller resends the rest. */
   | { kind: 'fetch-keys'; answered: number; records: Array<Uint8Array | null> }
   | { kind: 'repair-write'; changed: number; notOwner: number }
-  | { kind: 'sweep'; sweep: SweepStats };
+  | { kind: 'sweep'; sweep: SweepStats }
+  /** Storage keys and their stored records (encodeRecord bytes), tombstones included. */
+  | { kind: 'scan'; rows: Array<{ key: Uint8Array; record: Uint8Array }>; next: Uint8Array | null };
 
 export type ShardResult =
   | { id: number; ok: true; stats: ShardStats }
