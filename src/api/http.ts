@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { NodeConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
@@ -37,15 +38,58 @@ function readBody(result: ReadResult, key: string): Record<string, unknown> {
   return base;
 }
 
+/**
+ * Bytes allowed for an HTTP request line plus headers: a key of `maxKeyBytes` percent-encoded
+ * (3 bytes per byte at worst) plus room for the path, the query (a context, consistency) and
+ * ordinary headers.
+ */
+export function httpHeaderLimit(maxKeyBytes: number): number {
+  return maxKeyBytes * 3 + 64 * 1024;
+}
+
+/**
+ * Errors Node's HTTP parser raises before any route runs, answered in the API's error shape. A
+ * request line + headers over the limit means a key (or query) far past `maxKeyBytes`: `413` like
+ * any other too-large key, instead of Node's bare `431`.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Duplex, maxHeaderSize: number, maxKeyBytes: number): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  let status: number;
+  let body: RingkvError;
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    status = 413;
+    body = new RingkvError('too_large', `request line and headers exceed ${maxHeaderSize} bytes (keys are limited to ${maxKeyBytes} bytes)`);
+  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408;
+    body = new RingkvError('timeout', 'the request was not received in time');
+  } else {
+    status = 400;
+    body = new RingkvError('bad_request', `malformed HTTP request (${err.code ?? err.message})`);
+  }
+  if (socket.writable) {
+    const json = JSON.stringify({ error: body.toJSON() });
+    const reason = status === 413 ? 'Content Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
+    socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`);
+  }
+  socket.destroy();
+}
+
 /** The seed HTTP API (design §8). Every handler validates before touching the router. */
 export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
   const { config, router, tables } = deps;
   const limits = config.limits;
+  const maxHeaderSize = httpHeaderLimit(limits.maxKeyBytes);
   const app = Fastify({
     // Room for the largest value plus key and JSON overhead; beyond it fastify answers 413.
     bodyLimit: limits.maxValueBytes + limits.maxKeyBytes + 16 * 1024,
     logger: false,
-    routerOptions: { maxParamLength: limits.maxKeyBytes * 3 },
+    // GET/DELETE carry the key in the URL. Node's default 16 KiB header limit would refuse keys the
+    // API accepts on PUT, so the request line + headers may hold a key of maxKeyBytes, URL-encoded.
+    http: { maxHeaderSize },
+    // The router must never reject a long key itself (it would answer 404): the URL is already
+    // bounded by maxHeaderSize, and keyBytes() answers 413 for keys over the limit.
+    routerOptions: { maxParamLength: maxHeaderSize },
+    clientErrorHandler: (err, socket) => answerClientError(err, socket, maxHeaderSize, limits.maxKeyBytes),
   });
 
   app.setErrorHandler((error: FastifyError, _req, reply) => {

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfigFile, resolveConfig, type ConfigOverrides } from '../config/config.js';
 import { createLogger } from '../log/logger.js';
-import { startNode } from '../node/node.js';
+import { startNode, StartupAborted } from '../node/node.js';
 import { StorageError } from '../storage/db.js';
 import { RingkvError } from '../util/errors.js';
 import { registerLocalCluster } from './local-cluster.js';
@@ -66,9 +66,10 @@ program
     }
     const log = createLogger({ level: config.log.level, format: config.log.format });
     if (config.testMode) log.warn('TEST MODE: fault-injection endpoints are enabled');
-    // Signals are handled from the first moment: a signal during startup (e.g. while waiting for
-    // seeds) stops the node as soon as it has started, a second signal exits at once, and a
-    // shutdown that hangs is cut after SHUTDOWN_TIMEOUT_MS.
+    // Signals are handled from the first moment: a signal during startup aborts it (startNode closes
+    // what it had started, at once even while waiting for seeds, and we exit 0), a second signal
+    // exits at once, and a shutdown that hangs is cut after SHUTDOWN_TIMEOUT_MS.
+    const startup = new AbortController();
     let node: Awaited<ReturnType<typeof startNode>> | undefined;
     let stopping: string | undefined;
     const shutdown = (): void => {
@@ -93,13 +94,25 @@ program
       stopping = sig;
       log.info({ signal: sig }, 'signal received');
       if (node) shutdown();
+      else {
+        // The same bound as a shutdown: undoing a half-done startup must not hang either.
+        setTimeout(() => {
+          log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'aborting the startup did not finish in time; exiting');
+          process.exit(1);
+        }, SHUTDOWN_TIMEOUT_MS).unref();
+        startup.abort(sig);
+      }
     };
     process.on('SIGINT', () => onSignal('SIGINT'));
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     try {
-      node = await startNode(config, log);
+      node = await startNode(config, log, { signal: startup.signal });
       if (stopping) shutdown();
     } catch (e) {
+      if (e instanceof StartupAborted) {
+        log.info(`${e.message}; stopped`);
+        process.exit(0);
+      }
       if (e instanceof StorageError || e instanceof ConfigError || e instanceof RingkvError) {
         log.error(e.message);
         process.stderr.write(`ringkv: ${e.message}\n`);

@@ -1,50 +1,92 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 
-/** `ringkv repair`: run an anti-entropy session on one node now (like `nodetool repair`). */
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+class RepairCliError extends Error {}
+
+/** POST /api/v1/repair and return the report, or throw a RepairCliError saying clearly what went wrong. */
+async function requestRepair(host: string, table: string | undefined, timeoutMs: number): Promise<Record<string, unknown>> {
+  let r: Response;
+  try {
+    r = await fetch(`http://${host}/api/v1/repair`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(table === undefined ? {} : { table }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (e) {
+    const err = e as Error & { cause?: { code?: string } };
+    if (err.name === 'TimeoutError') throw new RepairCliError(`${host} gave no answer within ${timeoutMs} ms (the session may still be running there)`);
+    throw new RepairCliError(`cannot reach ${host}: ${err.cause?.code ?? err.message}`);
+  }
+  let text: string;
+  try {
+    text = await r.text();
+  } catch (e) {
+    throw new RepairCliError(`${host} answered HTTP ${r.status} but the answer could not be read: ${(e as Error).message}`);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (r.status !== 200) {
+    const err = isObject(body) && isObject(body['error']) ? body['error'] : undefined;
+    const msg = err && typeof err['message'] === 'string' ? err['message'] : text.slice(0, 200) || r.statusText;
+    throw new RepairCliError(`${host} answered HTTP ${r.status}: ${msg}`);
+  }
+  if (!isObject(body) || typeof body['rangesCompared'] !== 'number') {
+    throw new RepairCliError(`${host} did not answer with a repair report (is it a ringkv node's HTTP address?)`);
+  }
+  return body;
+}
+
+/** `ringkv repair`: run an anti-entropy session on one node now (like `nodetool repair`). Exit 1 on any failure. */
 export function registerRepair(program: Command): void {
   program
     .command('repair')
-    .description('compare Merkle trees with the other replicas and stream only the keys that differ')
+    .description('compare Merkle trees with the other replicas and stream only the keys that differ (exit status 1 on any error)')
     .option('--table <table>', 'stream only this table\'s keys (trees still cover every table)')
     .option('--host <host:port>', 'HTTP address of the node to repair from', '127.0.0.1:7070')
     .option('--json', 'print the raw JSON report')
-    .option('--timeout <ms>', 'give up after this long', '600000')
-    .action(async (o: { table?: string; host: string; json?: boolean; timeout: string }) => {
-      let status = 0;
+    .option(
+      '--timeout <ms>',
+      'give up after this long',
+      (v: string) => {
+        if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('--timeout must be a positive integer (ms)');
+        return Number(v);
+      },
+      600_000,
+    )
+    .action(async (o: { table?: string; host: string; json?: boolean; timeout: number }) => {
       let body: Record<string, unknown>;
       try {
-        const r = await fetch(`http://${o.host}/api/v1/repair`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(o.table === undefined ? {} : { table: o.table }),
-          signal: AbortSignal.timeout(Number(o.timeout) || 600_000),
-        });
-        status = r.status;
-        body = (await r.json()) as Record<string, unknown>;
+        body = await requestRepair(o.host, o.table, o.timeout);
       } catch (e) {
-        process.stderr.write(`ringkv repair: cannot reach ${o.host}: ${(e as Error).message}\n`);
-        process.exit(1);
+        if (!(e instanceof RepairCliError)) throw e;
+        process.stderr.write(`ringkv repair: ${e.message}\n`);
+        process.exitCode = 1;
+        return;
       }
-      if (status !== 200) {
-        const err = body['error'] as { message?: string } | undefined;
-        process.stderr.write(`ringkv repair: ${err?.message ?? JSON.stringify(body)}\n`);
-        process.exit(1);
-      }
+      const errors = Array.isArray(body['errors']) ? body['errors'].map(String) : [];
+      if (errors.length > 0) process.exitCode = 1;
       if (o.json) {
         console.log(JSON.stringify(body, null, 2));
         return;
       }
       const n = (k: string): string => String(body[k] ?? 0);
-      console.log(`repair ${body['table'] ? `of table ${String(body['table'])} ` : ''}with ${(body['peers'] as string[]).join(', ') || 'no peers'} in ${n('durationMs')} ms`);
+      const peers = Array.isArray(body['peers']) ? body['peers'].map(String) : [];
+      console.log(`repair ${body['table'] ? `of table ${String(body['table'])} ` : ''}with ${peers.join(', ') || 'no peers'} in ${n('durationMs')} ms`);
       console.log(`ranges   compared ${n('rangesCompared')}  differed ${n('rangesDiffered')}  skipped ${n('rangesSkipped')}`);
       console.log(`hashes   compared ${n('hashesCompared')}`);
       console.log(`keys     compared ${n('keysCompared')}  sent ${n('keysSent')}  received ${n('keysReceived')}  skipped ${n('keysSkipped')}`);
       console.log(`bytes    sent ${n('bytesSent')}  received ${n('bytesReceived')}`);
-      const errors = body['errors'] as string[] | undefined;
-      if (errors && errors.length > 0) {
+      if (errors.length > 0) {
         console.log('errors:');
         for (const e of errors) console.log(`  ${e}`);
-        process.exitCode = 1;
       }
     });
 }

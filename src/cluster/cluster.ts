@@ -1,5 +1,5 @@
 import type { NodeConfig } from '../config/config.js';
-import { formatHostPort } from '../config/config.js';
+import { isOwnAddress } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { tokenFromHex, tokenToHex, type Token } from '../ring/hash.js';
 import { buildRing, type RingLayout, type RingMember } from '../ring/builder.js';
@@ -142,8 +142,7 @@ export class Cluster implements RemoteReplicas {
   }
 
   private seedAddresses(): string[] {
-    const self = formatHostPort(this.o.config.peer);
-    return this.o.config.cluster.seeds.filter((s) => s !== self);
+    return this.o.config.cluster.seeds.filter((s) => !isOwnAddress(s, this.o.config.peer));
   }
 
   updateSelf(patch: Partial<NodeInfo>): void {

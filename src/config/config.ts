@@ -219,3 +219,19 @@ export function validateConfig(c: NodeConfig): void {
   for (const s of c.cluster.seeds) parseHostPort(s, 'seed');
   if (typeof c.cluster.secret !== 'string' || c.cluster.secret.length < 8) throw new ConfigError('cluster.secret: expected a string of at least 8 characters');
 }
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
+/** Is `seed` this node's own peer address? (Loopback spellings name the same host.) */
+export function isOwnAddress(seed: string, self: HostPort): boolean {
+  let hp: HostPort;
+  try {
+    hp = parseHostPort(seed, 'seed');
+  } catch {
+    return false;
+  }
+  if (hp.port !== self.port) return false;
+  const a = hp.host.toLowerCase();
+  const b = self.host.toLowerCase();
+  return a === b || (LOOPBACK.has(a) && LOOPBACK.has(b));
+}

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import { formatHostPort, type NodeConfig } from '../config/config.js';
+import { formatHostPort, isOwnAddress, type NodeConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { startHttp } from '../api/http.js';
 import { initHasher, tokenFromHex, tokenToHex, type Token } from '../ring/hash.js';
@@ -71,28 +71,70 @@ export interface RunningNode {
   close(): Promise<void>;
 }
 
-export async function startNode(config: NodeConfig, log: Logger): Promise<RunningNode> {
+export interface StartNodeOptions {
+  /**
+   * Aborting it (a SIGINT/SIGTERM during startup) stops the startup at its next step (the wait for
+   * seeds at once): what was already started is closed again, newest first, and startNode rejects
+   * with StartupAborted.
+   */
+  signal?: AbortSignal;
+}
+
+/** startNode was interrupted through StartNodeOptions.signal; everything it had started is closed again. */
+export class StartupAborted extends Error {
+  constructor(reason: string) {
+    super(`startup interrupted (${reason})`);
+    this.name = 'StartupAborted';
+  }
+}
+
+/** How long a node without tokens gossips with its seeds before it gives up. */
+export const DISCOVERY_MS = 10_000;
+
+type Undo = Array<{ what: string; fn: () => Promise<void> | void }>;
+
+function abortReason(signal: AbortSignal): string {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r.message : typeof r === 'string' ? r : 'aborted';
+}
+
+export async function startNode(config: NodeConfig, log: Logger, opts: StartNodeOptions = {}): Promise<RunningNode> {
   mkdirSync(config.dataDir, { recursive: true });
   // The IPC path first: a node pointed at a path another live node owns stops here, before it opens
   // ports, joins gossip or allocates tokens.
   const ipcListener = await listenIpc(config.ipc);
+  // What has been started so far; undone newest first if a later step fails or startup is aborted.
+  const undo: Undo = [{ what: 'ipc socket', fn: () => ipcListener.close() }];
   try {
-    return await startNodeOn(config, log, ipcListener);
+    return await startNodeOn(config, log, ipcListener, undo, opts.signal);
   } catch (e) {
-    await ipcListener.close().catch(() => undefined);
+    for (const u of undo.reverse()) {
+      try {
+        await u.fn();
+      } catch (err) {
+        log.warn({ err: String(err), step: u.what }, 'cleanup after a failed startup failed');
+      }
+    }
     throw e;
   }
 }
 
-async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcListener): Promise<RunningNode> {
+async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcListener, undo: Undo, signal: AbortSignal | undefined): Promise<RunningNode> {
+  const checkpoint = (): void => {
+    if (signal?.aborted) throw new StartupAborted(abortReason(signal));
+  };
   await initHasher();
   await initVersions();
+  checkpoint();
   const odb: OpenedDatabase = await openDatabase(config.dataDir, config.shards);
+  undo.push({ what: 'database', fn: () => odb.db.close() });
   const meta = new MetaStore(odb);
   const identity = loadIdentity(meta, config);
   log = log.child({ node: identity.id });
   const tables = new TableRegistry(meta, config.tables);
   await tables.load();
+
+  checkpoint();
 
   const ring = RingTable.create();
   const { pool, keys } = await ShardPool.start({
@@ -114,7 +156,9 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
       process.exit(70);
     },
   });
+  undo.push({ what: 'shards', fn: () => pool.close() });
   log.info({ shards: config.shards, keys }, 'shards ready');
+  checkpoint();
 
   // The peer port comes up before we know the ring: gossip must flow for a joining node to allocate tokens.
   let cluster!: Cluster;
@@ -129,6 +173,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     log,
     handler: (body, ctx) => cluster.handle(body, ctx.fromNodeId),
   });
+  undo.push({ what: 'peer transport', fn: () => transport.close() });
   const self: EndpointState = {
     id: identity.id,
     generation: identity.generation,
@@ -155,9 +200,27 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     knownMembers: meta.get<EndpointState[]>('cluster/members') ?? [],
     persistMembers: (states) => meta.set('cluster/members', states),
   });
+  undo.push({ what: 'cluster', fn: () => cluster.stop() });
+  checkpoint();
   if (identity.tokens.length === 0) {
-    const joined = await cluster.discover(10_000);
-    if (config.cluster.seeds.length > 0 && !joined) log.warn({ seeds: config.cluster.seeds }, 'no seed answered; starting as a new cluster');
+    const otherSeeds = config.cluster.seeds.filter((s) => !isOwnAddress(s, config.peer));
+    const selfIsSeed = otherSeeds.length < config.cluster.seeds.length;
+    if (otherSeeds.length > 0) log.info({ seeds: otherSeeds, timeoutMs: DISCOVERY_MS }, 'discovering the cluster through the seeds');
+    const joined = await untilAborted(cluster.discover(DISCOVERY_MS), signal);
+    checkpoint();
+    if (!joined && otherSeeds.length > 0) {
+      // A node that cannot reach its seeds and forms a ring of its own splits the cluster (two rings
+      // owning the same ranges); Cassandra refuses to bootstrap then, and so do we. A seed itself
+      // (node 1 of a local cluster lists itself) may found the cluster.
+      if (!selfIsSeed) {
+        throw new RingkvError(
+          'unavailable',
+          `no seed answered within ${DISCOVERY_MS / 1000} s (seeds: ${otherSeeds.join(', ')}); refusing to start a new cluster. ` +
+            'Start a seed first or fix --seeds; to found a new cluster, omit --seeds or list this node\'s own --peer address among them.',
+        );
+      }
+      log.warn({ seeds: otherSeeds }, 'no other seed answered; this node is a seed itself and founds a new cluster');
+    }
     const tokens = allocateTokens(cluster.otherTokens(), config.vnodes);
     meta.set('node/tokens', tokens.map(tokenToHex));
     cluster.updateSelf({ tokens: tokens.map(tokenToHex), status: 'normal' });
@@ -165,6 +228,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
   }
 
   const hintStore = await HintStore.start({ handle: odb.db.handle, durability: config.durability, maxHintsPerTarget: 1_000_000 });
+  undo.push({ what: 'hint store', fn: () => hintStore.close() });
   const hints = new HintService({ cluster, store: hintStore, config, log });
   // Advertise the hint count through gossip (ringkv status shows it), at most twice a second.
   let hintGossip: NodeJS.Timeout | undefined;
@@ -180,6 +244,14 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
   };
   cluster.onLiveness = (id, up) => hints.onLiveness(id, up);
   await hints.start();
+  undo.push({
+    what: 'hints',
+    fn: () => {
+      hints.stop();
+      if (hintGossip) clearTimeout(hintGossip);
+    },
+  });
+  checkpoint();
 
   const router = new Router({ selfId: identity.id, ring, layout: cluster.currentLayout(), shards: pool, tables, config, log });
   router.remote = cluster;
@@ -191,6 +263,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
   cluster.publishTables();
   cluster.start();
   const repair = startRepairService({ cluster, shards: pool, router, tables, ring, config, log });
+  undo.push({ what: 'repair', fn: () => repair.stop() });
   // Gossip this node's key count (`load`, shown by status) as it changes, not only the count at start.
   let lastLoad = self.info.load;
   const loadTimer = setInterval(() => {
@@ -206,11 +279,13 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     );
   }, LOAD_REFRESH_MS);
   loadTimer.unref();
+  undo.push({ what: 'load refresh', fn: () => clearInterval(loadTimer) });
 
   const clusterInfo = async (): Promise<unknown> => {
     const layout = cluster.currentLayout();
     const owned = ownershipFractions(layout);
     const stats = await Promise.all(Array.from({ length: pool.size }, (_, i) => pool.stats(i)));
+    const selfLoad = stats.reduce((a, st) => a + st.keys, 0);
     return {
       self: identity.id,
       ringDigest: layout.digest,
@@ -227,7 +302,8 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
         generation: m.generation,
         tokens: m.info.tokens.length,
         owned: owned.get(m.id) ?? 0,
-        load: m.info.load,
+        // Our own key count fresh; the others' as they last gossiped it (every LOAD_REFRESH_MS).
+        load: m.id === identity.id ? selfLoad : m.info.load,
         hints: m.id === identity.id ? hints.total() : (m.info.hints ?? 0),
       })),
       hints: hints.snapshot(),
@@ -244,6 +320,8 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     metrics: async () => ({ router: router.counters, transport: transport.stats(), ipc: ipc?.stats(), gossipRounds: cluster.gossipRounds, hints: hints.snapshot() }),
     extraRoutes: [(app) => mountRepairRoutes(app, repair), ...(config.testMode ? [(app: FastifyInstance) => mountFaultRoutes(app, transport)] : [])],
   });
+  undo.push({ what: 'http', fn: () => http.close() });
+  checkpoint();
   ipc = ipcListener.serve({
     router,
     nodeId: identity.id,
@@ -280,6 +358,27 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     })());
 
   return { id: identity.id, config, router, tables, ring, cluster, transport, layout: () => cluster.currentLayout(), http, close };
+}
+
+/** `p`, or a StartupAborted rejection as soon as `signal` aborts (p runs on; its outcome is then ignored). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  p.catch(() => undefined);
+  if (signal.aborted) return Promise.reject(new StartupAborted(abortReason(signal)));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new StartupAborted(abortReason(signal)));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
 }
 
 /** Test-mode only: cut and heal links to chosen peers (a partition without network namespaces). */
