@@ -4,7 +4,7 @@ import type { Logger } from '../log/logger.js';
 import { tokenFromHex, tokenToHex, type Token } from '../ring/hash.js';
 import { buildRing, type RingLayout, type RingMember } from '../ring/builder.js';
 import { Liveness, type RingTable } from '../ring/table.js';
-import type { PeerReplicaWrite, RemoteReplicas, ReplicaRead, ReplicaWrite, Router } from '../router/router.js';
+import type { PeerReplicaScan, PeerReplicaWrite, RemoteReplicas, ReplicaRead, ReplicaWrite, Router, ScanPage } from '../router/router.js';
 import type { TableDef, TableRegistry } from '../router/tables.js';
 import { RingkvError } from '../util/errors.js';
 import { decodeRecord, encodeRecord, type Version } from '../versions/index.js';
@@ -20,9 +20,18 @@ export type PeerMessage =
   | { t: 'gossip-ack2'; ack2: Ack2 }
   | { t: 'write'; op: PeerReplicaWrite }
   | { t: 'read'; op: ReplicaRead }
+  /** One page of a replica's rows of a scan segment (a coordinator's range scan). */
+  | { t: 'scan'; op: PeerReplicaScan }
   | { t: 'ping' };
 
-export type PeerReply = { t: 'gossip-ack'; ack: Ack } | { t: 'ok' } | { t: 'record'; record: Uint8Array | null };
+export type PeerReply =
+  | { t: 'gossip-ack'; ack: Ack }
+  | { t: 'ok' }
+  | { t: 'record'; record: Uint8Array | null }
+  | { t: 'scan-page'; rows: ScanPage['rows']; next: ScanPage['next'] };
+
+/** The peer message types the cluster itself serves (services may not take them). */
+const CORE_PEER_TYPES: ReadonlySet<string> = new Set<PeerMessage['t']>(['gossip-syn', 'gossip-ack2', 'write', 'read', 'scan', 'ping']);
 
 /** Membership as the ring builder needs it, from the gossip view. */
 export function ringMembersOf(states: readonly EndpointState[]): RingMember[] {
@@ -58,7 +67,7 @@ export class Cluster implements RemoteReplicas {
   onLiveness: ((nodeId: string, up: boolean) => void) | undefined;
 
   registerService(type: string, handler: (body: Record<string, unknown>, fromNodeId: string) => Promise<unknown>): void {
-    if (this.services.has(type) || ['gossip-syn', 'gossip-ack2', 'write', 'read', 'ping'].includes(type)) {
+    if (this.services.has(type) || CORE_PEER_TYPES.has(type)) {
       throw new Error(`invariant violated: peer message type ${type} registered twice`);
     }
     this.services.set(type, handler);
@@ -218,6 +227,13 @@ export class Cluster implements RemoteReplicas {
         if (!this.router) throw new RingkvError('unavailable', 'node is starting');
         return { t: 'record', record: await this.router.applyReplicaRead(msg.op) };
       }
+      case 'scan': {
+        if (!this.router) throw new RingkvError('unavailable', 'node is starting');
+        const op = msg.op;
+        if (typeof op !== 'object' || op === null) throw new RingkvError('bad_request', 'scan without an op');
+        const page = await this.router.applyReplicaScan({ ...op, after: op.after ?? null });
+        return { t: 'scan-page', rows: page.rows, next: page.next } satisfies PeerReply;
+      }
       case 'ping':
         return { t: 'ok' };
       default:
@@ -323,6 +339,13 @@ export class Cluster implements RemoteReplicas {
     const r = (await this.o.transport.request(this.addressOf(nodeId), { t: 'read', op } satisfies PeerMessage, timeoutMs)) as PeerReply;
     if (r.t !== 'record') throw new RingkvError('internal', `unexpected reply to read from ${nodeId}`);
     return r.record;
+  }
+
+  async scanRecords(nodeId: string, op: PeerReplicaScan, timeoutMs: number): Promise<ScanPage> {
+    const r = (await this.o.transport.request(this.addressOf(nodeId), { t: 'scan', op } satisfies PeerMessage, timeoutMs)) as PeerReply;
+    if (r.t !== 'scan-page') throw new RingkvError('internal', `unexpected reply to scan from ${nodeId}`);
+    // msgpack has no undefined: a missing cursor is the end of the segment (the router checks the rest).
+    return { rows: r.rows, next: r.next ?? null };
   }
 
   /** Write versions to a node's replica (hint replay): the record path, merged versions decoded. */

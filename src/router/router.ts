@@ -1,6 +1,6 @@
 import type { ConflictMode, NodeConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
-import { tokenInto } from '../ring/hash.js';
+import { tokenInto, tokenOf } from '../ring/hash.js';
 import type { RingLayout } from '../ring/builder.js';
 import { Liveness, RingTable, MAX_REPLICAS } from '../ring/table.js';
 import type { ShardPool } from '../storage/shards.js';
@@ -25,6 +25,22 @@ import { QuorumTracker } from './quorum.js';
 import { clockwiseFallbacks, placeHints, type HintPlacement } from '../hints/policy.js';
 import type { HintService } from '../hints/service.js';
 import type { TableDef, TableRegistry } from './tables.js';
+import { positionOf } from '../ring/builder.js';
+import { REPAIR_LIMITS, type ShardResult } from '../storage/shard-protocol.js';
+import {
+  SCAN_LIMITS,
+  ScanCoordination,
+  planScanSegments,
+  segmentWithinRange,
+  type PeerReplicaScan,
+  type ScanPage,
+  type ScanPorts,
+  type ScanRequest,
+  type ScanResult,
+  type ScanSegment,
+} from './scan.js';
+
+export type { PeerReplicaScan, ScanPage, ScanRequest, ScanResult, ScanRow } from './scan.js';
 
 /** A replica's storage-level operation, as sent to a local shard or a remote node's router. */
 export interface ReplicaWrite {
@@ -62,6 +78,8 @@ export interface RemoteReplicas {
   writeRecord(nodeId: string, op: PeerReplicaWrite, timeoutMs: number): Promise<Uint8Array | null>;
   /** Resolves with the replica's stored record, or null when it holds none. */
   readRecord(nodeId: string, op: ReplicaRead, timeoutMs: number): Promise<Uint8Array | null>;
+  /** One page of the replica's rows of a scan segment (the caller checks it with checkScanPage). */
+  scanRecords(nodeId: string, op: PeerReplicaScan, timeoutMs: number): Promise<ScanPage>;
 }
 
 export interface WriteRequest {
@@ -104,6 +122,7 @@ export interface ReadResult {
 export interface RouterCounters {
   coordinatedWrites: number;
   coordinatedReads: number;
+  coordinatedScans: number;
   replicaWrites: number;
   replicaReads: number;
   readRepairs: number;
@@ -128,6 +147,7 @@ export class Router {
   readonly counters: RouterCounters = {
     coordinatedWrites: 0,
     coordinatedReads: 0,
+    coordinatedScans: 0,
     replicaWrites: 0,
     replicaReads: 0,
     readRepairs: 0,
@@ -353,6 +373,126 @@ export class Router {
     c.start();
   }
 
+  /** Coordinate a range scan in token order (see src/router/scan.ts). */
+  scan(req: ScanRequest): Promise<ScanResult> {
+    return new Promise((resolve, reject) => this.startScan(req, (err, r) => (err ? reject(err) : resolve(r!))));
+  }
+
+  /**
+   * `scan` with a callback: `done` runs exactly once, never inside this call. R is resolved like a
+   * read's (`r` / level, clamped on small rings); scans never create tables: an unknown table
+   * scans with the defaults and finds no rows.
+   */
+  startScan(req: ScanRequest, done: Done<ScanResult>): void {
+    let c: ScanCoordination<Replica>;
+    try {
+      const limit = req.limit;
+      if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > SCAN_LIMITS.maxLimit) {
+        throw new RingkvError('bad_request', `limit must be an integer between 1 and ${SCAN_LIMITS.maxLimit}, got ${JSON.stringify(limit)}`, { field: 'limit' });
+      }
+      if (!(req.startKey instanceof Uint8Array) || req.startKey.length === 0) throw new RingkvError('bad_request', 'a scan needs a non-empty start key', { field: 'key' });
+      const table = this.opts.tables.get(req.table) ?? this.opts.tables.draft(req.table);
+      const layout = this.layout;
+      const cons = resolveConsistency(req.consistency, 'read', table.n, layout.tokens.length > 0 ? layout.replicas : 0);
+      if (cons.n === 0 || layout.tokens.length === 0) throw new RingkvError('unavailable', 'the ring has no nodes owning tokens yet');
+      const segments = planScanSegments(layout.tokens, tokenOf(req.startKey), req.exclusive === true);
+      this.counters.coordinatedScans++;
+      const ports: ScanPorts<Replica> = {
+        log: () => this.opts.log,
+        maxSiblings: () => this.opts.config.maxSiblings,
+        // Positions are of the layout this scan planned with; a publish mid-scan is caught by the
+        // replicas, which check the segment against their own ring view.
+        replicasAt: (pos) => this.replicasOfPos(layout, pos),
+        isUp: (r) => this.isUp(r),
+        scanReplica: (r, seg, after, lim, timeoutMs, cb) => this.scanReplica(r, table, seg, after, lim, timeoutMs, cb),
+        onUnavailable: (timedOut) => {
+          this.counters.unavailable++;
+          if (timedOut) this.counters.timeouts++;
+        },
+      };
+      c = new ScanCoordination(ports, table.conflicts, segments, cons, limit, this.timeoutOf(req), done);
+    } catch (e) {
+      return void queueMicrotask(() => done(e as Error, undefined));
+    }
+    c.start();
+  }
+
+  /** The replicas of ring position `pos` of `layout` (cached like replicasOf while it is current). */
+  private replicasOfPos(layout: RingLayout, pos: number): readonly Replica[] {
+    invariant(Number.isInteger(pos) && pos >= 0 && pos < layout.tokens.length, `ring position ${pos} outside the layout`);
+    const current = layout === this.layout;
+    const cached = current ? this.replicasAt[pos] : undefined;
+    if (cached !== undefined && cached.length === layout.replicas) return cached;
+    const self = layout.nodeIds.indexOf(this.opts.selfId);
+    const built: Replica[] = [];
+    for (let k = 0; k < layout.replicas; k++) {
+      const nodeIndex = layout.pref[pos * layout.replicas + k]!;
+      const nodeId = layout.nodeIds[nodeIndex];
+      invariant(nodeId !== undefined, `preference list names node index ${nodeIndex} outside the layout`);
+      built.push(Object.freeze({ nodeIndex, nodeId, shard: layout.prefShard[pos * layout.replicas + k]!, local: nodeIndex === self }));
+    }
+    const frozen = Object.freeze(built);
+    if (current) this.replicasAt[pos] = frozen;
+    return frozen;
+  }
+
+  /** One page of one replica's rows of a scan segment: a local shard's scan op, or a peer's. */
+  private scanReplica(
+    r: Replica,
+    table: TableDef,
+    seg: ScanSegment,
+    after: Uint8Array | null,
+    limit: number,
+    timeoutMs: number,
+    cb: (err: Error | null, page: ScanPage | null) => void,
+  ): void {
+    const fail = (e: unknown): void => cb(e instanceof Error ? e : new Error(String(e)), null);
+    if (r.local) {
+      this.opts.shards
+        .submit(r.shard, { op: 'scan', table: table.id, startHi: seg.startHi, startLo: seg.startLo, endHi: seg.endHi, endLo: seg.endLo, after, limit })
+        .then((res) => cb(null, scanPageOf(res)), fail)
+        .catch(fail);
+      return;
+    }
+    if (!this.remote) return void queueMicrotask(() => cb(new RingkvError('unavailable', `no transport to reach node ${r.nodeId}`), null));
+    const op: PeerReplicaScan = { table: table.name, tableId: table.id, startHi: seg.startHi, startLo: seg.startLo, endHi: seg.endHi, endLo: seg.endLo, after, limit };
+    this.remote.scanRecords(r.nodeId, op, timeoutMs).then((page) => cb(null, page), fail);
+  }
+
+  /**
+   * A replica scan from another node's coordinator: the segment must lie inside one ring range this
+   * node stores (in its own ring view), and is read from the shard that stores it.
+   */
+  applyReplicaScan(op: PeerReplicaScan): Promise<ScanPage> {
+    try {
+      const words = [op.startHi, op.startLo, op.endHi, op.endLo];
+      if (!words.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff)) throw new RingkvError('bad_request', 'replica scan bounds must be uint32 words');
+      if (!Number.isInteger(op.limit) || op.limit < 1 || op.limit > REPAIR_LIMITS.maxScanPage) {
+        throw new RingkvError('bad_request', `replica scan limit must be 1..${REPAIR_LIMITS.maxScanPage}`);
+      }
+      if (op.after !== null && !(op.after instanceof Uint8Array)) throw new RingkvError('bad_request', 'replica scan cursor must be bytes or null');
+      if (!Number.isInteger(op.tableId) || op.tableId < 0 || op.tableId > 0xffffffff) throw new RingkvError('bad_request', 'replica scan table id must be a uint32');
+      const layout = this.layout;
+      if (layout.tokens.length === 0) throw new RingkvError('not_owner', `node ${this.opts.selfId} has no ring yet`);
+      const end = { hi: op.endHi, lo: op.endLo };
+      const pos = positionOf(layout, end);
+      const n = layout.tokens.length;
+      const prev = layout.tokens[(pos + n - 1) % n]!;
+      // (start, end] must lie inside the range holding `end`: the shard stores whole ranges only.
+      if (!segmentWithinRange(prev, layout.tokens[pos]!, { hi: op.startHi, lo: op.startLo }, end)) {
+        throw new RingkvError('not_owner', `scan segment does not lie inside one ring range in node ${this.opts.selfId}'s ring view`);
+      }
+      const self = this.replicasOfPos(layout, pos).find((x) => x.local);
+      if (!self) throw new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of that range in its ring view`);
+      this.counters.replicaReads++;
+      return this.opts.shards
+        .submit(self.shard, { op: 'scan', table: op.tableId, startHi: op.startHi, startLo: op.startLo, endHi: op.endHi, endLo: op.endLo, after: op.after, limit: op.limit })
+        .then((res) => scanPageOf(res));
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
   /** What the coordinations reach of the router (one object shared by all of them). */
   private readonly coordinationPorts: CoordinationPorts = {
     counters: this.counters,
@@ -474,6 +614,13 @@ export class Router {
 }
 
 type ReplicaCallback = (err: Error | null, versions: Version[] | null) => void;
+
+/** The page of a shard's scan answer (errors as RingkvErrors). */
+function scanPageOf(res: ShardResult): ScanPage {
+  if (!res.ok) throw new RingkvError(res.code as ErrorCode, res.message);
+  if (!('repair' in res) || res.repair.kind !== 'scan') throw new RingkvError('internal', 'shard answered a scan with something else');
+  return { rows: res.repair.rows, next: res.repair.next };
+}
 
 function decodeOrNull(rec: Uint8Array | null): Version[] | null {
   return rec ? decodeRecord(rec) : null;

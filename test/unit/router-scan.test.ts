@@ -1,0 +1,318 @@
+/**
+ * Range scans through the router with in-process fakes for the shards and the peers (the real
+ * shards and transport are covered by test/integration/scan.test.ts): token order from the start
+ * token with one wrap, the limit, reconciliation of replica pages, tombstones dropped, paging with
+ * replicas whose pages end at different keys, replacement of a failed replica, unavailable, and
+ * the pure segment planning.
+ */
+import pino from 'pino';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG, type NodeConfig } from '../../src/config/config.js';
+import { buildRing } from '../../src/ring/builder.js';
+import { initHasher, tokenFromBigInt, tokenOf, tokenToBigInt, type Token } from '../../src/ring/hash.js';
+import { RingTable } from '../../src/ring/table.js';
+import { allocateTokens } from '../../src/ring/tokens.js';
+import { Router, type PeerReplicaScan, type PeerReplicaWrite, type ReplicaRead, type RemoteReplicas, type ScanPage } from '../../src/router/router.js';
+import { planScanSegments, segmentWithinRange } from '../../src/router/scan.js';
+import { TableRegistry, tableIdOf } from '../../src/router/tables.js';
+import { encodeStorageKey } from '../../src/storage/keys.js';
+import type { ShardResult } from '../../src/storage/shard-protocol.js';
+import type { MetaStore } from '../../src/storage/meta.js';
+import type { WireCallback } from '../../src/storage/shards.js';
+import { RingkvError } from '../../src/util/errors.js';
+import { decodeRecord, encodeRecord, initVersions, mergeVersions, type Version } from '../../src/versions/index.js';
+
+const UP = 1;
+const NODES = ['n1', 'n2', 'n3'];
+type Behaviour = 'ok' | 'hang' | 'fail';
+
+/** One node's replica data by storage key (hex sorts like the bytes: fixed-width pairs). */
+class Store {
+  readonly data = new Map<string, Version[]>();
+  /** Rows per scan page this replica answers at most (so replicas' pages end at different keys). */
+  constructor(readonly maxPage: number) {}
+  merge(tableId: number, key: Uint8Array, mode: 'vclock' | 'lww', versions: Version[]): Version[] {
+    const t = tokenOf(key);
+    const sk = encodeStorageKey(t.hi, t.lo, tableId, key).toString('hex');
+    const merged = mergeVersions(mode, this.data.get(sk) ?? [], versions, 16);
+    this.data.set(sk, merged);
+    return merged;
+  }
+  get(tableId: number, key: Uint8Array): Version[] | null {
+    const t = tokenOf(key);
+    return this.data.get(encodeStorageKey(t.hi, t.lo, tableId, key).toString('hex')) ?? null;
+  }
+  set(tableId: number, key: Uint8Array, versions: Version[]): void {
+    const t = tokenOf(key);
+    this.data.set(encodeStorageKey(t.hi, t.lo, tableId, key).toString('hex'), versions);
+  }
+  /** The shard scan op's contract: table rows with token in (start, end] after `after`, storage-key order. */
+  scan(op: { table: number; startHi: number; startLo: number; endHi: number; endLo: number; after: Uint8Array | null; limit: number }): ScanPage {
+    const s = tokenToBigInt({ hi: op.startHi, lo: op.startLo });
+    const e = tokenToBigInt({ hi: op.endHi, lo: op.endLo });
+    const inRange = (t: bigint): boolean => (s === e ? true : s < e ? t > s && t <= e : t > s || t <= e);
+    // Storage-key order, also for a wrapping range (as tokenRangeBounds gives the real shard).
+    const keys = [...this.data.keys()].sort().map((h) => Buffer.from(h, 'hex'));
+    let candidates = keys.filter((k) => inRange(k.readBigUInt64BE(0)) && k.readUInt32BE(8) === op.table);
+    if (op.after) {
+      const i = candidates.findIndex((k) => k.equals(Buffer.from(op.after!)));
+      if (i >= 0) candidates = candidates.slice(i + 1);
+      else throw new Error('test fake: cursor not among the keys');
+    }
+    const n = Math.min(op.limit, this.maxPage);
+    const rows = candidates.slice(0, n).map((k) => ({ key: k, record: encodeRecord(this.data.get(k.toString('hex'))!) }));
+    return { rows, next: candidates.length > n ? rows[rows.length - 1]!.key : null };
+  }
+}
+
+class FakeShards {
+  constructor(private readonly store: Store) {}
+  write(_s: number, table: number, mode: 'vclock' | 'lww', key: Uint8Array, _hi: number, _lo: number, record: Uint8Array, returnMerged: boolean, cb: WireCallback): void {
+    const merged = this.store.merge(table, key, mode, decodeRecord(record));
+    queueMicrotask(() => cb({ ok: true, record: returnMerged ? encodeRecord(merged) : null, changed: true }));
+  }
+  read(_s: number, table: number, key: Uint8Array, _hi: number, _lo: number, cb: WireCallback): void {
+    const v = this.store.get(table, key);
+    queueMicrotask(() => cb({ ok: true, record: v ? encodeRecord(v) : null, changed: false }));
+  }
+  async submit(_shard: number, op: { op: string } & Parameters<Store['scan']>[0]): Promise<ShardResult> {
+    if (op.op !== 'scan') throw new Error(`test fake: unexpected op ${op.op}`);
+    const page = this.store.scan(op);
+    return { id: 0, ok: true, repair: { kind: 'scan', rows: page.rows, next: page.next } };
+  }
+}
+
+class FakeRemote implements RemoteReplicas {
+  readonly behaviour = new Map<string, Behaviour>();
+  scans = 0;
+  constructor(readonly stores: Map<string, Store>) {}
+  private act<T>(node: string, f: () => T): Promise<T> {
+    const b = this.behaviour.get(node) ?? 'ok';
+    if (b === 'hang') return new Promise<T>(() => undefined);
+    if (b === 'fail') return Promise.reject(new RingkvError('unavailable', `${node} unreachable`));
+    return Promise.resolve().then(f);
+  }
+  writeRecord(node: string, op: PeerReplicaWrite): Promise<Uint8Array | null> {
+    return this.act(node, () => {
+      const m = this.stores.get(node)!.merge(op.tableId, op.key, op.mode, decodeRecord(op.record));
+      return op.returnMerged ? encodeRecord(m) : null;
+    });
+  }
+  readRecord(node: string, op: ReplicaRead): Promise<Uint8Array | null> {
+    return this.act(node, () => {
+      const v = this.stores.get(node)!.get(op.tableId, op.key);
+      return v ? encodeRecord(v) : null;
+    });
+  }
+  scanRecords(node: string, op: PeerReplicaScan): Promise<ScanPage> {
+    this.scans++;
+    return this.act(node, () => this.stores.get(node)!.scan({ ...op, table: op.tableId }));
+  }
+}
+
+const nullMeta = { set: () => undefined, get: () => undefined, list: async () => [] } as unknown as MetaStore;
+
+function mulberry(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function setup(over: Partial<NodeConfig> = {}, pages: number[] = [1000, 1000, 1000]) {
+  const config: NodeConfig = { ...DEFAULT_CONFIG, requestTimeoutMs: 500, ...over };
+  const layout = buildRing(
+    NODES.map((id, i) => ({ id, tokens: allocateTokens([], 8, mulberry(i + 11)), shards: 1, status: 'normal' as const })),
+    { maxReplicas: 3 },
+  );
+  const ring = RingTable.create();
+  ring.publish(layout, layout.nodeIds.indexOf('n1'), () => UP);
+  const stores = new Map(NODES.map((n, i) => [n, new Store(pages[i]!)]));
+  const tables = new TableRegistry(nullMeta, config.tables);
+  const router = new Router({ selfId: 'n1', ring, layout, shards: new FakeShards(stores.get('n1')!) as never, tables, config, log: pino({ level: 'silent' }) });
+  const remote = new FakeRemote(stores);
+  router.remote = remote;
+  return { router, remote, stores, tables, layout };
+}
+
+const b = (s: string): Buffer => Buffer.from(s);
+const str = (u: Uint8Array): string => Buffer.from(u).toString();
+
+/** Live keys in scan order from `start`'s token (inclusive), wrapping once: the oracle. */
+function expectedOrder(keys: string[], start: string, exclusive = false): string[] {
+  const t0 = tokenToBigInt(tokenOf(start));
+  const ring = 1n << 64n;
+  const dist = (k: string): bigint => (((tokenToBigInt(tokenOf(k)) - t0) % ring) + ring) % ring;
+  const list = exclusive ? keys.filter((k) => dist(k) !== 0n) : keys;
+  return [...list].sort((x, y) => {
+    const d = dist(x) - dist(y);
+    return d < 0n ? -1 : d > 0n ? 1 : Buffer.compare(b(x), b(y));
+  });
+}
+
+async function load(router: Router, n: number, table = 't'): Promise<string[]> {
+  const keys: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const k = `user${String(i).padStart(5, '0')}`;
+    keys.push(k);
+    await router.write({ table, key: b(k), value: b(`v-${k}`), tombstone: false, consistency: { w: 3 } });
+  }
+  return keys;
+}
+
+beforeAll(async () => {
+  await initHasher();
+  await initVersions();
+});
+
+describe('planScanSegments / segmentWithinRange', () => {
+  const toks = (xs: bigint[]): Token[] => xs.map(tokenFromBigInt);
+  it('covers the ring exactly once from the start token, in ring order, each piece inside its range', () => {
+    const tokens = toks([100n, 200n, 300n]);
+    const segs = planScanSegments(tokens, tokenFromBigInt(150n), false);
+    expect(segs.map((s) => [s.pos, tokenToBigInt({ hi: s.startHi, lo: s.startLo }), tokenToBigInt({ hi: s.endHi, lo: s.endLo })])).toEqual([
+      [1, 149n, 200n],
+      [2, 200n, 300n],
+      [0, 300n, (1n << 64n) - 1n], // the wrapping range, split at 2^64-1
+      [0, (1n << 64n) - 1n, 100n],
+      [1, 100n, 149n],
+    ]);
+    for (const s of segs) {
+      const n = tokens.length;
+      expect(segmentWithinRange(tokens[(s.pos + n - 1) % n]!, tokens[s.pos]!, { hi: s.startHi, lo: s.startLo }, { hi: s.endHi, lo: s.endLo })).toBe(true);
+    }
+    // Starting right after a ring token: the first range is whole, no trailing piece.
+    expect(planScanSegments(tokens, tokenFromBigInt(101n), false).map((s) => s.pos)).toEqual([1, 2, 0, 0]);
+    // Exclusive at a ring token: that range's last token is the very end of the walk.
+    const ex = planScanSegments(tokens, tokenFromBigInt(200n), true);
+    expect(ex.map((s) => s.pos)).toEqual([2, 0, 0, 1]);
+    // Token 0 inclusive wraps the lower bound to 2^64-1.
+    expect(tokenToBigInt({ hi: planScanSegments(tokens, tokenFromBigInt(0n), false)[0]!.startHi, lo: planScanSegments(tokens, tokenFromBigInt(0n), false)[0]!.startLo })).toBe((1n << 64n) - 1n);
+    // One token: the whole ring in one or two pieces.
+    expect(planScanSegments(toks([500n]), tokenFromBigInt(501n), false)).toHaveLength(2);
+    expect(planScanSegments(toks([500n]), tokenFromBigInt(10n), false)).toHaveLength(3);
+  });
+
+  it('segmentWithinRange rejects pieces that leave the range or wrap the ring', () => {
+    const t = (x: bigint): Token => tokenFromBigInt(x);
+    expect(segmentWithinRange(t(100n), t(200n), t(150n), t(200n))).toBe(true);
+    expect(segmentWithinRange(t(100n), t(200n), t(150n), t(250n))).toBe(false);
+    expect(segmentWithinRange(t(100n), t(200n), t(50n), t(150n))).toBe(false);
+    expect(segmentWithinRange(t(100n), t(200n), t(150n), t(150n))).toBe(false); // (x, x] = whole ring
+    expect(segmentWithinRange(t(100n), t(100n), t(100n), t(100n))).toBe(true); // one-token ring
+  });
+});
+
+describe('Router.scan (fakes for shards and peers)', () => {
+  it('token order from the start token, deleted keys skipped, exactly limit rows, wrapping once', async () => {
+    const { router } = setup();
+    const keys = await load(router, 120);
+    const deleted = new Set(keys.filter((_, i) => i % 9 === 0));
+    for (const k of deleted) await router.write({ table: 't', key: b(k), value: b(''), tombstone: true, consistency: { w: 3 } });
+    const live = keys.filter((k) => !deleted.has(k));
+    const start = 'user00042';
+    const r = await router.scan({ table: 't', startKey: b(start), limit: 50, consistency: { r: 2 } });
+    expect(r.rows).toHaveLength(50);
+    expect(r.truncated).toBe(false);
+    expect(r.rows.map((x) => str(x.key))).toEqual(expectedOrder(live, start).slice(0, 50));
+    expect(r.rows.every((x) => x.values.length === 1 && str(x.values[0]!.value) === `v-${str(x.key)}`)).toBe(true);
+    expect(r.consistency).toMatchObject({ n: 3, required: 2, replied: 2 });
+    // The whole ring: every live key exactly once, wrapping around to just before the start.
+    const all = await router.scan({ table: 't', startKey: b(start), limit: 1000, consistency: { r: 3 } });
+    expect(all.rows.map((x) => str(x.key))).toEqual(expectedOrder(live, start));
+    // Exclusive paging from the last row continues without gaps or repeats.
+    const seen: string[] = [];
+    let from = start;
+    let exclusive = false;
+    for (let i = 0; i < 20 && seen.length < live.length; i++) {
+      const p = await router.scan({ table: 't', startKey: b(from), exclusive, limit: 17, consistency: {} });
+      const got = p.rows.map((x) => str(x.key));
+      seen.push(...got);
+      from = got[got.length - 1]!;
+      exclusive = true;
+    }
+    expect(seen.slice(0, live.length)).toEqual(expectedOrder(live, start));
+  });
+
+  it('replicas whose pages end at different keys are merged up to the smallest cursor, over many rounds', async () => {
+    const { router, remote } = setup({}, [5, 3, 7]);
+    const keys = await load(router, 60);
+    const r = await router.scan({ table: 't', startKey: b('user00007'), limit: 40, consistency: { r: 3 } });
+    expect(r.rows.map((x) => str(x.key))).toEqual(expectedOrder(keys, 'user00007').slice(0, 40));
+    expect(remote.scans).toBeGreaterThan(2 * 40 / 7); // really paged
+  });
+
+  it('reconciles each key across replicas: a stale local replica and a tombstone held by one replica only', async () => {
+    const { router, stores } = setup();
+    const tid = tableIdOf('t');
+    await load(router, 30);
+    const staleKey = b('user00003');
+    const old = stores.get('n1')!.get(tid, staleKey)!;
+    const seen = await router.read({ table: 't', key: staleKey, consistency: { r: 3 } });
+    await router.write({ table: 't', key: staleKey, value: b('newer'), tombstone: false, context: seen.context, consistency: { w: 3 } });
+    stores.get('n1')!.set(tid, staleKey, old); // n1 (the coordinator's own shard) missed the update
+    const goneKey = b('user00004');
+    const oldGone = stores.get('n1')!.get(tid, goneKey)!;
+    await router.write({ table: 't', key: goneKey, value: b(''), tombstone: true, consistency: { w: 3 } });
+    stores.get('n1')!.set(tid, goneKey, oldGone);
+    stores.get('n2')!.set(tid, goneKey, oldGone); // only n3 has the tombstone
+
+    const all = await router.scan({ table: 't', startKey: staleKey, limit: 1000, consistency: { r: 3 } });
+    const byKey = new Map(all.rows.map((x) => [str(x.key), x]));
+    expect(str(byKey.get('user00003')!.values[0]!.value)).toBe('newer');
+    expect(byKey.get('user00003')!.values).toHaveLength(1);
+    expect(byKey.has('user00004')).toBe(false);
+    expect(all.rows).toHaveLength(29);
+    // R=1 reads the local replica first: it still shows what n1 holds (no repair by scans).
+    const one = await router.scan({ table: 't', startKey: staleKey, limit: 1000, consistency: { r: 1 } });
+    const oneByKey = new Map(one.rows.map((x) => [str(x.key), x]));
+    expect(str(oneByKey.get('user00003')!.values[0]!.value)).toBe('v-user00003');
+    expect(oneByKey.has('user00004')).toBe(true);
+  });
+
+  it('a failed replica is replaced by another; fewer than R answering is a clear 503 naming the count', async () => {
+    const { router, remote } = setup();
+    const keys = await load(router, 40);
+    remote.behaviour.set('n2', 'fail');
+    const ok = await router.scan({ table: 't', startKey: b('user00001'), limit: 1000, consistency: { r: 2 } });
+    expect(ok.rows.map((x) => str(x.key))).toEqual(expectedOrder(keys, 'user00001'));
+    remote.behaviour.set('n3', 'fail');
+    const err = await router.scan({ table: 't', startKey: b('user00001'), limit: 10, consistency: { r: 2 } }).then(
+      () => null,
+      (e: unknown) => e as RingkvError,
+    );
+    expect(err).toBeInstanceOf(RingkvError);
+    expect(err!.code).toBe('unavailable');
+    expect(err!.status).toBe(503);
+    expect(err!.message).toMatch(/1 of 2 required replicas answered/);
+    // A hung replica with no spare: the scan's deadline answers `timeout`.
+    remote.behaviour.set('n2', 'hang');
+    remote.behaviour.set('n3', 'hang');
+    await expect(router.scan({ table: 't', startKey: b('user00001'), limit: 10, consistency: { r: 3 }, timeoutMs: 100 })).rejects.toMatchObject({ code: 'timeout' });
+  });
+
+  it('validates the limit, reads unknown tables as empty, and creates no table', async () => {
+    const { router, tables } = setup();
+    for (const limit of [0, 1001, 2.5, Number.NaN]) {
+      await expect(router.scan({ table: 't', startKey: b('a'), limit, consistency: {} })).rejects.toMatchObject({ code: 'bad_request', details: { field: 'limit' } });
+    }
+    await expect(router.scan({ table: 't', startKey: b('a'), limit: 10, consistency: { r: 4 } })).rejects.toMatchObject({ code: 'bad_request' });
+    const r = await router.scan({ table: 'nothing', startKey: b('a'), limit: 10, consistency: {} });
+    expect(r.rows).toEqual([]);
+    expect(tables.all()).toEqual([]);
+  });
+
+  it('stops early with truncated when the reply byte bound is reached', async () => {
+    const { router } = setup();
+    const big = Buffer.alloc(900 * 1024, 7);
+    for (let i = 0; i < 8; i++) await router.write({ table: 't', key: b(`big${i}`), value: big, tombstone: false, consistency: { w: 3 } });
+    const r = await router.scan({ table: 't', startKey: b('big0'), limit: 100, consistency: { r: 1 } });
+    expect(r.truncated).toBe(true);
+    expect(r.rows.length).toBe(4); // 4 × 900 KiB fit in 4 MiB, a fifth does not
+    expect(str(r.rows[0]!.key)).toBe('big0');
+  });
+});
