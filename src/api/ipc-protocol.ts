@@ -18,7 +18,7 @@ export type { ConsistencyLevel, ConsistencyReport, ErrorCode };
 /** Bumped on incompatible wire changes; reported in the `ring` reply. */
 export const IPC_PROTOCOL_VERSION = 1;
 
-export const IPC_OPS = ['put', 'get', 'del', 'batch', 'ring', 'status'] as const;
+export const IPC_OPS = ['put', 'get', 'del', 'scan', 'batch', 'ring', 'status'] as const;
 export type IpcOp = (typeof IPC_OPS)[number];
 export const IPC_ITEM_OPS = ['put', 'get', 'del'] as const;
 export type IpcItemOp = (typeof IPC_ITEM_OPS)[number];
@@ -72,11 +72,29 @@ export interface DelFields extends ConsistencyFields {
   w?: number;
 }
 
+/**
+ * Rows in token order from the start key's token (`token(k) >= token(key)`, or `>` with
+ * `exclusive`), wrapping the ring at most once, until `limit` live rows. Not a batch item.
+ */
+export interface ScanFields extends ConsistencyFields {
+  op: 'scan';
+  table: string;
+  /** Start key: the scan starts at its token (the key itself need not exist). */
+  key: IpcKey;
+  /** Live rows wanted, 1..1000. */
+  limit: number;
+  /** Start strictly after the start key's token (resume after the last row of a previous scan). */
+  exclusive?: boolean;
+  /** Replies required per ring range (1..n). */
+  r?: number;
+}
+
 export type BatchItem = PutFields | GetFields | DelFields;
 
 export type PutRequest = PutFields & { id: RequestId };
 export type GetRequest = GetFields & { id: RequestId };
 export type DelRequest = DelFields & { id: RequestId };
+export type ScanRequest = ScanFields & { id: RequestId };
 export interface BatchRequest {
   id: RequestId;
   op: 'batch';
@@ -94,7 +112,7 @@ export interface StatusRequest {
   id: RequestId;
   op: 'status';
 }
-export type IpcRequest = PutRequest | GetRequest | DelRequest | BatchRequest | RingRequest | StatusRequest;
+export type IpcRequest = PutRequest | GetRequest | DelRequest | ScanRequest | BatchRequest | RingRequest | StatusRequest;
 
 /** The ring as clients need it for token-aware (zero-hop) routing. */
 export interface RingInfo {
@@ -136,6 +154,22 @@ export interface GetOk {
   consistency: ConsistencyReport;
 }
 
+/** One row of a scan: a live key, its value or siblings, and its context (as a `get` answers). */
+export interface ScanRowOk {
+  /** The stored key bytes. */
+  key: Buffer;
+  value?: Buffer;
+  siblings?: Buffer[];
+  context: string;
+}
+
+export interface ScanOk {
+  rows: ScanRowOk[];
+  /** True when the reply byte bound stopped the scan before `limit` rows: continue after the last row. */
+  truncated: boolean;
+  consistency: ConsistencyReport;
+}
+
 export interface ItemError {
   ok: false;
   code: ErrorCode;
@@ -155,6 +189,7 @@ interface ReplyBase {
 export type PutReply = ReplyBase & WriteOk;
 export type DelReply = ReplyBase & WriteOk;
 export type GetReply = ReplyBase & GetOk;
+export type ScanReply = ReplyBase & ScanOk;
 export type BatchReply = ReplyBase & { results: BatchItemResult[] };
 export type RingReply = ReplyBase & {
   protocol: number;
@@ -180,7 +215,7 @@ export interface ErrorReply {
   rv?: string;
 }
 
-export type IpcReply = PutReply | GetReply | BatchReply | RingReply | StatusReply | ErrorReply;
+export type IpcReply = PutReply | GetReply | ScanReply | BatchReply | RingReply | StatusReply | ErrorReply;
 
 /** Loose shape every decoded reply has; narrowed by the client per op. */
 export interface AnyReply {

@@ -19,7 +19,8 @@ import { encodeFrame, FRAME_HEADER_BYTES, FrameDecoder, FrameError } from '../ne
 import { tokenToHex } from '../ring/hash.js';
 import type { RingLayout } from '../ring/builder.js';
 import { parseConsistency, type ConsistencySpec } from '../router/consistency.js';
-import type { Done, ReadRequest, ReadResult, Router, WriteRequest, WriteResult } from '../router/router.js';
+import type { Done, ReadRequest, ReadResult, Router, ScanResult, WriteRequest, WriteResult } from '../router/router.js';
+import { SCAN_LIMITS } from '../router/scan.js';
 import { validateTableName } from '../router/tables.js';
 import { asRingkvError, badRequest, invariant, RingkvError, type ErrorCode } from '../util/errors.js';
 import {
@@ -30,6 +31,8 @@ import {
   type GetOk,
   type IpcLimits,
   type RingInfo,
+  type ScanOk,
+  type ScanRowOk,
   type WriteOk,
 } from './ipc-protocol.js';
 
@@ -75,8 +78,12 @@ export interface IpcServer {
   close(): Promise<void>;
 }
 
-/** What the IPC server needs of the router: the callback forms (no promise per batch item). */
-export type IpcRouter = Pick<Router, 'startWrite' | 'startRead'>;
+/**
+ * What the IPC server needs of the router: the callback forms (no promise per batch item). Scans
+ * are optional so protocol fakes need not implement them (a server without one answers
+ * `unavailable`).
+ */
+export type IpcRouter = Pick<Router, 'startWrite' | 'startRead'> & Partial<Pick<Router, 'startScan'>>;
 
 /** Adapt promise-returning write/read functions (test fakes) to IpcRouter. */
 export function promiseRouter(r: { write(req: WriteRequest): Promise<WriteResult>; read(req: ReadRequest): Promise<ReadResult> }): IpcRouter {
@@ -178,6 +185,39 @@ function parseKvOp(m: Msg, limits: IpcLimits, defaultTimeout: number | undefined
   return { kind: op, table, key, value, context, consistency, timeoutMs };
 }
 
+interface ScanParsed {
+  table: string;
+  key: Uint8Array;
+  limit: number;
+  exclusive: boolean;
+  consistency: ConsistencySpec;
+  timeoutMs: number | undefined;
+}
+
+function parseScan(m: Msg, limits: IpcLimits): ScanParsed {
+  const table = validateTableName(m['table']);
+  const key = parseKey(m['key'], limits);
+  const limit = m['limit'];
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > SCAN_LIMITS.maxLimit) {
+    throw badRequest(`limit must be an integer between 1 and ${SCAN_LIMITS.maxLimit}, got ${JSON.stringify(limit)}`, { field: 'limit' });
+  }
+  const ex = m['exclusive'];
+  if (ex !== undefined && ex !== null && typeof ex !== 'boolean') throw badRequest('exclusive must be a bool', { field: 'exclusive' });
+  const consistency = parseConsistency({ consistency: m['consistency'] ?? undefined, n: m['n'] ?? undefined, r: m['r'] ?? undefined });
+  return { table, key, limit, exclusive: ex === true, consistency, timeoutMs: parseTimeout(m['timeoutMs']) };
+}
+
+/** Rows as `get` answers a key: `value` for one live version, `siblings` for more; bins untouched. */
+function scanOk(res: ScanResult): ScanOk {
+  const rows: ScanRowOk[] = res.rows.map((row) => {
+    const out: ScanRowOk = { key: asBuffer(row.key), context: row.context };
+    if (row.values.length === 1) out.value = asBuffer(row.values[0]!.value);
+    else out.siblings = row.values.map((v) => asBuffer(v.value));
+    return out;
+  });
+  return { rows, truncated: res.truncated, consistency: res.consistency };
+}
+
 /** Valid ids are uint32; a client library may still encode a small id as uint64 (decoded as a BigInt). */
 function parseId(v: unknown): number | null {
   if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_REQUEST_ID) return v;
@@ -232,10 +272,11 @@ interface BatchState {
 type Work =
   | { t: 'kv'; id: number; op: KvOp }
   | { t: 'item'; batch: BatchState; index: number; op: KvOp }
+  | { t: 'scan'; id: number; op: ScanParsed }
   | { t: 'ring'; id: number; digest: string | undefined }
   | { t: 'status'; id: number };
 
-type Outcome = { ok: true; value: WriteOk | GetOk | Record<string, unknown> } | { ok: false; err: unknown };
+type Outcome = { ok: true; value: WriteOk | GetOk | ScanOk | Record<string, unknown> } | { ok: false; err: unknown };
 
 /** How long a connection we closed for a protocol error may linger draining its last error frame. */
 const CLOSE_LINGER_MS = 2000;
@@ -316,6 +357,9 @@ class Connection {
         case 'del':
           this.enqueue({ t: 'kv', id, op: parseKvOp(m, this.srv.limits, undefined) });
           return;
+        case 'scan':
+          this.enqueue({ t: 'scan', id, op: parseScan(m, this.srv.limits) });
+          return;
         case 'batch':
           this.acceptBatch(id, m);
           return;
@@ -328,7 +372,7 @@ class Connection {
           this.enqueue({ t: 'status', id });
           return;
         default:
-          throw badRequest(`op must be one of put, get, del, batch, ring, status; got ${JSON.stringify(op)}`, { field: 'op' });
+          throw badRequest(`op must be one of put, get, del, scan, batch, ring, status; got ${JSON.stringify(op)}`, { field: 'op' });
       }
     } catch (e) {
       this.reply({ id, ok: false, ...errorFields(e), rv: this.srv.digest() } satisfies ErrorReply);
@@ -433,6 +477,18 @@ class Connection {
           timeoutMs: op.timeoutMs,
         };
         router.startWrite(req, (err, r) => this.complete(w, err ? { ok: false, err } : { ok: true, value: { context: r!.context, consistency: r!.consistency } satisfies WriteOk }));
+        return;
+      }
+      case 'scan': {
+        const op = w.op;
+        if (!router.startScan) {
+          queueMicrotask(() => this.complete(w, { ok: false, err: new RingkvError('unavailable', 'this server does not serve scans') }));
+          return;
+        }
+        router.startScan(
+          { table: op.table, startKey: op.key, exclusive: op.exclusive, limit: op.limit, consistency: op.consistency, timeoutMs: op.timeoutMs },
+          (err, r) => this.complete(w, err ? { ok: false, err } : { ok: true, value: scanOk(r!) }),
+        );
         return;
       }
       case 'ring': {
