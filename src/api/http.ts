@@ -3,7 +3,8 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import type { NodeConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { parseConsistency } from '../router/consistency.js';
-import type { ReadResult, Router } from '../router/router.js';
+import type { ReadResult, Router, ScanResult } from '../router/router.js';
+import { SCAN_LIMITS } from '../router/scan.js';
 import { validateTableName, type TableRegistry } from '../router/tables.js';
 import { RingkvError, asRingkvError, badRequest } from '../util/errors.js';
 import { jsonToValueBytes, valueBytesToJson } from './values.js';
@@ -36,6 +37,31 @@ function readBody(result: ReadResult, key: string): Record<string, unknown> {
   else base['siblings'] = result.values.map((v) => valueBytesToJson(v.value));
   base['consistency'] = result.consistency;
   return base;
+}
+
+/**
+ * A scan's rows as GET represents one key. Keys are UTF-8 strings in this API; a stored key that is
+ * not valid UTF-8 (written as bin over IPC) also comes as `keyBase64`, since its string is lossy.
+ */
+function scanBody(result: ScanResult): Record<string, unknown> {
+  const rows = result.rows.map((row) => {
+    const b = Buffer.from(row.key.buffer, row.key.byteOffset, row.key.byteLength);
+    const key = b.toString('utf8');
+    const out: Record<string, unknown> = { key, context: row.context };
+    if (!Buffer.from(key, 'utf8').equals(b)) out['keyBase64'] = b.toString('base64');
+    if (row.values.length === 1) out['value'] = valueBytesToJson(row.values[0]!.value);
+    else out['siblings'] = row.values.map((v) => valueBytesToJson(v.value));
+    return out;
+  });
+  return { rows, truncated: result.truncated, consistency: result.consistency };
+}
+
+function scanLimit(raw: unknown): number {
+  const n = typeof raw === 'string' && /^\d{1,7}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > SCAN_LIMITS.maxLimit) {
+    throw badRequest(`limit must be an integer between 1 and ${SCAN_LIMITS.maxLimit}, got ${JSON.stringify(raw ?? null)}`, { field: 'limit' });
+  }
+  return n;
 }
 
 /**
@@ -121,6 +147,20 @@ export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
     const consistency = parseConsistency(req.query);
     const res = await router.write({ table, key, value, tombstone: false, context: ctx ?? undefined, consistency });
     return { key: b['key'], context: res.context, consistency: res.consistency };
+  });
+
+  // A range scan in token order: rows whose token >= token(start) (> with exclusive=true), wrapping
+  // the ring at most once, until `limit` live rows.
+  app.get<{ Params: { table: string }; Querystring: Record<string, string> }>('/api/v1/store/:table', async (req) => {
+    const table = validateTableName(req.params.table);
+    const q = req.query;
+    if (typeof q['start'] !== 'string' || q['start'] === '') throw badRequest('start is required: the key whose token the scan starts at', { field: 'start' });
+    const startKey = keyBytes(q['start'], limits.maxKeyBytes);
+    const limit = scanLimit(q['limit']);
+    const ex = q['exclusive'];
+    if (ex !== undefined && ex !== 'true' && ex !== 'false') throw badRequest('exclusive must be true or false', { field: 'exclusive' });
+    const res = await router.scan({ table, startKey, exclusive: ex === 'true', limit, consistency: parseConsistency(q) });
+    return scanBody(res);
   });
 
   app.get<{ Params: { table: string; key: string }; Querystring: Record<string, string> }>('/api/v1/store/:table/:key', async (req, reply) => {

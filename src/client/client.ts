@@ -83,6 +83,12 @@ export interface PutOptions extends ConsistencyOptions {
 export interface GetOptions extends ConsistencyOptions {
   r?: number;
 }
+export interface ScanOptions extends ConsistencyOptions {
+  /** Replies required per ring range (1..n). */
+  r?: number;
+  /** Start strictly after the start key's token: pass the last row's key to get the next page. */
+  exclusive?: boolean;
+}
 export interface DeleteOptions extends ConsistencyOptions {
   context?: string;
   w?: number;
@@ -99,6 +105,17 @@ export interface GetResult {
   /** Concurrent versions (2+), when writes conflicted: resolve, then put with `context`. */
   siblings?: Buffer[];
   context: string;
+  consistency: ConsistencyReport;
+}
+
+/** A scan row: a live key and what `get` would answer for it (`found` is always true). */
+export interface ScanRow extends Omit<GetResult, 'consistency'> {
+  key: Buffer;
+}
+export interface ScanResult {
+  rows: ScanRow[];
+  /** The server's reply byte bound stopped the scan before `limit` rows: continue after the last row. */
+  truncated: boolean;
   consistency: ConsistencyReport;
 }
 
@@ -465,6 +482,7 @@ function withOpts(msg: Record<string, unknown>, opts: object, fields: readonly s
 }
 const PUT_FIELDS = ['context', 'w', 'n', 'consistency', 'timeoutMs'] as const;
 const GET_FIELDS = ['r', 'n', 'consistency', 'timeoutMs'] as const;
+const SCAN_FIELDS = ['r', 'n', 'consistency', 'timeoutMs', 'exclusive'] as const;
 
 function replyError(r: AnyReply): RingkvError {
   const code: ErrorCode = isErrorCode(r.code) ? r.code : 'internal';
@@ -476,6 +494,18 @@ function toGetResult(r: Record<string, unknown>): GetResult {
   if (r['value'] !== undefined) out.value = r['value'] as Buffer;
   if (r['siblings'] !== undefined) out.siblings = r['siblings'] as Buffer[];
   return out;
+}
+
+function toScanResult(r: Record<string, unknown>): ScanResult {
+  const raw = r['rows'];
+  if (!Array.isArray(raw)) throw new RingkvError('internal', 'scan reply without rows');
+  const rows = raw.map((x: Record<string, unknown>) => {
+    const row: ScanRow = { key: x['key'] as Buffer, found: true, context: String(x['context'] ?? '') };
+    if (x['value'] !== undefined) row.value = x['value'] as Buffer;
+    if (x['siblings'] !== undefined) row.siblings = x['siblings'] as Buffer[];
+    return row;
+  });
+  return { rows, truncated: r['truncated'] === true, consistency: r['consistency'] as ConsistencyReport };
 }
 
 function toWriteResult(r: Record<string, unknown>): WriteResult {
@@ -757,6 +787,20 @@ export class RingkvClient {
     const r = await this.exec(this.route(k), msg, 1, this.deadlineOf(opts), true);
     if (!r.ok) throw replyError(r);
     return toGetResult(r);
+  }
+
+  /**
+   * Up to `limit` (1..1000) live rows in token order, starting at `startKey`'s token (inclusive;
+   * exclusive with `opts.exclusive`), wrapping the ring at most once. Sent to a replica of the
+   * start key (its first range is then local to the coordinator); never coalesced into batches.
+   * To page: scan again from the last row's key with `exclusive: true`.
+   */
+  async scan(table: string, startKey: IpcKey, limit: number, opts: ScanOptions = {}): Promise<ScanResult> {
+    const k = keyOf(startKey);
+    const msg = withOpts({ op: 'scan', table: validateTableName(table), key: k, limit }, opts, SCAN_FIELDS);
+    const r = await this.exec(this.route(k), msg, 1, this.deadlineOf(opts), true);
+    if (!r.ok) throw replyError(r);
+    return toScanResult(r);
   }
 
   async delete(table: string, key: IpcKey, opts: DeleteOptions = {}): Promise<WriteResult> {
