@@ -111,6 +111,13 @@ export async function openRingkvTarget(opts: RingkvTargetOptions): Promise<Ringk
       if (keys.length === 1) return client.get(table, keys[0]!, { ...getOpts, ...batchOpts }).then(okOne, failOne);
       return run(keys.map((key) => ({ op: 'get', table, key, ...getOpts })));
     },
+    // YCSB's Cassandra binding: token(key) >= token(start) LIMIT count (token order, not key order).
+    scan(startKey: string, count: number): Promise<OpResult> {
+      return client.scan(table, startKey, count, { ...getOpts, ...batchOpts }).then(
+        () => null,
+        (e: unknown) => thrownKind(e),
+      );
+    },
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
@@ -193,6 +200,7 @@ export async function openHttpTarget(opts: HttpTargetOptions): Promise<BenchTarg
   const putUrl = `${base}/api/v1/store/${table}${wq.size ? `?${wq.toString()}` : ''}`;
   const getSuffix = rq.size ? `?${rq.toString()}` : '';
   const getBase = `${base}/api/v1/store/${table}/`;
+  const scanBase = `${base}/api/v1/store/${table}?${rq.size ? `${rq.toString()}&` : ''}`;
   // The driver reuses a small pool of value buffers; encode each once.
   const b64 = new WeakMap<Uint8Array, string>();
   const encode = (v: Uint8Array): string => {
@@ -226,10 +234,20 @@ export async function openHttpTarget(opts: HttpTargetOptions): Promise<BenchTarg
     }
   };
 
+  const scanOne = async (startKey: string, count: number): Promise<OpResult> => {
+    try {
+      const res = await fetch(`${scanBase}start=${encodeURIComponent(startKey)}&limit=${count}`, { signal: AbortSignal.timeout(opts.timeoutMs) });
+      return await responseKind(res, false);
+    } catch (e) {
+      return fetchErrorKind(e);
+    }
+  };
+
   return {
     name: opts.name ?? 'ringkv-http',
     put: (items) => Promise.all(items.map(putOne)),
     get: (keys) => Promise.all(keys.map(getOne)),
+    scan: scanOne,
     async close(): Promise<void> {
       // fetch's pooled keep-alive sockets don't hold the process open.
     },

@@ -45,7 +45,6 @@ describe('ringkv bench: flag validation', () => {
 
   it('rejects inconsistent combinations before touching anything', () => {
     const bad: Array<[Record<string, unknown>, RegExp]> = [
-      [{ workload: 'e' }, /range scans/],
       [{ workload: 'a', records: '0' }, /--records must be ≥ 1/],
       [{ consistency: 'quorum', w: '2' }, /either --consistency or --w\/--r/],
       [{ consistency: 'any', workload: 'c' }, /ANY is for writes only/],
@@ -63,6 +62,11 @@ describe('ringkv bench: flag validation', () => {
       expect(() => parseBenchOptions(raw), JSON.stringify(raw)).toThrow(BenchUsageError);
       expect(() => parseBenchOptions(raw), JSON.stringify(raw)).toThrow(msg);
     }
+  });
+
+  it('accepts workload e against ringkv (range scans in token order)', () => {
+    expect(parseBenchOptions({ workload: 'e' })).toMatchObject({ target: 'ringkv', workload: 'E' });
+    expect(parseBenchOptions({ workload: 'e', http: 'http://127.0.0.1:1' })).toMatchObject({ workload: 'E', connection: { kind: 'http' } });
   });
 
   it('fills defaults and accepts 10k / 1e3 style numbers', () => {
