@@ -47,6 +47,7 @@ import {
   encodeRecord,
   hash64,
   initVersions,
+  isDeadRecord,
   isSingleVersionRecord,
   mergeVersions,
   purgeableTombstones,
@@ -59,6 +60,8 @@ const port = parentPort!;
 
 /** Keys hashed per turn by a tree rebuild or a tombstone sweep: ~ms of work, then the mailbox runs. */
 const SCAN_CHUNK = 2000;
+/** Dead records one shard tracks for the sweep (~100 bytes each); more and sweeps scan everything. */
+const MAX_DEAD_INDEX = 200_000;
 /** How often an idle shard notices a new ring (busy shards check on every drain). */
 const RING_CHECK_MS = 500;
 
@@ -87,6 +90,18 @@ let batches = 0;
 let rebuilds = 0;
 let purgedTotal = 0;
 let queue: ShardOp[] = [];
+/**
+ * Dead-record index: storage keys (latin1) whose stored versions are all tombstones, the only
+ * records the sweep may purge. Every commit keeps it current for the keys it writes; the first
+ * sweep, started with the shard, is a full scan that fills in what was stored before. Once `deadIndexComplete`,
+ * sweeps visit only these keys instead of the whole column family (a full scan of 500k keys costs
+ * seconds of CPU, which a periodic sweep on every shard turned into a slow patch each minute).
+ * Bounded: past MAX_DEAD_INDEX it is dropped and sweeps scan everything until a full scan fits.
+ */
+const deadIndex = new Set<string>();
+let deadIndexComplete = false;
+/** Bumped whenever the index overflows, so a full scan that saw an overflow does not call it complete. */
+let deadIndexOverflows = 0;
 /** Wire request messages received since the last drain (decoded at drain time, in order). */
 let wireQueue: Uint8Array[] = [];
 const replyWire = new WireReplyWriter();
@@ -419,10 +434,12 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
     const fresh: Array<Hash64 | null> = new Array<Hash64 | null>(keys.length).fill(null);
     for (let i = 0; i < keys.length; i++) {
       if (dirty[i] !== 1) continue;
-      const enc = stored[i] ?? encodeRecord(current[i]!);
+      const cur = current[i];
+      const enc = stored[i] ?? encodeRecord(cur!);
       writeBatch.put(keys[i]!, enc);
       fresh[i] = hash64(enc);
       if (raw[i] === undefined) keyCount++;
+      noteDead(keys[i]!, cur ? cur.length > 0 && cur.every((v) => v.tombstone) : isDeadRecord(enc));
     }
     writeBatch.commit(data_.durability === 'sync');
     // Only after the batch is durable in the WAL: the trees describe what is stored. The stored
@@ -679,7 +696,13 @@ function fetchKeys(op: FetchKeysOp): RepairResult {
 
 interface SweepRun {
   waiters: number[];
+  /** Full scan: the last storage key examined (null: from the start). */
   cursor: Buffer | null;
+  /** True: only the dead-record index's keys (`candidates`, from `next` on) are examined. */
+  indexed: boolean;
+  candidates: string[];
+  next: number;
+  overflowsAtStart: number;
   scanned: number;
   purged: number;
   t0: number;
@@ -691,7 +714,7 @@ let sweepNext: number[] | null = null;
 
 function requestSweep(id?: number): void {
   if (sweepRun === null) {
-    sweepRun = { waiters: id === undefined ? [] : [id], cursor: null, scanned: 0, purged: 0, t0: performance.now() };
+    sweepRun = newSweepRun(id === undefined ? [] : [id]);
     setImmediate(sweepStep);
     return;
   }
@@ -699,12 +722,64 @@ function requestSweep(id?: number): void {
   (sweepNext ??= []).push(id);
 }
 
+/** Keep the dead-record index current for a key whose stored record changed (or was read whole). */
+function noteDead(key: Buffer, dead: boolean): void {
+  const k = key.toString('latin1');
+  if (!dead) {
+    deadIndex.delete(k);
+    return;
+  }
+  if (deadIndex.size >= MAX_DEAD_INDEX && !deadIndex.has(k)) {
+    // Too many to track: forget them all; sweeps scan everything until a full scan fits again.
+    deadIndex.clear();
+    deadIndexComplete = false;
+    deadIndexOverflows++;
+    return;
+  }
+  deadIndex.add(k);
+}
+
+function newSweepRun(waiters: number[]): SweepRun {
+  const indexed = deadIndexComplete;
+  return {
+    waiters,
+    cursor: null,
+    indexed,
+    // A snapshot: keys that die during the run are the next run's (their grace has not passed anyway).
+    candidates: indexed ? Array.from(deadIndex) : [],
+    next: 0,
+    overflowsAtStart: deadIndexOverflows,
+    scanned: 0,
+    purged: 0,
+    t0: performance.now(),
+  };
+}
+
+/** The next chunk of (key, record) rows a sweep examines: index candidates, or the column family in order. */
+function sweepChunk(run: SweepRun): { rows: Buffer[]; more: boolean } {
+  if (!run.indexed) {
+    const rows = readChunk({}, run.cursor, SCAN_CHUNK);
+    if (rows.length > 0) run.cursor = rows[rows.length - 2]!;
+    return { rows, more: rows.length / 2 === SCAN_CHUNK };
+  }
+  const keys = run.candidates.slice(run.next, run.next + SCAN_CHUNK).map((k) => Buffer.from(k, 'latin1'));
+  run.next += keys.length;
+  const values = keys.length > 0 ? db._getManySync(keys, { column }) : [];
+  const rows: Buffer[] = [];
+  for (let i = 0; i < keys.length; i++) {
+    const v = values[i];
+    if (v === undefined) deadIndex.delete(keys[i]!.toString('latin1')); // gone (purged meanwhile)
+    else rows.push(keys[i]!, v);
+  }
+  return { rows, more: run.next < run.candidates.length };
+}
+
 function sweepStep(): void {
   const run = sweepRun;
   invariant(run !== null, 'sweep step without a sweep run');
   if (closing) return;
   checkRing();
-  const rows = readChunk({}, run.cursor, SCAN_CHUNK);
+  const { rows, more } = sweepChunk(run);
   const nowUs = Date.now() * 1000;
   const purged: Array<[Buffer, Buffer]> = [];
   for (let j = 0; j < rows.length; j += 2) {
@@ -715,28 +790,34 @@ function sweepStep(): void {
     } catch {
       continue; // never delete what we cannot read
     }
-    if (versions.length > 0 && purgeableTombstones(versions, nowUs, graceUs)) purged.push([rows[j]!, rows[j + 1]!]);
+    const dead = versions.length > 0 && versions.every((v) => v.tombstone);
+    noteDead(rows[j]!, dead);
+    if (dead && purgeableTombstones(versions, nowUs, graceUs)) purged.push([rows[j]!, rows[j + 1]!]);
   }
   if (purged.length > 0) {
     for (const [k] of purged) writeBatch.del(k);
     writeBatch.commit(data_.durability === 'sync');
-    for (const [k, v] of purged) treeUpdate(k, hash64(v), null);
+    for (const [k, v] of purged) {
+      treeUpdate(k, hash64(v), null);
+      deadIndex.delete(k.toString('latin1'));
+    }
     keyCount -= purged.length;
     run.purged += purged.length;
     purgedTotal += purged.length;
   }
-  if (rows.length / 2 === SCAN_CHUNK) {
-    run.cursor = rows[rows.length - 2]!;
+  if (more) {
     setImmediate(sweepStep);
     return;
   }
-  const sweep = { scanned: run.scanned, purged: run.purged, durationMs: Math.round(performance.now() - run.t0) };
+  // A full scan saw every stored record and noted each dead one: from now on the index is exact.
+  if (!run.indexed && deadIndexOverflows === run.overflowsAtStart) deadIndexComplete = true;
+  const sweep = { scanned: run.scanned, purged: run.purged, durationMs: Math.round(performance.now() - run.t0), indexed: run.indexed };
   if (run.waiters.length > 0) send({ t: 'replies', wire: null, replies: run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'sweep' as const, sweep } })) });
   sweepRun = null;
   if (sweepNext !== null) {
     const waiters = sweepNext;
     sweepNext = null;
-    sweepRun = { waiters, cursor: null, scanned: 0, purged: 0, t0: performance.now() };
+    sweepRun = newSweepRun(waiters);
     setImmediate(sweepStep);
   }
 }
@@ -763,3 +844,6 @@ sweepTimer.unref();
 
 checkRing();
 send({ t: 'ready', shard: data_.shard, keys: keyCount });
+// The first sweep is the full scan that fills the dead-record index (chunked, in the background,
+// like the tree rebuild): after it, periodic and on-demand sweeps visit only dead records.
+requestSweep();

@@ -169,6 +169,8 @@ export interface SweepStats {
   scanned: number;
   purged: number;
   durationMs: number;
+  /** True: only the shard's dead-record index was examined; false: a full scan of the column family. */
+  indexed: boolean;
 }
 
 /** Answers to RepairOp, tagged by `kind` (the op name). */

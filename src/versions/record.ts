@@ -101,6 +101,51 @@ export function isSingleVersionRecord(buf: Uint8Array): boolean {
   return buf.length > 2 && buf[0] === RECORD_FORMAT && buf[1] === 0x91;
 }
 
+/** Bytes taken by the msgpack scalar (nil, bool, int, float) at `pos`, or -1 for anything else. */
+function scalarLength(buf: Uint8Array, pos: number): number {
+  if (pos >= buf.length) return -1;
+  const b = buf[pos]!;
+  if (b <= 0x7f || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) return 1;
+  switch (b) {
+    case 0xcc:
+    case 0xd0:
+      return 2;
+    case 0xcd:
+    case 0xd1:
+      return 3;
+    case 0xce:
+    case 0xd2:
+    case 0xca:
+      return 5;
+    case 0xcf:
+    case 0xd3:
+    case 0xcb:
+      return 9;
+    default:
+      return -1;
+  }
+}
+
+/**
+ * True when every version of the record is a tombstone (a "dead" record, the only kind the
+ * tombstone sweep may purge). A one-version record is answered from its bytes, without decoding:
+ * the shard asks this for every write of a new key, on the ingest hot path. Anything else, or a
+ * one-version record whose leading fields are not the scalars encodeRecord writes, is decoded.
+ */
+export function isDeadRecord(buf: Uint8Array): boolean {
+  if (isSingleVersionRecord(buf) && buf[2] === 0x97) {
+    // [dotIndex, dotCounter | nil, prior, ts, tombstone, ...]: skip four scalars to the flag.
+    let pos = 3;
+    for (let f = 0; f < 4 && pos > 0; f++) {
+      const n = scalarLength(buf, pos);
+      pos = n < 0 ? -1 : pos + n;
+    }
+    if (pos > 0 && pos < buf.length && (buf[pos] === 0xc2 || buf[pos] === 0xc3)) return buf[pos] === 0xc3;
+  }
+  const versions = decodeRecord(buf);
+  return versions.length > 0 && versions.every((v) => v.tombstone);
+}
+
 function corrupt(msg: string, cause?: unknown): Error {
   return cause === undefined
     ? new Error(`corrupt record: ${msg}`)

@@ -218,4 +218,30 @@ describe('shard Merkle trees (real worker + RocksDB)', () => {
     await waitFor('quiet rebuild', async () => (await roots()).ready, 20_000, 20);
     expect((await roots()).sig).toBe(live.sig);
   });
+
+  it('a shard indexes its dead records by a full scan at start; later sweeps examine only those', async () => {
+    const base = KEYS + 50_000;
+    const future = Date.now() * 1000 + 3_600_000_000; // tombstones still within their grace period
+    await Promise.all(Array.from({ length: 30 }, (_, j) => write(base + 5000 + j, '', true, future)));
+    // Restart: the 30 dead records are on disk only; the shard's start-up sweep must find them.
+    await pool.close();
+    pool = await start();
+    const first = repairOf(await pool.submit(0, { op: 'sweep' }), 'sweep').sweep;
+    expect(first).toMatchObject({ indexed: true, scanned: 30, purged: 0 });
+
+    await Promise.all(Array.from({ length: 200 }, (_, j) => write(base + j, '', true, future)));
+    // 50 of them are written again with a later timestamp (lww): alive, so no longer candidates.
+    await Promise.all(Array.from({ length: 50 }, (_, j) => write(base + j, 'alive', false, future + 1)));
+    const second = repairOf(await pool.submit(0, { op: 'sweep' }), 'sweep').sweep;
+    expect(second).toMatchObject({ indexed: true, scanned: 180, purged: 0 });
+
+    // Old tombstones written now are purged through the index, and the key count follows.
+    await Promise.all(Array.from({ length: 40 }, (_, j) => write(base + 1000 + j, '', true, 1_000_000)));
+    const keys1 = (await pool.stats(0)).keys;
+    const third = repairOf(await pool.submit(0, { op: 'sweep' }), 'sweep').sweep;
+    expect(third).toMatchObject({ indexed: true, scanned: 220, purged: 40 });
+    expect(keys1 - (await pool.stats(0)).keys).toBe(40);
+    const fourth = repairOf(await pool.submit(0, { op: 'sweep' }), 'sweep').sweep;
+    expect(fourth).toMatchObject({ indexed: true, scanned: 180, purged: 0 });
+  });
 });

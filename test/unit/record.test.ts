@@ -8,6 +8,7 @@ import {
   encodeRecord,
   hash64,
   initVersions,
+  isDeadRecord,
   newVersion,
   recordDigest,
   versionsEqual,
@@ -123,6 +124,33 @@ describe('encodeRecord / decodeRecord', () => {
     expect(() => encodeRecord([{ ...v, clock: [['b', 9]] }])).toThrow(/cover/);
     expect(() => encodeRecord([{ ...v, prior: 5 }])).toThrow(/prior/);
     expect(() => encodeRecord([{ ...v, tombstone: true }])).toThrow(/tombstone/);
+  });
+});
+
+describe('isDeadRecord', () => {
+  it('agrees with decoding: true exactly when every version is a tombstone (byte path for one version)', () => {
+    fc.assert(
+      fc.property(recordArb, (vs) => {
+        fc.pre(vs.length > 0);
+        expect(isDeadRecord(encodeRecord(vs))).toBe(vs.every((v) => v.tombstone));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('reads the flag of one-version records whatever sizes their counters and timestamps take', () => {
+    for (const counter of [1, 127, 128, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER - 1]) {
+      for (const ts of [0, 1, 1_796_218_588_123_456, Number.MAX_SAFE_INTEGER]) {
+        for (const tombstone of [true, false]) {
+          const v: Version = { dot: ['n', counter], clock: [['n', counter]], prior: counter - 1, ts, tombstone, value: tombstone ? new Uint8Array(0) : new Uint8Array([1, 2]) };
+          expect(isDeadRecord(encodeRecord([v]))).toBe(tombstone);
+        }
+      }
+    }
+  });
+
+  it('throws on a corrupt record rather than guessing', () => {
+    expect(() => isDeadRecord(Uint8Array.from([RECORD_FORMAT, 0x91, 0x97, 0xc1]))).toThrow(/corrupt record/);
   });
 });
 
