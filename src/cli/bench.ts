@@ -78,6 +78,8 @@ export interface BenchConfig {
   seed: number;
   maxInFlight?: number;
   stallTimeoutSec: number;
+  /** Seconds of the run phase to run first and discard (JIT, connections, caches of a fresh process). */
+  warmupSec: number;
   progress: boolean;
 }
 
@@ -260,6 +262,7 @@ export function parseBenchOptions(raw: Record<string, unknown>, env: Record<stri
 
   const seed = intFlag(raw, 'seed', 0, 2 ** 32 - 1) ?? 1;
   const stallTimeoutSec = posFlag(raw, 'stallTimeout', { max: 3600 }) ?? 30;
+  const warmupSec = posFlag(raw, 'warmup', { max: 3600, allowZero: true }) ?? 0;
 
   const reads = spec.readProportion + spec.rmwProportion + spec.scanProportion > 0;
   if (consistency === 'ANY' && reads) throw new BenchUsageError(`--consistency ANY is for writes only, and workload ${wl} reads; use --w 1 for the writes instead`);
@@ -279,6 +282,7 @@ export function parseBenchOptions(raw: Record<string, unknown>, env: Record<stri
     skipLoad: raw['skipLoad'] === true,
     seed,
     stallTimeoutSec,
+    warmupSec,
     progress: raw['progress'] !== false,
   };
   if (operations !== undefined) cfg.operations = operations;
@@ -372,12 +376,37 @@ async function phases(target: BenchTarget, cfg: BenchConfig, io: BenchIo, load: 
     }
     io.err(`load ${target.name}: ${out.load.operations.toLocaleString('en-US')} records in ${out.load.durationSec.toFixed(2)} s, ${Math.round(out.load.throughput).toLocaleString('en-US')} records/s, ${out.load.errors} errors\n`);
   }
+  let records = cfg.records;
+  if (cfg.warmupSec > 0) {
+    // The same workload at the same rate / concurrency, for warmupSec, reported on one line only.
+    const w = progressPrinter(io, cfg.progress, `warm-up ${target.name}`);
+    let warm: RunResult;
+    try {
+      warm = await runWorkload(target, {
+        ...common,
+        workload: cfg.workload,
+        records,
+        batch: cfg.batch,
+        ...(cfg.rate !== undefined ? { rate: cfg.rate } : { concurrency: cfg.concurrency }),
+        durationSec: cfg.warmupSec,
+        ...(cfg.distribution !== undefined ? { distribution: cfg.distribution } : {}),
+        ...(cfg.maxInFlight !== undefined ? { maxInFlight: cfg.maxInFlight } : {}),
+        ...(w.onProgress ? { onProgress: w.onProgress } : {}),
+      });
+    } finally {
+      w.end();
+    }
+    // Inserts of the measured run continue after the warm-up's (attempted ones included).
+    const ins = warm.perKind.insert;
+    records += (ins?.count ?? 0) + (ins?.errors ?? 0);
+    io.err(`warm-up ${target.name} (discarded): ${warm.durationSec.toFixed(1)} s, ${Math.round(warm.throughput).toLocaleString('en-US')} ops/s, p99 ${warm.latencyMs.p99} ms, ${warm.errors} errors\n`);
+  }
   const p = progressPrinter(io, cfg.progress, `run ${target.name}`);
   try {
     out.run = await runWorkload(target, {
       ...common,
       workload: cfg.workload,
-      records: cfg.records,
+      records,
       batch: cfg.batch,
       ...(cfg.rate !== undefined ? { rate: cfg.rate } : { concurrency: cfg.concurrency }),
       ...(cfg.operations !== undefined ? { operations: cfg.operations } : {}),
@@ -591,6 +620,7 @@ export function registerBench(program: Command): void {
     .option('--max-error-rate <f>', 'with targets: allowed fraction of failed ops (default 0)')
     .option('--skip-load', 'the records are already loaded: skip the load phase (ringkv only)')
     .option('--seed <n>', 'seed for the op stream and values (default 1)')
+    .option('--warmup <s>', 'run the workload this many seconds first and discard the figures (default 0)')
     .option('--stall-timeout <s>', 'seconds: give up when nothing completes for this long (default 30)')
     .option('--no-progress', 'no progress lines on stderr')
     .exitOverride((err: CommanderError) => {

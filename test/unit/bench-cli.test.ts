@@ -106,6 +106,21 @@ describe('ringkv bench --target rocksdb (CLI plumbing without a node)', () => {
     expect(j['load']).toMatchObject({ workload: 'load', operations: 500, errors: 0 });
     expect(j['config']).toMatchObject({ records: 500, valueSize: 100, seed: 1 });
   });
+
+  it('--warmup runs the workload first and leaves it out of the report', async () => {
+    const json = path.join(dir, 'warm.json');
+    const args = ['bench', '--target', 'rocksdb', '--workload', 'd', '--records', '500', '--operations', '300', '--rate', '1000', '--warmup', '0.4', '--no-progress', '--json', json];
+    const r = await runCli(args, { timeoutMs: 60_000 });
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const m = /warm-up rocksdb \(discarded\): ([\d.]+) s, ([\d,]+) ops\/s/.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThanOrEqual(0.3);
+    const j = readJson(json);
+    // Only the measured run's ops are in the report.
+    expect(j).toMatchObject({ workload: 'D', operations: 300, errors: 0 });
+    expect(j['config']).toMatchObject({ warmupSec: 0.4 });
+    expect(() => parseBenchOptions({ warmup: '-1' })).toThrow(/--warmup must be a number/);
+  });
 });
 
 describe('ringkv bench against a real node', () => {
