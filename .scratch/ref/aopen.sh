@@ -10,6 +10,6 @@ PID=$!
 for i in $(seq 1 100); do curl -sf http://127.0.0.1:17070/healthz > /dev/null && break; sleep 0.2; done
 for i in $(seq 1 300); do curl -s http://127.0.0.1:17070/api/v1/ranges | grep -q '"ready":false' || break; sleep 0.5; done
 echo "ranges ready after ~$((i/2)) s"; sleep 3
-node bin/ringkv.js bench --socket $B/data/ringkv.sock --table ycsb --workload a --records 1000000 --skip-load --duration 30 --rate $2 --json /tmp/rkref/out/aopen-$3.json > /tmp/rkref/out/aopen-$3.txt 2>&1
+node bin/ringkv.js bench --socket $B/data/ringkv.sock --table ycsb --workload a --records 1000000 --skip-load --duration 30 --warmup 5 --rate $2 --no-progress --json /tmp/rkref/out/aopen-$3.json > /tmp/rkref/out/aopen-$3.txt 2>&1
 kill $PID; wait $PID
 grep -E "^ringkv  " /tmp/rkref/out/aopen-$3.txt

@@ -19,10 +19,10 @@ stop_node $B
 # 2. A closed, C closed, A open at 50%, E
 start_node $B
 node bin/ringkv.js bench --socket $B/data/ringkv.sock --table ycsb --conflicts lww --workload a --records 1000000 --duration 30 --concurrency 64 --baseline rocksdb --baseline-dir $B --json $OUT/a-closed.json --no-progress > $OUT/a-closed.txt 2>&1
-node bin/ringkv.js bench --socket $B/data/ringkv.sock --table ycsb --workload c --records 1000000 --skip-load --duration 30 --concurrency 64 --baseline rocksdb --baseline-dir $B --json $OUT/c-closed.json --no-progress > $OUT/c-closed.txt 2>&1
+node bin/ringkv.js bench --socket $B/data/ringkv.sock --table ycsb --workload c --records 1000000 --skip-load --warmup 5 --duration 30 --concurrency 64 --baseline rocksdb --baseline-dir $B --json $OUT/c-closed.json --no-progress > $OUT/c-closed.txt 2>&1
 PEAK=$(node -e "console.log(Math.round(require('$OUT/a-closed.json').throughput/2))")
 echo "A open at $PEAK" > $OUT/a-open.rate
-node bin/ringkv.js bench --socket $B/data/ringkv.sock --table ycsb --workload a --records 1000000 --skip-load --duration 60 --rate $PEAK --baseline rocksdb --baseline-dir $B --json $OUT/a-open.json --no-progress > $OUT/a-open.txt 2>&1
-node bin/ringkv.js bench --socket $B/data/ringkv.sock --table ycsb --workload e --records 1000000 --skip-load --duration 30 --concurrency 16 --baseline rocksdb --baseline-dir $B --json $OUT/e-closed.json --no-progress > $OUT/e-closed.txt 2>&1
+node bin/ringkv.js bench --socket $B/data/ringkv.sock --table ycsb --workload a --records 1000000 --skip-load --warmup 5 --duration 60 --rate $PEAK --baseline rocksdb --baseline-dir $B --json $OUT/a-open.json --no-progress > $OUT/a-open.txt 2>&1
+node bin/ringkv.js bench --socket $B/data/ringkv.sock --table ycsb --workload e --records 1000000 --skip-load --warmup 5 --duration 30 --concurrency 16 --baseline rocksdb --baseline-dir $B --json $OUT/e-closed.json --no-progress > $OUT/e-closed.txt 2>&1
 stop_node $B
 echo single done

@@ -939,7 +939,7 @@ export class PeerTransport {
       // close() only calls back once every accepted socket is gone; all were destroyed just above.
       this.server.close(() => resolve());
     });
-    this.log.info({ node: this.selfId }, 'peer transport closed');
+    this.log.info('peer transport closed');
     return this.closed;
   }
 
