@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync, closeSync, unlinkSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -124,6 +125,7 @@ export function registerLocalCluster(program: Command): void {
     .option('--shards <n>', 'shards per node (default: this machine\'s cores / K, at least 1: the K nodes share them)')
     .option('--test-mode', 'start nodes with fault-injection endpoints')
     .option('--config <file>', 'config file every node starts with')
+    .option('--cluster-name <name>', 'cluster name of every node (default: lc-<random>, kept in DIR/cluster.json)')
     .option('--timeout <ms>', 'how long to wait for convergence', '60000')
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const dir = path.resolve(String(o['dir']));
@@ -141,7 +143,14 @@ export function registerLocalCluster(program: Command): void {
           // K nodes on one machine: more shard threads than cores only adds context switches
           // (measured on 2 cores, 3 nodes, YCSB A: 1 shard per node 7.4k ops/s, 2 shards 4.4k).
           shards: o['shards'] !== undefined ? Number(o['shards']) : Math.max(1, Math.floor(availableParallelism() / nodes)),
-          extraArgs: [...(o['testMode'] ? ['--test-mode'] : []), ...(typeof o['config'] === 'string' ? ['--config', path.resolve(o['config'])] : [])],
+          extraArgs: [
+            ...(o['testMode'] ? ['--test-mode'] : []),
+            ...(typeof o['config'] === 'string' ? ['--config', path.resolve(o['config'])] : []),
+            // A name of its own: two local clusters on one machine share the development secret, and
+            // a node of one must never gossip with a node of the other that reuses a freed port.
+            '--cluster-name',
+            typeof o['clusterName'] === 'string' ? o['clusterName'] : `lc-${randomBytes(4).toString('hex')}`,
+          ],
         };
         if (!Number.isInteger(cf.shards) || cf.shards < 1 || cf.shards > 64) throw new Error('--shards must be an integer between 1 and 64');
         writeFileSync(file, JSON.stringify(cf, null, 2));
@@ -168,6 +177,8 @@ export function registerLocalCluster(program: Command): void {
         console.log(`node${i}  pid ${pidOf(dir, i)}  http 127.0.0.1:${cf.httpBase + i}  peer 127.0.0.1:${cf.peerBase + i}  ipc ${path.join(nodeDir(dir, i), 'ringkv.sock')}`);
       }
       console.log(`converged: ${cf.nodes} nodes agree on the ring (waited ${Date.now() - t0} ms after the last start)`);
+      const name = cf.extraArgs[cf.extraArgs.indexOf('--cluster-name') + 1];
+      if (cf.extraArgs.includes('--cluster-name') && name) console.log(`cluster name: ${name} (another node joins with --seeds 127.0.0.1:${cf.peerBase + 1} --cluster-name ${name})`);
     });
 
   lc.command('stop')

@@ -35,6 +35,7 @@ program
   .option('--node-id <id>', 'node id (default: generated once and kept in the data directory)')
   .option('--seeds <list>', 'comma-separated seed peers HOST:PORT,... to join a cluster', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
   .option('--secret <secret>', 'cluster secret (overrides cluster.secret)')
+  .option('--cluster-name <name>', 'cluster name (overrides cluster.name); peers of another cluster are refused')
   .option('--rack <rack>', 'rack name (replicas are spread over racks)')
   .addOption(new Option('--log-format <fmt>', 'log format').choices(['json', 'pretty', 'auto']))
   .option('--log-level <level>', 'log level (debug, info, warn, error)')
@@ -52,6 +53,7 @@ program
       if (opts['nodeId'] !== undefined) o.nodeId = opts['nodeId'] as string;
       if (opts['seeds'] !== undefined) o.seeds = opts['seeds'] as string[];
       if (opts['secret'] !== undefined) o.secret = opts['secret'] as string;
+      if (opts['clusterName'] !== undefined) o.clusterName = opts['clusterName'] as string;
       if (opts['rack'] !== undefined) o.rack = opts['rack'] as string;
       if (opts['logFormat'] !== undefined) o.logFormat = opts['logFormat'] as 'json';
       if (opts['logLevel'] !== undefined) o.logLevel = opts['logLevel'] as string;

@@ -140,7 +140,8 @@ export class Cluster implements RemoteReplicas {
     while (Date.now() < deadline) {
       for (const s of seeds) {
         const err = await this.exchange(s);
-        if (err === 'unauthorized') {
+        if (err instanceof RingkvError && err.code === 'unauthorized') {
+          if (/wrong cluster/.test(err.message)) throw new RingkvError('unauthorized', `seed ${s} refused this node: ${err.message.replace(/^.*refused the connection: /, '')}`);
           throw new RingkvError('unauthorized', `seed ${s} rejected this node's cluster secret; check cluster.secret / --secret`);
         }
       }
@@ -186,7 +187,7 @@ export class Cluster implements RemoteReplicas {
   }
 
   /** One SYN → ACK → ACK2 exchange with the peer at `address`; returns the error code on failure. */
-  private async exchange(address: string): Promise<string | undefined> {
+  private async exchange(address: string): Promise<RingkvError | undefined> {
     const timeout = Math.max(500, this.o.config.cluster.gossipIntervalMs);
     try {
       const reply = (await this.o.transport.request(address, { t: 'gossip-syn', syn: this.gossip.makeSyn() } satisfies PeerMessage, timeout)) as PeerReply;
@@ -197,7 +198,7 @@ export class Cluster implements RemoteReplicas {
       return undefined;
     } catch (e) {
       this.o.log.debug({ peer: address, err: String(e) }, 'gossip exchange failed');
-      return e instanceof RingkvError ? e.code : 'internal';
+      return e instanceof RingkvError ? e : new RingkvError('internal', String(e));
     }
   }
 

@@ -17,8 +17,13 @@ import type { Logger } from '../log/logger.js';
  * Wire protocol (every message is one frame of src/net/frames.ts):
  *
  *   server -> client  {t:'challenge', nonce: bin32, serverId}
- *   client -> server  {t:'hello', role:'peer'|'client', nodeId, nonce: bin32,
+ *   client -> server  {t:'hello', role:'peer'|'client', nodeId, nonce: bin32, cluster?: name,
  *                      mac: HMAC-SHA256(secret, 'client' || serverNonce || utf8(nodeId))}
+ *
+ * A peer's hello names its cluster (config `cluster.name`); the server refuses a peer of another
+ * cluster after checking its MAC, as Cassandra refuses gossip across `cluster_name`s. This guards
+ * against misconfiguration (two clusters on one machine sharing a secret, a port reused by another
+ * cluster's node), not against attackers: that is the secret's job. Clients need no name.
  *   server -> client  {t:'welcome', mac: HMAC-SHA256(secret, 'server' || clientNonce || utf8(serverId))}
  *                  or {t:'denied', code, message} followed by close
  *
@@ -45,6 +50,8 @@ export interface PeerTransportOptions {
   selfId: string;
   /** Cluster secret. */
   secret: string;
+  /** Cluster name: peers of another cluster are refused. Default 'ringkv'. */
+  clusterName?: string;
   /** Listen address (port 0 allowed; read back via .port). */
   host: string;
   port: number;
@@ -89,6 +96,8 @@ const NONCE_BYTES = 32;
 const MAC_BYTES = 32;
 /** An unauthenticated socket gets this long to finish the handshake, so idle probes can't hold slots. */
 const HANDSHAKE_TIMEOUT_MS = 2000;
+export const DEFAULT_CLUSTER_NAME = 'ringkv';
+
 /** Pre-auth frames are tiny (a hello is < 400 bytes): a stranger can't make us buffer megabytes. */
 const HANDSHAKE_MAX_FRAME_BYTES = 1024;
 const MAX_NODE_ID_CHARS = 256;
@@ -191,6 +200,8 @@ function noop(): void {}
 interface ClientHandshakeOptions {
   address: string;
   secret: string;
+  /** Sent with role 'peer'. */
+  clusterName?: string;
   nodeId: string;
   role: 'peer' | 'client';
   timeoutMs: number;
@@ -283,7 +294,7 @@ function clientHandshake(
         clientNonce = randomBytes(NONCE_BYTES);
         const mac = computeMac(o.secret, 'client', m.nonce, o.nodeId);
         o.onFrameOut?.();
-        socket.write(encodeFrame({ t: 'hello', role: o.role, nodeId: o.nodeId, nonce: clientNonce, mac }));
+        socket.write(encodeFrame({ t: 'hello', role: o.role, nodeId: o.nodeId, nonce: clientNonce, mac, ...(o.clusterName !== undefined ? { cluster: o.clusterName } : {}) }));
         phase = 'welcome';
         continue;
       }
@@ -368,6 +379,7 @@ type LinkState = 'idle' | 'connecting' | 'ready' | 'backoff' | 'closed';
 interface LinkContext {
   readonly selfId: string;
   readonly secret: string;
+  readonly clusterName: string;
   readonly log: Logger;
   readonly maxFrameBytes: number;
   readonly maxQueued: number;
@@ -595,6 +607,7 @@ class PeerLink {
       {
         address: this.address,
         secret: this.ctx.secret,
+        clusterName: this.ctx.clusterName,
         nodeId: this.ctx.selfId,
         role: 'peer',
         timeoutMs: this.ctx.connectTimeoutMs,
@@ -795,6 +808,7 @@ interface InboundPeer {
 export class PeerTransport {
   private readonly selfId: string;
   private readonly secret: string;
+  private readonly clusterName: string;
   private readonly handler: PeerHandler;
   private readonly onClient: ((socket: Socket, firstBytes: Buffer) => void) | undefined;
   private readonly log: Logger;
@@ -820,6 +834,7 @@ export class PeerTransport {
   private constructor(opts: PeerTransportOptions) {
     this.selfId = opts.selfId;
     this.secret = opts.secret;
+    this.clusterName = opts.clusterName ?? DEFAULT_CLUSTER_NAME;
     this.handler = opts.handler;
     this.onClient = opts.onClient;
     this.log = opts.log.child({ component: 'peer-transport' });
@@ -830,6 +845,7 @@ export class PeerTransport {
     this.linkCtx = {
       selfId: this.selfId,
       secret: this.secret,
+      clusterName: this.clusterName,
       log: this.log,
       maxFrameBytes: this.maxFrameBytes,
       maxQueued: this.maxQueuedPerPeer,
@@ -1027,6 +1043,12 @@ export class PeerTransport {
       if (!timingSafeEqual(computeMac(this.secret, 'client', serverNonce, nodeId), hello.mac)) {
         this.authFailure(remote, `bad MAC from a connection claiming to be ${nodeId}`);
         deny('unauthorized', 'authentication failed');
+        return;
+      }
+      if (hello.role === 'peer' && hello['cluster'] !== this.clusterName) {
+        const theirs = typeof hello['cluster'] === 'string' ? `"${hello['cluster'].slice(0, 64)}"` : 'no cluster name';
+        this.authFailure(remote, `node ${nodeId} belongs to cluster ${theirs}, this node to "${this.clusterName}"`);
+        deny('unauthorized', `wrong cluster: node ${this.selfId} is in cluster "${this.clusterName}", the connecting node said ${theirs} (check cluster.name / --cluster-name)`);
         return;
       }
       if (this.blockedIds.has(nodeId)) {

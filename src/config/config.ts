@@ -47,6 +47,8 @@ export interface NodeConfig {
   hintReplayPerSecond: number;
   limits: { maxKeyBytes: number; maxValueBytes: number; maxShardQueue: number };
   cluster: {
+    /** Peers of another cluster name are refused at the handshake (Cassandra's cluster_name). */
+    name: string;
     secret: string;
     seeds: string[];
     rack: string;
@@ -82,6 +84,7 @@ export const DEFAULT_CONFIG: NodeConfig = {
   hintReplayPerSecond: 5000,
   limits: { maxKeyBytes: 64 * 1024, maxValueBytes: 1024 * 1024, maxShardQueue: 50_000 },
   cluster: {
+    name: 'ringkv',
     secret: 'ringkv-dev-secret',
     seeds: [],
     rack: 'rack1',
@@ -164,6 +167,7 @@ export interface ConfigOverrides {
   logFormat?: 'json' | 'pretty' | 'auto';
   logLevel?: string;
   secret?: string;
+  clusterName?: string;
   rack?: string;
 }
 
@@ -180,6 +184,7 @@ export function resolveConfig(file: Partial<NodeConfig> | undefined, o: ConfigOv
   if (o.nodeId !== undefined) c.nodeId = o.nodeId;
   if (o.seeds !== undefined) c.cluster.seeds = o.seeds;
   if (o.secret !== undefined) c.cluster.secret = o.secret;
+  if (o.clusterName !== undefined) c.cluster.name = o.clusterName;
   if (o.rack !== undefined) c.cluster.rack = o.rack;
   if (o.logFormat !== undefined) c.log.format = o.logFormat;
   if (o.logLevel !== undefined) c.log.level = o.logLevel;
@@ -217,6 +222,7 @@ export function validateConfig(c: NodeConfig): void {
   if (!['async', 'blocking', 'off'].includes(c.readRepair)) throw new ConfigError(`readRepair: expected "async", "blocking" or "off"`);
   if (c.nodeId !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(c.nodeId)) throw new ConfigError(`node id: expected [A-Za-z0-9_.-]{1,64}, got ${JSON.stringify(c.nodeId)}`);
   for (const s of c.cluster.seeds) parseHostPort(s, 'seed');
+  if (typeof c.cluster.name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(c.cluster.name)) throw new ConfigError(`cluster.name: expected [A-Za-z0-9_.-]{1,64}, got ${JSON.stringify(c.cluster.name)}`);
   if (typeof c.cluster.secret !== 'string' || c.cluster.secret.length < 8) throw new ConfigError('cluster.secret: expected a string of at least 8 characters');
 }
 

@@ -168,6 +168,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     onClient: (socket, leftover) => (ipc ? ipc.handleConnection(socket, leftover) : socket.destroy()),
     selfId: identity.id,
     secret: config.cluster.secret,
+    clusterName: config.cluster.name,
     host: config.peer.host,
     port: config.peer.port,
     log,
@@ -288,6 +289,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     const selfLoad = stats.reduce((a, st) => a + st.keys, 0);
     return {
       self: identity.id,
+      cluster: config.cluster.name,
       ringDigest: layout.digest,
       ringVersion: ring.version,
       nodes: cluster.view().map((m) => ({

@@ -241,6 +241,31 @@ describe('ringkv start: seeds and signals', () => {
     }
   }, 60_000);
 
+  it('a node of another cluster name is refused by the seed and says why; the cluster stays as it was', async () => {
+    const d1 = tempDir();
+    const d2 = tempDir();
+    let a: NodeProc | undefined;
+    try {
+      const peerA = await freePort();
+      a = await startNodeProc({ dataDir: d1, shards: 1, peerPort: peerA, args: ['--seeds', `127.0.0.1:${peerA}`, '--cluster-name', 'blue'] });
+      const c = await http<{ cluster: string; nodes: unknown[] }>('GET', `${a.url}/api/v1/cluster`);
+      expect(c.body.cluster).toBe('blue');
+      const b = await startNodeProc({ dataDir: d2, shards: 1, waitReady: false, args: ['--seeds', `127.0.0.1:${peerA}`, '--cluster-name', 'green'] });
+      expect(await b.exited).toBe(2);
+      expect(b.output()).toMatch(/seed 127\.0\.0\.1:\d+ refused this node: wrong cluster: node \S+ is in cluster "blue", the connecting node said "green"/);
+      noStackTrace(b.output());
+      expect((await http<{ nodes: unknown[] }>('GET', `${a.url}/api/v1/cluster`)).body.nodes).toHaveLength(1);
+      // A bad name is a config error, before anything starts.
+      const bad = await runCli(['start', '--data', d2, '--cluster-name', 'no spaces', '--http', '127.0.0.1:0', '--peer', '127.0.0.1:0']);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/cluster\.name: expected \[A-Za-z0-9_.-\]\{1,64\}/);
+    } finally {
+      await a?.kill('SIGTERM');
+      removeDir(d1);
+      removeDir(d2);
+    }
+  }, 60_000);
+
   it('a node seeded by itself founds a cluster; a second joins it and sees its key count (load) refreshed', async () => {
     const d1 = tempDir();
     const d2 = tempDir();

@@ -113,7 +113,7 @@ async function rawHandshake(port: number, nodeId: string, role: 'peer' | 'client
   expect(ch.t).toBe('challenge');
   expect(Buffer.isBuffer(ch.nonce) && (ch.nonce as Buffer).length).toBe(32);
   const nonce = randomBytes(32);
-  const hello = encodeFrame({ t: 'hello', role, nodeId, nonce, mac: hmac(SECRET, 'client', ch.nonce as Buffer, nodeId) });
+  const hello = encodeFrame({ t: 'hello', role, nodeId, nonce, mac: hmac(SECRET, 'client', ch.nonce as Buffer, nodeId), ...(role === 'peer' ? { cluster: 'ringkv' } : {}) });
   c.socket.write(extra ? Buffer.concat([hello, extra]) : hello);
   const w = await c.next();
   expect(w.t).toBe('welcome');
@@ -216,6 +216,24 @@ describe('PeerTransport', () => {
     // B also never trusted a connection in the other direction.
     expect((await rejection(b.request(addr(evil), 'x', 2000))).code).toMatch(/unauthorized|unavailable/);
     expect(calls).toBe(0);
+  });
+
+  it('refuses a peer of another cluster name (same secret), saying so; clients need no name', async () => {
+    let calls = 0;
+    const b = await start('B', async () => ++calls, { clusterName: 'blue' });
+    const other = await start('O', echo, { clusterName: 'green' });
+    const e = await rejection(other.request(addr(b), 'gossip', 2000));
+    expect(e.code).toBe('unauthorized');
+    expect(e.message).toMatch(/wrong cluster: node B is in cluster "blue", the connecting node said "green"/);
+    await poll('B to count the refusal', () => b.stats().authFailures >= 1);
+    // The default name is a name too: 'ringkv' is not 'blue'.
+    const dflt = await start('D', echo);
+    expect((await rejection(dflt.request(addr(b), 'gossip', 2000))).message).toMatch(/said "ringkv"/);
+    expect(calls).toBe(0);
+    // A peer of the same cluster gets through, and so does a client (which sends no name).
+    const same = await start('S', echo, { clusterName: 'blue' });
+    expect(await same.request(addr(b), 'hello', 2000)).toBe(1);
+    expect(calls).toBe(1);
   });
 
   it('drops unauthenticated sockets: requests before the hello, and silence past the handshake deadline', async () => {
