@@ -5,138 +5,18 @@
  * replicas whose pages end at different keys, replacement of a failed replica, unavailable, and
  * the pure segment planning.
  */
-import pino from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG, type NodeConfig } from '../../src/config/config.js';
-import { buildRing } from '../../src/ring/builder.js';
+import type { NodeConfig } from '../../src/config/config.js';
 import { initHasher, tokenFromBigInt, tokenOf, tokenToBigInt, type Token } from '../../src/ring/hash.js';
-import { RingTable } from '../../src/ring/table.js';
-import { allocateTokens } from '../../src/ring/tokens.js';
-import { Router, type PeerReplicaScan, type PeerReplicaWrite, type ReplicaRead, type RemoteReplicas, type ScanPage } from '../../src/router/router.js';
+import type { Router } from '../../src/router/router.js';
 import { planScanSegments, segmentWithinRange } from '../../src/router/scan.js';
-import { TableRegistry, tableIdOf } from '../../src/router/tables.js';
-import { encodeStorageKey } from '../../src/storage/keys.js';
-import type { ShardResult } from '../../src/storage/shard-protocol.js';
-import type { MetaStore } from '../../src/storage/meta.js';
-import type { WireCallback } from '../../src/storage/shards.js';
+import { tableIdOf } from '../../src/router/tables.js';
 import { RingkvError } from '../../src/util/errors.js';
-import { decodeRecord, encodeRecord, initVersions, mergeVersions, type Version } from '../../src/versions/index.js';
-
-const UP = 1;
-const NODES = ['n1', 'n2', 'n3'];
-type Behaviour = 'ok' | 'hang' | 'fail';
-
-/** One node's replica data by storage key (hex sorts like the bytes: fixed-width pairs). */
-class Store {
-  readonly data = new Map<string, Version[]>();
-  /** Rows per scan page this replica answers at most (so replicas' pages end at different keys). */
-  constructor(readonly maxPage: number) {}
-  merge(tableId: number, key: Uint8Array, mode: 'vclock' | 'lww', versions: Version[]): Version[] {
-    const t = tokenOf(key);
-    const sk = encodeStorageKey(t.hi, t.lo, tableId, key).toString('hex');
-    const merged = mergeVersions(mode, this.data.get(sk) ?? [], versions, 16);
-    this.data.set(sk, merged);
-    return merged;
-  }
-  get(tableId: number, key: Uint8Array): Version[] | null {
-    const t = tokenOf(key);
-    return this.data.get(encodeStorageKey(t.hi, t.lo, tableId, key).toString('hex')) ?? null;
-  }
-  set(tableId: number, key: Uint8Array, versions: Version[]): void {
-    const t = tokenOf(key);
-    this.data.set(encodeStorageKey(t.hi, t.lo, tableId, key).toString('hex'), versions);
-  }
-  /** The shard scan op's contract: table rows with token in (start, end] after `after`, storage-key order. */
-  scan(op: { table: number; startHi: number; startLo: number; endHi: number; endLo: number; after: Uint8Array | null; limit: number }): ScanPage {
-    const s = tokenToBigInt({ hi: op.startHi, lo: op.startLo });
-    const e = tokenToBigInt({ hi: op.endHi, lo: op.endLo });
-    const inRange = (t: bigint): boolean => (s === e ? true : s < e ? t > s && t <= e : t > s || t <= e);
-    // Storage-key order, also for a wrapping range (as tokenRangeBounds gives the real shard).
-    const keys = [...this.data.keys()].sort().map((h) => Buffer.from(h, 'hex'));
-    let candidates = keys.filter((k) => inRange(k.readBigUInt64BE(0)) && k.readUInt32BE(8) === op.table);
-    if (op.after) {
-      const i = candidates.findIndex((k) => k.equals(Buffer.from(op.after!)));
-      if (i >= 0) candidates = candidates.slice(i + 1);
-      else throw new Error('test fake: cursor not among the keys');
-    }
-    const n = Math.min(op.limit, this.maxPage);
-    const rows = candidates.slice(0, n).map((k) => ({ key: k, record: encodeRecord(this.data.get(k.toString('hex'))!) }));
-    return { rows, next: candidates.length > n ? rows[rows.length - 1]!.key : null };
-  }
-}
-
-class FakeShards {
-  constructor(private readonly store: Store) {}
-  write(_s: number, table: number, mode: 'vclock' | 'lww', key: Uint8Array, _hi: number, _lo: number, record: Uint8Array, returnMerged: boolean, cb: WireCallback): void {
-    const merged = this.store.merge(table, key, mode, decodeRecord(record));
-    queueMicrotask(() => cb({ ok: true, record: returnMerged ? encodeRecord(merged) : null, changed: true }));
-  }
-  read(_s: number, table: number, key: Uint8Array, _hi: number, _lo: number, cb: WireCallback): void {
-    const v = this.store.get(table, key);
-    queueMicrotask(() => cb({ ok: true, record: v ? encodeRecord(v) : null, changed: false }));
-  }
-  async submit(_shard: number, op: { op: string } & Parameters<Store['scan']>[0]): Promise<ShardResult> {
-    if (op.op !== 'scan') throw new Error(`test fake: unexpected op ${op.op}`);
-    const page = this.store.scan(op);
-    return { id: 0, ok: true, repair: { kind: 'scan', rows: page.rows, next: page.next } };
-  }
-}
-
-class FakeRemote implements RemoteReplicas {
-  readonly behaviour = new Map<string, Behaviour>();
-  scans = 0;
-  constructor(readonly stores: Map<string, Store>) {}
-  private act<T>(node: string, f: () => T): Promise<T> {
-    const b = this.behaviour.get(node) ?? 'ok';
-    if (b === 'hang') return new Promise<T>(() => undefined);
-    if (b === 'fail') return Promise.reject(new RingkvError('unavailable', `${node} unreachable`));
-    return Promise.resolve().then(f);
-  }
-  writeRecord(node: string, op: PeerReplicaWrite): Promise<Uint8Array | null> {
-    return this.act(node, () => {
-      const m = this.stores.get(node)!.merge(op.tableId, op.key, op.mode, decodeRecord(op.record));
-      return op.returnMerged ? encodeRecord(m) : null;
-    });
-  }
-  readRecord(node: string, op: ReplicaRead): Promise<Uint8Array | null> {
-    return this.act(node, () => {
-      const v = this.stores.get(node)!.get(op.tableId, op.key);
-      return v ? encodeRecord(v) : null;
-    });
-  }
-  scanRecords(node: string, op: PeerReplicaScan): Promise<ScanPage> {
-    this.scans++;
-    return this.act(node, () => this.stores.get(node)!.scan({ ...op, table: op.tableId }));
-  }
-}
-
-const nullMeta = { set: () => undefined, get: () => undefined, list: async () => [] } as unknown as MetaStore;
-
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { initVersions } from '../../src/versions/index.js';
+import { routerSetup } from '../helpers/router-fakes.js';
 
 function setup(over: Partial<NodeConfig> = {}, pages: number[] = [1000, 1000, 1000]) {
-  const config: NodeConfig = { ...DEFAULT_CONFIG, requestTimeoutMs: 500, ...over };
-  const layout = buildRing(
-    NODES.map((id, i) => ({ id, tokens: allocateTokens([], 8, mulberry(i + 11)), shards: 1, status: 'normal' as const })),
-    { maxReplicas: 3 },
-  );
-  const ring = RingTable.create();
-  ring.publish(layout, layout.nodeIds.indexOf('n1'), () => UP);
-  const stores = new Map(NODES.map((n, i) => [n, new Store(pages[i]!)]));
-  const tables = new TableRegistry(nullMeta, config.tables);
-  const router = new Router({ selfId: 'n1', ring, layout, shards: new FakeShards(stores.get('n1')!) as never, tables, config, log: pino({ level: 'silent' }) });
-  const remote = new FakeRemote(stores);
-  router.remote = remote;
-  return { router, remote, stores, tables, layout };
+  return routerSetup({ config: { requestTimeoutMs: 500, ...over }, vnodes: 8, seedBase: 11, pages });
 }
 
 const b = (s: string): Buffer => Buffer.from(s);

@@ -4,113 +4,16 @@
  * answers, deadlines, blocking read repair with a hung replica, blind deletes on vclock tables, and
  * requests that fail validation leaving no table behind.
  */
-import pino from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, type NodeConfig } from '../../src/config/config.js';
-import { buildRing } from '../../src/ring/builder.js';
 import { initHasher } from '../../src/ring/hash.js';
-import { RingTable } from '../../src/ring/table.js';
-import { allocateTokens } from '../../src/ring/tokens.js';
-import { Router, type PeerReplicaWrite, type ReplicaRead, type RemoteReplicas } from '../../src/router/router.js';
 import { TableRegistry } from '../../src/router/tables.js';
-import type { WireCallback } from '../../src/storage/shards.js';
-import type { MetaStore } from '../../src/storage/meta.js';
 import { RingkvError } from '../../src/util/errors.js';
-import { decodeRecord, encodeRecord, initVersions, mergeVersions, type Version } from '../../src/versions/index.js';
-
-/** Liveness.Up (a const enum in src). */
-const UP = 1;
-const NODES = ['n1', 'n2', 'n3'];
-
-type Behaviour = 'ok' | 'hang' | 'fail';
-
-/** Replica state of one node, keyed by table id + key (hex). */
-class Store {
-  readonly data = new Map<string, Version[]>();
-  writes = 0;
-  merge(tableId: number, key: Uint8Array, mode: 'vclock' | 'lww', versions: Version[]): Version[] {
-    this.writes++;
-    const k = `${tableId}/${Buffer.from(key).toString('hex')}`;
-    const merged = mergeVersions(mode, this.data.get(k) ?? [], versions, 16);
-    this.data.set(k, merged);
-    return merged;
-  }
-  get(tableId: number, key: Uint8Array): Version[] | null {
-    return this.data.get(`${tableId}/${Buffer.from(key).toString('hex')}`) ?? null;
-  }
-}
-
-/** The local node's shard pool, by the methods the router calls. */
-class FakeShards {
-  constructor(private readonly store: Store) {}
-  write(_s: number, table: number, mode: 'vclock' | 'lww', key: Uint8Array, _hi: number, _lo: number, record: Uint8Array, returnMerged: boolean, cb: WireCallback): void {
-    const merged = this.store.merge(table, key, mode, decodeRecord(record));
-    queueMicrotask(() => cb({ ok: true, record: returnMerged ? encodeRecord(merged) : null, changed: true }));
-  }
-  read(_s: number, table: number, key: Uint8Array, _hi: number, _lo: number, cb: WireCallback): void {
-    const v = this.store.get(table, key);
-    queueMicrotask(() => cb({ ok: true, record: v ? encodeRecord(v) : null, changed: false }));
-  }
-}
-
-class FakeRemote implements RemoteReplicas {
-  readonly behaviour = new Map<string, Behaviour>();
-  constructor(readonly stores: Map<string, Store>) {}
-  private act<T>(node: string, f: () => T): Promise<T> {
-    const b = this.behaviour.get(node) ?? 'ok';
-    if (b === 'hang') return new Promise<T>(() => undefined);
-    if (b === 'fail') return Promise.reject(new RingkvError('unavailable', `${node} unreachable`));
-    return Promise.resolve().then(f);
-  }
-  writeRecord(node: string, op: PeerReplicaWrite): Promise<Uint8Array | null> {
-    return this.act(node, () => {
-      const m = this.stores.get(node)!.merge(op.tableId, op.key, op.mode, decodeRecord(op.record));
-      return op.returnMerged ? encodeRecord(m) : null;
-    });
-  }
-  readRecord(node: string, op: ReplicaRead): Promise<Uint8Array | null> {
-    return this.act(node, () => {
-      const v = this.stores.get(node)!.get(op.tableId, op.key);
-      return v ? encodeRecord(v) : null;
-    });
-  }
-}
-
-const nullMeta = { set: () => undefined, get: () => undefined, list: async () => [] } as unknown as MetaStore;
+import { initVersions } from '../../src/versions/index.js';
+import { nullMeta, routerSetup } from '../helpers/router-fakes.js';
 
 function setup(over: Partial<NodeConfig> = {}) {
-  const config: NodeConfig = { ...DEFAULT_CONFIG, requestTimeoutMs: 300, ...over };
-  const layout = buildRing(
-    NODES.map((id, i) => ({ id, tokens: allocateTokens([], 16, mulberry(i + 1)), shards: 1, status: 'normal' as const })),
-    { maxReplicas: 3 },
-  );
-  const ring = RingTable.create();
-  ring.publish(layout, layout.nodeIds.indexOf('n1'), () => UP);
-  const stores = new Map(NODES.map((n) => [n, new Store()]));
-  const tables = new TableRegistry(nullMeta, config.tables);
-  const router = new Router({
-    selfId: 'n1',
-    ring,
-    layout,
-    shards: new FakeShards(stores.get('n1')!) as never,
-    tables,
-    config,
-    log: pino({ level: 'silent' }),
-  });
-  const remote = new FakeRemote(stores);
-  router.remote = remote;
-  return { router, remote, stores, tables };
-}
-
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return routerSetup({ config: { requestTimeoutMs: 300, ...over }, vnodes: 16, seedBase: 1 });
 }
 
 const key = (s: string): Uint8Array => Buffer.from(s);
