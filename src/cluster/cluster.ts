@@ -106,7 +106,17 @@ export class Cluster implements RemoteReplicas {
         o.log.warn({ err: String(e) }, 'ignoring unreadable stored membership');
       }
     }
-    this.detector = new PhiAccrualDetector({ threshold: o.config.cluster.phiThreshold, firstHeartbeatEstimateMs: o.config.cluster.gossipIntervalMs });
+    this.detector = new PhiAccrualDetector({
+      threshold: o.config.cluster.phiThreshold,
+      firstHeartbeatEstimateMs: o.config.cluster.gossipIntervalMs,
+      // Heartbeats reach a node through random gossip, so a quiet gap of a round or two is normal.
+      // Right after a node dies its peers still pick it as a gossip target, so heartbeats between
+      // the survivors thin out just when they matter. Without this margin, a survivor busy with
+      // load was convicted for ~0.5 s (phi 8.2-8.5 after a 2.5 s gap), failing W=2 writes that had
+      // two live replicas. Detection of a real death moves out by the same 2 rounds (Akka's
+      // cluster default is 3 s).
+      acceptableHeartbeatPauseMs: o.config.cluster.gossipIntervalMs,
+    });
     this.layout = buildRing([], { maxReplicas: MAX_RING_REPLICAS });
     this.rebuildRing(true);
   }
@@ -178,12 +188,20 @@ export class Cluster implements RemoteReplicas {
     const pick = <T>(xs: T[]): T | undefined => xs[Math.floor(Math.random() * xs.length)];
     const l = pick(live);
     if (l) targets.add(l.info.peer);
+    // A live-looking peer that cannot be reached (just died, not yet convicted) must not cost this
+    // round: exchange with another live peer instead, so survivors keep hearing from each other.
+    const fallback = l && live.length > 1 ? pick(live.filter((s) => s !== l)) : undefined;
     // Now and then a down node (to notice it came back) and a seed (to heal split views).
     const d = pick(down);
     if (d && Math.random() < 0.5) targets.add(d.info.peer);
     const seeds = this.seedAddresses();
     if (seeds.length > 0 && (live.length === 0 || Math.random() < 0.2)) targets.add(pick(seeds)!);
-    await Promise.all([...targets].map(async (t) => void (await this.exchange(t))));
+    await Promise.all(
+      [...targets].map(async (t) => {
+        const err = await this.exchange(t);
+        if (err && err.code !== 'unauthorized' && l && t === l.info.peer && fallback && !targets.has(fallback.info.peer)) await this.exchange(fallback.info.peer);
+      }),
+    );
   }
 
   /** One SYN → ACK → ACK2 exchange with the peer at `address`; returns the error code on failure. */
