@@ -198,6 +198,12 @@ describe('anti-entropy: Merkle trees, repair, tombstones (3 real nodes via `ring
     const put = await http('PUT', store(1, 'vc', '?w=3'), { key: 'del-k', value: 'doomed' });
     expect(put.status).toBe(200);
     await lc.kill9(2);
+    // Seen down first: a node restarted before its peers convicted it can be convicted just after
+    // (the heartbeat gap spans the restart), which would race the repair sessions below.
+    await waitFor('node1 and node3 to see node2 down', async () => {
+      for (const i of [1, 3]) if ((await clusterView(lc.url(i))).find((n) => n.id === 'node2')?.liveness !== 'down') return false;
+      return true;
+    }, 20_000);
     const del = await http('DELETE', `${store(1, 'vc')}/del-k?w=2&context=${encodeURIComponent(String(put.body['context']))}`);
     expect(del.status, JSON.stringify(del.body)).toBe(200);
     await lc.start();
