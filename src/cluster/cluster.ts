@@ -109,12 +109,12 @@ export class Cluster implements RemoteReplicas {
     this.detector = new PhiAccrualDetector({
       threshold: o.config.cluster.phiThreshold,
       firstHeartbeatEstimateMs: o.config.cluster.gossipIntervalMs,
-      // Heartbeats reach a node through random gossip, so a quiet gap of a round or two is normal.
-      // Right after a node dies its peers still pick it as a gossip target, so heartbeats between
-      // the survivors thin out just when they matter. Without this margin, a survivor busy with
-      // load was convicted for ~0.5 s (phi 8.2-8.5 after a 2.5 s gap), failing W=2 writes that had
-      // two live replicas. Detection of a real death moves out by the same 2 rounds (Akka's
-      // cluster default is 3 s).
+      // Heartbeats reach a node through random gossip, so a quiet round is normal. Right after a
+      // node dies its peers still pick it as a gossip target, so heartbeats between the survivors
+      // thin out just when they matter. Without this margin (and the fallback target in
+      // gossipRound), a survivor busy with load was convicted for ~0.5 s (phi 8.2-8.5 after a
+      // 2.5 s gap), failing W=2 writes that had two live replicas. A real death is detected one
+      // round later (3.2-4.2 s on an idle 3-node cluster; Akka's cluster default pause is 3 s).
       acceptableHeartbeatPauseMs: o.config.cluster.gossipIntervalMs,
     });
     this.layout = buildRing([], { maxReplicas: MAX_RING_REPLICAS });
@@ -204,7 +204,7 @@ export class Cluster implements RemoteReplicas {
     );
   }
 
-  /** One SYN → ACK → ACK2 exchange with the peer at `address`; returns the error code on failure. */
+  /** One SYN → ACK → ACK2 exchange with the peer at `address`; returns the error on failure. */
   private async exchange(address: string): Promise<RingkvError | undefined> {
     const timeout = Math.max(500, this.o.config.cluster.gossipIntervalMs);
     try {
