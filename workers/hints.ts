@@ -17,7 +17,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { pack, unpack } from 'msgpackr';
-import { newRocks, SyncWriteBatch, type IteratorOptions } from '../src/storage/rocks.js';
+import { newRocks, readRowsSync, SyncWriteBatch } from '../src/storage/rocks.js';
 import { HINTS_CF } from '../src/storage/db.js';
 import type { FromHints, Hint, HintsRequest, HintsResult, HintsWorkerData, StoredHint, ToHints } from '../src/hints/protocol.js';
 
@@ -105,13 +105,7 @@ function flush(): void {
 
 /** Up to `limit` (key, value) rows of `target` from seq `from` on, as a flat [k, v, k, v, …] array. */
 function readRows(target: string, from: number, limit: number): Buffer[] {
-  const opts: IteratorOptions = { column, gte: keyOf(target, from), lt: endOf(target), limit, keys: true, values: true, keyEncoding: 'buffer', valueEncoding: 'buffer' };
-  const it = db.iterator(opts);
-  try {
-    return it._nextvSync(limit, {}).rows as Buffer[];
-  } finally {
-    void it.close().catch(() => undefined);
-  }
+  return readRowsSync(db, { column, gte: keyOf(target, from), lt: endOf(target) }, limit);
 }
 
 function list(target: string, limit: number): StoredHint[] {

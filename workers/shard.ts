@@ -17,7 +17,7 @@
  * tree being rebuilt answers repair requests with `ready: false`: its hashes are incomplete.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { newRocks, SyncWriteBatch, type ColumnHandle, type IteratorOptions } from '../src/storage/rocks.js';
+import { newRocks, readRowsSync, SyncWriteBatch, type ColumnHandle } from '../src/storage/rocks.js';
 import { shardColumn, META_CF } from '../src/storage/db.js';
 import { encodeStorageKey, tokenRangeBounds, type KeyBounds } from '../src/storage/keys.js';
 import {
@@ -47,6 +47,7 @@ import {
   encodeRecord,
   hash64,
   initVersions,
+  isDead,
   isDeadRecord,
   isSingleVersionRecord,
   mergeVersions,
@@ -134,17 +135,7 @@ function asBuffer(u: Uint8Array): Buffer {
  * they are read (this thread is the only writer).
  */
 function readChunk(bounds: KeyBounds, after: Buffer | null, limit: number): Buffer[] {
-  const opts: IteratorOptions = { column, keys: true, values: true, keyEncoding: 'buffer', valueEncoding: 'buffer', limit };
-  if (after !== null) opts.gt = after;
-  else if (bounds.gte) opts.gte = bounds.gte;
-  if (bounds.lt) opts.lt = bounds.lt;
-  const it = db.iterator(opts);
-  try {
-    return it._nextvSync(limit, {}).rows as Buffer[];
-  } finally {
-    // close() releases the native iterator synchronously; its promise only reports the detach.
-    void it.close().catch(() => undefined);
-  }
+  return readRowsSync(db, { column, ...(after !== null ? { gt: after } : bounds.gte ? { gte: bounds.gte } : {}), ...(bounds.lt ? { lt: bounds.lt } : {}) }, limit);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -439,7 +430,7 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
       writeBatch.put(keys[i]!, enc);
       fresh[i] = hash64(enc);
       if (raw[i] === undefined) keyCount++;
-      noteDead(keys[i]!, cur ? cur.length > 0 && cur.every((v) => v.tombstone) : isDeadRecord(enc));
+      noteDead(keys[i]!, cur ? isDead(cur) : isDeadRecord(enc));
     }
     writeBatch.commit(data_.durability === 'sync');
     // Only after the batch is durable in the WAL: the trees describe what is stored. The stored
@@ -790,7 +781,7 @@ function sweepStep(): void {
     } catch {
       continue; // never delete what we cannot read
     }
-    const dead = versions.length > 0 && versions.every((v) => v.tombstone);
+    const dead = isDead(versions);
     noteDead(rows[j]!, dead);
     if (dead && purgeableTombstones(versions, nowUs, graceUs)) purged.push([rows[j]!, rows[j + 1]!]);
   }

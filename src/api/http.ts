@@ -31,10 +31,15 @@ function sendError(reply: FastifyReply, err: RingkvError, extra?: Record<string,
   return reply.code(err.status).send({ error: err.toJSON(), ...extra });
 }
 
+/** One key's live versions as the API shows them: `value`, or `siblings` when there are several. */
+function putValues(out: Record<string, unknown>, values: ReadResult['values']): Record<string, unknown> {
+  if (values.length === 1) out['value'] = valueBytesToJson(values[0]!.value);
+  else out['siblings'] = values.map((v) => valueBytesToJson(v.value));
+  return out;
+}
+
 function readBody(result: ReadResult, key: string): Record<string, unknown> {
-  const base: Record<string, unknown> = { key, context: result.context };
-  if (result.values.length === 1) base['value'] = valueBytesToJson(result.values[0]!.value);
-  else base['siblings'] = result.values.map((v) => valueBytesToJson(v.value));
+  const base = putValues({ key, context: result.context }, result.values);
   base['consistency'] = result.consistency;
   return base;
 }
@@ -49,9 +54,7 @@ function scanBody(result: ScanResult): Record<string, unknown> {
     const key = b.toString('utf8');
     const out: Record<string, unknown> = { key, context: row.context };
     if (!Buffer.from(key, 'utf8').equals(b)) out['keyBase64'] = b.toString('base64');
-    if (row.values.length === 1) out['value'] = valueBytesToJson(row.values[0]!.value);
-    else out['siblings'] = row.values.map((v) => valueBytesToJson(v.value));
-    return out;
+    return putValues(out, row.values);
   });
   return { rows, truncated: result.truncated, consistency: result.consistency };
 }

@@ -209,12 +209,7 @@ function parseScan(m: Msg, limits: IpcLimits): ScanParsed {
 
 /** Rows as `get` answers a key: `value` for one live version, `siblings` for more; bins untouched. */
 function scanOk(res: ScanResult): ScanOk {
-  const rows: ScanRowOk[] = res.rows.map((row) => {
-    const out: ScanRowOk = { key: asBuffer(row.key), context: row.context };
-    if (row.values.length === 1) out.value = asBuffer(row.values[0]!.value);
-    else out.siblings = row.values.map((v) => asBuffer(v.value));
-    return out;
-  });
+  const rows: ScanRowOk[] = res.rows.map((row) => putValues<ScanRowOk>({ key: asBuffer(row.key), context: row.context }, row.values));
   return { rows, truncated: res.truncated, consistency: res.consistency };
 }
 
@@ -238,8 +233,11 @@ const REPLY_OVERHEAD = 160;
 const FRAME_HEADROOM = 1024;
 
 function getOk(res: ReadResult): GetOk {
-  const values = res.values;
-  const out: GetOk = { found: values.length > 0, context: res.context, consistency: res.consistency };
+  return putValues<GetOk>({ found: res.values.length > 0, context: res.context, consistency: res.consistency }, res.values);
+}
+
+/** A key's live versions as replies carry them: `value` for one, `siblings` for more (bins untouched). */
+function putValues<T extends { value?: Buffer; siblings?: Buffer[] }>(out: T, values: ReadResult['values']): T {
   if (values.length === 1) out.value = asBuffer(values[0]!.value);
   else if (values.length > 1) out.siblings = values.map((v) => asBuffer(v.value));
   return out;

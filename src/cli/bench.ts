@@ -12,7 +12,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Option, type Command, type CommanderError } from 'commander';
 import type { DistributionName } from '../bench/distributions.js';
-import { loadPhase, runWorkload, type ProgressSnapshot, type RunResult } from '../bench/driver.js';
+import { loadPhase, runWorkload, type ProgressSnapshot, type RunOptions, type RunResult } from '../bench/driver.js';
 import { evaluateTargets, formatProgress, formatReport, toJsonReport, type JsonReport, type TargetSpec, type Verdict } from '../bench/report.js';
 import { httpBaseUrl, openHttpTarget, openRingkvTarget } from '../bench/ringkv-target.js';
 import { openRocksBaseline } from '../bench/rocksdb-target.js';
@@ -376,48 +376,36 @@ async function phases(target: BenchTarget, cfg: BenchConfig, io: BenchIo, load: 
     }
     io.err(`load ${target.name}: ${out.load.operations.toLocaleString('en-US')} records in ${out.load.durationSec.toFixed(2)} s, ${Math.round(out.load.throughput).toLocaleString('en-US')} records/s, ${out.load.errors} errors\n`);
   }
+  // The run phase's options; a warm-up runs the same for warmupSec (and only its inserts differ).
+  const shape = {
+    ...common,
+    workload: cfg.workload,
+    batch: cfg.batch,
+    ...(cfg.rate !== undefined ? { rate: cfg.rate } : { concurrency: cfg.concurrency }),
+    ...(cfg.distribution !== undefined ? { distribution: cfg.distribution } : {}),
+    ...(cfg.maxInFlight !== undefined ? { maxInFlight: cfg.maxInFlight } : {}),
+  };
+  const phase = async (label: string, opts: Pick<RunOptions, 'records' | 'operations' | 'durationSec'>): Promise<RunResult> => {
+    const p = progressPrinter(io, cfg.progress, `${label} ${target.name}`);
+    try {
+      return await runWorkload(target, { ...shape, ...opts, ...(p.onProgress ? { onProgress: p.onProgress } : {}) });
+    } finally {
+      p.end();
+    }
+  };
   let records = cfg.records;
   if (cfg.warmupSec > 0) {
-    // The same workload at the same rate / concurrency, for warmupSec, reported on one line only.
-    const w = progressPrinter(io, cfg.progress, `warm-up ${target.name}`);
-    let warm: RunResult;
-    try {
-      warm = await runWorkload(target, {
-        ...common,
-        workload: cfg.workload,
-        records,
-        batch: cfg.batch,
-        ...(cfg.rate !== undefined ? { rate: cfg.rate } : { concurrency: cfg.concurrency }),
-        durationSec: cfg.warmupSec,
-        ...(cfg.distribution !== undefined ? { distribution: cfg.distribution } : {}),
-        ...(cfg.maxInFlight !== undefined ? { maxInFlight: cfg.maxInFlight } : {}),
-        ...(w.onProgress ? { onProgress: w.onProgress } : {}),
-      });
-    } finally {
-      w.end();
-    }
+    const warm = await phase('warm-up', { records, durationSec: cfg.warmupSec });
     // Inserts of the measured run continue after the warm-up's (attempted ones included).
     const ins = warm.perKind.insert;
     records += (ins?.count ?? 0) + (ins?.errors ?? 0);
     io.err(`warm-up ${target.name} (discarded): ${warm.durationSec.toFixed(1)} s, ${Math.round(warm.throughput).toLocaleString('en-US')} ops/s, p99 ${warm.latencyMs.p99} ms, ${warm.errors} errors\n`);
   }
-  const p = progressPrinter(io, cfg.progress, `run ${target.name}`);
-  try {
-    out.run = await runWorkload(target, {
-      ...common,
-      workload: cfg.workload,
-      records,
-      batch: cfg.batch,
-      ...(cfg.rate !== undefined ? { rate: cfg.rate } : { concurrency: cfg.concurrency }),
-      ...(cfg.operations !== undefined ? { operations: cfg.operations } : {}),
-      ...(cfg.durationSec !== undefined ? { durationSec: cfg.durationSec } : {}),
-      ...(cfg.distribution !== undefined ? { distribution: cfg.distribution } : {}),
-      ...(cfg.maxInFlight !== undefined ? { maxInFlight: cfg.maxInFlight } : {}),
-      ...(p.onProgress ? { onProgress: p.onProgress } : {}),
-    });
-  } finally {
-    p.end();
-  }
+  out.run = await phase('run', {
+    records,
+    ...(cfg.operations !== undefined ? { operations: cfg.operations } : {}),
+    ...(cfg.durationSec !== undefined ? { durationSec: cfg.durationSec } : {}),
+  });
   io.err(`run ${target.name}: ${Math.round(out.run.throughput).toLocaleString('en-US')} ops/s, p99 ${out.run.latencyMs.p99} ms, ${out.run.errors} errors\n`);
   return out as PhaseResults;
 }

@@ -10,6 +10,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { RingkvClient, type ClientBatchItem, type ConnectTarget, type ConsistencyLevel } from '../client/index.js';
 import { RingkvError } from '../util/errors.js';
+import { clusterViewOf, isObject, NodeHttpError } from './node-http.js';
 
 const LEVELS = ['ONE', 'TWO', 'QUORUM', 'ALL', 'ANY'];
 export const EXIT_NOT_FOUND = 3;
@@ -58,18 +59,16 @@ async function targetOf(o: ConnOpts): Promise<ConnectTarget> {
 
 /** The peer address a node advertises, asked of its HTTP API. */
 export async function peerAddressOf(httpHost: string, timeoutMs: number): Promise<string> {
-  const base = /^https?:\/\//.test(httpHost) ? httpHost.replace(/\/+$/, '') : `http://${httpHost}`;
-  let body: { self?: unknown; nodes?: Array<{ id?: unknown; peer?: unknown }> };
+  let body: Record<string, unknown>;
   try {
-    const r = await fetch(`${base}/api/v1/cluster`, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!r.ok) throw new Error(`HTTP ${r.status}`);
-    body = (await r.json()) as typeof body;
+    body = await clusterViewOf(httpHost, timeoutMs);
   } catch (e) {
-    throw new RingkvError('unavailable', `cannot reach the ringkv node at ${httpHost} (--host is its HTTP address): ${(e as Error).message}`);
+    if (!(e instanceof NodeHttpError)) throw e;
+    throw new RingkvError('unavailable', `${e.message} (--host is the node's HTTP address)`);
   }
-  const self = body.nodes?.find((n) => n.id === body.self);
-  if (!self || typeof self.peer !== 'string' || self.peer === '') throw new RingkvError('internal', `node at ${httpHost} did not report its peer address`);
-  return self.peer;
+  const self = (body['nodes'] as unknown[]).find((n) => isObject(n) && n['id'] === body['self']) as Record<string, unknown> | undefined;
+  if (!self || typeof self['peer'] !== 'string' || self['peer'] === '') throw new RingkvError('internal', `node at ${httpHost} did not report its peer address`);
+  return self['peer'];
 }
 
 function levelOf(o: ConnOpts): ConsistencyLevel | undefined {

@@ -1,47 +1,17 @@
 import { InvalidArgumentError, type Command } from 'commander';
+import { NodeHttpError, nodeJson } from './node-http.js';
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-class RepairCliError extends Error {}
-
-/** POST /api/v1/repair and return the report, or throw a RepairCliError saying clearly what went wrong. */
-async function requestRepair(host: string, table: string | undefined, timeoutMs: number): Promise<Record<string, unknown>> {
-  let r: Response;
-  try {
-    r = await fetch(`http://${host}/api/v1/repair`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(table === undefined ? {} : { table }),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (e) {
-    const err = e as Error & { cause?: { code?: string } };
-    if (err.name === 'TimeoutError') throw new RepairCliError(`${host} gave no answer within ${timeoutMs} ms (the session may still be running there)`);
-    throw new RepairCliError(`cannot reach ${host}: ${err.cause?.code ?? err.message}`);
-  }
-  let text: string;
-  try {
-    text = await r.text();
-  } catch (e) {
-    throw new RepairCliError(`${host} answered HTTP ${r.status} but the answer could not be read: ${(e as Error).message}`);
-  }
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  if (r.status !== 200) {
-    const err = isObject(body) && isObject(body['error']) ? body['error'] : undefined;
-    const msg = err && typeof err['message'] === 'string' ? err['message'] : text.slice(0, 200) || r.statusText;
-    throw new RepairCliError(`${host} answered HTTP ${r.status}: ${msg}`);
-  }
-  if (!isObject(body) || typeof body['rangesCompared'] !== 'number') {
-    throw new RepairCliError(`${host} did not answer with a repair report (is it a ringkv node's HTTP address?)`);
-  }
-  return body;
+/** POST /api/v1/repair and return the report, or throw a NodeHttpError saying clearly what went wrong. */
+function requestRepair(host: string, table: string | undefined, timeoutMs: number): Promise<Record<string, unknown>> {
+  return nodeJson({
+    host,
+    path: '/api/v1/repair',
+    method: 'POST',
+    body: table === undefined ? {} : { table },
+    timeoutMs,
+    timeoutNote: ' (the session may still be running there)',
+    expect: { what: 'a repair report', ok: (b) => typeof b['rangesCompared'] === 'number' },
+  });
 }
 
 /** `ringkv repair`: run an anti-entropy session on one node now (like `nodetool repair`). Exit 1 on any failure. */
@@ -66,7 +36,7 @@ export function registerRepair(program: Command): void {
       try {
         body = await requestRepair(o.host, o.table, o.timeout);
       } catch (e) {
-        if (!(e instanceof RepairCliError)) throw e;
+        if (!(e instanceof NodeHttpError)) throw e;
         process.stderr.write(`ringkv repair: ${e.message}\n`);
         process.exitCode = 1;
         return;

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import type { ReplayProgress } from '../hints/service.js';
+import { clusterViewOf, isObject, NodeHttpError } from './node-http.js';
 
 interface NodeRow {
   id: string;
@@ -10,33 +12,13 @@ interface NodeRow {
   load: number;
   tokens: number;
   owned: number;
-  hints?: number;
-}
-
-/** The part of a node's `hints` snapshot (GET /api/v1/cluster → hints.replay) this command prints. */
-export interface ReplayView {
-  pending: number;
-  targetUp: boolean;
-  replaying: boolean;
-  sent: number;
-  failed: number;
-  expired: number;
-  startedAt: number | null;
-  finishedAt: number | null;
-  perSecond: number;
-  lastError: string | null;
+  hints: number;
 }
 
 /** What one holder node reported about its hints, or why it could not be asked. */
-export type HolderHints = { holder: string; replay: Record<string, ReplayView> } | { holder: string; error: string };
-
-class StatusError extends Error {}
+export type HolderHints = { holder: string; replay: Record<string, ReplayProgress> } | { holder: string; error: string };
 
 const fmt = new Intl.NumberFormat('en-US');
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function num(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : 0;
@@ -46,35 +28,26 @@ function numOrNull(v: unknown): number | null {
   return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
-/** Read `hints.replay` (or, from an older node, `hints.pending`) out of a cluster view. */
-export function replayOf(body: Record<string, unknown>): Record<string, ReplayView> {
+/** Read `hints.replay` out of a cluster view. */
+export function replayOf(body: Record<string, unknown>): Record<string, ReplayProgress> {
+  const out: Record<string, ReplayProgress> = {};
   const hints = body['hints'];
-  const out: Record<string, ReplayView> = {};
-  if (!isObject(hints)) return out;
-  const replay = hints['replay'];
-  if (isObject(replay)) {
-    for (const [t, v] of Object.entries(replay)) {
-      if (!isObject(v)) continue;
-      out[t] = {
-        pending: num(v['pending']),
-        targetUp: v['targetUp'] === true,
-        replaying: v['replaying'] === true,
-        sent: num(v['sent']),
-        failed: num(v['failed']),
-        expired: num(v['expired']),
-        startedAt: numOrNull(v['startedAt']),
-        finishedAt: numOrNull(v['finishedAt']),
-        perSecond: num(v['perSecond']),
-        lastError: typeof v['lastError'] === 'string' ? v['lastError'] : null,
-      };
-    }
-    return out;
-  }
-  const pending = hints['pending'];
-  if (isObject(pending)) {
-    for (const [t, n] of Object.entries(pending)) {
-      out[t] = { pending: num(n), targetUp: false, replaying: false, sent: 0, failed: 0, expired: 0, startedAt: null, finishedAt: null, perSecond: 0, lastError: null };
-    }
+  const replay = isObject(hints) ? hints['replay'] : undefined;
+  if (!isObject(replay)) return out;
+  for (const [t, v] of Object.entries(replay)) {
+    if (!isObject(v)) continue;
+    out[t] = {
+      pending: num(v['pending']),
+      targetUp: v['targetUp'] === true,
+      replaying: v['replaying'] === true,
+      sent: num(v['sent']),
+      failed: num(v['failed']),
+      expired: num(v['expired']),
+      startedAt: numOrNull(v['startedAt']),
+      finishedAt: numOrNull(v['finishedAt']),
+      perSecond: num(v['perSecond']),
+      lastError: typeof v['lastError'] === 'string' ? v['lastError'] : null,
+    };
   }
   return out;
 }
@@ -112,30 +85,6 @@ export function formatHintLines(holders: readonly HolderHints[], nowMs: number):
   return lines;
 }
 
-async function fetchCluster(host: string, timeoutMs: number): Promise<Record<string, unknown>> {
-  let r: Response;
-  try {
-    r = await fetch(`http://${host}/api/v1/cluster`, { signal: AbortSignal.timeout(timeoutMs) });
-  } catch (e) {
-    const cause = (e as { cause?: { code?: string } }).cause?.code;
-    throw new StatusError(`cannot reach ${host}: ${cause ?? (e as Error).message}`);
-  }
-  const text = await r.text().catch(() => '');
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  if (r.status !== 200) {
-    const err = isObject(body) && isObject(body['error']) ? body['error'] : undefined;
-    const msg = err && typeof err['message'] === 'string' ? err['message'] : text.slice(0, 200) || r.statusText;
-    throw new StatusError(`${host} answered HTTP ${r.status}: ${msg}`);
-  }
-  if (!isObject(body) || !Array.isArray(body['nodes'])) throw new StatusError(`${host} did not answer with a cluster view (is it a ringkv node's HTTP address?)`);
-  return body;
-}
-
 function nodeRows(body: Record<string, unknown>): NodeRow[] {
   const nodes = body['nodes'] as unknown[];
   return nodes.filter(isObject).map((n) => ({
@@ -158,9 +107,9 @@ async function holderHints(self: string, selfBody: Record<string, unknown>, rows
   const others = rows.filter((n) => n.id !== self);
   const answers = await Promise.all(
     others.map(async (n): Promise<HolderHints> => {
-      if (n.liveness !== 'up') return (n.hints ?? 0) > 0 ? { holder: n.id, error: `${fmt.format(n.hints ?? 0)} held, node is down` } : { holder: n.id, replay: {} };
+      if (n.liveness !== 'up') return n.hints > 0 ? { holder: n.id, error: `${fmt.format(n.hints)} held, node is down` } : { holder: n.id, replay: {} };
       try {
-        return { holder: n.id, replay: replayOf(await fetchCluster(n.http, 2000)) };
+        return { holder: n.id, replay: replayOf(await clusterViewOf(n.http, 2000)) };
       } catch (e) {
         return { holder: n.id, error: (e as Error).message };
       }
@@ -178,7 +127,7 @@ export function registerStatus(program: Command): void {
     .option('--json', 'print the raw JSON')
     .action(async (o: { host: string; json?: boolean }) => {
       try {
-        const body = await fetchCluster(o.host, 5000);
+        const body = await clusterViewOf(o.host, 5000);
         if (o.json) {
           console.log(JSON.stringify(body, null, 2));
           return;
@@ -196,7 +145,7 @@ export function registerStatus(program: Command): void {
             String(n.load),
             String(n.tokens),
             `${(n.owned * 100).toFixed(1)}%`,
-            fmt.format(n.hints ?? 0),
+            fmt.format(n.hints),
             n.rack,
           ]);
         }
@@ -210,7 +159,7 @@ export function registerStatus(program: Command): void {
           for (const l of lines) console.log(l);
         }
       } catch (e) {
-        if (!(e instanceof StatusError)) throw e;
+        if (!(e instanceof NodeHttpError)) throw e;
         process.stderr.write(`ringkv status: ${e.message}\n`);
         process.exitCode = 1;
       }

@@ -490,7 +490,11 @@ function replyError(r: AnyReply): RingkvError {
 }
 
 function toGetResult(r: Record<string, unknown>): GetResult {
-  const out: GetResult = { found: r['found'] === true, context: String(r['context'] ?? ''), consistency: r['consistency'] as ConsistencyReport };
+  return withValues<GetResult>({ found: r['found'] === true, context: String(r['context'] ?? ''), consistency: r['consistency'] as ConsistencyReport }, r);
+}
+
+/** Copy a reply's `value` / `siblings` (whichever it has) onto `out`. */
+function withValues<T extends { value?: Buffer; siblings?: Buffer[] }>(out: T, r: Record<string, unknown>): T {
   if (r['value'] !== undefined) out.value = r['value'] as Buffer;
   if (r['siblings'] !== undefined) out.siblings = r['siblings'] as Buffer[];
   return out;
@@ -499,12 +503,7 @@ function toGetResult(r: Record<string, unknown>): GetResult {
 function toScanResult(r: Record<string, unknown>): ScanResult {
   const raw = r['rows'];
   if (!Array.isArray(raw)) throw new RingkvError('internal', 'scan reply without rows');
-  const rows = raw.map((x: Record<string, unknown>) => {
-    const row: ScanRow = { key: x['key'] as Buffer, found: true, context: String(x['context'] ?? '') };
-    if (x['value'] !== undefined) row.value = x['value'] as Buffer;
-    if (x['siblings'] !== undefined) row.siblings = x['siblings'] as Buffer[];
-    return row;
-  });
+  const rows = raw.map((x: Record<string, unknown>) => withValues<ScanRow>({ key: x['key'] as Buffer, found: true, context: String(x['context'] ?? '') }, x));
   return { rows, truncated: r['truncated'] === true, consistency: r['consistency'] as ConsistencyReport };
 }
 

@@ -10,7 +10,7 @@ import { RingkvError } from '../util/errors.js';
 import { decodeRecord, encodeRecord, type Version } from '../versions/index.js';
 import { GossipState, type Ack, type Ack2, type EndpointState, type NodeInfo, type Syn } from './gossip-state.js';
 import { PhiAccrualDetector } from './phi.js';
-import type { PeerTransport } from './transport.js';
+import type { HandshakeDenial, PeerTransport } from './transport.js';
 
 export const MAX_RING_REPLICAS = 5;
 
@@ -151,7 +151,8 @@ export class Cluster implements RemoteReplicas {
       for (const s of seeds) {
         const err = await this.exchange(s);
         if (err instanceof RingkvError && err.code === 'unauthorized') {
-          if (/wrong cluster/.test(err.message)) throw new RingkvError('unauthorized', `seed ${s} refused this node: ${err.message.replace(/^.*refused the connection: /, '')}`);
+          const denial = err.details as Partial<HandshakeDenial> | undefined;
+          if (denial?.reason === 'wrong_cluster') throw new RingkvError('unauthorized', `seed ${s} refused this node: ${denial.serverMessage ?? err.message}`);
           throw new RingkvError('unauthorized', `seed ${s} rejected this node's cluster secret; check cluster.secret / --secret`);
         }
       }

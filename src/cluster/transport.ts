@@ -25,7 +25,7 @@ import type { Logger } from '../log/logger.js';
  * against misconfiguration (two clusters on one machine sharing a secret, a port reused by another
  * cluster's node), not against attackers: that is the secret's job. Clients need no name.
  *   server -> client  {t:'welcome', mac: HMAC-SHA256(secret, 'server' || clientNonce || utf8(serverId))}
- *                  or {t:'denied', code, message} followed by close
+ *                  or {t:'denied', code, message, reason?: 'wrong_cluster'} followed by close
  *
  * The two labels have the same length and both nonces are exactly 32 bytes, so plain concatenation is
  * unambiguous. Each side proves the secret over a nonce the *other* side chose, and the labels differ,
@@ -97,6 +97,17 @@ const MAC_BYTES = 32;
 /** An unauthenticated socket gets this long to finish the handshake, so idle probes can't hold slots. */
 const HANDSHAKE_TIMEOUT_MS = 2000;
 export const DEFAULT_CLUSTER_NAME = 'ringkv';
+
+/** Why a server refused a handshake, when the caller may act on it (a `denied` frame's `reason`). */
+export type DenialReason = 'wrong_cluster';
+
+/** The details of a RingkvError from a refused handshake. */
+export interface HandshakeDenial {
+  peer: string;
+  /** The server's own words. */
+  serverMessage: string;
+  reason?: DenialReason;
+}
 
 /** Pre-auth frames are tiny (a hello is < 400 bytes): a stranger can't make us buffer megabytes. */
 const HANDSHAKE_MAX_FRAME_BYTES = 1024;
@@ -277,7 +288,8 @@ function clientHandshake(
       if (isRecord(m) && m.t === 'denied') {
         const code: ErrorCode = m.code === 'unauthorized' ? 'unauthorized' : 'unavailable';
         const why = typeof m.message === 'string' ? m.message.slice(0, 500) : 'no reason given';
-        fail(new RingkvError(code, `${o.address} refused the connection: ${why}`, { peer: o.address }));
+        const details: HandshakeDenial = { peer: o.address, serverMessage: why, ...(m.reason === 'wrong_cluster' ? { reason: 'wrong_cluster' as const } : {}) };
+        fail(new RingkvError(code, `${o.address} refused the connection: ${why}`, { ...details }));
         return;
       }
       if (phase === 'challenge') {
@@ -642,7 +654,8 @@ class PeerLink {
     // One warning per outage; the retries behind it (every <= 5 s) would otherwise flood the log.
     if (firstFailure) this.ctx.log.warn({ peer: this.address, nodeId: this.peerId, code: err.code, err: err.message }, 'cannot reach peer');
     else this.ctx.log.debug({ peer: this.address, err: err.message }, 'peer still unreachable');
-    this.failAll(() => new RingkvError(err.code, err.message, this.details()));
+    // The handshake's own details (a denial's reason) travel with it to every failed request.
+    this.failAll(() => new RingkvError(err.code, err.message, { ...err.details, ...this.details() }));
     this.scheduleReconnect();
   }
 
@@ -1004,10 +1017,10 @@ export class PeerTransport {
     socket.once('close', () => clearTimeout(timer));
 
     // After a denial the handshake timer stays armed: it destroys a peer that never closes its end.
-    const deny = (code: 'unauthorized' | 'unavailable', message: string): void => {
+    const deny = (code: 'unauthorized' | 'unavailable', message: string, reason?: DenialReason): void => {
       rejected = true;
       this.framesOut++;
-      socket.end(encodeFrame({ t: 'denied', code, message }));
+      socket.end(encodeFrame({ t: 'denied', code, message, ...(reason ? { reason } : {}) }));
     };
 
     const serverNonce = randomBytes(NONCE_BYTES);
@@ -1048,7 +1061,7 @@ export class PeerTransport {
       if (hello.role === 'peer' && hello['cluster'] !== this.clusterName) {
         const theirs = typeof hello['cluster'] === 'string' ? `"${hello['cluster'].slice(0, 64)}"` : 'no cluster name';
         this.authFailure(remote, `node ${nodeId} belongs to cluster ${theirs}, this node to "${this.clusterName}"`);
-        deny('unauthorized', `wrong cluster: node ${this.selfId} is in cluster "${this.clusterName}", the connecting node said ${theirs} (check cluster.name / --cluster-name)`);
+        deny('unauthorized', `wrong cluster: node ${this.selfId} is in cluster "${this.clusterName}", the connecting node said ${theirs} (check cluster.name / --cluster-name)`, 'wrong_cluster');
         return;
       }
       if (this.blockedIds.has(nodeId)) {

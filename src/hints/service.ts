@@ -74,7 +74,6 @@ interface Pass {
  */
 export class HintService {
   private readonly passes = new Map<string, Pass>();
-  private readonly replaying = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private expiring = false;
   private stopped = false;
@@ -163,8 +162,8 @@ export class HintService {
 
   /** Replay every hint for `target` in seq order (see the class comment for the rule). */
   private async replay(target: string): Promise<void> {
-    if (this.replaying.has(target) || this.stopped) return;
-    this.replaying.add(target);
+    // One pass at a time per target: the running pass is the map entry with replaying set.
+    if (this.passes.get(target)?.replaying === true || this.stopped) return;
     const pass: Pass = { replaying: true, sent: 0, failed: 0, expired: 0, startedAt: Date.now(), finishedAt: null, lastError: null };
     this.passes.delete(target); // re-insert: the map stays in pass-start order for eviction
     this.passes.set(target, pass);
@@ -191,7 +190,6 @@ export class HintService {
       pass.lastError = e instanceof Error ? e.message : String(e);
       this.o.log.warn({ target, err: String(e) }, 'hint replay pass aborted');
     } finally {
-      this.replaying.delete(target);
       pass.replaying = false;
       pass.finishedAt = Date.now();
       this.trimPasses();

@@ -108,15 +108,28 @@ export async function startNode(config: NodeConfig, log: Logger, opts: StartNode
   try {
     return await startNodeOn(config, log, ipcListener, undo, opts.signal);
   } catch (e) {
-    for (const u of undo.reverse()) {
-      try {
-        await u.fn();
-      } catch (err) {
-        log.warn({ err: String(err), step: u.what }, 'cleanup after a failed startup failed');
-      }
-    }
+    await unwind(undo, log, 'cleanup after a failed startup failed');
     throw e;
   }
+}
+
+/**
+ * Run the undo steps newest first, every one of them even when one fails (logged as `failure`);
+ * the first error is returned. A failed startup and a shutdown are the same walk.
+ */
+async function unwind(undo: Undo, log: Logger, failure: string): Promise<unknown> {
+  let first: unknown;
+  for (let i = undo.length - 1; i >= 0; i--) {
+    const u = undo[i]!;
+    try {
+      await u.fn();
+    } catch (err) {
+      first ??= err;
+      log.warn({ err: String(err), step: u.what }, failure);
+    }
+  }
+  undo.length = 0;
+  return first;
 }
 
 async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcListener, undo: Undo, signal: AbortSignal | undefined): Promise<RunningNode> {
@@ -339,23 +352,17 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     ringDigest: () => cluster.currentLayout().digest,
     limits: { ...config.limits, maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, maxInFlightPerConnection: 1024 },
   });
+  undo.push({ what: 'ipc', fn: () => ipc?.close() });
   log.info({ http: formatHostPort(config.http), peer: formatHostPort(config.peer), ipc: config.ipc, data: config.dataDir, durability: config.durability }, 'ringkv node started');
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       log.info('shutting down');
-      clearInterval(loadTimer);
-      repair.stop();
-      cluster.stop();
-      hints.stop();
-      if (hintGossip) clearTimeout(hintGossip);
-      await http.close();
-      await ipc?.close();
-      await transport.close();
-      await hintStore.close();
-      await pool.close();
-      await odb.db.close();
+      // Everything startup started, newest first: the request entry points (IPC, HTTP), the
+      // timers, hints, gossip and the peer port, then the shards and the database.
+      const err = await unwind(undo, log, 'shutdown step failed');
+      if (err !== undefined) throw err;
       log.info('stopped');
     })());
 

@@ -120,3 +120,18 @@ const rocks = require('@nxtedition/rocksdb') as RocksModule;
 export function newRocks(locationOrHandle: string | bigint): RocksDB {
   return new rocks.RocksLevel(locationOrHandle);
 }
+
+/**
+ * Up to `limit` (key, value) rows of a key range as a flat [k, v, k, v, …] array, read
+ * synchronously through a fresh iterator: the rows reflect every batch committed so far. For the
+ * actors (shards, hints), whose reads must not yield between a read and the writes it decides.
+ */
+export function readRowsSync(db: RocksDB, range: { column: ColumnHandle; gt?: Uint8Array; gte?: Uint8Array; lt?: Uint8Array }, limit: number): Buffer[] {
+  const it = db.iterator({ ...range, limit, keys: true, values: true, keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  try {
+    return it._nextvSync(limit, {}).rows as Buffer[];
+  } finally {
+    // close() releases the native iterator synchronously; its promise only reports the detach.
+    void it.close().catch(() => undefined);
+  }
+}

@@ -142,7 +142,11 @@ export function isDeadRecord(buf: Uint8Array): boolean {
     }
     if (pos > 0 && pos < buf.length && (buf[pos] === 0xc2 || buf[pos] === 0xc3)) return buf[pos] === 0xc3;
   }
-  const versions = decodeRecord(buf);
+  return isDead(decodeRecord(buf));
+}
+
+/** A version set that holds only tombstones (and at least one): what the tombstone sweep may purge. */
+export function isDead(versions: readonly Version[]): boolean {
   return versions.length > 0 && versions.every((v) => v.tombstone);
 }
 
