@@ -61,6 +61,25 @@ export function tokenize(src: string, maxTokens: number): Token[] {
     if (out.length >= maxTokens) throw new CqlSyntaxError(`statement has more than ${maxTokens} tokens`, start, 'a shorter statement');
     out.push({ kind, text, pos: start });
   };
+  /** Reads a quoted token at i (the quote doubled inside is one quote); returns the index after it. */
+  const readQuoted = (quote: string, start: SourcePos, what: string, emit: (text: string) => void): number => {
+    let text = '';
+    let k = i + 1;
+    for (;;) {
+      const q = src.indexOf(quote, k);
+      if (q < 0) throw new CqlSyntaxError(`unterminated ${what}`, start, `a closing ${quote}`);
+      text += src.slice(k, q);
+      if (src[q + 1] !== quote) {
+        k = q + 1;
+        break;
+      }
+      text += quote;
+      k = q + 2;
+    }
+    emit(text);
+    advanceLines(i, k);
+    return k;
+  };
   while (i < src.length) {
     const c = src[i]!;
     if (c === ' ' || c === '\t' || c === '\r' || c === '\n') {
@@ -84,23 +103,7 @@ export function tokenize(src: string, maxTokens: number): Token[] {
     }
     const start = posAt(i);
     if (c === "'") {
-      let s = '';
-      let k = i + 1;
-      for (;;) {
-        const q = src.indexOf("'", k);
-        if (q < 0) throw new CqlSyntaxError('unterminated string literal', start, "a closing '");
-        s += src.slice(k, q);
-        if (src[q + 1] === "'") {
-          s += "'";
-          k = q + 2;
-        } else {
-          k = q + 1;
-          break;
-        }
-      }
-      advanceLines(i, k);
-      i = k;
-      push('string', s, start);
+      i = readQuoted("'", start, 'string literal', (text) => push('string', text, start));
       continue;
     }
     if (c === '$' && src[i + 1] === '$') {
@@ -113,24 +116,10 @@ export function tokenize(src: string, maxTokens: number): Token[] {
       continue;
     }
     if (c === '"') {
-      let s = '';
-      let k = i + 1;
-      for (;;) {
-        const q = src.indexOf('"', k);
-        if (q < 0) throw new CqlSyntaxError('unterminated quoted identifier', start, 'a closing "');
-        s += src.slice(k, q);
-        if (src[q + 1] === '"') {
-          s += '"';
-          k = q + 2;
-        } else {
-          k = q + 1;
-          break;
-        }
-      }
-      if (s.length === 0) throw new CqlSyntaxError('empty quoted identifier', start, 'a name');
-      advanceLines(i, k);
-      i = k;
-      push('qident', s, start);
+      i = readQuoted('"', start, 'quoted identifier', (text) => {
+        if (text.length === 0) throw new CqlSyntaxError('empty quoted identifier', start, 'a name');
+        push('qident', text, start);
+      });
       continue;
     }
     if (c === '?') {

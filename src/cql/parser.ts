@@ -347,7 +347,8 @@ class Parser {
     else if (this.isKw('count') && this.isSym('(', 1)) {
       this.i += 2;
       const a = this.peek();
-      if (!this.acceptSym('*') && !(a.kind === 'integer' && a.text === '1' && this.next())) this.fail("* or 1 (COUNT(*) or COUNT(1))");
+      if (a.kind === 'integer' && a.text === '1') this.i++;
+      else if (!this.acceptSym('*')) this.fail('* or 1 (COUNT(*) or COUNT(1))');
       this.expectSym(')');
       selection = { kind: 'count' };
     } else {

@@ -1,15 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { CqlSyntaxError, CQL_LIMITS, parseCql, printCql, type Statement } from '../../src/cql/index.js';
 import { RingkvError } from '../../src/util/errors.js';
+import { thrown } from '../helpers/thrown.js';
 
 function syntaxError(text: string): CqlSyntaxError {
-  try {
-    parseCql(text);
-  } catch (e) {
-    if (e instanceof CqlSyntaxError) return e;
-    throw e;
-  }
-  throw new Error(`parsed: ${text}`);
+  return thrown(() => parseCql(text), CqlSyntaxError);
 }
 
 describe('parseCql', () => {
@@ -163,15 +158,9 @@ describe('parseCql errors', () => {
 
   it('refuse lightweight transactions with a clear out-of-scope error', () => {
     for (const q of ['INSERT INTO t (k) VALUES (1) IF NOT EXISTS', 'UPDATE t SET v = 1 WHERE k = 1 IF v = 2', 'DELETE FROM t WHERE k = 1 IF EXISTS']) {
-      let err: unknown;
-      try {
-        parseCql(q);
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(RingkvError);
-      expect((err as RingkvError).status).toBe(400);
-      expect((err as Error).message).toMatch(/lightweight transactions .* out of scope/);
+      const err = thrown(() => parseCql(q), RingkvError);
+      expect(err.status).toBe(400);
+      expect(err.message).toMatch(/lightweight transactions .* out of scope/);
     }
   });
 
@@ -190,12 +179,7 @@ describe('parseCql errors', () => {
     const nested = 'toTimestamp('.repeat(CQL_LIMITS.maxNestingDepth + 1) + 'now()' + ')'.repeat(CQL_LIMITS.maxNestingDepth + 1);
     expect(syntaxError(`INSERT INTO t (k) VALUES (${nested})`).message).toMatch(/nested deeper than 8/);
     expect(syntaxError(`SELECT ${'x'.repeat(65)} FROM t`).message).toMatch(/longer than 64 bytes/);
-    let err: unknown;
-    try {
-      parseCql(`SELECT * FROM t WHERE k = '${'x'.repeat(CQL_LIMITS.maxStatementChars)}'`);
-    } catch (e) {
-      err = e;
-    }
-    expect((err as RingkvError).code).toBe('too_large');
+    const err = thrown(() => parseCql(`SELECT * FROM t WHERE k = '${'x'.repeat(CQL_LIMITS.maxStatementChars)}'`), RingkvError);
+    expect(err.code).toBe('too_large');
   });
 });
