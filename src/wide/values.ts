@@ -199,7 +199,7 @@ export function coerceLiteral(t: Term, column: string, type: CqlType, ctx: EvalC
     case 'uuid':
     case 'timeuuid':
       if (t.kind === 'uuid' || t.kind === 'string') {
-        const u = checkedUuid(t.kind === 'uuid' ? t.value : t.value, type);
+        const u = checkedUuid(t.value, type);
         if (u === null) throw invalidLiteral(t, column, type, type === 'timeuuid' ? 'expected a version 1 uuid' : 'expected a uuid');
         return u;
       }
