@@ -31,6 +31,11 @@ export interface StoredEntry {
 /** Bound on the range tombstones one partition read applies (Cassandra fails reads past 100k tombstones). */
 export const MAX_RANGE_TOMBSTONES_PER_READ = 100_000;
 
+/** Cassandra's TombstoneOverwhelmingException, as a 400 that names the bound. */
+export function tooManyRangeTombstones(): Error {
+  return badRequest(`the partition holds more than ${MAX_RANGE_TOMBSTONES_PER_READ} range tombstones; the read was aborted (they are purged gc grace after their deletion)`);
+}
+
 /**
  * The deletions of one partition as a function of the clustering key: the partition deletion
  * and the maximum of the range tombstones covering the key, precomputed as disjoint segments
@@ -45,9 +50,7 @@ export class DeletionMap {
     readonly partition: DeletionTime,
     ranges: ReadonlyArray<{ range: ByteRange; deletion: DeletionTime }>,
   ) {
-    if (ranges.length > MAX_RANGE_TOMBSTONES_PER_READ) {
-      throw badRequest(`the partition holds more than ${MAX_RANGE_TOMBSTONES_PER_READ} range tombstones; the read was aborted (run a repair and let gc grace purge them)`);
-    }
+    if (ranges.length > MAX_RANGE_TOMBSTONES_PER_READ) throw tooManyRangeTombstones();
     if (ranges.length === 0) return;
     const points = new Map<string, Uint8Array>();
     for (const r of ranges) {

@@ -23,7 +23,7 @@ import { invariant } from '../util/errors.js';
 import { isPurgeable, mergeCellRecords } from './cell.js';
 import { DELETIONS_REGION, rowKeyLength } from './layout.js';
 import { compareBytes, prefixEnd } from './order-encoding.js';
-import type { StoredEntry } from './reader.js';
+import { MAX_RANGE_TOMBSTONES_PER_READ, tooManyRangeTombstones, type StoredEntry } from './reader.js';
 
 /** A suffix range [start, end) of one partition. */
 export interface SuffixRange {
@@ -86,7 +86,17 @@ export function rangesAfter(ranges: readonly SuffixRange[], after: Uint8Array | 
 /** Shard side: one page of a slice (see the module comment). */
 export function readSlicePage(req: SliceRequest, iterate: SliceIterate): SlicePage {
   invariant(req.rowLimit >= 1 && req.byteLimit >= 1, 'a slice page needs positive limits');
-  const deletions = req.withDeletions ? [...iterate(DELETIONS_REGION, false)] : null;
+  // A peer may ask for more than this node serves in one page: clamp, never grow the page.
+  const rowLimit = Math.min(req.rowLimit, SLICE_LIMITS.maxRowsPerPage);
+  const byteLimit = Math.min(req.byteLimit, SLICE_LIMITS.maxPageBytes);
+  let deletions: StoredEntry[] | null = null;
+  if (req.withDeletions) {
+    deletions = [];
+    for (const e of iterate(DELETIONS_REGION, false)) {
+      if (deletions.length > MAX_RANGE_TOMBSTONES_PER_READ) throw tooManyRangeTombstones();
+      deletions.push(e);
+    }
+  }
   const entries: StoredEntry[] = [];
   let rows = 0;
   let bytes = 0;
@@ -96,7 +106,7 @@ export function readSlicePage(req: SliceRequest, iterate: SliceIterate): SlicePa
       const klen = rowKeyLength(e.suffix);
       const key = e.suffix.subarray(0, klen);
       if (lastKey === null || compareBytes(lastKey, key) !== 0) {
-        if (rows >= req.rowLimit || (rows > 0 && bytes >= req.byteLimit)) return { deletions, entries, next: lastKey };
+        if (rows >= rowLimit || (rows > 0 && bytes >= byteLimit)) return { deletions, entries, next: lastKey };
         rows++;
         lastKey = Buffer.from(key);
       }
