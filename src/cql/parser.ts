@@ -7,7 +7,7 @@
  * input dimension has a named bound checked before work is done. A parser toolkit would add
  * a dependency and a grammar language for less control over exactly those points.
  *
- * Bounds (CQL_LIMITS): statement length, token count, call nesting, IN-list size, columns per
+ * Bounds (CQL_LIMITS in grammar.ts): statement length, token count, call nesting, IN-list size, columns per
  * statement, identifier size. A statement past a bound is a syntax error naming the bound.
  *
  * Pure module: no I/O.
@@ -35,47 +35,11 @@ import {
   type Update,
 } from './ast.js';
 import { CqlSyntaxError } from './errors.js';
+import { CQL_LIMITS, lwtUnsupported, RESERVED_KEYWORDS } from './grammar.js';
 import { tokenize, type Token } from './lexer.js';
-
-export const CQL_LIMITS = Object.freeze({
-  /** Characters of one statement (a blob literal of a 1 MiB cell is 2 MiB of hex). */
-  maxStatementChars: 4 * 1024 * 1024,
-  /** Tokens of one statement. */
-  maxTokens: 100_000,
-  /** Depth of nested calls (`toTimestamp(now())` is 2). */
-  maxNestingDepth: 8,
-  /** Values of one IN list (the planner bounds the partitions of a query separately). */
-  maxInListItems: 1000,
-  /** Columns named by one statement (CREATE TABLE, INSERT, SELECT, SET, DELETE). */
-  maxColumns: 1000,
-  /** UTF-8 bytes of one identifier (storage keys carry column names, with a one-byte length). */
-  maxIdentifierBytes: 64,
-});
-
-/**
- * CQL's reserved keywords (Cassandra's "Appendix A"), plus the literal words (true, false,
- * null, nan, infinity): these cannot be unquoted identifiers. Every other keyword
- * (`timestamp`, `key`, `ttl`, `count`, `clustering`, the type names...) can.
- */
-export const RESERVED_KEYWORDS: ReadonlySet<string> = new Set([
-  'add', 'allow', 'alter', 'and', 'apply', 'asc', 'authorize', 'batch', 'begin', 'by', 'columnfamily', 'create', 'delete',
-  'desc', 'describe', 'drop', 'entries', 'execute', 'from', 'full', 'grant', 'if', 'in', 'index', 'infinity', 'insert',
-  'into', 'is', 'keyspace', 'limit', 'materialized', 'mbean', 'mbeans', 'modify', 'nan', 'norecursive', 'not', 'null', 'of', 'on', 'or', 'order',
-  'primary', 'rename', 'replace', 'revoke', 'schema', 'select', 'set', 'table', 'to', 'token', 'truncate', 'unlogged',
-  'unset', 'update', 'use', 'using', 'view', 'where', 'with', 'true', 'false',
-]);
 
 const TYPE_ALIASES: Record<string, CqlType> = { varchar: 'text' };
 const RELATION_OPS: ReadonlySet<string> = new Set(['=', '<', '<=', '>', '>=']);
-
-/** The error for `IF ...` on a write: ringkv has no Paxos. */
-export function lwtUnsupported(): RingkvError {
-  return new RingkvError(
-    'bad_request',
-    'lightweight transactions (IF NOT EXISTS, IF EXISTS, IF <condition> on INSERT/UPDATE/DELETE) are out of scope in ringkv: there is no Paxos round; writes resolve per cell by last-write-wins',
-    { unsupported: 'lightweight transactions' },
-  );
-}
 
 function describe(t: Token): string {
   switch (t.kind) {
@@ -637,47 +601,4 @@ export function parseCql(text: string): Statement {
   }
   const p = new Parser(tokenize(text, CQL_LIMITS.maxTokens));
   return p.statement();
-}
-
-/** Number of bind markers (`?`) in a statement. */
-export function countBindMarkers(s: Statement): number {
-  let max = -1;
-  const visit = (t: Term | undefined): void => {
-    if (t === undefined) return;
-    if (t.kind === 'bind') max = Math.max(max, t.index);
-    else if (t.kind === 'call') t.args.forEach(visit);
-  };
-  const visitWhere = (rs: Relation[]): void => {
-    for (const r of rs) {
-      if (r.kind === 'in') {
-        if (Array.isArray(r.values)) r.values.forEach(visit);
-        else max = Math.max(max, r.values.index);
-      } else visit(r.value);
-    }
-  };
-  switch (s.kind) {
-    case 'insert':
-      s.values.forEach(visit);
-      visit(s.ttl);
-      visit(s.timestamp);
-      break;
-    case 'update':
-      visit(s.ttl);
-      visit(s.timestamp);
-      s.assignments.forEach((a) => visit(a.value));
-      visitWhere(s.where);
-      break;
-    case 'delete':
-      visit(s.timestamp);
-      visitWhere(s.where);
-      break;
-    case 'select':
-      visitWhere(s.where);
-      visit(s.perPartitionLimit);
-      visit(s.limit);
-      break;
-    default:
-      break;
-  }
-  return max + 1;
 }

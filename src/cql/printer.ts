@@ -6,7 +6,7 @@
  * Pure module: no I/O.
  */
 import type { Relation, Statement, Term } from './ast.js';
-import { RESERVED_KEYWORDS } from './parser.js';
+import { RESERVED_KEYWORDS } from './grammar.js';
 
 const PLAIN_IDENT = /^[a-z][a-z0-9_]*$/;
 

@@ -13,7 +13,7 @@
  * Pure module: the caller supplies the clock, the write timestamp and the ring hash.
  */
 import type { Delete, Insert, Select, Statement, Update } from '../cql/ast.js';
-import { countBindMarkers } from '../cql/parser.js';
+import { countBindMarkers } from '../cql/binds.js';
 import { badRequest, RingkvError } from '../util/errors.js';
 import { tombstoneRecord, valueRecord } from './cell.js';
 import {
