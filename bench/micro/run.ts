@@ -3,7 +3,7 @@
  *
  *   node dist/bench/micro/run.js [suite ...] [--time=MS] [--md] [--no-json]
  *
- * Suites: ring, ring-worker, versions (includes record), frames, shard; default all. Prints one
+ * Suites: ring, ring-worker, versions (includes record), frames, shard, wide; default all. Prints one
  * table (ops/s, mean per op, per-call mean, p50 and p99), the side-by-side ratios, and writes
  * bench/results/micro-<YYYY-MM-DD>.json (a later run the same day replaces it). `--md` also prints
  * the table as Markdown (for bench/README.md). `--time` sets tinybench's minimum measuring time
@@ -18,6 +18,7 @@ import { ringRatios, ringSuite, ringWorkerSuite } from './ring.js';
 import { versionRatios, versionsSuite } from './versions.js';
 import { frameRatios, framesSuite } from './frames.js';
 import { shardRatios, shardSuite } from './shard.js';
+import { wideSuite } from './wide.js';
 
 const SUITES: Record<string, (o: SuiteOptions) => Promise<Row[]>> = {
   ring: ringSuite,
@@ -25,6 +26,7 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<Row[]>> = {
   versions: versionsSuite,
   frames: framesSuite,
   shard: shardSuite,
+  wide: wideSuite,
 };
 const RATIOS: RatioSpec[] = [...ringRatios, ...versionRatios, ...shardRatios, ...frameRatios];
 
