@@ -3,7 +3,9 @@
  * hold requests, so tests control reply order), a raw protocol client, and a byte-level msgpack
  * encoder for payloads the library would never produce (floats, 64-bit ints, non-str keys).
  */
+import { rmSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
+import type { IpcServer } from '../../src/api/ipc-server.js';
 import { encodeFrame, encodePayload, FrameDecoder } from '../../src/net/frames.js';
 import type { ReadRequest, ReadResult, WriteRequest, WriteResult } from '../../src/router/router.js';
 import { RingkvError } from '../../src/util/errors.js';
@@ -165,3 +167,11 @@ export const mp = {
     return Buffer.concat([h, payload]);
   },
 };
+
+/** afterEach of an IPC server test: release held requests, drop clients, close the server, remove the dir. */
+export async function ipcTeardown(t: { router: FakeRouter; clients: RawClient[]; server: IpcServer | undefined; dir: string }): Promise<void> {
+  t.router.release();
+  for (const c of t.clients.splice(0)) c.close();
+  await t.server?.close();
+  rmSync(t.dir, { recursive: true, force: true });
+}

@@ -5,7 +5,7 @@
  * apply to an op refused; every complete frame before a bad one answered; batch reply cuts decided
  * in item order; a get too large for one frame still returning its context.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -16,7 +16,7 @@ import type { BatchItemResult } from '../../src/api/ipc-protocol.js';
 import { promiseRouter, startIpcServer, type IpcDeps, type IpcServer, type RingInfo } from '../../src/api/ipc-server.js';
 import { checkRequestShape } from '../../src/api/ipc-request.js';
 import { encodeFrame, encodePayload, FrameError } from '../../src/net/frames.js';
-import { FakeRouter, mp, RawClient, until, type Reply } from '../helpers/ipc-fakes.js';
+import { FakeRouter, ipcTeardown, mp, RawClient, until, type Reply } from '../helpers/ipc-fakes.js';
 
 const log = pino({ level: 'silent' });
 const RING: RingInfo = { digest: 'feedfacecafebeef', version: 3, nodes: [], tokens: [], replicas: 0, pref: [] };
@@ -60,11 +60,8 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  router.release();
-  for (const c of clients.splice(0)) c.close();
-  await server?.close();
+  await ipcTeardown({ router, clients, server, dir });
   server = undefined;
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('checkRequestShape (pure)', () => {

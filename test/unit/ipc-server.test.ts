@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { promiseRouter, startIpcServer, type IpcDeps, type IpcServer, type RingInfo } from '../../src/api/ipc-server.js';
 import { encodeFrame } from '../../src/net/frames.js';
-import { FakeRouter, RawClient, until } from '../helpers/ipc-fakes.js';
+import { FakeRouter, ipcTeardown, RawClient, until } from '../helpers/ipc-fakes.js';
 
 const log = pino({ level: 'silent' });
 const RING: RingInfo = { digest: 'feedfacecafebeef', version: 3, nodes: [], tokens: [], replicas: 0, pref: [] };
@@ -45,11 +45,8 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  router.release();
-  for (const c of clients.splice(0)) c.close();
-  await server?.close();
+  await ipcTeardown({ router, clients, server, dir });
   server = undefined;
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('ipc server: requests', () => {
