@@ -6,8 +6,9 @@ import { parseConsistency } from '../router/consistency.js';
 import type { ReadResult, Router, ScanResult } from '../router/router.js';
 import { SCAN_LIMITS } from '../router/scan.js';
 import { validateTableName, type TableRegistry } from '../router/tables.js';
+import { isWellFormedText } from '../util/bytes.js';
 import { RingkvError, asRingkvError, badRequest } from '../util/errors.js';
-import { jsonToValueBytes, valueBytesToJson } from './values.js';
+import { jsonDepthWithin, jsonToValueBytes, strictUtf8, valueBytesToJson } from './values.js';
 
 export interface HttpDeps {
   config: NodeConfig;
@@ -20,10 +21,13 @@ export interface HttpDeps {
   extraRoutes?: Array<(app: FastifyInstance) => void>;
 }
 
-function keyBytes(key: unknown, maxKeyBytes: number): Buffer {
-  if (typeof key !== 'string' || key.length === 0) throw badRequest('key must be a non-empty string', { field: 'key' });
+function keyBytes(key: unknown, maxKeyBytes: number, field = 'key'): Buffer {
+  if (typeof key !== 'string' || key.length === 0) throw badRequest(`${field} must be a non-empty string`, { field });
+  // A lone surrogate (a JSON "\ud800" escape) has no UTF-8 form: encoding it would substitute
+  // U+FFFD, and different keys would silently become the same stored key.
+  if (!isWellFormedText(key)) throw badRequest(`${field} contains a lone UTF-16 surrogate, which has no UTF-8 form`, { field });
   const b = Buffer.from(key, 'utf8');
-  if (b.length > maxKeyBytes) throw new RingkvError('too_large', `key is ${b.length} bytes; the limit is ${maxKeyBytes}`, { field: 'key' });
+  if (b.length > maxKeyBytes) throw new RingkvError('too_large', `${field} is ${b.length} bytes; the limit is ${maxKeyBytes}`, { field });
   return b;
 }
 
@@ -32,14 +36,14 @@ function sendError(reply: FastifyReply, err: RingkvError, extra?: Record<string,
 }
 
 /** One key's live versions as the API shows them: `value`, or `siblings` when there are several. */
-function putValues(out: Record<string, unknown>, values: ReadResult['values']): Record<string, unknown> {
-  if (values.length === 1) out['value'] = valueBytesToJson(values[0]!.value);
-  else out['siblings'] = values.map((v) => valueBytesToJson(v.value));
+function putValues(out: Record<string, unknown>, values: ReadResult['values'], maxJsonDepth: number): Record<string, unknown> {
+  if (values.length === 1) out['value'] = valueBytesToJson(values[0]!.value, maxJsonDepth);
+  else out['siblings'] = values.map((v) => valueBytesToJson(v.value, maxJsonDepth));
   return out;
 }
 
-function readBody(result: ReadResult, key: string): Record<string, unknown> {
-  const base = putValues({ key, context: result.context }, result.values);
+function readBody(result: ReadResult, key: string, maxJsonDepth: number): Record<string, unknown> {
+  const base = putValues({ key, context: result.context }, result.values, maxJsonDepth);
   base['consistency'] = result.consistency;
   return base;
 }
@@ -48,15 +52,18 @@ function readBody(result: ReadResult, key: string): Record<string, unknown> {
  * A scan's rows as GET represents one key. Keys are UTF-8 strings in this API; a stored key that is
  * not valid UTF-8 (written as bin over IPC) also comes as `keyBase64`, since its string is lossy.
  */
-function scanBody(result: ScanResult): Record<string, unknown> {
+function scanBody(result: ScanResult, maxJsonDepth: number): Record<string, unknown> {
   const rows = result.rows.map((row) => {
     const b = Buffer.from(row.key.buffer, row.key.byteOffset, row.key.byteLength);
     const key = b.toString('utf8');
     const out: Record<string, unknown> = { key, context: row.context };
     if (!Buffer.from(key, 'utf8').equals(b)) out['keyBase64'] = b.toString('base64');
-    return putValues(out, row.values);
+    return putValues(out, row.values, maxJsonDepth);
   });
-  return { rows, truncated: result.truncated, consistency: result.consistency };
+  const out: Record<string, unknown> = { rows, truncated: result.truncated, endOfRing: result.endOfRing };
+  if (result.pagingState !== undefined) out['pagingState'] = result.pagingState;
+  out['consistency'] = result.consistency;
+  return out;
 }
 
 function scanLimit(raw: unknown): number {
@@ -119,6 +126,11 @@ export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
     // bounded by maxHeaderSize, and keyBytes() answers 413 for keys over the limit.
     routerOptions: { maxParamLength: maxHeaderSize },
     clientErrorHandler: (err, socket) => answerClientError(err, socket, maxHeaderSize, limits.maxKeyBytes),
+    // A path that does not decode (e.g. a key percent-encoding bytes that are not UTF-8, `%FF`):
+    // answered in the API's error shape, like every other bad request.
+    frameworkErrors: (error, _req, reply) => {
+      void sendError(reply, new RingkvError('bad_request', `${error.message} (keys in a path must be percent-encoded UTF-8)`));
+    },
   });
 
   app.setErrorHandler((error: FastifyError, _req, reply) => {
@@ -131,6 +143,20 @@ export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
     const e = asRingkvError(error);
     if (e.code === 'internal') deps.log.error({ err: error }, 'request failed');
     return sendError(reply, e);
+  });
+  // JSON bodies: strict UTF-8 (a lossy decode would let two different keys collide) and a bounded
+  // nesting depth (checked without recursion before parsing; deeper values would overflow the
+  // stack when stored), then fastify's own parser (prototype-poisoning checks included).
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    const bytes = body as Buffer;
+    const text = strictUtf8(bytes);
+    if (text === null) return done(badRequest('the request body is not valid UTF-8 (JSON text must be UTF-8)'), undefined);
+    if (!jsonDepthWithin(bytes, limits.maxJsonDepth)) {
+      return done(badRequest(`the request body nests arrays/objects deeper than limits.maxJsonDepth (${limits.maxJsonDepth} levels)`, { limit: 'maxJsonDepth', maxJsonDepth: limits.maxJsonDepth }), undefined);
+    }
+    parseJson(req, text, done);
   });
   app.setNotFoundHandler((req, reply) => sendError(reply, new RingkvError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
@@ -153,17 +179,25 @@ export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
   });
 
   // A range scan in token order: rows whose token >= token(start) (> with exclusive=true), wrapping
-  // the ring at most once, until `limit` live rows.
+  // the ring at most once, until `limit` live rows; or the next page of one (`pagingState`).
   app.get<{ Params: { table: string }; Querystring: Record<string, string> }>('/api/v1/store/:table', async (req) => {
     const table = validateTableName(req.params.table);
     const q = req.query;
-    if (typeof q['start'] !== 'string' || q['start'] === '') throw badRequest('start is required: the key whose token the scan starts at', { field: 'start' });
-    const startKey = keyBytes(q['start'], limits.maxKeyBytes);
     const limit = scanLimit(q['limit']);
     const ex = q['exclusive'];
     if (ex !== undefined && ex !== 'true' && ex !== 'false') throw badRequest('exclusive must be true or false', { field: 'exclusive' });
-    const res = await router.scan({ table, startKey, exclusive: ex === 'true', limit, consistency: parseConsistency(q) });
-    return scanBody(res);
+    const consistency = parseConsistency(q);
+    const ps = q['pagingState'];
+    if (ps !== undefined) {
+      if (typeof ps !== 'string' || ps === '') throw badRequest('pagingState must be the string a previous page returned', { field: 'pagingState' });
+      if (q['start'] !== undefined) throw badRequest('give either start (a new scan) or pagingState (the next page), not both', { field: 'start' });
+      if (ex !== undefined) throw badRequest('exclusive applies to a scan from start, not to a pagingState', { field: 'exclusive' });
+      return scanBody(await router.scan({ table, pagingState: ps, limit, consistency }), limits.maxJsonDepth);
+    }
+    if (typeof q['start'] !== 'string' || q['start'] === '') throw badRequest('start (the key whose token the scan starts at) or pagingState is required', { field: 'start' });
+    const startKey = keyBytes(q['start'], limits.maxKeyBytes, 'start');
+    const res = await router.scan({ table, startKey, exclusive: ex === 'true', limit, consistency });
+    return scanBody(res, limits.maxJsonDepth);
   });
 
   app.get<{ Params: { table: string; key: string }; Querystring: Record<string, string> }>('/api/v1/store/:table/:key', async (req, reply) => {
@@ -175,7 +209,7 @@ export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
     if (res.values.length === 0) {
       return sendError(reply, new RingkvError('not_found', `key not found in table ${table}`), { key: req.params.key, context: res.context });
     }
-    return readBody(res, req.params.key);
+    return readBody(res, req.params.key, limits.maxJsonDepth);
   });
 
   app.delete<{ Params: { table: string; key: string }; Querystring: Record<string, string>; Body: unknown }>('/api/v1/store/:table/:key', async (req) => {

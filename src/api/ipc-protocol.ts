@@ -79,12 +79,14 @@ export interface DelFields extends ConsistencyFields {
 export interface ScanFields extends ConsistencyFields {
   op: 'scan';
   table: string;
-  /** Start key: the scan starts at its token (the key itself need not exist). */
-  key: IpcKey;
+  /** Start key: the scan starts at its token (the key itself need not exist). Not with `pagingState`. */
+  key?: IpcKey;
   /** Live rows wanted, 1..1000. */
   limit: number;
-  /** Start strictly after the start key's token (resume after the last row of a previous scan). */
+  /** Start strictly after the start key's token. */
   exclusive?: boolean;
+  /** The next page of an earlier scan: the `pagingState` its reply carried (instead of `key`). */
+  pagingState?: string;
   /** Replies required per ring range (1..n). */
   r?: number;
 }
@@ -136,7 +138,11 @@ export interface IpcLimits {
   maxValueBytes: number;
   maxFrameBytes: number;
   maxInFlightPerConnection: number;
+  /** Items one `batch` may carry (default DEFAULT_MAX_BATCH_ITEMS). */
+  maxBatchItems?: number;
 }
+
+export const DEFAULT_MAX_BATCH_ITEMS = 10_000;
 
 export interface WriteOk {
   /** Causal context of the new version; pass it to a later write to supersede it. */
@@ -165,8 +171,12 @@ export interface ScanRowOk {
 
 export interface ScanOk {
   rows: ScanRowOk[];
-  /** True when the reply byte bound stopped the scan before `limit` rows: continue after the last row. */
+  /** True when the reply byte bound stopped the scan before `limit` rows. */
   truncated: boolean;
+  /** The scan has walked its whole turn of the ring: stop paging. */
+  endOfRing: boolean;
+  /** Present exactly when `endOfRing` is false: send it back (`scan` with `pagingState`) for the next page. */
+  pagingState?: string;
   consistency: ConsistencyReport;
 }
 
@@ -176,6 +186,18 @@ export interface ItemError {
   message: string;
   /** The request field at fault, for validation errors. */
   field?: string;
+}
+
+/**
+ * Extra fields of a `too_large` answer to a `get` whose siblings do not fit in one frame: the
+ * context (a put with it supersedes them all), the siblings that fit with nil in place of each
+ * left out, the indexes left out, and every sibling's size in bytes.
+ */
+export interface TooLargeGetDetails {
+  context: string;
+  siblings: Array<Buffer | null>;
+  omitted: number[];
+  sizes: number[];
 }
 
 export type BatchItemResult = ({ ok: true } & WriteOk) | ({ ok: true } & GetOk) | ItemError;
@@ -196,7 +218,7 @@ export type RingReply = ReplyBase & {
   /** Id of the answering node ('' when the server was not told), so a client can verify where it connected. */
   node: string;
   limits: IpcLimits;
-  /** Set (and `ring` omitted) when the request's digest is current. */
+  /** Set (and `ring` omitted) when the request's digest is current; absent (never false) otherwise. */
   unchanged?: true;
   ring?: RingInfo;
 };
@@ -206,7 +228,7 @@ export type StatusReply = ReplyBase & { status: unknown };
  * A failed request. `id` is null for a connection-level error (bad frame, missing id); the server
  * closes the connection right after sending it.
  */
-export interface ErrorReply {
+export interface ErrorReply extends Partial<TooLargeGetDetails> {
   id: RequestId | null;
   ok: false;
   code: ErrorCode;

@@ -18,23 +18,38 @@ import type { Logger } from '../log/logger.js';
 import { encodeFrame, FRAME_HEADER_BYTES, FrameDecoder, FrameError } from '../net/frames.js';
 import { tokenToHex } from '../ring/hash.js';
 import type { RingLayout } from '../ring/builder.js';
-import { parseConsistency, type ConsistencySpec } from '../router/consistency.js';
-import type { Done, ReadRequest, ReadResult, Router, ScanResult, WriteRequest, WriteResult } from '../router/router.js';
-import { SCAN_LIMITS } from '../router/scan.js';
-import { validateTableName } from '../router/tables.js';
-import { asRingkvError, badRequest, invariant, RingkvError, type ErrorCode } from '../util/errors.js';
+import type { Done, ReadRequest, ReadResult, Router, WriteRequest, WriteResult } from '../router/router.js';
+import { badRequest, invariant, RingkvError, type ErrorCode } from '../util/errors.js';
 import {
+  DEFAULT_MAX_BATCH_ITEMS,
   IPC_PROTOCOL_VERSION,
-  MAX_REQUEST_ID,
   type BatchItemResult,
   type ErrorReply,
   type GetOk,
   type IpcLimits,
+  type ItemError,
   type RingInfo,
   type ScanOk,
-  type ScanRowOk,
   type WriteOk,
 } from './ipc-protocol.js';
+import { BatchAssembly, errorFields, estimateBytes, getOk, replyBudgetOf, scanOk, tooLargeGet } from './ipc-replies.js';
+import {
+  decodeRequest,
+  describeValue,
+  fieldName,
+  isMsg,
+  parseDigest,
+  parseId,
+  parseKvOp,
+  parseScan,
+  parseTimeout,
+  refuseForeignFields,
+  type DecodedRequest,
+  type KvOp,
+  type Msg,
+  type ScanParsed,
+  type ShapeProblem,
+} from './ipc-request.js';
 
 export type { RingInfo, IpcLimits };
 
@@ -111,165 +126,11 @@ export function ringInfoFromLayout(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Request validation
-
-interface KvOp {
-  kind: 'put' | 'get' | 'del';
-  table: string;
-  key: Uint8Array;
-  value: Uint8Array;
-  context: string | undefined;
-  consistency: ConsistencySpec;
-  timeoutMs: number | undefined;
-}
-
-type Msg = Record<string, unknown>;
-
-function isMsg(x: unknown): x is Msg {
-  return typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Uint8Array);
-}
-
-// Decoded bins are views into the read chunk and stay so: shards get keys and values copied into
-// their wire message, peers into frames, and the hint store detaches what it posts to its worker.
-// A view pins its chunk only while its request is in flight (bounded per connection).
-
-function parseKey(v: unknown, limits: IpcLimits): Uint8Array {
-  let bytes: Uint8Array;
-  if (typeof v === 'string') bytes = Buffer.from(v, 'utf8');
-  else if (v instanceof Uint8Array) bytes = v;
-  else throw badRequest('key must be a non-empty string or bin', { field: 'key' });
-  if (bytes.length === 0) throw badRequest('key must be a non-empty string or bin', { field: 'key' });
-  if (bytes.length > limits.maxKeyBytes) {
-    throw new RingkvError('too_large', `key is ${bytes.length} bytes; the limit is ${limits.maxKeyBytes}`, { field: 'key' });
-  }
-  return bytes;
-}
-
-function parseValue(v: unknown, limits: IpcLimits): Uint8Array {
-  let bytes: Uint8Array;
-  if (v instanceof Uint8Array) bytes = v;
-  else if (typeof v === 'string') bytes = Buffer.from(v, 'utf8');
-  else throw badRequest('value is required: bin (stored byte-exact) or str (stored as UTF-8)', { field: 'value' });
-  if (bytes.length > limits.maxValueBytes) {
-    throw new RingkvError('too_large', `value is ${bytes.length} bytes; the limit is ${limits.maxValueBytes}`, { field: 'value' });
-  }
-  return bytes;
-}
-
-function parseTimeout(v: unknown, field = 'timeoutMs'): number | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 600_000) {
-    throw badRequest(`${field} must be an integer between 1 and 600000, got ${JSON.stringify(v)}`, { field });
-  }
-  return v;
-}
-
-function parseKvOp(m: Msg, limits: IpcLimits, defaultTimeout: number | undefined): KvOp {
-  const op = m['op'];
-  if (op !== 'put' && op !== 'get' && op !== 'del') throw badRequest(`op must be put, get or del, got ${JSON.stringify(op)}`, { field: 'op' });
-  const table = validateTableName(m['table']);
-  const key = parseKey(m['key'], limits);
-  const value = op === 'put' ? parseValue(m['value'], limits) : new Uint8Array(0);
-  let context: string | undefined;
-  if (op !== 'get') {
-    const c = m['context'];
-    if (c !== undefined && c !== null && typeof c !== 'string') throw badRequest('context must be a string returned by a read', { field: 'context' });
-    context = c === null || c === '' ? undefined : c;
-  }
-  // Only the knob relevant to the op is parsed, so a stray `r` on a put is ignored, not validated.
-  const consistency =
-    op === 'get'
-      ? parseConsistency({ consistency: m['consistency'] ?? undefined, n: m['n'] ?? undefined, r: m['r'] ?? undefined })
-      : parseConsistency({ consistency: m['consistency'] ?? undefined, n: m['n'] ?? undefined, w: m['w'] ?? undefined });
-  const timeoutMs = parseTimeout(m['timeoutMs']) ?? defaultTimeout;
-  return { kind: op, table, key, value, context, consistency, timeoutMs };
-}
-
-interface ScanParsed {
-  table: string;
-  key: Uint8Array;
-  limit: number;
-  exclusive: boolean;
-  consistency: ConsistencySpec;
-  timeoutMs: number | undefined;
-}
-
-function parseScan(m: Msg, limits: IpcLimits): ScanParsed {
-  const table = validateTableName(m['table']);
-  const key = parseKey(m['key'], limits);
-  const limit = m['limit'];
-  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > SCAN_LIMITS.maxLimit) {
-    throw badRequest(`limit must be an integer between 1 and ${SCAN_LIMITS.maxLimit}, got ${JSON.stringify(limit)}`, { field: 'limit' });
-  }
-  const ex = m['exclusive'];
-  if (ex !== undefined && ex !== null && typeof ex !== 'boolean') throw badRequest('exclusive must be a bool', { field: 'exclusive' });
-  const consistency = parseConsistency({ consistency: m['consistency'] ?? undefined, n: m['n'] ?? undefined, r: m['r'] ?? undefined });
-  return { table, key, limit, exclusive: ex === true, consistency, timeoutMs: parseTimeout(m['timeoutMs']) };
-}
-
-/** Rows as `get` answers a key: `value` for one live version, `siblings` for more; bins untouched. */
-function scanOk(res: ScanResult): ScanOk {
-  const rows: ScanRowOk[] = res.rows.map((row) => putValues<ScanRowOk>({ key: asBuffer(row.key), context: row.context }, row.values));
-  return { rows, truncated: res.truncated, consistency: res.consistency };
-}
-
-/** Valid ids are uint32; a client library may still encode a small id as uint64 (decoded as a BigInt). */
-function parseId(v: unknown): number | null {
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_REQUEST_ID) return v;
-  if (typeof v === 'bigint' && v >= 0n && v <= BigInt(MAX_REQUEST_ID)) return Number(v);
-  return null;
-}
-
-function errorFields(err: unknown): { code: ErrorCode; message: string; field?: string } {
-  const e = asRingkvError(err);
-  const field = e.details?.['field'];
-  return typeof field === 'string' ? { code: e.code, message: e.message, field } : { code: e.code, message: e.message };
-}
-
-// Reply size guard: keep every reply under the frame limit (the client would drop the connection).
-// Per-result msgpack overhead beyond the value bytes (field names, consistency report incl. a clamp
-// note, bin headers), deliberately generous: the exact check happens after encoding.
-const REPLY_OVERHEAD = 160;
-const FRAME_HEADROOM = 1024;
-
-function getOk(res: ReadResult): GetOk {
-  return putValues<GetOk>({ found: res.values.length > 0, context: res.context, consistency: res.consistency }, res.values);
-}
-
-/** A key's live versions as replies carry them: `value` for one, `siblings` for more (bins untouched). */
-function putValues<T extends { value?: Buffer; siblings?: Buffer[] }>(out: T, values: ReadResult['values']): T {
-  if (values.length === 1) out.value = asBuffer(values[0]!.value);
-  else if (values.length > 1) out.siblings = values.map((v) => asBuffer(v.value));
-  return out;
-}
-
-function asBuffer(u: Uint8Array): Buffer {
-  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-}
-
-function estimateBytes(r: WriteOk | GetOk | ItemErrorLike): number {
-  let n = REPLY_OVERHEAD;
-  if ('context' in r) n += r.context.length;
-  if ('message' in r) n += r.message.length;
-  if ('value' in r && r.value) n += r.value.length;
-  if ('siblings' in r && r.siblings) for (const s of r.siblings) n += s.length + 5;
-  return n;
-}
-type ItemErrorLike = { code: ErrorCode; message: string; field?: string };
-
-// ---------------------------------------------------------------------------------------------
 // Connections
-
-interface BatchState {
-  id: number;
-  results: BatchItemResult[];
-  pending: number;
-  bytes: number;
-}
 
 type Work =
   | { t: 'kv'; id: number; op: KvOp }
-  | { t: 'item'; batch: BatchState; index: number; op: KvOp }
+  | { t: 'item'; batch: BatchAssembly; index: number; op: KvOp }
   | { t: 'scan'; id: number; op: ScanParsed }
   | { t: 'ring'; id: number; digest: string | undefined }
   | { t: 'status'; id: number };
@@ -289,6 +150,11 @@ class Connection {
   private corked = false;
   closed = false;
   private readEnded = false;
+  /**
+   * Set once a frame could not be trusted: reading has stopped, and once the requests accepted
+   * before it are answered, this error goes out with id nil and the connection closes.
+   */
+  private failing: { code: ErrorCode; message: string } | undefined;
   private readonly onDataBound = (chunk: Buffer): void => this.onData(chunk);
   private drainWaiter: (() => void) | undefined;
 
@@ -296,7 +162,9 @@ class Connection {
     private readonly srv: IpcServerImpl,
     readonly socket: Socket,
   ) {
-    this.decoder = new FrameDecoder(srv.limits.maxFrameBytes);
+    // At most one shape problem per batch item plus a few top-level ones are worth reporting.
+    const maxProblems = srv.maxBatchItems + 16;
+    this.decoder = new FrameDecoder(srv.limits.maxFrameBytes, (payload) => decodeRequest(payload, maxProblems));
   }
 
   start(leftover: Buffer | undefined): void {
@@ -308,8 +176,9 @@ class Connection {
     // A client may half-close after its last request: answer everything, then close our side.
     s.on('end', () => {
       this.readEnded = true;
-      if (this.decoder.bufferedBytes > 0) {
-        // The stream ended inside a frame: a truncated request we can never answer.
+      if (this.decoder.bufferedBytes > 0 && !this.failing && !this.closed) {
+        // The stream ended inside a frame: a truncated request we can never answer. (Bytes after
+        // a bad frame are left in the decoder on purpose: they are not counted again.)
         this.srv.badFrames++;
         this.srv.log.warn({ bytes: this.decoder.bufferedBytes }, 'ipc connection ended inside a frame');
       }
@@ -322,33 +191,50 @@ class Connection {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.closed) return;
+    if (this.closed || this.failing) return;
     let msgs: unknown[];
+    let bad: FrameError | undefined;
     try {
       msgs = this.decoder.push(chunk);
     } catch (e) {
-      const fe = e instanceof FrameError ? e : new FrameError('malformed_frame', String(e));
-      this.protocolError(fe.code === 'frame_too_large' ? 'too_large' : 'bad_request', fe.message);
-      return;
+      bad = e instanceof FrameError ? e : new FrameError('malformed_frame', String(e));
+      // The complete frames before the bad one are still answered (issue 10 item 14).
+      msgs = bad.decodedBefore;
     }
     for (const m of msgs) {
-      this.accept(m);
-      if (this.closed) return;
+      this.accept(m as DecodedRequest);
+      if (this.closed || this.failing) break;
     }
+    if (bad && !this.failing) this.protocolError(bad.code === 'frame_too_large' ? 'too_large' : 'bad_request', bad.message);
     this.pump();
   }
 
+  private replyError(id: number, e: unknown): void {
+    this.reply({ id, ok: false, ...errorFields(e), rv: this.srv.digest() } satisfies ErrorReply);
+  }
+
   /** Validate one request frame: errors answer at once (no router work); valid work is queued. */
-  private accept(raw: unknown): void {
+  private accept(decoded: DecodedRequest): void {
+    const raw = decoded.msg;
     const m = isMsg(raw) ? raw : undefined;
-    const id = m ? parseId(m['id']) : null;
+    const idProblem = decoded.problems.find((p) => p.path.length === 1 && p.path[0] === 'id');
+    const id = m && !idProblem ? parseId(m['id']) : null;
     if (!m || id === null) {
-      this.protocolError('bad_request', 'every request must be a msgpack map with an unsigned 32-bit integer id');
+      this.protocolError('bad_request', `every request must be a msgpack map with an unsigned 32-bit integer id${idProblem ? ` (id: ${idProblem.message})` : ''}`);
       return;
     }
     this.srv.requests++;
     const op = m['op'];
+    // Problems inside batch items fail only their item; any other fails the request.
+    const itemProblems = new Map<number, ShapeProblem>();
     try {
+      for (const p of decoded.problems) {
+        if (op === 'batch' && p.path[0] === 'items' && typeof p.path[1] === 'number') {
+          if (!itemProblems.has(p.path[1])) itemProblems.set(p.path[1], p);
+          continue;
+        }
+        throw badRequest(`${fieldName(p.path) || 'request'}: ${p.message}`, { field: fieldName(p.path) || 'request' });
+      }
       switch (op) {
         case 'put':
         case 'get':
@@ -359,47 +245,58 @@ class Connection {
           this.enqueue({ t: 'scan', id, op: parseScan(m, this.srv.limits) });
           return;
         case 'batch':
-          this.acceptBatch(id, m);
+          this.acceptBatch(id, m, itemProblems);
           return;
-        case 'ring': {
-          const d = m['digest'];
-          this.enqueue({ t: 'ring', id, digest: typeof d === 'string' ? d : undefined });
+        case 'ring':
+          this.enqueue({ t: 'ring', id, digest: parseDigest(m) });
           return;
-        }
         case 'status':
+          refuseForeignFields(m, 'status');
           this.enqueue({ t: 'status', id });
           return;
         default:
-          throw badRequest(`op must be one of put, get, del, scan, batch, ring, status; got ${JSON.stringify(op)}`, { field: 'op' });
+          throw badRequest(`op must be one of put, get, del, scan, batch, ring, status; got ${describeValue(op)}`, { field: 'op' });
       }
     } catch (e) {
-      this.reply({ id, ok: false, ...errorFields(e), rv: this.srv.digest() } satisfies ErrorReply);
+      this.replyError(id, e);
     }
   }
 
-  private acceptBatch(id: number, m: Msg): void {
+  private acceptBatch(id: number, m: Msg, problems: Map<number, ShapeProblem>): void {
+    refuseForeignFields(m, 'batch');
     const items = m['items'];
     if (!Array.isArray(items)) throw badRequest('items must be an array of {op: put|get|del, ...}', { field: 'items' });
+    if (items.length > this.srv.maxBatchItems) {
+      throw badRequest(`a batch carries at most ${this.srv.maxBatchItems} items, got ${items.length}; split it`, { field: 'items' });
+    }
     const timeout = parseTimeout(m['timeoutMs']);
-    const batch: BatchState = { id, results: new Array<BatchItemResult>(items.length), pending: 0, bytes: REPLY_OVERHEAD };
-    const valid: Array<{ index: number; op: KvOp }> = [];
-    for (let i = 0; i < items.length; i++) {
-      const it: unknown = items[i];
+    const parsed: Array<KvOp | ItemError> = items.map((it: unknown, i) => {
       try {
+        const p = problems.get(i);
+        if (p) {
+          const field = fieldName(p.path.slice(2)) || 'item';
+          throw badRequest(`${field}: ${p.message}`, { field });
+        }
         if (!isMsg(it)) throw badRequest('each batch item must be a map {op: put|get|del, ...}', { field: 'op' });
-        valid.push({ index: i, op: parseKvOp(it, this.srv.limits, timeout) });
+        return parseKvOp(it, this.srv.limits, timeout, true);
       } catch (e) {
-        const r: BatchItemResult = { ok: false, ...errorFields(e) };
-        batch.results[i] = r;
-        batch.bytes += estimateBytes(r);
+        return { ok: false, ...errorFields(e) };
       }
-    }
-    batch.pending = valid.length;
-    if (valid.length === 0) {
-      this.replyBatch(batch);
-      return;
-    }
-    for (const v of valid) this.enqueue({ t: 'item', batch, index: v.index, op: v.op });
+    });
+    const batch = new BatchAssembly(
+      id,
+      parsed.map((p) => ('kind' in p ? p.kind : 'invalid')),
+      this.srv.replyBudget,
+      this.srv.limits.maxFrameBytes,
+    );
+    let last = parsed.length === 0;
+    parsed.forEach((p, i) => {
+      if (!('kind' in p)) last = batch.set(i, p);
+    });
+    if (last) return this.replyBatch(batch);
+    parsed.forEach((p, index) => {
+      if ('kind' in p) this.enqueue({ t: 'item', batch, index, op: p });
+    });
   }
 
   private enqueue(w: Work): void {
@@ -422,9 +319,10 @@ class Connection {
       this.qHead = 0;
     }
     this.updateFlow();
-    if (this.inFlight === 0) {
+    if (this.inFlight === 0 && this.qHead === this.queue.length && !this.closed) {
       this.drainWaiter?.();
-      if (this.readEnded && this.qHead === this.queue.length && !this.closed) {
+      if (this.failing) this.closeAfterBadFrame(this.failing);
+      else if (this.readEnded) {
         this.shutdown();
         this.socket.end();
       }
@@ -439,7 +337,11 @@ class Connection {
   private updateFlow(): void {
     if (this.closed) return;
     const full =
-      this.inFlight >= this.srv.limits.maxInFlightPerConnection || this.qHead < this.queue.length || this.socket.writableNeedDrain || this.srv.closing;
+      this.failing !== undefined ||
+      this.inFlight >= this.srv.limits.maxInFlightPerConnection ||
+      this.qHead < this.queue.length ||
+      this.socket.writableNeedDrain ||
+      this.srv.closing;
     const paused = this.socket.isPaused();
     if (full && !paused) {
       this.srv.pauses++;
@@ -459,6 +361,11 @@ class Connection {
       case 'kv':
       case 'item': {
         const op = w.op;
+        if (w.t === 'item' && !w.batch.shouldRun(w.index)) {
+          // A get past the point where the batch reply is full: answered without running.
+          queueMicrotask(() => this.complete(w, { ok: false, err: undefined }));
+          return;
+        }
         if (op.kind === 'get') {
           router.startRead({ table: op.table, key: op.key, consistency: op.consistency, timeoutMs: op.timeoutMs }, (err, r) =>
             this.complete(w, err ? { ok: false, err } : { ok: true, value: getOk(r!) }),
@@ -483,9 +390,9 @@ class Connection {
           queueMicrotask(() => this.complete(w, { ok: false, err: new RingkvError('unavailable', 'this server does not serve scans') }));
           return;
         }
-        router.startScan(
-          { table: op.table, startKey: op.key, exclusive: op.exclusive, limit: op.limit, consistency: op.consistency, timeoutMs: op.timeoutMs },
-          (err, r) => this.complete(w, err ? { ok: false, err } : { ok: true, value: scanOk(r!) }),
+        const from = 'pagingState' in op.from ? { pagingState: op.from.pagingState } : { startKey: op.from.key, exclusive: op.from.exclusive };
+        router.startScan({ table: op.table, ...from, limit: op.limit, consistency: op.consistency, timeoutMs: op.timeoutMs }, (err, r) =>
+          this.complete(w, err ? { ok: false, err } : { ok: true, value: scanOk(r!) }),
         );
         return;
       }
@@ -513,7 +420,7 @@ class Connection {
   private complete(w: Work, out: Outcome): void {
     this.inFlight--;
     this.srv.inFlight--;
-    if (!out.ok) {
+    if (!out.ok && out.err !== undefined) {
       const f = errorFields(out.err);
       if (f.code === 'internal') this.srv.log.error({ err: out.err }, 'ipc request failed');
     }
@@ -524,41 +431,20 @@ class Connection {
     this.pump();
   }
 
-  private completeItem(b: BatchState, index: number, out: Outcome): void {
-    let r: BatchItemResult = out.ok ? ({ ok: true, ...(out.value as WriteOk | GetOk) } as BatchItemResult) : { ok: false, ...errorFields(out.err) };
-    let size = estimateBytes(r as WriteOk | GetOk | ItemErrorLike);
-    if (b.bytes + size > this.srv.replyBudget) {
-      r = {
-        ok: false,
-        code: 'too_large',
-        message: `the batch reply would exceed the ${this.srv.limits.maxFrameBytes}-byte frame limit; read this key in a separate request`,
-      };
-      size = estimateBytes(r);
-    }
-    b.bytes += size;
-    b.results[index] = r;
-    if (--b.pending === 0) this.replyBatch(b);
+  private completeItem(b: BatchAssembly, index: number, out: Outcome): void {
+    const r: BatchItemResult = out.ok ? ({ ok: true, ...(out.value as WriteOk | GetOk) } as BatchItemResult) : out.err === undefined ? b.cutResult(index) : { ok: false, ...errorFields(out.err) };
+    if (b.set(index, r)) this.replyBatch(b);
   }
 
-  private replyBatch(b: BatchState): void {
+  private replyBatch(b: BatchAssembly): void {
     this.reply({ id: b.id, ok: true, results: b.results, rv: this.srv.digest() });
   }
 
   private replyOutcome(id: number, out: Outcome): void {
-    if (!out.ok) {
-      this.reply({ id, ok: false, ...errorFields(out.err), rv: this.srv.digest() } satisfies ErrorReply);
-      return;
-    }
+    if (!out.ok) return this.replyError(id, out.err);
     const v = out.value;
     if ('found' in v && estimateBytes(v as GetOk) > this.srv.replyBudget) {
-      const g = v as GetOk;
-      this.reply({
-        id,
-        ok: false,
-        code: 'too_large',
-        message: `the reply (${g.siblings ? `${g.siblings.length} siblings` : 'one value'}) exceeds the ${this.srv.limits.maxFrameBytes}-byte frame limit`,
-        rv: this.srv.digest(),
-      } satisfies ErrorReply);
+      this.reply({ id, ...tooLargeGet(v as GetOk, this.srv.replyBudget, this.srv.limits.maxFrameBytes), rv: this.srv.digest() } satisfies ErrorReply);
       return;
     }
     this.reply({ id, ok: true, ...v, rv: this.srv.digest() });
@@ -590,15 +476,20 @@ class Connection {
   }
 
   /**
-   * A frame we cannot trust: tell the client why (id nil), stop reading, and close this connection
-   * only. Queued work is dropped; requests already at the router finish but are not answered.
+   * A frame we cannot trust: stop reading (frames after it are never run), answer the requests
+   * accepted before it, then tell the client why (id nil) and close this connection only.
    */
   private protocolError(code: ErrorCode, message: string): void {
-    if (this.closed) return;
+    if (this.closed || this.failing) return;
     this.srv.badFrames++;
     this.srv.log.warn({ code, message }, 'closing ipc connection after a bad frame');
     this.socket.removeListener('data', this.onDataBound);
-    const frame = encodeFrame({ id: null, ok: false, code, message } satisfies ErrorReply);
+    this.failing = { code, message };
+    this.updateFlow();
+  }
+
+  private closeAfterBadFrame(f: { code: ErrorCode; message: string }): void {
+    const frame = encodeFrame({ id: null, ok: false, code: f.code, message: f.message } satisfies ErrorReply);
     this.shutdown();
     this.socket.end(frame);
     const t = setTimeout(() => this.socket.destroy(), CLOSE_LINGER_MS);
@@ -640,7 +531,8 @@ class IpcServerImpl implements IpcServer {
   closing = false;
   readonly log: Logger;
   readonly limits: IpcLimits;
-  readonly publicLimits: IpcLimits;
+  readonly publicLimits: Required<IpcLimits>;
+  readonly maxBatchItems: number;
   /** Estimated reply bytes allowed, leaving room for msgpack framing the estimate does not count. */
   readonly replyBudget: number;
   private readonly conns = new Set<Connection>();
@@ -649,12 +541,20 @@ class IpcServerImpl implements IpcServer {
   constructor(readonly deps: IpcDeps) {
     this.log = deps.log;
     const l = deps.limits;
-    for (const [k, v] of Object.entries({ maxKeyBytes: l.maxKeyBytes, maxValueBytes: l.maxValueBytes, maxFrameBytes: l.maxFrameBytes, maxInFlightPerConnection: l.maxInFlightPerConnection })) {
+    const limits: Required<IpcLimits> = {
+      maxKeyBytes: l.maxKeyBytes,
+      maxValueBytes: l.maxValueBytes,
+      maxFrameBytes: l.maxFrameBytes,
+      maxInFlightPerConnection: l.maxInFlightPerConnection,
+      maxBatchItems: l.maxBatchItems ?? DEFAULT_MAX_BATCH_ITEMS,
+    };
+    for (const [k, v] of Object.entries(limits)) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`ipc limits.${k} must be a positive integer, got ${String(v)}`);
     }
-    this.limits = { maxKeyBytes: l.maxKeyBytes, maxValueBytes: l.maxValueBytes, maxFrameBytes: l.maxFrameBytes, maxInFlightPerConnection: l.maxInFlightPerConnection };
-    this.publicLimits = Object.freeze({ ...this.limits });
-    this.replyBudget = l.maxFrameBytes - Math.min(FRAME_HEADROOM, l.maxFrameBytes >> 2);
+    this.limits = limits;
+    this.maxBatchItems = limits.maxBatchItems;
+    this.publicLimits = Object.freeze({ ...limits });
+    this.replyBudget = replyBudgetOf(l.maxFrameBytes);
   }
 
   digest(): string {

@@ -29,6 +29,7 @@ import {
   type ConsistencyReport,
   type IpcKey,
   type IpcLimits,
+  type ItemError,
   type RingInfo,
 } from '../api/ipc-protocol.js';
 
@@ -86,9 +87,12 @@ export interface GetOptions extends ConsistencyOptions {
 export interface ScanOptions extends ConsistencyOptions {
   /** Replies required per ring range (1..n). */
   r?: number;
-  /** Start strictly after the start key's token: pass the last row's key to get the next page. */
+  /** Start strictly after the start key's token. */
   exclusive?: boolean;
 }
+
+/** Where a scan starts: a key's token, or the `pagingState` of the previous page. */
+export type ScanFrom = IpcKey | { pagingState: string };
 export interface DeleteOptions extends ConsistencyOptions {
   context?: string;
   w?: number;
@@ -114,8 +118,12 @@ export interface ScanRow extends Omit<GetResult, 'consistency'> {
 }
 export interface ScanResult {
   rows: ScanRow[];
-  /** The server's reply byte bound stopped the scan before `limit` rows: continue after the last row. */
+  /** The server's reply byte bound stopped the scan before `limit` rows. */
   truncated: boolean;
+  /** The scan has walked its whole turn of the ring: there is no next page. */
+  endOfRing: boolean;
+  /** The next page: `scan(table, { pagingState }, limit)`. Absent exactly when `endOfRing`. */
+  pagingState?: string;
   consistency: ConsistencyReport;
 }
 
@@ -484,9 +492,17 @@ const PUT_FIELDS = ['context', 'w', 'n', 'consistency', 'timeoutMs'] as const;
 const GET_FIELDS = ['r', 'n', 'consistency', 'timeoutMs'] as const;
 const SCAN_FIELDS = ['r', 'n', 'consistency', 'timeoutMs', 'exclusive'] as const;
 
-function replyError(r: AnyReply): RingkvError {
+/**
+ * A failed reply as an error. `details` carries `field` for validation errors, and for a `get` too
+ * large for one frame its `context`, `siblings` (nil where left out), `omitted` and `sizes`: a put
+ * with that context resolves the key.
+ */
+function replyError(r: AnyReply | ItemError): RingkvError {
   const code: ErrorCode = isErrorCode(r.code) ? r.code : 'internal';
-  return new RingkvError(code, typeof r.message === 'string' ? r.message : 'request failed', typeof r.field === 'string' ? { field: r.field } : undefined);
+  const x = r as Record<string, unknown>;
+  const details: Record<string, unknown> = {};
+  for (const k of ['field', 'context', 'siblings', 'omitted', 'sizes']) if (x[k] !== undefined) details[k] = x[k];
+  return new RingkvError(code, typeof r.message === 'string' ? r.message : 'request failed', Object.keys(details).length > 0 ? details : undefined);
 }
 
 function toGetResult(r: Record<string, unknown>): GetResult {
@@ -504,7 +520,9 @@ function toScanResult(r: Record<string, unknown>): ScanResult {
   const raw = r['rows'];
   if (!Array.isArray(raw)) throw new RingkvError('internal', 'scan reply without rows');
   const rows = raw.map((x: Record<string, unknown>) => withValues<ScanRow>({ key: x['key'] as Buffer, found: true, context: String(x['context'] ?? '') }, x));
-  return { rows, truncated: r['truncated'] === true, consistency: r['consistency'] as ConsistencyReport };
+  const out: ScanResult = { rows, truncated: r['truncated'] === true, endOfRing: r['endOfRing'] === true, consistency: r['consistency'] as ConsistencyReport };
+  if (typeof r['pagingState'] === 'string') out.pagingState = r['pagingState'];
+  return out;
 }
 
 function toWriteResult(r: Record<string, unknown>): WriteResult {
@@ -774,13 +792,26 @@ export class RingkvClient {
     return toWriteResult(r);
   }
 
+  /**
+   * A key's value or siblings. A key whose siblings do not fit in one reply frame fails with
+   * `too_large`, and the error's `details` carry its `context` (a put with it resolves the key),
+   * the `siblings` that fit (null where left out), `omitted` and `sizes`.
+   */
   async get(table: string, key: IpcKey, opts: GetOptions = {}): Promise<GetResult> {
     if (this.cfg.autoBatch) {
       const r = await this.coalesced({ ...opts, op: 'get', table, key }, opts.timeoutMs);
-      if (!r.ok) throw itemToError(r);
+      if (!r.ok) {
+        // Too large for a shared batch reply: read it alone (fits, or fails with the details above).
+        if (r.code === 'too_large') return this.getAlone(table, key, opts);
+        throw itemToError(r);
+      }
       const { ok: _ok, ...g } = r as BatchItemResult & { ok: true };
       return g as unknown as GetResult;
     }
+    return this.getAlone(table, key, opts);
+  }
+
+  private async getAlone(table: string, key: IpcKey, opts: GetOptions): Promise<GetResult> {
     const k = keyOf(key);
     const msg = withOpts({ op: 'get', table: validateTableName(table), key: k }, opts, GET_FIELDS);
     const r = await this.exec(this.route(k), msg, 1, this.deadlineOf(opts), true);
@@ -789,15 +820,23 @@ export class RingkvClient {
   }
 
   /**
-   * Up to `limit` (1..1000) live rows in token order, starting at `startKey`'s token (inclusive;
+   * Up to `limit` (1..1000) live rows in token order, starting at `from`'s token (inclusive;
    * exclusive with `opts.exclusive`), wrapping the ring at most once. Sent to a replica of the
    * start key (its first range is then local to the coordinator); never coalesced into batches.
-   * To page: scan again from the last row's key with `exclusive: true`.
+   * To page: pass the reply's `pagingState` as `from` ({ pagingState }) until `endOfRing`; the
+   * pages then cover one turn of the ring from the first start, each key once.
    */
-  async scan(table: string, startKey: IpcKey, limit: number, opts: ScanOptions = {}): Promise<ScanResult> {
-    const k = keyOf(startKey);
-    const msg = withOpts({ op: 'scan', table: validateTableName(table), key: k, limit }, opts, SCAN_FIELDS);
-    const r = await this.exec(this.route(k), msg, 1, this.deadlineOf(opts), true);
+  async scan(table: string, from: ScanFrom, limit: number, opts: ScanOptions = {}): Promise<ScanResult> {
+    let msg: Record<string, unknown>;
+    let routeKey: IpcKey | undefined;
+    if (typeof from === 'object' && !(from instanceof Uint8Array) && from !== null && 'pagingState' in from) {
+      if (typeof from.pagingState !== 'string' || from.pagingState === '') throw new RingkvError('bad_request', 'pagingState must be the string a scan returned', { field: 'pagingState' });
+      msg = withOpts({ op: 'scan', table: validateTableName(table), pagingState: from.pagingState, limit }, opts, SCAN_FIELDS);
+    } else {
+      routeKey = keyOf(from);
+      msg = withOpts({ op: 'scan', table: validateTableName(table), key: routeKey, limit }, opts, SCAN_FIELDS);
+    }
+    const r = await this.exec(this.route(routeKey), msg, 1, this.deadlineOf(opts), true);
     if (!r.ok) throw replyError(r);
     return toScanResult(r);
   }
@@ -902,6 +941,7 @@ export class RingkvClient {
     }
     // Keep each frame well under the server's frame limit (half leaves room for msgpack overhead).
     const maxBytes = Math.floor((this.serverLimits?.maxFrameBytes ?? 16 * 1024 * 1024) / 2);
+    const maxItems = Math.min(this.cfg.maxBatchItems, this.serverLimits?.maxBatchItems ?? Infinity);
     const timeoutMs = this.deadlineOf(opts);
     const sends: Array<Promise<void>> = [];
     for (const g of groups.values()) {
@@ -909,7 +949,7 @@ export class RingkvClient {
       while (start < g.wire.length) {
         let end = start;
         let bytes = 0;
-        while (end < g.wire.length && end - start < this.cfg.maxBatchItems) {
+        while (end < g.wire.length && end - start < maxItems) {
           const w = g.wire[end]!;
           const sz = 64 + keyBytesLength(w.key) + (w.op === 'put' ? (w.value as Uint8Array).length : 0) + (('context' in w && w.context?.length) || 0);
           if (end > start && bytes + sz > maxBytes) break;
@@ -985,7 +1025,7 @@ export class RingkvClient {
 }
 
 function itemToError(r: BatchItemResult & { ok: false }): RingkvError {
-  return new RingkvError(isErrorCode(r.code) ? r.code : 'internal', r.message, r.field !== undefined ? { field: r.field } : undefined);
+  return replyError(r);
 }
 
 function writeOf(r: BatchItemResult): WriteResult {
@@ -994,9 +1034,9 @@ function writeOf(r: BatchItemResult): WriteResult {
   return { context: w.context, consistency: w.consistency };
 }
 
+/** An error as a batch item result; its details (field, a too-large get's context, ...) ride along. */
 function itemError(e: RingkvError): BatchItemResult {
-  const field = e.details?.['field'];
-  return typeof field === 'string' ? { ok: false, code: e.code, message: e.message, field } : { ok: false, code: e.code, message: e.message };
+  return { ...(e.details ?? {}), ok: false, code: e.code, message: e.message } as BatchItemResult;
 }
 
 /** Internal marker subclasses must not leak to callers (they compare `instanceof RingkvError` only). */

@@ -45,7 +45,11 @@ export interface NodeConfig {
   maxHintWindowMs: number;
   /** Hint replay throttle (hints per second per target node). */
   hintReplayPerSecond: number;
-  limits: { maxKeyBytes: number; maxValueBytes: number; maxShardQueue: number };
+  /**
+   * `maxJsonDepth`: deepest nesting of arrays/objects accepted in an HTTP JSON body (deeper: 400),
+   * and the deepest stored JSON text HTTP reads parse (deeper reads as a string).
+   */
+  limits: { maxKeyBytes: number; maxValueBytes: number; maxShardQueue: number; maxJsonDepth: number };
   cluster: {
     /** Peers of another cluster name are refused at the handshake (Cassandra's cluster_name). */
     name: string;
@@ -60,6 +64,9 @@ export interface NodeConfig {
   /** Enables fault-injection endpoints. Only settable by the `--test-mode` flag, never from a file. */
   testMode: boolean;
 }
+
+/** Highest `limits.maxJsonDepth` a config may set. */
+export const MAX_JSON_DEPTH_CEILING = 2000;
 
 export const DEFAULT_CONFIG: NodeConfig = {
   nodeId: undefined,
@@ -82,7 +89,7 @@ export const DEFAULT_CONFIG: NodeConfig = {
   tombstoneSweepIntervalMs: 60_000,
   maxHintWindowMs: 3 * 3600 * 1000,
   hintReplayPerSecond: 5000,
-  limits: { maxKeyBytes: 64 * 1024, maxValueBytes: 1024 * 1024, maxShardQueue: 50_000 },
+  limits: { maxKeyBytes: 64 * 1024, maxValueBytes: 1024 * 1024, maxShardQueue: 50_000, maxJsonDepth: 512 },
   cluster: {
     name: 'ringkv',
     secret: 'ringkv-dev-secret',
@@ -216,6 +223,8 @@ export function validateConfig(c: NodeConfig): void {
   intIn(c.limits.maxKeyBytes, 1, 1024 * 1024, 'limits.maxKeyBytes');
   intIn(c.limits.maxValueBytes, 1, 64 * 1024 * 1024, 'limits.maxValueBytes');
   intIn(c.limits.maxShardQueue, 1, 10_000_000, 'limits.maxShardQueue');
+  // The ceiling keeps JSON.stringify (recursive in V8) far from the stack limit (~7,000 levels).
+  intIn(c.limits.maxJsonDepth, 1, MAX_JSON_DEPTH_CEILING, 'limits.maxJsonDepth');
   if (c.durability !== 'sync' && c.durability !== 'periodic') throw new ConfigError(`durability: expected "sync" or "periodic", got ${JSON.stringify(c.durability)}`);
   if (c.tables.conflicts !== 'vclock' && c.tables.conflicts !== 'lww') throw new ConfigError(`tables.conflicts: expected "vclock" or "lww"`);
   if (c.tables.quorum !== 'sloppy' && c.tables.quorum !== 'strict') throw new ConfigError(`tables.quorum: expected "sloppy" or "strict"`);

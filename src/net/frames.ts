@@ -33,6 +33,11 @@ export function encodeFrame(msg: unknown): Buffer {
 }
 
 export class FrameError extends Error {
+  /**
+   * Set by FrameDecoder.push: the complete frames it decoded before the bad one in the same push,
+   * so a server can still answer requests a client sent ahead of its bad frame.
+   */
+  decodedBefore: unknown[] = [];
   constructor(
     readonly code: 'frame_too_large' | 'malformed_frame',
     message: string,
@@ -42,18 +47,31 @@ export class FrameError extends Error {
   }
 }
 
+function withDecoded(e: FrameError, before: unknown[]): FrameError {
+  e.decodedBefore = before;
+  return e;
+}
+
 /**
  * Incremental decoder for a byte stream. `push` returns every complete frame's decoded payload and
  * keeps a partial frame buffered. It throws FrameError for an oversized length prefix (before
- * buffering it: a hostile length can't make us allocate) or an undecodable payload; the caller
- * closes that connection only.
+ * buffering it: a hostile length can't make us allocate) or an undecodable payload, carrying the
+ * frames decoded before it in the same push (`decodedBefore`); the caller closes that connection
+ * only.
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private need = -1;
 
-  constructor(readonly maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {}
+  /**
+   * `decode`: payload -> message (default: msgpack). It may throw FrameError to refuse a frame;
+   * any other error counts as a malformed payload.
+   */
+  constructor(
+    readonly maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES,
+    private readonly decode: (payload: Buffer) => unknown = (p) => unpackr.unpack(p),
+  ) {}
 
   get bufferedBytes(): number {
     return this.buffered;
@@ -69,7 +87,7 @@ export class FrameDecoder {
         const head = this.take(FRAME_HEADER_BYTES);
         const len = head.readUInt32BE(0);
         if (len > this.maxFrameBytes) {
-          throw new FrameError('frame_too_large', `frame of ${len} bytes exceeds the limit of ${this.maxFrameBytes}`);
+          throw withDecoded(new FrameError('frame_too_large', `frame of ${len} bytes exceeds the limit of ${this.maxFrameBytes}`), out);
         }
         this.need = len;
       }
@@ -78,9 +96,10 @@ export class FrameDecoder {
       this.need = -1;
       let msg: unknown;
       try {
-        msg = unpackr.unpack(body);
+        msg = this.decode(body);
       } catch (e) {
-        throw new FrameError('malformed_frame', `frame payload is not valid msgpack: ${(e as Error).message}`);
+        const fe = e instanceof FrameError ? e : new FrameError('malformed_frame', `frame payload is not valid msgpack: ${(e as Error).message}`);
+        throw withDecoded(fe, out);
       }
       out.push(msg);
     }

@@ -1,6 +1,6 @@
 import type { ConflictMode, NodeConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
-import { tokenInto, tokenOf } from '../ring/hash.js';
+import { tokenInto, tokenOf, type Token } from '../ring/hash.js';
 import type { RingLayout } from '../ring/builder.js';
 import { Liveness, RingTable, MAX_REPLICAS } from '../ring/table.js';
 import type { ShardPool } from '../storage/shards.js';
@@ -12,25 +12,31 @@ import {
   decodeRecord,
   encodeContext,
   encodeRecord,
-  liveValues,
   mergeVersions,
   newVersion,
+  readableValues,
   vcGet,
   versionsEqual,
   type VClock,
   type Version,
 } from '../versions/index.js';
 import { resolveConsistency, type ConsistencySpec, type ResolvedConsistency } from './consistency.js';
+import { LiveCoordinations, type CoordinationKind } from './coordinations.js';
 import { QuorumTracker } from './quorum.js';
 import { clockwiseFallbacks, placeHints, type HintPlacement } from '../hints/policy.js';
 import type { HintService } from '../hints/service.js';
 import type { TableDef, TableRegistry } from './tables.js';
 import { positionOf } from '../ring/builder.js';
+import { encodeStorageKey } from '../storage/keys.js';
 import { REPAIR_LIMITS, type ShardResult } from '../storage/shard-protocol.js';
 import {
   SCAN_LIMITS,
   ScanCoordination,
+  clipWalk,
+  decodePagingState,
+  encodePagingState,
   planScanSegments,
+  scanWalkStart,
   segmentWithinRange,
   type PeerReplicaScan,
   type ScanPage,
@@ -129,6 +135,10 @@ export interface RouterCounters {
   unavailable: number;
   timeouts: number;
   hintedWrites: number;
+  /** Coordinations started and not answered yet (a gauge; it returns to 0 when the node is idle). */
+  coordinationsInFlight: number;
+  /** Coordinations the deadline backstop had to answer (a bug when non-zero; see coordinations.ts). */
+  overdueCoordinations: number;
 }
 
 interface Replica {
@@ -154,7 +164,12 @@ export class Router {
     unavailable: 0,
     timeouts: 0,
     hintedWrites: 0,
+    coordinationsInFlight: 0,
+    overdueCoordinations: 0,
   };
+  /** Every coordination from start to answer, with its deadline (the backstop that enforces it). */
+  private readonly coordinations = new LiveCoordinations();
+  private sweepTimer: NodeJS.Timeout | undefined;
   private layout: RingLayout;
   private readonly dots: DotCounter;
   // Scratch buffers for the allocation-free ring lookup (main thread only, used synchronously).
@@ -244,18 +259,25 @@ export class Router {
   }
 
   /**
-   * `write` with a callback: `done` runs exactly once, never inside this call. The IPC server uses
-   * this form for batch items (no promise per item on the hot path).
+   * `write` with a callback: `done` runs exactly once, never inside this call, and by the request's
+   * deadline (the live-coordination registry answers `timeout` itself for one that would not).
+   * The IPC server uses this form for batch items (no promise per item on the hot path).
    *
    * A delete without a context on a `vclock` table reads the key first (with the write's
    * consistency) and deletes what that read saw, as Riak clients do: a blind tombstone would only
    * become a sibling of the value it was meant to delete.
    */
   startWrite(req: WriteRequest, done: Done<WriteResult>): void {
+    const timeoutMs = this.timeoutOf(req);
+    const tracked = this.track(req.tombstone ? 'delete' : 'write', timeoutMs, done);
     if (req.tombstone && !req.context) {
-      const def = this.tableFor(req.table);
-      if (def && def.conflicts === 'vclock') return this.startBlindDelete(req, done);
+      // Also on a table not created yet (its defaults): a delete must not create a table.
+      if (this.tableFor(req.table).conflicts === 'vclock') return this.runBlindDelete(req, timeoutMs, tracked);
     }
+    this.runWrite(req, tracked);
+  }
+
+  private runWrite(req: WriteRequest, done: Done<WriteResult>): void {
     let c: WriteCoordination;
     try {
       c = this.prepareWrite(req, done);
@@ -265,21 +287,65 @@ export class Router {
     c.start();
   }
 
-  private startBlindDelete(req: WriteRequest, done: Done<WriteResult>): void {
+  /**
+   * The two phases of a delete without a context, under one deadline: read what is there, then
+   * delete exactly that (the write phase gets what is left of the deadline). A read that saw no
+   * version at all (the key was never written where it looked: the context is empty) has nothing
+   * to cover, so the delete answers at once with an empty context and writes nothing. The write
+   * phase always carries the read's non-empty context, so it can never come back here.
+   */
+  private runBlindDelete(req: WriteRequest, timeoutMs: number, done: Done<WriteResult>): void {
+    const deadline = Date.now() + timeoutMs;
     const spec = req.consistency;
     const readSpec: ConsistencySpec = {};
     if (spec.n !== undefined) readSpec.n = spec.n;
     if (spec.w !== undefined) readSpec.r = spec.w;
     if (spec.level !== undefined) readSpec.level = spec.level === 'ANY' ? 'ONE' : spec.level;
-    this.startRead({ table: req.table, key: req.key, consistency: readSpec, timeoutMs: req.timeoutMs }, (err, seen) => {
+    this.runRead({ table: req.table, key: req.key, consistency: readSpec, timeoutMs }, (err, seen) => {
       if (err) return done(err, undefined);
-      this.startWrite({ ...req, context: seen!.context }, done);
+      if (seen!.context === '') return done(null, { context: '', consistency: seen!.consistency });
+      const remaining = deadline - Date.now();
+      if (remaining < 1) {
+        this.counters.timeouts++;
+        return done(new RingkvError('timeout', 'delete deadline passed after its read phase; nothing was deleted'), undefined);
+      }
+      invariant(seen!.context !== '', 'the write phase of a blind delete needs the context its read saw');
+      this.runWrite({ ...req, context: seen!.context, timeoutMs: remaining }, done);
     });
   }
 
+  /** Register a coordination until it answers, and make sure the overdue sweep runs while any is live. */
+  private track<T>(kind: CoordinationKind, timeoutMs: number, done: Done<T>): Done<T> {
+    const tracked = this.coordinations.begin<T>(kind, Date.now() + timeoutMs, (err, r) => {
+      this.counters.coordinationsInFlight = this.coordinations.size;
+      done(err, r);
+    });
+    this.counters.coordinationsInFlight = this.coordinations.size;
+    if (this.sweepTimer === undefined) {
+      this.sweepTimer = setInterval(() => this.sweepOverdue(), OVERDUE_SWEEP_EVERY_MS);
+      this.sweepTimer.unref();
+    }
+    return tracked;
+  }
+
+  /** Answer coordinations that outlived their deadline (a bug: each has its own deadline timer). */
+  private sweepOverdue(): void {
+    const now = Date.now();
+    for (const o of this.coordinations.overdue(now)) {
+      this.counters.overdueCoordinations++;
+      this.counters.timeouts++;
+      this.opts.log.error({ kind: o.kind, lateMs: now - o.deadline }, 'a coordination outlived its deadline; answered by the backstop');
+      o.fail(new RingkvError('timeout', `the ${o.kind} did not finish by its deadline (${now - o.deadline} ms late); it may still have reached some replicas`));
+    }
+    if (this.coordinations.size === 0 && this.sweepTimer !== undefined) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = undefined;
+    }
+  }
+
   /** Existing table, else the defaults a first write would create it with (nothing is stored). */
-  private tableFor(name: string): TableDef | undefined {
-    return this.opts.tables.get(name);
+  private tableFor(name: string): TableDef {
+    return this.opts.tables.get(name) ?? this.opts.tables.draft(name);
   }
 
   /**
@@ -355,8 +421,12 @@ export class Router {
     return new WriteCoordination(this.coordinationPorts, table, req.key, route.hi, route.lo, version, cons, up, down, placements, this.timeoutOf(req), done);
   }
 
-  /** `read` with a callback: `done` runs exactly once, never inside this call. */
+  /** `read` with a callback: `done` runs exactly once, never inside this call, and by the deadline. */
   startRead(req: ReadRequest, done: Done<ReadResult>): void {
+    this.runRead(req, this.track('read', this.timeoutOf(req), done));
+  }
+
+  private runRead(req: ReadRequest, done: Done<ReadResult>): void {
     let c: ReadCoordination;
     try {
       // Reads never create tables: an unknown table reads with the defaults (its id is the name's).
@@ -383,19 +453,38 @@ export class Router {
    * read's (`r` / level, clamped on small rings); scans never create tables: an unknown table
    * scans with the defaults and finds no rows.
    */
-  startScan(req: ScanRequest, done: Done<ScanResult>): void {
+  startScan(req: ScanRequest, rawDone: Done<ScanResult>): void {
+    const tracked = this.track('scan', this.timeoutOf(req), rawDone);
     let c: ScanCoordination<Replica>;
     try {
       const limit = req.limit;
       if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > SCAN_LIMITS.maxLimit) {
         throw new RingkvError('bad_request', `limit must be an integer between 1 and ${SCAN_LIMITS.maxLimit}, got ${JSON.stringify(limit)}`, { field: 'limit' });
       }
-      if (!(req.startKey instanceof Uint8Array) || req.startKey.length === 0) throw new RingkvError('bad_request', 'a scan needs a non-empty start key', { field: 'key' });
       const table = this.opts.tables.get(req.table) ?? this.opts.tables.draft(req.table);
+      // Where the walk starts, where its one turn of the ring ends, and (continuing) the cursor.
+      let walk: { from: Token; exclusive: boolean; end: Token; after: Uint8Array | null };
+      if (req.pagingState !== undefined) {
+        if (req.startKey !== undefined) throw new RingkvError('bad_request', 'give either a start key or a pagingState, not both', { field: 'pagingState' });
+        const ps = decodePagingState(req.pagingState, this.opts.config.limits.maxKeyBytes);
+        const t = tokenOf(ps.lastKey);
+        walk = { from: t, exclusive: false, end: ps.walkEnd, after: encodeStorageKey(t.hi, t.lo, table.id, ps.lastKey) };
+      } else {
+        if (!(req.startKey instanceof Uint8Array) || req.startKey.length === 0) throw new RingkvError('bad_request', 'a scan needs a non-empty start key', { field: 'key' });
+        const from = tokenOf(req.startKey);
+        const exclusive = req.exclusive === true;
+        walk = { from, exclusive, end: scanWalkStart(from, exclusive), after: null };
+      }
       const layout = this.layout;
       const cons = resolveConsistency(req.consistency, 'read', table.n, layout.tokens.length > 0 ? layout.replicas : 0);
       if (cons.n === 0 || layout.tokens.length === 0) throw new RingkvError('unavailable', 'the ring has no nodes owning tokens yet');
-      const segments = planScanSegments(layout.tokens, tokenOf(req.startKey), req.exclusive === true);
+      const segments = clipWalk(planScanSegments(layout.tokens, walk.from, walk.exclusive), scanWalkStart(walk.from, walk.exclusive), walk.end);
+      const { end } = walk;
+      const done: Done<ScanResult> = (err, r) => {
+        // The continuation: after the last row, up to where this scan's turn of the ring ends.
+        if (r && !r.endOfRing) r.pagingState = encodePagingState(end, r.rows[r.rows.length - 1]!.key);
+        tracked(err, r);
+      };
       this.counters.coordinatedScans++;
       const ports: ScanPorts<Replica> = {
         log: () => this.opts.log,
@@ -410,9 +499,9 @@ export class Router {
           if (timedOut) this.counters.timeouts++;
         },
       };
-      c = new ScanCoordination(ports, table.conflicts, segments, cons, limit, this.timeoutOf(req), done);
+      c = new ScanCoordination(ports, table.conflicts, segments, cons, limit, this.timeoutOf(req), done, walk.after);
     } catch (e) {
-      return void queueMicrotask(() => done(e as Error, undefined));
+      return void queueMicrotask(() => tracked(e as Error, undefined));
     }
     c.start();
   }
@@ -563,7 +652,7 @@ export class Router {
   async readLocalReplica(table: string, key: Uint8Array): Promise<ReadResult> {
     const def = this.opts.tables.get(table) ?? this.opts.tables.draft(table);
     const versions = decodeOrNull(await this.applyReplicaRead({ table: def.name, tableId: def.id, key })) ?? [];
-    return { values: liveValues(versions), context: encodeContext(contextOf(versions)), consistency: { n: 1, required: 1, replied: 1 } };
+    return { values: readableValues(versions), context: encodeContext(contextOf(versions)), consistency: { n: 1, required: 1, replied: 1 } };
   }
 
   /**
@@ -650,6 +739,8 @@ export function nowMicros(): number {
 export type Done<T> = (err: Error | null, result: T | undefined) => void;
 
 const EMPTY = new Uint8Array(0);
+/** Period of the overdue-coordination sweep (runs only while coordinations are live). */
+const OVERDUE_SWEEP_EVERY_MS = 500;
 const NO_REPLICAS: readonly Replica[] = [];
 const NO_PLACEMENTS: HintPlacement[] = [];
 
@@ -790,6 +881,7 @@ class ReadCoordination {
   private answered = false;
   private finished = false;
   private timer: NodeJS.Timeout | undefined;
+  private deadline = 0;
 
   constructor(
     private readonly p: CoordinationPorts,
@@ -809,6 +901,7 @@ class ReadCoordination {
   }
 
   start(): void {
+    this.deadline = Date.now() + this.timeoutMs;
     this.timer = setTimeout(() => this.onDeadline(), this.timeoutMs);
     for (const r of this.targets) {
       if (!this.p.isUp(r)) {
@@ -854,7 +947,7 @@ class ReadCoordination {
       return;
     }
     const merged = reconcile(this.table.conflicts, this.replies, this.p.maxSiblings());
-    this.done(null, { values: liveValues(merged), context: encodeContext(contextOf(merged)), consistency: report(this.cons, this.tracker.acknowledged) });
+    this.done(null, { values: readableValues(merged), context: encodeContext(contextOf(merged)), consistency: report(this.cons, this.tracker.acknowledged) });
   }
 
   private async readRepair(): Promise<void> {
@@ -863,13 +956,15 @@ class ReadCoordination {
     const merged = reconcile(this.table.conflicts, replies, this.p.maxSiblings());
     const op: ReplicaWrite = { table: this.table.name, tableId: this.table.id, mode: this.table.conflicts, key: this.key, versions: merged };
     let rec: Uint8Array | null = null;
+    // A blocking repair holds the answer, which must not outlive the read's deadline.
+    const timeoutMs = this.repairMode === 'blocking' ? Math.max(1, this.deadline - Date.now()) : this.timeoutMs;
     await Promise.all(
       replies
         .filter((r) => !versionsEqual(r.versions, merged))
         .map(async (s) => {
           this.p.counters.readRepairs++;
           if (s.replica.local) rec ??= encodeRecord(merged);
-          const err = await new Promise<Error | null>((res) => this.p.writeReplica(s.replica, this.hi, this.lo, op, rec, this.timeoutMs, res));
+          const err = await new Promise<Error | null>((res) => this.p.writeReplica(s.replica, this.hi, this.lo, op, rec, timeoutMs, res));
           if (err) this.p.log().debug({ err: String(err), replica: s.replica.nodeId }, 'read repair write failed');
         }),
     );

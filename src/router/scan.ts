@@ -18,7 +18,7 @@ import { compareTokens, tokenFromBigInt, tokenToBigInt, type Token } from '../ri
 import { REPAIR_LIMITS } from '../storage/shard-protocol.js';
 import { decodeStorageKey } from '../storage/keys.js';
 import { RingkvError, invariant } from '../util/errors.js';
-import { contextOf, decodeRecord, encodeContext, liveValues, mergeVersions, type Version } from '../versions/index.js';
+import { contextOf, decodeRecord, encodeContext, mergeVersions, readableValues, type Version } from '../versions/index.js';
 import type { ConsistencySpec, ResolvedConsistency } from './consistency.js';
 import type { ConsistencyReport, Done } from './router.js';
 
@@ -38,10 +38,15 @@ export const SCAN_LIMITS = Object.freeze({
 
 export interface ScanRequest {
   table: string;
-  /** The scan starts at this key's token: inclusive (`token(key) >= token(start)`), or exclusive with `exclusive`. */
-  startKey: Uint8Array;
-  /** Start strictly after the start key's token (`token(key) > token(start)`): the next page after a row. */
+  /**
+   * The scan starts at this key's token: inclusive (`token(key) >= token(start)`), or exclusive
+   * with `exclusive`. Absent when `pagingState` continues an earlier scan.
+   */
+  startKey?: Uint8Array | undefined;
+  /** Start strictly after the start key's token (`token(key) > token(start)`). */
   exclusive?: boolean | undefined;
+  /** Continue where a previous page stopped (its `pagingState`), up to the end of that scan's ring turn. */
+  pagingState?: string | undefined;
   /** Live rows wanted, 1..SCAN_LIMITS.maxLimit. */
   limit: number;
   consistency: ConsistencySpec;
@@ -61,6 +66,10 @@ export interface ScanResult {
   rows: ScanRow[];
   /** True when the scan stopped before `limit` rows because of SCAN_LIMITS.maxReplyBytes: continue after the last row. */
   truncated: boolean;
+  /** The scan walked the rest of its turn of the ring: there is no next page. */
+  endOfRing: boolean;
+  /** Where the next page starts (pass it back as `pagingState`); absent exactly when `endOfRing`. */
+  pagingState?: string;
   /** Per ring range: `required` replicas answered every range the scan read. */
   consistency: ConsistencyReport;
 }
@@ -109,7 +118,7 @@ export function planScanSegments(tokens: readonly Token[], start: Token, exclusi
   const n = tokens.length;
   if (n === 0) return [];
   // Lower bound s0 (exclusive) of the token interval the scan covers: (s0, s0] = the whole ring.
-  const s0 = splitToken(tokenToBigInt(start) - (exclusive ? 0n : 1n));
+  const s0 = scanWalkStart(start, exclusive);
   const first = splitToken(tokenToBigInt(s0) + 1n);
   let pos = 0;
   let a = 0;
@@ -138,6 +147,66 @@ export function planScanSegments(tokens: readonly Token[], start: Token, exclusi
   // The first range's part before the start, unless the scan began at that range's start.
   if (compareTokens(prev, s0) !== 0) seg(pos, prev, s0);
   return out;
+}
+
+/**
+ * The exclusive lower bound of the token walk of a scan from `start`: the walk covers
+ * (walkStart, walkStart] clockwise, i.e. one full turn of the ring, and ends at walkStart.
+ */
+export function scanWalkStart(start: Token, exclusive: boolean): Token {
+  return splitToken(tokenToBigInt(start) - (exclusive ? 0n : 1n));
+}
+
+/**
+ * Cut a walk of segments (contiguous, in ring order, starting just after `walkStart`) so it ends
+ * at token `end` inclusive: the segments wholly past `end` are dropped and the one holding it is
+ * shortened. `end == walkStart` keeps the full turn. This is how a continued scan (a paging state)
+ * stops where the scan it continues began, after exactly one turn of the ring.
+ */
+export function clipWalk(segments: readonly ScanSegment[], walkStart: Token, end: Token): ScanSegment[] {
+  const w = tokenToBigInt(walkStart);
+  const off = (t: Token): bigint => (((tokenToBigInt(t) - w) % RING) + RING) % RING;
+  const stop = off(end) === 0n ? RING : off(end);
+  const out: ScanSegment[] = [];
+  for (const seg of segments) {
+    const a = off({ hi: seg.startHi, lo: seg.startLo });
+    const b = off({ hi: seg.endHi, lo: seg.endLo }) === 0n ? RING : off({ hi: seg.endHi, lo: seg.endLo });
+    invariant(a < b, 'scan walk segments must be contiguous and in ring order');
+    if (a >= stop) break;
+    if (b <= stop) out.push(seg);
+    else {
+      out.push({ ...seg, endHi: end.hi, endLo: end.lo });
+      break;
+    }
+  }
+  return out;
+}
+
+const PAGING_STATE_VERSION = 1;
+
+/**
+ * The opaque continuation of a scan: where its turn of the ring ends (the walk start, as tokens),
+ * and the last row returned (its key: the next page resumes strictly after its storage key).
+ * base64url of [version][walk end: 8 bytes][last key]. Storage-independent: the cursor is
+ * recomputed from the key, so a paging state survives ring changes.
+ */
+export function encodePagingState(walkEnd: Token, lastKey: Uint8Array): string {
+  const b = Buffer.allocUnsafe(9 + lastKey.length);
+  b[0] = PAGING_STATE_VERSION;
+  b.writeUInt32BE(walkEnd.hi, 1);
+  b.writeUInt32BE(walkEnd.lo, 5);
+  b.set(lastKey, 9);
+  return b.toString('base64url');
+}
+
+export function decodePagingState(s: string, maxKeyBytes: number): { walkEnd: Token; lastKey: Buffer } {
+  const bad = (why: string): RingkvError => new RingkvError('bad_request', `pagingState is not one a scan returned (${why})`, { field: 'pagingState' });
+  if (typeof s !== 'string' || !/^[A-Za-z0-9_-]+$/.test(s)) throw bad('not base64url');
+  const b = Buffer.from(s, 'base64url');
+  if (b.length < 10) throw bad('too short');
+  if (b[0] !== PAGING_STATE_VERSION) throw bad(`version ${b[0]}`);
+  if (b.length - 9 > maxKeyBytes) throw bad('its key is over the key size limit');
+  return { walkEnd: { hi: b.readUInt32BE(1), lo: b.readUInt32BE(5) }, lastKey: b.subarray(9) };
 }
 
 /**
@@ -250,6 +319,8 @@ export class ScanCoordination<R extends ScanReplica> {
     private readonly limit: number,
     private readonly timeoutMs: number,
     private readonly done: Done<ScanResult>,
+    /** Resume strictly after this storage key in the first segment (a continued scan), else null. */
+    private readonly firstCursor: Uint8Array | null = null,
   ) {
     invariant(Number.isInteger(limit) && limit >= 1 && limit <= SCAN_LIMITS.maxLimit, `scan limit ${limit} out of bounds`);
     invariant(cons.required >= 1 && cons.required <= cons.n, 'scan needs 1 <= R <= N');
@@ -279,17 +350,18 @@ export class ScanCoordination<R extends ScanReplica> {
     this.done(new RingkvError(timedOut ? 'timeout' : 'unavailable', message, { n: this.cons.n, required: this.cons.required, rows: this.rows.length }), undefined);
   }
 
-  private finish(truncated: boolean): void {
+  private finish(truncated: boolean, endOfRing: boolean): void {
     if (this.settled) return;
     this.settled = true;
     clearTimeout(this.timer);
     const consistency: ConsistencyReport = { n: this.cons.n, required: this.cons.required, replied: this.cons.required };
     if (this.cons.clamped) consistency.clamped = this.cons.clamped;
-    this.done(null, { rows: this.rows, truncated, consistency });
+    invariant(endOfRing || this.rows.length > 0, 'a scan stops before the end of its walk only after a row');
+    this.done(null, { rows: this.rows, truncated, endOfRing, consistency });
   }
 
   private nextSegment(): void {
-    if (++this.seg >= this.segments.length) return this.finish(false);
+    if (++this.seg >= this.segments.length) return this.finish(false, true);
     const s = this.segments[this.seg]!;
     const targets = this.p.replicasAt(s.pos).slice(0, this.cons.n);
     const up = targets.filter((r) => this.p.isUp(r)).sort((a, b) => Number(b.local) - Number(a.local));
@@ -300,7 +372,7 @@ export class ScanCoordination<R extends ScanReplica> {
     }
     this.chosen = up.slice(0, this.cons.required);
     this.spares = up.slice(this.cons.required);
-    this.cursor = null;
+    this.cursor = this.seg === 0 ? this.firstCursor : null;
     this.sendRound();
   }
 
@@ -356,16 +428,16 @@ export class ScanCoordination<R extends ScanReplica> {
       return this.fail(false, `scan could not reconcile replica records: ${(e as Error).message}`);
     }
     for (const m of merged.rows) {
-      const values = liveValues(m.versions);
+      const values = readableValues(m.versions);
       if (values.length === 0) continue; // deleted: its winner is a tombstone
       const key = Buffer.from(decodeStorageKey(m.key).partitionKey);
       const context = encodeContext(contextOf(m.versions));
       let size = key.length + context.length;
       for (const v of values) size += v.value.length;
-      if (this.rows.length > 0 && this.bytes + size > SCAN_LIMITS.maxReplyBytes) return this.finish(true);
+      if (this.rows.length > 0 && this.bytes + size > SCAN_LIMITS.maxReplyBytes) return this.finish(true, false);
       this.rows.push({ key, values, context });
       this.bytes += size;
-      if (this.rows.length >= this.limit) return this.finish(false);
+      if (this.rows.length >= this.limit) return this.finish(false, false);
     }
     if (merged.bound === null) return this.nextSegment();
     // Every replica's cursor moved past ours, so the bound did too: no round repeats itself.

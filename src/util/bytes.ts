@@ -9,3 +9,14 @@ export function detachedBytes(b: Uint8Array): Uint8Array {
   out.set(b);
   return out;
 }
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Does `s` have an exact UTF-8 form? A lone UTF-16 surrogate (e.g. from a JSON `"\ud800"` escape)
+ * has none: encoding it substitutes U+FFFD, so different strings would become the same bytes.
+ * (String.prototype.isWellFormed, which is not in our ES2022 lib typings.)
+ */
+export function isWellFormedText(s: string): boolean {
+  return !LONE_SURROGATE.test(s);
+}

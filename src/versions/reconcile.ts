@@ -276,6 +276,26 @@ export function liveValues(versions: readonly Version[]): Version[] {
   return versions.filter((v) => !v.tombstone);
 }
 
+/**
+ * The values a read shows: the live versions, with siblings whose value bytes are identical shown
+ * once (the first of them, in version order). Only the presentation collapses: storage keeps
+ * every version (their dots are distinct events, and dropping one on a replica would let
+ * anti-entropy bring it back), and the read's context is still computed from all of them, so a
+ * write with it supersedes every collapsed sibling. Two clients writing the same bytes without a
+ * context (e.g. a retried blind put) thus read back one value, not `[v, v]`. Riak returns such
+ * siblings unmerged and leaves it to client resolvers; here no information is lost by merging them,
+ * since the context still covers both.
+ */
+export function readableValues(versions: readonly Version[]): Version[] {
+  const out: Version[] = [];
+  for (const v of versions) {
+    if (v.tombstone) continue;
+    if (out.some((o) => o.value.length === v.value.length && Buffer.compare(o.value, v.value) === 0)) continue;
+    out.push(v);
+  }
+  return out;
+}
+
 /** True when no live version remains (an absent key or only tombstones). */
 export function isDeleted(versions: readonly Version[]): boolean {
   for (let i = 0; i < versions.length; i++) if (!versions[i]!.tombstone) return false;

@@ -24,7 +24,9 @@ import { decodeRecord, encodeRecord, mergeVersions, type Version } from '../../s
 export const UP = 1;
 export const NODES = ['n1', 'n2', 'n3'];
 
-export type Behaviour = 'ok' | 'hang' | 'fail';
+/** `slow`: answers after SLOW_MS. */
+export type Behaviour = 'ok' | 'hang' | 'fail' | 'slow';
+export const SLOW_MS = 150;
 
 function storageHex(tableId: number, key: Uint8Array): string {
   const t = tokenOf(key);
@@ -71,8 +73,11 @@ export class Store {
 
 /** The local node's shard pool, by the methods the router calls. */
 export class FakeShards {
+  /** A stuck shard worker: writes are never answered. */
+  hangWrites = false;
   constructor(private readonly store: Store) {}
   write(_s: number, table: number, mode: 'vclock' | 'lww', key: Uint8Array, _hi: number, _lo: number, record: Uint8Array, returnMerged: boolean, cb: WireCallback): void {
+    if (this.hangWrites) return;
     const merged = this.store.merge(table, key, mode, decodeRecord(record));
     queueMicrotask(() => cb({ ok: true, record: returnMerged ? encodeRecord(merged) : null, changed: true }));
   }
@@ -96,6 +101,7 @@ export class FakeRemote implements RemoteReplicas {
     const b = this.behaviour.get(node) ?? 'ok';
     if (b === 'hang') return new Promise<T>(() => undefined);
     if (b === 'fail') return Promise.reject(new RingkvError('unavailable', `${node} unreachable`));
+    if (b === 'slow') return new Promise<void>((r) => setTimeout(r, SLOW_MS)).then(f);
     return Promise.resolve().then(f);
   }
   writeRecord(node: string, op: PeerReplicaWrite): Promise<Uint8Array | null> {
@@ -122,6 +128,7 @@ export const nullMeta = { set: () => undefined, get: () => undefined, list: asyn
 export function routerSetup(opts: { config?: Partial<NodeConfig>; vnodes: number; seedBase: number; pages?: readonly number[] }): {
   router: Router;
   remote: FakeRemote;
+  shards: FakeShards;
   stores: Map<string, Store>;
   tables: TableRegistry;
   layout: RingLayout;
@@ -135,8 +142,9 @@ export function routerSetup(opts: { config?: Partial<NodeConfig>; vnodes: number
   ring.publish(layout, layout.nodeIds.indexOf('n1'), () => UP);
   const stores = new Map(NODES.map((n, i) => [n, new Store(opts.pages?.[i])]));
   const tables = new TableRegistry(nullMeta, config.tables);
-  const router = new Router({ selfId: 'n1', ring, layout, shards: new FakeShards(stores.get('n1')!) as never, tables, config, log: pino({ level: 'silent' }) });
+  const shards = new FakeShards(stores.get('n1')!);
+  const router = new Router({ selfId: 'n1', ring, layout, shards: shards as never, tables, config, log: pino({ level: 'silent' }) });
   const remote = new FakeRemote(stores);
   router.remote = remote;
-  return { router, remote, stores, tables, layout };
+  return { router, remote, shards, stores, tables, layout };
 }

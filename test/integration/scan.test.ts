@@ -22,26 +22,37 @@ function expectedOrder(keys: readonly string[], start: string): string[] {
   });
 }
 
-/** Page through the whole ring with the client: each page starts strictly after the last row's token. */
-async function scanAll(client: RingkvClient, table: string, start: string, page: number, opts: { r?: number } = {}): Promise<string[]> {
+/**
+ * Page with the server's paging state until it says endOfRing: no hashing, no wrap detection on
+ * this side (issue 10 item 12). Fails if it does not end within `maxPages`.
+ */
+async function scanAll(client: RingkvClient, table: string, start: string, page: number, opts: { r?: number } = {}, maxPages = 1000): Promise<string[]> {
   const seen: string[] = [];
-  let from = start;
-  let exclusive = false;
-  const t0 = tokenToBigInt(tokenOf(start));
-  for (let i = 0; i < 1000; i++) {
-    const res = await client.scan(table, from, page, { ...opts, exclusive });
-    const keys = res.rows.map((r) => r.key.toString());
-    // Stop once the walk passes the start token again (the ring wrapped).
-    for (const k of keys) {
-      const wrappedPast = seen.length > 0 && tokenToBigInt(tokenOf(k)) === t0;
-      if (wrappedPast || seen.includes(k)) return seen;
-      seen.push(k);
+  let res = await client.scan(table, start, page, opts);
+  for (let i = 1; ; i++) {
+    seen.push(...res.rows.map((r) => r.key.toString()));
+    if (res.endOfRing) {
+      expect(res.pagingState).toBeUndefined();
+      return seen;
     }
-    if (keys.length < page) return seen;
-    from = keys[keys.length - 1]!;
-    exclusive = true;
+    if (i >= maxPages) throw new Error(`scan did not reach endOfRing in ${maxPages} pages (${seen.length} rows)`);
+    expect(typeof res.pagingState).toBe('string');
+    res = await client.scan(table, { pagingState: res.pagingState! }, page, opts);
   }
-  throw new Error('scanAll did not finish in 1000 pages');
+}
+
+/** The same over HTTP: `?pagingState=` until `endOfRing`. */
+async function httpScanAll(url: string, table: string, start: string, page: number, maxPages = 1000): Promise<string[]> {
+  const seen: string[] = [];
+  let q = `start=${encodeURIComponent(start)}`;
+  for (let i = 0; i < maxPages; i++) {
+    const r = await http<{ rows: Array<{ key: string }>; endOfRing: boolean; pagingState?: string }>('GET', `${url}/api/v1/store/${table}?${q}&limit=${page}`);
+    expect(r.status).toBe(200);
+    seen.push(...r.body.rows.map((x) => x.key));
+    if (r.body.endOfRing) return seen;
+    q = `pagingState=${encodeURIComponent(r.body.pagingState!)}`;
+  }
+  throw new Error(`HTTP scan did not reach endOfRing in ${maxPages} pages`);
 }
 
 beforeAll(async () => {
@@ -92,17 +103,21 @@ describe('range scans on one node with 2 shards', () => {
     expect((await http('GET', `${node.url}/api/v1/store/scan?limit=5`)).status).toBe(400);
   });
 
-  it('client: same rows as HTTP, and paging after the last row covers every live key exactly once', async () => {
+  it('client: same rows as HTTP, and paging with the paging state covers every live key exactly once, then ends', async () => {
     const start = 'user0250';
     const r = await client.scan('scan', start, 50);
     expect(r.rows.map((x) => x.key.toString())).toEqual(expectedOrder(live(), start).slice(0, 50));
     expect(r.rows.every((x) => x.value?.toString() === `v-${x.key.toString()}` && x.found)).toBe(true);
-    const all = await scanAll(client, 'scan', start, 50);
+    const all = await scanAll(client, 'scan', start, 50, {}, Math.ceil(live().length / 50) + 1);
     expect(all).toEqual(expectedOrder(live(), start));
     expect(new Set(all).size).toBe(live().length);
-    // One request for the whole ring: fewer rows than the limit means the ring is exhausted.
+    // Small pages over HTTP: the same keys, each once, and the paging ends by itself.
+    const viaHttp = await httpScanAll(node.url, 'scan', 'user0007', 7, Math.ceil(live().length / 7) + 1);
+    expect(viaHttp).toEqual(expectedOrder(live(), 'user0007'));
+    // One request for the whole ring says it reached the end.
     const whole = await client.scan('scan', 'anything', 1000);
     expect(whole.rows).toHaveLength(live().length);
+    expect(whole.endOfRing).toBe(true);
     // Unknown tables scan empty, and bad limits are refused by the server.
     expect((await client.scan('nosuchtable', 'a', 10)).rows).toEqual([]);
     await expect(client.scan('scan', 'a', 0)).rejects.toMatchObject({ code: 'bad_request' });
@@ -120,7 +135,7 @@ describe('range scans on a 3-node cluster (N=3, R=2)', () => {
     if (lc) removeDir(lc.dir);
   });
 
-  it('scans every live key once in token order, reading remote replicas', async () => {
+  it('scans every live key once in token order, reading remote replicas; paging ends at endOfRing', async () => {
     const client = await RingkvClient.connect({ socket: path.join(lc.dir, 'node1', 'ringkv.sock') });
     try {
       await waitFor('3 nodes in the client ring', () => (client.currentRing?.nodes.length ?? 0) === 3);
@@ -130,8 +145,10 @@ describe('range scans on a 3-node cluster (N=3, R=2)', () => {
       await Promise.all([...gone].map((k) => client.delete('c3', k, { consistency: 'ALL' })));
       const live = keys.filter((k) => !gone.has(k));
       const before = (await http('GET', `${lc.url(2)}/api/v1/metrics`)).body['router'] as Record<string, number>;
-      const all = await scanAll(client, 'c3', 'k7', 40, { r: 2 });
+      const all = await scanAll(client, 'c3', 'k7', 40, { r: 2 }, Math.ceil(live.length / 40) + 1);
       expect(all).toEqual(expectedOrder(live, 'k7'));
+      // Continued on other nodes (a paging state is not tied to the node that made it).
+      expect(await httpScanAll(lc.url(3), 'c3', 'k100', 9, Math.ceil(live.length / 9) + 1)).toEqual(expectedOrder(live, 'k100'));
       const res = await client.scan('c3', 'k7', 40, { r: 2 });
       expect(res.consistency).toMatchObject({ n: 3, required: 2, replied: 2 });
       expect(res.rows).toHaveLength(40);

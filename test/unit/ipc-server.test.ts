@@ -1,132 +1,16 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { promiseRouter, startIpcServer, type IpcDeps, type IpcServer, type RingInfo } from '../../src/api/ipc-server.js';
-import { encodeFrame, FrameDecoder } from '../../src/net/frames.js';
-import type { ReadRequest, ReadResult, WriteRequest, WriteResult } from '../../src/router/router.js';
-import { RingkvError } from '../../src/util/errors.js';
-import type { Version } from '../../src/versions/index.js';
+import { encodeFrame } from '../../src/net/frames.js';
+import { FakeRouter, ipcTeardown, RawClient, until } from '../helpers/ipc-fakes.js';
 
 const log = pino({ level: 'silent' });
 const RING: RingInfo = { digest: 'feedfacecafebeef', version: 3, nodes: [], tokens: [], replicas: 0, pref: [] };
-
-/** Poll until `fn` is truthy or the deadline passes (no fixed sleeps). */
-async function until<T>(what: string, fn: () => T | undefined | null | false, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
-}
-
-/**
- * In-process stand-in for the Router: an in-memory map. Requests whose key starts with a gated
- * prefix are held until `release()`, so tests control reply order and in-flight counts exactly.
- */
-class FakeRouter {
-  readonly store = new Map<string, Buffer>();
-  writes = 0;
-  reads = 0;
-  active = 0;
-  maxActive = 0;
-  private counter = 0;
-  private held: Array<() => void> = [];
-  gate: ((key: string) => boolean) | undefined;
-
-  private async enter(key: Uint8Array): Promise<void> {
-    this.active++;
-    this.maxActive = Math.max(this.maxActive, this.active);
-    if (this.gate?.(Buffer.from(key).toString('latin1'))) await new Promise<void>((r) => this.held.push(r));
-  }
-
-  get heldCount(): number {
-    return this.held.length;
-  }
-
-  release(): void {
-    const h = this.held;
-    this.held = [];
-    for (const r of h) r();
-  }
-
-  async write(req: WriteRequest): Promise<WriteResult> {
-    this.writes++;
-    await this.enter(req.key);
-    this.active--;
-    const k = `${req.table}/${Buffer.from(req.key).toString('hex')}`;
-    if (req.tombstone) this.store.delete(k);
-    else this.store.set(k, Buffer.from(req.value));
-    return { context: `ctx-${++this.counter}`, consistency: { n: 1, required: 1, replied: 1 } };
-  }
-
-  async read(req: ReadRequest): Promise<ReadResult> {
-    this.reads++;
-    await this.enter(req.key);
-    this.active--;
-    const keyText = Buffer.from(req.key).toString('latin1');
-    if (keyText === 'boom') throw new RingkvError('unavailable', 'read quorum not met: 0 of 3 replicas answered');
-    const v = this.store.get(`${req.table}/${Buffer.from(req.key).toString('hex')}`);
-    const mk = (value: Uint8Array, i: number): Version => ({ dot: [`n${i}`, i + 1], clock: [[`n${i}`, i + 1]], prior: 0, ts: 1, tombstone: false, value });
-    let values: Version[] = v ? [mk(v, 0)] : [];
-    if (keyText.startsWith('sib') && v) values = [mk(v, 0), mk(Buffer.from('other'), 1)];
-    return { values, context: values.length ? 'rctx' : '', consistency: { n: 1, required: 1, replied: 1 } };
-  }
-}
-
-type Reply = Record<string, unknown> & { id: number | null; ok: boolean };
-
-/** A raw protocol client: frames out, decoded replies collected in arrival order. */
-class RawClient {
-  readonly replies: Reply[] = [];
-  closed = false;
-  private readonly decoder = new FrameDecoder(64 * 1024 * 1024);
-  private constructor(readonly socket: Socket) {}
-
-  static connect(p: string, opts: { read?: boolean } = {}): Promise<RawClient> {
-    return new Promise((resolve, reject) => {
-      const s = createConnection({ path: p });
-      const c = new RawClient(s);
-      s.once('error', reject);
-      s.on('close', () => (c.closed = true));
-      s.once('connect', () => {
-        s.removeListener('error', reject);
-        s.on('error', () => undefined);
-        if (opts.read !== false) c.startReading();
-        resolve(c);
-      });
-    });
-  }
-
-  startReading(): void {
-    this.socket.on('data', (chunk: Buffer) => {
-      for (const m of this.decoder.push(chunk)) this.replies.push(m as Reply);
-    });
-    this.socket.resume();
-  }
-
-  send(msg: Record<string, unknown>): void {
-    this.socket.write(encodeFrame(msg));
-  }
-
-  async request(msg: Record<string, unknown> & { id: number }): Promise<Reply> {
-    this.send(msg);
-    return until(`reply ${msg.id}`, () => this.replies.find((r) => r.id === msg.id));
-  }
-
-  waitClosed(): Promise<true> {
-    return until('connection closed', () => this.closed || undefined);
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
 
 let dir: string;
 let sock: string;
@@ -161,11 +45,8 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  router.release();
-  for (const c of clients.splice(0)) c.close();
-  await server?.close();
+  await ipcTeardown({ router, clients, server, dir });
   server = undefined;
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('ipc server: requests', () => {

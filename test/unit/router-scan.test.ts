@@ -5,11 +5,12 @@
  * replicas whose pages end at different keys, replacement of a failed replica, unavailable, and
  * the pure segment planning.
  */
+import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { NodeConfig } from '../../src/config/config.js';
 import { initHasher, tokenFromBigInt, tokenOf, tokenToBigInt, type Token } from '../../src/ring/hash.js';
 import type { Router } from '../../src/router/router.js';
-import { planScanSegments, segmentWithinRange } from '../../src/router/scan.js';
+import { clipWalk, decodePagingState, planScanSegments, scanWalkStart, segmentWithinRange, type ScanResult } from '../../src/router/scan.js';
 import { tableIdOf } from '../../src/router/tables.js';
 import { RingkvError } from '../../src/util/errors.js';
 import { initVersions } from '../../src/versions/index.js';
@@ -194,5 +195,83 @@ describe('Router.scan (fakes for shards and peers)', () => {
     expect(r.truncated).toBe(true);
     expect(r.rows.length).toBe(4); // 4 × 900 KiB fit in 4 MiB, a fifth does not
     expect(str(r.rows[0]!.key)).toBe('big0');
+  });
+});
+
+describe('scan paging state and the end of the ring (issue 10 item 12)', () => {
+  const RING = 1n << 64n;
+  const tok = fc.bigInt({ min: 0n, max: RING - 1n }).map(tokenFromBigInt);
+
+  it('clipWalk: the clipped walk covers exactly (walkStart, end] once, in order, inside ring ranges', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.bigInt({ min: 0n, max: RING - 1n }), { minLength: 1, maxLength: 12 }), tok, fc.boolean(), tok, (raw, start, exclusive, end) => {
+        const tokens = raw.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)).map(tokenFromBigInt);
+        const w = scanWalkStart(start, exclusive);
+        const segs = clipWalk(planScanSegments(tokens, start, exclusive), w, end);
+        const off = (t: Token): bigint => (((tokenToBigInt(t) - tokenToBigInt(w)) % RING) + RING) % RING;
+        const stop = off(end) === 0n ? RING : off(end);
+        let at = 0n;
+        for (const sg of segs) {
+          const a = off({ hi: sg.startHi, lo: sg.startLo });
+          const e = off({ hi: sg.endHi, lo: sg.endLo });
+          expect(a).toBe(at);
+          at = e === 0n ? RING : e;
+          expect(at > a).toBe(true);
+          const n = tokens.length;
+          expect(segmentWithinRange(tokens[(sg.pos + n - 1) % n]!, tokens[sg.pos]!, { hi: sg.startHi, lo: sg.startLo }, { hi: sg.endHi, lo: sg.endLo })).toBe(true);
+        }
+        expect(at).toBe(stop);
+      }),
+    );
+  });
+
+  /** Page with pagingState until endOfRing; every page's rows in order. */
+  async function pageAll(router: Router, start: string, limit: number, exclusive = false): Promise<{ keys: string[]; pages: ScanResult[] }> {
+    const pages: ScanResult[] = [];
+    let r = await router.scan({ table: 't', startKey: b(start), exclusive, limit, consistency: {} });
+    pages.push(r);
+    while (!r.endOfRing) {
+      expect(pages.length).toBeLessThan(500);
+      expect(typeof r.pagingState).toBe('string');
+      r = await router.scan({ table: 't', pagingState: r.pagingState!, limit, consistency: {} });
+      pages.push(r);
+    }
+    expect(r.pagingState).toBeUndefined();
+    return { keys: pages.flatMap((p) => p.rows.map((x) => str(x.key))), pages };
+  }
+
+  it('paging to the end visits every live key exactly once, from any start, and then stops', async () => {
+    const { router } = setup({}, [5, 3, 7]);
+    const keys = await load(router, 90);
+    for (const k of keys.filter((_, i) => i % 7 === 0)) await router.write({ table: 't', key: b(k), value: b(''), tombstone: true, consistency: { w: 3 } });
+    const live = keys.filter((_, i) => i % 7 !== 0);
+    for (const [start, limit, exclusive] of [['user00013', 10, false], ['user00013', 10, true], ['zzz', 1, false], [live[4]!, 77, false], [live[4]!, 1000, true]] as const) {
+      const { keys: got, pages } = await pageAll(router, start, limit, exclusive);
+      // One full turn: exclusive starts after the start key's token and so ends with it.
+      const turn = exclusive ? [...expectedOrder(live, start, true), ...live.filter((k) => tokenToBigInt(tokenOf(k)) === tokenToBigInt(tokenOf(start)))] : expectedOrder(live, start);
+      expect(got, `${start}/${limit}/${exclusive}`).toEqual(turn);
+      expect(pages.length).toBeLessThanOrEqual(Math.ceil(live.length / limit) + 1);
+    }
+    // A one-page scan of the whole ring says so: endOfRing and no paging state.
+    const whole = await router.scan({ table: 't', startKey: b('a'), limit: 1000, consistency: {} });
+    expect(whole).toMatchObject({ endOfRing: true, truncated: false });
+    expect(whole.pagingState).toBeUndefined();
+  });
+
+  it('a page that stops at the byte bound continues from its last row', async () => {
+    const { router } = setup();
+    const big = Buffer.alloc(900 * 1024, 7);
+    for (let i = 0; i < 9; i++) await router.write({ table: 't', key: b(`big${i}`), value: big, tombstone: false, consistency: { w: 3 } });
+    const { keys, pages } = await pageAll(router, 'big3', 100);
+    expect(pages[0]!.truncated).toBe(true);
+    expect([...keys].sort()).toEqual(Array.from({ length: 9 }, (_, i) => `big${i}`));
+  });
+
+  it('refuses a paging state it did not make, naming the field', async () => {
+    const { router } = setup();
+    for (const bad of ['', 'not base64!', 'AA', Buffer.from([9, 0, 0, 0, 0, 0, 0, 0, 0, 65]).toString('base64url')]) {
+      await expect(router.scan({ table: 't', pagingState: bad, limit: 10, consistency: {} })).rejects.toMatchObject({ code: 'bad_request', details: { field: 'pagingState' } });
+    }
+    expect(() => decodePagingState('AQAAAAAAAAAAQQ', 0)).toThrow(/key size limit/);
   });
 });

@@ -4,6 +4,7 @@
  * answers, deadlines, blocking read repair with a hung replica, blind deletes on vclock tables, and
  * requests that fail validation leaving no table behind.
  */
+import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, type NodeConfig } from '../../src/config/config.js';
 import { initHasher } from '../../src/ring/hash.js';
@@ -81,6 +82,86 @@ describe('Router coordination (fakes for shards and peers)', () => {
     expect(tables.all().map((t) => t.name)).toEqual([]);
     await router.write({ table: 'nt4', key: key('k'), value: val('v'), tombstone: false, consistency: {} });
     expect(tables.all().map((t) => t.name)).toEqual(['nt4']);
+  });
+});
+
+/** Settle within `ms` or fail: a coordination that never answers must fail the test, not hang it. */
+function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let t: NodeJS.Timeout;
+  const late = new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(t));
+}
+
+describe('every coordination answers by its deadline (issue 10 item 1)', () => {
+  it('a delete without a context of a key never written answers at once, with one read, writing nothing', async () => {
+    const { router, stores, tables } = setup();
+    await router.write({ table: 'vc', key: key('other'), value: val('x'), tombstone: false, consistency: { w: 3 } });
+    await new Promise((r) => setImmediate(r));
+    const writesBefore = [...stores.values()].map((s) => s.writes);
+    const reads0 = router.counters.coordinatedReads;
+    const d = await within(2000, router.write({ table: 'vc', key: key('never-written'), value: val(''), tombstone: true, consistency: {} }));
+    expect(d.context).toBe('');
+    expect(router.counters.coordinatedReads - reads0).toBe(1);
+    expect([...stores.values()].map((s) => s.writes)).toEqual(writesBefore);
+    // A table that does not exist yet: same answer, and no table is created.
+    await within(2000, router.write({ table: 'nosuch', key: key('k'), value: val(''), tombstone: true, consistency: {} }));
+    expect(tables.get('nosuch')).toBeUndefined();
+    expect(router.counters.coordinationsInFlight).toBe(0);
+    expect(router.counters.overdueCoordinations).toBe(0);
+  });
+
+  it('the two phases of a delete share one deadline', async () => {
+    const { router, remote } = setup({ readRepair: 'off' });
+    await router.write({ table: 'vc', key: key('d2'), value: val('v'), tombstone: false, consistency: { w: 3 } });
+    // n3 takes 150 ms per answer and both phases need it (w=3 reads with r=3): 300 ms in all,
+    // past the delete's 200 ms deadline. The write phase gets what the read left, not 200 ms more.
+    remote.behaviour.set('n3', 'slow');
+    // (With a fresh deadline per phase the write phase would succeed at ~300 ms.)
+    const err = await within(2000, router.write({ table: 'vc', key: key('d2'), value: val(''), tombstone: true, consistency: { w: 3 }, timeoutMs: 200 })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'timeout' });
+    expect(router.counters.coordinationsInFlight).toBe(0);
+  });
+
+  it('the backstop answers a coordination stuck past its deadline (blocking read repair into a stuck shard)', async () => {
+    const { router, shards, stores } = setup({ readRepair: 'blocking', requestTimeoutMs: 100 });
+    await router.write({ table: 't', key: key('stuck'), value: val('v'), tombstone: false, consistency: { w: 3 } });
+    stores.get('n1')!.data.clear(); // the local replica is stale: the read will repair it
+    shards.hangWrites = true; // ... and the local shard never answers the repair write
+    const t0 = performance.now();
+    await expect(within(4000, router.read({ table: 't', key: key('stuck'), consistency: { r: 3 } }))).rejects.toMatchObject({ code: 'timeout' });
+    // Answered by the backstop: after deadline + grace, not never.
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1000);
+    expect(router.counters.overdueCoordinations).toBe(1);
+    expect(router.counters.coordinationsInFlight).toBe(0);
+  });
+
+  it('random reads, writes and deletes with hung and failing replicas all answer, and none is left live', async () => {
+    const op = fc.record({
+      kind: fc.constantFrom('put', 'get', 'del', 'delctx'),
+      key: fc.constantFrom('a', 'b', 'c', 'never'),
+      req: fc.integer({ min: 1, max: 3 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 12 }), fc.constantFrom('ok', 'hang', 'fail'), fc.constantFrom('ok', 'hang', 'fail'), async (ops, b2, b3) => {
+        const { router, remote } = setup({ requestTimeoutMs: 60, readRepair: 'blocking' });
+        remote.behaviour.set('n2', b2 as 'ok');
+        remote.behaviour.set('n3', b3 as 'ok');
+        const settle = (p: Promise<unknown>): Promise<unknown> => p.catch((e: unknown) => e);
+        const runs = ops.map(async (o) => {
+          if (o.kind === 'get') return settle(router.read({ table: 'vc', key: key(o.key), consistency: { r: o.req } }));
+          if (o.kind === 'put') return settle(router.write({ table: 'vc', key: key(o.key), value: val('v'), tombstone: false, consistency: { w: o.req } }));
+          if (o.kind === 'del') return settle(router.write({ table: 'vc', key: key(o.key), value: val(''), tombstone: true, consistency: { w: o.req } }));
+          const seen = await settle(router.read({ table: 'vc', key: key(o.key), consistency: {} }));
+          const context = (seen as { context?: string }).context;
+          return settle(router.write({ table: 'vc', key: key(o.key), value: val(''), tombstone: true, context, consistency: { w: o.req } }));
+        });
+        const out = await within(1000, Promise.all(runs));
+        for (const r of out) if (r instanceof Error) expect(['timeout', 'unavailable']).toContain((r as RingkvError).code);
+        expect(router.counters.coordinationsInFlight).toBe(0);
+        expect(router.counters.overdueCoordinations).toBe(0);
+      }),
+      { numRuns: 25 },
+    );
   });
 });
 

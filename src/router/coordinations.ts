@@ -1,0 +1,74 @@
+/**
+ * The registry of live coordinations: every read, write, scan and blind delete the router
+ * coordinates is registered from its start until its answer, with its deadline.
+ *
+ * Each coordination carries its own deadline timer, so an entry should never outlive its deadline
+ * by more than a timer's slack. The registry is the backstop that makes this an enforced invariant
+ * rather than a hope: `overdue(now)` returns the entries past their deadline plus `graceMs`, the
+ * router answers them itself (`timeout`), logs the bug and counts it. A request can then never hang
+ * a client or burn a core past its deadline, whatever a coordination's state machine does wrong
+ * (issue 10 item 1: a delete of a never-written key looped read -> delete -> read forever).
+ *
+ * Pure: no timers here; the caller passes the time and runs the sweep (src/router/router.ts).
+ */
+import { invariant } from '../util/errors.js';
+
+export type CoordinationKind = 'read' | 'write' | 'delete' | 'scan';
+
+/** How late past its deadline a coordination may answer before the backstop answers for it. */
+export const OVERDUE_GRACE_MS = 1000;
+
+interface Entry {
+  id: number;
+  kind: CoordinationKind;
+  deadline: number;
+  /** Answer the coordination with an error (a no-op once it has answered). */
+  fail: (err: Error) => void;
+}
+
+export interface OverdueCoordination {
+  kind: CoordinationKind;
+  deadline: number;
+  fail: (err: Error) => void;
+}
+
+export class LiveCoordinations {
+  private readonly live = new Map<number, Entry>();
+  private nextId = 0;
+
+  constructor(private readonly graceMs: number = OVERDUE_GRACE_MS) {
+    invariant(Number.isInteger(graceMs) && graceMs >= 0, 'overdue grace must be a non-negative integer');
+  }
+
+  /** Coordinations started and not yet answered. */
+  get size(): number {
+    return this.live.size;
+  }
+
+  /**
+   * Register a coordination that must answer by `deadline` (epoch ms). Returns the callback its
+   * state machine answers through: the first call answers and unregisters, later calls are ignored
+   * (the backstop may have answered first).
+   */
+  begin<T>(kind: CoordinationKind, deadline: number, done: (err: Error | null, result: T | undefined) => void): (err: Error | null, result: T | undefined) => void {
+    invariant(Number.isFinite(deadline), 'a coordination needs a finite deadline');
+    const id = ++this.nextId;
+    let answered = false;
+    const once = (err: Error | null, result: T | undefined): void => {
+      if (answered) return;
+      answered = true;
+      const had = this.live.delete(id);
+      invariant(had, `coordination ${id} answered but was not registered`);
+      done(err, result);
+    };
+    this.live.set(id, { id, kind, deadline, fail: (err) => once(err, undefined) });
+    return once;
+  }
+
+  /** Entries past `deadline + graceMs` at `now`, oldest first; the caller answers each through `fail`. */
+  overdue(now: number): OverdueCoordination[] {
+    const out: OverdueCoordination[] = [];
+    for (const e of this.live.values()) if (now > e.deadline + this.graceMs) out.push({ kind: e.kind, deadline: e.deadline, fail: e.fail });
+    return out.sort((a, b) => a.deadline - b.deadline);
+  }
+}
