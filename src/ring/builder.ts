@@ -37,7 +37,7 @@ export interface RingLayout {
 }
 
 const STATUSES: ReadonlySet<string> = new Set<MemberStatus>(['joining', 'normal', 'leaving', 'left']);
-/** Node indexes and shard numbers are stored as uint16. */
+/** Node indexes are stored as uint16. */
 const MAX_U16 = 0xffff;
 
 function owns(status: MemberStatus): boolean {
