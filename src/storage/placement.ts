@@ -62,7 +62,3 @@ export function piecesOfShard(shard: number, shards: number): number {
   return Math.floor(PLACEMENT_PIECES / shards) + (shard < PLACEMENT_PIECES % shards ? 1 : 0);
 }
 
-export function validateShardCount(shards: number): number {
-  assertShards(shards);
-  return shards;
-}

@@ -6,6 +6,7 @@
  */
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { seededRng } from '../../src/bench/distributions.js';
 import { buildRing, type RingMember } from '../../src/ring/builder.js';
 import { initHasher, tokenFromBigInt, tokenOf, tokenToBigInt, type Token } from '../../src/ring/hash.js';
 import { Liveness, RingTable } from '../../src/ring/table.js';
@@ -15,15 +16,7 @@ import { localShardOf, MAX_SHARDS, PLACEMENT_PIECES, piecesOfShard, shardOfStora
 
 const TWO64 = 1n << 64n;
 
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const seeded = seededRng;
 
 beforeAll(async () => {
   await initHasher();
