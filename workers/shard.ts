@@ -7,7 +7,12 @@
  * `setImmediate` drains the queue into one multi-get + one WriteBatch, and replies go back in one
  * message after the batch is written (fsynced first when durability is `sync`).
  *
- * Anti-entropy: one incremental Merkle tree per ring range this shard stores (RingTable.localRanges).
+ * Placement: this shard stores exactly the tokens whose placement shard is its own (a fixed function
+ * of the token, src/storage/placement.ts) among those this node replicates; anything else routed
+ * here by a stale view is refused with not_owner.
+ *
+ * Anti-entropy: one incremental Merkle tree per ring range this node stores (RingTable.localRanges),
+ * over this shard's keys of it; the node's tree of a range is the XOR of its shards' trees.
  * A write that changes a record patches its tree in O(1) (old digest out, new digest in). Trees are
  * rebuilt from a scan at startup and for ranges that are new after a ring change, in chunks of
  * SCAN_CHUNK keys per `setImmediate` turn so the mailbox keeps draining. Each chunk is read
@@ -19,7 +24,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { newRocks, readRowsSync, SyncWriteBatch, type ColumnHandle } from '../src/storage/rocks.js';
 import { shardColumn, META_CF } from '../src/storage/db.js';
-import { encodeStorageKey, tokenRangeBounds, type KeyBounds } from '../src/storage/keys.js';
+import { encodeStorageKey, MIN_STORAGE_KEY_BYTES, storageKeyHasTable, TABLE_ID_BYTES, tokenRangeBounds, type KeyBounds } from '../src/storage/keys.js';
+import { localShardOf, shardOfToken } from '../src/storage/placement.js';
 import {
   REPAIR_LIMITS,
   type DataOp,
@@ -40,7 +46,7 @@ import { decodeRequests, WIRE_READ, WireReplyWriter, type WireRequest } from '..
 import { RingTable } from '../src/ring/table.js';
 import { initHasher } from '../src/ring/hash.js';
 import { MerkleTree, initMerkle, leafIndex, type Hash64 } from '../src/merkle/index.js';
-import { leafTokenRuns, tableIdOfStorageKey } from '../src/repair/plan.js';
+import { leafTokenRuns } from '../src/repair/plan.js';
 import { invariant } from '../src/util/errors.js';
 import {
   decodeRecord,
@@ -83,6 +89,14 @@ const writeBatch = new SyncWriteBatch(db, column);
 const metaBatch = new SyncWriteBatch(db, metaColumn);
 const depth = data_.merkleDepth;
 const graceUs = data_.gcGraceSeconds * 1_000_000;
+
+/**
+ * Does this shard store token (hi, lo) under the current ring: is it localShardOf's answer? (The
+ * placement check first: it is free, the replica check is a binary search.)
+ */
+function ownsToken(hi: number, lo: number): boolean {
+  return shardOfToken(hi, data_.shards) === data_.shard && localShardOf(ring, hi, lo, data_.shards) === data_.shard;
+}
 
 let keyCount = await countKeys();
 let writes = 0;
@@ -186,7 +200,7 @@ function checkRing(): void {
   if (v === treesVersion) return;
   // Version first: if another publish lands in between, the next check sees a newer version again.
   treesVersion = v;
-  const ranges = ring.localRanges(data_.shard);
+  const ranges = ring.localRanges();
   const old = new Map(trees.map((t) => [boundsId(t.ref), t]));
   trees = ranges.map((r) => {
     const kept = old.get(boundsId(r));
@@ -357,7 +371,7 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
   const dataSlot = new Int32Array(data.length).fill(-1);
   for (let i = 0; i < data.length; i++) {
     const d = data[i]!;
-    if (ring.ownsLocally(d.hi, d.lo, data_.shard)) dataSlot[i] = slotOf(encodeStorageKey(d.hi, d.lo, d.table, d.key));
+    if (ownsToken(d.hi, d.lo)) dataSlot[i] = slotOf(encodeStorageKey(d.hi, d.lo, d.table, d.key));
   }
   const entrySlots: Array<Int32Array | undefined> = new Array<Int32Array | undefined>(ops.length);
   for (let i = 0; i < ops.length; i++) {
@@ -371,7 +385,7 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
       for (let e = 0; e < op.entries.length; e++) {
         const k = asBuffer(op.entries[e]!.key);
         // A repaired key this shard does not own under the current ring is refused like any write.
-        if (k.length >= 14 && ring.ownsLocally(k.readUInt32BE(0), k.readUInt32BE(4), data_.shard)) slots[e] = slotOf(k);
+        if (k.length >= MIN_STORAGE_KEY_BYTES && ownsToken(k.readUInt32BE(0), k.readUInt32BE(4))) slots[e] = slotOf(k);
       }
       entrySlots[i] = slots;
     }
@@ -602,6 +616,8 @@ function leafKeys(op: LeafKeysOp): RepairResult {
   const wanted = new Set(op.leaves);
   const intervals: KeyBounds[] = runs.flatMap((r) => tokenRangeBounds(r.start.hi, r.start.lo, r.end.hi, r.end.lo));
   const limit = Math.max(1, Math.min(op.limit | 0, REPAIR_LIMITS.maxLeafKeysPage));
+  const table = op.table ?? null;
+  if (table !== null && !(table instanceof Uint8Array && table.length === TABLE_ID_BYTES)) throw new OpError('bad_request', `leaf-keys table must be a ${TABLE_ID_BYTES}-byte table id`);
   const budget = 4 * limit;
   let iv = op.cursor ? op.cursor.interval : 0;
   let after: Buffer | null = op.cursor?.after ? Buffer.from(op.cursor.after) : null;
@@ -615,7 +631,7 @@ function leafKeys(op: LeafKeysOp): RepairResult {
       const key = rows[j]!;
       seen++;
       after = key;
-      if (op.table !== undefined && op.table !== null && tableIdOfStorageKey(key) !== op.table) continue;
+      if (table !== null && !storageKeyHasTable(key, table)) continue;
       const leaf = leafIndex(rt.start, rt.end, { hi: key.readUInt32BE(0), lo: key.readUInt32BE(4) }, depth);
       invariant(wanted.has(leaf), `leaf-keys listed a key of leaf ${leaf}, which was not asked for`);
       const d = hash64(rows[j + 1]!);
@@ -633,7 +649,9 @@ function leafKeys(op: LeafKeysOp): RepairResult {
 /** One page of a token-range scan of one table (see ScanOp). */
 function scan(op: ScanOp): RepairResult {
   for (const v of [op.startHi, op.startLo, op.endHi, op.endLo]) if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new OpError('bad_request', 'scan bounds must be uint32 words');
+  if (!(op.table instanceof Uint8Array) || op.table.length !== TABLE_ID_BYTES) throw new OpError('bad_request', `scan table must be a ${TABLE_ID_BYTES}-byte table id`);
   const limit = Math.max(1, Math.min(op.limit | 0, REPAIR_LIMITS.maxScanPage));
+  const maxBytes = Math.max(1, Math.min(op.maxBytes ?? REPAIR_LIMITS.maxFetchBytes, REPAIR_LIMITS.maxFetchBytes));
   const intervals = tokenRangeBounds(op.startHi, op.startLo, op.endHi, op.endLo);
   let after: Buffer | null = op.after ? Buffer.from(op.after) : null;
   // The interval the cursor is in: the first whose upper bound lies beyond it.
@@ -645,14 +663,14 @@ function scan(op: ScanOp): RepairResult {
   let bytes = 0;
   /** The last key examined: where the next page resumes (it finds its interval from the key). */
   let last: Buffer | null = after;
-  while (rows.length < limit && seen < budget && bytes < REPAIR_LIMITS.maxFetchBytes) {
+  while (rows.length < limit && seen < budget && bytes < maxBytes) {
     const want = Math.min(limit - rows.length, budget - seen);
     const chunk = readChunk(intervals[iv]!, after, want);
     for (let j = 0; j < chunk.length; j += 2) {
       const key = chunk[j]!;
       seen++;
       after = last = key;
-      if (tableIdOfStorageKey(key) !== op.table) continue;
+      if (!storageKeyHasTable(key, op.table)) continue;
       rows.push({ key, record: chunk[j + 1]! });
       bytes += key.length + chunk[j + 1]!.length;
     }

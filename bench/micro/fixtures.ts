@@ -33,14 +33,14 @@ export function makeKeys(count: number, prefix = 'user:', seed = 42): Buffer[] {
 
 /**
  * A ring of `nodes` members joined one by one with allocateTokens (as real joins do), `vnodes`
- * tokens each, R = 3, 2 shards per node.
+ * tokens each, R = 3.
  */
 export function makeLayout(nodes: number, vnodes: number, seed = 7): RingLayout {
   const rand = seededRandom(seed);
   const existing: Token[][] = [];
   for (let i = 0; i < nodes; i++) existing.push(allocateTokens(existing, vnodes, rand));
   return buildRing(
-    existing.map((tokens, i) => ({ id: `node-${String(i).padStart(3, '0')}`, tokens, shards: 2, status: 'normal' as const })),
+    existing.map((tokens, i) => ({ id: `node-${String(i).padStart(4, '0')}`, tokens, status: 'normal' as const })),
     { maxReplicas: 3 },
   );
 }

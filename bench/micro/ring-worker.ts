@@ -37,7 +37,6 @@ async function main(): Promise<void> {
     los[i] = tok[1]!;
   }
   const outNodes = new Uint16Array(MAX_REPLICAS);
-  const outShards = new Uint16Array(MAX_REPLICAS);
   let plain: PlainRing | null = null;
   let replyWaiter: ((r: number[]) => void) | null = null;
 
@@ -84,21 +83,21 @@ async function main(): Promise<void> {
             return;
           }
           case 'sab':
-            send({ t: 'done', ...loop(m.n, (j) => ring.lookup(his[j]!, los[j]!, outNodes, outShards) + outNodes[0]!) });
+            send({ t: 'done', ...loop(m.n, (j) => ring.lookup(his[j]!, los[j]!, outNodes) + outNodes[0]!) });
             return;
           case 'hash+sab':
             send({
               t: 'done',
               ...loop(m.n, (j) => {
                 tokenInto(keys[j]!, tok);
-                return ring.lookup(tok[0]!, tok[1]!, outNodes, outShards) + outNodes[0]!;
+                return ring.lookup(tok[0]!, tok[1]!, outNodes) + outNodes[0]!;
               }),
             });
             return;
           case 'plain': {
             const p = plain;
             if (p === null) throw new Error('no layout copy received yet');
-            send({ t: 'done', ...loop(m.n, (j) => p.lookup(his[j]!, los[j]!, outNodes, outShards) + outNodes[0]!) });
+            send({ t: 'done', ...loop(m.n, (j) => p.lookup(his[j]!, los[j]!, outNodes) + outNodes[0]!) });
             return;
           }
           case 'msg':

@@ -3,8 +3,8 @@
  *
  * Setup mirrors src/node/node.ts: openDatabase in a temp dir, a RingTable with a one-node layout
  * published, a ShardPool whose worker opens the same RocksDB instance through its handle. Every
- * ringkv op does what the router does before submitting (tokenInto + ring.lookup for the shard)
- * and the shard does its full work (ownership check, key encoding, multi-get, version merge,
+ * ringkv op does what the router does before submitting (tokenInto + ring.lookup for the replicas;
+ * the pool picks the token's placement shard) and the shard does its full work (ownership check, key encoding, multi-get, version merge,
  * record encode, WriteBatch). Durability is `periodic` (the default): WAL written before the ack,
  * fsynced once a second.
  *
@@ -24,6 +24,7 @@ import { Liveness, MAX_REPLICAS, RingTable } from '../../src/ring/table.js';
 import { openDatabase } from '../../src/storage/db.js';
 import { SyncWriteBatch } from '../../src/storage/rocks.js';
 import { encodeStorageKey } from '../../src/storage/keys.js';
+import { tableIdOf } from '../../src/router/tables.js';
 import { ShardPool, shardRead, shardWrite } from '../../src/storage/shards.js';
 import { decodeReplies, decodeRequests, WireReplyWriter, WireRequestWriter, type WireReply } from '../../src/storage/shard-wire.js';
 import { encodeRecord, initVersions } from '../../src/versions/record.js';
@@ -35,7 +36,7 @@ import { runSuite, sink, type RatioSpec, type Row, type SuiteOptions } from './h
 const SHARDS = 1;
 const BATCH = 100;
 const READ_KEYS = 10_000;
-const TABLE_ID = 0x7ab1e001;
+const TABLE_ID = Buffer.from(tableIdOf('bench'), 'hex');
 
 function check(r: WireReply): void {
   if (!r.ok) throw new Error(`shard op failed: ${r.code}: ${r.message}`);
@@ -49,7 +50,7 @@ export async function shardSuite(opts: SuiteOptions): Promise<Row[]> {
   const odb = await openDatabase(dir, SHARDS);
   const ring = RingTable.create();
   const tokens = allocateTokens([], 16, seededRandom(1));
-  const layout = buildRing([{ id: 'bench-node', tokens, shards: SHARDS, status: 'normal' }], { maxReplicas: 3 });
+  const layout = buildRing([{ id: 'bench-node', tokens, status: 'normal' }], { maxReplicas: 3 });
   ring.publish(layout, 0, () => Liveness.Up);
   // The node's defaults (periodic durability, 1 s WAL fsync). Built as a variable, not passed as a
   // literal, so worker settings added to the protocol later only need their config default here.
@@ -75,25 +76,23 @@ export async function shardSuite(opts: SuiteOptions): Promise<Row[]> {
   };
   const tok = new Uint32Array(2);
   const outNodes = new Uint16Array(MAX_REPLICAS);
-  const outShards = new Uint16Array(MAX_REPLICAS);
   const rawColumn = odb.column('default');
   const rawBatch = new SyncWriteBatch(odb.db, rawColumn);
   const db = odb.db;
 
-  // The router's part: hash, look up the preference list, pick the (only, local) replica's shard.
-  const route = (key: Buffer): number => {
+  // The router's part: hash and look up the preference list (the pool picks the token's shard).
+  const route = (key: Buffer): void => {
     tokenInto(key, tok);
-    if (ring.lookup(tok[0]!, tok[1]!, outNodes, outShards) === 0) throw new Error('empty ring');
-    return outShards[0]!;
+    if (ring.lookup(tok[0]!, tok[1]!, outNodes) === 0) throw new Error('empty ring');
   };
   // As the router does: the new version goes to the shard as its record bytes.
   const write = (key: Buffer): Promise<WireReply> => {
-    const shard = route(key);
-    return shardWrite(pool, shard, TABLE_ID, 'vclock', key, tok[0]!, tok[1]!, encodeRecord(versionsOf()));
+    route(key);
+    return shardWrite(pool, TABLE_ID, 'vclock', key, tok[0]!, tok[1]!, encodeRecord(versionsOf()));
   };
   const read = (key: Buffer): Promise<WireReply> => {
-    const shard = route(key);
-    return shardRead(pool, shard, TABLE_ID, key, tok[0]!, tok[1]!);
+    route(key);
+    return shardRead(pool, TABLE_ID, key, tok[0]!, tok[1]!);
   };
   const rawKey = (key: Buffer): Buffer => {
     tokenInto(key, tok);

@@ -3,7 +3,7 @@ import { isOwnAddress } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { tokenFromHex, tokenToHex, type Token } from '../ring/hash.js';
 import { buildRing, type RingLayout, type RingMember } from '../ring/builder.js';
-import { Liveness, type RingTable } from '../ring/table.js';
+import { Liveness, ringTableCapacityError, type RingTable } from '../ring/table.js';
 import type { PeerReplicaScan, PeerReplicaWrite, RemoteReplicas, ReplicaRead, ReplicaWrite, Router, ScanPage } from '../router/router.js';
 import type { TableDef, TableRegistry } from '../router/tables.js';
 import { RingkvError } from '../util/errors.js';
@@ -37,12 +37,12 @@ const CORE_PEER_TYPES: ReadonlySet<string> = new Set<PeerMessage['t']>(['gossip-
 export function ringMembersOf(states: readonly EndpointState[]): RingMember[] {
   return states
     .filter((s) => s.info.tokens.length > 0)
-    .map((s) => ({ id: s.id, tokens: s.info.tokens.map(tokenFromHex), shards: s.info.shards, rack: s.info.rack, status: s.info.status }));
+    .map((s) => ({ id: s.id, tokens: s.info.tokens.map(tokenFromHex), rack: s.info.rack, status: s.info.status }));
 }
 
 /** A cheap fingerprint of what the ring depends on, to rebuild only when membership really changed. */
 function membershipKey(states: readonly EndpointState[]): string {
-  return states.map((s) => `${s.id}|${s.info.status}|${s.info.shards}|${s.info.rack}|${s.info.tokens.join(',')}`).join(';');
+  return states.map((s) => `${s.id}|${s.info.status}|${s.info.rack}|${s.info.tokens.join(',')}`).join(';');
 }
 
 /**
@@ -311,6 +311,13 @@ export class Cluster implements RemoteReplicas {
       this.o.log.warn({ err: String(e) }, 'cannot persist cluster membership');
     }
     const layout = buildRing(ringMembersOf(states), { maxReplicas: MAX_RING_REPLICAS });
+    const tooBig = ringTableCapacityError(layout);
+    if (tooBig !== null) {
+      // Keep serving with the ring we have: a membership the table cannot hold must not take the
+      // node down (or leave it without a ring). It is retried when membership changes again.
+      this.o.log.error({ nodes: layout.nodeIds.length, tokens: layout.tokens.length }, `ring not published: ${tooBig}`);
+      return;
+    }
     this.layout = layout;
     this.o.ring.publish(layout, layout.nodeIds.indexOf(this.selfId), (id) => (id === this.selfId || this.isUp(id) ? Liveness.Up : Liveness.Down));
     this.o.log.info({ nodes: layout.nodeIds.length, tokens: layout.tokens.length, digest: layout.digest }, 'ring published');

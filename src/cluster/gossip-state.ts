@@ -20,6 +20,8 @@
  * partners, moves messages and decides what to do with the changed ids.
  */
 
+import { MAX_VNODES_PER_NODE } from '../ring/table.js';
+
 export type MemberStatus = 'joining' | 'normal' | 'leaving' | 'left';
 
 export const MEMBER_STATUSES: readonly MemberStatus[] = Object.freeze([
@@ -109,7 +111,8 @@ export class GossipValidationError extends Error {
 // to everyone) unbounded data.
 const MAX_STRING = 512;
 const MAX_SCHEMA = 256 * 1024;
-const MAX_TOKENS = 4096;
+/** Tokens per node: the bound config `vnodes` has (a node never announces more). */
+const MAX_TOKENS = MAX_VNODES_PER_NODE;
 const MAX_EXTRA_KEYS = 64;
 const MAX_BATCH = 100_000;
 const TOKEN_RE = /^[0-9a-f]{16}$/;

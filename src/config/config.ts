@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { MAX_VNODES_PER_NODE } from '../ring/table.js';
+import { MAX_SHARDS } from '../storage/placement.js';
 
 export type ConflictMode = 'vclock' | 'lww';
 export type QuorumMode = 'sloppy' | 'strict';
@@ -207,8 +209,8 @@ function intIn(v: number, lo: number, hi: number, name: string): void {
 }
 
 export function validateConfig(c: NodeConfig): void {
-  intIn(c.shards, 1, 64, 'shards');
-  intIn(c.vnodes, 1, 256, 'vnodes');
+  intIn(c.shards, 1, MAX_SHARDS, 'shards');
+  intIn(c.vnodes, 1, MAX_VNODES_PER_NODE, 'vnodes');
   intIn(c.syncIntervalMs, 1, 60_000, 'syncIntervalMs');
   intIn(c.requestTimeoutMs, 1, 600_000, 'requestTimeoutMs');
   intIn(c.tables.n, 1, 5, 'tables.n');

@@ -1,6 +1,7 @@
 import type { NodeConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { Cluster } from '../cluster/cluster.js';
+import { tableIdOf } from '../router/tables.js';
 import { RingkvError } from '../util/errors.js';
 import type { Hint, StoredHint } from './protocol.js';
 import { isExpired, ReplayThrottle, replayRate, replayWindow, settledPrefix } from './policy.js';
@@ -118,7 +119,8 @@ export class HintService {
 
   /** Store a hint on `holder` (null = this node). Resolves true once it is durable there. */
   async hint(holder: string | null, h: Omit<Hint, 'createdAt'>, timeoutMs: number): Promise<boolean> {
-    const hint: Hint = { ...h, createdAt: Date.now() };
+    // Only the hint's own fields (callers pass a replica op, which also carries the table id).
+    const hint: Hint = { target: h.target, table: h.table, mode: h.mode, key: h.key, versions: h.versions, createdAt: Date.now() };
     if (holder === null || holder === this.o.cluster.selfId) return this.storeLocal(hint);
     const r = (await this.o.cluster.request(holder, { t: 'hint-store', hint }, timeoutMs)) as { stored?: boolean };
     return r.stored === true;
@@ -230,7 +232,8 @@ export class HintService {
         win.map(async (h): Promise<'sent' | 'expired' | Error> => {
           if (isExpired(h.createdAt, now, this.o.config.maxHintWindowMs)) return 'expired';
           try {
-            await this.o.cluster.write(target, { table: h.table, tableId: h.tableId, mode: h.mode, key: h.key, versions: h.versions }, this.o.config.requestTimeoutMs);
+            const tableId = Buffer.from(tableIdOf(h.table), 'hex');
+            await this.o.cluster.write(target, { table: h.table, tableId, mode: h.mode, key: h.key, versions: h.versions }, this.o.config.requestTimeoutMs);
             return 'sent';
           } catch (e) {
             return e instanceof Error ? e : new Error(String(e));

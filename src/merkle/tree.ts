@@ -9,10 +9,23 @@
  * keys — which is what lets the tree be maintained on the write path instead
  * of rebuilt by scanning storage.
  *
- * Internal nodes are xxh64 of their two children and are recomputed lazily:
- * writes only set dirty flags on the leaf's ancestors, and hashes are
- * recomputed (only for dirty nodes) when someone asks for them. With many
- * writes between exchanges each internal node is rehashed at most once.
+ * Internal nodes are the XOR of their two children (so a node's hash is the
+ * XOR of every entry hash below it), recomputed lazily: writes only set dirty
+ * flags on the leaf's ancestors, and nodes are recomputed (only dirty ones)
+ * when someone asks for them.
+ *
+ * Why XOR rather than hashing the two children (a classic Merkle tree): it
+ * makes trees *combinable*. A node's shards each keep a tree of their own keys
+ * of a range over the same leaf boundaries; the node's tree is the XOR of its
+ * shards' trees at every level (`xorWith`, or XOR of the shards' node hashes),
+ * so two nodes holding the same data compare equal whatever their shard
+ * counts, with no leaf arrays moved to recombine. What it gives up: with
+ * hashed internals a root collision needs an xxh64 collision, with XOR it
+ * needs the symmetric difference of two replicas' (key, digest) sets to XOR to
+ * zero. For distinct entries with independent 64-bit hashes that is 2^-64 per
+ * comparison either way, and the leaves were already XOR sets, which admit the
+ * same cancellation; neither was ever adversary-proof (xxh64 is not a
+ * cryptographic hash).
  *
  * Hash64 values are (hi, lo) uint32 pairs because JS numbers cannot hold 64
  * bits exactly and BigInt is too slow for per-node arithmetic.
@@ -59,16 +72,11 @@ function hasher(): XXHashAPI {
   return xx;
 }
 
-// Distinct seeds separate the two hash domains, so an entry whose encoding
-// happens to be 16 bytes can never be confused with an internal-node input.
 const ENTRY_SEED = 0n;
-const NODE_SEED = 0x524b4d54n; // "RKMT"
 
 // Scratch buffers: hashing is synchronous and single-threaded per isolate,
 // so sharing them avoids an allocation per hash.
 const outView = new DataView(new ArrayBuffer(8));
-const pairBuf = new Uint8Array(16);
-const pairView = new DataView(pairBuf.buffer);
 let entryBuf = new Uint8Array(256);
 let entryView = new DataView(entryBuf.buffer);
 
@@ -149,7 +157,7 @@ export function entryHash(key: Uint8Array, versionDigest: Hash64): Hash64 {
 }
 
 const SER_MAGIC = [0x52, 0x4b, 0x4d, 0x54]; // "RKMT"
-const SER_VERSION = 1;
+const SER_VERSION = 2; // 2: internal nodes are XORs (only leaves are serialized, but the trees are not comparable across versions)
 const SER_HEADER = 8;
 
 export class MerkleTree {
@@ -220,12 +228,9 @@ export class MerkleTree {
   }
 
   /**
-   * Root hash. A tree whose leaves are all zero (empty range) has root
-   * {hi: 0, lo: 0} — "0000000000000000" — at every depth, because an internal
-   * node with two zero children is defined as zero rather than
-   * xxh64(16 zero bytes). That makes "empty" recognisable and lets empty
-   * subtrees skip hashing; a non-empty subtree hashing to exactly zero has
-   * probability 2^-64.
+   * Root hash: the XOR of every entry hash in the tree. A tree whose leaves are
+   * all zero (empty range) has root {hi: 0, lo: 0} — "0000000000000000" — at
+   * every depth; a non-empty tree XORing to exactly zero has probability 2^-64.
    */
   root(): Hash64 {
     this.compute(1);
@@ -263,6 +268,19 @@ export class MerkleTree {
     return out;
   }
 
+  /**
+   * XOR `other`'s leaves into this tree (same depth): afterwards this tree is the tree of the
+   * union of both trees' entries, when they hold disjoint keys (a node's shards do). All internal
+   * nodes are marked for recomputation.
+   */
+  xorWith(other: MerkleTree): void {
+    if (!(other instanceof MerkleTree) || other.depth !== this.depth) throw new RangeError('merkle: xorWith needs a tree of the same depth');
+    const base = 2 * this.leafCount;
+    for (let k = 0; k < 2 * this.leafCount; k++) this.hashes[base + k] = (this.hashes[base + k]! ^ other.hashes[base + k]!) >>> 0;
+    this.dirty.fill(1);
+    this.dirty[0] = 0; // slot 0 is unused in the 1-based heap
+  }
+
   /** Reset to the empty tree (all zero, nothing dirty — consistent with the zero rule). */
   clear(): void {
     this.hashes.fill(0);
@@ -272,7 +290,7 @@ export class MerkleTree {
   /**
    * Leaves only; internal nodes are derived. Layout (big-endian, so the bytes
    * are identical on every platform):
-   *   0..3 "RKMT" | 4 format version (1) | 5 depth | 6..7 zero |
+   *   0..3 "RKMT" | 4 format version (2) | 5 depth | 6..7 zero |
    *   2^depth × (hi u32, lo u32)
    */
   serialize(): Uint8Array {
@@ -313,22 +331,8 @@ export class MerkleTree {
     this.compute(l);
     this.compute(r);
     const h = this.hashes;
-    const lhi = h[2 * l]!;
-    const llo = h[2 * l + 1]!;
-    const rhi = h[2 * r]!;
-    const rlo = h[2 * r + 1]!;
-    if ((lhi | llo | rhi | rlo) === 0) {
-      h[2 * i] = 0;
-      h[2 * i + 1] = 0;
-    } else {
-      pairView.setUint32(0, lhi);
-      pairView.setUint32(4, llo);
-      pairView.setUint32(8, rhi);
-      pairView.setUint32(12, rlo);
-      outView.setBigUint64(0, hasher().h64Raw(pairBuf, NODE_SEED));
-      h[2 * i] = outView.getUint32(0);
-      h[2 * i + 1] = outView.getUint32(4);
-    }
+    h[2 * i] = (h[2 * l]! ^ h[2 * r]!) >>> 0;
+    h[2 * i + 1] = (h[2 * l + 1]! ^ h[2 * r + 1]!) >>> 0;
     this.dirty[i] = 0;
   }
 

@@ -20,6 +20,7 @@ import { Router } from '../router/router.js';
 import { TableRegistry } from '../router/tables.js';
 import { openDatabase, StorageError, type OpenedDatabase } from '../storage/db.js';
 import { MetaStore } from '../storage/meta.js';
+import { prepareStorage, type MigrationOptions } from '../storage/migrate.js';
 import { ShardPool } from '../storage/shards.js';
 import { initVersions } from '../versions/index.js';
 import { mountRepairRoutes } from '../repair/routes.js';
@@ -142,6 +143,10 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
   const odb: OpenedDatabase = await openDatabase(config.dataDir, config.shards);
   undo.push({ what: 'database', fn: () => odb.db.close() });
   const meta = new MetaStore(odb);
+  // Before anything reads the families: a directory of an older storage format is migrated here
+  // (resuming a migration a kill interrupted), one of a newer format is refused.
+  const migration = await prepareStorage(odb, meta, { shards: config.shards, maxSiblings: config.maxSiblings, log, ...migrationTestHooks(config) });
+  if (migration) log.warn({ migration }, 'data directory migrated to the current storage format');
   const identity = loadIdentity(meta, config);
   log = log.child({ node: identity.id });
   const tables = new TableRegistry(meta, config.tables);
@@ -367,6 +372,20 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     })());
 
   return { id: identity.id, config, router, tables, ring, cluster, transport, layout: () => cluster.currentLayout(), http, close };
+}
+
+/**
+ * Test mode only (the --test-mode flag): small migration batches and a SIGKILL of this process after
+ * a given number of them, so the integration test can kill a real node midway through a migration.
+ */
+function migrationTestHooks(config: NodeConfig): Pick<MigrationOptions, 'batchRecords' | 'afterBatch'> {
+  if (!config.testMode) return {};
+  const batch = Number(process.env['RINGKV_TEST_MIGRATION_BATCH'] ?? 0);
+  const killAfter = Number(process.env['RINGKV_TEST_MIGRATION_KILL_AFTER'] ?? 0);
+  return {
+    ...(batch > 0 ? { batchRecords: batch } : {}),
+    ...(killAfter > 0 ? { afterBatch: (_phase: string, batches: number) => void (batches >= killAfter && process.kill(process.pid, 'SIGKILL')) } : {}),
+  };
 }
 
 /** `p`, or a StartupAborted rejection as soon as `signal` aborts (p runs on; its outcome is then ignored). */

@@ -7,6 +7,7 @@
  */
 import type { ConflictMode } from '../config/config.js';
 import type { Hash64 } from '../merkle/index.js';
+import { tableIdOfStorageKey } from '../storage/keys.js';
 import { mergeVersions, purgeableTombstones, versionsEqual, type Version } from '../versions/index.js';
 
 const TWO_64 = 1n << 64n;
@@ -115,10 +116,9 @@ export function diffKeyDigests(local: readonly KeyDigest[], remote: readonly Key
   return out;
 }
 
-/** Table id of a storage key (bytes 8..12, after the 8-byte token). */
-export function tableIdOfStorageKey(key: Uint8Array): number {
-  if (key.length < 12) throw new RangeError(`storage key of ${key.length} bytes is too short`);
-  return ((key[8]! << 24) | (key[9]! << 16) | (key[10]! << 8) | key[11]!) >>> 0;
+/** Table id of a storage key as hex (TableDef.id), for the policy's lookups. */
+export function tableIdHexOfStorageKey(key: Uint8Array): string {
+  return tableIdOfStorageKey(key).toString('hex');
 }
 
 /** What both sides hold for one key; null = absent there (or not fetched because known absent). */
@@ -129,11 +129,11 @@ export interface KeyState {
 }
 
 export interface RepairPolicy {
-  /** The table's conflict mode; undefined = unknown table (its keys are left alone). */
-  modeOf(tableId: number): ConflictMode | undefined;
+  /** The table's conflict mode (by hex table id); undefined = unknown table (its keys are left alone). */
+  modeOf(tableId: string): ConflictMode | undefined;
   /** Whether this table's keys belong on this node / on the peer (table N vs position in the pref list). */
-  localMayStore(tableId: number): boolean;
-  remoteMayStore(tableId: number): boolean;
+  localMayStore(tableId: string): boolean;
+  remoteMayStore(tableId: string): boolean;
   maxSiblings: number;
   nowUs: number;
   graceUs: number;
@@ -141,7 +141,8 @@ export interface RepairPolicy {
 
 export interface KeyAction {
   key: Uint8Array;
-  tableId: number;
+  /** Hex, as TableDef.id. */
+  tableId: string;
   mode: ConflictMode;
   /** The merged version set to store (the receiving shard merges it again: idempotent). */
   versions: Version[];
@@ -171,7 +172,7 @@ export interface RepairPlan {
 export function planKeyRepairs(states: readonly KeyState[], policy: RepairPolicy): RepairPlan {
   const plan: RepairPlan = { toLocal: [], toRemote: [], unknownTable: 0, purgeable: 0, equal: 0 };
   for (const st of states) {
-    const tableId = tableIdOfStorageKey(st.key);
+    const tableId = tableIdHexOfStorageKey(st.key);
     const mode = policy.modeOf(tableId);
     if (mode === undefined) {
       plan.unknownTable++;

@@ -6,7 +6,14 @@
  *
  * Where the work runs: trees live in the shard actors (built and patched there, see workers/shard.ts);
  * this main-thread service only moves hashes, key lists and the versions of differing keys, and
- * runs the merges for those keys. A peer's questions are answered from its shards through the same
+ * runs the merges for those keys.
+ *
+ * Node-level trees: every local shard keeps a tree of its own keys of each range this node stores,
+ * over the range's leaf boundaries (a key's shard is a function of its token, placement.ts, so a
+ * range's keys are spread over all shards). Tree nodes are XORs of their entries, so the node's
+ * tree of a range is the XOR of its shards' trees at every level: roots and node hashes are XORed
+ * across shards here, and nodes with different shard counts compare equal when they hold equal
+ * data. Key listings walk the shards one after the other; fetches and writes go to each key's shard. A peer's questions are answered from its shards through the same
  * mailboxes as client traffic, so repair can never race a write to the same key.
  *
  * Every message and page is bounded (REPAIR_LIMITS); a session walks ranges with bounded
@@ -19,9 +26,11 @@ import { MerkleTree, diffTrees, initMerkle, type Hash64 } from '../merkle/index.
 import { encodePayload } from '../net/frames.js';
 import type { RingLayout } from '../ring/builder.js';
 import { tokenToHex } from '../ring/hash.js';
-import { MAX_REPLICAS, type RingTable, type SelfRange } from '../ring/table.js';
+import type { RingTable, SelfRange } from '../ring/table.js';
 import type { Router } from '../router/router.js';
-import type { TableRegistry } from '../router/tables.js';
+import { tableIdBytes, type TableRegistry } from '../router/tables.js';
+import { MIN_STORAGE_KEY_BYTES, TABLE_ID_BYTES } from '../storage/keys.js';
+import { localShardOf } from '../storage/placement.js';
 import { REPAIR_LIMITS, type LeafCursor, type RangeRef, type RepairResult, type SweepStats } from '../storage/shard-protocol.js';
 import type { ShardPool } from '../storage/shards.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
@@ -62,7 +71,6 @@ export interface RangeInfo {
   root: string;
   /** False while the tree is rebuilt after a start or a ring change. */
   ready: boolean;
-  shard: number;
 }
 
 export interface GcReport {
@@ -100,11 +108,28 @@ export interface RepairDeps {
 export type RepairPeerMessage =
   | { t: 'repair-roots'; digest: string }
   | { t: 'repair-nodes'; digest: string; range: RangeRef; level: number; indexes: number[] }
-  | { t: 'repair-keys'; digest: string; range: RangeRef; leaves: number[]; table: number | null; cursor: LeafCursor | null }
+  | { t: 'repair-keys'; digest: string; range: RangeRef; leaves: number[]; table: Uint8Array | null; cursor: NodeLeafCursor | null }
   | { t: 'repair-fetch'; keys: Uint8Array[] }
   | { t: 'repair-push'; entries: Array<{ key: Uint8Array; mode: ConflictMode; record: Uint8Array }> };
 
+/**
+ * Where a listing of some leaves' keys stopped on a node: the shard being listed (they are walked
+ * in order 0..S-1) and that shard's own cursor.
+ */
+export interface NodeLeafCursor extends LeafCursor {
+  shard: number;
+}
+
+/** One node-level page of (key, digest) entries of some leaves. */
+interface NodeLeafPage {
+  ready: boolean;
+  entries: Array<{ key: Uint8Array; hi: number; lo: number }>;
+  next: NodeLeafCursor | null;
+}
+
 const PEER_TIMEOUT_MS = 30_000;
+/** Shard calls one node-level leaf-keys page may make (a table filter can leave shard pages short). */
+const LEAF_PAGE_SHARD_CALLS = 8;
 /** Differing ranges repaired at once per peer (each is a chain of round trips). */
 const RANGE_CONCURRENCY = 4;
 /** Leaves whose keys are listed and repaired together: bounds the key lists held in memory. */
@@ -121,7 +146,7 @@ function hex(h: Hash64): string {
   return h.hi.toString(16).padStart(8, '0') + h.lo.toString(16).padStart(8, '0');
 }
 
-function refOf(r: SelfRange): RangeRef {
+function refOf(r: RangeRef): RangeRef {
   return { pos: r.pos, startHi: r.startHi, startLo: r.startLo, endHi: r.endHi, endLo: r.endLo };
 }
 
@@ -154,7 +179,7 @@ function asRangeRef(x: unknown): RangeRef {
 
 function asKeys(x: unknown, what: string): Uint8Array[] {
   if (!Array.isArray(x) || x.length > REPAIR_LIMITS.maxKeysPerOp) throw new RingkvError('bad_request', `${what} must be an array of at most ${REPAIR_LIMITS.maxKeysPerOp} keys`);
-  for (const k of x) if (!(k instanceof Uint8Array) || k.length < 14) throw new RingkvError('bad_request', `${what}: every key must be a storage key (bytes)`);
+  for (const k of x) if (!(k instanceof Uint8Array) || k.length < MIN_STORAGE_KEY_BYTES) throw new RingkvError('bad_request', `${what}: every key must be a storage key (bytes)`);
   return x as Uint8Array[];
 }
 
@@ -163,9 +188,6 @@ class RepairServiceImpl implements RepairService {
   private waiting = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  // Scratch for ring lookups (main thread only, used synchronously).
-  private readonly outNodes = new Uint16Array(MAX_REPLICAS);
-  private readonly outShards = new Uint16Array(MAX_REPLICAS);
 
   constructor(private readonly d: RepairDeps) {
     const c = d.cluster;
@@ -217,10 +239,32 @@ class RepairServiceImpl implements RepairService {
   // ----------------------------------------------------------------------------------------------
   // Local views
 
+  private allShards<T>(f: (shard: number) => Promise<T>): Promise<T[]> {
+    return Promise.all(Array.from({ length: this.d.shards.size }, (_, s) => f(s)));
+  }
+
+  /**
+   * The node's root of every range: the XOR of its shards' roots. A range is ready only when every
+   * shard has a built tree of it with the same bounds (a shard that has not seen the newest ring yet
+   * makes it not ready, never a wrong root).
+   */
   private async localRoots(): Promise<Map<number, { root: Hash64; ready: boolean; ref: RangeRef }>> {
+    const acc = new Map<number, { root: Hash64; ready: boolean; ref: RangeRef; shards: number }>();
+    const all = await this.allShards((s) => shardCall(this.d.shards, s, 'merkle-roots', { op: 'merkle-roots' }));
+    for (const r of all) {
+      for (const x of r.ranges) {
+        const cur = acc.get(x.pos);
+        if (cur === undefined) {
+          acc.set(x.pos, { root: { hi: x.hi, lo: x.lo }, ready: x.ready, ref: refOf(x), shards: 1 });
+          continue;
+        }
+        cur.root = { hi: (cur.root.hi ^ x.hi) >>> 0, lo: (cur.root.lo ^ x.lo) >>> 0 };
+        cur.ready = cur.ready && x.ready && sameRef(cur.ref, x);
+        cur.shards++;
+      }
+    }
     const out = new Map<number, { root: Hash64; ready: boolean; ref: RangeRef }>();
-    const all = await Promise.all(Array.from({ length: this.d.shards.size }, (_, s) => shardCall(this.d.shards, s, 'merkle-roots', { op: 'merkle-roots' })));
-    for (const r of all) for (const x of r.ranges) out.set(x.pos, { root: { hi: x.hi, lo: x.lo }, ready: x.ready, ref: x });
+    for (const [pos, v] of acc) out.set(pos, { root: v.root, ready: v.ready && v.shards === all.length, ref: v.ref });
     return out;
   }
 
@@ -231,13 +275,41 @@ class RepairServiceImpl implements RepairService {
     return r;
   }
 
-  /** Local shard holding the storage key's token, or -1 when this node is not a replica of it. */
+  /** Local shard holding the storage key's token (its placement shard), or -1 when this node is not a replica of it. */
   private shardOfKey(key: Uint8Array): number {
     const b = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
-    const n = this.d.ring.lookup(b.readUInt32BE(0), b.readUInt32BE(4), this.outNodes, this.outShards);
-    const self = this.d.ring.selfIndex();
-    for (let k = 0; k < n; k++) if (this.outNodes[k] === self) return this.outShards[k]!;
-    return -1;
+    return localShardOf(this.d.ring, b.readUInt32BE(0), b.readUInt32BE(4), this.d.shards.size);
+  }
+
+  /** The node's tree of a range: its shards' trees XORed leaf by leaf (NotReady while any is rebuilding). */
+  private async localTree(ref: RangeRef): Promise<MerkleTree> {
+    const snaps = await this.allShards((s) => shardCall(this.d.shards, s, 'merkle-tree', { op: 'merkle-tree', range: ref }));
+    if (snaps.some((x) => !x.ready)) throw new NotReady();
+    const tree = MerkleTree.deserialize(snaps[0]!.leaves);
+    for (let k = 1; k < snaps.length; k++) tree.xorWith(MerkleTree.deserialize(snaps[k]!.leaves));
+    return tree;
+  }
+
+  /**
+   * One page (up to `limit` entries) of the (key, digest) entries of `leaves` of a range on this
+   * node: shard 0's keys, then shard 1's, and so on (the caller only builds a set of them).
+   */
+  private async nodeLeafKeys(ref: RangeRef, leaves: number[], table: Uint8Array | undefined, cursor: NodeLeafCursor | null, limit: number): Promise<NodeLeafPage> {
+    const shards = this.d.shards.size;
+    let shard = cursor?.shard ?? 0;
+    if (!Number.isInteger(shard) || shard < 0 || shard >= shards) throw new RingkvError('bad_request', `leaf-keys cursor names shard ${String(shard)} of ${shards}`);
+    let c: LeafCursor | null = cursor === null ? null : { interval: cursor.interval, after: cursor.after };
+    const entries: NodeLeafPage['entries'] = [];
+    for (let calls = 0; shard < shards && entries.length < limit && calls < LEAF_PAGE_SHARD_CALLS; calls++) {
+      const page = await shardCall(this.d.shards, shard, 'leaf-keys', { op: 'leaf-keys', range: ref, leaves, table, cursor: c, limit: limit - entries.length });
+      if (!page.ready) return { ready: false, entries: [], next: null };
+      for (const e of page.entries) entries.push(e);
+      if (page.next === null) {
+        shard++;
+        c = null;
+      } else c = page.next;
+    }
+    return { ready: true, entries, next: shard < shards ? { shard, interval: c?.interval ?? 0, after: c?.after ?? null } : null };
   }
 
   private checkDigest(digest: unknown): void {
@@ -265,7 +337,6 @@ class RepairServiceImpl implements RepairService {
         replicas: r.replicas.map((i) => layout.nodeIds[i] ?? `#${i}`),
         root: ok ? hex(t.root) : '',
         ready: ok && t.ready,
-        shard: r.shard,
       };
     });
   }
@@ -296,37 +367,40 @@ class RepairServiceImpl implements RepairService {
   private async onNodes(b: Record<string, unknown>): Promise<unknown> {
     this.checkDigest(b['digest']);
     const ref = asRangeRef(b['range']);
-    const r = this.selfRange(ref);
+    this.selfRange(ref);
     const level = b['level'];
     const indexes = b['indexes'];
     if (typeof level !== 'number' || !Array.isArray(indexes) || !indexes.every((i) => typeof i === 'number')) throw new RingkvError('bad_request', 'repair-nodes needs level and indexes');
-    const res = await shardCall(this.d.shards, r.shard, 'merkle-nodes', { op: 'merkle-nodes', range: ref, level, indexes: indexes as number[] });
-    return { ready: res.ready, hashes: res.hashes };
+    const all = await this.allShards((s) => shardCall(this.d.shards, s, 'merkle-nodes', { op: 'merkle-nodes', range: ref, level, indexes: indexes as number[] }));
+    // The node's hashes: the XOR of its shards' (tree nodes are XORs, see src/merkle/tree.ts).
+    const hashes = all[0]!.hashes.slice();
+    for (let k = 1; k < all.length; k++) {
+      const h = all[k]!.hashes;
+      invariant(h.length === hashes.length, 'shards answered merkle-nodes with different lengths');
+      for (let j = 0; j < h.length; j++) hashes[j] = (hashes[j]! ^ h[j]!) >>> 0;
+    }
+    return { ready: all.every((x) => x.ready), hashes };
   }
 
   private async onKeys(b: Record<string, unknown>): Promise<unknown> {
     this.checkDigest(b['digest']);
     const ref = asRangeRef(b['range']);
-    const r = this.selfRange(ref);
+    this.selfRange(ref);
     const leaves = b['leaves'];
     if (!Array.isArray(leaves) || !leaves.every((l) => typeof l === 'number')) throw new RingkvError('bad_request', 'repair-keys needs leaves');
     const table = b['table'];
+    if (table !== null && table !== undefined && !(table instanceof Uint8Array && table.length === TABLE_ID_BYTES)) {
+      throw new RingkvError('bad_request', `repair-keys table must be a ${TABLE_ID_BYTES}-byte table id or null`);
+    }
     const c = b['cursor'];
-    let cursor: LeafCursor | null = null;
+    let cursor: NodeLeafCursor | null = null;
     if (c !== null && c !== undefined) {
       const o = asObj(c, 'cursor');
       const after = o['after'];
-      if (typeof o['interval'] !== 'number' || !(after === null || after instanceof Uint8Array)) throw new RingkvError('bad_request', 'bad repair-keys cursor');
-      cursor = { interval: o['interval'], after };
+      if (typeof o['shard'] !== 'number' || typeof o['interval'] !== 'number' || !(after === null || after instanceof Uint8Array)) throw new RingkvError('bad_request', 'bad repair-keys cursor');
+      cursor = { shard: o['shard'], interval: o['interval'], after };
     }
-    const res = await shardCall(this.d.shards, r.shard, 'leaf-keys', {
-      op: 'leaf-keys',
-      range: ref,
-      leaves: leaves as number[],
-      table: typeof table === 'number' ? table : undefined,
-      cursor,
-      limit: REPAIR_LIMITS.maxLeafKeysPage,
-    });
+    const res = await this.nodeLeafKeys(ref, leaves as number[], table ?? undefined, cursor, REPAIR_LIMITS.maxLeafKeysPage);
     return { ready: res.ready, entries: res.entries.map((e) => [e.key, e.hi, e.lo]), next: res.next };
   }
 
@@ -353,7 +427,7 @@ class RepairServiceImpl implements RepairService {
       const key = o['key'];
       const mode = o['mode'];
       const record = o['record'];
-      if (!(key instanceof Uint8Array) || key.length < 14) throw new RingkvError('bad_request', 'repair-push entry needs a storage key');
+      if (!(key instanceof Uint8Array) || key.length < MIN_STORAGE_KEY_BYTES) throw new RingkvError('bad_request', 'repair-push entry needs a storage key');
       if (mode !== 'vclock' && mode !== 'lww') throw new RingkvError('bad_request', 'repair-push entry mode must be vclock or lww');
       if (!(record instanceof Uint8Array)) throw new RingkvError('bad_request', 'repair-push entry needs a record');
       let versions: Version[];
@@ -505,7 +579,7 @@ class RepairServiceImpl implements RepairService {
           while (next < differing.length) {
             const it = differing[next++]!;
             try {
-              await this.repairRange(report, peer, layout.digest, it, def?.id ?? null);
+              await this.repairRange(report, peer, layout.digest, it, def ? tableIdBytes(def) : null);
             } catch (e) {
               if (e instanceof NotReady) report.rangesSkipped++;
               else fail(`${peer} range #${it.range.pos}`, e);
@@ -531,13 +605,10 @@ class RepairServiceImpl implements RepairService {
     peer: string,
     digest: string,
     it: { range: SelfRange; selfPos: number; peerPos: number; theirRoot: Hash64 },
-    table: number | null,
+    table: Uint8Array | null,
   ): Promise<void> {
     const ref = refOf(it.range);
-    const shard = it.range.shard;
-    const snap = await shardCall(this.d.shards, shard, 'merkle-tree', { op: 'merkle-tree', range: ref });
-    if (!snap.ready) throw new NotReady();
-    const local = MerkleTree.deserialize(snap.leaves);
+    const local = await this.localTree(ref);
     const { leaves, hashesCompared } = await diffTrees(local, async (level, indexes) => {
       // The roots were just exchanged: no round trip for level 0.
       if (level === 0) return [it.theirRoot];
@@ -549,7 +620,7 @@ class RepairServiceImpl implements RepairService {
       return out;
     });
     report.hashesCompared += hashesCompared - 1; // the root pair is already counted
-    const tableOf = (id: number): { mode: ConflictMode; n: number } | undefined => {
+    const tableOf = (id: string): { mode: ConflictMode; n: number } | undefined => {
       const t = this.d.tables.byId(id);
       return t ? { mode: t.conflicts, n: t.n } : undefined;
     };
@@ -563,7 +634,7 @@ class RepairServiceImpl implements RepairService {
     };
     for (let i = 0; i < leaves.length; i += LEAVES_PER_ROUND) {
       const group = leaves.slice(i, i + LEAVES_PER_ROUND);
-      const [localList, remoteList] = await Promise.all([this.listLocal(shard, ref, group, table), this.listRemote(report, peer, digest, ref, group, table)]);
+      const [localList, remoteList] = await Promise.all([this.listLocal(ref, group, table), this.listRemote(report, peer, digest, ref, group, table)]);
       const diff = diffKeyDigests(localList, remoteList);
       report.keysCompared += diff.compared;
       const items: Array<{ key: Uint8Array; local: boolean; remote: boolean }> = [
@@ -577,18 +648,11 @@ class RepairServiceImpl implements RepairService {
     }
   }
 
-  private async listLocal(shard: number, range: RangeRef, leaves: number[], table: number | null): Promise<KeyDigest[]> {
+  private async listLocal(range: RangeRef, leaves: number[], table: Uint8Array | null): Promise<KeyDigest[]> {
     const out: KeyDigest[] = [];
-    let cursor: LeafCursor | null = null;
+    let cursor: NodeLeafCursor | null = null;
     for (;;) {
-      const page: Extract<RepairResult, { kind: 'leaf-keys' }> = await shardCall(this.d.shards, shard, 'leaf-keys', {
-        op: 'leaf-keys',
-        range,
-        leaves,
-        table: table ?? undefined,
-        cursor,
-        limit: REPAIR_LIMITS.maxLeafKeysPage,
-      });
+      const page: NodeLeafPage = await this.nodeLeafKeys(range, leaves, table ?? undefined, cursor, REPAIR_LIMITS.maxLeafKeysPage);
       if (!page.ready) throw new NotReady();
       for (const e of page.entries) out.push(e);
       if (page.next === null) return out;
@@ -596,9 +660,9 @@ class RepairServiceImpl implements RepairService {
     }
   }
 
-  private async listRemote(report: RepairReport, peer: string, digest: string, range: RangeRef, leaves: number[], table: number | null): Promise<KeyDigest[]> {
+  private async listRemote(report: RepairReport, peer: string, digest: string, range: RangeRef, leaves: number[], table: Uint8Array | null): Promise<KeyDigest[]> {
     const out: KeyDigest[] = [];
-    let cursor: LeafCursor | null = null;
+    let cursor: NodeLeafCursor | null = null;
     for (;;) {
       const res = asObj(await this.call(report, peer, { t: 'repair-keys', digest, range, leaves, table, cursor }), 'repair-keys answer');
       if (res['ready'] !== true) throw new NotReady();
@@ -606,7 +670,7 @@ class RepairServiceImpl implements RepairService {
         const [key, hi, lo] = row as [Uint8Array, number, number];
         out.push({ key, hi, lo });
       }
-      const next = res['next'] as LeafCursor | null;
+      const next = res['next'] as NodeLeafCursor | null;
       if (next === null) return out;
       cursor = next;
     }

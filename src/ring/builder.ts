@@ -13,8 +13,6 @@ export type MemberStatus = 'joining' | 'normal' | 'leaving' | 'left';
 export interface RingMember {
   id: string;
   tokens: Token[];
-  /** Number of local storage shards (>= 1); prefShard values are in 0..shards-1. */
-  shards: number;
   rack?: string;
   status: MemberStatus;
 }
@@ -26,18 +24,20 @@ export interface RingLayout {
   tokens: Token[];
   /** Node index owning each position. */
   owner: Uint16Array;
-  /** Entries per position in pref/prefShard: min(maxReplicas, number of owning nodes). */
+  /** Entries per position in pref: min(maxReplicas, number of owning nodes). */
   replicas: number;
-  /** tokens.length * replicas: preference list (distinct node indexes) of each position. */
+  /**
+   * tokens.length * replicas: preference list (distinct node indexes) of each position. Which local
+   * shard of a replica stores a key is not part of the layout: it is a function of the key's token
+   * alone (src/storage/placement.ts), so a ring change never moves data between shards.
+   */
   pref: Uint16Array;
-  /** Same shape as pref: the shard on that node storing the position's range. */
-  prefShard: Uint16Array;
   /** xxh64 hex of the canonical encoding; equal membership => equal digest. */
   digest: string;
 }
 
 const STATUSES: ReadonlySet<string> = new Set<MemberStatus>(['joining', 'normal', 'leaving', 'left']);
-/** Node indexes and shard numbers are stored as uint16. */
+/** Node indexes are stored as uint16. */
 const MAX_U16 = 0xffff;
 
 function owns(status: MemberStatus): boolean {
@@ -50,9 +50,6 @@ function validateMember(m: RingMember): void {
   if (m === null || typeof m !== 'object') throw new Error('ring member must be an object');
   if (typeof m.id !== 'string' || m.id.length === 0) throw new Error(`ring member id must be a non-empty string, got ${JSON.stringify(m.id)}`);
   if (!STATUSES.has(m.status)) throw new Error(`ring member ${m.id}: unknown status ${JSON.stringify(m.status)}`);
-  if (!Number.isInteger(m.shards) || m.shards < 1 || m.shards > MAX_U16 + 1) {
-    throw new Error(`ring member ${m.id}: shards must be an integer in [1, ${MAX_U16 + 1}], got ${String(m.shards)}`);
-  }
   if (m.rack !== undefined && typeof m.rack !== 'string') throw new Error(`ring member ${m.id}: rack must be a string`);
   if (!Array.isArray(m.tokens)) throw new Error(`ring member ${m.id}: tokens must be an array`);
   for (const t of m.tokens) assertToken(t, `ring member ${m.id} token`);
@@ -97,7 +94,6 @@ export function buildRing(members: RingMember[], opts: { maxReplicas: number }):
   const replicas = Math.min(opts.maxReplicas, owningNodes);
   const pref = new Uint16Array(tokens.length * replicas);
   fillPreferenceLists(owning, owner, replicas, pref);
-  const prefShard = assignShards(owning, pref);
 
   const layout: RingLayout = {
     nodeIds,
@@ -105,7 +101,6 @@ export function buildRing(members: RingMember[], opts: { maxReplicas: number }):
     owner,
     replicas,
     pref,
-    prefShard,
     digest: xxh64Hex(canonicalEncoding(owning, tokens, owner, replicas)),
   };
   checkLayout(layout);
@@ -169,23 +164,8 @@ function fillPreferenceLists(owning: RingMember[], owner: Uint16Array, replicas:
 }
 
 /**
- * Each node walks the positions in token order and hands its shards out round-robin every time it
- * appears in a preference list: deterministic, and each shard gets an equal count (±1) of ranges.
- */
-function assignShards(owning: RingMember[], pref: Uint16Array): Uint16Array {
-  const next = new Uint32Array(owning.length);
-  const prefShard = new Uint16Array(pref.length);
-  for (let j = 0; j < pref.length; j++) {
-    const node = pref[j]!;
-    prefShard[j] = next[node]! % owning[node]!.shards;
-    next[node]!++;
-  }
-  return prefShard;
-}
-
-/**
  * Canonical bytes of everything the layout depends on: version tag, replicas, then per node
- * (id, shards, rack), then per position (token, owner). Strings are length-prefixed so no two
+ * (id, rack), then per position (token, owner). Format 2: shard counts left the layout. Strings are length-prefixed so no two
  * different memberships encode the same. Status is not included: normal and leaving nodes produce
  * the same layout, and non-owning members do not affect it.
  */
@@ -194,7 +174,7 @@ function canonicalEncoding(owning: RingMember[], tokens: Token[], owner: Uint16A
   const ids = owning.map((m) => enc.encode(m.id));
   const racks = owning.map((m) => (m.rack === undefined ? null : enc.encode(m.rack)));
   let size = 4 + 4 + 4 + 4;
-  for (let k = 0; k < owning.length; k++) size += 4 + ids[k]!.length + 4 + 1 + 4 + (racks[k]?.length ?? 0);
+  for (let k = 0; k < owning.length; k++) size += 4 + ids[k]!.length + 1 + 4 + (racks[k]?.length ?? 0);
   size += tokens.length * 10;
   const buf = new Uint8Array(size);
   const dv = new DataView(buf.buffer);
@@ -208,13 +188,12 @@ function canonicalEncoding(owning: RingMember[], tokens: Token[], owner: Uint16A
     buf.set(b, o);
     o += b.length;
   };
-  u32(0x52494e47); // "RING", format version 1 follows
-  u32(1);
+  u32(0x52494e47); // "RING", format version 2 follows
+  u32(2);
   u32(replicas);
   u32(owning.length);
   for (let k = 0; k < owning.length; k++) {
     bytes(ids[k]!);
-    u32(owning[k]!.shards);
     const r = racks[k];
     dv.setUint8(o++, r === null || r === undefined ? 0 : 1);
     bytes(r ?? new Uint8Array(0));
@@ -233,7 +212,7 @@ function canonicalEncoding(owning: RingMember[], tokens: Token[], owner: Uint16A
 function checkLayout(l: RingLayout): void {
   const n = l.tokens.length;
   invariant(l.owner.length === n, 'owner length equals token count');
-  invariant(l.pref.length === n * l.replicas && l.prefShard.length === l.pref.length, 'pref shape is tokens x replicas');
+  invariant(l.pref.length === n * l.replicas, 'pref shape is tokens x replicas');
   invariant(n === 0 || l.replicas >= 1, 'a non-empty ring has at least one replica');
   for (let i = 1; i < n; i++) invariant(compareTokens(l.tokens[i - 1]!, l.tokens[i]!) < 0, 'tokens strictly ascending');
   for (let i = 0; i < n; i++) {

@@ -20,9 +20,21 @@ import type { RingLayout } from './builder.js';
 import type { Token } from './hash.js';
 import { invariant } from '../util/errors.js';
 
-export const MAX_TOKENS = 4096;
+/**
+ * Capacity, fixed at creation: 2,048 owning nodes and 32,768 tokens (2,048 x 16 vnodes), twice the
+ * 1,000-node x 16-vnode rings the table must hold. Why a fixed size rather than a buffer grown on
+ * demand: growing means publishing a new SharedArrayBuffer that every worker must adopt between
+ * two lookups (a second handshake on top of the seqlock, and a window where a worker reads a stale
+ * table that no longer matches the router's), while the fixed table costs 1.2 MB per process
+ * (2 x (16 + 18 x MAX_TOKENS + MAX_NODES) bytes) and lookups cost the same at any capacity (they
+ * read only the published token count). A membership beyond it is refused when the ring is built
+ * (Cluster.rebuildRing keeps the previous ring and logs why).
+ */
+export const MAX_TOKENS = 32_768;
 export const MAX_REPLICAS = 5;
-export const MAX_NODES = 256;
+export const MAX_NODES = 2_048;
+/** Tokens one node may own (config `vnodes` and gossip validation use the same bound). */
+export const MAX_VNODES_PER_NODE = 256;
 
 export const enum Liveness {
   Unknown = 0,
@@ -39,9 +51,12 @@ export interface RingRange {
   endLo: number;
 }
 
-/** A range this node stores: its local shard and the position's preference list (node indexes). */
+/**
+ * A range this node stores, with the position's preference list (node indexes). Every local shard
+ * holds its own keys of every such range (src/storage/placement.ts): the shard of a key is a
+ * function of its token, not of the range.
+ */
 export interface SelfRange extends RingRange {
-  shard: number;
   replicas: number[];
 }
 
@@ -50,19 +65,18 @@ const META_BYTES = 16;
 const TOKEN_HI_OFF = META_BYTES;
 const TOKEN_LO_OFF = TOKEN_HI_OFF + 4 * MAX_TOKENS;
 const PREF_OFF = TOKEN_LO_OFF + 4 * MAX_TOKENS;
-const PREF_SHARD_OFF = PREF_OFF + 2 * MAX_TOKENS * MAX_REPLICAS;
-const LIVE_OFF = PREF_SHARD_OFF + 2 * MAX_TOKENS * MAX_REPLICAS;
+const LIVE_OFF = PREF_OFF + 2 * MAX_TOKENS * MAX_REPLICAS;
 /** Rounded up to 8 so each half (and every field in it) stays aligned. */
 const HALF_BYTES = Math.ceil((LIVE_OFF + MAX_NODES) / 8) * 8;
 const TOTAL_BYTES = HEADER_BYTES + 2 * HALF_BYTES;
-const MAGIC = 0x524b5431; // "RKT1": bump when the layout below changes
+const MAGIC = 0x524b5432; // "RKT2": bump when the layout below changes (2: no per-replica shard)
 
 /**
  * Byte layout of the buffer, for code that reads it without this class (e.g. a plain-JS worker).
  * Header int32 slots: H_SEQ (seqlock counter), H_ACTIVE (0/1), H_VERSION (publication count),
  * H_MAGIC. Half h starts at HEADER_BYTES + h * HALF_BYTES; inside it, the META int32 slots are
  * M_TOKEN_COUNT, M_REPLICAS, M_SELF (-1 = not in ring), M_NODE_COUNT, then uint32 token hi words,
- * uint32 lo words, uint16 pref [pos * replicas + r], uint16 prefShard (same), uint8 liveness per node.
+ * uint32 lo words, uint16 pref [pos * replicas + r], uint8 liveness per node.
  */
 export const RING_TABLE_LAYOUT = Object.freeze({
   MAGIC,
@@ -79,7 +93,6 @@ export const RING_TABLE_LAYOUT = Object.freeze({
   TOKEN_HI_OFF,
   TOKEN_LO_OFF,
   PREF_OFF,
-  PREF_SHARD_OFF,
   LIVE_OFF,
   HALF_BYTES,
   TOTAL_BYTES,
@@ -87,6 +100,13 @@ export const RING_TABLE_LAYOUT = Object.freeze({
   MAX_REPLICAS,
   MAX_NODES,
 } as const);
+
+/** Why `layout` does not fit a ring table (too many tokens or owning nodes), or null when it does. */
+export function ringTableCapacityError(layout: Pick<RingLayout, 'tokens' | 'nodeIds'>): string | null {
+  if (layout.tokens.length > MAX_TOKENS) return `the ring has ${layout.tokens.length} tokens; the ring table holds at most ${MAX_TOKENS}`;
+  if (layout.nodeIds.length > MAX_NODES) return `the ring has ${layout.nodeIds.length} owning nodes; the ring table holds at most ${MAX_NODES}`;
+  return null;
+}
 
 const H_SEQ = 0;
 const H_ACTIVE = 1;
@@ -163,7 +183,7 @@ export class RingTable {
       throw new Error(`RingTable.publish: replicas=${String(r)} outside [0, MAX_REPLICAS=${MAX_REPLICAS}]`);
     }
     if (n > 0 && r === 0) throw new Error('RingTable.publish: a non-empty ring needs replicas >= 1');
-    if (layout.owner.length !== n || layout.pref.length !== n * r || layout.prefShard.length !== n * r) {
+    if (layout.owner.length !== n || layout.pref.length !== n * r) {
       throw new Error('RingTable.publish: layout arrays do not match tokens x replicas');
     }
     if (!Number.isInteger(selfIndex) || selfIndex < -1 || selfIndex >= nodes) {
@@ -209,11 +229,7 @@ export class RingTable {
         Atomics.store(u32, loB + i, t.lo);
       }
       const pB = (base + PREF_OFF) >> 1;
-      const sB = (base + PREF_SHARD_OFF) >> 1;
-      for (let j = 0; j < n * r; j++) {
-        Atomics.store(u16, pB + j, layout.pref[j]!);
-        Atomics.store(u16, sB + j, layout.prefShard[j]!);
-      }
+      for (let j = 0; j < n * r; j++) Atomics.store(u16, pB + j, layout.pref[j]!);
       // Clear stale liveness bytes too: indexes past nodeCount must read Unknown.
       const lB = base + LIVE_OFF;
       for (let k = 0; k < MAX_NODES; k++) Atomics.store(u8, lB + k, k < nodes ? live[k]! : Liveness.Unknown);
@@ -281,11 +297,12 @@ export class RingTable {
 
   /**
    * Hot path, allocation-free: the preference list of the key token (hi, lo). Writes the R node
-   * indexes and their shards into outNodes/outShards (each must have room for R; MAX_REPLICAS is
-   * always enough), the position into outPos[0] if given, and returns R (0 for an empty ring).
+   * indexes into outNodes (it must have room for R; MAX_REPLICAS is always enough), the position
+   * into outPos[0] if given, and returns R (0 for an empty ring). Which local shard of a node holds
+   * the key does not depend on the ring: see src/storage/placement.ts.
    */
-  lookup(hi: number, lo: number, outNodes: Uint16Array, outShards: Uint16Array, outPos?: Int32Array): number {
-    if (this.writable) return this.lookupOnWriterThread(hi, lo, outNodes, outShards, outPos);
+  lookup(hi: number, lo: number, outNodes: Uint16Array, outPos?: Int32Array): number {
+    if (this.writable) return this.lookupOnWriterThread(hi, lo, outNodes, outPos);
     const { i32, u32, u16 } = this;
     for (let spins = 0; ; spins++) {
       if (spins > MAX_SPINS) spinLimit();
@@ -301,16 +318,10 @@ export class RingTable {
         // A torn read can only produce garbage inside the buffer (n, r are always within the
         // MAX_* bounds), and out-of-range typed-array writes are no-ops; the seq check discards it.
         const pB = ((base + PREF_OFF) >> 1) + pos * r;
-        const sB = ((base + PREF_SHARD_OFF) >> 1) + pos * r;
-        for (let k = 0; k < r; k++) {
-          outNodes[k] = Atomics.load(u16, pB + k);
-          outShards[k] = Atomics.load(u16, sB + k);
-        }
+        for (let k = 0; k < r; k++) outNodes[k] = Atomics.load(u16, pB + k);
       }
       if (Atomics.load(i32, H_SEQ) !== s1) continue;
-      if (outNodes.length < r || outShards.length < r) {
-        throw new RangeError(`RingTable.lookup: output arrays need room for ${r} replicas (use MAX_REPLICAS)`);
-      }
+      if (outNodes.length < r) throw new RangeError(`RingTable.lookup: output array needs room for ${r} replicas (use MAX_REPLICAS)`);
       if (outPos !== undefined) outPos[0] = n > 0 ? pos : -1;
       return n > 0 ? r : 0;
     }
@@ -322,7 +333,7 @@ export class RingTable {
    * and plain loads are safe. Measured (64 nodes x 64 vnodes, R=3, random keys): ~155 ns per lookup
    * versus ~290 ns with Atomics.load on every read, which is what workers pay.
    */
-  private lookupOnWriterThread(hi: number, lo: number, outNodes: Uint16Array, outShards: Uint16Array, outPos?: Int32Array): number {
+  private lookupOnWriterThread(hi: number, lo: number, outNodes: Uint16Array, outPos?: Int32Array): number {
     const { i32, u32, u16 } = this;
     const base = HEADER_BYTES + i32[H_ACTIVE]! * HALF_BYTES;
     const meta = base >> 2;
@@ -332,9 +343,7 @@ export class RingTable {
       if (outPos !== undefined) outPos[0] = -1;
       return 0;
     }
-    if (outNodes.length < r || outShards.length < r) {
-      throw new RangeError(`RingTable.lookup: output arrays need room for ${r} replicas (use MAX_REPLICAS)`);
-    }
+    if (outNodes.length < r) throw new RangeError(`RingTable.lookup: output array needs room for ${r} replicas (use MAX_REPLICAS)`);
     const hiB = (base + TOKEN_HI_OFF) >> 2;
     const loB = (base + TOKEN_LO_OFF) >> 2;
     let a = 0;
@@ -347,20 +356,16 @@ export class RingTable {
     }
     const pos = a === n ? 0 : a;
     const pB = ((base + PREF_OFF) >> 1) + pos * r;
-    const sB = ((base + PREF_SHARD_OFF) >> 1) + pos * r;
-    for (let k = 0; k < r; k++) {
-      outNodes[k] = u16[pB + k]!;
-      outShards[k] = u16[sB + k]!;
-    }
+    for (let k = 0; k < r; k++) outNodes[k] = u16[pB + k]!;
     if (outPos !== undefined) outPos[0] = pos;
     return r;
   }
 
   /**
-   * Does this node store (hi, lo) in local shard `shard`, i.e. is self in the key's preference list
-   * with that shard? Shard workers use it to reject keys routed to them by a stale view.
+   * Is this node a replica of token (hi, lo), i.e. in its preference list? Shard workers use it
+   * (with the token's placement shard) to reject keys routed to them by a stale view.
    */
-  ownsLocally(hi: number, lo: number, shard: number): boolean {
+  isReplica(hi: number, lo: number): boolean {
     const { i32, u32, u16 } = this;
     for (let spins = 0; ; spins++) {
       if (spins > MAX_SPINS) spinLimit();
@@ -375,40 +380,29 @@ export class RingTable {
       if (n > 0 && self >= 0) {
         const pos = searchWords(u32, (base + TOKEN_HI_OFF) >> 2, (base + TOKEN_LO_OFF) >> 2, n, hi, lo);
         const pB = ((base + PREF_OFF) >> 1) + pos * r;
-        const sB = ((base + PREF_SHARD_OFF) >> 1) + pos * r;
-        for (let k = 0; k < r; k++) {
-          if (Atomics.load(u16, pB + k) === self) {
-            found = Atomics.load(u16, sB + k) === shard;
-            break; // a node appears at most once per preference list
-          }
-        }
+        for (let k = 0; k < r && !found; k++) found = Atomics.load(u16, pB + k) === self;
       }
       if (Atomics.load(i32, H_SEQ) === s1) return found;
     }
   }
 
   /**
-   * The ring ranges this node stores in local shard `shard`: positions whose preference list holds
-   * self with that shard. Range `pos` is (tokens[pos-1], tokens[pos]] (pos 0 wraps to the last
-   * token); on a 1-token ring start == end, meaning the whole ring. Shard workers keep one Merkle
-   * tree per entry. Read under the seqlock, so the answer is one publication's view; callers that
-   * cache it compare `version` (read before this call) to notice a newer publication.
+   * The ring ranges this node stores: positions whose preference list holds self. Range `pos` is
+   * (tokens[pos-1], tokens[pos]] (pos 0 wraps to the last token); on a 1-token ring start == end,
+   * meaning the whole ring. Every shard worker keeps one Merkle tree per entry over its own keys of
+   * the range. Read under the seqlock, so the answer is one publication's view; callers that cache
+   * it compare `version` (read before this call) to notice a newer publication.
    */
-  localRanges(shard: number): RingRange[] {
-    if (!Number.isInteger(shard) || shard < 0) throw new RangeError(`RingTable.localRanges: bad shard ${String(shard)}`);
-    return this.selfRanges(shard).map(({ pos, startHi, startLo, endHi, endLo }) => ({ pos, startHi, startLo, endHi, endLo }));
+  localRanges(): RingRange[] {
+    return this.rangesOfSelf().map(({ pos, startHi, startLo, endHi, endLo }) => ({ pos, startHi, startLo, endHi, endLo }));
   }
 
   /**
-   * Every range this node stores (any shard), with its whole preference list (node indexes, in
-   * order) and the local shard that stores it: the main thread's view for anti-entropy.
+   * Every range this node stores, with its whole preference list (node indexes, in order): the
+   * main thread's view for anti-entropy. Allocation happens inside the retry loop; a torn pass is
+   * discarded.
    */
   rangesOfSelf(): SelfRange[] {
-    return this.selfRanges(-1);
-  }
-
-  /** shard < 0: all shards. Allocation happens inside the retry loop; a torn pass is discarded. */
-  private selfRanges(shard: number): SelfRange[] {
     const { i32, u32, u16 } = this;
     for (let spins = 0; ; spins++) {
       if (spins > MAX_SPINS) spinLimit();
@@ -425,14 +419,13 @@ export class RingTable {
         const loB = (base + TOKEN_LO_OFF) >> 2;
         for (let pos = 0; pos < n; pos++) {
           const pB = ((base + PREF_OFF) >> 1) + pos * r;
-          const sB = ((base + PREF_SHARD_OFF) >> 1) + pos * r;
-          let mine = -1;
+          let mine = false;
           const replicas: number[] = new Array<number>(r);
           for (let k = 0; k < r; k++) {
             replicas[k] = Atomics.load(u16, pB + k);
-            if (replicas[k] === self && mine < 0) mine = Atomics.load(u16, sB + k);
+            if (replicas[k] === self) mine = true;
           }
-          if (mine < 0 || (shard >= 0 && mine !== shard)) continue;
+          if (!mine) continue;
           const prev = pos === 0 ? n - 1 : pos - 1;
           out.push({
             pos,
@@ -440,7 +433,6 @@ export class RingTable {
             startLo: Atomics.load(u32, loB + prev),
             endHi: Atomics.load(u32, hiB + pos),
             endLo: Atomics.load(u32, loB + pos),
-            shard: mine,
             replicas,
           });
         }
@@ -470,18 +462,16 @@ function searchWords(u32: Uint32Array, hiB: number, loB: number, n: number, hi: 
 export class PlainRing {
   private readonly tokens: Token[];
   private readonly pref: Uint16Array;
-  private readonly prefShard: Uint16Array;
   private readonly replicas: number;
 
   constructor(layout: RingLayout) {
     invariant(layout.pref.length === layout.tokens.length * layout.replicas, 'layout pref is tokens x replicas');
     this.tokens = layout.tokens.map((t) => ({ hi: t.hi, lo: t.lo }));
     this.pref = layout.pref.slice();
-    this.prefShard = layout.prefShard.slice();
     this.replicas = layout.replicas;
   }
 
-  lookup(hi: number, lo: number, outNodes: Uint16Array, outShards: Uint16Array): number {
+  lookup(hi: number, lo: number, outNodes: Uint16Array): number {
     const tokens = this.tokens;
     const n = tokens.length;
     if (n === 0) return 0;
@@ -495,11 +485,8 @@ export class PlainRing {
     }
     const pos = a === n ? 0 : a;
     const r = this.replicas;
-    if (outNodes.length < r || outShards.length < r) throw new RangeError(`PlainRing.lookup: output arrays need room for ${r} replicas`);
-    for (let k = 0; k < r; k++) {
-      outNodes[k] = this.pref[pos * r + k]!;
-      outShards[k] = this.prefShard[pos * r + k]!;
-    }
+    if (outNodes.length < r) throw new RangeError(`PlainRing.lookup: output array needs room for ${r} replicas`);
+    for (let k = 0; k < r; k++) outNodes[k] = this.pref[pos * r + k]!;
     return r;
   }
 }

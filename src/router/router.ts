@@ -25,7 +25,7 @@ import { LiveCoordinations, type CoordinationKind } from './coordinations.js';
 import { QuorumTracker } from './quorum.js';
 import { clockwiseFallbacks, placeHints, type HintPlacement } from '../hints/policy.js';
 import type { HintService } from '../hints/service.js';
-import type { TableDef, TableRegistry } from './tables.js';
+import { tableIdBytes, type TableDef, type TableRegistry } from './tables.js';
 import { positionOf } from '../ring/builder.js';
 import { encodeStorageKey } from '../storage/keys.js';
 import { REPAIR_LIMITS, type ShardResult } from '../storage/shard-protocol.js';
@@ -48,10 +48,14 @@ import {
 
 export type { PeerReplicaScan, ScanPage, ScanRequest, ScanResult, ScanRow } from './scan.js';
 
-/** A replica's storage-level operation, as sent to a local shard or a remote node's router. */
+/**
+ * A replica's storage-level operation, as sent to a local shard or a remote node's router.
+ * `tableId` is the table's id bytes (tableIdBytes, TABLE_ID_BYTES long); a receiving node checks it
+ * against the name, so a peer that computes ids differently is refused rather than mixed in.
+ */
 export interface ReplicaWrite {
   table: string;
-  tableId: number;
+  tableId: Uint8Array;
   mode: ConflictMode;
   key: Uint8Array;
   versions: Version[];
@@ -60,7 +64,7 @@ export interface ReplicaWrite {
 }
 export interface ReplicaRead {
   table: string;
-  tableId: number;
+  tableId: Uint8Array;
   key: Uint8Array;
 }
 
@@ -71,7 +75,7 @@ export interface ReplicaRead {
  */
 export interface PeerReplicaWrite {
   table: string;
-  tableId: number;
+  tableId: Uint8Array;
   mode: ConflictMode;
   key: Uint8Array;
   record: Uint8Array;
@@ -141,10 +145,10 @@ export interface RouterCounters {
   overdueCoordinations: number;
 }
 
+/** A replica of a key. On this node, the key's shard follows from its token (ShardPool picks it). */
 interface Replica {
   nodeIndex: number;
   nodeId: string;
-  shard: number;
   local: boolean;
 }
 
@@ -175,7 +179,6 @@ export class Router {
   // Scratch buffers for the allocation-free ring lookup (main thread only, used synchronously).
   private readonly tok = new Uint32Array(2);
   private readonly outNodes = new Uint16Array(MAX_REPLICAS);
-  private readonly outShards = new Uint16Array(MAX_REPLICAS);
   private readonly outPos = new Int32Array(1);
   remote: RemoteReplicas | undefined;
   /** Hinted handoff (absent in unit setups without a cluster). */
@@ -216,7 +219,7 @@ export class Router {
     tokenInto(key, this.tok);
     const hi = this.tok[0]!;
     const lo = this.tok[1]!;
-    const count = this.opts.ring.lookup(hi, lo, this.outNodes, this.outShards, this.outPos);
+    const count = this.opts.ring.lookup(hi, lo, this.outNodes, this.outPos);
     const pos = this.outPos[0]!;
     let replicas = this.replicasAt[pos];
     if (replicas === undefined || replicas.length !== count) {
@@ -226,7 +229,7 @@ export class Router {
         const nodeIndex = this.outNodes[i]!;
         const nodeId = this.layout.nodeIds[nodeIndex];
         invariant(nodeId !== undefined, `ring lookup returned node index ${nodeIndex} outside the layout`);
-        built.push(Object.freeze({ nodeIndex, nodeId, shard: this.outShards[i]!, local: nodeIndex === self }));
+        built.push(Object.freeze({ nodeIndex, nodeId, local: nodeIndex === self }));
       }
       replicas = Object.freeze(built);
       if (count > 0) this.replicasAt[pos] = replicas;
@@ -468,7 +471,7 @@ export class Router {
         if (req.startKey !== undefined) throw new RingkvError('bad_request', 'give either a start key or a pagingState, not both', { field: 'pagingState' });
         const ps = decodePagingState(req.pagingState, this.opts.config.limits.maxKeyBytes);
         const t = tokenOf(ps.lastKey);
-        walk = { from: t, exclusive: false, end: ps.walkEnd, after: encodeStorageKey(t.hi, t.lo, table.id, ps.lastKey) };
+        walk = { from: t, exclusive: false, end: ps.walkEnd, after: encodeStorageKey(t.hi, t.lo, tableIdBytes(table), ps.lastKey) };
       } else {
         if (!(req.startKey instanceof Uint8Array) || req.startKey.length === 0) throw new RingkvError('bad_request', 'a scan needs a non-empty start key', { field: 'key' });
         const from = tokenOf(req.startKey);
@@ -518,7 +521,7 @@ export class Router {
       const nodeIndex = layout.pref[pos * layout.replicas + k]!;
       const nodeId = layout.nodeIds[nodeIndex];
       invariant(nodeId !== undefined, `preference list names node index ${nodeIndex} outside the layout`);
-      built.push(Object.freeze({ nodeIndex, nodeId, shard: layout.prefShard[pos * layout.replicas + k]!, local: nodeIndex === self }));
+      built.push(Object.freeze({ nodeIndex, nodeId, local: nodeIndex === self }));
     }
     const frozen = Object.freeze(built);
     if (current) this.replicasAt[pos] = frozen;
@@ -538,19 +541,19 @@ export class Router {
     const fail = (e: unknown): void => cb(e instanceof Error ? e : new Error(String(e)), null);
     if (r.local) {
       this.opts.shards
-        .submit(r.shard, { op: 'scan', table: table.id, startHi: seg.startHi, startLo: seg.startLo, endHi: seg.endHi, endLo: seg.endLo, after, limit })
-        .then((res) => cb(null, scanPageOf(res)), fail)
+        .scan({ table: tableIdBytes(table), startHi: seg.startHi, startLo: seg.startLo, endHi: seg.endHi, endLo: seg.endLo, after, limit })
+        .then((page) => cb(null, page), fail)
         .catch(fail);
       return;
     }
     if (!this.remote) return void queueMicrotask(() => cb(new RingkvError('unavailable', `no transport to reach node ${r.nodeId}`), null));
-    const op: PeerReplicaScan = { table: table.name, tableId: table.id, startHi: seg.startHi, startLo: seg.startLo, endHi: seg.endHi, endLo: seg.endLo, after, limit };
+    const op: PeerReplicaScan = { table: table.name, tableId: tableIdBytes(table), startHi: seg.startHi, startLo: seg.startLo, endHi: seg.endHi, endLo: seg.endLo, after, limit };
     this.remote.scanRecords(r.nodeId, op, timeoutMs).then((page) => cb(null, page), fail);
   }
 
   /**
    * A replica scan from another node's coordinator: the segment must lie inside one ring range this
-   * node stores (in its own ring view), and is read from the shard that stores it.
+   * node stores (in its own ring view), and is read from every local shard (ShardPool.scan).
    */
   applyReplicaScan(op: PeerReplicaScan): Promise<ScanPage> {
     try {
@@ -560,7 +563,7 @@ export class Router {
         throw new RingkvError('bad_request', `replica scan limit must be 1..${REPAIR_LIMITS.maxScanPage}`);
       }
       if (op.after !== null && !(op.after instanceof Uint8Array)) throw new RingkvError('bad_request', 'replica scan cursor must be bytes or null');
-      if (!Number.isInteger(op.tableId) || op.tableId < 0 || op.tableId > 0xffffffff) throw new RingkvError('bad_request', 'replica scan table id must be a uint32');
+      const table = this.peerTable(op.table, op.tableId);
       const layout = this.layout;
       if (layout.tokens.length === 0) throw new RingkvError('not_owner', `node ${this.opts.selfId} has no ring yet`);
       const end = { hi: op.endHi, lo: op.endLo };
@@ -574,9 +577,7 @@ export class Router {
       const self = this.replicasOfPos(layout, pos).find((x) => x.local);
       if (!self) throw new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of that range in its ring view`);
       this.counters.replicaReads++;
-      return this.opts.shards
-        .submit(self.shard, { op: 'scan', table: op.tableId, startHi: op.startHi, startLo: op.startLo, endHi: op.endHi, endLo: op.endLo, after: op.after, limit: op.limit })
-        .then((res) => scanPageOf(res));
+      return this.opts.shards.scan({ table: tableIdBytes(table), startHi: op.startHi, startLo: op.startLo, endHi: op.endHi, endLo: op.endLo, after: op.after, limit: op.limit });
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
@@ -601,7 +602,7 @@ export class Router {
    */
   private writeReplica(r: Replica, hi: number, lo: number, op: ReplicaWrite, record: Uint8Array | null, timeoutMs: number, cb: ReplicaCallback): void {
     if (r.local) {
-      this.opts.shards.write(r.shard, op.tableId, op.mode, op.key, hi, lo, record ?? encodeRecord(op.versions), op.returnMerged === true, (res) => {
+      this.opts.shards.write(op.tableId, op.mode, op.key, hi, lo, record ?? encodeRecord(op.versions), op.returnMerged === true, (res) => {
         if (!res.ok) return cb(new RingkvError(res.code as ErrorCode, res.message), null);
         cb(null, res.record ? decodeRecord(res.record) : null);
       });
@@ -618,7 +619,7 @@ export class Router {
 
   private readReplica(r: Replica, hi: number, lo: number, op: ReplicaRead, timeoutMs: number, cb: ReplicaCallback): void {
     if (r.local) {
-      this.opts.shards.read(r.shard, op.tableId, op.key, hi, lo, (res) => {
+      this.opts.shards.read(op.tableId, op.key, hi, lo, (res) => {
         if (!res.ok) return cb(new RingkvError(res.code as ErrorCode, res.message), null);
         let versions: Version[] | null;
         try {
@@ -651,7 +652,7 @@ export class Router {
    */
   async readLocalReplica(table: string, key: Uint8Array): Promise<ReadResult> {
     const def = this.opts.tables.get(table) ?? this.opts.tables.draft(table);
-    const versions = decodeOrNull(await this.applyReplicaRead({ table: def.name, tableId: def.id, key })) ?? [];
+    const versions = decodeOrNull(await this.applyReplicaRead({ table: def.name, tableId: tableIdBytes(def), key })) ?? [];
     return { values: readableValues(versions), context: encodeContext(contextOf(versions)), consistency: { n: 1, required: 1, replied: 1 } };
   }
 
@@ -666,14 +667,17 @@ export class Router {
     const self = replicas.find((r) => r.local);
     if (!self) return Promise.reject(new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of this key in its ring view`));
     if (!(op.record instanceof Uint8Array)) return Promise.reject(new RingkvError('bad_request', 'replica write without record bytes'));
+    let tableId: Uint8Array;
     try {
       decodeRecord(op.record);
+      tableId = tableIdBytes(this.peerTable(op.table, op.tableId));
+      this.opts.tables.getOrCreate(op.table);
     } catch (e) {
+      if (e instanceof RingkvError) return Promise.reject(e);
       return Promise.reject(new RingkvError('bad_request', `replica write with a bad record: ${(e as Error).message}`));
     }
-    this.opts.tables.getOrCreate(op.table);
     return new Promise((resolve, reject) =>
-      this.opts.shards.write(self.shard, op.tableId, op.mode, op.key, hi, lo, op.record, op.returnMerged === true, (res) =>
+      this.opts.shards.write(tableId, op.mode, op.key, hi, lo, op.record, op.returnMerged === true, (res) =>
         res.ok ? resolve(res.record) : reject(new RingkvError(res.code as ErrorCode, res.message)),
       ),
     );
@@ -685,9 +689,28 @@ export class Router {
     const { hi, lo, replicas } = this.replicasOf(op.key);
     const self = replicas.find((r) => r.local);
     if (!self) return Promise.reject(new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of this key in its ring view`));
+    let tableId: Uint8Array;
+    try {
+      tableId = tableIdBytes(this.peerTable(op.table, op.tableId));
+    } catch (e) {
+      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
     return new Promise((resolve, reject) =>
-      this.opts.shards.read(self.shard, op.tableId, op.key, hi, lo, (res) => (res.ok ? resolve(res.record) : reject(new RingkvError(res.code as ErrorCode, res.message)))),
+      this.opts.shards.read(tableId, op.key, hi, lo, (res) => (res.ok ? resolve(res.record) : reject(new RingkvError(res.code as ErrorCode, res.message)))),
     );
+  }
+
+  /**
+   * The table a replica op from a peer names, checked: its id must be this node's id of that name
+   * (a peer computing ids another way, e.g. an older version, is refused rather than given another
+   * table's storage), and the name must not collide with a table this node knows.
+   */
+  private peerTable(name: string, id: unknown): TableDef {
+    const def = this.opts.tables.get(name) ?? this.opts.tables.draft(name);
+    if (!(id instanceof Uint8Array) || !Buffer.from(id.buffer, id.byteOffset, id.byteLength).equals(tableIdBytes(def))) {
+      throw new RingkvError('bad_request', `replica op for table ${name} carries a table id that is not this node's id of that name (a peer of another ringkv version?)`, { field: 'tableId' });
+    }
+    return def;
   }
 
   private quorumError(kind: 'read' | 'write', t: QuorumTracker, cons: ResolvedConsistency, timedOut: boolean): RingkvError {
@@ -703,13 +726,6 @@ export class Router {
 }
 
 type ReplicaCallback = (err: Error | null, versions: Version[] | null) => void;
-
-/** The page of a shard's scan answer (errors as RingkvErrors). */
-function scanPageOf(res: ShardResult): ScanPage {
-  if (!res.ok) throw new RingkvError(res.code as ErrorCode, res.message);
-  if (!('repair' in res) || res.repair.kind !== 'scan') throw new RingkvError('internal', 'shard answered a scan with something else');
-  return { rows: res.repair.rows, next: res.repair.next };
-}
 
 function decodeOrNull(rec: Uint8Array | null): Version[] | null {
   return rec ? decodeRecord(rec) : null;
@@ -792,7 +808,7 @@ class WriteCoordination {
     private readonly done: Done<WriteResult>,
   ) {
     this.tracker = new QuorumTracker(cons.n, cons.required);
-    this.base = { table: table.name, tableId: table.id, mode: table.conflicts, key };
+    this.base = { table: table.name, tableId: tableIdBytes(table), mode: table.conflicts, key };
     this.single = [version];
     this.candidates = up.length > 1 ? [...up].sort((a, b) => Number(b.local) - Number(a.local)) : up;
   }
@@ -896,7 +912,7 @@ class ReadCoordination {
     private readonly done: Done<ReadResult>,
   ) {
     this.tracker = new QuorumTracker(cons.n, cons.required);
-    this.op = { table: table.name, tableId: table.id, key };
+    this.op = { table: table.name, tableId: tableIdBytes(table), key };
     this.outstanding = targets.length;
   }
 
@@ -954,7 +970,7 @@ class ReadCoordination {
     const { replies } = this;
     if (replies.length < 2) return;
     const merged = reconcile(this.table.conflicts, replies, this.p.maxSiblings());
-    const op: ReplicaWrite = { table: this.table.name, tableId: this.table.id, mode: this.table.conflicts, key: this.key, versions: merged };
+    const op: ReplicaWrite = { table: this.table.name, tableId: tableIdBytes(this.table), mode: this.table.conflicts, key: this.key, versions: merged };
     let rec: Uint8Array | null = null;
     // A blocking repair holds the answer, which must not outlive the read's deadline.
     const timeoutMs = this.repairMode === 'blocking' ? Math.max(1, this.deadline - Date.now()) : this.timeoutMs;

@@ -92,7 +92,8 @@ export interface ScanPage {
 /** A replica scan as it crosses the peer port (the receiver checks the segment lies inside one of its ranges). */
 export interface PeerReplicaScan extends Omit<ScanSegment, 'pos'> {
   table: string;
-  tableId: number;
+  /** The table's id bytes (tableIdBytes); the receiver checks it against the name. */
+  tableId: Uint8Array;
   after: Uint8Array | null;
   limit: number;
 }

@@ -2,6 +2,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { newRocks, type ColumnHandle, type RocksDB } from './rocks.js';
 
+/** RocksDB's own family; ringkv keeps only the storage migration's staging and orphan rows there. */
+export const DEFAULT_CF = 'default';
 export const META_CF = 'meta';
 export const HINTS_CF = 'hints';
 export const shardColumn = (i: number): string => `shard-${i}`;
@@ -52,7 +54,7 @@ export async function openDatabase(dataDir: string, shards: number): Promise<Ope
       );
     }
   }
-  const columns: Record<string, object> = { default: {}, [META_CF]: {}, [HINTS_CF]: {} };
+  const columns: Record<string, object> = { [DEFAULT_CF]: {}, [META_CF]: {}, [HINTS_CF]: {} };
   for (let i = 0; i < shards; i++) columns[shardColumn(i)] = {};
   const db = newRocks(dir);
   await db.open({ createIfMissing: true, columns, infoLogLevel: 'warn' });

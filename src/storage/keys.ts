@@ -1,7 +1,10 @@
 /**
- * RocksDB key layout:
+ * RocksDB key layout (storage format 2; see src/storage/migrate.ts for format 1):
  *
- *   token (8 bytes BE) | table id (uint32 BE) | escaped partition key | 0x00 0x00 | clustering key (raw)
+ *   token (8 bytes BE) | table id (16 bytes) | escaped partition key | 0x00 0x00 | clustering key (raw)
+ *
+ * The table id is the first 16 bytes of SHA-256 of the table name (src/router/tables.ts); format 1
+ * had a 32-bit xxh64 id there, which two names could share (and then share storage).
  *
  * The token leads so that a ring range (what a node owns, what a Merkle tree covers,
  * what gets streamed on rebalance) is one or two contiguous key ranges. The table id
@@ -26,8 +29,12 @@
  */
 
 const TOKEN_BYTES = 8;
-const HEADER_BYTES = TOKEN_BYTES + 4; // token + table id
+/** Width of a table id in storage keys, shard wire requests and peer messages. */
+export const TABLE_ID_BYTES = 16;
+const HEADER_BYTES = TOKEN_BYTES + TABLE_ID_BYTES;
 const TERMINATOR_BYTES = 2;
+/** The shortest storage key: token, table id, empty partition key, terminator. */
+export const MIN_STORAGE_KEY_BYTES = HEADER_BYTES + TERMINATOR_BYTES;
 const ESCAPE = 0xff;
 const MAX_U32 = 0xffffffff;
 
@@ -75,10 +82,16 @@ function writeEscaped(out: Buffer, pos: number, pk: Uint8Array, zeros: number): 
   return pos;
 }
 
-function writeHeader(out: Buffer, tokenHi: number, tokenLo: number, tableId: number): void {
+function assertTableId(id: Uint8Array): void {
+  if (!(id instanceof Uint8Array) || id.length !== TABLE_ID_BYTES) {
+    throw new RangeError(`table id must be ${TABLE_ID_BYTES} bytes, got ${id instanceof Uint8Array ? `${id.length} bytes` : typeof id}`);
+  }
+}
+
+function writeHeader(out: Buffer, tokenHi: number, tokenLo: number, tableId: Uint8Array): void {
   out.writeUInt32BE(tokenHi, 0);
   out.writeUInt32BE(tokenLo, 4);
-  out.writeUInt32BE(tableId, 8);
+  out.set(tableId, TOKEN_BYTES);
 }
 
 /**
@@ -88,13 +101,13 @@ function writeHeader(out: Buffer, tokenHi: number, tokenLo: number, tableId: num
 export function encodeStorageKey(
   tokenHi: number,
   tokenLo: number,
-  tableId: number,
+  tableId: Uint8Array,
   partitionKey: Uint8Array,
   clustering?: Uint8Array,
 ): Buffer {
   assertU32(tokenHi, 'token hi');
   assertU32(tokenLo, 'token lo');
-  assertU32(tableId, 'table id');
+  assertTableId(tableId);
   const zeros = countZeros(partitionKey);
   const ckLen = clustering === undefined ? 0 : clustering.length;
   const out = Buffer.allocUnsafe(HEADER_BYTES + partitionKey.length + zeros + TERMINATOR_BYTES + ckLen);
@@ -107,7 +120,8 @@ export function encodeStorageKey(
 export interface DecodedStorageKey {
   tokenHi: number;
   tokenLo: number;
-  tableId: number;
+  /** A view into the decoded buffer. */
+  tableId: Buffer;
   /** May share memory with the decoded buffer when no unescaping was needed. */
   partitionKey: Buffer;
   /** Always a view into the decoded buffer (it is stored raw). */
@@ -121,15 +135,21 @@ export interface DecodedStorageKey {
  */
 export function decodeStorageKey(buf: Uint8Array): DecodedStorageKey {
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (b.length < HEADER_BYTES + TERMINATOR_BYTES) {
+  const { partitionKey, clustering } = decodeKeyBody(b, HEADER_BYTES);
+  return { tokenHi: b.readUInt32BE(0), tokenLo: b.readUInt32BE(4), tableId: b.subarray(TOKEN_BYTES, HEADER_BYTES), partitionKey, clustering };
+}
+
+/**
+ * The escaped partition key and the clustering key after a `headerBytes` header (storage format 1
+ * had a 12-byte header: the migration decodes its keys with this too).
+ */
+export function decodeKeyBody(b: Buffer, headerBytes: number): { partitionKey: Buffer; clustering: Buffer } {
+  if (b.length < headerBytes + TERMINATOR_BYTES) {
     throw new Error(`malformed storage key: ${b.length} bytes is shorter than the minimum`);
   }
-  const tokenHi = b.readUInt32BE(0);
-  const tokenLo = b.readUInt32BE(4);
-  const tableId = b.readUInt32BE(8);
   // Scan for the terminator, counting escapes so unescaping can size its output exactly.
   let zeros = 0;
-  let i = b.indexOf(0, HEADER_BYTES);
+  let i = b.indexOf(0, headerBytes);
   let end = -1; // index of the terminator's first byte
   while (i !== -1) {
     if (i + 1 >= b.length) throw new Error('malformed storage key: unterminated partition key');
@@ -147,24 +167,37 @@ export function decodeStorageKey(buf: Uint8Array): DecodedStorageKey {
   if (end === -1) throw new Error('malformed storage key: unterminated partition key');
   let partitionKey: Buffer;
   if (zeros === 0) {
-    partitionKey = b.subarray(HEADER_BYTES, end);
+    partitionKey = b.subarray(headerBytes, end);
   } else {
-    partitionKey = Buffer.allocUnsafe(end - HEADER_BYTES - zeros);
+    partitionKey = Buffer.allocUnsafe(end - headerBytes - zeros);
     let o = 0;
-    for (let k = HEADER_BYTES; k < end; k++) {
+    for (let k = headerBytes; k < end; k++) {
       const byte = b[k]!;
       partitionKey[o++] = byte;
       if (byte === 0) k++; // skip the 0xFF escape
     }
   }
-  return { tokenHi, tokenLo, tableId, partitionKey, clustering: b.subarray(end + TERMINATOR_BYTES) };
+  return { partitionKey, clustering: b.subarray(end + TERMINATOR_BYTES) };
+}
+
+/** The table id of a storage key: a view of its bytes 8..24 (no copy). */
+export function tableIdOfStorageKey(key: Uint8Array): Buffer {
+  if (key.length < HEADER_BYTES) throw new RangeError(`storage key of ${key.length} bytes is too short`);
+  return Buffer.from(key.buffer, key.byteOffset + TOKEN_BYTES, TABLE_ID_BYTES);
+}
+
+/** Does the storage key belong to table `id`? (No allocation: the scan filter runs it per key.) */
+export function storageKeyHasTable(key: Uint8Array, id: Uint8Array): boolean {
+  if (key.length < HEADER_BYTES || id.length !== TABLE_ID_BYTES) return false;
+  for (let i = 0; i < TABLE_ID_BYTES; i++) if (key[TOKEN_BYTES + i] !== id[i]) return false;
+  return true;
 }
 
 /**
  * The common prefix of every row of one partition; `[prefix, prefixUpperBound(prefix))`
  * holds exactly that partition's rows (the terminator keeps "ab" from matching "abc").
  */
-export function partitionPrefix(tokenHi: number, tokenLo: number, tableId: number, partitionKey: Uint8Array): Buffer {
+export function partitionPrefix(tokenHi: number, tokenLo: number, tableId: Uint8Array, partitionKey: Uint8Array): Buffer {
   return encodeStorageKey(tokenHi, tokenLo, tableId, partitionKey);
 }
 

@@ -38,7 +38,9 @@ interface NativeChainedBatch {
 
 /**
  * A WriteBatch for one column family that is written synchronously and reused: one native batch
- * per owner for its whole life, cleared after every commit. Not shared between threads.
+ * per owner for its whole life, cleared after every commit. Not shared between threads. `putIn` /
+ * `delIn` add ops on another family of the same instance: RocksDB writes one batch atomically
+ * whatever families it touches (the storage migration relies on that).
  */
 export class SyncWriteBatch {
   private readonly native: NativeChainedBatch;
@@ -61,6 +63,16 @@ export class SyncWriteBatch {
 
   del(key: Uint8Array): void {
     this.native._del(key, this.opts);
+    this.count++;
+  }
+
+  putIn(column: ColumnHandle, key: Uint8Array, value: Uint8Array): void {
+    this.native._put(key, value, { column });
+    this.count++;
+  }
+
+  delIn(column: ColumnHandle, key: Uint8Array): void {
+    this.native._del(key, { column });
     this.count++;
   }
 

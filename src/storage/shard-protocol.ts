@@ -10,6 +10,8 @@ import type { Version } from '../versions/index.js';
 
 export interface ShardWorkerData {
   shard: number;
+  /** The node's shard count: a worker stores exactly the tokens whose placement shard is its own (placement.ts). */
+  shards: number;
   handle: bigint;
   ringBuffer: SharedArrayBuffer;
   durability: Durability;
@@ -83,8 +85,8 @@ export interface LeafKeysOp {
   range: RangeRef;
   /** Strictly ascending leaf indexes. */
   leaves: number[];
-  /** Only list keys of this table id (trees cover every table; a `--table` repair streams one). */
-  table?: number | undefined;
+  /** Only list keys of this table id (TABLE_ID_BYTES; trees cover every table, a `--table` repair streams one). */
+  table?: Uint8Array | undefined;
   cursor?: LeafCursor | null | undefined;
   limit: number;
 }
@@ -112,13 +114,16 @@ export interface SweepOp {
 /**
  * Rows of one table whose tokens lie in the ring range (start, end] (start == end: the whole ring),
  * in storage-key order (token, then key), after the storage key `after` (null: from the start), at
- * most `limit` rows. The scan examines a bounded number of keys per call; `next` resumes it (null:
- * the range is done).
+ * most `limit` rows and about `maxBytes` (default REPAIR_LIMITS.maxFetchBytes; at least one row).
+ * The scan examines a bounded number of keys per call; `next` resumes it (null: the range is done).
+ * A shard holds only its own keys of any range: ShardPool.scan asks every shard and merges.
  */
 export interface ScanOp {
   id: number;
   op: 'scan';
-  table: number;
+  /** TABLE_ID_BYTES. */
+  table: Uint8Array;
+  maxBytes?: number | undefined;
   startHi: number;
   startLo: number;
   endHi: number;
@@ -150,7 +155,7 @@ export interface ShardStats {
   reads: number;
   batches: number;
   queue: number;
-  /** Merkle trees kept (one per local ring range) and how many are built (not mid-rebuild). */
+  /** Merkle trees kept (one per local ring range, over this shard's keys) and how many are built (not mid-rebuild). */
   merkleRanges: number;
   merkleReady: number;
   /** Ring changes that started a tree rebuild (the first ring counts as one). */

@@ -14,7 +14,7 @@
  *  - a read answers with the stored bytes as they came from RocksDB (the router decodes them once).
  *
  * Layout (little-endian):
- *   request  = kind u8 (1 read, 2 write) | flags u8 | id u32 | table u32 | hi u32 | lo u32
+ *   request  = kind u8 (1 read, 2 write) | flags u8 | id u32 | table id (16 bytes) | hi u32 | lo u32
  *              | keyLen u32 | key | (write only) recordLen u32 | record
  *     flags: bit 0 lww table (else vclock), bit 1 reply with the merged record (returnMerged)
  *   reply    = id u32 | status u8 | flags u8 | (status 1, 2) len u32 | bytes
@@ -28,6 +28,7 @@
  * Pure module: no I/O, used on both threads.
  */
 import type { ConflictMode } from '../config/config.js';
+import { TABLE_ID_BYTES } from './keys.js';
 
 export const WIRE_READ = 1;
 export const WIRE_WRITE = 2;
@@ -35,13 +36,14 @@ const FLAG_LWW = 1;
 const FLAG_RETURN_MERGED = 2;
 const REPLY_CHANGED = 1;
 
-const REQ_HEADER = 1 + 1 + 4 + 4 + 4 + 4 + 4;
+const REQ_HEADER = 1 + 1 + 4 + TABLE_ID_BYTES + 4 + 4 + 4;
 const REPLY_HEADER = 4 + 1 + 1;
 
 export interface WireReadRequest {
   kind: typeof WIRE_READ;
   id: number;
-  table: number;
+  /** TABLE_ID_BYTES, a view into the message. */
+  table: Uint8Array;
   hi: number;
   lo: number;
   key: Uint8Array;
@@ -50,7 +52,8 @@ export interface WireReadRequest {
 export interface WireWriteRequest {
   kind: typeof WIRE_WRITE;
   id: number;
-  table: number;
+  /** TABLE_ID_BYTES, a view into the message. */
+  table: Uint8Array;
   hi: number;
   lo: number;
   key: Uint8Array;
@@ -98,6 +101,12 @@ class ByteWriter {
     this.pos += 4;
   }
 
+  /** Fixed-width bytes, no length prefix. */
+  protected raw(b: Uint8Array): void {
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
   protected bytes(b: Uint8Array): void {
     this.u32(b.length);
     this.buf.set(b, this.pos);
@@ -129,14 +138,14 @@ export class WireRequestWriter extends ByteWriter {
     super(initialBytes);
   }
 
-  read(id: number, table: number, hi: number, lo: number, key: Uint8Array): void {
+  read(id: number, table: Uint8Array, hi: number, lo: number, key: Uint8Array): void {
     this.reserve(REQ_HEADER + key.length);
     this.header(WIRE_READ, 0, id, table, hi, lo);
     this.bytes(key);
     this.count++;
   }
 
-  write(id: number, table: number, hi: number, lo: number, key: Uint8Array, mode: ConflictMode, record: Uint8Array, returnMerged: boolean): void {
+  write(id: number, table: Uint8Array, hi: number, lo: number, key: Uint8Array, mode: ConflictMode, record: Uint8Array, returnMerged: boolean): void {
     this.reserve(REQ_HEADER + key.length + 4 + record.length);
     this.header(WIRE_WRITE, (mode === 'lww' ? FLAG_LWW : 0) | (returnMerged ? FLAG_RETURN_MERGED : 0), id, table, hi, lo);
     this.bytes(key);
@@ -144,11 +153,12 @@ export class WireRequestWriter extends ByteWriter {
     this.count++;
   }
 
-  private header(kind: number, flags: number, id: number, table: number, hi: number, lo: number): void {
+  private header(kind: number, flags: number, id: number, table: Uint8Array, hi: number, lo: number): void {
+    if (table.length !== TABLE_ID_BYTES) throw new WireError(`table id of ${table.length} bytes, expected ${TABLE_ID_BYTES}`);
     this.u8(kind);
     this.u8(flags);
     this.u32(id);
-    this.u32(table);
+    this.raw(table);
     this.u32(hi);
     this.u32(lo);
   }
@@ -203,6 +213,14 @@ class ByteReader {
     return v;
   }
 
+  /** A view (no copy) of the next `n` bytes. */
+  fixed(n: number): Buffer {
+    if (this.pos + n > this.buf.length) throw new WireError('truncated');
+    const b = Buffer.from(this.buf.buffer, this.buf.byteOffset + this.pos, n);
+    this.pos += n;
+    return b;
+  }
+
   /** A view (no copy) of the next length-prefixed byte string. */
   bytes(): Buffer {
     const n = this.u32();
@@ -228,7 +246,7 @@ export function decodeRequests(buf: Uint8Array): WireRequest[] {
     const kind = r.u8();
     const flags = r.u8();
     const id = r.u32();
-    const table = r.u32();
+    const table = r.fixed(TABLE_ID_BYTES);
     const hi = r.u32();
     const lo = r.u32();
     const key = r.bytes();

@@ -1,7 +1,9 @@
 import { Worker } from 'node:worker_threads';
 import type { ConflictMode } from '../config/config.js';
-import { RingkvError, invariant } from '../util/errors.js';
-import type { DataOp, RouterToShard, ShardOp, ShardResult, ShardStats, ShardToRouter, ShardWorkerData } from './shard-protocol.js';
+import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
+import { mergeShardScanPages, type ShardScanPage } from './local-scan.js';
+import { shardOfToken } from './placement.js';
+import { REPAIR_LIMITS, type DataOp, type RouterToShard, type ScanOp, type ShardOp, type ShardResult, type ShardStats, type ShardToRouter, type ShardWorkerData } from './shard-protocol.js';
 import { decodeReplies, WireRequestWriter, type WireReply } from './shard-wire.js';
 
 type DataOpInput = DataOp extends infer T ? (T extends DataOp ? Omit<T, 'id'> : never) : never;
@@ -15,7 +17,9 @@ interface Pending {
 export type WireCallback = (reply: WireReply) => void;
 
 /**
- * The router's side of the shard actors: one worker per shard, a mailbox per worker. Ops submitted
+ * The router's side of the shard actors: one worker per shard, a mailbox per worker. A key's shard
+ * is its token's placement shard (placement.ts): `write` and `read` pick it themselves, so no
+ * caller can route a key to a shard that does not store it. Ops submitted
  * in the same event-loop turn go out as one message (microtask flush), which is what lets the shard
  * group-commit them. Reads and writes are encoded into the message's byte buffer as they are
  * submitted (shard-wire.ts) and answered through callbacks, not promises: this is the hot path.
@@ -36,7 +40,7 @@ export class ShardPool {
 
   static async start(opts: {
     shards: number;
-    workerData: Omit<ShardWorkerData, 'shard'>;
+    workerData: Omit<ShardWorkerData, 'shard' | 'shards'>;
     maxQueue: number;
     onExit?: (shard: number, code: number) => void;
   }): Promise<{ pool: ShardPool; keys: number[] }> {
@@ -44,7 +48,7 @@ export class ShardPool {
     const url = new URL('../../workers/shard.js', import.meta.url);
     const ready: Array<Promise<number>> = [];
     for (let i = 0; i < opts.shards; i++) {
-      const w = new Worker(url, { workerData: { ...opts.workerData, shard: i } satisfies ShardWorkerData });
+      const w = new Worker(url, { workerData: { ...opts.workerData, shard: i, shards: opts.shards } satisfies ShardWorkerData });
       pool.workers.push(w);
       pool.outbox.push([]);
       pool.wire.push(new WireRequestWriter());
@@ -77,6 +81,11 @@ export class ShardPool {
     return this.workers.length;
   }
 
+  /** The local shard that stores token (hi, *). */
+  shardOf(hi: number): number {
+    return shardOfToken(hi, this.workers.length);
+  }
+
   queueDepth(shard: number): number {
     return this.pending[shard]!.size + this.dataPending[shard]!.size;
   }
@@ -91,11 +100,13 @@ export class ShardPool {
   }
 
   /**
-   * Merge `record` (encodeRecord bytes) into what `shard` stores under the key; `cb` gets the merged
-   * record when `returnMerged`. A refusal (overload, shutdown) is reported through `cb` too, from a
-   * microtask, so callers never see their callback run inside this call.
+   * Merge `record` (encodeRecord bytes) into what the key's shard stores under it; `cb` gets the
+   * merged record when `returnMerged`. `table` is the table id (TABLE_ID_BYTES). A refusal
+   * (overload, shutdown) is reported through `cb` too, from a microtask, so callers never see their
+   * callback run inside this call.
    */
-  write(shard: number, table: number, mode: ConflictMode, key: Uint8Array, hi: number, lo: number, record: Uint8Array, returnMerged: boolean, cb: WireCallback): void {
+  write(table: Uint8Array, mode: ConflictMode, key: Uint8Array, hi: number, lo: number, record: Uint8Array, returnMerged: boolean, cb: WireCallback): void {
+    const shard = shardOfToken(hi, this.workers.length);
     const no = this.refusal(shard);
     if (no) return refuse(no, cb);
     const id = this.nextId++;
@@ -104,8 +115,9 @@ export class ShardPool {
     this.scheduleFlush();
   }
 
-  /** Read the stored record of a key; `cb` gets it (null when absent). Refusals as for write. */
-  read(shard: number, table: number, key: Uint8Array, hi: number, lo: number, cb: WireCallback): void {
+  /** Read the stored record of a key from its shard; `cb` gets it (null when absent). Refusals as for write. */
+  read(table: Uint8Array, key: Uint8Array, hi: number, lo: number, cb: WireCallback): void {
+    const shard = shardOfToken(hi, this.workers.length);
     const no = this.refusal(shard);
     if (no) return refuse(no, cb);
     const id = this.nextId++;
@@ -121,6 +133,25 @@ export class ShardPool {
     const id = this.nextId++;
     const full = { ...op, id } as DataOp;
     return this.enqueue(shard, full);
+  }
+
+  /**
+   * One page of this node's rows of a scan segment: every shard's page after the same cursor,
+   * merged in storage-key order (local-scan.ts). Each shard gets a 1/S share of the byte budget, so
+   * the merged page stays within REPAIR_LIMITS.maxFetchBytes (plus at most one row per shard).
+   */
+  async scan(op: Omit<ScanOp, 'id' | 'op' | 'maxBytes'>): Promise<ShardScanPage> {
+    const n = this.workers.length;
+    const maxBytes = Math.max(1, Math.floor(REPAIR_LIMITS.maxFetchBytes / n));
+    const pages = await Promise.all(
+      Array.from({ length: n }, async (_, shard) => {
+        const res = await this.submit(shard, { ...op, op: 'scan', maxBytes });
+        if (!res.ok) throw new RingkvError(res.code as ErrorCode, `shard ${shard}: ${res.message}`);
+        invariant('repair' in res && res.repair.kind === 'scan', `shard ${shard} answered a scan with something else`);
+        return { rows: res.repair.rows, next: res.repair.next };
+      }),
+    );
+    return mergeShardScanPages(pages, op.limit);
   }
 
   stats(shard: number): Promise<ShardStats> {
@@ -222,10 +253,10 @@ function refuse(err: RingkvError, cb: WireCallback): void {
 }
 
 /** Promise form of ShardPool.write / read for callers off the hot path (tests, benchmarks, tools). */
-export function shardWrite(pool: ShardPool, shard: number, table: number, mode: ConflictMode, key: Uint8Array, hi: number, lo: number, record: Uint8Array, returnMerged = false): Promise<WireReply> {
-  return new Promise((resolve) => pool.write(shard, table, mode, key, hi, lo, record, returnMerged, resolve));
+export function shardWrite(pool: ShardPool, table: Uint8Array, mode: ConflictMode, key: Uint8Array, hi: number, lo: number, record: Uint8Array, returnMerged = false): Promise<WireReply> {
+  return new Promise((resolve) => pool.write(table, mode, key, hi, lo, record, returnMerged, resolve));
 }
 
-export function shardRead(pool: ShardPool, shard: number, table: number, key: Uint8Array, hi: number, lo: number): Promise<WireReply> {
-  return new Promise((resolve) => pool.read(shard, table, key, hi, lo, resolve));
+export function shardRead(pool: ShardPool, table: Uint8Array, key: Uint8Array, hi: number, lo: number): Promise<WireReply> {
+  return new Promise((resolve) => pool.read(table, key, hi, lo, resolve));
 }

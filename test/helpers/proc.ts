@@ -108,6 +108,8 @@ export interface StartOpts {
   shards?: number;
   args?: string[];
   waitReady?: boolean;
+  /** Extra environment variables for the node process. */
+  env?: Record<string, string>;
 }
 
 /** Start `ringkv start` as a real child process and wait until its HTTP API answers. */
@@ -131,7 +133,7 @@ export async function startNodeProc(o: StartOpts): Promise<NodeProc> {
     'warn',
     ...(o.args ?? []),
   ];
-  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...(o.env ? { env: { ...process.env, ...o.env } } : {}) });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
   proc.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));

@@ -13,9 +13,8 @@ import { RingTable } from '../../src/ring/table.js';
 import { allocateTokens } from '../../src/ring/tokens.js';
 import { Router, type PeerReplicaScan, type PeerReplicaWrite, type ReplicaRead, type RemoteReplicas, type ScanPage } from '../../src/router/router.js';
 import { TableRegistry } from '../../src/router/tables.js';
-import { encodeStorageKey } from '../../src/storage/keys.js';
+import { encodeStorageKey, storageKeyHasTable } from '../../src/storage/keys.js';
 import type { MetaStore } from '../../src/storage/meta.js';
-import type { ShardResult } from '../../src/storage/shard-protocol.js';
 import type { WireCallback } from '../../src/storage/shards.js';
 import { RingkvError } from '../../src/util/errors.js';
 import { decodeRecord, encodeRecord, mergeVersions, type Version } from '../../src/versions/index.js';
@@ -28,7 +27,7 @@ export const NODES = ['n1', 'n2', 'n3'];
 export type Behaviour = 'ok' | 'hang' | 'fail' | 'slow';
 export const SLOW_MS = 150;
 
-function storageHex(tableId: number, key: Uint8Array): string {
+function storageHex(tableId: Uint8Array, key: Uint8Array): string {
   const t = tokenOf(key);
   return encodeStorageKey(t.hi, t.lo, tableId, key).toString('hex');
 }
@@ -39,27 +38,27 @@ export class Store {
   writes = 0;
   /** `maxPage`: rows per scan page this replica answers at most (so replicas' pages end at different keys). */
   constructor(readonly maxPage = 1000) {}
-  merge(tableId: number, key: Uint8Array, mode: 'vclock' | 'lww', versions: Version[]): Version[] {
+  merge(tableId: Uint8Array, key: Uint8Array, mode: 'vclock' | 'lww', versions: Version[]): Version[] {
     this.writes++;
     const sk = storageHex(tableId, key);
     const merged = mergeVersions(mode, this.data.get(sk) ?? [], versions, 16);
     this.data.set(sk, merged);
     return merged;
   }
-  get(tableId: number, key: Uint8Array): Version[] | null {
+  get(tableId: Uint8Array, key: Uint8Array): Version[] | null {
     return this.data.get(storageHex(tableId, key)) ?? null;
   }
-  set(tableId: number, key: Uint8Array, versions: Version[]): void {
+  set(tableId: Uint8Array, key: Uint8Array, versions: Version[]): void {
     this.data.set(storageHex(tableId, key), versions);
   }
   /** The shard scan op's contract: table rows with token in (start, end] after `after`, storage-key order. */
-  scan(op: { table: number; startHi: number; startLo: number; endHi: number; endLo: number; after: Uint8Array | null; limit: number }): ScanPage {
+  scan(op: { table: Uint8Array; startHi: number; startLo: number; endHi: number; endLo: number; after: Uint8Array | null; limit: number }): ScanPage {
     const s = tokenToBigInt({ hi: op.startHi, lo: op.startLo });
     const e = tokenToBigInt({ hi: op.endHi, lo: op.endLo });
     const inRange = (t: bigint): boolean => (s === e ? true : s < e ? t > s && t <= e : t > s || t <= e);
     // Storage-key order, also for a wrapping range (as tokenRangeBounds gives the real shard).
     const keys = [...this.data.keys()].sort().map((h) => Buffer.from(h, 'hex'));
-    let candidates = keys.filter((k) => inRange(k.readBigUInt64BE(0)) && k.readUInt32BE(8) === op.table);
+    let candidates = keys.filter((k) => inRange(k.readBigUInt64BE(0)) && storageKeyHasTable(k, op.table));
     if (op.after) {
       const i = candidates.findIndex((k) => k.equals(Buffer.from(op.after!)));
       if (i >= 0) candidates = candidates.slice(i + 1);
@@ -71,24 +70,22 @@ export class Store {
   }
 }
 
-/** The local node's shard pool, by the methods the router calls. */
+/** The local node's shard pool, by the methods the router calls (one store: shards are the pool's business). */
 export class FakeShards {
   /** A stuck shard worker: writes are never answered. */
   hangWrites = false;
   constructor(private readonly store: Store) {}
-  write(_s: number, table: number, mode: 'vclock' | 'lww', key: Uint8Array, _hi: number, _lo: number, record: Uint8Array, returnMerged: boolean, cb: WireCallback): void {
+  write(table: Uint8Array, mode: 'vclock' | 'lww', key: Uint8Array, _hi: number, _lo: number, record: Uint8Array, returnMerged: boolean, cb: WireCallback): void {
     if (this.hangWrites) return;
     const merged = this.store.merge(table, key, mode, decodeRecord(record));
     queueMicrotask(() => cb({ ok: true, record: returnMerged ? encodeRecord(merged) : null, changed: true }));
   }
-  read(_s: number, table: number, key: Uint8Array, _hi: number, _lo: number, cb: WireCallback): void {
+  read(table: Uint8Array, key: Uint8Array, _hi: number, _lo: number, cb: WireCallback): void {
     const v = this.store.get(table, key);
     queueMicrotask(() => cb({ ok: true, record: v ? encodeRecord(v) : null, changed: false }));
   }
-  async submit(_shard: number, op: { op: string } & Parameters<Store['scan']>[0]): Promise<ShardResult> {
-    if (op.op !== 'scan') throw new Error(`test fake: unexpected op ${op.op}`);
-    const page = this.store.scan(op);
-    return { id: 0, ok: true, repair: { kind: 'scan', rows: page.rows, next: page.next } };
+  async scan(op: Parameters<Store['scan']>[0]): Promise<ScanPage> {
+    return this.store.scan(op);
   }
 }
 
@@ -125,7 +122,7 @@ export class FakeRemote implements RemoteReplicas {
 export const nullMeta = { set: () => undefined, get: () => undefined, list: async () => [] } as unknown as MetaStore;
 
 /** A router on node n1 of a 3-node ring, with fakes behind it. */
-export function routerSetup(opts: { config?: Partial<NodeConfig>; vnodes: number; seedBase: number; pages?: readonly number[] }): {
+export function routerSetup(opts: { config?: Partial<NodeConfig>; vnodes: number; seedBase: number; pages?: readonly number[]; tableIdOf?: (name: string) => string }): {
   router: Router;
   remote: FakeRemote;
   shards: FakeShards;
@@ -135,13 +132,13 @@ export function routerSetup(opts: { config?: Partial<NodeConfig>; vnodes: number
 } {
   const config: NodeConfig = { ...DEFAULT_CONFIG, ...opts.config };
   const layout = buildRing(
-    NODES.map((id, i) => ({ id, tokens: allocateTokens([], opts.vnodes, seededRng(i + opts.seedBase)), shards: 1, status: 'normal' as const })),
+    NODES.map((id, i) => ({ id, tokens: allocateTokens([], opts.vnodes, seededRng(i + opts.seedBase)), status: 'normal' as const })),
     { maxReplicas: 3 },
   );
   const ring = RingTable.create();
   ring.publish(layout, layout.nodeIds.indexOf('n1'), () => UP);
   const stores = new Map(NODES.map((n, i) => [n, new Store(opts.pages?.[i])]));
-  const tables = new TableRegistry(nullMeta, config.tables);
+  const tables = new TableRegistry(nullMeta, config.tables, opts.tableIdOf);
   const shards = new FakeShards(stores.get('n1')!);
   const router = new Router({ selfId: 'n1', ring, layout, shards: shards as never, tables, config, log: pino({ level: 'silent' }) });
   const remote = new FakeRemote(stores);

@@ -17,8 +17,12 @@ import { ShardPool, shardWrite } from '../../dist/src/storage/shards.js';
 import type { WireReply } from '../../dist/src/storage/shard-wire.js';
 import type { RepairResult, ShardResult } from '../../dist/src/storage/shard-protocol.js';
 import { encodeRecord, initVersions, newVersion } from '../../dist/src/versions/index.js';
+import { tableIdOf } from '../../dist/src/router/tables.js';
+import { shardOfToken } from '../../dist/src/storage/placement.js';
+import { encodeStorageKey } from '../../dist/src/storage/keys.js';
 
-const TABLE = 7;
+const tableId = (name: string): Buffer => Buffer.from(tableIdOf(name), 'hex');
+const TABLE = tableId('seven');
 const KEYS = 40_000;
 
 function seeded(seed: number): () => number {
@@ -32,7 +36,7 @@ function seeded(seed: number): () => number {
 }
 
 function layoutWith(vnodes: number, seed: number): RingLayout {
-  return buildRing([{ id: 'n1', tokens: randomTokens(vnodes, seeded(seed)), shards: 1, status: 'normal' }], { maxReplicas: 3 });
+  return buildRing([{ id: 'n1', tokens: randomTokens(vnodes, seeded(seed)), status: 'normal' }], { maxReplicas: 3 });
 }
 
 function repairOf<K extends RepairResult['kind']>(r: ShardResult, kind: K): Extract<RepairResult, { kind: K }> {
@@ -74,7 +78,7 @@ describe('shard Merkle trees (real worker + RocksDB)', () => {
     const key = Buffer.from(`k-${i}`);
     const t = tokenOf(key);
     const v = newVersion({ node: 'n1', counter: counter++, context: [], ts, tombstone, value: tombstone ? new Uint8Array(0) : Buffer.from(value), maxClockEntries: 16 });
-    const r = await shardWrite(pool, 0, TABLE, 'lww', key, t.hi, t.lo, encodeRecord([v]));
+    const r = await shardWrite(pool, TABLE, 'lww', key, t.hi, t.lo, encodeRecord([v]));
     if (!r.ok) throw new Error(`shard write failed: ${r.code}: ${r.message}`);
     return r;
   };
@@ -125,13 +129,13 @@ describe('shard Merkle trees (real worker + RocksDB)', () => {
   });
 
   it('scan pages through exactly one table\'s keys of a token range, in token order (plain, wrapping, whole ring)', async () => {
-    const OTHER = 9;
+    const OTHER = tableId('nine');
     const written: Array<{ key: string; hi: number; lo: number }> = [];
     for (let i = 0; i < 300; i++) {
       const key = Buffer.from(`scan-${i}`);
       const t = tokenOf(key);
       const v = newVersion({ node: 'n1', counter: counter++, context: [], ts: Date.now() * 1000, tombstone: false, value: Buffer.from(`v${i}`), maxClockEntries: 16 });
-      const r = await shardWrite(pool, 0, OTHER, 'lww', key, t.hi, t.lo, encodeRecord([v]));
+      const r = await shardWrite(pool, OTHER, 'lww', key, t.hi, t.lo, encodeRecord([v]));
       expect(r.ok).toBe(true);
       written.push({ key: `scan-${i}`, hi: t.hi, lo: t.lo });
     }
@@ -149,7 +153,7 @@ describe('shard Merkle trees (real worker + RocksDB)', () => {
           await pool.submit(0, { op: 'scan', table: OTHER, startHi: s.hi, startLo: s.lo, endHi: e.hi, endLo: e.lo, after, limit: 37 }),
           'scan',
         );
-        for (const row of p.rows) out.push(Buffer.from(row.key).subarray(12, row.key.length - 2).toString());
+        for (const row of p.rows) out.push(Buffer.from(row.key).subarray(24, row.key.length - 2).toString());
         if (p.next === null) return out;
         after = p.next;
       }
@@ -243,5 +247,115 @@ describe('shard Merkle trees (real worker + RocksDB)', () => {
     expect(keys1 - (await pool.stats(0)).keys).toBe(40);
     const fourth = repairOf(await pool.submit(0, { op: 'sweep' }), 'sweep').sweep;
     expect(fourth).toMatchObject({ indexed: true, scanned: 180, purged: 0 });
+  });
+});
+
+describe('several shards per node (real workers + RocksDB): placement, merged scans, combinable trees', () => {
+  /** Two "nodes" with the same ring view and the same data, one with 1 shard and one with 3. */
+  let dirs: string[] = [];
+  let dbs: OpenedDatabase[] = [];
+  let pools: ShardPool[] = [];
+  let ring: RingTable;
+  const T = tableId('multi');
+  const N = 3000;
+
+  const startPool = async (odb: OpenedDatabase, shards: number): Promise<ShardPool> =>
+    (
+      await ShardPool.start({
+        shards,
+        maxQueue: 200_000,
+        workerData: { handle: odb.db.handle, ringBuffer: ring.buffer, durability: 'periodic', syncIntervalMs: 1000, maxSiblings: 16, merkleDepth: 6, gcGraceSeconds: 1, tombstoneSweepIntervalMs: 86_400_000 },
+      })
+    ).pool;
+
+  /** The node's root of each range: the XOR of its shards' roots (what the repair service computes). */
+  const nodeRoots = async (pool: ShardPool): Promise<{ ready: boolean; roots: Map<number, string> }> => {
+    const all = await Promise.all(Array.from({ length: pool.size }, async (_, s) => repairOf(await pool.submit(s, { op: 'merkle-roots' }), 'merkle-roots')));
+    const roots = new Map<number, [number, number]>();
+    let ready = true;
+    for (const r of all) {
+      for (const x of r.ranges) {
+        const cur = roots.get(x.pos) ?? [0, 0];
+        roots.set(x.pos, [(cur[0] ^ x.hi) >>> 0, (cur[1] ^ x.lo) >>> 0]);
+        ready &&= x.ready;
+      }
+    }
+    return { ready, roots: new Map([...roots].map(([pos, [hi, lo]]) => [pos, `${hi}:${lo}`])) };
+  };
+
+  beforeAll(async () => {
+    await initHasher();
+    await initVersions();
+    ring = RingTable.create();
+    ring.publish(layoutWith(8, 5), 0, () => UP);
+    for (const shards of [1, 3]) {
+      const dir = tempDir('ringkv-shards-');
+      dirs.push(dir);
+      const odb = await openDatabase(dir, shards);
+      dbs.push(odb);
+      pools.push(await startPool(odb, shards));
+    }
+  });
+  afterAll(async () => {
+    for (const p of pools) await p.close();
+    for (const d of dbs) await d.db.close();
+    for (const d of dirs) removeDir(d);
+    pools = [];
+    dbs = [];
+    dirs = [];
+  });
+
+  it('equal data gives equal node roots whatever the shard count; scans merge the shards in token order', async () => {
+    const records = Array.from({ length: N }, (_, i) => {
+      const key = Buffer.from(`m-${i}`);
+      const v = newVersion({ node: 'n1', counter: i + 1, context: [], ts: 1000 + i, tombstone: false, value: Buffer.from(`v${i}`), maxClockEntries: 16 });
+      return { key, t: tokenOf(key), record: encodeRecord([v]) };
+    });
+    for (const pool of pools) {
+      for (let i = 0; i < N; i += 500) {
+        const rs = await Promise.all(records.slice(i, i + 500).map((r) => shardWrite(pool, T, 'lww', r.key, r.t.hi, r.t.lo, r.record)));
+        expect(rs.every((r) => r.ok)).toBe(true);
+      }
+    }
+    // Each key went to its placement shard: the 3-shard node's shards hold their counts exactly.
+    const stats = await Promise.all([0, 1, 2].map((s) => pools[1]!.stats(s)));
+    const want = [0, 1, 2].map((s) => records.filter((r) => shardOfToken(r.t.hi, 3) === s).length);
+    expect(stats.map((x) => x.keys)).toEqual(want);
+    expect(Math.min(...want)).toBeGreaterThan(N / 3 - 150);
+
+    await waitFor('trees built', async () => (await nodeRoots(pools[0]!)).ready && (await nodeRoots(pools[1]!)).ready, 20_000, 20);
+    const [one, three] = [await nodeRoots(pools[0]!), await nodeRoots(pools[1]!)];
+    expect(one.roots.size).toBe(8);
+    expect([...three.roots]).toEqual([...one.roots]);
+    expect([...one.roots.values()].every((r) => r !== '0:0')).toBe(true);
+
+    // Whole-ring scans through ShardPool.scan, in small pages: the same rows in the same (token) order.
+    const scanAll = async (pool: ShardPool): Promise<string[]> => {
+      const out: string[] = [];
+      let after: Uint8Array | null = null;
+      for (let pages = 0; pages < 10_000; pages++) {
+        const page = await pool.scan({ table: T, startHi: 0, startLo: 0, endHi: 0xffffffff, endLo: 0xffffffff, after, limit: 41 });
+        expect(page.rows.length).toBeLessThanOrEqual(41);
+        for (const r of page.rows) out.push(Buffer.from(r.key).subarray(24, r.key.length - 2).toString());
+        if (page.next === null) return out;
+        after = page.next;
+      }
+      throw new Error('too many pages');
+    };
+    const oracle = records
+      .filter((r) => r.t.hi !== 0 || r.t.lo !== 0)
+      .sort((a, b) => a.t.hi - b.t.hi || a.t.lo - b.t.lo || Buffer.compare(a.key, b.key))
+      .map((r) => r.key.toString());
+    expect(await scanAll(pools[1]!)).toEqual(oracle);
+    expect(await scanAll(pools[0]!)).toEqual(oracle);
+
+    // A repaired key sent to a shard that is not its placement shard is refused (notOwner), never stored.
+    const k = records[0]!;
+    const wrong = (shardOfToken(k.t.hi, 3) + 1) % 3;
+    const newer = newVersion({ node: 'n1', counter: N + 1, context: [], ts: 10 ** 9, tombstone: false, value: Buffer.from('newer'), maxClockEntries: 16 });
+    const entry = { key: encodeStorageKey(k.t.hi, k.t.lo, T, k.key), mode: 'lww' as const, versions: [newer] };
+    expect(repairOf(await pools[1]!.submit(wrong, { op: 'repair-write', entries: [entry] }), 'repair-write')).toMatchObject({ changed: 0, notOwner: 1 });
+    // The same entry at its own shard is merged.
+    expect(repairOf(await pools[1]!.submit(shardOfToken(k.t.hi, 3), { op: 'repair-write', entries: [entry] }), 'repair-write')).toMatchObject({ changed: 1, notOwner: 0 });
   });
 });

@@ -39,7 +39,6 @@ function layoutOf(nodes: number, vnodes: number, rand: () => number, racks = 0):
   const members: RingMember[] = Array.from({ length: nodes }, (_, i) => ({
     id: `n${i}`,
     tokens: randomTokens(vnodes, rand),
-    shards: 2,
     ...(racks > 0 ? { rack: `r${i % racks}` } : {}),
     status: 'normal' as const,
   }));
@@ -67,7 +66,6 @@ describe('client ring math', () => {
     const rand = prng(42);
     const table = RingTable.create();
     const outNodes = new Uint16Array(MAX_REPLICAS);
-    const outShards = new Uint16Array(MAX_REPLICAS);
     let checked = 0;
     for (const [nodes, vnodes, racks] of [
       [1, 1, 0],
@@ -90,7 +88,7 @@ describe('client ring math', () => {
         const pos = positionOf(layout, tokenOf(key));
         expect(got).toEqual(Array.from(layout.pref.subarray(pos * layout.replicas, (pos + 1) * layout.replicas)));
         const t = tokenOf(key);
-        const r = table.lookup(t.hi, t.lo, outNodes, outShards);
+        const r = table.lookup(t.hi, t.lo, outNodes);
         expect(got).toEqual(Array.from(outNodes.subarray(0, r)));
         expect(new Set(got).size).toBe(got.length);
         checked++;

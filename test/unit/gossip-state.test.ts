@@ -324,6 +324,8 @@ describe('validation', () => {
     ['duplicate token', withInfo({ tokens: [tok(1), tok(1)] })],
     ['bad status', withInfo({ status: 'dead' })],
     ['zero shards', withInfo({ shards: 0 })],
+    // A node owns at most MAX_VNODES_PER_NODE (256, config's vnodes bound) tokens.
+    ['257 tokens', withInfo({ tokens: Array.from({ length: 257 }, (_, i) => tok(i + 1)) })],
     ['negative load', withInfo({ load: -5 })],
     ['peer without port', withInfo({ peer: 'host' })],
     ['peer port out of range', withInfo({ peer: 'host:70000' })],
@@ -338,6 +340,11 @@ describe('validation', () => {
       expect(() => a.apply([value as EndpointState])).toThrow(GossipValidationError);
     });
   }
+
+  it('accepts a node with 256 tokens (the vnodes bound)', () => {
+    const a = new GossipState(st('a', 1, 0));
+    expect(a.apply([withInfo({ tokens: Array.from({ length: 256 }, (_, i) => tok(i + 1)) }) as EndpointState])).toEqual(['b']);
+  });
 
   it('accepts IPv6 peers and string/number extras', () => {
     const a = new GossipState(st('a', 1, 0));

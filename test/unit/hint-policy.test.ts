@@ -29,11 +29,11 @@ describe('sloppy quorum placement', () => {
     const t = (x: bigint) => tokenFromBigInt(x << 56n);
     const layout = buildRing(
       [
-        { id: 'a', tokens: [t(1n)], shards: 1, status: 'normal' },
-        { id: 'b', tokens: [t(2n)], shards: 1, status: 'normal' },
-        { id: 'c', tokens: [t(3n)], shards: 1, status: 'normal' },
-        { id: 'd', tokens: [t(4n)], shards: 1, status: 'normal' },
-        { id: 'e', tokens: [t(5n)], shards: 1, status: 'normal' },
+        { id: 'a', tokens: [t(1n)], status: 'normal' },
+        { id: 'b', tokens: [t(2n)], status: 'normal' },
+        { id: 'c', tokens: [t(3n)], status: 'normal' },
+        { id: 'd', tokens: [t(4n)], status: 'normal' },
+        { id: 'e', tokens: [t(5n)], status: 'normal' },
       ],
       { maxReplicas: 3 },
     );
@@ -51,7 +51,6 @@ describe('sloppy quorum placement', () => {
     const members: RingMember[] = ids.map((id, i) => ({
       id,
       tokens: [0, 1, 2, 3].map((v) => tokenFromBigInt(BigInt(v * 97 + i * 13 + ((v * i) % 7)) << 52n)),
-      shards: 2,
       status: 'normal',
     }));
     const layout = buildRing(members, { maxReplicas: 5 });
@@ -85,7 +84,6 @@ describe('sloppy quorum placement', () => {
           const members: RingMember[] = Array.from({ length: k }, (_, i) => ({
             id: `node${i + 1}`,
             tokens: raw.slice(i * vnodes, (i + 1) * vnodes).map(tokenFromBigInt),
-            shards: 1,
             status: 'normal',
           }));
           const layout = buildRing(members, { maxReplicas: 5 });

@@ -4,8 +4,12 @@ import {
   be8,
   decodeStorageKey,
   encodeStorageKey,
+  MIN_STORAGE_KEY_BYTES,
   partitionPrefix,
   prefixBounds,
+  storageKeyHasTable,
+  TABLE_ID_BYTES,
+  tableIdOfStorageKey,
   tokenRangeBounds,
   type KeyBounds,
 } from '../../src/storage/keys.js';
@@ -21,6 +25,11 @@ const bytesArb = fc
 
 const u32 = fc.oneof(fc.constantFrom(0, 1, MAX - 1, MAX), fc.integer({ min: 0, max: MAX }));
 const tokenArb = fc.tuple(u32, u32);
+/** 16-byte table ids, often sharing a prefix (so ordering past the first byte is exercised). */
+const tableArb = fc
+  .tuple(fc.constantFrom(0x00, 0x7f, 0xff), fc.uint8Array({ minLength: TABLE_ID_BYTES - 1, maxLength: TABLE_ID_BYTES - 1 }))
+  .map(([first, rest]) => Buffer.concat([Buffer.of(first), rest]));
+const id = (...bytes: number[]): Buffer => Buffer.concat([Buffer.from(bytes), Buffer.alloc(TABLE_ID_BYTES - bytes.length)]);
 
 const toBig = ([hi, lo]: readonly [number, number]): bigint => (BigInt(hi) << 32n) | BigInt(lo);
 const lexCmp = (a: Uint8Array, b: Uint8Array): number => Math.sign(Buffer.compare(a, b));
@@ -37,12 +46,14 @@ function within(key: Buffer, b: KeyBounds): boolean {
 describe('encodeStorageKey / decodeStorageKey', () => {
   it('round-trips', () => {
     fc.assert(
-      fc.property(tokenArb, u32, bytesArb, fc.option(bytesArb), ([hi, lo], table, pk, ck) => {
+      fc.property(tokenArb, tableArb, bytesArb, fc.option(bytesArb), ([hi, lo], table, pk, ck) => {
         const key = encodeStorageKey(hi, lo, table, pk, ck ?? undefined);
         const d = decodeStorageKey(key);
         expect(d.tokenHi).toBe(hi);
         expect(d.tokenLo).toBe(lo);
-        expect(d.tableId).toBe(table);
+        expect(d.tableId.equals(table)).toBe(true);
+        expect(tableIdOfStorageKey(key).equals(table)).toBe(true);
+        expect(storageKeyHasTable(key, table)).toBe(true);
         expect(Buffer.compare(d.partitionKey, pk)).toBe(0);
         expect(Buffer.compare(d.clustering, ck ?? new Uint8Array(0))).toBe(0);
         expect(key.subarray(0, 8).equals(be8(hi, lo))).toBe(true);
@@ -54,7 +65,7 @@ describe('encodeStorageKey / decodeStorageKey', () => {
 
   it('orders keys of one token+table exactly like (partitionKey, clustering)', () => {
     fc.assert(
-      fc.property(tokenArb, u32, bytesArb, bytesArb, bytesArb, bytesArb, ([hi, lo], t, p1, c1, p2, c2) => {
+      fc.property(tokenArb, tableArb, bytesArb, bytesArb, bytesArb, bytesArb, ([hi, lo], t, p1, c1, p2, c2) => {
         const k1 = encodeStorageKey(hi, lo, t, p1, c1);
         const k2 = encodeStorageKey(hi, lo, t, p2, c2);
         const expected = lexCmp(p1, p2) || lexCmp(c1, c2);
@@ -65,47 +76,57 @@ describe('encodeStorageKey / decodeStorageKey', () => {
 
   it('orders by token, then table, before anything else', () => {
     fc.assert(
-      fc.property(tokenArb, tokenArb, u32, u32, bytesArb, bytesArb, (t1, t2, tab1, tab2, p1, p2) => {
+      fc.property(tokenArb, tokenArb, tableArb, tableArb, bytesArb, bytesArb, (t1, t2, tab1, tab2, p1, p2) => {
         const k1 = encodeStorageKey(t1[0], t1[1], tab1, p1, p2);
         const k2 = encodeStorageKey(t2[0], t2[1], tab2, p2, p1);
         const tokenOrder = Math.sign(Number(toBig(t1) - toBig(t2)));
         if (tokenOrder !== 0) expect(lexCmp(k1, k2)).toBe(tokenOrder);
-        else if (tab1 !== tab2) expect(lexCmp(k1, k2)).toBe(Math.sign(tab1 - tab2));
+        else if (!tab1.equals(tab2)) {
+          expect(lexCmp(k1, k2)).toBe(lexCmp(tab1, tab2));
+          expect(storageKeyHasTable(k1, tab2)).toBe(false);
+        }
       }),
     );
   });
 
   it('keeps distinct rows distinct where a 1-byte terminator would collide', () => {
     // (pk "a", ck FF 00 58) vs (pk "a\0", ck 58): both are 61 00 FF 00 58 with a single 0x00 terminator.
-    const k1 = encodeStorageKey(0, 0, 1, Buffer.from('a'), Uint8Array.of(0xff, 0x00, 0x58));
-    const k2 = encodeStorageKey(0, 0, 1, Buffer.from('a\0'), Uint8Array.of(0x58));
+    const k1 = encodeStorageKey(0, 0, id(1), Buffer.from('a'), Uint8Array.of(0xff, 0x00, 0x58));
+    const k2 = encodeStorageKey(0, 0, id(1), Buffer.from('a\0'), Uint8Array.of(0x58));
     expect(k1.equals(k2)).toBe(false);
     expect(lexCmp(k1, k2)).toBe(-1);
     expect(decodeStorageKey(k1).clustering).toEqual(Buffer.of(0xff, 0x00, 0x58));
   });
 
   it('has the documented layout', () => {
-    const k = encodeStorageKey(0x01020304, 0x05060708, 0x0a0b0c0d, Uint8Array.of(0x61, 0x00, 0x62), Uint8Array.of(0x00, 0xff));
-    expect(k.toString('hex')).toBe('0102030405060708' + '0a0b0c0d' + '6100ff62' + '0000' + '00ff');
-    expect(encodeStorageKey(0, 0, 0, new Uint8Array(0)).toString('hex')).toBe('00'.repeat(12) + '0000');
+    const table = Buffer.from('0a0b0c0d0e0f101112131415161718ff', 'hex');
+    const k = encodeStorageKey(0x01020304, 0x05060708, table, Uint8Array.of(0x61, 0x00, 0x62), Uint8Array.of(0x00, 0xff));
+    expect(k.toString('hex')).toBe('0102030405060708' + '0a0b0c0d0e0f101112131415161718ff' + '6100ff62' + '0000' + '00ff');
+    expect(encodeStorageKey(0, 0, id(), new Uint8Array(0)).toString('hex')).toBe('00'.repeat(24) + '0000');
+    expect(MIN_STORAGE_KEY_BYTES).toBe(26);
   });
 
   it('rejects malformed keys and out-of-range numbers', () => {
-    const ok = encodeStorageKey(1, 2, 3, Buffer.from('pk'));
-    expect(() => decodeStorageKey(ok.subarray(0, 13))).toThrow(/malformed/);
+    const ok = encodeStorageKey(1, 2, id(3), Buffer.from('pk'));
+    expect(() => decodeStorageKey(ok.subarray(0, 25))).toThrow(/malformed/);
     expect(() => decodeStorageKey(ok.subarray(0, ok.length - 1))).toThrow(/unterminated/);
-    expect(() => decodeStorageKey(Buffer.concat([ok.subarray(0, 12), Buffer.from('pk')]))).toThrow(/unterminated/);
-    expect(() => decodeStorageKey(Buffer.concat([ok.subarray(0, 12), Buffer.of(0x61, 0x00, 0x05, 0x00, 0x00)]))).toThrow(/escape/);
-    expect(() => encodeStorageKey(-1, 0, 0, new Uint8Array(0))).toThrow(RangeError);
-    expect(() => encodeStorageKey(0, 2 ** 32, 0, new Uint8Array(0))).toThrow(RangeError);
-    expect(() => encodeStorageKey(0, 0, 1.5, new Uint8Array(0))).toThrow(RangeError);
+    expect(() => decodeStorageKey(Buffer.concat([ok.subarray(0, 24), Buffer.from('pk')]))).toThrow(/unterminated/);
+    expect(() => decodeStorageKey(Buffer.concat([ok.subarray(0, 24), Buffer.of(0x61, 0x00, 0x05, 0x00, 0x00)]))).toThrow(/escape/);
+    expect(() => encodeStorageKey(-1, 0, id(), new Uint8Array(0))).toThrow(RangeError);
+    expect(() => encodeStorageKey(0, 2 ** 32, id(), new Uint8Array(0))).toThrow(RangeError);
+    // A table id of another width (format 1 had 4 bytes) is refused, never written short.
+    expect(() => encodeStorageKey(0, 0, Buffer.alloc(4), new Uint8Array(0))).toThrow(/16 bytes/);
+    expect(() => encodeStorageKey(0, 0, 7 as unknown as Uint8Array, new Uint8Array(0))).toThrow(RangeError);
+    expect(() => tableIdOfStorageKey(ok.subarray(0, 20))).toThrow(RangeError);
+    expect(storageKeyHasTable(ok.subarray(0, 20), id(3))).toBe(false);
     expect(() => be8(0, -1)).toThrow(RangeError);
   });
 
   it('decodes plain Uint8Arrays too', () => {
-    const k = encodeStorageKey(7, 8, 9, Uint8Array.of(0, 1), Uint8Array.of(2));
+    const k = encodeStorageKey(7, 8, id(9), Uint8Array.of(0, 1), Uint8Array.of(2));
     const d = decodeStorageKey(new Uint8Array(k));
-    expect([d.tokenHi, d.tokenLo, d.tableId]).toEqual([7, 8, 9]);
+    expect([d.tokenHi, d.tokenLo]).toEqual([7, 8]);
+    expect(d.tableId.equals(id(9))).toBe(true);
     expect(d.partitionKey).toEqual(Buffer.of(0, 1));
   });
 });
@@ -119,7 +140,7 @@ describe('tokenRangeBounds', () => {
 
   it('covers exactly the keys whose token is in (start, end]', () => {
     fc.assert(
-      fc.property(edge, edge, edge, u32, bytesArb, bytesArb, (s, e, t, table, pk, ck) => {
+      fc.property(edge, edge, edge, tableArb, bytesArb, bytesArb, (s, e, t, table, pk, ck) => {
         const bounds = tokenRangeBounds(s[0], s[1], e[0], e[1]);
         const [bs, be, bt] = [toBig(s), toBig(e), toBig(t)];
         const inRange = bs === be ? true : bs < be ? bt > bs && bt <= be : bt > bs || bt <= be;
@@ -127,7 +148,7 @@ describe('tokenRangeBounds', () => {
         const hits = bounds.filter((b) => within(key, b)).length;
         expect(hits).toBe(inRange ? 1 : 0);
         // The bare token prefix, the first and (almost) last keys of a token behave the same.
-        expect(bounds.some((b) => within(Buffer.concat([be8(t[0], t[1]), Buffer.alloc(14, 0xff)]), b))).toBe(inRange);
+        expect(bounds.some((b) => within(Buffer.concat([be8(t[0], t[1]), Buffer.alloc(26, 0xff)]), b))).toBe(inRange);
       }),
     );
   });
@@ -158,7 +179,7 @@ describe('tokenRangeBounds', () => {
 describe('partition prefixes', () => {
   it('bound exactly the rows of one partition', () => {
     fc.assert(
-      fc.property(tokenArb, u32, bytesArb, bytesArb, bytesArb, ([hi, lo], t, pk, other, ck) => {
+      fc.property(tokenArb, tableArb, bytesArb, bytesArb, bytesArb, ([hi, lo], t, pk, other, ck) => {
         const b = prefixBounds(partitionPrefix(hi, lo, t, pk));
         expect(within(encodeStorageKey(hi, lo, t, pk, ck), b)).toBe(true);
         const same = Buffer.compare(pk, other) === 0;

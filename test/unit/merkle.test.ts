@@ -202,8 +202,7 @@ describe('MerkleTree', () => {
 
   /**
    * Independent, naive reference: leaves = XOR of entry hashes, every internal
-   * node recomputed from scratch (zero rule, else xxh64 with the node seed over
-   * the children's 16 big-endian bytes).
+   * node recomputed from scratch as the XOR of its two children.
    */
   function referenceRoot(depth: number, r: Range, entries: Entry[]): string {
     let level: bigint[] = new Array<bigint>(2 ** depth).fill(0n);
@@ -214,14 +213,7 @@ describe('MerkleTree', () => {
     while (level.length > 1) {
       const up: bigint[] = [];
       for (let i = 0; i < level.length; i += 2) {
-        const [l, rr] = [level[i]!, level[i + 1]!];
-        if (l === 0n && rr === 0n) up.push(0n);
-        else {
-          const buf = new DataView(new ArrayBuffer(16));
-          buf.setBigUint64(0, l);
-          buf.setBigUint64(8, rr);
-          up.push(xxh64Seeded(new Uint8Array(buf.buffer), 0x524b4d54n));
-        }
+        up.push(level[i]! ^ level[i + 1]!);
       }
       level = up;
     }
@@ -246,7 +238,9 @@ describe('MerkleTree', () => {
     const root = build(4, r, entries).rootHex();
     expect(root).toBe(referenceRoot(4, r, entries));
     // Changing this literal means trees from different builds no longer compare: bump the format.
-    expect(root).toBe('6a1068e3024e3901');
+    expect(root).toBe('cd020ae1c14b9044');
+    // The root is the XOR of every entry hash (internal nodes are XORs: trees combine across shards).
+    expect(root).toBe(entries.reduce((acc, e) => acc ^ big(entryHash(e.key, e.digest)), 0n).toString(16).padStart(16, '0'));
   });
 
   it('insertion order does not matter', () => {
@@ -347,12 +341,34 @@ describe('MerkleTree', () => {
     };
     bad((b) => b.subarray(0, b.length - 1));
     bad((b) => ((b[0] = 0), b));
-    bad((b) => ((b[4] = 2), b));
+    bad((b) => ((b[4] = 1), b)); // format 1: hashed internal nodes, not comparable
     bad((b) => ((b[5] = 0), b));
     bad((b) => ((b[5] = 21), b));
     bad((b) => ((b[5] = 4), b)); // length no longer matches depth
     bad((b) => ((b[6] = 1), b));
     bad(() => new Uint8Array(3));
+  });
+
+  it('xorWith: trees of disjoint key sets over the same leaves combine into the tree of their union, at every level', () => {
+    fc.assert(
+      fc.property(rangeArb, fc.integer({ min: 1, max: 8 }), keysArb(0, 60), fc.integer({ min: 1, max: 5 }), (r, depth, keys, parts) => {
+        const entries = keys.map((key, i) => ({ key, digest: { hi: i, lo: 7 * i } }));
+        const whole = build(depth, r, entries);
+        // Split the entries over `parts` trees (as a node's shards split its keys), then recombine.
+        const trees = Array.from({ length: parts }, (_, p) => build(depth, r, entries.filter((_, i) => i % parts === p)));
+        const combined = MerkleTree.deserialize(trees[0]!.serialize());
+        for (const t of trees.slice(1)) combined.xorWith(t);
+        expect(allLevels(combined)).toEqual(allLevels(whole));
+        // Node hashes XOR across the parts too: what the repair service does with shard answers.
+        for (let level = 0; level <= depth; level++) {
+          const idx = Array.from({ length: 2 ** level }, (_, i) => i);
+          const xored = trees.map((t) => t.nodes(level, idx)).reduce((acc, hs) => acc.map((h, i) => ({ hi: (h.hi ^ hs[i]!.hi) >>> 0, lo: (h.lo ^ hs[i]!.lo) >>> 0 })));
+          expect(xored).toEqual(whole.nodes(level, idx));
+        }
+      }),
+      { numRuns: 50 },
+    );
+    expect(() => new MerkleTree(3).xorWith(new MerkleTree(4))).toThrow(RangeError);
   });
 
   it('validates arguments', () => {
@@ -371,10 +387,11 @@ describe('MerkleTree', () => {
     vi.resetModules();
     const fresh = await import('../../src/merkle/tree.js');
     expect(() => fresh.entryHash(Uint8Array.of(1), { hi: 0, lo: 0 })).toThrow(/initMerkle/);
+    // Internal nodes need no hashing (XORs), so only entry hashing needs the module.
     const t = new fresh.MerkleTree(2);
-    t.xorLeaf(1, { hi: 1, lo: 1 });
-    expect(() => t.root()).toThrow(/initMerkle/);
+    expect(() => t.update(1, Uint8Array.of(1), null, { hi: 1, lo: 1 })).toThrow(/initMerkle/);
     await fresh.initMerkle();
+    t.update(1, Uint8Array.of(1), null, { hi: 1, lo: 1 });
     expect(t.rootHex()).toMatch(/^[0-9a-f]{16}$/);
   });
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MerkleTree, initMerkle, leafIndex, type Hash64 } from '../../src/merkle/index.js';
-import { batchBySize, diffKeyDigests, leafTokenRuns, planKeyRepairs, tableIdOfStorageKey, type KeyState, type RepairPolicy } from '../../src/repair/plan.js';
+import { batchBySize, diffKeyDigests, leafTokenRuns, planKeyRepairs, tableIdHexOfStorageKey, type KeyState, type RepairPolicy } from '../../src/repair/plan.js';
 import { encodeStorageKey } from '../../src/storage/keys.js';
 import { initVersions, newVersion, recordDigest, versionsEqual, type VClock, type Version } from '../../src/versions/index.js';
 
@@ -117,9 +117,9 @@ describe('diffKeyDigests', () => {
   });
 });
 
-const VC_TABLE = 11;
-const LWW_TABLE = 22;
-const skey = (table: number, name: string): Buffer => encodeStorageKey(1, 2, table, Buffer.from(name));
+const VC_TABLE = '11'.repeat(16);
+const LWW_TABLE = '22'.repeat(16);
+const skey = (table: string, name: string): Buffer => encodeStorageKey(1, 2, Buffer.from(table, 'hex'), Buffer.from(name));
 
 function ver(node: string, counter: number, context: VClock, o: { ts?: number; tombstone?: boolean; value?: string } = {}): Version {
   const tombstone = o.tombstone ?? false;
@@ -140,7 +140,8 @@ function policy(over: Partial<RepairPolicy> = {}): RepairPolicy {
 
 describe('planKeyRepairs', () => {
   it('reads the table id from the storage key', () => {
-    expect(tableIdOfStorageKey(skey(0xdeadbeef, 'x'))).toBe(0xdeadbeef);
+    const id = 'deadbeef'.repeat(4);
+    expect(tableIdHexOfStorageKey(skey(id, 'x'))).toBe(id);
   });
 
   it('a key only one side has flows to the other side', () => {
@@ -211,7 +212,7 @@ describe('planKeyRepairs', () => {
   it('leaves keys of unknown tables alone, skips equal states, and honours table N per side', () => {
     const v = [ver('n1', 5, [])];
     const states: KeyState[] = [
-      { key: skey(99, 'x'), local: v, remote: null },
+      { key: skey('99'.repeat(16), 'x'), local: v, remote: null },
       { key: skey(VC_TABLE, 'same'), local: v, remote: v },
       { key: skey(VC_TABLE, 'n'), local: v, remote: null },
     ];

@@ -22,7 +22,7 @@ function seeded(seed: number): () => number {
 const TWO64 = 1n << 64n;
 
 function member(id: string, tokens: Token[], extra: Partial<RingMember> = {}): RingMember {
-  return { id, tokens, shards: 4, status: 'normal', ...extra };
+  return { id, tokens, status: 'normal', ...extra };
 }
 
 /** Is token t inside the range owned by position pos, i.e. (tokens[pos-1], tokens[pos]] with wrap? */
@@ -51,14 +51,13 @@ const membersArb = (withRacks: boolean): fc.Arbitrary<RingMember[]> =>
           fc.record({
             id: fc.constant(id),
             tokens: fc.array(tokenArb, { minLength: 0, maxLength: 8 }),
-            shards: fc.integer({ min: 1, max: 5 }),
             status: statusArb,
             rack: withRacks ? fc.constantFrom('r1', 'r2', 'r3') : fc.constant(undefined),
           }),
         ),
       ),
     )
-    .map((ms) => ms.map((m) => (m.rack === undefined ? { id: m.id, tokens: m.tokens, shards: m.shards, status: m.status } : m)));
+    .map((ms) => ms.map((m) => (m.rack === undefined ? { id: m.id, tokens: m.tokens, status: m.status } : m)));
 
 function shuffled<T>(xs: T[], rand: () => number): T[] {
   const a = xs.slice();
@@ -198,7 +197,6 @@ describe('buildRing', () => {
 
   it('rejects bad input', () => {
     expect(() => buildRing([member('a', []), member('a', [])], { maxReplicas: 3 })).toThrow(/twice/);
-    expect(() => buildRing([member('a', [], { shards: 0 })], { maxReplicas: 3 })).toThrow(/shards/);
     expect(() => buildRing([member('a', [{ hi: 1, lo: -2 }])], { maxReplicas: 3 })).toThrow(/unsigned/);
     expect(() => buildRing([], { maxReplicas: 0 })).toThrow(/maxReplicas/);
     expect(() => buildRing([{ ...member('a', []), status: 'gone' as never }], { maxReplicas: 3 })).toThrow(/status/);
@@ -225,11 +223,10 @@ describe('buildRing', () => {
     expect(plain.digest).not.toBe(l.digest);
   });
 
-  it('digest covers shards and racks', () => {
+  it('digest covers racks (shard counts are not part of the layout: placement is per node)', () => {
     const base = [member('a', [tokenFromBigInt(1n)]), member('b', [tokenFromBigInt(2n)])];
     const d = buildRing(base, { maxReplicas: 2 }).digest;
     expect(d).toMatch(/^[0-9a-f]{16}$/);
-    expect(buildRing([base[0]!, { ...base[1]!, shards: 5 }], { maxReplicas: 2 }).digest).not.toBe(d);
     expect(buildRing([base[0]!, { ...base[1]!, rack: 'x' }], { maxReplicas: 2 }).digest).not.toBe(d);
     expect(buildRing([base[0]!, { ...base[1]!, status: 'leaving' }], { maxReplicas: 2 }).digest).toBe(d);
   });
@@ -248,7 +245,7 @@ describe('buildRing', () => {
     );
   });
 
-  it('property: pref lists, owners, shards and key positions are consistent', () => {
+  it('property: pref lists, owners and key positions are consistent', () => {
     fc.assert(
       fc.property(membersArb(false).chain((ms) => fc.tuple(fc.constant(ms), fc.boolean())), fc.integer({ min: 1, max: 5 }), fc.array(anyToken, { maxLength: 20 }), ([ms0, racks], maxReplicas, keys) => {
         const ms = racks ? ms0.map((m, i) => ({ ...m, rack: `r${i % 3}` })) : ms0;
@@ -259,28 +256,15 @@ describe('buildRing', () => {
         const owners = new Set(l.owner);
         expect(R).toBe(Math.min(maxReplicas, owners.size));
         expect(l.nodeIds).toEqual(owning.map((m) => m.id).sort());
-        const shardsOf = (i: number): number => owning.find((m) => m.id === l.nodeIds[i])!.shards;
-        const perShard = new Map<string, number>();
         for (let i = 0; i < n; i++) {
           if (i > 0) expect(compareTokens(l.tokens[i - 1]!, l.tokens[i]!)).toBe(-1);
           const list = [...l.pref.subarray(i * R, i * R + R)];
           expect(new Set(list).size).toBe(R);
           expect(list[0]).toBe(l.owner[i]);
           for (const node of list) expect(owners.has(node)).toBe(true);
-          for (let k = 0; k < R; k++) {
-            const node = l.pref[i * R + k]!;
-            const s = l.prefShard[i * R + k]!;
-            expect(s).toBeLessThan(shardsOf(node));
-            perShard.set(`${node}/${s}`, (perShard.get(`${node}/${s}`) ?? 0) + 1);
-          }
           // The owner really holds that token.
           const holder = owning.find((m) => m.id === l.nodeIds[l.owner[i]!])!;
           expect(holder.tokens.some((t) => compareTokens(t, l.tokens[i]!) === 0)).toBe(true);
-        }
-        // Round-robin shard assignment: each node's shards hold equal counts, +-1.
-        for (let node = 0; node < l.nodeIds.length; node++) {
-          const counts = Array.from({ length: shardsOf(node) }, (_, s) => perShard.get(`${node}/${s}`) ?? 0);
-          expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
         }
         for (const t of [...keys, ...l.tokens]) {
           const pos = positionOf(l, t);

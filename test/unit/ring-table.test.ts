@@ -8,7 +8,7 @@ import ts from 'typescript';
 import { initHasher, tokenFromBigInt, tokenOf, tokenToBigInt, type Token } from '../../src/ring/hash.js';
 import { buildRing, positionOf, type RingLayout, type RingMember } from '../../src/ring/builder.js';
 import { randomTokens } from '../../src/ring/tokens.js';
-import { Liveness, MAX_NODES, MAX_REPLICAS, MAX_TOKENS, PlainRing, RING_TABLE_LAYOUT, RingTable } from '../../src/ring/table.js';
+import { Liveness, MAX_NODES, MAX_REPLICAS, MAX_TOKENS, PlainRing, RING_TABLE_LAYOUT, RingTable, ringTableCapacityError } from '../../src/ring/table.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -22,19 +22,19 @@ function seeded(seed: number): () => number {
   };
 }
 
-function ring(prefix: string, nodes: number, vnodes: number, maxReplicas: number, seed: number, shards = 3): RingLayout {
+function ring(prefix: string, nodes: number, vnodes: number, maxReplicas: number, seed: number): RingLayout {
   const rand = seeded(seed);
   const members: RingMember[] = [];
-  for (let i = 0; i < nodes; i++) members.push({ id: `${prefix}${i}`, tokens: randomTokens(vnodes, rand), shards, status: 'normal' });
+  for (let i = 0; i < nodes; i++) members.push({ id: `${prefix}${i}`, tokens: randomTokens(vnodes, rand), status: 'normal' });
   return buildRing(members, { maxReplicas });
 }
 
-/** Expected answer from the pure builder: [nodes..., shards...] of the key's position. */
-function expected(layout: RingLayout, t: Token): { nodes: number[]; shards: number[]; pos: number } {
-  if (layout.tokens.length === 0) return { nodes: [], shards: [], pos: -1 };
+/** Expected answer from the pure builder: the nodes of the key's position. */
+function expected(layout: RingLayout, t: Token): { nodes: number[]; pos: number } {
+  if (layout.tokens.length === 0) return { nodes: [], pos: -1 };
   const pos = positionOf(layout, t);
   const R = layout.replicas;
-  return { nodes: [...layout.pref.subarray(pos * R, pos * R + R)], shards: [...layout.prefShard.subarray(pos * R, pos * R + R)], pos };
+  return { nodes: [...layout.pref.subarray(pos * R, pos * R + R)], pos };
 }
 
 const keys: Token[] = [];
@@ -49,20 +49,19 @@ describe('RingTable (single thread)', () => {
   it('empty table: no replicas, self -1', () => {
     const t = RingTable.create();
     const nodes = new Uint16Array(MAX_REPLICAS);
-    const shards = new Uint16Array(MAX_REPLICAS);
     const pos = new Int32Array(1);
-    expect(t.lookup(1, 2, nodes, shards, pos)).toBe(0);
+    expect(t.lookup(1, 2, nodes, pos)).toBe(0);
     expect(pos[0]).toBe(-1);
     pos[0] = 7;
-    expect(RingTable.attach(t.buffer).lookup(1, 2, nodes, shards, pos)).toBe(0);
+    expect(RingTable.attach(t.buffer).lookup(1, 2, nodes, pos)).toBe(0);
     expect(pos[0]).toBe(-1);
     expect(t.selfIndex()).toBe(-1);
     expect(t.tokenCount()).toBe(0);
     expect(t.version).toBe(0);
-    expect(t.ownsLocally(1, 2, 0)).toBe(false);
+    expect(t.isReplica(1, 2)).toBe(false);
     t.publish(buildRing([], { maxReplicas: 3 }), -1, () => Liveness.Up);
     expect(t.version).toBe(1);
-    expect(t.lookup(1, 2, nodes, shards)).toBe(0);
+    expect(t.lookup(1, 2, nodes)).toBe(0);
   });
 
   it('lookups agree with buildRing + positionOf (and PlainRing), across republishes', () => {
@@ -70,11 +69,10 @@ describe('RingTable (single thread)', () => {
     // The creating instance takes the plain-load path; an attached one the seqlock path: check both.
     const reader = RingTable.attach(t.buffer);
     const nodes = new Uint16Array(MAX_REPLICAS);
-    const shards = new Uint16Array(MAX_REPLICAS);
     const pos = new Int32Array(1);
     const pn = new Uint16Array(MAX_REPLICAS);
-    const ps = new Uint16Array(MAX_REPLICAS);
-    const layouts = [ring('a', 5, 16, 3, 1), ring('b', 1, 4, 3, 2), ring('c', 12, 32, 5, 3), ring('d', 256, 16, 5, 4)];
+    // 'e' is the size the table must hold for the seeds' 1,000-node clusters: 1,024 nodes x 16 vnodes.
+    const layouts = [ring('a', 5, 16, 3, 1), ring('b', 1, 4, 3, 2), ring('c', 12, 32, 5, 3), ring('d', 256, 16, 5, 4), ring('e', 1024, 16, 3, 5)];
     for (const [v, layout] of layouts.entries()) {
       t.publish(layout, 1 % layout.nodeIds.length, () => Liveness.Up);
       expect(t.version).toBe(v + 1);
@@ -88,13 +86,13 @@ describe('RingTable (single thread)', () => {
       for (const k of probe) {
         const e = expected(layout, k);
         const want = encode(e);
-        const r = t.lookup(k.hi, k.lo, nodes, shards, pos);
-        const got = encode({ nodes: [...nodes.subarray(0, r)], shards: [...shards.subarray(0, r)] });
+        const r = t.lookup(k.hi, k.lo, nodes, pos);
+        const got = encode({ nodes: [...nodes.subarray(0, r)] });
         const p0 = pos[0];
-        const rr = reader.lookup(k.hi, k.lo, pn, ps, pos);
-        const gotReader = encode({ nodes: [...pn.subarray(0, rr)], shards: [...ps.subarray(0, rr)] });
-        const rp = plain.lookup(k.hi, k.lo, pn, ps);
-        const gotPlain = encode({ nodes: [...pn.subarray(0, rp)], shards: [...ps.subarray(0, rp)] });
+        const rr = reader.lookup(k.hi, k.lo, pn, pos);
+        const gotReader = encode({ nodes: [...pn.subarray(0, rr)] });
+        const rp = plain.lookup(k.hi, k.lo, pn);
+        const gotPlain = encode({ nodes: [...pn.subarray(0, rp)] });
         if (r !== layout.replicas || got !== want || gotReader !== want || gotPlain !== want || p0 !== e.pos || pos[0] !== e.pos) {
           mismatches.push(`${k.hi}:${k.lo} want ${want} got ${got} reader ${gotReader} plain ${gotPlain}`);
         }
@@ -103,7 +101,7 @@ describe('RingTable (single thread)', () => {
     }
   });
 
-  it('selfIndex, ownsLocally and liveness', () => {
+  it('selfIndex, isReplica and liveness', () => {
     const t = RingTable.create();
     const layout = ring('n', 6, 8, 3, 9);
     const self = 2;
@@ -111,15 +109,16 @@ describe('RingTable (single thread)', () => {
     expect(t.selfIndex()).toBe(self);
     expect([0, 1, 2, 3, 4, 5].map((i) => t.liveness(i))).toEqual([1, 1, 1, 1, 2, 0]);
     expect(t.liveness(200)).toBe(Liveness.Unknown);
+    expect(t.liveness(MAX_NODES - 1)).toBe(Liveness.Unknown);
     t.setLiveness(5, Liveness.Down);
     expect(t.liveness(5)).toBe(Liveness.Down);
     expect(() => t.setLiveness(6, Liveness.Up)).toThrow(RangeError);
     expect(() => t.liveness(MAX_NODES)).toThrow(RangeError);
     let owned = 0;
     for (const k of keys) {
-      const e = expected(layout, k);
-      const at = e.nodes.indexOf(self);
-      for (let s = 0; s < 3; s++) expect(t.ownsLocally(k.hi, k.lo, s)).toBe(at >= 0 && e.shards[at] === s);
+      const at = expected(layout, k).nodes.indexOf(self);
+      expect(t.isReplica(k.hi, k.lo)).toBe(at >= 0);
+      expect(RingTable.attach(t.buffer).isReplica(k.hi, k.lo)).toBe(at >= 0);
       if (at >= 0) owned++;
     }
     expect(owned).toBeGreaterThan(0);
@@ -127,7 +126,7 @@ describe('RingTable (single thread)', () => {
     t.publish(layout, -1, () => Liveness.Up);
     expect(t.selfIndex()).toBe(-1);
     expect(t.liveness(5)).toBe(Liveness.Up);
-    expect(keys.some((k) => t.ownsLocally(k.hi, k.lo, 0))).toBe(false);
+    expect(keys.some((k) => t.isReplica(k.hi, k.lo))).toBe(false);
   });
 
   it('validates publish input against the MAX_* limits and keeps the old layout', () => {
@@ -135,11 +134,14 @@ describe('RingTable (single thread)', () => {
     const good = ring('g', 3, 4, 3, 5);
     t.publish(good, 0, () => Liveness.Up);
     const tooManyTokens = ring('t', 2, MAX_TOKENS / 2 + 1, 2, 6);
-    expect(() => t.publish(tooManyTokens, 0, () => Liveness.Up)).toThrow(/MAX_TOKENS=4096/);
+    expect(() => t.publish(tooManyTokens, 0, () => Liveness.Up)).toThrow(/MAX_TOKENS=32768/);
+    expect(ringTableCapacityError(tooManyTokens)).toMatch(/32770 tokens/);
     const tooManyReplicas = ring('r', 7, 2, 6, 7);
     expect(() => t.publish(tooManyReplicas, 0, () => Liveness.Up)).toThrow(/MAX_REPLICAS=5/);
     const tooManyNodes = ring('m', MAX_NODES + 1, 1, 3, 8);
-    expect(() => t.publish(tooManyNodes, 0, () => Liveness.Up)).toThrow(/MAX_NODES=256/);
+    expect(() => t.publish(tooManyNodes, 0, () => Liveness.Up)).toThrow(/MAX_NODES=2048/);
+    expect(ringTableCapacityError(tooManyNodes)).toMatch(/2049 owning nodes/);
+    expect(ringTableCapacityError(good)).toBeNull();
     expect(() => t.publish(good, 3, () => Liveness.Up)).toThrow(/selfIndex/);
     expect(() => t.publish(good, 0, () => 7 as Liveness)).toThrow(/liveness/);
     expect(() =>
@@ -151,9 +153,9 @@ describe('RingTable (single thread)', () => {
     expect(t.tokenCount()).toBe(good.tokens.length);
     // The seqlock is not left odd by any of the failures: lookups still return.
     const nodes = new Uint16Array(MAX_REPLICAS);
-    expect(t.lookup(0, 0, nodes, new Uint16Array(MAX_REPLICAS))).toBe(3);
-    expect(() => t.lookup(0, 0, new Uint16Array(2), new Uint16Array(2))).toThrow(/room for 3/);
-    expect(() => RingTable.attach(t.buffer).lookup(0, 0, new Uint16Array(2), new Uint16Array(2))).toThrow(/room for 3/);
+    expect(t.lookup(0, 0, nodes)).toBe(3);
+    expect(() => t.lookup(0, 0, new Uint16Array(2))).toThrow(/room for 3/);
+    expect(() => RingTable.attach(t.buffer).lookup(0, 0, new Uint16Array(2))).toThrow(/room for 3/);
   });
 
   it('attach: shares the buffer, is read-only, and checks the buffer', () => {
@@ -201,15 +203,15 @@ const WORKER_SOURCE = `
 import { parentPort, workerData } from 'node:worker_threads';
 import { RingTable, MAX_REPLICAS } from './src/ring/table.js';
 const table = RingTable.attach(workerData.buffer);
-const nodes = new Uint16Array(MAX_REPLICAS), shards = new Uint16Array(MAX_REPLICAS);
+const nodes = new Uint16Array(MAX_REPLICAS);
 parentPort.on('message', (m) => {
   const hl = m.hl;
   const k = hl.length / 2;
   if (m.type === 'lookup') {
     const out = [];
     for (let i = 0; i < k; i++) {
-      const r = table.lookup(hl[2 * i], hl[2 * i + 1], nodes, shards);
-      out.push([...nodes.subarray(0, r), ...shards.subarray(0, r)].join(','));
+      const r = table.lookup(hl[2 * i], hl[2 * i + 1], nodes);
+      out.push([...nodes.subarray(0, r)].join(','));
     }
     parentPort.postMessage({ version: table.version, self: table.selfIndex(), out });
   } else if (m.type === 'stress') {
@@ -220,8 +222,8 @@ parentPort.on('message', (m) => {
     Atomics.store(stop, 1, 1); // ready
     while (Atomics.load(stop, 0) === 0) {
       for (let i = 0; i < k; i++) {
-        const r = table.lookup(hl[2 * i], hl[2 * i + 1], nodes, shards);
-        const got = [...nodes.subarray(0, r), ...shards.subarray(0, r)].join(',');
+        const r = table.lookup(hl[2 * i], hl[2 * i + 1], nodes);
+        const got = [...nodes.subarray(0, r)].join(',');
         lookups++;
         if (got === m.a[i]) sawA++;
         else if (got === m.b[i]) sawB++;
@@ -237,8 +239,8 @@ parentPort.on('message', (m) => {
 });
 `;
 
-function encode(e: { nodes: number[]; shards: number[] }): string {
-  return [...e.nodes, ...e.shards].join(',');
+function encode(e: { nodes: number[] }): string {
+  return e.nodes.join(',');
 }
 
 function keyWords(ks: Token[]): Uint32Array {
@@ -293,8 +295,8 @@ describe('RingTable across worker threads', () => {
   it('concurrent publishes never yield a torn lookup', async () => {
     const t = RingTable.create();
     // Disjoint node sets with different sizes, token counts and R, so a mix of halves is visible.
-    const A = ring('a', 3, 16, 3, 21, 2);
-    const B = ring('z', 7, 40, 5, 22, 4);
+    const A = ring('a', 3, 16, 3, 21);
+    const B = ring('z', 7, 40, 5, 22);
     const probe = [...keys.slice(0, 64), ...A.tokens.slice(0, 8), ...B.tokens.slice(0, 8)];
     const a = probe.map((k) => encode(expected(A, k)));
     const b = probe.map((k) => encode(expected(B, k)));
@@ -337,42 +339,35 @@ describe('RingTable across worker threads', () => {
 
 describe('RingTable.localRanges / rangesOfSelf', () => {
   /** Ranges computed straight from the layout: positions whose pref list holds `self`. */
-  function expectedRanges(layout: RingLayout, self: number): Array<{ pos: number; start: Token; end: Token; shard: number; replicas: number[] }> {
+  function expectedRanges(layout: RingLayout, self: number): Array<{ pos: number; start: Token; end: Token; replicas: number[] }> {
     const n = layout.tokens.length;
     const R = layout.replicas;
     const out = [];
     for (let pos = 0; pos < n; pos++) {
       const pref = [...layout.pref.subarray(pos * R, pos * R + R)];
-      const k = pref.indexOf(self);
-      if (k < 0) continue;
-      out.push({ pos, start: layout.tokens[(pos + n - 1) % n]!, end: layout.tokens[pos]!, shard: layout.prefShard[pos * R + k]!, replicas: pref });
+      if (!pref.includes(self)) continue;
+      out.push({ pos, start: layout.tokens[(pos + n - 1) % n]!, end: layout.tokens[pos]!, replicas: pref });
     }
     return out;
   }
 
-  it('match the layout for every node and shard, on the writer and on an attached reader', () => {
+  it('match the layout for every node, on the writer and on an attached reader', () => {
     const t = RingTable.create();
     const reader = RingTable.attach(t.buffer);
-    for (const layout of [ring('a', 5, 16, 3, 31), ring('c', 12, 32, 5, 32, 4)]) {
+    for (const layout of [ring('a', 5, 16, 3, 31), ring('c', 12, 32, 5, 32)]) {
       for (let self = 0; self < layout.nodeIds.length; self++) {
         t.publish(layout, self, () => Liveness.Up);
         const exp = expectedRanges(layout, self);
         const all = reader.rangesOfSelf();
-        expect(all.map((r) => ({ pos: r.pos, start: { hi: r.startHi, lo: r.startLo }, end: { hi: r.endHi, lo: r.endLo }, shard: r.shard, replicas: r.replicas }))).toEqual(exp);
+        expect(all.map((r) => ({ pos: r.pos, start: { hi: r.startHi, lo: r.startLo }, end: { hi: r.endHi, lo: r.endLo }, replicas: r.replicas }))).toEqual(exp);
         expect(t.rangesOfSelf()).toEqual(all);
-        let total = 0;
-        for (let s = 0; s < 4; s++) {
-          const mine = reader.localRanges(s);
-          total += mine.length;
-          expect(mine.map((r) => r.pos)).toEqual(exp.filter((e) => e.shard === s).map((e) => e.pos));
-          // Every key a shard owns lies in one of its ranges, and only there.
-          for (const k of keys.slice(0, 300)) {
-            const owns = reader.ownsLocally(k.hi, k.lo, s);
-            const pos = positionOf(layout, k);
-            expect(mine.some((r) => r.pos === pos)).toBe(owns);
-          }
+        const mine = reader.localRanges();
+        expect(mine.map((r) => r.pos)).toEqual(exp.map((e) => e.pos));
+        // Every key this node replicates lies in one of its ranges, and only there.
+        for (const k of keys.slice(0, 300)) {
+          const pos = positionOf(layout, k);
+          expect(mine.some((r) => r.pos === pos)).toBe(reader.isReplica(k.hi, k.lo));
         }
-        expect(total).toBe(exp.length);
       }
     }
   });
@@ -380,13 +375,12 @@ describe('RingTable.localRanges / rangesOfSelf', () => {
   it('a 1-token ring is one whole-ring range (start == end); no self or an empty ring gives none', () => {
     const t = RingTable.create();
     expect(t.rangesOfSelf()).toEqual([]);
-    const one = ring('solo', 1, 1, 3, 41, 1);
+    const one = ring('solo', 1, 1, 3, 41);
     t.publish(one, 0, () => Liveness.Up);
-    const r = t.localRanges(0);
+    const r = t.localRanges();
     expect(r).toHaveLength(1);
     expect([r[0]!.startHi, r[0]!.startLo]).toEqual([r[0]!.endHi, r[0]!.endLo]);
     t.publish(one, -1, () => Liveness.Up);
-    expect(t.localRanges(0)).toEqual([]);
-    expect(() => t.localRanges(-1)).toThrow(RangeError);
+    expect(t.localRanges()).toEqual([]);
   });
 });

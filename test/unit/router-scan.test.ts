@@ -129,7 +129,7 @@ describe('Router.scan (fakes for shards and peers)', () => {
 
   it('reconciles each key across replicas: a stale local replica and a tombstone held by one replica only', async () => {
     const { router, stores } = setup();
-    const tid = tableIdOf('t');
+    const tid = Buffer.from(tableIdOf('t'), 'hex');
     await load(router, 30);
     const staleKey = b('user00003');
     const old = stores.get('n1')!.get(tid, staleKey)!;

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, type NodeConfig } from '../../src/config/config.js';
 import { initHasher } from '../../src/ring/hash.js';
-import { TableRegistry } from '../../src/router/tables.js';
+import { legacyTableIdOf, TableRegistry, tableIdBytes, tableIdOf } from '../../src/router/tables.js';
 import { RingkvError } from '../../src/util/errors.js';
 import { initVersions } from '../../src/versions/index.js';
 import { nullMeta, routerSetup } from '../helpers/router-fakes.js';
@@ -165,6 +165,44 @@ describe('every coordination answers by its deadline (issue 10 item 1)', () => {
   });
 });
 
-function router_tableId(name: string): number {
-  return new TableRegistry(nullMeta, DEFAULT_CONFIG.tables).draft(name).id;
+function router_tableId(name: string): Buffer {
+  return tableIdBytes(new TableRegistry(nullMeta, DEFAULT_CONFIG.tables).draft(name));
 }
+
+describe('table id collisions (issue 10 item 3)', () => {
+  /**
+   * The format-1 id (low 32 bits of xxh64), padded to the id width, under which `cfyd` and
+   * `c161t` collide: the registry must keep the two tables apart for writes, reads and scans.
+   */
+  const weakId = (name: string): string => legacyTableIdOf(name).toString(16).padStart(32, '0');
+
+  it('cfyd and c161t share a format-1 id but not a current one', () => {
+    expect(legacyTableIdOf('cfyd')).toBe(legacyTableIdOf('c161t'));
+    expect(tableIdOf('cfyd')).not.toBe(tableIdOf('c161t'));
+  });
+
+  it('with a colliding id function, the second name is refused for writes, reads, scans and deletes, naming both tables', async () => {
+    const { router, stores } = routerSetup({ config: { requestTimeoutMs: 300 }, vnodes: 16, seedBase: 1, tableIdOf: weakId });
+    await router.write({ table: 'cfyd', key: key('k'), value: val('secret'), tombstone: false, consistency: { w: 3 } });
+    const conflict = { code: 'conflict', message: expect.stringMatching(/c161t.*cfyd|cfyd.*c161t/) as unknown };
+    await expect(router.read({ table: 'c161t', key: key('k'), consistency: { r: 1 } })).rejects.toMatchObject(conflict);
+    await expect(router.scan({ table: 'c161t', startKey: key('k'), limit: 10, consistency: { r: 1 } })).rejects.toMatchObject(conflict);
+    await expect(router.write({ table: 'c161t', key: key('k'), value: val('x'), tombstone: false, consistency: {} })).rejects.toMatchObject(conflict);
+    await expect(router.write({ table: 'c161t', key: key('k'), value: val(''), tombstone: true, consistency: {} })).rejects.toMatchObject(conflict);
+    await expect(router.readLocalReplica('c161t', key('k'))).rejects.toMatchObject(conflict);
+    // Nothing of c161t was written, and cfyd's value is untouched.
+    const r = await router.read({ table: 'cfyd', key: key('k'), consistency: { r: 3 } });
+    expect(r.values.map((v) => Buffer.from(v.value).toString())).toEqual(['secret']);
+    for (const st of stores.values()) expect(st.writes).toBe(1);
+  });
+
+  it('a replica op from a peer whose table id does not match the name is refused', async () => {
+    const { router } = setup();
+    await router.write({ table: 't', key: key('p'), value: val('v'), tombstone: false, consistency: { w: 1 } });
+    const wrong = Buffer.alloc(16, 7);
+    // Every node of the 3-node fake ring is a replica of every key, so the table check decides.
+    await expect(router.applyReplicaRead({ table: 't', tableId: wrong, key: key('p') })).rejects.toMatchObject({ code: 'bad_request', message: expect.stringMatching(/table id/) as unknown });
+    await expect(router.applyReplicaRead({ table: 't', tableId: Buffer.alloc(4), key: key('p') })).rejects.toMatchObject({ code: 'bad_request' });
+    await expect(router.applyReplicaRead({ table: 't', tableId: tableIdBytes(new TableRegistry(nullMeta, DEFAULT_CONFIG.tables).draft('t')), key: key('p') })).resolves.not.toBeNull();
+  });
+});

@@ -5,13 +5,14 @@ import { encodeRecord, isSingleVersionRecord, newVersion } from '../../src/versi
 
 const bytes = fc.uint8Array({ maxLength: 300 });
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
+const table = fc.uint8Array({ minLength: 16, maxLength: 16 });
 
 const requestArb = fc.oneof(
-  fc.record({ kind: fc.constant(WIRE_READ), id: u32, table: u32, hi: u32, lo: u32, key: bytes }),
+  fc.record({ kind: fc.constant(WIRE_READ), id: u32, table, hi: u32, lo: u32, key: bytes }),
   fc.record({
     kind: fc.constant(WIRE_WRITE),
     id: u32,
-    table: u32,
+    table,
     hi: u32,
     lo: u32,
     key: bytes,
@@ -34,7 +35,7 @@ describe('shard wire', () => {
         const buf = w.take();
         expect(buf.byteOffset).toBe(0);
         expect(buf.buffer.byteLength).toBe(buf.length);
-        const back = decodeRequests(buf).map((d) => ({ ...d, key: new Uint8Array(d.key), ...(d.kind === WIRE_WRITE ? { record: new Uint8Array(d.record) } : {}) }));
+        const back = decodeRequests(buf).map((d) => ({ ...d, table: new Uint8Array(d.table), key: new Uint8Array(d.key), ...(d.kind === WIRE_WRITE ? { record: new Uint8Array(d.record) } : {}) }));
         expect(back).toEqual(reqs.map((r) => ({ ...r, key: new Uint8Array(r.key), ...(r.kind === WIRE_WRITE ? { record: new Uint8Array(r.record) } : {}) })));
         expect(w.count).toBe(0);
       }),
@@ -60,7 +61,9 @@ describe('shard wire', () => {
 
   it('a truncated or unknown message is a loud error, not a silent partial decode', () => {
     const w = new WireRequestWriter();
-    w.write(7, 1, 2, 3, new Uint8Array([9, 9]), 'vclock', new Uint8Array(50), false);
+    w.write(7, new Uint8Array(16).fill(1), 2, 3, new Uint8Array([9, 9]), 'vclock', new Uint8Array(50), false);
+    // A table id of another width is a bug on the sender's side, refused before anything is written.
+    expect(() => w.read(8, new Uint8Array(4), 2, 3, new Uint8Array([1]))).toThrow(/table id of 4 bytes/);
     const buf = w.take();
     expect(() => decodeRequests(buf.subarray(0, buf.length - 1))).toThrow(WireError);
     const bad = buf.slice();

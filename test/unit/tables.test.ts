@@ -1,10 +1,31 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
-import { tableDefSupersedes, type TableDef } from '../../src/router/tables.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initHasher } from '../../src/ring/hash.js';
+import { DEFAULT_CONFIG } from '../../src/config/config.js';
+import { legacyTableIdOf, TABLE_NAME_RE, TableRegistry, tableDefSupersedes, tableIdBytes, tableIdOf, type TableDef } from '../../src/router/tables.js';
+import type { MetaStore } from '../../src/storage/meta.js';
+
+/** A MetaStore in memory (the registry only sets, gets and lists). */
+function memMeta(initial: Record<string, unknown> = {}): MetaStore & { data: Map<string, unknown> } {
+  const data = new Map<string, unknown>(Object.entries(initial));
+  return {
+    data,
+    get: (k: string) => data.get(k),
+    set: (k: string, v: unknown) => void data.set(k, structuredClone(v)),
+    list: async (prefix: string) => [...data].filter(([k]) => k.startsWith(prefix)).sort(([a], [b]) => (a < b ? -1 : 1)),
+  } as unknown as MetaStore & { data: Map<string, unknown> };
+}
+
+const nameArb = fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/);
+
+beforeAll(async () => {
+  await initHasher(); // the format-1 id is xxh64
+});
 
 const defArb = fc.record({
   name: fc.constant('t'),
-  id: fc.constant(1),
+  id: fc.constant('01'.repeat(16)),
   conflicts: fc.constantFrom('vclock' as const, 'lww' as const),
   n: fc.integer({ min: 1, max: 5 }),
   quorum: fc.constantFrom('sloppy' as const, 'strict' as const),
@@ -34,12 +55,66 @@ describe('table definitions from gossip', () => {
   });
 
   it('an explicit definition beats one created on first use; the earlier creation keeps its conflict mode', () => {
-    const base: TableDef = { name: 't', id: 1, conflicts: 'vclock', n: 3, quorum: 'sloppy', createdAt: 10 };
+    const base: TableDef = { name: 't', id: '01'.repeat(16), conflicts: 'vclock', n: 3, quorum: 'sloppy', createdAt: 10 };
     expect(tableDefSupersedes(base, { ...base, conflicts: 'lww', explicit: true, createdAt: 20 })).toBe(true);
     expect(tableDefSupersedes({ ...base, explicit: true }, { ...base, conflicts: 'lww', createdAt: 5 })).toBe(false);
     expect(tableDefSupersedes(base, { ...base, conflicts: 'lww', createdAt: 20 })).toBe(false);
     expect(tableDefSupersedes(base, { ...base, conflicts: 'lww', createdAt: 5 })).toBe(true);
     expect(tableDefSupersedes(base, { ...base, n: 5, updatedAt: 30 })).toBe(true);
     expect(tableDefSupersedes(base, base)).toBe(false);
+  });
+});
+
+describe('table ids (issue 10 item 3)', () => {
+  it('property: the id is the first 16 bytes of SHA-256 of the name, and distinct names get distinct ids', () => {
+    fc.assert(
+      fc.property(nameArb, nameArb, (a, b) => {
+        expect(TABLE_NAME_RE.test(a)).toBe(true);
+        const id = tableIdOf(a);
+        expect(id).toMatch(/^[0-9a-f]{32}$/);
+        expect(id).toBe(createHash('sha256').update(Buffer.from(a, 'utf8')).digest('hex').slice(0, 32));
+        expect(tableIdOf(a)).toBe(id); // deterministic: every node computes the same id
+        if (a !== b) expect(tableIdOf(b)).not.toBe(id);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('the colliding pair from the issue: one format-1 id, two current ids', () => {
+    expect(legacyTableIdOf('cfyd')).toBe(legacyTableIdOf('c161t'));
+    expect(tableIdOf('cfyd')).not.toBe(tableIdOf('c161t'));
+    // Nor do they share a prefix that storage keys could confuse.
+    expect(tableIdBytes({ ...new TableRegistry(memMeta(), DEFAULT_CONFIG.tables).draft('cfyd') }).equals(Buffer.from(tableIdOf('c161t'), 'hex'))).toBe(false);
+  });
+
+  it('a registry refuses a name whose id another known table has: define, draft (reads, scans) and adopt', () => {
+    const weak = (name: string): string => legacyTableIdOf(name).toString(16).padStart(32, '0');
+    const reg = new TableRegistry(memMeta(), DEFAULT_CONFIG.tables, weak);
+    reg.define('cfyd', {}, false);
+    const msg = /table name c161t collides with existing table cfyd/;
+    expect(() => reg.define('c161t', {}, true)).toThrow(msg);
+    expect(() => reg.draft('c161t')).toThrow(msg);
+    expect(() => reg.forRead('c161t')).toThrow(msg);
+    expect(() => reg.getOrCreate('c161t')).toThrow(msg);
+    reg.adopt({ name: 'c161t', id: weak('c161t'), conflicts: 'lww', n: 3, quorum: 'sloppy', createdAt: 1, explicit: true });
+    expect(reg.get('c161t')).toBeUndefined();
+    expect(reg.forRead('cfyd').name).toBe('cfyd');
+    // With the real ids both exist side by side.
+    const real = new TableRegistry(memMeta(), DEFAULT_CONFIG.tables);
+    real.define('cfyd', {}, false);
+    real.define('c161t', {}, false);
+    expect(real.byId(tableIdOf('c161t'))?.name).toBe('c161t');
+    expect(real.byId(tableIdOf('cfyd'))?.name).toBe('cfyd');
+  });
+
+  it('load() gives definitions stored by format 1 (numeric ids) their current id, and stores it', async () => {
+    const meta = memMeta({ 'table/users': { name: 'users', id: 0x1234, conflicts: 'lww', n: 2, quorum: 'strict', createdAt: 5 } });
+    const reg = new TableRegistry(meta, DEFAULT_CONFIG.tables);
+    await reg.load();
+    expect(reg.get('users')).toMatchObject({ id: tableIdOf('users'), conflicts: 'lww', n: 2, quorum: 'strict', createdAt: 5 });
+    expect((meta.data.get('table/users') as TableDef).id).toBe(tableIdOf('users'));
+    // A gossiped definition with a format-1 id is not adopted (its sender routes by other ids).
+    reg.adopt({ name: 'events', id: 77 as unknown as string, conflicts: 'vclock', n: 3, quorum: 'sloppy', createdAt: 1, explicit: true });
+    expect(reg.get('events')).toBeUndefined();
   });
 });
