@@ -23,7 +23,7 @@ import { RingkvError } from '../util/errors.js';
 import type { VClock } from '../versions/vclock.js';
 import { dotAt, expectStrictlySorted, expectString, expectTuples, isCount } from './codec.js';
 import { anyEntryCovered, dotFunLeq, joinDotFun, uncoveredEntries, type Dot } from './dots.js';
-import { checkActor, corruptState, DEFAULT_CRDT_LIMITS, type CrdtLimits } from './limits.js';
+import { checkActor, corruptState, DEFAULT_CRDT_LIMITS } from './limits.js';
 import type { ApplyOptions, CounterOp } from './types.js';
 
 /** `[actor, P, N]`, sorted by actor; never `[actor, 0, 0]`. */

@@ -12,13 +12,15 @@
  * That argument needs each actor id to be used by one state history only (one node, one data
  * directory incarnation): see docs/crdt.md "Actors".
  *
- * Dot lists are sorted by (actor, counter), duplicate-free, immutable; functions may return an
- * input unchanged instead of a copy.
+ * Stores are built from *dot functions*: lists of entries `[actor, counter, ...payload]` sorted by
+ * dot, duplicate-free, immutable (a dot set is a dot function without payload). Functions may
+ * return an input unchanged instead of a copy.
  *
  * Pure module: no I/O.
  */
-import { compareDots, type Dot } from '../versions/version.js';
+import type { Dot } from '../versions/version.js';
 import { vcGet, type VClock, type VClockEntry } from '../versions/vclock.js';
+import { checkActor, type CrdtLimits } from './limits.js';
 
 export type { Dot };
 export type Dots = readonly Dot[];
@@ -28,92 +30,6 @@ export const NO_DOTS: Dots = Object.freeze([]) as Dots;
 /** True when `clock` has seen `dot`. */
 export function covers(clock: VClock, dot: Dot): boolean {
   return vcGet(clock, dot[0]) >= dot[1];
-}
-
-/** The dots of `s` the clock has not seen: what survives a reset by a party that saw `clock`. */
-export function uncoveredDots(s: Dots, clock: VClock): Dots {
-  let i = 0;
-  while (i < s.length && !covers(clock, s[i]!)) i++;
-  if (i === s.length) return s;
-  const out: Dot[] = s.slice(0, i);
-  for (i++; i < s.length; i++) if (!covers(clock, s[i]!)) out.push(s[i]!);
-  return out.length === 0 ? NO_DOTS : out;
-}
-
-export function anyCovered(s: Dots, clock: VClock): boolean {
-  for (let i = 0; i < s.length; i++) if (covers(clock, s[i]!)) return true;
-  return false;
-}
-
-/**
- * Join of two dot sets with their clocks: a dot survives when both hold it, or when one holds it
- * and the other has not seen it (had it seen it, it removed it).
- */
-export function joinDots(s1: Dots, c1: VClock, s2: Dots, c2: VClock): Dots {
-  if (s1 === s2) return s1;
-  const out: Dot[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < s1.length || j < s2.length) {
-    const cmp = i === s1.length ? 1 : j === s2.length ? -1 : compareDots(s1[i]!, s2[j]!);
-    if (cmp === 0) {
-      out.push(s1[i]!);
-      i++;
-      j++;
-    } else if (cmp < 0) {
-      if (!covers(c2, s1[i]!)) out.push(s1[i]!);
-      i++;
-    } else {
-      if (!covers(c1, s2[j]!)) out.push(s2[j]!);
-      j++;
-    }
-  }
-  return sameDots(out, s1) ? s1 : sameDots(out, s2) ? s2 : out.length === 0 ? NO_DOTS : out;
-}
-
-export function sameDots(a: Dots, b: Dots): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (compareDots(a[i]!, b[i]!) !== 0) return false;
-  return true;
-}
-
-/**
- * The order half of "state 1 ⊑ state 2" for one dot set: every dot of `s2` that `c1` has seen is
- * still in `s1` (state 1 did not remove anything state 2 keeps). The other half, `c1 ≤ c2`, is
- * checked once per state by the caller.
- */
-export function dotsLeq(s1: Dots, c1: VClock, s2: Dots): boolean {
-  let i = 0;
-  for (let j = 0; j < s2.length; j++) {
-    const d = s2[j]!;
-    if (!covers(c1, d)) continue;
-    while (i < s1.length && compareDots(s1[i]!, d) < 0) i++;
-    if (i === s1.length || compareDots(s1[i]!, d) !== 0) return false;
-  }
-  return true;
-}
-
-/** `clock` with `actor`'s entry set to `counter` (inserted in order when absent). */
-export function clockWith(clock: VClock, actor: string, counter: number): VClock {
-  const out: VClockEntry[] = [];
-  let placed = false;
-  for (let i = 0; i < clock.length; i++) {
-    const e = clock[i]!;
-    if (!placed && e[0] >= actor) {
-      out.push([actor, counter]);
-      placed = true;
-      if (e[0] === actor) continue;
-    }
-    out.push(e);
-  }
-  if (!placed) out.push([actor, counter]);
-  return out;
-}
-
-/** The next dot of `actor` on a state with this clock. */
-export function nextDot(clock: VClock, actor: string): Dot {
-  return [actor, vcGet(clock, actor) + 1];
 }
 
 // ---- dot functions: entries `[actor, counter, ...payload]`, one payload per dot ----
@@ -191,6 +107,58 @@ export function dotFunLeq<E extends DotEntry>(s1: readonly E[], c1: VClock, s2: 
     if (i === s1.length || compareEntryDots(s1[i]!, e) !== 0 || !samePayload(s1[i]!, e)) return false;
   }
   return true;
+}
+
+
+// ---- dot sets: dot functions without payload ----
+
+/**
+ * Join of two dot sets with their clocks: a dot survives when both hold it, or when one holds it
+ * and the other has not seen it (had it seen it, it removed it).
+ */
+export const joinDots: (s1: Dots, c1: VClock, s2: Dots, c2: VClock) => Dots = joinDotFun;
+
+/** The dots of `s` the clock has not seen: what survives a reset by a party that saw `clock`. */
+export const uncoveredDots: (s: Dots, clock: VClock) => Dots = uncoveredEntries;
+
+export const anyCovered: (s: Dots, clock: VClock) => boolean = anyEntryCovered;
+
+/**
+ * The order half of "state 1 ⊑ state 2" for one dot set: every dot of `s2` that `c1` has seen is
+ * still in `s1` (state 1 did not remove anything state 2 keeps). The other half, `c1 ≤ c2`, is
+ * checked once per state by the caller.
+ */
+export function dotsLeq(s1: Dots, c1: VClock, s2: Dots): boolean {
+  return dotFunLeq(s1, c1, s2, () => true);
+}
+
+// ---- clocks ----
+
+/** `clock` with `actor`'s entry set to `counter` (inserted in order when absent). */
+export function clockWith(clock: VClock, actor: string, counter: number): VClock {
+  const out: VClockEntry[] = [];
+  let placed = false;
+  for (let i = 0; i < clock.length; i++) {
+    const e = clock[i]!;
+    if (!placed && e[0] >= actor) {
+      out.push([actor, counter]);
+      placed = true;
+      if (e[0] === actor) continue;
+    }
+    out.push(e);
+  }
+  if (!placed) out.push([actor, counter]);
+  return out;
+}
+
+/**
+ * The next dot of `actor` on a state with this clock, and the clock that includes it. Refuses a
+ * new actor past crdt.maxActors.
+ */
+export function mintDot(clock: VClock, actor: string, limits: CrdtLimits): { dot: Dot; clock: VClock } {
+  const n = vcGet(clock, actor) + 1;
+  checkActor(actor, n > 1, clock.length, limits);
+  return { dot: [actor, n], clock: clockWith(clock, actor, n) };
 }
 
 // ---- keyed stores: entries `[key, value]` sorted by key (set elements, map fields) ----

@@ -8,10 +8,11 @@
  *
  * Pure module: no I/O.
  */
-import { vcDescends, vcMerge, type VClock } from '../versions/vclock.js';
-import { actorIndex, clockFromFlat, clockToFlat, dotsFromFlat, dotsToFlat, expectArray } from './codec.js';
-import { clockWith, dotsLeq, joinDots, nextDot, NO_DOTS, uncoveredDots, type Dot, type Dots } from './dots.js';
-import { checkActor, corruptState, DEFAULT_CRDT_LIMITS } from './limits.js';
+import type { VClock } from '../versions/vclock.js';
+import { causalLattice, type CausalLattice } from './causal.js';
+import { dotsFromFlat, dotsToFlat } from './codec.js';
+import { dotsLeq, joinDots, mintDot, NO_DOTS, uncoveredDots, type Dot, type Dots } from './dots.js';
+import { DEFAULT_CRDT_LIMITS } from './limits.js';
 import { checkContextSeen } from './context.js';
 import type { ApplyOptions, FlagOp } from './types.js';
 
@@ -32,14 +33,12 @@ export function flagStoreApply(dots: Dots, enable: boolean, dot: Dot | null, ctx
   return uncoveredDots(dots, ctx);
 }
 
-export function flagJoin(a: FlagState, b: FlagState): FlagState {
-  if (a === b) return a;
-  const clock = vcMerge(a.clock, b.clock);
-  const dots = joinDots(a.dots, a.clock, b.dots, b.clock);
-  if (clock === a.clock && dots === a.dots) return a;
-  if (clock === b.clock && dots === b.dots) return b;
-  return { type: 'flag', clock, dots };
-}
+export const flagLattice: CausalLattice<FlagState> = causalLattice(
+  'flag',
+  (s: FlagState) => s.dots,
+  (clock, dots) => ({ type: 'flag', clock, dots }),
+  { join: joinDots, leq: dotsLeq, value: (d) => d.length > 0, toFlat: dotsToFlat, fromFlat: dotsFromFlat },
+);
 
 export function flagApply(s: FlagState, op: FlagOp, actor: string, opts: ApplyOptions = {}): FlagState {
   const limits = opts.limits ?? DEFAULT_CRDT_LIMITS;
@@ -48,27 +47,6 @@ export function flagApply(s: FlagState, op: FlagOp, actor: string, opts: ApplyOp
     const dots = flagStoreApply(s.dots, false, null, opts.context ?? s.clock);
     return dots === s.dots ? s : { type: 'flag', clock: s.clock, dots };
   }
-  const dot = nextDot(s.clock, actor);
-  checkActor(actor, dot[1] > 1, s.clock.length, limits);
-  return { type: 'flag', clock: clockWith(s.clock, actor, dot[1]), dots: flagStoreApply(s.dots, true, dot, s.clock) };
-}
-
-export function flagValue(s: FlagState): boolean {
-  return s.dots.length > 0;
-}
-
-export function flagLeq(a: FlagState, b: FlagState): boolean {
-  return vcDescends(b.clock, a.clock) && dotsLeq(a.dots, a.clock, b.dots);
-}
-
-/** Body: `[clock, dots]`. */
-export function flagToBody(s: FlagState): unknown {
-  return [clockToFlat(s.clock), dotsToFlat(s.dots, actorIndex(s.clock))];
-}
-
-export function flagFromBody(body: unknown): FlagState {
-  const a = expectArray(body, 'flag');
-  if (a.length !== 2) throw corruptState('flag body is not [clock, dots]');
-  const clock = clockFromFlat(a[0]);
-  return { type: 'flag', clock, dots: dotsFromFlat(a[1], clock, 'flag dots') };
+  const { dot, clock } = mintDot(s.clock, actor, limits);
+  return { type: 'flag', clock, dots: flagStoreApply(s.dots, true, dot, s.clock) };
 }

@@ -17,11 +17,11 @@
 import { frameState, peekStateType, unframeState } from './codec.js';
 import { contextToken } from './context.js';
 import { counterApply, counterFromBody, counterJoin, counterLeq, counterToBody, counterValue, EMPTY_COUNTER, type CounterState } from './counter.js';
-import { EMPTY_FLAG, flagApply, flagFromBody, flagJoin, flagLeq, flagToBody, flagValue, type FlagState } from './flag.js';
+import { EMPTY_FLAG, flagApply, flagLattice, type FlagState } from './flag.js';
 import { DEFAULT_CRDT_LIMITS, limitExceeded, type CrdtLimits } from './limits.js';
-import { EMPTY_MAP, mapApply, mapFromBody, mapJoin, mapLeq, mapToBody, mapValue, type MapState } from './map.js';
+import { EMPTY_MAP, mapApply, mapLattice, type MapState } from './map.js';
 import { EMPTY_REGISTER, registerApply, registerFromBody, registerJoin, registerLeq, registerToBody, registerValue, type RegisterState } from './register.js';
-import { EMPTY_SET, setApply, setFromBody, setJoin, setLeq, setToBody, setValue, type SetState } from './set.js';
+import { EMPTY_SET, setApply, setLattice, type SetState } from './set.js';
 import type { ApplyOptions, CrdtOp, CrdtType, CrdtValue, ParsedOp } from './types.js';
 import { badRequest } from '../util/errors.js';
 
@@ -33,54 +33,58 @@ export { CRDT_LIMIT_KEYS, crdtLimits, DEFAULT_CRDT_LIMITS, type CrdtLimits, type
 export { CRDT_STATE_FORMAT, peekStateType } from './codec.js';
 export type { CounterState, SetState, RegisterState, FlagState, MapState };
 
-const EMPTY: Readonly<Record<CrdtType, CrdtState>> = Object.freeze({
-  counter: EMPTY_COUNTER,
-  set: EMPTY_SET,
-  register: EMPTY_REGISTER,
-  flag: EMPTY_FLAG,
-  map: EMPTY_MAP,
-});
+/** The state and operation types of each CRDT type. */
+interface StateOf {
+  counter: CounterState;
+  set: SetState;
+  register: RegisterState;
+  flag: FlagState;
+  map: MapState;
+}
+
+/** What every top-level type provides. */
+interface TopLevel<S extends CrdtState, O extends CrdtOp> {
+  readonly empty: S;
+  join(a: S, b: S): S;
+  leq(a: S, b: S): boolean;
+  apply(s: S, op: O, actor: string, opts: ApplyOptions): S;
+  value(s: S): CrdtValue;
+  toBody(s: S): unknown;
+  fromBody(body: unknown): S;
+}
+
+const TYPES: { readonly [K in CrdtType]: TopLevel<StateOf[K], Extract<CrdtOp, { type: K }>> } = {
+  counter: { empty: EMPTY_COUNTER, join: counterJoin, leq: counterLeq, apply: counterApply, value: counterValue, toBody: counterToBody, fromBody: counterFromBody },
+  set: { ...setLattice, empty: EMPTY_SET, apply: setApply },
+  register: { empty: EMPTY_REGISTER, join: registerJoin, leq: registerLeq, apply: registerApply, value: registerValue, toBody: registerToBody, fromBody: registerFromBody },
+  flag: { ...flagLattice, empty: EMPTY_FLAG, apply: flagApply },
+  map: { ...mapLattice, empty: EMPTY_MAP, apply: mapApply },
+};
+
+/** The implementation of `type`, for states and ops of that type (callers check the tags agree). */
+function typeOf(type: CrdtType): TopLevel<CrdtState, CrdtOp> {
+  return TYPES[type] as unknown as TopLevel<CrdtState, CrdtOp>;
+}
+
+function sameType(a: CrdtState, b: CrdtState): void {
+  if (a.type !== b.type) throw new Error(`cannot join a ${a.type} state with a ${b.type} state`);
+}
 
 /** The state of a key never written (bottom of the type's lattice). */
 export function emptyCrdt(type: CrdtType): CrdtState {
-  return EMPTY[type];
-}
-
-function sameType<S extends CrdtState>(a: S, b: CrdtState): S {
-  if (a.type !== b.type) throw new Error(`cannot join a ${a.type} state with a ${b.type} state`);
-  return b as S;
+  return TYPES[type].empty;
 }
 
 /** Least upper bound: commutative, associative, idempotent; returns an input when it already is the join. */
 export function crdtJoin(a: CrdtState, b: CrdtState): CrdtState {
-  switch (a.type) {
-    case 'counter':
-      return counterJoin(a, sameType(a, b));
-    case 'set':
-      return setJoin(a, sameType(a, b));
-    case 'register':
-      return registerJoin(a, sameType(a, b));
-    case 'flag':
-      return flagJoin(a, sameType(a, b));
-    case 'map':
-      return mapJoin(a, sameType(a, b));
-  }
+  sameType(a, b);
+  return typeOf(a.type).join(a, b);
 }
 
 /** The partial order the join is the least upper bound of: a ⊑ b iff b has seen all a has. */
 export function crdtLeq(a: CrdtState, b: CrdtState): boolean {
-  switch (a.type) {
-    case 'counter':
-      return counterLeq(a, sameType(a, b));
-    case 'set':
-      return setLeq(a, sameType(a, b));
-    case 'register':
-      return registerLeq(a, sameType(a, b));
-    case 'flag':
-      return flagLeq(a, sameType(a, b));
-    case 'map':
-      return mapLeq(a, sameType(a, b));
-  }
+  sameType(a, b);
+  return typeOf(a.type).leq(a, b);
 }
 
 /**
@@ -89,34 +93,12 @@ export function crdtLeq(a: CrdtState, b: CrdtState): boolean {
  */
 export function crdtApply(state: CrdtState, op: CrdtOp, actor: string, opts: ApplyOptions = {}): CrdtState {
   if (op.type !== state.type) throw badRequest(`a ${state.type} takes ${state.type} operations, not ${op.type} ones`);
-  switch (state.type) {
-    case 'counter':
-      return counterApply(state, op as Extract<CrdtOp, { type: 'counter' }>, actor, opts);
-    case 'set':
-      return setApply(state, op as Extract<CrdtOp, { type: 'set' }>, actor, opts);
-    case 'register':
-      return registerApply(state, op as Extract<CrdtOp, { type: 'register' }>, actor, opts);
-    case 'flag':
-      return flagApply(state, op as Extract<CrdtOp, { type: 'flag' }>, actor, opts);
-    case 'map':
-      return mapApply(state, op as Extract<CrdtOp, { type: 'map' }>, actor, opts);
-  }
+  return typeOf(state.type).apply(state, op, actor, opts);
 }
 
 /** Plain JSON: 5, ["a","b"] (sorted by UTF-16 code units), "v" | null, true, {"items_set": [...], ...}. */
 export function crdtValue(state: CrdtState): CrdtValue {
-  switch (state.type) {
-    case 'counter':
-      return counterValue(state);
-    case 'set':
-      return setValue(state);
-    case 'register':
-      return registerValue(state);
-    case 'flag':
-      return flagValue(state);
-    case 'map':
-      return mapValue(state);
-  }
+  return typeOf(state.type).value(state);
 }
 
 /** The opaque context token for later removes (set, flag, map); undefined for counters and registers. */
@@ -138,41 +120,19 @@ export function crdtActors(state: CrdtState): string[] {
 
 /** Canonical bytes: equal states give equal bytes. */
 export function encodeCrdt(state: CrdtState): Buffer {
-  switch (state.type) {
-    case 'counter':
-      return frameState('counter', counterToBody(state));
-    case 'set':
-      return frameState('set', setToBody(state));
-    case 'register':
-      return frameState('register', registerToBody(state));
-    case 'flag':
-      return frameState('flag', flagToBody(state));
-    case 'map':
-      return frameState('map', mapToBody(state));
-  }
+  return frameState(state.type, typeOf(state.type).toBody(state));
 }
 
 /** Decodes and fully validates; throws `corrupt CRDT state: ...` on anything else. */
 export function decodeCrdt(bytes: Uint8Array): CrdtState {
   const { type, body } = unframeState(bytes);
-  switch (type) {
-    case 'counter':
-      return counterFromBody(body);
-    case 'set':
-      return setFromBody(body);
-    case 'register':
-      return registerFromBody(body);
-    case 'flag':
-      return flagFromBody(body);
-    case 'map':
-      return mapFromBody(body);
-  }
+  return typeOf(type).fromBody(body);
 }
 
 // ---- byte-level helpers for the integration ----
 
 function decodeAs(type: CrdtType, bytes: Uint8Array | undefined): CrdtState {
-  if (bytes === undefined) return EMPTY[type];
+  if (bytes === undefined) return TYPES[type].empty;
   const stored = peekStateType(bytes);
   if (stored !== type) throw new Error(`stored state is a ${stored}, the table is of type ${type}`);
   return decodeCrdt(bytes);

@@ -22,8 +22,9 @@
  *
  * Pure module: no I/O.
  */
-import { vcDescends, vcMerge, type VClock } from '../versions/vclock.js';
-import { actorIndex, clockFromFlat, clockToFlat, dotsFromFlat, expectArray, expectStrictlySorted, expectString, pushDots } from './codec.js';
+import type { VClock } from '../versions/vclock.js';
+import { causalLattice, type CausalLattice } from './causal.js';
+import { dotsFromFlat, dotsToFlat, expectArray, expectStrictlySorted, expectString, pushDots } from './codec.js';
 import { checkContextSeen } from './context.js';
 import {
   emAnyCovered,
@@ -39,12 +40,11 @@ import {
 } from './counter.js';
 import {
   anyCovered,
-  clockWith,
   dotsLeq,
   findKey,
   joinDots,
   joinKeyed,
-  nextDot,
+  mintDot,
   NO_DOTS,
   uncoveredDots,
   type Dot,
@@ -54,7 +54,6 @@ import {
 import { flagStoreApply } from './flag.js';
 import {
   badOp,
-  checkActor,
   corruptState,
   CRDT_LIMIT_CEILINGS,
   DEFAULT_CRDT_LIMITS,
@@ -90,13 +89,17 @@ import {
 } from './set.js';
 import { fieldType, hasRemovals, type ApplyOptions, type CrdtOp, type CrdtType, type CrdtValue, type MapOp } from './types.js';
 
-/** An embedded store, by the type its field name declares. */
-export type Nested =
-  | { readonly kind: 'counter'; readonly entries: EmCounter }
-  | { readonly kind: 'set'; readonly elems: SetStore }
-  | { readonly kind: 'flag'; readonly dots: Dots }
-  | { readonly kind: 'register'; readonly entries: MvRegister }
-  | { readonly kind: 'map'; readonly fields: MapStore };
+/** What each field type embeds: its store inside the map (dots in the map's clock). */
+interface InnerStores {
+  counter: EmCounter;
+  register: MvRegister;
+  set: SetStore;
+  flag: Dots;
+  map: MapStore;
+}
+
+/** An embedded store, tagged with the type its field name declares. */
+export type Nested = { [K in CrdtType]: { readonly kind: K; readonly inner: InnerStores[K] } }[CrdtType];
 
 export interface Field {
   /** Dots of the latest updates of the field (concurrent ones coexist). */
@@ -116,12 +119,114 @@ export interface MapState {
 export const EMPTY_MAP_STORE: MapStore = Object.freeze([]) as MapStore;
 export const EMPTY_MAP: MapState = Object.freeze({ type: 'map', clock: Object.freeze([]) as VClock, fields: EMPTY_MAP_STORE });
 
-const BOTTOM: { readonly [K in CrdtType]: Extract<Nested, { kind: K }> } = Object.freeze({
-  counter: Object.freeze({ kind: 'counter', entries: EMPTY_EM_COUNTER }),
-  set: Object.freeze({ kind: 'set', elems: EMPTY_SET_STORE }),
-  flag: Object.freeze({ kind: 'flag', dots: NO_DOTS }),
-  register: Object.freeze({ kind: 'register', entries: EMPTY_MV_REGISTER }),
-  map: Object.freeze({ kind: 'map', fields: EMPTY_MAP_STORE }),
+interface Env {
+  readonly limits: CrdtLimits;
+  readonly nowMicros: number | undefined;
+  /** Nesting level of the map being updated (top-level map = 1). */
+  readonly depth: number;
+}
+
+/** The operations a map needs from an embedded store type. */
+interface Embedded<S, O extends CrdtOp> {
+  readonly bottom: S;
+  isBottom(s: S): boolean;
+  join(s1: S, c1: VClock, s2: S, c2: VClock): S;
+  /** What survives a reset by a party that saw `clock`. */
+  removeCovered(s: S, clock: VClock): S;
+  anyCovered(s: S, clock: VClock): boolean;
+  /** The store half of (s1, c1) ⊑ (s2, c2). */
+  leq(s1: S, c1: VClock, s2: S): boolean;
+  value(s: S): CrdtValue;
+  apply(s: S, op: O, dot: Dot, ctx: VClock, env: Env, path: string): S;
+  toFlat(s: S, index: ReadonlyMap<string, number>): unknown;
+  fromFlat(x: unknown, clock: VClock, what: string, depth: number): S;
+}
+
+type OpOf<K extends CrdtType> = Extract<CrdtOp, { type: K }>;
+
+const EMBEDDED: { readonly [K in CrdtType]: Embedded<InnerStores[K], OpOf<K>> } = {
+  counter: {
+    bottom: EMPTY_EM_COUNTER,
+    isBottom: (s) => s.length === 0,
+    join: emJoin,
+    removeCovered: emRemoveCovered,
+    anyCovered: emAnyCovered,
+    leq: emLeq,
+    value: emValue,
+    apply: (s, op, dot, _ctx, _env, path) => emApply(s, op.increment, dot, path),
+    toFlat: emToFlat,
+    fromFlat: (x, clock, what) => emFromFlat(x, clock, what),
+  },
+  register: {
+    bottom: EMPTY_MV_REGISTER,
+    isBottom: (s) => s.length === 0,
+    join: mvJoin,
+    removeCovered: mvRemoveCovered,
+    anyCovered: mvAnyCovered,
+    leq: mvLeq,
+    value: mvValue,
+    apply: (s, op, dot, _ctx, env, path) => {
+      checkRegisterValue(op.assign, env.limits, pathKey(path, 'assign'));
+      return mvApply(s, op.assign, dot, env.nowMicros);
+    },
+    toFlat: mvToFlat,
+    fromFlat: (x, clock, what) => mvFromFlat(x, clock, what),
+  },
+  set: {
+    bottom: EMPTY_SET_STORE,
+    isBottom: (s) => s.length === 0,
+    join: setStoreJoin,
+    removeCovered: setStoreRemoveCovered,
+    anyCovered: setStoreAnyCovered,
+    leq: setStoreLeq,
+    value: setStoreValue,
+    apply: (s, op, dot, ctx, env, path) => setStoreApply(s, op.add, op.remove, op.add.length > 0 ? dot : null, ctx, env.limits, path),
+    toFlat: setStoreToFlat,
+    fromFlat: (x, clock, what) => setStoreFromFlat(x, clock, what),
+  },
+  flag: {
+    bottom: NO_DOTS,
+    isBottom: (s) => s.length === 0,
+    join: joinDots,
+    removeCovered: uncoveredDots,
+    anyCovered,
+    leq: dotsLeq,
+    value: (s) => s.length > 0,
+    apply: (s, op, dot, ctx) => flagStoreApply(s, op.enable, dot, ctx),
+    toFlat: dotsToFlat,
+    fromFlat: (x, clock, what) => dotsFromFlat(x, clock, what),
+  },
+  map: {
+    bottom: EMPTY_MAP_STORE,
+    isBottom: (s) => s.length === 0,
+    join: (s1, c1, s2, c2) => mapStoreJoin(s1, c1, s2, c2),
+    removeCovered: (s, clock) => mapStoreRemoveCovered(s, clock),
+    anyCovered: (s, clock) => mapStoreAnyCovered(s, clock),
+    leq: (s1, c1, s2) => mapStoreLeq(s1, c1, s2),
+    value: (s) => mapStoreValue(s),
+    apply: (s, op, dot, ctx, env, path) => {
+      if (env.depth + 1 > env.limits.maxMapDepth) throw limitExceeded('maxMapDepth', env.limits, path, `a map nested ${env.depth + 1} levels deep`);
+      return mapStoreApply(s, op, dot, ctx, { ...env, depth: env.depth + 1 }, path);
+    },
+    toFlat: (s, index) => mapStoreToFlat(s, index),
+    fromFlat: (x, clock, what, depth) => {
+      if (depth + 1 > CRDT_LIMIT_CEILINGS.maxMapDepth) throw corruptState(`${what}: maps nested deeper than ${CRDT_LIMIT_CEILINGS.maxMapDepth}`);
+      return mapStoreFromFlat(x, clock, what, depth + 1);
+    },
+  },
+};
+
+/** The embedded type of `kind`, for a store of that kind (the kind tag and the store agree). */
+function embedded(kind: CrdtType): Embedded<unknown, CrdtOp> {
+  return EMBEDDED[kind] as unknown as Embedded<unknown, CrdtOp>;
+}
+
+const BOTTOM: { readonly [K in CrdtType]: Nested } = Object.freeze({
+  counter: Object.freeze({ kind: 'counter', inner: EMPTY_EM_COUNTER }),
+  register: Object.freeze({ kind: 'register', inner: EMPTY_MV_REGISTER }),
+  set: Object.freeze({ kind: 'set', inner: EMPTY_SET_STORE }),
+  flag: Object.freeze({ kind: 'flag', inner: NO_DOTS }),
+  map: Object.freeze({ kind: 'map', inner: EMPTY_MAP_STORE }),
 });
 
 function kindOf(name: string): CrdtType {
@@ -130,184 +235,26 @@ function kindOf(name: string): CrdtType {
   return t;
 }
 
-// ---- embedded stores, dispatched on kind ----
-
-function nestedIsBottom(n: Nested): boolean {
-  switch (n.kind) {
-    case 'counter':
-    case 'register':
-      return n.entries.length === 0;
-    case 'set':
-      return n.elems.length === 0;
-    case 'flag':
-      return n.dots.length === 0;
-    case 'map':
-      return n.fields.length === 0;
-  }
-}
-
-/** Wraps a changed inner store, or returns `n` when the inner store is the same object. */
-function rewrap(n: Nested, inner: EmCounter | MvRegister | SetStore | Dots | MapStore): Nested {
-  switch (n.kind) {
-    case 'counter':
-      return inner === n.entries ? n : { kind: 'counter', entries: inner as EmCounter };
-    case 'register':
-      return inner === n.entries ? n : { kind: 'register', entries: inner as MvRegister };
-    case 'set':
-      return inner === n.elems ? n : { kind: 'set', elems: inner as SetStore };
-    case 'flag':
-      return inner === n.dots ? n : { kind: 'flag', dots: inner as Dots };
-    case 'map':
-      return inner === n.fields ? n : { kind: 'map', fields: inner as MapStore };
-  }
+/** `n` itself when its inner store is `inner`, else a new wrapper of n's kind. */
+function rewrap(n: Nested, inner: unknown): Nested {
+  return inner === n.inner ? n : ({ kind: n.kind, inner } as Nested);
 }
 
 function nestedJoin(a: Nested, c1: VClock, b: Nested, c2: VClock): Nested {
   if (a === b) return a;
-  let inner: EmCounter | MvRegister | SetStore | Dots | MapStore;
-  switch (a.kind) {
-    case 'counter':
-      inner = emJoin(a.entries, c1, (b as typeof a).entries, c2);
-      break;
-    case 'register':
-      inner = mvJoin(a.entries, c1, (b as typeof a).entries, c2);
-      break;
-    case 'set':
-      inner = setStoreJoin(a.elems, c1, (b as typeof a).elems, c2);
-      break;
-    case 'flag':
-      inner = joinDots(a.dots, c1, (b as typeof a).dots, c2);
-      break;
-    case 'map':
-      inner = mapStoreJoin(a.fields, c1, (b as typeof a).fields, c2);
-      break;
-  }
-  return rewrap(a, inner) === a ? a : rewrap(b, inner);
-}
-
-function nestedRemoveCovered(n: Nested, clock: VClock): Nested {
-  switch (n.kind) {
-    case 'counter':
-      return rewrap(n, emRemoveCovered(n.entries, clock));
-    case 'register':
-      return rewrap(n, mvRemoveCovered(n.entries, clock));
-    case 'set':
-      return rewrap(n, setStoreRemoveCovered(n.elems, clock));
-    case 'flag':
-      return rewrap(n, uncoveredDots(n.dots, clock));
-    case 'map':
-      return rewrap(n, mapStoreRemoveCovered(n.fields, clock));
-  }
-}
-
-function nestedAnyCovered(n: Nested, clock: VClock): boolean {
-  switch (n.kind) {
-    case 'counter':
-      return emAnyCovered(n.entries, clock);
-    case 'register':
-      return mvAnyCovered(n.entries, clock);
-    case 'set':
-      return setStoreAnyCovered(n.elems, clock);
-    case 'flag':
-      return anyCovered(n.dots, clock);
-    case 'map':
-      return mapStoreAnyCovered(n.fields, clock);
-  }
-}
-
-function nestedLeq(a: Nested, c1: VClock, b: Nested): boolean {
-  switch (a.kind) {
-    case 'counter':
-      return emLeq(a.entries, c1, (b as typeof a).entries);
-    case 'register':
-      return mvLeq(a.entries, c1, (b as typeof a).entries);
-    case 'set':
-      return setStoreLeq(a.elems, c1, (b as typeof a).elems);
-    case 'flag':
-      return dotsLeq(a.dots, c1, (b as typeof a).dots);
-    case 'map':
-      return mapStoreLeq(a.fields, c1, (b as typeof a).fields);
-  }
-}
-
-function nestedValue(n: Nested): CrdtValue {
-  switch (n.kind) {
-    case 'counter':
-      return emValue(n.entries);
-    case 'register':
-      return mvValue(n.entries);
-    case 'set':
-      return setStoreValue(n.elems);
-    case 'flag':
-      return n.dots.length > 0;
-    case 'map':
-      return mapStoreValue(n.fields);
-  }
-}
-
-interface Env {
-  readonly limits: CrdtLimits;
-  readonly nowMicros: number | undefined;
-  /** Nesting level of the map being updated (top-level map = 1). */
-  readonly depth: number;
+  const inner = embedded(a.kind).join(a.inner, c1, b.inner, c2);
+  return inner === b.inner ? b : rewrap(a, inner);
 }
 
 function nestedApply(n: Nested, op: CrdtOp, dot: Dot, ctx: VClock, env: Env, path: string): Nested {
   if (op.type !== n.kind) throw badOp(path, `a ${n.kind} field takes ${n.kind} operations, not ${op.type} ones`);
-  switch (op.type) {
-    case 'counter':
-      return rewrap(n, emApply((n as Extract<Nested, { kind: 'counter' }>).entries, op.increment, dot, path));
-    case 'register':
-      checkRegisterValue(op.assign, env.limits, pathKey(path, 'assign'));
-      return rewrap(n, mvApply((n as Extract<Nested, { kind: 'register' }>).entries, op.assign, dot, env.nowMicros));
-    case 'set':
-      return rewrap(n, setStoreApply((n as Extract<Nested, { kind: 'set' }>).elems, op.add, op.remove, op.add.length > 0 ? dot : null, ctx, env.limits, path));
-    case 'flag':
-      return rewrap(n, flagStoreApply((n as Extract<Nested, { kind: 'flag' }>).dots, op.enable, dot, ctx));
-    case 'map':
-      if (env.depth + 1 > env.limits.maxMapDepth) throw limitExceeded('maxMapDepth', env.limits, path, `a map nested ${env.depth + 1} levels deep`);
-      return rewrap(n, mapStoreApply((n as Extract<Nested, { kind: 'map' }>).fields, op, dot, ctx, { ...env, depth: env.depth + 1 }, path));
-  }
-}
-
-function nestedToFlat(n: Nested, index: ReadonlyMap<string, number>): unknown {
-  switch (n.kind) {
-    case 'counter':
-      return emToFlat(n.entries, index);
-    case 'register':
-      return mvToFlat(n.entries, index);
-    case 'set':
-      return setStoreToFlat(n.elems, index);
-    case 'flag': {
-      const out: number[] = [];
-      pushDots(out, n.dots, index);
-      return out;
-    }
-    case 'map':
-      return mapStoreToFlat(n.fields, index);
-  }
-}
-
-function nestedFromFlat(kind: CrdtType, x: unknown, clock: VClock, what: string, depth: number): Nested {
-  switch (kind) {
-    case 'counter':
-      return rewrap(BOTTOM.counter, emFromFlat(x, clock, what));
-    case 'register':
-      return rewrap(BOTTOM.register, mvFromFlat(x, clock, what));
-    case 'set':
-      return rewrap(BOTTOM.set, setStoreFromFlat(x, clock, what));
-    case 'flag':
-      return rewrap(BOTTOM.flag, dotsFromFlat(x, clock, what));
-    case 'map':
-      if (depth + 1 > CRDT_LIMIT_CEILINGS.maxMapDepth) throw corruptState(`${what}: maps nested deeper than ${CRDT_LIMIT_CEILINGS.maxMapDepth}`);
-      return rewrap(BOTTOM.map, mapStoreFromFlat(x, clock, what, depth + 1));
-  }
+  return rewrap(n, embedded(n.kind).apply(n.inner, op, dot, ctx, env, path));
 }
 
 // ---- fields ----
 
 function isBottomField(dots: Dots, store: Nested): boolean {
-  return dots.length === 0 && nestedIsBottom(store);
+  return dots.length === 0 && embedded(store.kind).isBottom(store.inner);
 }
 
 function fieldJoin(name: string, f1: Field | undefined, c1: VClock, f2: Field | undefined, c2: VClock): Field | null {
@@ -322,7 +269,7 @@ function fieldJoin(name: string, f1: Field | undefined, c1: VClock, f2: Field | 
 
 function fieldRemoveCovered(f: Field, clock: VClock): Field | null {
   const dots = uncoveredDots(f.dots, clock);
-  const store = nestedRemoveCovered(f.store, clock);
+  const store = rewrap(f.store, embedded(f.store.kind).removeCovered(f.store.inner, clock));
   if (isBottomField(dots, store)) return null;
   return dots === f.dots && store === f.store ? f : { dots, store };
 }
@@ -338,7 +285,7 @@ function mapStoreRemoveCovered(s: MapStore, clock: VClock): MapStore {
 }
 
 function fieldAnyCovered(f: Field, clock: VClock): boolean {
-  return anyCovered(f.dots, clock) || nestedAnyCovered(f.store, clock);
+  return anyCovered(f.dots, clock) || embedded(f.store.kind).anyCovered(f.store.inner, clock);
 }
 
 function mapStoreAnyCovered(s: MapStore, clock: VClock): boolean {
@@ -352,14 +299,14 @@ function mapStoreLeq(s1: MapStore, c1: VClock, s2: MapStore): boolean {
     while (i < s1.length && s1[i]![0] < name) i++;
     const f1 = i < s1.length && s1[i]![0] === name ? s1[i]![1] : undefined;
     if (!dotsLeq(f1?.dots ?? NO_DOTS, c1, f2.dots)) return false;
-    if (!nestedLeq(f1?.store ?? BOTTOM[kindOf(name)], c1, f2.store)) return false;
+    if (!embedded(f2.store.kind).leq((f1?.store ?? BOTTOM[f2.store.kind]).inner, c1, f2.store.inner)) return false;
   }
   return true;
 }
 
 function mapStoreValue(s: MapStore): { [field: string]: CrdtValue } {
   const out: { [field: string]: CrdtValue } = {};
-  for (const [name, f] of s) out[name] = nestedValue(f.store);
+  for (const [name, f] of s) out[name] = embedded(f.store.kind).value(f.store.inner);
   return out;
 }
 
@@ -401,7 +348,7 @@ function mapStoreToFlat(s: MapStore, index: ReadonlyMap<string, number>): unknow
   for (const [name, f] of s) {
     const dots: number[] = [];
     pushDots(dots, f.dots, index);
-    out.push(name, dots, nestedToFlat(f.store, index));
+    out.push(name, dots, embedded(f.store.kind).toFlat(f.store.inner, index));
   }
   return out;
 }
@@ -419,7 +366,7 @@ function mapStoreFromFlat(x: unknown, clock: VClock, what: string, depth: number
     if (kind === null) throw corruptState(`${what}: field ${JSON.stringify(name)} has no type suffix`);
     const inner = `${what}.${name}`;
     const dots = dotsFromFlat(flat[3 * i + 1], clock, `${inner} dots`);
-    const store = nestedFromFlat(kind, flat[3 * i + 2], clock, inner, depth);
+    const store = rewrap(BOTTOM[kind], embedded(kind).fromFlat(flat[3 * i + 2], clock, inner, depth));
     if (isBottomField(dots, store)) throw corruptState(`${inner}: empty field stored`);
     out[i] = [name, { dots, store }];
     prev = name;
@@ -429,43 +376,17 @@ function mapStoreFromFlat(x: unknown, clock: VClock, what: string, depth: number
 
 // ---- top-level map ----
 
-export function mapJoin(a: MapState, b: MapState): MapState {
-  if (a === b) return a;
-  const clock = vcMerge(a.clock, b.clock);
-  const fields = mapStoreJoin(a.fields, a.clock, b.fields, b.clock);
-  if (clock === a.clock && fields === a.fields) return a;
-  if (clock === b.clock && fields === b.fields) return b;
-  return { type: 'map', clock, fields };
-}
+export const mapLattice: CausalLattice<MapState> = causalLattice(
+  'map',
+  (s: MapState) => s.fields,
+  (clock, fields) => ({ type: 'map', clock, fields }),
+  { join: mapStoreJoin, leq: mapStoreLeq, value: mapStoreValue, toFlat: mapStoreToFlat, fromFlat: (x, clock, what) => mapStoreFromFlat(x, clock, what, 1) },
+);
 
 export function mapApply(s: MapState, op: MapOp, actor: string, opts: ApplyOptions = {}): MapState {
   const limits = opts.limits ?? DEFAULT_CRDT_LIMITS;
   if (hasRemovals(op)) checkContextSeen(s.clock, opts.context, '');
-  let dot: Dot | null = null;
-  if (op.update.length > 0) {
-    dot = nextDot(s.clock, actor);
-    checkActor(actor, dot[1] > 1, s.clock.length, limits);
-  }
-  const fields = mapStoreApply(s.fields, op, dot, opts.context ?? s.clock, { limits, nowMicros: opts.nowMicros, depth: 1 }, '');
-  return { type: 'map', clock: dot === null ? s.clock : clockWith(s.clock, actor, dot[1]), fields };
-}
-
-export function mapValue(s: MapState): { [field: string]: CrdtValue } {
-  return mapStoreValue(s.fields);
-}
-
-export function mapLeq(a: MapState, b: MapState): boolean {
-  return vcDescends(b.clock, a.clock) && mapStoreLeq(a.fields, a.clock, b.fields);
-}
-
-/** Body: `[clock, fields]`. */
-export function mapToBody(s: MapState): unknown {
-  return [clockToFlat(s.clock), mapStoreToFlat(s.fields, actorIndex(s.clock))];
-}
-
-export function mapFromBody(body: unknown): MapState {
-  const a = expectArray(body, 'map');
-  if (a.length !== 2) throw corruptState('map body is not [clock, fields]');
-  const clock = clockFromFlat(a[0]);
-  return { type: 'map', clock, fields: mapStoreFromFlat(a[1], clock, 'map', 1) };
+  const minted = op.update.length > 0 ? mintDot(s.clock, actor, limits) : null;
+  const fields = mapStoreApply(s.fields, op, minted?.dot ?? null, opts.context ?? s.clock, { limits, nowMicros: opts.nowMicros, depth: 1 }, '');
+  return { type: 'map', clock: minted?.clock ?? s.clock, fields };
 }

@@ -20,23 +20,24 @@
  *
  * Pure module: no I/O.
  */
-import { vcDescends, vcMerge, type VClock } from '../versions/vclock.js';
+import type { VClock } from '../versions/vclock.js';
+import { causalLattice, type CausalLattice } from './causal.js';
 import { checkContextSeen } from './context.js';
-import { clockFromFlat, clockToFlat, dotsFromFlat, expectArray, expectStrictlySorted, expectString, pushDots, actorIndex } from './codec.js';
+import { dotAt, expectArray, expectStrictlySorted, expectString, pushDots } from './codec.js';
+import { compareDots } from '../versions/version.js';
 import {
   anyCovered,
-  clockWith,
   dotsLeq,
   joinDots,
   joinKeyed,
-  nextDot,
+  mintDot,
   NO_DOTS,
   uncoveredDots,
   type Dot,
   type Dots,
   type KeyedEntry,
 } from './dots.js';
-import { checkActor, corruptState, DEFAULT_CRDT_LIMITS, limitExceeded, pathKey, preconditionFailed, type CrdtLimits } from './limits.js';
+import { corruptState, DEFAULT_CRDT_LIMITS, limitExceeded, pathKey, preconditionFailed, type CrdtLimits } from './limits.js';
 import type { ApplyOptions, SetOp } from './types.js';
 
 /** `[element, dots]` sorted by element (JS string order); dots never empty. */
@@ -140,73 +141,66 @@ export function setStoreValue(s: SetStore): string[] {
   return s.map((e) => e[0]);
 }
 
-/** Flat `[element, [actorIndex, counter, ...], element, ...]`. */
-export function setStoreToFlat(s: SetStore, index: ReadonlyMap<string, number>): unknown[] {
-  const out: unknown[] = [];
-  for (const [e, d] of s) {
-    const flat: number[] = [];
-    pushDots(flat, d, index);
-    out.push(e, flat);
+/**
+ * Columnar: `[[element, ...], [n, actorIndex, counter, ... (n pairs), n, ...]]` — one strings array
+ * and one numbers array rather than an array per element, which msgpack packs and unpacks about
+ * twice as fast for large sets (the bytes are the same size).
+ */
+export function setStoreToFlat(s: SetStore, index: ReadonlyMap<string, number>): [string[], number[]] {
+  const elems: string[] = new Array<string>(s.length);
+  const dots: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const [e, d] = s[i]!;
+    elems[i] = e;
+    dots.push(d.length);
+    pushDots(dots, d, index);
   }
-  return out;
+  return [elems, dots];
 }
 
 export function setStoreFromFlat(x: unknown, clock: VClock, what: string): SetStore {
-  const flat = expectArray(x, what);
-  if (flat.length % 2 !== 0) throw corruptState(`${what}: odd length`);
-  if (flat.length === 0) return EMPTY_SET_STORE;
-  const out: KeyedEntry<Dots>[] = new Array<KeyedEntry<Dots>>(flat.length / 2);
+  const body = expectArray(x, what);
+  if (body.length !== 2) throw corruptState(`${what}: not [elements, dots]`);
+  const elems = expectArray(body[0], `${what} elements`);
+  const dots = expectArray(body[1], `${what} dots`);
+  if (elems.length === 0) {
+    if (dots.length !== 0) throw corruptState(`${what}: dots without elements`);
+    return EMPTY_SET_STORE;
+  }
+  const out: KeyedEntry<Dots>[] = new Array<KeyedEntry<Dots>>(elems.length);
   let prev: string | undefined;
-  for (let i = 0; i < out.length; i++) {
-    const e = expectString(flat[2 * i], `${what} element`);
+  let pos = 0;
+  for (let i = 0; i < elems.length; i++) {
+    const e = expectString(elems[i], `${what} element`);
     expectStrictlySorted(prev, e, `${what} elements`);
-    const d = dotsFromFlat(flat[2 * i + 1], clock, `${what} element dots`);
-    if (d.length === 0) throw corruptState(`${what}: element without dots`);
+    const n = dots[pos];
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || pos + 1 + 2 * n > dots.length) throw corruptState(`${what}: bad dot count for element ${i}`);
+    pos++;
+    const d: Dot[] = new Array<Dot>(n);
+    for (let k = 0; k < n; k++, pos += 2) {
+      d[k] = dotAt(dots, pos, clock, `${what} element dots`);
+      if (k > 0 && compareDots(d[k - 1]!, d[k]!) >= 0) throw corruptState(`${what}: element dots out of order or duplicated`);
+    }
     out[i] = [e, d];
     prev = e;
   }
+  if (pos !== dots.length) throw corruptState(`${what}: trailing dots`);
   return out;
 }
 
 // ---- top-level set ----
 
-export function setJoin(a: SetState, b: SetState): SetState {
-  if (a === b) return a;
-  const clock = vcMerge(a.clock, b.clock);
-  const elems = setStoreJoin(a.elems, a.clock, b.elems, b.clock);
-  if (clock === a.clock && elems === a.elems) return a;
-  if (clock === b.clock && elems === b.elems) return b;
-  return { type: 'set', clock, elems };
-}
+export const setLattice: CausalLattice<SetState> = causalLattice(
+  'set',
+  (s: SetState) => s.elems,
+  (clock, elems) => ({ type: 'set', clock, elems }),
+  { join: setStoreJoin, leq: setStoreLeq, value: setStoreValue, toFlat: setStoreToFlat, fromFlat: setStoreFromFlat },
+);
 
 export function setApply(s: SetState, op: SetOp, actor: string, opts: ApplyOptions = {}): SetState {
   const limits = opts.limits ?? DEFAULT_CRDT_LIMITS;
   if (op.remove.length > 0) checkContextSeen(s.clock, opts.context, '');
-  let dot: Dot | null = null;
-  if (op.add.length > 0) {
-    dot = nextDot(s.clock, actor);
-    checkActor(actor, dot[1] > 1, s.clock.length, limits);
-  }
-  const elems = setStoreApply(s.elems, op.add, op.remove, dot, opts.context ?? s.clock, limits, '');
-  return { type: 'set', clock: dot === null ? s.clock : clockWith(s.clock, actor, dot[1]), elems };
-}
-
-export function setValue(s: SetState): string[] {
-  return setStoreValue(s.elems);
-}
-
-export function setLeq(a: SetState, b: SetState): boolean {
-  return vcDescends(b.clock, a.clock) && setStoreLeq(a.elems, a.clock, b.elems);
-}
-
-/** Body: `[clock, elements]`. */
-export function setToBody(s: SetState): unknown {
-  return [clockToFlat(s.clock), setStoreToFlat(s.elems, actorIndex(s.clock))];
-}
-
-export function setFromBody(body: unknown): SetState {
-  const a = expectArray(body, 'set');
-  if (a.length !== 2) throw corruptState('set body is not [clock, elements]');
-  const clock = clockFromFlat(a[0]);
-  return { type: 'set', clock, elems: setStoreFromFlat(a[1], clock, 'set') };
+  const minted = op.add.length > 0 ? mintDot(s.clock, actor, limits) : null;
+  const elems = setStoreApply(s.elems, op.add, op.remove, minted?.dot ?? null, opts.context ?? s.clock, limits, '');
+  return { type: 'set', clock: minted?.clock ?? s.clock, elems };
 }

@@ -28,8 +28,8 @@ describe('CRDT state encoding', () => {
     let set: CrdtState = emptyCrdt('set');
     set = crdtApply(set, { type: 'set', add: ['a', 'b'], remove: [] }, 'n1');
     set = crdtApply(set, { type: 'set', add: ['b'], remove: [] }, 'n2');
-    // [clock [n1,1,n2,1], elements [a [0,1], b [1,1]]]
-    expect(encodeCrdt(set).toString('hex')).toBe('1102' + '92' + '94a26e3101a26e3201' + '94a161920001a162920101');
+    // [clock [n1,1,n2,1], [[a, b], [1 dot: n1 1, 1 dot: n2 1]]]
+    expect(encodeCrdt(set).toString('hex')).toBe('1102' + '92' + '94a26e3101a26e3201' + '92' + '92a161a162' + '96010001010101');
     const counter = crdtApply(emptyCrdt('counter'), { type: 'counter', increment: -3 }, 'n1');
     expect(encodeCrdt(counter).toString('hex')).toBe('1101' + '93a26e310003');
     expect(encodeCrdt(emptyCrdt('map')).toString('hex')).toBe('1103' + '929090');
@@ -50,12 +50,15 @@ describe('CRDT state encoding', () => {
     ['negative total', raw(1, ['n1', -1, 0])],
     ['fractional total', raw(1, ['n1', 1.5, 0])],
     ['set clock unsorted', raw(2, [['n2', 1, 'n1', 1], []])],
-    ['set element dot not covered', raw(2, [['n1', 1], ['a', [0, 2]]])],
-    ['set actor index out of range', raw(2, [['n1', 1], ['a', [1, 1]]])],
-    ['set element without dots', raw(2, [['n1', 1], ['a', []]])],
-    ['set elements out of order', raw(2, [['n1', 2], ['b', [0, 1], 'a', [0, 2]]])],
+    ['set element dot not covered', raw(2, [['n1', 1], [['a'], [1, 0, 2]]])],
+    ['set actor index out of range', raw(2, [['n1', 1], [['a'], [1, 1, 1]]])],
+    ['set element without dots', raw(2, [['n1', 1], [['a'], [0]]])],
+    ['set element dot count past the end', raw(2, [['n1', 1], [['a'], [2, 0, 1]]])],
+    ['set trailing dots', raw(2, [['n1', 1], [['a'], [1, 0, 1, 0]]])],
+    ['set elements out of order', raw(2, [['n1', 2], [['b', 'a'], [1, 0, 1, 1, 0, 2]]])],
+    ['set element dots duplicated', raw(2, [['n1', 2], [['a'], [2, 0, 1, 0, 1]]])],
     ['map field without type', raw(3, [['n1', 1], ['cart', [0, 1], []]])],
-    ['map field stored empty', raw(3, [['n1', 1], ['a_set', [], []]])],
+    ['map field stored empty', raw(3, [['n1', 1], ['a_set', [], [[], []]]])],
     ['map maps nested too deep', raw(3, [['n1', 1], deep(40)])],
     ['register without an entry body', raw(4, [1, 'n1'])],
     ['flag dots unsorted', raw(5, [['n1', 2], [0, 2, 0, 1]])],
