@@ -11,6 +11,7 @@
  */
 import { decodeContext, encodeContext } from '../versions/reconcile.js';
 import { vcDescends, type VClock } from '../versions/vclock.js';
+import { internActor } from './codec.js';
 import { badOp, limitExceeded, pathKey, preconditionFailed, utf8Bytes, type CrdtLimits } from './limits.js';
 
 /** The token for a clock ('' for the empty clock). */
@@ -37,7 +38,7 @@ export function parseContext(input: unknown, limits: CrdtLimits, path: string): 
   for (const [actor] of clock) {
     if (utf8Bytes(actor) > limits.maxActorBytes) throw limitExceeded('maxActorBytes', limits, path, 'an actor id');
   }
-  return clock;
+  return clock.map(([actor, n]) => [internActor(actor), n] as const);
 }
 
 /**

@@ -21,7 +21,7 @@
  */
 import { RingkvError } from '../util/errors.js';
 import type { VClock } from '../versions/vclock.js';
-import { dotAt, expectStrictlySorted, expectString, expectTuples, isCount } from './codec.js';
+import { dotAt, expectStrictlySorted, expectString, expectTuples, internActor, isCount } from './codec.js';
 import { anyEntryCovered, dotFunLeq, joinDotFun, uncoveredEntries, type Dot } from './dots.js';
 import { checkActor, corruptState, DEFAULT_CRDT_LIMITS } from './limits.js';
 import type { ApplyOptions, CounterOp } from './types.js';
@@ -148,7 +148,7 @@ export function counterFromBody(body: unknown): CounterState {
     const n = flat[3 * i + 2];
     expectStrictlySorted(prev, actor, 'counter actors');
     if (actor.length === 0 || !isCount(p) || !isCount(n) || p + n === 0) throw corruptState(`counter entry ${i} is invalid`);
-    entries[i] = [actor, p, n];
+    entries[i] = [internActor(actor), p, n];
     prev = actor;
   }
   return entries.length === 0 ? EMPTY_COUNTER : { type: 'counter', entries };

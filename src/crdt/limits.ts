@@ -39,12 +39,13 @@ export interface CrdtLimits {
 }
 
 /**
- * Defaults (justification in docs/crdt.md "Bounds"). In short: every operation rewrites the whole
- * state, so a state is kept well under the store's 1 MiB value limit and its per-op cost in the
- * tens of microseconds to a few milliseconds (measured in bench/micro/crdt.ts).
+ * Defaults (justification in docs/crdt.md "Bounds"). In short: every operation decodes, changes and
+ * re-encodes the whole state in the shard actor, so a state is kept well under the store's 1 MiB
+ * value limit and one operation under ~2 ms (measured in bench/micro/crdt.ts: a set of 5,000
+ * elements; cost grows faster than linearly beyond that).
  */
 export const DEFAULT_CRDT_LIMITS: Readonly<CrdtLimits> = Object.freeze({
-  maxSetElements: 10_000,
+  maxSetElements: 5000,
   maxElementBytes: 1024,
   maxMapFields: 1000,
   maxFieldNameBytes: 256,

@@ -20,7 +20,7 @@
  * Pure module: no I/O.
  */
 import type { VClock } from '../versions/vclock.js';
-import { dotAt, expectString, expectTuples, isCount, isPositiveCount } from './codec.js';
+import { dotAt, expectString, expectTuples, internActor, isCount, isPositiveCount } from './codec.js';
 import { anyEntryCovered, dotFunLeq, joinDotFun, uncoveredEntries, type Dot } from './dots.js';
 import { checkActor, corruptState, DEFAULT_CRDT_LIMITS, limitExceeded, utf8Bytes, type CrdtLimits } from './limits.js';
 import type { ApplyOptions, RegisterOp } from './types.js';
@@ -94,7 +94,7 @@ export function registerFromBody(body: unknown): RegisterState {
   const actor = expectString(a[1], 'register actor');
   const value = expectString(a[2], 'register value');
   if (!isPositiveCount(ts) || actor.length === 0) throw corruptState('register entry is invalid');
-  return { type: 'register', entry: { ts, actor, value } };
+  return { type: 'register', entry: { ts, actor: internActor(actor), value } };
 }
 
 // ---- embedded multi-value register read as LWW (map fields) ----
