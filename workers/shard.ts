@@ -42,7 +42,10 @@ import {
   type ShardToRouter,
   type ShardWorkerData,
 } from '../src/storage/shard-protocol.js';
-import { decodeRequests, WIRE_READ, WireReplyWriter, type WireRequest } from '../src/storage/shard-wire.js';
+import { decodeRequests, WIRE_CRDT_APPLY, WIRE_READ, WireReplyWriter, type WireRequest } from '../src/storage/shard-wire.js';
+import { applyCrdtRequest, mergeCrdtState, type CrdtShardContext } from '../src/storage/crdt-shard.js';
+import { isCrdtState } from '../src/storage/merge.js';
+import { RingkvError } from '../src/util/errors.js';
 import { RingTable } from '../src/ring/table.js';
 import { initHasher } from '../src/ring/hash.js';
 import { MerkleTree, initMerkle, leafIndex, type Hash64 } from '../src/merkle/index.js';
@@ -89,6 +92,7 @@ const writeBatch = new SyncWriteBatch(db, column);
 const metaBatch = new SyncWriteBatch(db, metaColumn);
 const depth = data_.merkleDepth;
 const graceUs = data_.gcGraceSeconds * 1_000_000;
+const crdtCtx: CrdtShardContext = { actor: data_.crdtActor, limits: data_.crdtLimits };
 
 /**
  * Does this shard store token (hi, lo) under the current ring: is it localShardOf's answer? (The
@@ -422,6 +426,10 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
         }
         writes++;
         const entry = op.entries[e]!;
+        if (entry.mode === 'crdt') {
+          if (storeCrdtMerge(idx, entry.state, stored, current, dirty)) changed++;
+          continue;
+        }
         const before = versionsAt(idx);
         const merged = mergeVersions(entry.mode, before, entry.versions, data_.maxSiblings);
         if (!versionsEqual(merged, before)) {
@@ -444,7 +452,8 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
       writeBatch.put(keys[i]!, enc);
       fresh[i] = hash64(enc);
       if (raw[i] === undefined) keyCount++;
-      noteDead(keys[i]!, cur ? isDead(cur) : isDeadRecord(enc));
+      // A CRDT state is never dead: CRDT keys have no deletes (issue 14).
+      noteDead(keys[i]!, cur ? isDead(cur) : !isCrdtState(enc) && isDeadRecord(enc));
     }
     writeBatch.commit(data_.durability === 'sync');
     // Only after the batch is durable in the WAL: the trees describe what is stored. The stored
@@ -519,6 +528,7 @@ function applyWire(
     return;
   }
   writes++;
+  if (d.kind === WIRE_CRDT_APPLY || d.mode === 'crdt') return crdtWire(d, idx, stored, current, dirty);
   if (current[idx] === undefined && stored[idx] === undefined && isSingleVersionRecord(d.record)) {
     stored[idx] = Buffer.from(d.record); // a copy: the view's message buffer is not ours to keep
     current[idx] = undefined;
@@ -542,6 +552,57 @@ function applyWire(
     dirty[idx] = 1;
   }
   replyWire.ok(d.id, d.returnMerged ? (stored[idx] ?? encodeRecord(current[idx] ?? merged)) : null, changed);
+}
+
+/**
+ * The bytes of a key holding a CRDT state, as this turn left them. A key whose versions were decoded
+ * this turn holds a record, not a state: the CRDT functions then refuse it as of the wrong kind.
+ */
+function storedBytesAt(idx: number, stored: Array<Buffer | undefined>, current: Array<Version[] | null | undefined>): Uint8Array | undefined {
+  const cur = current[idx];
+  return stored[idx] ?? (cur ? encodeRecord(cur) : undefined);
+}
+
+/** Merge a CRDT state into what the key stores; true when that changed it. */
+function storeCrdtMerge(idx: number, incoming: Uint8Array, stored: Array<Buffer | undefined>, current: Array<Version[] | null | undefined>, dirty: Uint8Array): boolean {
+  const { bytes, changed } = mergeCrdtState(storedBytesAt(idx, stored, current), incoming);
+  if (changed) {
+    // A copy when the bytes are the incoming view: the message buffer is not ours to keep.
+    stored[idx] = Buffer.from(bytes);
+    current[idx] = undefined;
+    dirty[idx] = 1;
+  }
+  return changed;
+}
+
+/**
+ * A CRDT operation applied at this (the coordinating) replica, or a replica write of a CRDT state
+ * (src/storage/crdt-shard.ts). The apply answers with the new state, which the router replicates;
+ * an operation that cannot apply answers its error (with details: precondition, limit) and
+ * changes nothing.
+ */
+function crdtWire(
+  d: Exclude<WireRequest, { kind: typeof WIRE_READ }>,
+  idx: number,
+  stored: Array<Buffer | undefined>,
+  current: Array<Version[] | null | undefined>,
+  dirty: Uint8Array,
+): void {
+  try {
+    if (d.kind === WIRE_CRDT_APPLY) {
+      const next = Buffer.from(applyCrdtRequest(d.request, storedBytesAt(idx, stored, current), crdtCtx));
+      stored[idx] = next;
+      current[idx] = undefined;
+      dirty[idx] = 1;
+      replyWire.ok(d.id, next, true);
+      return;
+    }
+    const changed = storeCrdtMerge(idx, d.record, stored, current, dirty);
+    replyWire.ok(d.id, d.returnMerged ? (stored[idx] ?? null) : null, changed);
+  } catch (e) {
+    if (e instanceof RingkvError) replyWire.error(d.id, e.code, e.message, e.details);
+    else replyWire.error(d.id, 'bad_request', (e as Error).message);
+  }
 }
 
 function treeFor(range: RangeRef): RangeTree {
@@ -793,6 +854,10 @@ function sweepStep(): void {
   const purged: Array<[Buffer, Buffer]> = [];
   for (let j = 0; j < rows.length; j += 2) {
     run.scanned++;
+    if (isCrdtState(rows[j + 1]!)) {
+      noteDead(rows[j]!, false);
+      continue;
+    }
     let versions: Version[];
     try {
       versions = decodeRecord(rows[j + 1]!);

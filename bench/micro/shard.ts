@@ -63,6 +63,8 @@ export async function shardSuite(opts: SuiteOptions): Promise<Row[]> {
     merkleDepth: cfg.merkleDepth,
     gcGraceSeconds: cfg.gcGraceSeconds,
     tombstoneSweepIntervalMs: cfg.tombstoneSweepIntervalMs,
+    crdtActor: 'bench-node@0',
+    crdtLimits: cfg.crdt,
   };
   const { pool } = await ShardPool.start({ shards: SHARDS, maxQueue: cfg.limits.maxShardQueue, workerData });
 

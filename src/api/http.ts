@@ -21,7 +21,7 @@ export interface HttpDeps {
   extraRoutes?: Array<(app: FastifyInstance) => void>;
 }
 
-function keyBytes(key: unknown, maxKeyBytes: number, field = 'key'): Buffer {
+export function keyBytes(key: unknown, maxKeyBytes: number, field = 'key'): Buffer {
   if (typeof key !== 'string' || key.length === 0) throw badRequest(`${field} must be a non-empty string`, { field });
   // A lone surrogate (a JSON "\ud800" escape) has no UTF-8 form: encoding it would substitute
   // U+FFFD, and different keys would silently become the same stored key.
@@ -31,7 +31,7 @@ function keyBytes(key: unknown, maxKeyBytes: number, field = 'key'): Buffer {
   return b;
 }
 
-function sendError(reply: FastifyReply, err: RingkvError, extra?: Record<string, unknown>): FastifyReply {
+export function sendError(reply: FastifyReply, err: RingkvError, extra?: Record<string, unknown>): FastifyReply {
   return reply.code(err.status).send({ error: err.toJSON(), ...extra });
 }
 
@@ -227,7 +227,7 @@ export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
   app.put<{ Params: { table: string }; Body: unknown }>('/api/v1/tables/:table', async (req) => {
     const name = validateTableName(req.params.table);
     const body = req.body ?? {};
-    if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('body must be a JSON object { "conflicts", "n", "quorum" }');
+    if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('body must be a JSON object { "conflicts", "type", "n", "quorum" }');
     return tables.define(name, body as Record<string, unknown>, true);
   });
   app.get('/api/v1/tables', async () => ({ tables: tables.all() }));

@@ -18,7 +18,7 @@ export type { ConsistencyLevel, ConsistencyReport, ErrorCode };
 /** Bumped on incompatible wire changes; reported in the `ring` reply. */
 export const IPC_PROTOCOL_VERSION = 1;
 
-export const IPC_OPS = ['put', 'get', 'del', 'scan', 'batch', 'ring', 'status'] as const;
+export const IPC_OPS = ['put', 'get', 'del', 'scan', 'batch', 'ring', 'status', 'crdt_update', 'crdt_get', 'define_table'] as const;
 export type IpcOp = (typeof IPC_OPS)[number];
 export const IPC_ITEM_OPS = ['put', 'get', 'del'] as const;
 export type IpcItemOp = (typeof IPC_ITEM_OPS)[number];
@@ -91,12 +91,69 @@ export interface ScanFields extends ConsistencyFields {
   r?: number;
 }
 
+/**
+ * Apply an operation to a convergent data type (a key of a `crdt` table). `operation` has the
+ * HTTP body's shape: `{increment: 5}`, `{add: ["a"]}`, `{remove: ["c"], context: "..."}`,
+ * `{assign: "v"}`, `{enable: true}`, `{update: {...}, remove: [...], context: "..."}`. Not a batch
+ * item; never resent by the client (an increment resent counts twice).
+ */
+export interface CrdtUpdateFields extends ConsistencyFields {
+  op: 'crdt_update';
+  table: string;
+  key: IpcKey;
+  operation: Record<string, unknown>;
+  w?: number;
+}
+
+/** Read a convergent data type's value and context. */
+export interface CrdtGetFields extends ConsistencyFields {
+  op: 'crdt_get';
+  table: string;
+  key: IpcKey;
+  r?: number;
+}
+
+/** Define (create, or change the settings of) a table, as `PUT /api/v1/tables/{t}` does. */
+export interface DefineTableFields {
+  op: 'define_table';
+  table: string;
+  conflicts?: 'vclock' | 'lww' | 'crdt';
+  /** With conflicts `crdt`: counter, set, map, register or flag. */
+  type?: string;
+  n?: number;
+  quorum?: 'sloppy' | 'strict';
+}
+
+/** A CRDT value as replies carry it: a number, a list of strings, a str or nil, a bool, or a map of field values. */
+export type CrdtValueWire = number | boolean | string | null | string[] | { [field: string]: CrdtValueWire };
+
+export interface CrdtUpdateOk {
+  /** The value after the update, at the replica that applied it. */
+  value: CrdtValueWire;
+  /** Sets, flags and maps: the context for later removes. */
+  context?: string;
+  consistency: ConsistencyReport;
+}
+
+export interface CrdtGetOk {
+  /** False when no replica that answered holds the key; `value` is then the type's empty value. */
+  found: boolean;
+  value: CrdtValueWire;
+  context?: string;
+  /** Bytes of the stored (joined) state. */
+  bytes: number;
+  consistency: ConsistencyReport;
+}
+
 export type BatchItem = PutFields | GetFields | DelFields;
 
 export type PutRequest = PutFields & { id: RequestId };
 export type GetRequest = GetFields & { id: RequestId };
 export type DelRequest = DelFields & { id: RequestId };
 export type ScanRequest = ScanFields & { id: RequestId };
+export type CrdtUpdateRequest = CrdtUpdateFields & { id: RequestId };
+export type CrdtGetRequest = CrdtGetFields & { id: RequestId };
+export type DefineTableRequest = DefineTableFields & { id: RequestId };
 export interface BatchRequest {
   id: RequestId;
   op: 'batch';
@@ -114,7 +171,17 @@ export interface StatusRequest {
   id: RequestId;
   op: 'status';
 }
-export type IpcRequest = PutRequest | GetRequest | DelRequest | ScanRequest | BatchRequest | RingRequest | StatusRequest;
+export type IpcRequest =
+  | PutRequest
+  | GetRequest
+  | DelRequest
+  | ScanRequest
+  | BatchRequest
+  | RingRequest
+  | StatusRequest
+  | CrdtUpdateRequest
+  | CrdtGetRequest
+  | DefineTableRequest;
 
 /** The ring as clients need it for token-aware (zero-hop) routing. */
 export interface RingInfo {
@@ -234,6 +301,8 @@ export interface ErrorReply extends Partial<TooLargeGetDetails> {
   code: ErrorCode;
   message: string;
   field?: string;
+  /** crdt_update / crdt_get / define_table errors: the error's details (precondition, limit, outcome, ...). */
+  details?: Record<string, unknown>;
   rv?: string;
 }
 

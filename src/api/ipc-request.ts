@@ -23,6 +23,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { Unpackr } from 'msgpackr';
+import { CRDT_LIMIT_CEILINGS } from '../crdt/limits.js';
 import { FrameError } from '../net/frames.js';
 import { parseConsistency, type ConsistencySpec } from '../router/consistency.js';
 import { SCAN_LIMITS } from '../router/scan.js';
@@ -33,8 +34,12 @@ import { MAX_REQUEST_ID, type IpcLimits } from './ipc-protocol.js';
 // ---------------------------------------------------------------------------------------------
 // Frame payload -> request
 
-/** Deepest msgpack nesting a request may have (a batch item's fields are at depth 3). */
-export const MAX_REQUEST_NESTING = 16;
+/**
+ * Deepest msgpack nesting a request may have (a batch item's fields are at depth 3). A crdt_update's
+ * `operation` on a map nests two levels per map level (`update`, then the field) down to the
+ * deepest map the CRDT limits allow (crdt.maxMapDepth, at most its ceiling), plus a set's list.
+ */
+export const MAX_REQUEST_NESTING = 2 * CRDT_LIMIT_CEILINGS.maxMapDepth + 8;
 
 export interface ShapeProblem {
   /** Where: top-level field name, or ['items', i, field] inside a batch item. */
@@ -358,6 +363,9 @@ export const OP_FIELDS = {
   batch: ['items', 'timeoutMs'],
   ring: ['digest'],
   status: [],
+  crdt_update: ['table', 'key', 'operation', 'consistency', 'n', 'w', 'timeoutMs'],
+  crdt_get: ['table', 'key', 'consistency', 'n', 'r', 'timeoutMs'],
+  define_table: ['table', 'conflicts', 'type', 'n', 'quorum'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type OpName = keyof typeof OP_FIELDS;

@@ -20,8 +20,12 @@ import { tokenToHex } from '../ring/hash.js';
 import type { RingLayout } from '../ring/builder.js';
 import type { Done, ReadRequest, ReadResult, Router, WriteRequest, WriteResult } from '../router/router.js';
 import { badRequest, invariant, RingkvError, type ErrorCode } from '../util/errors.js';
+import type { CrdtCoordinator } from '../router/crdt.js';
+import type { TableRegistry } from '../router/tables.js';
+import { errorWithDetails, parseCrdtGet, parseCrdtUpdate, parseDefineTable, type CrdtGetParsed, type CrdtUpdateParsed, type DefineTableParsed } from './ipc-crdt.js';
 import {
   DEFAULT_MAX_BATCH_ITEMS,
+  IPC_OPS,
   IPC_PROTOCOL_VERSION,
   type BatchItemResult,
   type ErrorReply,
@@ -58,6 +62,10 @@ export interface IpcDeps {
   path: string;
   /** A Pick so protocol tests can pass an in-process fake (see `promiseRouter`). */
   router: IpcRouter;
+  /** Convergent data types (crdt_update, crdt_get); absent: those ops answer `unavailable`. */
+  crdts?: Pick<CrdtCoordinator, 'startUpdate' | 'startRead'>;
+  /** Table definitions (define_table); absent: that op answers `unavailable`. */
+  tables?: Pick<TableRegistry, 'define'>;
   ringInfo: () => RingInfo;
   /** Cheap digest for the `rv` of every reply; defaults to `ringInfo().digest` (which builds the whole info). */
   ringDigest?: () => string;
@@ -128,7 +136,36 @@ export function ringInfoFromLayout(
 // ---------------------------------------------------------------------------------------------
 // Connections
 
+/** Run a crdt_update, crdt_get or define_table; `complete` gets the outcome (never inside this call). */
+function runCrdtWork(deps: IpcDeps, w: Extract<Work, { t: 'crdt_update' | 'crdt_get' | 'define_table' }>, complete: (out: Outcome) => void): void {
+  const fail = (err: unknown): void => queueMicrotask(() => complete({ ok: false, err }));
+  if (w.t === 'define_table') {
+    if (!deps.tables) return fail(new RingkvError('unavailable', 'this server does not define tables'));
+    let table: Record<string, unknown>;
+    try {
+      table = { ...deps.tables.define(w.op.table, w.op.settings, true) };
+    } catch (err) {
+      return fail(err);
+    }
+    return void queueMicrotask(() => complete({ ok: true, value: { table } }));
+  }
+  const crdts = deps.crdts;
+  if (!crdts) return fail(new RingkvError('unavailable', 'this server does not serve convergent data types'));
+  if (w.t === 'crdt_update') {
+    const u = w.op;
+    crdts.startUpdate({ table: u.table, key: u.key, operation: u.operation, consistency: u.consistency, timeoutMs: u.timeoutMs }, (err, r) =>
+      complete(err ? { ok: false, err } : { ok: true, value: { ...r! } }),
+    );
+    return;
+  }
+  const g = w.op;
+  crdts.startRead({ table: g.table, key: g.key, consistency: g.consistency, timeoutMs: g.timeoutMs }, (err, r) => complete(err ? { ok: false, err } : { ok: true, value: { ...r! } }));
+}
+
 type Work =
+  | { t: 'crdt_update'; id: number; op: CrdtUpdateParsed }
+  | { t: 'crdt_get'; id: number; op: CrdtGetParsed }
+  | { t: 'define_table'; id: number; op: DefineTableParsed }
   | { t: 'kv'; id: number; op: KvOp }
   | { t: 'item'; batch: BatchAssembly; index: number; op: KvOp }
   | { t: 'scan'; id: number; op: ScanParsed }
@@ -254,8 +291,17 @@ class Connection {
           refuseForeignFields(m, 'status');
           this.enqueue({ t: 'status', id });
           return;
+        case 'crdt_update':
+          this.enqueue({ t: 'crdt_update', id, op: parseCrdtUpdate(m, this.srv.limits) });
+          return;
+        case 'crdt_get':
+          this.enqueue({ t: 'crdt_get', id, op: parseCrdtGet(m, this.srv.limits) });
+          return;
+        case 'define_table':
+          this.enqueue({ t: 'define_table', id, op: parseDefineTable(m) });
+          return;
         default:
-          throw badRequest(`op must be one of put, get, del, scan, batch, ring, status; got ${describeValue(op)}`, { field: 'op' });
+          throw badRequest(`op must be one of ${IPC_OPS.join(', ')}; got ${describeValue(op)}`, { field: 'op' });
       }
     } catch (e) {
       this.replyError(id, e);
@@ -414,6 +460,11 @@ class Connection {
           (status) => this.complete(w, { ok: true, value: { status } }),
           (err: unknown) => this.complete(w, { ok: false, err }),
         );
+        return;
+      case 'crdt_update':
+      case 'crdt_get':
+      case 'define_table':
+        return runCrdtWork(this.srv.deps, w, (out) => this.complete(w, out));
     }
   }
 
@@ -426,7 +477,7 @@ class Connection {
     }
     if (!this.closed) {
       if (w.t === 'item') this.completeItem(w.batch, w.index, out);
-      else this.replyOutcome(w.id, out);
+      else this.replyOutcome(w.id, out, w.t === 'crdt_update' || w.t === 'crdt_get' || w.t === 'define_table');
     }
     this.pump();
   }
@@ -440,10 +491,14 @@ class Connection {
     this.reply({ id: b.id, ok: true, results: b.results, rv: this.srv.digest() });
   }
 
-  private replyOutcome(id: number, out: Outcome): void {
-    if (!out.ok) return this.replyError(id, out.err);
+  private replyOutcome(id: number, out: Outcome, withDetails = false): void {
+    if (!out.ok) {
+      if (withDetails) return this.reply({ id, ok: false, ...errorWithDetails(out.err), rv: this.srv.digest() } satisfies ErrorReply);
+      return this.replyError(id, out.err);
+    }
     const v = out.value;
-    if ('found' in v && estimateBytes(v as GetOk) > this.srv.replyBudget) {
+    // A CRDT state is bounded by crdt.maxStateBytes, far below the frame limit: only gets are cut.
+    if (!withDetails && 'found' in v && estimateBytes(v as GetOk) > this.srv.replyBudget) {
       this.reply({ id, ...tooLargeGet(v as GetOk, this.srv.replyBudget, this.srv.limits.maxFrameBytes), rv: this.srv.digest() } satisfies ErrorReply);
       return;
     }

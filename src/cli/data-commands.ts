@@ -15,14 +15,14 @@ import { clusterViewOf, isObject, NodeHttpError } from './node-http.js';
 const LEVELS = ['ONE', 'TWO', 'QUORUM', 'ALL', 'ANY'];
 export const EXIT_NOT_FOUND = 3;
 
-function intArg(name: string, min: number, max: number) {
+export function intArg(name: string, min: number, max: number) {
   return (v: string): number => {
     if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new InvalidArgumentError(`${name} must be an integer between ${min} and ${max}`);
     return Number(v);
   };
 }
 
-interface ConnOpts {
+export interface ConnOpts {
   socket: string;
   host?: string;
   hosts?: string[];
@@ -33,7 +33,7 @@ interface ConnOpts {
   timeout?: number;
 }
 
-function addConnOptions(cmd: Command): Command {
+export function addConnOptions(cmd: Command): Command {
   return cmd
     .option('--socket <path>', 'IPC socket of the local node', './data/ringkv.sock')
     .option('--host <host:port>', "a node's HTTP address (as for `ringkv status`): the CLI asks it for its peer address and connects there")
@@ -71,11 +71,11 @@ export async function peerAddressOf(httpHost: string, timeoutMs: number): Promis
   return self['peer'];
 }
 
-function levelOf(o: ConnOpts): ConsistencyLevel | undefined {
+export function levelOf(o: ConnOpts): ConsistencyLevel | undefined {
   return o.consistency === undefined ? undefined : (o.consistency.toUpperCase() as ConsistencyLevel);
 }
 
-function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
+export function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
   const out: Partial<T> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
   return out;
@@ -90,13 +90,13 @@ export function displayValue(b: Uint8Array): unknown {
   }
 }
 
-function fail(e: unknown): void {
+export function fail(e: unknown): void {
   const err = e instanceof RingkvError ? e : new RingkvError('internal', e instanceof Error ? e.message : String(e));
   process.stderr.write(`${JSON.stringify({ error: err.toJSON() })}\n`);
   process.exitCode = 1;
 }
 
-async function withClient(o: ConnOpts, fn: (c: RingkvClient) => Promise<void>): Promise<void> {
+export async function withClient(o: ConnOpts, fn: (c: RingkvClient) => Promise<void>): Promise<void> {
   let client: RingkvClient | undefined;
   try {
     client = await RingkvClient.connect(await targetOf(o), o.timeout !== undefined ? { timeoutMs: o.timeout + 1000 } : {});

@@ -20,6 +20,7 @@ import { encodeFrame, FrameDecoder } from '../net/frames.js';
 import { compareTokens, initHasher, tokenFromHex, tokenOf, type Token } from '../ring/hash.js';
 import { validateTableName } from '../router/tables.js';
 import { RingkvError, type ErrorCode } from '../util/errors.js';
+import { AnyCrdtHandle, CounterHandle, FlagHandle, MapHandle, RegisterHandle, SetHandle, type CrdtReadResult, type CrdtTransport, type CrdtUpdateResult, type CrdtValue } from './crdt.js';
 import {
   isErrorCode,
   type AnyReply,
@@ -34,6 +35,8 @@ import {
 } from '../api/ipc-protocol.js';
 
 export type { BatchItemResult, ConsistencyLevel, ConsistencyReport, IpcKey, RingInfo };
+export type { CrdtReadOptions, CrdtReadResult, CrdtRemoveOptions, CrdtUpdateOptions, CrdtUpdateResult, CrdtValue, MapValue } from './crdt.js';
+export { AnyCrdtHandle, CounterHandle, FlagHandle, MapHandle, RegisterHandle, SetHandle } from './crdt.js';
 
 /**
  * Where to connect: the node's local IPC socket, or peer-port addresses (HOST:PORT) authenticated
@@ -209,6 +212,8 @@ export class ClientRing {
 class NotSentError extends RingkvError {}
 /** The request was written but the connection closed before its reply: a write may have happened. */
 class ConnectionLostError extends RingkvError {}
+/** The request was written but no reply came by its deadline: a write may have happened. */
+class ReplyTimeoutError extends RingkvError {}
 
 interface Pending {
   resolve: (r: AnyReply) => void;
@@ -284,7 +289,7 @@ class ClientConnection {
       const timer = setTimeout(() => {
         if (this.pending.delete(id)) {
           this.release(c);
-          reject(new RingkvError('timeout', `no reply from ${this.endpoint} within ${timeoutMs} ms`));
+          reject(new ReplyTimeoutError('timeout', `no reply from ${this.endpoint} within ${timeoutMs} ms`));
         }
       }, remaining);
       this.pending.set(id, { resolve, reject, timer, cost: c });
@@ -491,6 +496,16 @@ function withOpts(msg: Record<string, unknown>, opts: object, fields: readonly s
 const PUT_FIELDS = ['context', 'w', 'n', 'consistency', 'timeoutMs'] as const;
 const GET_FIELDS = ['r', 'n', 'consistency', 'timeoutMs'] as const;
 const SCAN_FIELDS = ['r', 'n', 'consistency', 'timeoutMs', 'exclusive'] as const;
+const TABLE_FIELDS = ['conflicts', 'type', 'n', 'quorum'] as const;
+
+/** A table definition's settings (`createTable`). */
+export interface TableSettings {
+  conflicts?: 'vclock' | 'lww' | 'crdt';
+  /** With conflicts `crdt`: the type every key of the table holds. */
+  type?: 'counter' | 'set' | 'map' | 'register' | 'flag';
+  n?: number;
+  quorum?: 'sloppy' | 'strict';
+}
 
 /**
  * A failed reply as an error. `details` carries `field` for validation errors, and for a `get` too
@@ -502,6 +517,9 @@ function replyError(r: AnyReply | ItemError): RingkvError {
   const x = r as Record<string, unknown>;
   const details: Record<string, unknown> = {};
   for (const k of ['field', 'context', 'siblings', 'omitted', 'sizes']) if (x[k] !== undefined) details[k] = x[k];
+  // crdt_update / crdt_get / define_table errors carry theirs (precondition, limit, outcome).
+  const d = x['details'];
+  if (typeof d === 'object' && d !== null && !Array.isArray(d)) Object.assign(details, d);
   return new RingkvError(code, typeof r.message === 'string' ? r.message : 'request failed', Object.keys(details).length > 0 ? details : undefined);
 }
 
@@ -750,6 +768,8 @@ export class RingkvClient {
           last = err;
           continue;
         }
+        // A write that left and got no answer may or may not have been applied: say so.
+        if (!idempotent && (err instanceof ConnectionLostError || err instanceof ReplyTimeoutError)) throw plain(err, { outcome: 'unknown' });
         throw plain(err);
       }
     }
@@ -987,6 +1007,70 @@ export class RingkvClient {
     return results;
   }
 
+  /**
+   * Define a table (create it, or change its n / quorum), as `PUT /api/v1/tables/{t}` does:
+   * `createTable('likes', { conflicts: 'crdt', type: 'counter' })`. Answers the definition.
+   */
+  async createTable(table: string, settings: TableSettings = {}): Promise<Record<string, unknown>> {
+    const msg = withOpts({ op: 'define_table', table: validateTableName(table) }, settings, TABLE_FIELDS);
+    const r = await this.exec(this.route(undefined), msg, 1, this.cfg.timeoutMs, true);
+    if (!r.ok) throw replyError(r);
+    return r['table'] as Record<string, unknown>;
+  }
+
+  /** A key of any `crdt` table, updated with operations in their JSON shape (what the HTTP API takes). */
+  crdt(table: string, key: IpcKey): AnyCrdtHandle {
+    return new AnyCrdtHandle(this.crdtTransport, validateTableName(table), keyOf(key));
+  }
+
+  /** A PN-counter key of a `crdt` table of type counter. */
+  counter(table: string, key: IpcKey): CounterHandle {
+    return new CounterHandle(this.crdtTransport, validateTableName(table), keyOf(key));
+  }
+
+  /** An add-wins set key of a `crdt` table of type set. */
+  set(table: string, key: IpcKey): SetHandle {
+    return new SetHandle(this.crdtTransport, validateTableName(table), keyOf(key));
+  }
+
+  /** A map key of a `crdt` table of type map. */
+  map(table: string, key: IpcKey): MapHandle {
+    return new MapHandle(this.crdtTransport, validateTableName(table), keyOf(key));
+  }
+
+  /** A last-write-wins register key of a `crdt` table of type register. */
+  register(table: string, key: IpcKey): RegisterHandle {
+    return new RegisterHandle(this.crdtTransport, validateTableName(table), keyOf(key));
+  }
+
+  /** An enable-wins flag key of a `crdt` table of type flag. */
+  flag(table: string, key: IpcKey): FlagHandle {
+    return new FlagHandle(this.crdtTransport, validateTableName(table), keyOf(key));
+  }
+
+  /**
+   * CRDT requests go to a replica of the key one frame each (not coalesced into batches), and an
+   * update is never resent once it left (`idempotent` false): see src/client/crdt.ts.
+   */
+  private readonly crdtTransport: CrdtTransport = {
+    crdtUpdate: async (table, key, operation, opts) => {
+      const msg = withOpts({ op: 'crdt_update', table, key, operation }, opts, PUT_FIELDS);
+      const r = await this.exec(this.route(key), msg, 1, this.deadlineOf(opts), false);
+      if (!r.ok) throw replyError(r);
+      const out: CrdtUpdateResult = { value: r['value'] as CrdtValue, consistency: r['consistency'] as ConsistencyReport };
+      if (typeof r['context'] === 'string') out.context = r['context'];
+      return out;
+    },
+    crdtGet: async (table, key, opts) => {
+      const msg = withOpts({ op: 'crdt_get', table, key }, opts, GET_FIELDS);
+      const r = await this.exec(this.route(key), msg, 1, this.deadlineOf(opts), true);
+      if (!r.ok) throw replyError(r);
+      const out: CrdtReadResult = { found: r['found'] === true, value: r['value'] as CrdtValue, bytes: Number(r['bytes'] ?? 0), consistency: r['consistency'] as ConsistencyReport };
+      if (typeof r['context'] === 'string') out.context = r['context'];
+      return out;
+    },
+  };
+
   /** Fetch the ring from a node now (also updates the routing copy). */
   async ring(): Promise<RingInfo> {
     const r = await this.exec(this.route(undefined), { op: 'ring' }, 1, this.cfg.timeoutMs, true);
@@ -1040,7 +1124,7 @@ function itemError(e: RingkvError): BatchItemResult {
 }
 
 /** Internal marker subclasses must not leak to callers (they compare `instanceof RingkvError` only). */
-function plain(e: RingkvError): RingkvError {
-  if (e.constructor === RingkvError) return e;
-  return new RingkvError(e.code, e.message, e.details);
+function plain(e: RingkvError, extra?: Record<string, unknown>): RingkvError {
+  if (e.constructor === RingkvError && extra === undefined) return e;
+  return new RingkvError(e.code, e.message, extra === undefined ? e.details : { ...(e.details ?? {}), ...extra });
 }

@@ -3,8 +3,13 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { MAX_VNODES_PER_NODE } from '../ring/table.js';
 import { MAX_SHARDS } from '../storage/placement.js';
+import { crdtLimits, DEFAULT_CRDT_LIMITS, type CrdtLimits } from '../crdt/limits.js';
 
-export type ConflictMode = 'vclock' | 'lww';
+/**
+ * How a table's replicas merge: `vclock` and `lww` store version records (src/versions), `crdt`
+ * stores the state of a convergent data type (src/crdt; the table definition names the type).
+ */
+export type ConflictMode = 'vclock' | 'lww' | 'crdt';
 export type QuorumMode = 'sloppy' | 'strict';
 export type Durability = 'sync' | 'periodic';
 export type ReadRepairMode = 'async' | 'blocking' | 'off';
@@ -15,7 +20,8 @@ export interface HostPort {
 }
 
 export interface TableDefaults {
-  conflicts: ConflictMode;
+  /** Tables created on first use: `crdt` needs a type, so only an explicit definition makes one. */
+  conflicts: Exclude<ConflictMode, 'crdt'>;
   n: number;
   quorum: QuorumMode;
 }
@@ -52,6 +58,8 @@ export interface NodeConfig {
    * and the deepest stored JSON text HTTP reads parse (deeper reads as a string).
    */
   limits: { maxKeyBytes: number; maxValueBytes: number; maxShardQueue: number; maxJsonDepth: number };
+  /** Bounds on convergent data types (`crdt.*`, src/crdt/limits.ts): an operation past one is refused naming it. */
+  crdt: CrdtLimits;
   cluster: {
     /** Peers of another cluster name are refused at the handshake (Cassandra's cluster_name). */
     name: string;
@@ -92,6 +100,7 @@ export const DEFAULT_CONFIG: NodeConfig = {
   maxHintWindowMs: 3 * 3600 * 1000,
   hintReplayPerSecond: 5000,
   limits: { maxKeyBytes: 64 * 1024, maxValueBytes: 1024 * 1024, maxShardQueue: 50_000, maxJsonDepth: 512 },
+  crdt: { ...DEFAULT_CRDT_LIMITS },
   cluster: {
     name: 'ringkv',
     secret: 'ringkv-dev-secret',
@@ -227,8 +236,13 @@ export function validateConfig(c: NodeConfig): void {
   intIn(c.limits.maxShardQueue, 1, 10_000_000, 'limits.maxShardQueue');
   // The ceiling keeps JSON.stringify (recursive in V8) far from the stack limit (~7,000 levels).
   intIn(c.limits.maxJsonDepth, 1, MAX_JSON_DEPTH_CEILING, 'limits.maxJsonDepth');
+  try {
+    c.crdt = crdtLimits(c.crdt);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
   if (c.durability !== 'sync' && c.durability !== 'periodic') throw new ConfigError(`durability: expected "sync" or "periodic", got ${JSON.stringify(c.durability)}`);
-  if (c.tables.conflicts !== 'vclock' && c.tables.conflicts !== 'lww') throw new ConfigError(`tables.conflicts: expected "vclock" or "lww"`);
+  if (c.tables.conflicts !== 'vclock' && c.tables.conflicts !== 'lww') throw new ConfigError(`tables.conflicts: expected "vclock" or "lww" (a crdt table needs a type: define it with PUT /api/v1/tables/{t})`);
   if (c.tables.quorum !== 'sloppy' && c.tables.quorum !== 'strict') throw new ConfigError(`tables.quorum: expected "sloppy" or "strict"`);
   if (!['async', 'blocking', 'off'].includes(c.readRepair)) throw new ConfigError(`readRepair: expected "async", "blocking" or "off"`);
   if (c.nodeId !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(c.nodeId)) throw new ConfigError(`node id: expected [A-Za-z0-9_.-]{1,64}, got ${JSON.stringify(c.nodeId)}`);

@@ -16,7 +16,13 @@ export interface Hint {
   table: string;
   mode: ConflictMode;
   key: Uint8Array;
+  /** The versions to merge (vclock / lww tables); empty for a crdt table's hint. */
   versions: Version[];
+  /**
+   * A crdt table's hint: the CRDT state to merge (mode `crdt`). A state is a join-semilattice
+   * element, so a stale, duplicated or reordered replay is harmless.
+   */
+  state?: Uint8Array;
   /** Wall-clock ms when the hint was stored (for maxHintWindowMs expiry). */
   createdAt: number;
 }

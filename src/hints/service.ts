@@ -88,6 +88,7 @@ export class HintService {
     o.cluster.registerService('hint-store', async (body) => {
       const hint = body['hint'] as Hint | undefined;
       if (!hint || typeof hint.target !== 'string' || !Array.isArray(hint.versions)) throw new RingkvError('bad_request', 'hint-store needs a hint');
+      if ((hint.mode === 'crdt') !== (hint.state instanceof Uint8Array)) throw new RingkvError('bad_request', 'a hint carries a state exactly when its mode is crdt');
       return { stored: await this.storeLocal(hint) };
     });
     // Asked by a node about to replay hints to this one: which ring this node routes by.
@@ -121,6 +122,7 @@ export class HintService {
   async hint(holder: string | null, h: Omit<Hint, 'createdAt'>, timeoutMs: number): Promise<boolean> {
     // Only the hint's own fields (callers pass a replica op, which also carries the table id).
     const hint: Hint = { target: h.target, table: h.table, mode: h.mode, key: h.key, versions: h.versions, createdAt: Date.now() };
+    if (h.state !== undefined) hint.state = h.state;
     if (holder === null || holder === this.o.cluster.selfId) return this.storeLocal(hint);
     const r = (await this.o.cluster.request(holder, { t: 'hint-store', hint }, timeoutMs)) as { stored?: boolean };
     return r.stored === true;
@@ -233,7 +235,12 @@ export class HintService {
           if (isExpired(h.createdAt, now, this.o.config.maxHintWindowMs)) return 'expired';
           try {
             const tableId = Buffer.from(tableIdOf(h.table), 'hex');
-            await this.o.cluster.write(target, { table: h.table, tableId, mode: h.mode, key: h.key, versions: h.versions }, this.o.config.requestTimeoutMs);
+            if (h.state !== undefined) {
+              // A CRDT state goes as it is: the target joins it with what it holds.
+              await this.o.cluster.writeRecord(target, { table: h.table, tableId, mode: h.mode, key: h.key, record: h.state }, this.o.config.requestTimeoutMs);
+            } else {
+              await this.o.cluster.write(target, { table: h.table, tableId, mode: h.mode, key: h.key, versions: h.versions }, this.o.config.requestTimeoutMs);
+            }
             return 'sent';
           } catch (e) {
             return e instanceof Error ? e : new Error(String(e));

@@ -104,6 +104,7 @@ export class HintStore {
     // The key and values are often views (of a socket chunk, of the Buffer pool): posting them would
     // clone whole backing buffers, so detach them first.
     const own: Hint = { ...hint, key: detachedBytes(hint.key), versions: hint.versions.map((v) => ({ ...v, value: detachedBytes(v.value) })) };
+    if (hint.state !== undefined) own.state = detachedBytes(hint.state);
     const r = await this.call({ op: 'store', hint: own });
     return r.stored === true;
   }

@@ -25,6 +25,9 @@ import { ShardPool } from '../storage/shards.js';
 import { initVersions } from '../versions/index.js';
 import { mountRepairRoutes } from '../repair/routes.js';
 import { startRepairService } from '../repair/service.js';
+import { CrdtCoordinator } from '../router/crdt.js';
+import { mountCrdtRoutes } from '../api/crdt-http.js';
+import { markCleanShutdown, startIncarnation } from './incarnation.js';
 
 
 /** How often the gossiped key count (`load`) is refreshed. */
@@ -149,6 +152,10 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
   if (migration) log.warn({ migration }, 'data directory migrated to the current storage format');
   const identity = loadIdentity(meta, config);
   log = log.child({ node: identity.id });
+  const incarnation = startIncarnation(meta, identity.id, config.durability);
+  if (incarnation.renewed !== null) log.info({ actor: incarnation.actor, reason: incarnation.renewed }, 'new CRDT actor incarnation');
+  // Undone after the shards have closed (undo runs newest first): a clean shutdown keeps the incarnation.
+  undo.push({ what: 'crdt incarnation', fn: () => markCleanShutdown(meta) });
   const tables = new TableRegistry(meta, config.tables);
   await tables.load();
 
@@ -167,6 +174,8 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
       merkleDepth: config.merkleDepth,
       gcGraceSeconds: config.gcGraceSeconds,
       tombstoneSweepIntervalMs: config.tombstoneSweepIntervalMs,
+      crdtActor: incarnation.actor,
+      crdtLimits: config.crdt,
     },
     onExit: (shard, code) => {
       // A shard actor dying means its column family has no owner: crash loudly rather than limp on.
@@ -278,6 +287,8 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
   cluster.router = router;
   cluster.onLayout = (l) => router.setLayout(l);
   router.setLayout(cluster.currentLayout());
+  const crdts = new CrdtCoordinator({ router, shards: pool, remote: cluster, hints: () => hints, tables, config, log });
+  cluster.registerService('crdt-apply', (b) => crdts.onPeerApply(b));
   tables.onChange = () => cluster.publishTables();
   cluster.publishTables();
   cluster.start();
@@ -338,12 +349,14 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     log,
     clusterInfo,
     metrics: async () => ({ router: router.counters, transport: transport.stats(), ipc: ipc?.stats(), gossipRounds: cluster.gossipRounds, hints: hints.snapshot() }),
-    extraRoutes: [(app) => mountRepairRoutes(app, repair), ...(config.testMode ? [(app: FastifyInstance) => mountFaultRoutes(app, transport)] : [])],
+    extraRoutes: [(app) => mountRepairRoutes(app, repair), (app) => mountCrdtRoutes(app, crdts, config), ...(config.testMode ? [(app: FastifyInstance) => mountFaultRoutes(app, transport)] : [])],
   });
   undo.push({ what: 'http', fn: () => http.close() });
   checkpoint();
   ipc = ipcListener.serve({
     router,
+    crdts,
+    tables,
     nodeId: identity.id,
     clusterStatus: clusterInfo,
     log,

@@ -8,7 +8,8 @@
 import type { ConflictMode } from '../config/config.js';
 import type { Hash64 } from '../merkle/index.js';
 import { tableIdOfStorageKey } from '../storage/keys.js';
-import { mergeVersions, purgeableTombstones, versionsEqual, type Version } from '../versions/index.js';
+import { invariant } from '../util/errors.js';
+import { mergeVersions, purgeableTombstones, versionsEqual, type MergeMode, type Version } from '../versions/index.js';
 
 const TWO_64 = 1n << 64n;
 const U64_MASK = TWO_64 - 1n;
@@ -143,7 +144,7 @@ export interface KeyAction {
   key: Uint8Array;
   /** Hex, as TableDef.id. */
   tableId: string;
-  mode: ConflictMode;
+  mode: MergeMode;
   /** The merged version set to store (the receiving shard merges it again: idempotent). */
   versions: Version[];
 }
@@ -164,8 +165,9 @@ export interface RepairPlan {
 }
 
 /**
- * Decide, per key, what each side must receive: merge both sides with the table's conflict mode and
- * send the merge to whichever side does not already hold exactly it. A tombstone is a version like
+ * Decide, per key of a vclock or lww table, what each side must receive: merge both sides with the
+ * table's conflict mode and send the merge to whichever side does not already hold exactly it
+ * (keys of crdt tables hold states and are planned by planCrdtKeyRepairs, crdt-plan.ts). A tombstone is a version like
  * any other, so a delete one replica missed flows to it and wins the merge where its context covers
  * the stale value: repair within the grace period cannot resurrect a deleted value.
  */
@@ -178,6 +180,7 @@ export function planKeyRepairs(states: readonly KeyState[], policy: RepairPolicy
       plan.unknownTable++;
       continue;
     }
+    invariant(mode !== 'crdt', 'a crdt table\'s key reached the version repair plan');
     const local = st.local ?? [];
     const remote = st.remote ?? [];
     if (local.length === 0 && remote.length === 0) {

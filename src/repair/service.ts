@@ -31,11 +31,13 @@ import type { Router } from '../router/router.js';
 import { tableIdBytes, type TableRegistry } from '../router/tables.js';
 import { MIN_STORAGE_KEY_BYTES, TABLE_ID_BYTES } from '../storage/keys.js';
 import { localShardOf } from '../storage/placement.js';
-import { REPAIR_LIMITS, type LeafCursor, type RangeRef, type RepairResult, type SweepStats } from '../storage/shard-protocol.js';
+import { REPAIR_LIMITS, type LeafCursor, type RangeRef, type RepairEntry, type RepairResult, type SweepStats } from '../storage/shard-protocol.js';
 import type { ShardPool } from '../storage/shards.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import { decodeRecord, encodeRecord, type Version } from '../versions/index.js';
-import { batchBySize, diffKeyDigests, planKeyRepairs, type KeyDigest, type KeyState, type RepairPolicy } from './plan.js';
+import { decodeCrdt } from '../crdt/index.js';
+import { planCrdtKeyRepairs, type CrdtKeyState } from './crdt-plan.js';
+import { batchBySize, diffKeyDigests, planKeyRepairs, tableIdHexOfStorageKey, type KeyDigest, type KeyState, type RepairPolicy } from './plan.js';
 
 export interface RepairReport {
   /** The table whose keys were streamed, or null for all tables. */
@@ -428,15 +430,17 @@ class RepairServiceImpl implements RepairService {
       const mode = o['mode'];
       const record = o['record'];
       if (!(key instanceof Uint8Array) || key.length < MIN_STORAGE_KEY_BYTES) throw new RingkvError('bad_request', 'repair-push entry needs a storage key');
-      if (mode !== 'vclock' && mode !== 'lww') throw new RingkvError('bad_request', 'repair-push entry mode must be vclock or lww');
+      if (mode !== 'vclock' && mode !== 'lww' && mode !== 'crdt') throw new RingkvError('bad_request', 'repair-push entry mode must be vclock, lww or crdt');
       if (!(record instanceof Uint8Array)) throw new RingkvError('bad_request', 'repair-push entry needs a record');
-      let versions: Version[];
       try {
-        versions = decodeRecord(record);
+        if (mode === 'crdt') {
+          decodeCrdt(record); // validated before it can reach storage
+          return { key, mode, state: record } satisfies RepairEntry;
+        }
+        return { key, mode, versions: decodeRecord(record) } satisfies RepairEntry;
       } catch (err) {
         throw new RingkvError('bad_request', `repair-push: ${(err as Error).message}`);
       }
-      return { key, mode: mode as ConflictMode, versions };
     });
     const { changed, notOwner } = await this.writeLocal(decoded);
     return { changed, notOwner };
@@ -462,10 +466,10 @@ class RepairServiceImpl implements RepairService {
     return out;
   }
 
-  private async writeLocal(entries: ReadonlyArray<{ key: Uint8Array; mode: ConflictMode; versions: Version[] }>): Promise<{ changed: number; notOwner: number }> {
+  private async writeLocal(entries: readonly RepairEntry[]): Promise<{ changed: number; notOwner: number }> {
     let changed = 0;
     let notOwner = 0;
-    const byShard = new Map<number, Array<{ key: Uint8Array; mode: ConflictMode; versions: Version[] }>>();
+    const byShard = new Map<number, RepairEntry[]>();
     for (const e of entries) {
       const s = this.shardOfKey(e.key);
       if (s < 0) {
@@ -682,19 +686,29 @@ class RepairServiceImpl implements RepairService {
     const remoteKeys = items.filter((x) => x.remote).map((x) => x.key);
     const [localRecs, remoteRecs] = await Promise.all([this.fetchAllLocal(localKeys), this.fetchAllRemote(report, peer, remoteKeys)]);
     const decode = (r: Uint8Array | null | undefined): Version[] | null => (r ? decodeRecord(r) : null);
+    // Keys of crdt tables hold states, merged by their type's join (crdt-plan.ts); the others versions.
     const states: KeyState[] = [];
+    const crdtStates: CrdtKeyState[] = [];
     let li = 0;
     let ri = 0;
     for (const x of items) {
-      states.push({ key: x.key, local: x.local ? decode(localRecs[li++]) : null, remote: x.remote ? decode(remoteRecs[ri++]) : null });
+      const local = x.local ? (localRecs[li++] ?? null) : null;
+      const remote = x.remote ? (remoteRecs[ri++] ?? null) : null;
+      if (policy.modeOf(tableIdHexOfStorageKey(x.key)) === 'crdt') crdtStates.push({ key: x.key, local, remote });
+      else states.push({ key: x.key, local: decode(local), remote: decode(remote) });
     }
     const plan = planKeyRepairs(states, policy);
-    report.keysSkipped += plan.unknownTable + plan.purgeable;
-    for (let i = 0; i < plan.toLocal.length; i += REPAIR_LIMITS.maxKeysPerOp) {
-      await this.writeLocal(plan.toLocal.slice(i, i + REPAIR_LIMITS.maxKeysPerOp));
+    const crdtPlan = planCrdtKeyRepairs(crdtStates, policy);
+    report.keysSkipped += plan.unknownTable + plan.purgeable + crdtPlan.unknownTable;
+    const toLocal: RepairEntry[] = [...plan.toLocal, ...crdtPlan.toLocal.map((a): RepairEntry => ({ key: a.key, mode: 'crdt', state: a.state }))];
+    for (let i = 0; i < toLocal.length; i += REPAIR_LIMITS.maxKeysPerOp) {
+      await this.writeLocal(toLocal.slice(i, i + REPAIR_LIMITS.maxKeysPerOp));
     }
-    report.keysReceived += plan.toLocal.length;
-    const pushes = plan.toRemote.map((a) => ({ key: a.key, mode: a.mode, record: encodeRecord(a.versions) }));
+    report.keysReceived += toLocal.length;
+    const pushes: Array<{ key: Uint8Array; mode: ConflictMode; record: Uint8Array }> = [
+      ...plan.toRemote.map((a) => ({ key: a.key, mode: a.mode, record: encodeRecord(a.versions) })),
+      ...crdtPlan.toRemote.map((a) => ({ key: a.key, mode: 'crdt' as const, record: a.state })),
+    ];
     for (const batch of batchBySize(pushes, (p) => p.record.length + p.key.length, REPAIR_LIMITS.maxKeysPerOp, REPAIR_LIMITS.maxFetchBytes)) {
       await this.call(report, peer, { t: 'repair-push', entries: batch });
       report.keysSent += batch.length;

@@ -13,7 +13,7 @@
  */
 import { invariant } from '../util/errors.js';
 
-export type CoordinationKind = 'read' | 'write' | 'delete' | 'scan';
+export type CoordinationKind = 'read' | 'write' | 'delete' | 'scan' | 'crdt-update' | 'crdt-read';
 
 /** How late past its deadline a coordination may answer before the backstop answers for it. */
 export const OVERDUE_GRACE_MS = 1000;

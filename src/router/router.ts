@@ -17,15 +17,17 @@ import {
   readableValues,
   vcGet,
   versionsEqual,
+  type MergeMode,
   type VClock,
   type Version,
 } from '../versions/index.js';
+import { decodeCrdt } from '../crdt/index.js';
 import { resolveConsistency, type ConsistencySpec, type ResolvedConsistency } from './consistency.js';
 import { LiveCoordinations, type CoordinationKind } from './coordinations.js';
 import { QuorumTracker } from './quorum.js';
 import { clockwiseFallbacks, placeHints, type HintPlacement } from '../hints/policy.js';
 import type { HintService } from '../hints/service.js';
-import { tableIdBytes, type TableDef, type TableRegistry } from './tables.js';
+import { tableIdBytes, versionMode, type TableDef, type TableRegistry } from './tables.js';
 import { positionOf } from '../ring/builder.js';
 import { encodeStorageKey } from '../storage/keys.js';
 import { REPAIR_LIMITS, type ShardResult } from '../storage/shard-protocol.js';
@@ -146,10 +148,26 @@ export interface RouterCounters {
 }
 
 /** A replica of a key. On this node, the key's shard follows from its token (ShardPool picks it). */
-interface Replica {
+export interface Replica {
   nodeIndex: number;
   nodeId: string;
   local: boolean;
+}
+
+/** A key's token words, ring position and replicas (in preference order). */
+export interface KeyRoute {
+  hi: number;
+  lo: number;
+  pos: number;
+  replicas: readonly Replica[];
+}
+
+/** Where a write goes: its N targets, which of them are up, and where the down ones' hints go. */
+export interface WritePlan {
+  targets: readonly Replica[];
+  up: readonly Replica[];
+  down: readonly Replica[];
+  placements: HintPlacement[];
 }
 
 /**
@@ -215,7 +233,7 @@ export class Router {
     return this.opts.selfId;
   }
 
-  private replicasOf(key: Uint8Array): { hi: number; lo: number; pos: number; replicas: readonly Replica[] } {
+  private replicasOf(key: Uint8Array): KeyRoute {
     tokenInto(key, this.tok);
     const hi = this.tok[0]!;
     const lo = this.tok[1]!;
@@ -249,6 +267,16 @@ export class Router {
     if (id === this.opts.selfId) return true;
     const i = this.layout.nodeIds.indexOf(id);
     return i >= 0 && this.opts.ring.liveness(i) !== Liveness.Down;
+  }
+
+  /** The key's route (coordinators outside this file, src/router/crdt-write.ts, use it). */
+  route(key: Uint8Array): KeyRoute {
+    return this.replicasOf(key);
+  }
+
+  /** Is this replica up in this node's view (its own is always)? */
+  isReplicaUp(r: Replica): boolean {
+    return this.isUp(r);
   }
 
   /** Coordinate a write (or a delete: a tombstone version). */
@@ -317,8 +345,11 @@ export class Router {
     });
   }
 
-  /** Register a coordination until it answers, and make sure the overdue sweep runs while any is live. */
-  private track<T>(kind: CoordinationKind, timeoutMs: number, done: Done<T>): Done<T> {
+  /**
+   * Register a coordination until it answers, and make sure the overdue sweep runs while any is
+   * live. Every coordination is tracked, the CRDT ones (crdt-write.ts) included.
+   */
+  track<T>(kind: CoordinationKind, timeoutMs: number, done: Done<T>): Done<T> {
     const tracked = this.coordinations.begin<T>(kind, Date.now() + timeoutMs, (err, r) => {
       this.counters.coordinationsInFlight = this.coordinations.size;
       done(err, r);
@@ -358,6 +389,7 @@ export class Router {
   private prepareWrite(req: WriteRequest, done: Done<WriteResult>): WriteCoordination {
     const existing = this.opts.tables.get(req.table);
     const draft = existing ?? this.opts.tables.draft(req.table);
+    refuseCrdtTable(draft);
     let context: VClock = [];
     if (req.context) {
       try {
@@ -385,6 +417,17 @@ export class Router {
       value: req.tombstone ? EMPTY : req.value,
       maxClockEntries: this.opts.config.maxClockEntries,
     });
+    const { up, down, placements } = this.planWrite(route, draft, cons);
+    const table = existing ?? this.opts.tables.getOrCreate(req.table);
+    this.counters.coordinatedWrites++;
+    return new WriteCoordination(this.coordinationPorts, table, req.key, route.hi, route.lo, version, cons, up, down, placements, this.timeoutOf(req), done);
+  }
+
+  /**
+   * A write's targets (the first N replicas), which are up, and where the down ones' hints go; or
+   * `unavailable` when too few are up to meet W (then nothing may be written).
+   */
+  planWrite(route: KeyRoute, table: TableDef, cons: ResolvedConsistency): WritePlan {
     const targets = route.replicas.length === cons.n ? route.replicas : route.replicas.slice(0, cons.n);
     let up = targets;
     let down: readonly Replica[] = NO_REPLICAS;
@@ -404,7 +447,7 @@ export class Router {
             down.map((r) => r.nodeId),
             clockwiseFallbacks(this.layout, route.pos, new Set(targets.map((r) => r.nodeId)), down.length + 2),
             (id) => this.isUpId(id),
-            draft.quorum,
+            table.quorum,
             cons.any,
           )
         : NO_PLACEMENTS;
@@ -419,9 +462,7 @@ export class Router {
         { n: cons.n, required: cons.required, up: up.length },
       );
     }
-    const table = existing ?? this.opts.tables.getOrCreate(req.table);
-    this.counters.coordinatedWrites++;
-    return new WriteCoordination(this.coordinationPorts, table, req.key, route.hi, route.lo, version, cons, up, down, placements, this.timeoutOf(req), done);
+    return { targets, up, down, placements };
   }
 
   /** `read` with a callback: `done` runs exactly once, never inside this call, and by the deadline. */
@@ -434,6 +475,7 @@ export class Router {
     try {
       // Reads never create tables: an unknown table reads with the defaults (its id is the name's).
       const table = this.opts.tables.get(req.table) ?? this.opts.tables.draft(req.table);
+      refuseCrdtTable(table);
       const route = this.replicasOf(req.key);
       const cons = resolveConsistency(req.consistency, 'read', table.n, route.replicas.length);
       if (cons.n === 0) throw new RingkvError('unavailable', 'the ring has no nodes owning tokens yet');
@@ -465,6 +507,7 @@ export class Router {
         throw new RingkvError('bad_request', `limit must be an integer between 1 and ${SCAN_LIMITS.maxLimit}, got ${JSON.stringify(limit)}`, { field: 'limit' });
       }
       const table = this.opts.tables.get(req.table) ?? this.opts.tables.draft(req.table);
+      refuseCrdtTable(table);
       // Where the walk starts, where its one turn of the ring ends, and (continuing) the cursor.
       let walk: { from: Token; exclusive: boolean; end: Token; after: Uint8Array | null };
       if (req.pagingState !== undefined) {
@@ -502,7 +545,7 @@ export class Router {
           if (timedOut) this.counters.timeouts++;
         },
       };
-      c = new ScanCoordination(ports, table.conflicts, segments, cons, limit, this.timeoutOf(req), done, walk.after);
+      c = new ScanCoordination(ports, versionMode(table), segments, cons, limit, this.timeoutOf(req), done, walk.after);
     } catch (e) {
       return void queueMicrotask(() => tracked(e as Error, undefined));
     }
@@ -652,6 +695,7 @@ export class Router {
    */
   async readLocalReplica(table: string, key: Uint8Array): Promise<ReadResult> {
     const def = this.opts.tables.get(table) ?? this.opts.tables.draft(table);
+    refuseCrdtTable(def);
     const versions = decodeOrNull(await this.applyReplicaRead({ table: def.name, tableId: tableIdBytes(def), key })) ?? [];
     return { values: readableValues(versions), context: encodeContext(contextOf(versions)), consistency: { n: 1, required: 1, replied: 1 } };
   }
@@ -669,9 +713,12 @@ export class Router {
     if (!(op.record instanceof Uint8Array)) return Promise.reject(new RingkvError('bad_request', 'replica write without record bytes'));
     let tableId: Uint8Array;
     try {
-      decodeRecord(op.record);
-      tableId = tableIdBytes(this.peerTable(op.table, op.tableId));
-      this.opts.tables.getOrCreate(op.table);
+      const def = this.peerTable(op.table, op.tableId);
+      checkPeerRecord(op, this.opts.tables.get(op.table));
+      tableId = tableIdBytes(def);
+      // A crdt table is defined explicitly and arrives by gossip; creating it on first use here
+      // would make it a vclock table until then.
+      if (op.mode !== 'crdt') this.opts.tables.getOrCreate(op.table);
     } catch (e) {
       if (e instanceof RingkvError) return Promise.reject(e);
       return Promise.reject(new RingkvError('bad_request', `replica write with a bad record: ${(e as Error).message}`));
@@ -713,7 +760,7 @@ export class Router {
     return def;
   }
 
-  private quorumError(kind: 'read' | 'write', t: QuorumTracker, cons: ResolvedConsistency, timedOut: boolean): RingkvError {
+  quorumError(kind: 'read' | 'write', t: QuorumTracker, cons: ResolvedConsistency, timedOut: boolean): RingkvError {
     this.counters.unavailable++;
     const what = kind === 'read' ? 'replies' : 'acks';
     return new RingkvError(
@@ -727,11 +774,37 @@ export class Router {
 
 type ReplicaCallback = (err: Error | null, versions: Version[] | null) => void;
 
+/** The key-value API (`/api/v1/store`, IPC put/get/del/scan) does not serve crdt tables: their keys hold states, not values. */
+function refuseCrdtTable(t: TableDef): void {
+  if (t.conflicts === 'crdt') {
+    throw new RingkvError('bad_request', `table ${t.name} holds ${t.type ?? 'crdt'} states; read and update it through /api/v1/crdt/${t.name}/{key} (IPC crdt_get / crdt_update)`, { field: 'table' });
+  }
+}
+
+/**
+ * A peer's replica write, checked before it can reach storage: its mode is one this version knows,
+ * its bytes decode as that mode's kind (a version record, or a CRDT state of the table's type), and
+ * a table this node knows is not written with the other kind of bytes.
+ */
+function checkPeerRecord(op: PeerReplicaWrite, known: TableDef | undefined): void {
+  const mode: unknown = op.mode;
+  if (mode !== 'vclock' && mode !== 'lww' && mode !== 'crdt') throw new RingkvError('bad_request', `replica write with an unknown mode ${JSON.stringify(mode)}`, { field: 'mode' });
+  if (known && (known.conflicts === 'crdt') !== (op.mode === 'crdt')) {
+    throw new RingkvError('bad_request', `replica write in mode ${op.mode} for table ${known.name}, which is a ${known.conflicts} table here`, { field: 'mode' });
+  }
+  if (op.mode !== 'crdt') {
+    decodeRecord(op.record);
+    return;
+  }
+  const state = decodeCrdt(op.record);
+  if (known?.type !== undefined && state.type !== known.type) throw new RingkvError('bad_request', `replica write of a ${state.type} state into ${known.type} table ${known.name}`, { field: 'record' });
+}
+
 function decodeOrNull(rec: Uint8Array | null): Version[] | null {
   return rec ? decodeRecord(rec) : null;
 }
 
-function reconcile(mode: ConflictMode, replies: ReadonlyArray<{ versions: Version[] }>, maxSiblings: number): Version[] {
+function reconcile(mode: MergeMode, replies: ReadonlyArray<{ versions: Version[] }>, maxSiblings: number): Version[] {
   let acc: Version[] = [];
   for (const r of replies) acc = mergeVersions(mode, acc, r.versions, maxSiblings);
   return acc;
@@ -962,14 +1035,14 @@ class ReadCoordination {
       this.done(this.p.quorumError('read', this.tracker, this.cons, this.tracker.state === 'pending'), undefined);
       return;
     }
-    const merged = reconcile(this.table.conflicts, this.replies, this.p.maxSiblings());
+    const merged = reconcile(versionMode(this.table), this.replies, this.p.maxSiblings());
     this.done(null, { values: readableValues(merged), context: encodeContext(contextOf(merged)), consistency: report(this.cons, this.tracker.acknowledged) });
   }
 
   private async readRepair(): Promise<void> {
     const { replies } = this;
     if (replies.length < 2) return;
-    const merged = reconcile(this.table.conflicts, replies, this.p.maxSiblings());
+    const merged = reconcile(versionMode(this.table), replies, this.p.maxSiblings());
     const op: ReplicaWrite = { table: this.table.name, tableId: tableIdBytes(this.table), mode: this.table.conflicts, key: this.key, versions: merged };
     let rec: Uint8Array | null = null;
     // A blocking repair holds the answer, which must not outlive the read's deadline.

@@ -18,7 +18,7 @@ import { compareTokens, tokenFromBigInt, tokenToBigInt, type Token } from '../ri
 import { REPAIR_LIMITS } from '../storage/shard-protocol.js';
 import { decodeStorageKey } from '../storage/keys.js';
 import { RingkvError, invariant } from '../util/errors.js';
-import { contextOf, decodeRecord, encodeContext, mergeVersions, readableValues, type Version } from '../versions/index.js';
+import { contextOf, decodeRecord, encodeContext, mergeVersions, readableValues, type MergeMode, type Version } from '../versions/index.js';
 import type { ConsistencySpec, ResolvedConsistency } from './consistency.js';
 import type { ConsistencyReport, Done } from './router.js';
 
@@ -237,7 +237,7 @@ export interface MergedScanRow {
  * resumes there (`bound`; null: every replica finished the segment). Each key's versions are
  * reconciled with the read path's merge (tombstones included: the caller drops dead winners).
  */
-export function mergeScanPages(mode: ConflictMode, pages: readonly ScanPage[], maxSiblings: number): { rows: MergedScanRow[]; bound: Uint8Array | null } {
+export function mergeScanPages(mode: MergeMode, pages: readonly ScanPage[], maxSiblings: number): { rows: MergedScanRow[]; bound: Uint8Array | null } {
   let bound: Uint8Array | null = null;
   for (const p of pages) if (p.next !== null && (bound === null || Buffer.compare(p.next, bound) < 0)) bound = p.next;
   const all: Array<{ key: Uint8Array; record: Uint8Array }> = [];
@@ -314,7 +314,7 @@ export class ScanCoordination<R extends ScanReplica> {
 
   constructor(
     private readonly p: ScanPorts<R>,
-    private readonly mode: ConflictMode,
+    private readonly mode: MergeMode,
     private readonly segments: readonly ScanSegment[],
     private readonly cons: ResolvedConsistency,
     private readonly limit: number,

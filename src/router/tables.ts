@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { ConflictMode, QuorumMode, TableDefaults } from '../config/config.js';
+import { CRDT_TYPES, isCrdtType, type CrdtType } from '../crdt/types.js';
 import { xxh64Pair } from '../ring/hash.js';
 import { TABLE_ID_BYTES } from '../storage/keys.js';
 import type { MetaStore } from '../storage/meta.js';
-import { badRequest, RingkvError } from '../util/errors.js';
+import { badRequest, invariant, RingkvError } from '../util/errors.js';
+import type { MergeMode } from '../versions/reconcile.js';
 
 export interface TableDef {
   name: string;
@@ -13,6 +15,8 @@ export interface TableDef {
    */
   id: string;
   conflicts: ConflictMode;
+  /** The convergent data type every key of a `crdt` table holds; absent for other modes. Fixed once defined. */
+  type?: CrdtType;
   n: number;
   quorum: QuorumMode;
   createdAt: number;
@@ -43,7 +47,7 @@ export function tableDefSupersedes(a: TableDef, b: TableDef): boolean {
 }
 
 function settingsKey(t: TableDef): string {
-  return `${t.conflicts}/${t.n}/${t.quorum}/${t.createdAt}`;
+  return `${t.conflicts}/${t.type ?? ''}/${t.n}/${t.quorum}/${t.createdAt}`;
 }
 
 export const TABLE_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -104,18 +108,38 @@ export function tableCollision(name: string, other: string, id: string): RingkvE
 
 export interface TableSettingsInput {
   conflicts?: unknown;
+  type?: unknown;
   n?: unknown;
   quorum?: unknown;
 }
 
 export function validateTableSettings(body: TableSettingsInput, defaults: TableDefaults): Omit<TableDef, 'name' | 'id' | 'createdAt'> {
   const conflicts = body.conflicts ?? defaults.conflicts;
-  if (conflicts !== 'vclock' && conflicts !== 'lww') throw badRequest(`conflicts must be "vclock" or "lww", got ${JSON.stringify(body.conflicts)}`, { field: 'conflicts' });
+  if (conflicts !== 'vclock' && conflicts !== 'lww' && conflicts !== 'crdt') {
+    throw badRequest(`conflicts must be "vclock", "lww" or "crdt", got ${JSON.stringify(body.conflicts)}`, { field: 'conflicts' });
+  }
+  const type = body.type ?? undefined;
+  if (conflicts === 'crdt' && !isCrdtType(type)) {
+    throw badRequest(`a crdt table needs a type: one of ${CRDT_TYPES.map((t) => `"${t}"`).join(', ')}, got ${JSON.stringify(body.type)}`, { field: 'type' });
+  }
+  if (conflicts !== 'crdt' && type !== undefined) throw badRequest(`type applies to crdt tables only (conflicts is ${JSON.stringify(conflicts)})`, { field: 'type' });
   const n = body.n ?? defaults.n;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 5) throw badRequest(`n must be an integer between 1 and 5, got ${JSON.stringify(body.n)}`, { field: 'n' });
   const quorum = body.quorum ?? defaults.quorum;
   if (quorum !== 'sloppy' && quorum !== 'strict') throw badRequest(`quorum must be "sloppy" or "strict", got ${JSON.stringify(body.quorum)}`, { field: 'quorum' });
-  return { conflicts, n, quorum };
+  return conflicts === 'crdt' ? { conflicts, type: type as CrdtType, n, quorum } : { conflicts, n, quorum };
+}
+
+/** The version merge of a vclock or lww table (callers have refused crdt tables, whose keys hold states). */
+export function versionMode(t: TableDef): MergeMode {
+  invariant(t.conflicts !== 'crdt', `table ${t.name} is a crdt table: its keys hold states, not versions`);
+  return t.conflicts;
+}
+
+/** A definition (ours or a peer's from gossip) whose conflict mode and type agree: a crdt table names a known type, no other table has one. */
+export function wellFormedTableDef(def: TableDef): boolean {
+  if (def.conflicts === 'crdt') return isCrdtType(def.type);
+  return (def.conflicts === 'vclock' || def.conflicts === 'lww') && def.type === undefined;
 }
 
 /**
@@ -200,8 +224,9 @@ export class TableRegistry {
     const clash = this.idIndex.get(id);
     if (clash && clash.name !== name) throw tableCollision(name, clash.name, id);
     const prev = this.byName.get(name);
-    if (prev && prev.conflicts !== s.conflicts && explicit) {
-      throw new RingkvError('conflict', `table ${name} already exists with conflicts=${prev.conflicts}; the conflict mode of an existing table cannot change`);
+    if (prev && (prev.conflicts !== s.conflicts || prev.type !== s.type) && explicit) {
+      const was = prev.type === undefined ? `conflicts=${prev.conflicts}` : `conflicts=${prev.conflicts}, type=${prev.type}`;
+      throw new RingkvError('conflict', `table ${name} already exists with ${was}; the conflict mode and type of an existing table cannot change`);
     }
     const now = Date.now();
     const def: TableDef = { name, id, ...s, createdAt: prev?.createdAt ?? now, explicit: explicit || prev?.explicit === true, updatedAt: now };
@@ -216,6 +241,7 @@ export class TableRegistry {
     const prev = this.byName.get(def.name);
     if (prev && !tableDefSupersedes(prev, def)) return;
     if (typeof def.name !== 'string' || def.id !== this.idOf(def.name)) return; // not a definition any node of this version made
+    if (!wellFormedTableDef(def)) return;
     const clash = this.idIndex.get(def.id);
     if (clash && clash.name !== def.name) return;
     this.meta.set(`table/${def.name}`, def);

@@ -37,11 +37,10 @@
  * Table definitions in `meta` still carry their format-1 numeric id; TableRegistry.load recomputes
  * ids from names. Merkle trees are in memory only and rebuilt at start.
  */
-import type { ConflictMode } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { legacyTableIdOf, tableIdOf } from '../router/tables.js';
 import { invariant } from '../util/errors.js';
-import { decodeRecord, encodeRecord, mergeVersions } from '../versions/index.js';
+import { decodeRecord, encodeRecord, mergeVersions, type MergeMode } from '../versions/index.js';
 import { DEFAULT_CF, HINTS_CF, shardColumn, StorageError, type OpenedDatabase } from './db.js';
 import { decodeKeyBody, encodeStorageKey, prefixBounds } from './keys.js';
 import type { MetaStore } from './meta.js';
@@ -87,7 +86,8 @@ export interface MigrationReport {
 
 interface NamedTable {
   name: string;
-  conflicts: ConflictMode;
+  /** Format 1 predates crdt tables: its tables hold version records only. */
+  conflicts: MergeMode;
 }
 
 /**
@@ -194,7 +194,7 @@ function migrateFromV1(odb: OpenedDatabase, meta: MetaStore, tables: Map<number,
         // Staged state of this batch: staged key (latin1) -> record bytes, read once per key.
         const staged = new Map<string, { key: Buffer; record: Buffer }>();
         const pendingGets: Buffer[] = [];
-        const decodedRows: Array<{ oldKey: Buffer; value: Buffer; stageKey: Buffer | null; mode: ConflictMode }> = [];
+        const decodedRows: Array<{ oldKey: Buffer; value: Buffer; stageKey: Buffer | null; mode: MergeMode }> = [];
         for (let j = 0; j < chunk.length; j += 2) {
           const oldKey = chunk[j]!;
           const value = chunk[j + 1]!;

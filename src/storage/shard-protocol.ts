@@ -6,6 +6,7 @@
  * shard-wire.ts); control-plane ops (stats, Merkle trees, repair, sweep) as the typed objects below.
  */
 import type { ConflictMode, Durability } from '../config/config.js';
+import type { CrdtLimits } from '../crdt/limits.js';
 import type { Version } from '../versions/index.js';
 
 export interface ShardWorkerData {
@@ -22,6 +23,9 @@ export interface ShardWorkerData {
   gcGraceSeconds: number;
   /** Period of the shard's own tombstone sweep (on-demand sweeps come as `sweep` ops). */
   tombstoneSweepIntervalMs: number;
+  /** The actor id CRDT operations applied here are recorded under (node id + incarnation). */
+  crdtActor: string;
+  crdtLimits: CrdtLimits;
 }
 
 /**
@@ -98,11 +102,14 @@ export interface FetchKeysOp {
   keys: Uint8Array[];
 }
 
-/** Merge repaired versions into given storage keys, exactly like replica writes (one batch). */
+/** A repaired key: versions (vclock / lww tables) or a CRDT state (crdt tables) to merge into what is stored. */
+export type RepairEntry = { key: Uint8Array; mode: Exclude<ConflictMode, 'crdt'>; versions: Version[] } | { key: Uint8Array; mode: 'crdt'; state: Uint8Array };
+
+/** Merge repaired versions or states into given storage keys, exactly like replica writes (one batch). */
 export interface RepairWriteOp {
   id: number;
   op: 'repair-write';
-  entries: Array<{ key: Uint8Array; mode: ConflictMode; versions: Version[] }>;
+  entries: RepairEntry[];
 }
 
 /** Purge records whose versions are all tombstones older than gcGraceSeconds; answers when done. */

@@ -14,12 +14,16 @@
  *  - a read answers with the stored bytes as they came from RocksDB (the router decodes them once).
  *
  * Layout (little-endian):
- *   request  = kind u8 (1 read, 2 write) | flags u8 | id u32 | table id (16 bytes) | hi u32 | lo u32
- *              | keyLen u32 | key | (write only) recordLen u32 | record
- *     flags: bit 0 lww table (else vclock), bit 1 reply with the merged record (returnMerged)
+ *   request  = kind u8 (1 read, 2 write, 3 crdt apply) | flags u8 | id u32 | table id (16 bytes)
+ *              | hi u32 | lo u32 | keyLen u32 | key | (write, apply) recordLen u32 | record
+ *     flags: bit 0 lww table, bit 2 crdt table (neither: vclock), bit 1 reply with the merged
+ *     record (returnMerged)
+ *     a crdt apply's "record" is an encoded operation (src/storage/crdt-shard.ts); its reply is the
+ *     key's new state (status 1)
  *   reply    = id u32 | status u8 | flags u8 | (status 1, 2) len u32 | bytes
  *     status 0: ok, no record (a read of an absent key, or a write without returnMerged)
- *     status 1: ok, bytes = a record; status 2: error, bytes = utf8 "code\n message"
+ *     status 1: ok, bytes = a record; status 2: error, bytes = utf8 "code\n message";
+ *     status 3: error with details, bytes = utf8 "code\n" + JSON { message, details }
  *     flags: bit 0 the write changed what is stored
  *
  * Control-plane ops (stats, Merkle, repair, sweep) stay typed objects (shard-protocol.ts): they
@@ -32,8 +36,10 @@ import { TABLE_ID_BYTES } from './keys.js';
 
 export const WIRE_READ = 1;
 export const WIRE_WRITE = 2;
+export const WIRE_CRDT_APPLY = 3;
 const FLAG_LWW = 1;
 const FLAG_RETURN_MERGED = 2;
+const FLAG_CRDT = 4;
 const REPLY_CHANGED = 1;
 
 const REQ_HEADER = 1 + 1 + 4 + TABLE_ID_BYTES + 4 + 4 + 4;
@@ -58,17 +64,30 @@ export interface WireWriteRequest {
   lo: number;
   key: Uint8Array;
   mode: ConflictMode;
-  /** encodeRecord bytes of the versions to merge into what is stored. */
+  /** What to merge into what is stored: encodeRecord bytes of versions, or a CRDT state (mode crdt). */
   record: Uint8Array;
   returnMerged: boolean;
 }
 
-export type WireRequest = WireReadRequest | WireWriteRequest;
+/** Apply a CRDT operation to the key's stored state at this (the coordinating) replica. */
+export interface WireCrdtApplyRequest {
+  kind: typeof WIRE_CRDT_APPLY;
+  id: number;
+  /** TABLE_ID_BYTES, a view into the message. */
+  table: Uint8Array;
+  hi: number;
+  lo: number;
+  key: Uint8Array;
+  /** The operation (encodeApplyRequest in src/storage/crdt-shard.ts), a view into the message. */
+  request: Uint8Array;
+}
+
+export type WireRequest = WireReadRequest | WireWriteRequest | WireCrdtApplyRequest;
 
 /** A shard's answer to one read or write. Byte fields are views into the reply message. */
 export type WireReply =
   | { ok: true; record: Uint8Array | null; changed: boolean }
-  | { ok: false; code: string; message: string };
+  | { ok: false; code: string; message: string; details?: Record<string, unknown> };
 
 /** A growable little-endian byte buffer; `take()` hands out an exact-size copy and starts over. */
 class ByteWriter {
@@ -147,9 +166,17 @@ export class WireRequestWriter extends ByteWriter {
 
   write(id: number, table: Uint8Array, hi: number, lo: number, key: Uint8Array, mode: ConflictMode, record: Uint8Array, returnMerged: boolean): void {
     this.reserve(REQ_HEADER + key.length + 4 + record.length);
-    this.header(WIRE_WRITE, (mode === 'lww' ? FLAG_LWW : 0) | (returnMerged ? FLAG_RETURN_MERGED : 0), id, table, hi, lo);
+    this.header(WIRE_WRITE, (mode === 'lww' ? FLAG_LWW : mode === 'crdt' ? FLAG_CRDT : 0) | (returnMerged ? FLAG_RETURN_MERGED : 0), id, table, hi, lo);
     this.bytes(key);
     this.bytes(record);
+    this.count++;
+  }
+
+  crdtApply(id: number, table: Uint8Array, hi: number, lo: number, key: Uint8Array, request: Uint8Array): void {
+    this.reserve(REQ_HEADER + key.length + 4 + request.length);
+    this.header(WIRE_CRDT_APPLY, FLAG_CRDT, id, table, hi, lo);
+    this.bytes(key);
+    this.bytes(request);
     this.count++;
   }
 
@@ -178,11 +205,11 @@ export class WireReplyWriter extends ByteWriter {
     this.count++;
   }
 
-  error(id: number, code: string, message: string): void {
-    const text = Buffer.from(`${code}\n${message}`, 'utf8');
+  error(id: number, code: string, message: string, details?: Record<string, unknown>): void {
+    const text = Buffer.from(details === undefined ? `${code}\n${message}` : `${code}\n${JSON.stringify({ message, details })}`, 'utf8');
     this.reserve(REPLY_HEADER + 4 + text.length);
     this.u32(id);
-    this.u8(2);
+    this.u8(details === undefined ? 2 : 3);
     this.u8(0);
     this.bytes(text);
     this.count++;
@@ -253,8 +280,10 @@ export function decodeRequests(buf: Uint8Array): WireRequest[] {
     if (kind === WIRE_READ) out.push({ kind, id, table, hi, lo, key });
     else if (kind === WIRE_WRITE) {
       const record = r.bytes();
-      out.push({ kind, id, table, hi, lo, key, mode: flags & FLAG_LWW ? 'lww' : 'vclock', record, returnMerged: (flags & FLAG_RETURN_MERGED) !== 0 });
-    } else throw new WireError(`unknown request kind ${kind}`);
+      const mode = flags & FLAG_CRDT ? 'crdt' : flags & FLAG_LWW ? 'lww' : 'vclock';
+      out.push({ kind, id, table, hi, lo, key, mode, record, returnMerged: (flags & FLAG_RETURN_MERGED) !== 0 });
+    } else if (kind === WIRE_CRDT_APPLY) out.push({ kind, id, table, hi, lo, key, request: r.bytes() });
+    else throw new WireError(`unknown request kind ${kind}`);
   }
   return out;
 }
@@ -272,6 +301,11 @@ export function decodeReplies(buf: Uint8Array, each: (id: number, reply: WireRep
       const text = r.bytes().toString('utf8');
       const nl = text.indexOf('\n');
       each(id, { ok: false, code: nl < 0 ? 'internal' : text.slice(0, nl), message: nl < 0 ? text : text.slice(nl + 1) });
+    } else if (status === 3) {
+      const text = r.bytes().toString('utf8');
+      const nl = text.indexOf('\n');
+      const body = JSON.parse(text.slice(nl + 1)) as { message: string; details: Record<string, unknown> };
+      each(id, { ok: false, code: text.slice(0, nl), message: body.message, details: body.details });
     } else throw new WireError(`unknown reply status ${status}`);
   }
 }

@@ -115,6 +115,21 @@ export class ShardPool {
     this.scheduleFlush();
   }
 
+  /**
+   * Apply a CRDT operation (encodeApplyRequest bytes) to the key's stored state in its shard, in
+   * mailbox order with every other op on the key; `cb` gets the new state bytes. Errors (400/409/413
+   * from the operation, overload, not_owner) mean nothing was applied. Refusals as for write.
+   */
+  crdtApply(table: Uint8Array, key: Uint8Array, hi: number, lo: number, request: Uint8Array, cb: WireCallback): void {
+    const shard = shardOfToken(hi, this.workers.length);
+    const no = this.refusal(shard);
+    if (no) return refuse(no, cb);
+    const id = this.nextId++;
+    this.dataPending[shard]!.set(id, cb);
+    this.wire[shard]!.crdtApply(id, table, hi, lo, key, request);
+    this.scheduleFlush();
+  }
+
   /** Read the stored record of a key from its shard; `cb` gets it (null when absent). Refusals as for write. */
   read(table: Uint8Array, key: Uint8Array, hi: number, lo: number, cb: WireCallback): void {
     const shard = shardOfToken(hi, this.workers.length);

@@ -20,6 +20,7 @@ import { encodeRecord, initVersions, newVersion } from '../../dist/src/versions/
 import { tableIdOf } from '../../dist/src/router/tables.js';
 import { shardOfToken } from '../../dist/src/storage/placement.js';
 import { encodeStorageKey } from '../../dist/src/storage/keys.js';
+import { DEFAULT_CRDT_LIMITS } from '../../dist/src/crdt/index.js';
 
 const tableId = (name: string): Buffer => Buffer.from(tableIdOf(name), 'hex');
 const TABLE = tableId('seven');
@@ -65,6 +66,8 @@ describe('shard Merkle trees (real worker + RocksDB)', () => {
           merkleDepth: 8,
           gcGraceSeconds: 1,
           tombstoneSweepIntervalMs: 86_400_000,
+          crdtActor: 'test-node@0',
+          crdtLimits: DEFAULT_CRDT_LIMITS,
         },
       })
     ).pool;
@@ -264,7 +267,7 @@ describe('several shards per node (real workers + RocksDB): placement, merged sc
       await ShardPool.start({
         shards,
         maxQueue: 200_000,
-        workerData: { handle: odb.db.handle, ringBuffer: ring.buffer, durability: 'periodic', syncIntervalMs: 1000, maxSiblings: 16, merkleDepth: 6, gcGraceSeconds: 1, tombstoneSweepIntervalMs: 86_400_000 },
+        workerData: { handle: odb.db.handle, ringBuffer: ring.buffer, durability: 'periodic', syncIntervalMs: 1000, maxSiblings: 16, merkleDepth: 6, gcGraceSeconds: 1, tombstoneSweepIntervalMs: 86_400_000, crdtActor: 'test-node@0', crdtLimits: DEFAULT_CRDT_LIMITS },
       })
     ).pool;
 

@@ -9,6 +9,7 @@ import { ERROR_CODES, IPC_OPS } from '../../src/api/ipc-protocol.js';
 import { promiseRouter, startIpcServer, type IpcServer } from '../../src/api/ipc-server.js';
 import { decodePayload } from '../../src/net/frames.js';
 import type { ReadRequest, ReadResult, WriteRequest, WriteResult } from '../../src/router/router.js';
+import type { CrdtUpdateRequest } from '../../src/router/crdt.js';
 
 const DOC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../docs/ipc-protocol.md');
 const doc = readFileSync(DOC, 'utf8');
@@ -39,6 +40,7 @@ const DOC_DIGEST = '9f86d081884c7d65';
 let dir: string;
 let server: IpcServer;
 const writes: WriteRequest[] = [];
+const crdtUpdates: CrdtUpdateRequest[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'rkv-doc-'));
@@ -53,6 +55,16 @@ beforeAll(async () => {
         return { values: [], context: '', consistency: { n: 3, required: 2, replied: 2 } };
       },
     }),
+    // The documented counter increment: the counter is at 6 afterwards, acknowledged by 2 of 3.
+    crdts: {
+      startUpdate(req, done) {
+        crdtUpdates.push(req);
+        queueMicrotask(() => done(null, { value: 6, consistency: { n: 3, required: 2, replied: 2 } }));
+      },
+      startRead(_req, done) {
+        queueMicrotask(() => done(new Error('not used by the documented example'), undefined));
+      },
+    },
     ringInfo: () => ({ digest: DOC_DIGEST, version: 1, nodes: [], tokens: [], replicas: 0, pref: [] }),
     clusterStatus: async () => ({}),
     limits: { maxKeyBytes: 65536, maxValueBytes: 1 << 20, maxFrameBytes: 16 << 20, maxInFlightPerConnection: 1024 },
@@ -110,6 +122,22 @@ describe('docs/ipc-protocol.md', () => {
     expect(Buffer.from(writes[0]!.key).toString()).toBe('alice');
     expect(Buffer.from(writes[0]!.value).toString()).toBe('hello');
     expect(writes[0]).toMatchObject({ table: 'users', tombstone: false, consistency: {} });
+  });
+
+  it('counter example: the documented crdt_update frame gets the documented reply bytes from a real server', async () => {
+    const request = hexBlock('crdt-request');
+    const expectedReply = hexBlock('crdt-reply');
+    expect(request.readUInt32BE(0)).toBe(request.length - 4);
+    expect(decodePayload(request.subarray(4))).toEqual({ id: 2, op: 'crdt_update', table: 'likes', key: 'post:1', operation: { increment: 1 } });
+    const reply = await exchange(request);
+    expect(reply.toString('hex')).toBe(expectedReply.toString('hex'));
+    expect(decodePayload(reply.subarray(4))).toEqual({ id: 2, ok: true, value: 6, consistency: { n: 3, required: 2, replied: 2 }, rv: DOC_DIGEST });
+    // What reached the coordinator: the documented table, key bytes and operation, default consistency.
+    expect(crdtUpdates).toHaveLength(1);
+    expect(Buffer.from(crdtUpdates[0]!.key).toString()).toBe('post:1');
+    expect(crdtUpdates[0]).toMatchObject({ table: 'likes', operation: { increment: 1 }, consistency: {} });
+    expect(doc).toContain(`payload length ${request.length - 4}`);
+    expect(doc).toContain(`payload length ${reply.length - 4}`);
   });
 
   it('the annotated lengths match the frames', () => {
