@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeReplies, decodeRequests, WIRE_READ, WIRE_WRITE, WireError, WireReplyWriter, WireRequestWriter, type WireReply } from '../../src/storage/shard-wire.js';
+import { decodeReplies, decodeRequests, WIRE_CRDT_APPLY, WIRE_READ, WIRE_WRITE, WireError, WireReplyWriter, WireRequestWriter, type WireReply } from '../../src/storage/shard-wire.js';
 import { encodeRecord, isSingleVersionRecord, newVersion } from '../../src/versions/index.js';
 
 const bytes = fc.uint8Array({ maxLength: 300 });
@@ -16,10 +16,11 @@ const requestArb = fc.oneof(
     hi: u32,
     lo: u32,
     key: bytes,
-    mode: fc.constantFrom('vclock' as const, 'lww' as const),
+    mode: fc.constantFrom('vclock' as const, 'lww' as const, 'crdt' as const),
     record: bytes,
     returnMerged: fc.boolean(),
   }),
+  fc.record({ kind: fc.constant(WIRE_CRDT_APPLY), id: u32, table, hi: u32, lo: u32, key: bytes, request: bytes }),
 );
 
 describe('shard wire', () => {
@@ -29,14 +30,28 @@ describe('shard wire', () => {
       fc.property(fc.array(requestArb, { maxLength: 40 }), (reqs) => {
         for (const r of reqs) {
           if (r.kind === WIRE_READ) w.read(r.id, r.table, r.hi, r.lo, r.key);
+          else if (r.kind === WIRE_CRDT_APPLY) w.crdtApply(r.id, r.table, r.hi, r.lo, r.key, r.request);
           else w.write(r.id, r.table, r.hi, r.lo, r.key, r.mode, r.record, r.returnMerged);
         }
         expect(w.count).toBe(reqs.length);
         const buf = w.take();
         expect(buf.byteOffset).toBe(0);
         expect(buf.buffer.byteLength).toBe(buf.length);
-        const back = decodeRequests(buf).map((d) => ({ ...d, table: new Uint8Array(d.table), key: new Uint8Array(d.key), ...(d.kind === WIRE_WRITE ? { record: new Uint8Array(d.record) } : {}) }));
-        expect(back).toEqual(reqs.map((r) => ({ ...r, key: new Uint8Array(r.key), ...(r.kind === WIRE_WRITE ? { record: new Uint8Array(r.record) } : {}) })));
+        const back = decodeRequests(buf).map((d) => ({
+          ...d,
+          table: new Uint8Array(d.table),
+          key: new Uint8Array(d.key),
+          ...(d.kind === WIRE_WRITE ? { record: new Uint8Array(d.record) } : {}),
+          ...(d.kind === WIRE_CRDT_APPLY ? { request: new Uint8Array(d.request) } : {}),
+        }));
+        expect(back).toEqual(
+          reqs.map((r) => ({
+            ...r,
+            key: new Uint8Array(r.key),
+            ...(r.kind === WIRE_WRITE ? { record: new Uint8Array(r.record) } : {}),
+            ...(r.kind === WIRE_CRDT_APPLY ? { request: new Uint8Array(r.request) } : {}),
+          })),
+        );
         expect(w.count).toBe(0);
       }),
     );
@@ -49,9 +64,11 @@ describe('shard wire', () => {
       [2, { ok: true, record: new Uint8Array([1, 2, 3]), changed: true }],
       [3, { ok: false, code: 'not_owner', message: 'shard 1 does not own\nthis key' }],
       [0xffffffff, { ok: true, record: new Uint8Array(0), changed: false }],
+      // A CRDT operation's refusal keeps its details (the precondition, the limit) across the wire.
+      [4, { ok: false, code: 'conflict', message: 'remove: element "z"\nis not in the set', details: { precondition: 'not_present', path: 'remove' } }],
     ];
     for (const [id, r] of sent) {
-      if (!r.ok) w.error(id, r.code, r.message);
+      if (!r.ok) w.error(id, r.code, r.message, r.details);
       else w.ok(id, r.record, r.changed);
     }
     const got: Array<[number, WireReply]> = [];

@@ -118,3 +118,42 @@ describe('table ids (issue 10 item 3)', () => {
     expect(reg.get('events')).toBeUndefined();
   });
 });
+
+describe('crdt tables (issue 14)', () => {
+  it('a crdt table needs a type, only crdt tables take one, and the type travels in the definition', () => {
+    const reg = new TableRegistry(memMeta(), DEFAULT_CONFIG.tables);
+    expect(() => reg.define('likes', { conflicts: 'crdt' }, true)).toThrow(/a crdt table needs a type/);
+    expect(() => reg.define('likes', { conflicts: 'crdt', type: 'bag' }, true)).toThrow(/needs a type: one of "counter", "set", "map", "register", "flag", got "bag"/);
+    expect(() => reg.define('plain', { conflicts: 'lww', type: 'counter' }, true)).toThrow(/type applies to crdt tables only/);
+    expect(() => reg.define('x', { conflicts: 'crdts' }, true)).toThrow(/conflicts must be "vclock", "lww" or "crdt"/);
+    expect(reg.get('likes')).toBeUndefined();
+    const def = reg.define('likes', { conflicts: 'crdt', type: 'counter', n: 2 }, true);
+    expect(def).toMatchObject({ conflicts: 'crdt', type: 'counter', n: 2 });
+    expect(JSON.parse(JSON.stringify(def))).toEqual(def); // as gossip carries it
+    // A vclock definition has no type key at all (not `type: undefined`).
+    expect('type' in reg.define('plain', { conflicts: 'vclock' }, true)).toBe(false);
+  });
+
+  it('the conflict mode and the type of an existing table cannot change; n and quorum can', () => {
+    const reg = new TableRegistry(memMeta(), DEFAULT_CONFIG.tables);
+    reg.define('likes', { conflicts: 'crdt', type: 'counter' }, true);
+    expect(() => reg.define('likes', { conflicts: 'crdt', type: 'set' }, true)).toThrow(/already exists with conflicts=crdt, type=counter/);
+    expect(() => reg.define('likes', { conflicts: 'vclock' }, true)).toThrow(/cannot change/);
+    expect(reg.define('likes', { conflicts: 'crdt', type: 'counter', quorum: 'strict' }, true)).toMatchObject({ type: 'counter', quorum: 'strict' });
+    // A table first used as vclock cannot be redefined as crdt (its keys hold version records).
+    reg.getOrCreate('used');
+    expect(() => reg.define('used', { conflicts: 'crdt', type: 'counter' }, true)).toThrow(/already exists with conflicts=vclock/);
+  });
+
+  it('gossip: an explicit crdt definition supersedes a first-use one; a malformed crdt definition is not adopted', () => {
+    const reg = new TableRegistry(memMeta(), DEFAULT_CONFIG.tables);
+    reg.getOrCreate('likes');
+    const base = { name: 'likes', id: tableIdOf('likes'), n: 3, quorum: 'sloppy' as const, createdAt: 1, explicit: true };
+    reg.adopt({ ...base, conflicts: 'crdt' }); // no type
+    expect(reg.get('likes')?.conflicts).toBe('vclock');
+    reg.adopt({ ...base, conflicts: 'lww', type: 'counter' });
+    expect(reg.get('likes')?.conflicts).toBe('vclock');
+    reg.adopt({ ...base, conflicts: 'crdt', type: 'set' });
+    expect(reg.get('likes')).toMatchObject({ conflicts: 'crdt', type: 'set' });
+  });
+});
