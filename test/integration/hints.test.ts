@@ -87,6 +87,30 @@ describe('hinted handoff (3 real nodes)', () => {
     }
     expect(missing).toEqual([]);
   });
+
+  it('a crdt table\'s hints carry states: increments made while a replica was dead reach it on replay', async () => {
+    expect((await http('PUT', `${lc.url(1)}/api/v1/tables/hcount`, { conflicts: 'crdt', type: 'counter' })).status).toBe(200);
+    await waitFor('the table on every node', async () => {
+      for (const i of [1, 2, 3]) if ((await http('GET', `${lc.url(i)}/api/v1/tables/hcount`)).status !== 200) return false;
+      return true;
+    });
+    await lc.kill9(3);
+    await waitFor('node3 seen down by nodes 1 and 2', async () => {
+      for (const i of [1, 2]) if ((await clusterView(lc.url(i))).find((n) => n.id === 'node3')?.liveness !== 'down') return false;
+      return true;
+    }, 15_000);
+    for (let i = 0; i < 40; i++) {
+      const r = await http('POST', `${lc.url(1 + (i % 2))}/api/v1/crdt/hcount/c?w=2`, { increment: 1 });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    }
+    // Every increment left a hint holding the state after it (a later one covers the earlier ones).
+    await waitFor('40 crdt hints held for node3', async () => (await pendingHints(lc.url(1), 'node3')) + (await pendingHints(lc.url(2), 'node3')) === 40, 10_000);
+    await lc.start();
+    await waitFor('the crdt hints replayed', async () => (await pendingHints(lc.url(1), 'node3')) === 0 && (await pendingHints(lc.url(2), 'node3')) === 0, 60_000);
+    const r = await http('GET', `${lc.url(3)}/api/v1/crdt/hcount/c?replica=local`);
+    expect(r.status).toBe(200);
+    expect(r.body['value']).toBe(40);
+  });
 });
 
 function hint(target: string, createdAt: number, i: number): Hint {
