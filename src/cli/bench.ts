@@ -18,6 +18,7 @@ import { httpBaseUrl, openHttpTarget, openRingkvTarget } from '../bench/ringkv-t
 import { openRocksBaseline } from '../bench/rocksdb-target.js';
 import type { BenchTarget } from '../bench/target.js';
 import { WORKLOADS, type WorkloadName } from '../bench/workloads.js';
+import { CRDT_BENCH_WORKLOADS, formatCrdtBench, runCrdtBench, type CrdtBenchWorkload } from '../bench/crdt-bench.js';
 import type { ConsistencyLevel } from '../client/index.js';
 import { validateTableName } from '../router/tables.js';
 import { RingkvError } from '../util/errors.js';
@@ -27,7 +28,7 @@ export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
 const LEVELS: readonly ConsistencyLevel[] = ['ONE', 'TWO', 'QUORUM', 'ALL', 'ANY'];
-const WORKLOAD_FLAGS = ['ingest', 'a', 'b', 'c', 'd', 'e', 'f'] as const;
+const WORKLOAD_FLAGS = ['ingest', 'a', 'b', 'c', 'd', 'e', 'f', ...CRDT_BENCH_WORKLOADS] as const;
 const DISTRIBUTIONS: readonly DistributionName[] = ['uniform', 'zipfian', 'latest'];
 const DEFAULT_DURATION_SEC = 10;
 const DEFAULT_CONCURRENCY = 16;
@@ -81,7 +82,18 @@ export interface BenchConfig {
   /** Seconds of the run phase to run first and discard (JIT, connections, caches of a fresh process). */
   warmupSec: number;
   progress: boolean;
+  /**
+   * `--workload counter | set`: convergent data type updates beside as many LWW writes
+   * (src/bench/crdt-bench.ts), instead of a YCSB workload (`workload` is then unused).
+   */
+  crdt?: CrdtBenchWorkload;
 }
+
+/** Keys of a crdt workload when --records is not given. */
+const DEFAULT_CRDT_KEYS = 1000;
+const DEFAULT_CRDT_OPERATIONS = 20_000;
+/** Flags a crdt workload has no use for (no load phase, no reads, no baseline engine, closed loop). */
+const CRDT_UNUSED_FLAGS = ['http', 'conflicts', 'rate', 'maxInFlight', 'batch', 'baseline', 'baselineDir', 'targetIops', 'p99Ms', 'maxErrorRate', 'skipLoad', 'warmup', 'duration', 'r', 'loadBatch', 'loadConcurrency', 'distribution'];
 
 // --- flag parsing ----------------------------------------------------------------------
 
@@ -139,14 +151,21 @@ export function parseBenchOptions(raw: Record<string, unknown>, env: Record<stri
   if (!(WORKLOAD_FLAGS as readonly string[]).includes(wl)) {
     throw new BenchUsageError(`--workload must be one of ${WORKLOAD_FLAGS.join(', ')}, got ${JSON.stringify(str(raw, 'workload'))}`);
   }
-  const workload: WorkloadName = wl === 'ingest' ? 'ingest' : (wl.toUpperCase() as WorkloadName);
+  const crdt = (CRDT_BENCH_WORKLOADS as readonly string[]).includes(wl) ? (wl as CrdtBenchWorkload) : undefined;
+  if (crdt !== undefined) {
+    const unused = CRDT_UNUSED_FLAGS.filter((k) => raw[k] !== undefined && raw[k] !== false).map((k) => `--${flagName(k)}`);
+    if (target !== 'ringkv') unused.push('--target rocksdb');
+    if (unused.length > 0) throw new BenchUsageError(`${unused.join(', ')} ${unused.length > 1 ? 'do' : 'does'} not apply to --workload ${crdt} (closed loop over IPC or the peer port, zipfian updates, no load phase)`);
+  }
+  // A crdt workload replays an update-only zipfian stream of its own (crdt-bench.ts): `workload` is a placeholder.
+  const workload: WorkloadName = crdt !== undefined ? 'A' : wl === 'ingest' ? 'ingest' : (wl.toUpperCase() as WorkloadName);
   const spec = WORKLOADS[workload];
 
   const recordsFlag = intFlag(raw, 'records', 0, 2 ** 52 - 1);
-  const records = recordsFlag ?? (workload === 'ingest' ? 0 : DEFAULT_RECORDS);
+  const records = recordsFlag ?? (crdt !== undefined ? DEFAULT_CRDT_KEYS : workload === 'ingest' ? 0 : DEFAULT_RECORDS);
   if (workload !== 'ingest' && records < 1) throw new BenchUsageError(`workload ${workload} reads existing records: --records must be ≥ 1`);
 
-  const operations = intFlag(raw, 'operations', 1, 2 ** 52);
+  const operations = intFlag(raw, 'operations', 1, 2 ** 52) ?? (crdt !== undefined ? DEFAULT_CRDT_OPERATIONS : undefined);
   let durationSec = posFlag(raw, 'duration', { max: 7 * 86_400 });
   if (operations === undefined && durationSec === undefined) durationSec = DEFAULT_DURATION_SEC;
 
@@ -300,6 +319,7 @@ export function parseBenchOptions(raw: Record<string, unknown>, env: Record<stri
   if (baselineDir !== undefined) cfg.baselineDir = baselineDir;
   if (targets !== undefined) cfg.targets = targets;
   if (maxInFlight !== undefined) cfg.maxInFlight = maxInFlight;
+  if (crdt !== undefined) cfg.crdt = crdt;
   return cfg;
 }
 
@@ -493,6 +513,14 @@ function configForReport(cfg: BenchConfig): Record<string, unknown> {
 }
 
 function header(cfg: BenchConfig): string {
+  if (cfg.crdt !== undefined) {
+    const cons = cfg.consistency ? `, consistency ${cfg.consistency}` : cfg.w !== undefined ? `, W=${cfg.w}` : '';
+    return (
+      `ringkv bench: workload ${cfg.crdt} (zipfian updates on ${cfg.records.toLocaleString('en-US')} keys${cfg.crdt === 'set' ? ', 60 % add / 40 % remove' : ''}) ` +
+      `beside as many LWW writes of ${cfg.valueSize}-byte values, ${(cfg.operations ?? DEFAULT_CRDT_OPERATIONS).toLocaleString('en-US')} ops each, ` +
+      `concurrency ${cfg.concurrency ?? DEFAULT_CONCURRENCY}, seed ${cfg.seed}\ntarget: ringkv via ${describeConnection(cfg.connection)}, tables ${cfg.table}_${cfg.crdt} and ${cfg.table}_lww${cons}`
+    );
+  }
   const spec = WORKLOADS[cfg.workload];
   const loadNote = cfg.records === 0 ? 'no records preloaded' : `${cfg.records.toLocaleString('en-US')} records${cfg.skipLoad && cfg.target === 'ringkv' ? ' (already loaded: --skip-load)' : ''}`;
   const stop = [cfg.operations !== undefined ? `${cfg.operations.toLocaleString('en-US')} ops` : '', cfg.durationSec !== undefined ? `${cfg.durationSec} s` : ''].filter(Boolean).join(' or ');
@@ -505,8 +533,44 @@ function header(cfg: BenchConfig): string {
   );
 }
 
+/** `--workload counter | set`: the CRDT updates beside as many LWW writes, one report. */
+async function runCrdtWorkload(cfg: BenchConfig, io: BenchIo, workload: CrdtBenchWorkload): Promise<BenchOutcome> {
+  const startedAt = new Date().toISOString();
+  const c = cfg.connection;
+  if (!c || c.kind === 'http') throw new RingkvError('bad_request', `--workload ${workload} runs over IPC or the peer port`);
+  const r = await runCrdtBench({
+    workload,
+    target: c.kind === 'socket' ? { socket: c.socket } : { hosts: c.hosts, ...(c.secret !== undefined ? { secret: c.secret } : {}) },
+    keys: Math.max(1, cfg.records),
+    operations: cfg.operations ?? DEFAULT_CRDT_OPERATIONS,
+    concurrency: cfg.concurrency ?? DEFAULT_CONCURRENCY,
+    segments: 5,
+    valueSize: cfg.valueSize,
+    seed: cfg.seed,
+    timeoutMs: cfg.timeoutMs,
+    table: cfg.table,
+    ...(cfg.consistency !== undefined ? { consistency: cfg.consistency } : {}),
+    ...(cfg.w !== undefined ? { w: cfg.w } : {}),
+    ...(io.signal ? { signal: io.signal } : {}),
+    ...(cfg.progress ? { log: (line: string) => io.err(`${line}\n`) } : {}),
+  });
+  io.out(`${formatCrdtBench(r)}\n`);
+  const report: BenchJsonReport = {
+    ...r.comparison,
+    config: configForReport(cfg),
+    env: { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, loadavg: loadavg().map((x) => Math.round(x * 100) / 100), startedAt },
+  };
+  (report as unknown as Record<string, unknown>)['crdt'] = { sizes: r.sizes, growthPer1000: r.growthPer1000 };
+  if (cfg.json) {
+    mkdirSync(path.dirname(path.resolve(cfg.json)), { recursive: true });
+    writeFileSync(cfg.json, `${JSON.stringify(report, null, 2)}\n`);
+  }
+  return { exitCode: EXIT_OK, report };
+}
+
 /** Run the benchmark as configured; returns the exit status and the JSON report (also written to cfg.json). */
 export async function runBench(cfg: BenchConfig, io: BenchIo): Promise<BenchOutcome> {
+  if (cfg.crdt !== undefined) return runCrdtWorkload(cfg, io, cfg.crdt);
   const startedAt = new Date().toISOString();
   const main =
     cfg.target === 'rocksdb'
@@ -576,7 +640,12 @@ export function registerBench(program: Command): void {
         'optionally beside RocksDB (--baseline rocksdb); report throughput and latency percentiles. ' +
         'Exit status 0 ok / targets met, 1 a target missed or the run failed, 2 bad flags.',
     )
-    .addOption(new Option('--workload <w>', 'ingest | a | b | c | d | e | f (YCSB core workloads; default a; e scans in token order on ringkv, key order on rocksdb)'))
+    .addOption(
+      new Option(
+        '--workload <w>',
+        'ingest | a | b | c | d | e | f (YCSB core workloads; default a; e scans in token order on ringkv, key order on rocksdb) | counter | set (convergent data types beside as many LWW writes)',
+      ),
+    )
     .option('--records <n>', `records loaded before the run (default ${DEFAULT_RECORDS.toLocaleString('en-US')}; 0 for ingest)`)
     .option('--operations <n>', 'stop after this many ops')
     .option('--duration <s>', `stop after this many seconds (default ${DEFAULT_DURATION_SEC} when --operations is not given)`)

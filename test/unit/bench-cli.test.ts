@@ -64,6 +64,14 @@ describe('ringkv bench: flag validation', () => {
     }
   });
 
+  it('--workload counter | set: defaults of their own, and flags that do not apply are refused by name', () => {
+    expect(parseBenchOptions({ workload: 'counter' })).toMatchObject({ crdt: 'counter', records: 1000, operations: 20_000, concurrency: 16 });
+    expect(parseBenchOptions({ workload: 'SET', records: '50', operations: '2k', w: '2' })).toMatchObject({ crdt: 'set', records: 50, operations: 2000, w: 2 });
+    expect(() => parseBenchOptions({ workload: 'counter', rate: '100' })).toThrow(/--rate does not apply to --workload counter/);
+    expect(() => parseBenchOptions({ workload: 'set', http: 'http://127.0.0.1:1', baseline: 'rocksdb' })).toThrow(/--http, --baseline do not apply to --workload set/);
+    expect(() => parseBenchOptions({ workload: 'counter', target: 'rocksdb' })).toThrow(/--target rocksdb does not apply/);
+  });
+
   it('accepts workload e against ringkv (range scans in token order)', () => {
     expect(parseBenchOptions({ workload: 'e' })).toMatchObject({ target: 'ringkv', workload: 'E' });
     expect(parseBenchOptions({ workload: 'e', http: 'http://127.0.0.1:1' })).toMatchObject({ workload: 'E', connection: { kind: 'http' } });
@@ -134,6 +142,28 @@ describe('ringkv bench against a real node', () => {
   afterAll(async () => {
     await node?.kill();
     if (dataDir) removeDir(dataDir);
+  });
+
+  it('--workload set: CRDT updates beside as many LWW writes, with the ratio and the state sizes per segment', async () => {
+    const json = path.join(dir, 'crdt.json');
+    const r = await runCli(['bench', '--socket', path.join(dataDir, 'ringkv.sock'), '--workload', 'set', '--records', '50', '--operations', '1000', '--concurrency', '4', '--no-progress', '--json', json], {
+      timeoutMs: 90_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/ratio \(crdt set\/lww writes\)/);
+    expect(r.stdout).toMatch(/growth per 1,000 operations/);
+    const j = readJson(json);
+    expect(j).toMatchObject({ target: 'crdt set', operations: 1000, errors: 0, baseline: { target: 'lww writes', errors: 0 } });
+    expect((j['baseline'] as Record<string, number>)['throughput']).toBeGreaterThan(0);
+    expect((j['ratio'] as Record<string, number>)['throughput']).toBeGreaterThan(0);
+    const sizes = (j['crdt'] as { sizes: Array<{ operations: number; keys: number; totalBytes: number; maxKeyBytes: number }> }).sizes;
+    expect(sizes.map((s) => s.operations)).toEqual([0, 200, 400, 600, 800, 1000]);
+    expect(sizes[0]).toMatchObject({ keys: 0, totalBytes: 0 });
+    const last = sizes[sizes.length - 1]!;
+    expect(last.keys).toBeGreaterThan(0);
+    expect(last.keys).toBeLessThanOrEqual(50);
+    // A set of at most 100 elements of a few bytes each: every key's state stays small.
+    expect(last.maxKeyBytes).toBeLessThan(2000);
   });
 
   it('runs YCSB A over the IPC socket with the RocksDB baseline beside it', async () => {
