@@ -44,8 +44,8 @@ export function parseContext(input: unknown, limits: CrdtLimits, path: string): 
 /**
  * Refuses a remove when this replica's clock does not descend the client's context: the client
  * saw adds this replica has not, and removing only what the replica holds would let those adds
- * resurface — a remove silently lost. The integration can join the other replicas' states into the
- * coordinating replica and retry (docs/crdt.md).
+ * resurface — a remove silently lost. The coordinator (src/router/crdt-write.ts) then joins the
+ * other replicas' states into the coordinating replica and retries once (docs/crdt.md).
  */
 export function checkContextSeen(clock: VClock, context: VClock | undefined, path: string): void {
   if (context !== undefined && !vcDescends(clock, context)) {

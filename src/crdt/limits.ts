@@ -8,8 +8,8 @@
  * coordinators each adding the last allowed element), which is itself bounded by the limit times
  * the number of coordinators.
  *
- * The config keys are `crdt.<name>` (see CRDT_LIMIT_KEYS); the integration adds them to
- * src/config/config.ts and passes a CrdtLimits to parseOp/apply.
+ * The config keys are `crdt.<name>` (see CRDT_LIMIT_KEYS), in the node config (src/config/config.ts);
+ * the coordinator passes them to parseOp and the shard actors to apply.
  *
  * Pure module: no I/O.
  */
