@@ -163,6 +163,8 @@ export class Router {
   private readonly outShards = new Uint16Array(MAX_REPLICAS);
   private readonly outPos = new Int32Array(1);
   remote: RemoteReplicas | undefined;
+  /** Times every coordinated request (metrics); absent = no per-request cost at all. */
+  observer: RequestObserver | undefined;
   /** Hinted handoff (absent in unit setups without a cluster). */
   hints: HintService | undefined;
 
@@ -252,6 +254,11 @@ export class Router {
    * become a sibling of the value it was meant to delete.
    */
   startWrite(req: WriteRequest, done: Done<WriteResult>): void {
+    const o = this.observer;
+    this.beginWrite(req, o ? o.wrap(req.tombstone ? 'delete' : 'write', req.consistency, done) : done);
+  }
+
+  private beginWrite(req: WriteRequest, done: Done<WriteResult>): void {
     if (req.tombstone && !req.context) {
       const def = this.tableFor(req.table);
       if (def && def.conflicts === 'vclock') return this.startBlindDelete(req, done);
@@ -271,9 +278,9 @@ export class Router {
     if (spec.n !== undefined) readSpec.n = spec.n;
     if (spec.w !== undefined) readSpec.r = spec.w;
     if (spec.level !== undefined) readSpec.level = spec.level === 'ANY' ? 'ONE' : spec.level;
-    this.startRead({ table: req.table, key: req.key, consistency: readSpec, timeoutMs: req.timeoutMs }, (err, seen) => {
+    this.beginRead({ table: req.table, key: req.key, consistency: readSpec, timeoutMs: req.timeoutMs }, (err, seen) => {
       if (err) return done(err, undefined);
-      this.startWrite({ ...req, context: seen!.context }, done);
+      this.beginWrite({ ...req, context: seen!.context }, done);
     });
   }
 
@@ -357,6 +364,11 @@ export class Router {
 
   /** `read` with a callback: `done` runs exactly once, never inside this call. */
   startRead(req: ReadRequest, done: Done<ReadResult>): void {
+    const o = this.observer;
+    this.beginRead(req, o ? o.wrap('read', req.consistency, done) : done);
+  }
+
+  private beginRead(req: ReadRequest, done: Done<ReadResult>): void {
     let c: ReadCoordination;
     try {
       // Reads never create tables: an unknown table reads with the defaults (its id is the name's).
@@ -384,6 +396,11 @@ export class Router {
    * scans with the defaults and finds no rows.
    */
   startScan(req: ScanRequest, done: Done<ScanResult>): void {
+    const o = this.observer;
+    this.beginScan(req, o ? o.wrap('scan', req.consistency, done) : done);
+  }
+
+  private beginScan(req: ScanRequest, done: Done<ScanResult>): void {
     let c: ScanCoordination<Replica>;
     try {
       const limit = req.limit;
@@ -648,6 +665,18 @@ export function nowMicros(): number {
 
 /** A completion callback: exactly one of (error) or (null, result). */
 export type Done<T> = (err: Error | null, result: T | undefined) => void;
+
+/** The operations a coordinator serves, as metrics label them (a delete is a tombstone write). */
+export type RequestOp = 'read' | 'write' | 'delete' | 'scan';
+
+/**
+ * Sees every request a client asks this router to coordinate (not the internal read of a blind
+ * delete, nor replica-level ops from other coordinators): `wrap` is called once at the start and
+ * returns the callback to complete it with.
+ */
+export interface RequestObserver {
+  wrap<T>(op: RequestOp, consistency: ConsistencySpec, done: Done<T>): Done<T>;
+}
 
 const EMPTY = new Uint8Array(0);
 const NO_REPLICAS: readonly Replica[] = [];
