@@ -151,9 +151,14 @@ function chartOptions(host, yFmt) {
     // The readouts under each chart show the latest values; uPlot's cursor legend would repeat them.
     legend: { show: false },
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-    axes: [{ stroke: '#6b7785', grid: { stroke: '#eef1f5' } }, { stroke: '#6b7785', grid: { stroke: '#eef1f5' }, size: 60, values: (u, vals) => vals.map(yFmt) }],
+    axes: [{ stroke: '#6b7785', grid: { stroke: '#eef1f5' }, space: 70, values: (u, splits) => splits.map(clock) }, { stroke: '#6b7785', grid: { stroke: '#eef1f5' }, size: 60, values: (u, vals) => vals.map(yFmt) }],
     series: [{}, ...OPS.map((op) => ({ label: op, stroke: OP_COLOURS[op], width: 2, points: { show: false }, spanGaps: false }))],
   };
+}
+
+const clockFmt = new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+function clock(sec) {
+  return clockFmt.format(new Date(sec * 1000));
 }
 
 function chartData(key) {
@@ -170,6 +175,11 @@ function renderCharts() {
     const data = chartData(key);
     if (!charts[id]) charts[id] = new uPlot(chartOptions(host, yFmt), data, host);
     else charts[id].setData(data);
+    // Only the operations that had requests in the window get a line.
+    OPS.forEach((op, i) => {
+      const seen = points.some((p) => p.ops[op] && p.ops[op].rate > 0);
+      if (charts[id].series[i + 1].show !== seen) charts[id].setSeries(i + 1, { show: seen });
+    });
     let max = 0;
     for (let s = 1; s < data.length; s++) for (const v of data[s]) if (v !== null && v > max) max = v;
     host.dataset.max = String(max);
