@@ -69,6 +69,7 @@ export function checked(kind: MetricKind, name: string, labelNames: readonly str
 
 type Labels<L extends string> = Partial<Record<L, string | number>>;
 type Sample<L extends string> = readonly [Labels<L>, number];
+type Reader<L extends string> = () => Iterable<Sample<L>> | Promise<Iterable<Sample<L>>>;
 
 /** Histograms per peer, created on first observation (peers are cluster members: bounded). */
 export class PeerHistograms {
@@ -115,34 +116,20 @@ export interface NodeRegistry {
 export function createNodeRegistry(src: MetricsSources, opts: { defaultMetrics?: boolean } = {}): NodeRegistry {
   const registry = new Registry();
 
-  const gauge = <L extends string>(s: Spec<L>, read: () => Iterable<Sample<L>> | Promise<Iterable<Sample<L>>>): void => {
+  // Replace a metric's samples with what its source reports now (non-finite values are left out).
+  const refill = async <L extends string>(m: { reset(): void }, read: Reader<L>, put: (labels: Partial<Record<L, string | number>>, v: number) => void): Promise<void> => {
+    const samples = await read();
+    m.reset();
+    for (const [labels, v] of samples) if (Number.isFinite(v)) put(labels as Partial<Record<L, string | number>>, v);
+  };
+  const gauge = <L extends string>(s: Spec<L>, read: Reader<L>): void => {
     checked('gauge', s.name, s.labelNames ?? []);
-    new Gauge<L>({
-      name: s.name,
-      help: s.help,
-      labelNames: s.labelNames ?? [],
-      registers: [registry],
-      async collect() {
-        const samples = await read();
-        this.reset();
-        for (const [labels, v] of samples) if (Number.isFinite(v)) this.set(labels as Partial<Record<L, string | number>>, v);
-      },
-    });
+    new Gauge<L>({ name: s.name, help: s.help, labelNames: s.labelNames ?? [], registers: [registry], collect() { return refill(this, read, (l, v) => this.set(l, v)); } });
   };
   // A counter whose value is kept elsewhere (cumulative since start): set on every scrape.
-  const counter = <L extends string>(s: Spec<L>, read: () => Iterable<Sample<L>> | Promise<Iterable<Sample<L>>>): void => {
+  const counter = <L extends string>(s: Spec<L>, read: Reader<L>): void => {
     checked('counter', s.name, s.labelNames ?? []);
-    new Counter<L>({
-      name: s.name,
-      help: s.help,
-      labelNames: s.labelNames ?? [],
-      registers: [registry],
-      async collect() {
-        const samples = await read();
-        this.reset();
-        for (const [labels, v] of samples) if (Number.isFinite(v) && v >= 0) this.inc(labels as Partial<Record<L, string | number>>, v);
-      },
-    });
+    new Counter<L>({ name: s.name, help: s.help, labelNames: s.labelNames ?? [], registers: [registry], collect() { return refill(this, read, (l, v) => v >= 0 && this.inc(l, v)); } });
   };
   const histogram = <L extends string>(s: Spec<L>, bounds: readonly number[], read: () => Iterable<{ labels: Labels<L>; row: HistogramRow }>): void => {
     checked('histogram', s.name, s.labelNames ?? []);
