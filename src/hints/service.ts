@@ -75,7 +75,7 @@ interface Pass {
  */
 export class HintService {
   private readonly passes = new Map<string, Pass>();
-  /** Hints delivered per target since start (metrics). Targets are ring members: bounded like passes. */
+  /** Hints delivered per target since start (metrics); at most MAX_PROGRESS_ENTRIES targets. */
   private readonly replayedTo = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private expiring = false;
@@ -265,7 +265,8 @@ export class HintService {
         if (outcome[j] === 'sent') {
           pass.sent++;
           this.stats.replayed++;
-          this.replayedTo.set(target, (this.replayedTo.get(target) ?? 0) + 1);
+          const n = this.replayedTo.get(target);
+          if (n !== undefined || this.replayedTo.size < MAX_PROGRESS_ENTRIES) this.replayedTo.set(target, (n ?? 0) + 1);
         } else {
           pass.expired++;
           this.stats.expired++;
