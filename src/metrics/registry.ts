@@ -138,7 +138,7 @@ export function createNodeRegistry(src: MetricsSources, opts: { defaultMetrics?:
   const one = (v: number): Array<Sample<never>> => [[{}, v]];
 
   // Stats that several families read come from one request per scrape.
-  const shardStats = memoize(src.shardStats, 250);
+  const shardStats = shared(src.shardStats);
 
   // --- node and ring
   gauge({ name: 'ringkv_node_info', help: 'Always 1; labels name this node, its cluster and the ringkv version.', labelNames: ['node', 'cluster', 'version'] }, () => [
@@ -218,7 +218,7 @@ export function createNodeRegistry(src: MetricsSources, opts: { defaultMetrics?:
   gauge({ name: 'ringkv_rocksdb_delayed_write_rate_bytes_per_second', help: 'Write rate RocksDB throttles to, 0 when not delaying (rocksdb.actual-delayed-write-rate).' }, () =>
     one(prop('rocksdb.actual-delayed-write-rate')),
   );
-  const files = memoize(() => rocksFileBytes(src.rocksDir), 250);
+  const files = shared(() => rocksFileBytes(src.rocksDir));
   gauge({ name: 'ringkv_rocksdb_sst_files_bytes', help: 'Bytes of SST files in the RocksDB directory (every column family).' }, async () => one((await files()).sst));
   gauge({ name: 'ringkv_rocksdb_wal_files_bytes', help: 'Bytes of write-ahead log files in the RocksDB directory.' }, async () => one((await files()).wal));
 
@@ -382,17 +382,14 @@ export async function rocksFileBytes(dir: string): Promise<{ sst: number; wal: n
   return { sst, wal };
 }
 
-/** `fn`, called at most once per `ms` (its promise is shared): one shard stats round per scrape. */
-function memoize<T>(fn: () => Promise<T>, ms: number): () => Promise<T> {
-  let at = -Infinity;
-  let last: Promise<T> | undefined;
-  return () => {
-    const now = performance.now();
-    if (!last || now - at > ms) {
-      at = now;
-      last = fn();
-      last.catch(() => (last = undefined));
-    }
-    return last;
-  };
+/**
+ * `fn` with concurrent calls sharing one run: a scrape collects every family in the same tick, so the
+ * families reading shard stats share one round of stats messages, and the next scrape asks anew.
+ */
+function shared<T>(fn: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined;
+  return () =>
+    (pending ??= fn().finally(() => {
+      pending = undefined;
+    }));
 }

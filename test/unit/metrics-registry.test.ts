@@ -143,6 +143,21 @@ describe('the node registry', () => {
     expect(sampleValue(fams, 'ringkv_ipc_connections')).toBe(1);
   });
 
+  it('asks the shards for their stats once per scrape, and anew at the next', async () => {
+    const src = sources();
+    let calls = 0;
+    const stats = src.shardStats;
+    src.shardStats = () => {
+      calls++;
+      return stats();
+    };
+    const reg = createNodeRegistry(src, { defaultMetrics: false });
+    await reg.scrape();
+    expect(calls).toBe(1);
+    await reg.scrape();
+    expect(calls).toBe(2);
+  });
+
   it('counts a request once it is answered, with its latency in the right bucket', async () => {
     const m = new RequestMetrics();
     const done = m.wrap('scan', { level: 'ONE' }, () => undefined);
