@@ -81,6 +81,8 @@ export interface PeerStats {
   queued: number;
   /** Written, waiting for the response. */
   inFlight: number;
+  /** Encoded bytes of the queued requests (bounded by MAX_QUEUED_BYTES_PER_PEER). */
+  queuedBytes: number;
 }
 
 export interface TransportStats {
@@ -451,6 +453,7 @@ class PeerLink {
       connected: this.state === 'ready',
       queued: this.queued,
       inFlight: this.inFlight,
+      queuedBytes: this.queuedBytes,
     };
     if (this.peerId !== undefined) s.id = this.peerId;
     return s;

@@ -63,6 +63,11 @@ export interface NodeConfig {
     phiThreshold: number;
   };
   log: { level: string; format: 'json' | 'pretty' | 'auto' };
+  /**
+   * `enabled: false` turns off request timing on the hot path, the per-second dashboard samples and
+   * the process metrics; `/metrics` then answers 404 (for measuring what metrics cost).
+   */
+  metrics: { enabled: boolean };
   /** Enables fault-injection endpoints. Only settable by the `--test-mode` flag, never from a file. */
   testMode: boolean;
 }
@@ -102,6 +107,7 @@ export const DEFAULT_CONFIG: NodeConfig = {
     phiThreshold: 8,
   },
   log: { level: 'info', format: 'auto' },
+  metrics: { enabled: true },
   testMode: false,
 };
 

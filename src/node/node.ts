@@ -25,6 +25,7 @@ import { ShardPool } from '../storage/shards.js';
 import { initVersions } from '../versions/index.js';
 import { mountRepairRoutes } from '../repair/routes.js';
 import { startRepairService } from '../repair/service.js';
+import { startMonitoring, type Monitoring } from './monitoring.js';
 
 
 /** How often the gossiped key count (`load`) is refreshed. */
@@ -69,6 +70,8 @@ export interface RunningNode {
   transport: PeerTransport;
   layout(): RingLayout;
   http: FastifyInstance;
+  /** Metrics, readiness and the dashboard (range streaming reports its progress here). */
+  monitoring: Monitoring;
   close(): Promise<void>;
 }
 
@@ -331,6 +334,8 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     };
   };
 
+  const monitoring = startMonitoring({ config, selfId: identity.id, log, router, pool, db: odb, ring, cluster, transport, hints, repair, tables, ipc: () => ipc });
+  undo.push({ what: 'monitoring', fn: () => monitoring.stop() });
   const http = await startHttp({
     config,
     router,
@@ -338,9 +343,11 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     log,
     clusterInfo,
     metrics: async () => ({ router: router.counters, transport: transport.stats(), ipc: ipc?.stats(), gossipRounds: cluster.gossipRounds, hints: hints.snapshot() }),
-    extraRoutes: [(app) => mountRepairRoutes(app, repair), ...(config.testMode ? [(app: FastifyInstance) => mountFaultRoutes(app, transport)] : [])],
+    extraRoutes: [(app) => mountRepairRoutes(app, repair), (app) => monitoring.mount(app), ...(config.testMode ? [(app: FastifyInstance) => mountFaultRoutes(app, transport)] : [])],
   });
+  // Before http.close(): the dashboard's event streams would hold it open.
   undo.push({ what: 'http', fn: () => http.close() });
+  undo.push({ what: 'dashboard streams', fn: () => monitoring.stop() });
   checkpoint();
   ipc = ipcListener.serve({
     router,
@@ -364,6 +371,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       log.info('shutting down');
+      monitoring.markClosing();
       // Everything startup started, newest first: the request entry points (IPC, HTTP), the
       // timers, hints, gossip and the peer port, then the shards and the database.
       const err = await unwind(undo, log, 'shutdown step failed');
@@ -371,7 +379,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
       log.info('stopped');
     })());
 
-  return { id: identity.id, config, router, tables, ring, cluster, transport, layout: () => cluster.currentLayout(), http, close };
+  return { id: identity.id, config, router, tables, ring, cluster, transport, layout: () => cluster.currentLayout(), http, monitoring, close };
 }
 
 /**

@@ -183,7 +183,7 @@ describe('PeerTransport', () => {
     expect(crash.code).toBe('internal');
 
     const s = a.stats();
-    expect(s.peers).toEqual([{ address: addr(b), id: 'B', connected: true, queued: 0, inFlight: 0 }]);
+    expect(s.peers).toEqual([{ address: addr(b), id: 'B', connected: true, queued: 0, inFlight: 0, queuedBytes: 0 }]);
     expect(s.framesOut).toBe(4); // hello + three requests
     expect(s.framesIn).toBe(5); // challenge + welcome + three responses
     expect(b.stats().authFailures).toBe(0);
