@@ -8,6 +8,8 @@ import { SCAN_LIMITS } from '../router/scan.js';
 import { validateTableName, type TableRegistry } from '../router/tables.js';
 import { RingkvError, asRingkvError, badRequest } from '../util/errors.js';
 import { jsonToValueBytes, valueBytesToJson } from './values.js';
+import { ReplyBudget } from '../net/reply-budget.js';
+import { mountReplyFlow } from './http-flow.js';
 
 export interface HttpDeps {
   config: NodeConfig;
@@ -16,6 +18,8 @@ export interface HttpDeps {
   log: Logger;
   clusterInfo: () => Promise<unknown>;
   metrics: () => Promise<unknown>;
+  /** Reply-byte bounds shared with the node's other servers (default: a budget of its own). */
+  replies?: ReplyBudget;
   /** Extra routes mounted by other layers (cluster, repair, test-mode fault injection). */
   extraRoutes?: Array<(app: FastifyInstance) => void>;
 }
@@ -132,6 +136,8 @@ export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
     if (e.code === 'internal') deps.log.error({ err: error }, 'request failed');
     return sendError(reply, e);
   });
+  // A client that pipelines requests and never reads holds at most maxReplyBytesPerConnection.
+  mountReplyFlow(app, deps.replies ?? new ReplyBudget(), limits.maxValueBytes + 1024);
   app.setNotFoundHandler((req, reply) => sendError(reply, new RingkvError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -5,17 +5,22 @@
  * requests per connection, and stores binary values untouched. See docs/ipc-protocol.md.
  *
  * Flow control per connection: decoded requests become work units (a batch item is one unit) in a
- * queue; at most `maxInFlightPerConnection` units are at the router at once. While the bound is
- * reached, while units are queued, or while the socket's write buffer is over its high-water mark
- * (a client that does not read its replies), the socket is paused, so the kernel's buffer fills and
- * the client's writes block. The queue therefore never holds more than what was decoded from the
- * data already read when the pause began (at most one read chunk plus one frame).
+ * queue; a unit starts when fewer than `maxInFlightPerConnection` are at the router and the
+ * connection's reply bytes allow it (src/net/reply-budget.ts: estimates reserved for units in
+ * flight + replies written and not yet drained, bounded by `maxReplyBytesPerConnection` and the
+ * node-wide total). While units are queued or the connection is at its byte bound, the socket is
+ * paused, so the kernel's buffer fills and the client's writes block. The queue therefore never
+ * holds more than what was decoded from the data already read when the pause began (at most one
+ * read chunk plus one frame). A read whose finished reply does not fit is dropped and run again
+ * once the client has drained what it holds; a closed connection's replies are dropped.
  */
 import { lstat, unlink } from 'node:fs/promises';
 import { chmodSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import { encodeFrame, FRAME_HEADER_BYTES, FrameDecoder, FrameError } from '../net/frames.js';
+import { ReplyBudget, type ReplyAccount } from '../net/reply-budget.js';
+import { ReplyWriter } from '../net/reply-writer.js';
 import { tokenToHex } from '../ring/hash.js';
 import type { RingLayout } from '../ring/builder.js';
 import { parseConsistency, type ConsistencySpec } from '../router/consistency.js';
@@ -53,6 +58,11 @@ export interface IpcDeps {
     /** Concurrent connections accepted on the socket (default 1024). */
     maxConnections?: number;
   };
+  /**
+   * Reply-byte bounds (per connection and node-wide), shared with the node's other servers; default:
+   * a budget of this server's own with the default limits.
+   */
+  replies?: ReplyBudget;
   log: Logger;
 }
 
@@ -69,6 +79,8 @@ export interface IpcStats {
   pauses: number;
   /** Connections currently paused (in-flight bound reached, work queued, or the client not reading). */
   pausedConnections: number;
+  /** Reply bytes of open connections: reserved for units in flight + written and not yet drained. */
+  replyBytes: number;
 }
 
 export interface IpcServer {
@@ -265,14 +277,29 @@ interface BatchState {
   results: BatchItemResult[];
   pending: number;
   bytes: number;
+  /** Reply bytes of this batch on the connection's account: finished items held, running items reserved. */
+  held: number;
+  reserved: number;
 }
 
-type Work =
+type Work = (
   | { t: 'kv'; id: number; op: KvOp }
   | { t: 'item'; batch: BatchState; index: number; op: KvOp }
   | { t: 'scan'; id: number; op: ScanParsed }
   | { t: 'ring'; id: number; digest: string | undefined }
-  | { t: 'status'; id: number };
+  | { t: 'status'; id: number }
+) & {
+  /** Bytes reserved on the connection's account while the unit runs. */
+  reserved?: number;
+};
+
+/** What a write's reply is reserved at (a context and a consistency report: small, bounded). */
+const WRITE_REPLY_RESERVE_BYTES = 1024;
+
+/** Reads may be run again when their finished reply does not fit the connection's reply bytes. */
+function isRead(w: Work): boolean {
+  return w.t === 'kv' || w.t === 'item' ? w.op.kind === 'get' : true;
+}
 
 type Outcome = { ok: true; value: WriteOk | GetOk | ScanOk | Record<string, unknown> } | { ok: false; err: unknown };
 
@@ -286,24 +313,27 @@ class Connection {
   private queue: Array<Work | undefined> = [];
   private qHead = 0;
   inFlight = 0;
-  private corked = false;
   closed = false;
   private readEnded = false;
   private readonly onDataBound = (chunk: Buffer): void => this.onData(chunk);
   private drainWaiter: (() => void) | undefined;
+  readonly account: ReplyAccount;
+  private readonly writer: ReplyWriter;
 
   constructor(
     private readonly srv: IpcServerImpl,
     readonly socket: Socket,
   ) {
     this.decoder = new FrameDecoder(srv.limits.maxFrameBytes);
+    // Until the connection has shown its reply sizes, assume each read returns a full-size value.
+    this.account = srv.replies.open(srv.limits.maxValueBytes + REPLY_OVERHEAD, () => this.pump());
+    this.writer = new ReplyWriter(socket, this.account, () => this.pump());
   }
 
   start(leftover: Buffer | undefined): void {
     const s = this.socket;
     s.on('error', (e: Error) => this.srv.log.debug({ err: e.message }, 'ipc connection error'));
     s.on('close', () => this.onClose());
-    s.on('drain', () => this.pump());
     s.on('data', this.onDataBound);
     // A client may half-close after its last request: answer everything, then close our side.
     s.on('end', () => {
@@ -381,7 +411,7 @@ class Connection {
     const items = m['items'];
     if (!Array.isArray(items)) throw badRequest('items must be an array of {op: put|get|del, ...}', { field: 'items' });
     const timeout = parseTimeout(m['timeoutMs']);
-    const batch: BatchState = { id, results: new Array<BatchItemResult>(items.length), pending: 0, bytes: REPLY_OVERHEAD };
+    const batch: BatchState = { id, results: new Array<BatchItemResult>(items.length), pending: 0, bytes: REPLY_OVERHEAD, held: 0, reserved: 0 };
     const valid: Array<{ index: number; op: KvOp }> = [];
     for (let i = 0; i < items.length; i++) {
       const it: unknown = items[i];
@@ -406,12 +436,21 @@ class Connection {
     this.queue.push(w);
   }
 
-  /** Start queued work while under the in-flight bound and the client keeps up with replies. */
+  /**
+   * Start queued work while under the in-flight bound and the reply bytes allow it (the client keeps
+   * up with its replies). A batch's own items never hold each other back: the batch answers as one
+   * frame, bounded by the frame limit.
+   */
   pump(): void {
     const max = this.srv.limits.maxInFlightPerConnection;
-    while (!this.closed && this.inFlight < max && this.qHead < this.queue.length && !this.socket.writableNeedDrain) {
+    while (!this.closed && !this.socket.destroyed && this.inFlight < max && this.qHead < this.queue.length) {
       const w = this.queue[this.qHead]!;
+      const need = isRead(w) ? this.account.estimate : WRITE_REPLY_RESERVE_BYTES;
+      if (!this.account.canStart(need, w.t === 'item' ? w.batch.held + w.batch.reserved : 0)) break;
       this.queue[this.qHead++] = undefined;
+      w.reserved = need;
+      this.account.reserve(need);
+      if (w.t === 'item') w.batch.reserved += need;
       this.inFlight++;
       this.srv.inFlight++;
       if (this.inFlight > this.srv.maxInFlightSeen) this.srv.maxInFlightSeen = this.inFlight;
@@ -438,8 +477,7 @@ class Connection {
    */
   private updateFlow(): void {
     if (this.closed) return;
-    const full =
-      this.inFlight >= this.srv.limits.maxInFlightPerConnection || this.qHead < this.queue.length || this.socket.writableNeedDrain || this.srv.closing;
+    const full = this.inFlight >= this.srv.limits.maxInFlightPerConnection || this.qHead < this.queue.length || this.account.atLimit || this.srv.closing;
     const paused = this.socket.isPaused();
     if (full && !paused) {
       this.srv.pauses++;
@@ -513,20 +551,48 @@ class Connection {
   private complete(w: Work, out: Outcome): void {
     this.inFlight--;
     this.srv.inFlight--;
+    const reserved = w.reserved ?? 0;
+    this.account.unreserve(reserved);
+    if (w.t === 'item') w.batch.reserved -= reserved;
     if (!out.ok) {
       const f = errorFields(out.err);
       if (f.code === 'internal') this.srv.log.error({ err: out.err }, 'ipc request failed');
     }
+    // A closed connection's results are dropped here, not queued.
     if (!this.closed) {
-      if (w.t === 'item') this.completeItem(w.batch, w.index, out);
-      else this.replyOutcome(w.id, out);
+      if (w.t === 'item') this.completeItem(w, out);
+      else {
+        const frame = this.encodeReply(this.outcomeMessage(w.id, out));
+        if (isRead(w)) this.account.observe(frame.length);
+        if (isRead(w) && !this.account.fits(frame.length)) this.runAgain(w);
+        else this.send(frame);
+      }
     }
     this.pump();
   }
 
-  private completeItem(b: BatchState, index: number, out: Outcome): void {
+  /**
+   * A read whose reply does not fit the connection's reply bytes (the client holds others it has
+   * not read): drop the result and run the read again, first in line, once there is room.
+   */
+  private runAgain(w: Work): void {
+    this.account.rerun();
+    if (this.qHead > 0) this.queue[--this.qHead] = w;
+    else this.queue.unshift(w);
+  }
+
+  private completeItem(w: Work & { t: 'item' }, out: Outcome): void {
+    const b = w.batch;
     let r: BatchItemResult = out.ok ? ({ ok: true, ...(out.value as WriteOk | GetOk) } as BatchItemResult) : { ok: false, ...errorFields(out.err) };
     let size = estimateBytes(r as WriteOk | GetOk | ItemErrorLike);
+    if (isRead(w)) {
+      this.account.observe(size);
+      if (!this.account.fits(size, b.held)) {
+        this.runAgain(w);
+        return;
+      }
+    }
+    const index = w.index;
     if (b.bytes + size > this.srv.replyBudget) {
       r = {
         ok: false,
@@ -536,36 +602,45 @@ class Connection {
       size = estimateBytes(r);
     }
     b.bytes += size;
+    b.held += size;
+    this.account.hold(size);
     b.results[index] = r;
     if (--b.pending === 0) this.replyBatch(b);
   }
 
   private replyBatch(b: BatchState): void {
+    // The items' bytes become the batch frame's.
+    this.account.release(b.held);
+    b.held = 0;
     this.reply({ id: b.id, ok: true, results: b.results, rv: this.srv.digest() });
   }
 
-  private replyOutcome(id: number, out: Outcome): void {
-    if (!out.ok) {
-      this.reply({ id, ok: false, ...errorFields(out.err), rv: this.srv.digest() } satisfies ErrorReply);
-      return;
-    }
+  private outcomeMessage(id: number, out: Outcome): Record<string, unknown> {
+    if (!out.ok) return { id, ok: false, ...errorFields(out.err), rv: this.srv.digest() } satisfies ErrorReply;
     const v = out.value;
     if ('found' in v && estimateBytes(v as GetOk) > this.srv.replyBudget) {
       const g = v as GetOk;
-      this.reply({
+      return {
         id,
         ok: false,
         code: 'too_large',
         message: `the reply (${g.siblings ? `${g.siblings.length} siblings` : 'one value'}) exceeds the ${this.srv.limits.maxFrameBytes}-byte frame limit`,
         rv: this.srv.digest(),
-      } satisfies ErrorReply);
-      return;
+      } satisfies ErrorReply;
     }
-    this.reply({ id, ok: true, ...v, rv: this.srv.digest() });
+    return { id, ok: true, ...v, rv: this.srv.digest() };
   }
 
   private reply(msg: Record<string, unknown>): void {
+    this.send(this.encodeReply(msg));
+  }
+
+  private send(frame: Buffer): void {
     if (this.closed || !this.socket.writable) return;
+    this.writer.write(frame);
+  }
+
+  private encodeReply(msg: Record<string, unknown>): Buffer {
     let frame = encodeFrame(msg);
     if (frame.length - FRAME_HEADER_BYTES > this.srv.limits.maxFrameBytes) {
       // The size estimates above should prevent this; never send a frame the client must reject.
@@ -577,16 +652,7 @@ class Connection {
         rv: this.srv.digest(),
       } satisfies ErrorReply);
     }
-    // Coalesce the replies produced in one tick into one write syscall.
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        if (!this.socket.destroyed) this.socket.uncork();
-      });
-    }
-    this.socket.write(frame);
+    return frame;
   }
 
   /**
@@ -606,12 +672,13 @@ class Connection {
     this.socket.once('close', () => clearTimeout(t));
   }
 
-  /** Stop processing: no more reads, drop queued work. */
+  /** Stop processing: no more reads, drop queued work and the replies not yet drained. */
   private shutdown(): void {
     if (this.closed) return;
     this.closed = true;
     this.queue = [];
     this.qHead = 0;
+    this.account.close();
     this.socket.pause();
     this.srv.forget(this);
   }
@@ -639,6 +706,7 @@ class IpcServerImpl implements IpcServer {
   pauses = 0;
   closing = false;
   readonly log: Logger;
+  readonly replies: ReplyBudget;
   readonly limits: IpcLimits;
   readonly publicLimits: IpcLimits;
   /** Estimated reply bytes allowed, leaving room for msgpack framing the estimate does not count. */
@@ -655,6 +723,7 @@ class IpcServerImpl implements IpcServer {
     this.limits = { maxKeyBytes: l.maxKeyBytes, maxValueBytes: l.maxValueBytes, maxFrameBytes: l.maxFrameBytes, maxInFlightPerConnection: l.maxInFlightPerConnection };
     this.publicLimits = Object.freeze({ ...this.limits });
     this.replyBudget = l.maxFrameBytes - Math.min(FRAME_HEADROOM, l.maxFrameBytes >> 2);
+    this.replies = deps.replies ?? new ReplyBudget();
   }
 
   digest(): string {
@@ -684,6 +753,7 @@ class IpcServerImpl implements IpcServer {
       badFrames: this.badFrames,
       pauses: this.pauses,
       pausedConnections: [...this.conns].filter((c) => c.isPaused).length,
+      replyBytes: [...this.conns].reduce((n, c) => n + c.account.outstanding, 0),
     };
   }
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { DEFAULT_REPLY_LIMITS } from '../net/reply-budget.js';
 
 export type ConflictMode = 'vclock' | 'lww';
 export type QuorumMode = 'sloppy' | 'strict';
@@ -45,7 +46,18 @@ export interface NodeConfig {
   maxHintWindowMs: number;
   /** Hint replay throttle (hints per second per target node). */
   hintReplayPerSecond: number;
-  limits: { maxKeyBytes: number; maxValueBytes: number; maxShardQueue: number };
+  limits: {
+    maxKeyBytes: number;
+    maxValueBytes: number;
+    maxShardQueue: number;
+    /**
+     * Reply bytes one client connection (IPC, peer port, HTTP) may have outstanding: reserved for
+     * its requests in flight + replies written and not yet drained. Past it, its reading pauses.
+     */
+    maxReplyBytesPerConnection: number;
+    /** The same over all connections of the node. */
+    maxReplyBytesTotal: number;
+  };
   cluster: {
     /** Peers of another cluster name are refused at the handshake (Cassandra's cluster_name). */
     name: string;
@@ -82,7 +94,13 @@ export const DEFAULT_CONFIG: NodeConfig = {
   tombstoneSweepIntervalMs: 60_000,
   maxHintWindowMs: 3 * 3600 * 1000,
   hintReplayPerSecond: 5000,
-  limits: { maxKeyBytes: 64 * 1024, maxValueBytes: 1024 * 1024, maxShardQueue: 50_000 },
+  limits: {
+    maxKeyBytes: 64 * 1024,
+    maxValueBytes: 1024 * 1024,
+    maxShardQueue: 50_000,
+    maxReplyBytesPerConnection: DEFAULT_REPLY_LIMITS.maxReplyBytesPerConnection,
+    maxReplyBytesTotal: DEFAULT_REPLY_LIMITS.maxReplyBytesTotal,
+  },
   cluster: {
     name: 'ringkv',
     secret: 'ringkv-dev-secret',
@@ -216,6 +234,8 @@ export function validateConfig(c: NodeConfig): void {
   intIn(c.limits.maxKeyBytes, 1, 1024 * 1024, 'limits.maxKeyBytes');
   intIn(c.limits.maxValueBytes, 1, 64 * 1024 * 1024, 'limits.maxValueBytes');
   intIn(c.limits.maxShardQueue, 1, 10_000_000, 'limits.maxShardQueue');
+  intIn(c.limits.maxReplyBytesPerConnection, 64 * 1024, 2 ** 40, 'limits.maxReplyBytesPerConnection');
+  intIn(c.limits.maxReplyBytesTotal, c.limits.maxReplyBytesPerConnection, 2 ** 42, 'limits.maxReplyBytesTotal');
   if (c.durability !== 'sync' && c.durability !== 'periodic') throw new ConfigError(`durability: expected "sync" or "periodic", got ${JSON.stringify(c.durability)}`);
   if (c.tables.conflicts !== 'vclock' && c.tables.conflicts !== 'lww') throw new ConfigError(`tables.conflicts: expected "vclock" or "lww"`);
   if (c.tables.quorum !== 'sloppy' && c.tables.quorum !== 'strict') throw new ConfigError(`tables.quorum: expected "sloppy" or "strict"`);

@@ -4,6 +4,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { PeerTransport, connectAsClient, type PeerHandler, type PeerTransportOptions } from '../../src/cluster/transport.js';
 import { FrameDecoder, encodeFrame } from '../../src/net/frames.js';
+import { ReplyBudget } from '../../src/net/reply-budget.js';
 import { RingkvError } from '../../src/util/errors.js';
 import { freePort, waitFor } from '../helpers/proc.js';
 
@@ -399,6 +400,35 @@ describe('PeerTransport', () => {
     expect(peer.queued).toBeGreaterThan(0);
     expect(peer.inFlight).toBeGreaterThan(0);
     expect(ps.length).toBeLessThan(300);
+  });
+
+  it('bounds the answer bytes held for an inbound peer that does not read them, and frees them when it goes', async () => {
+    const replies = new ReplyBudget({ maxReplyBytesPerConnection: 4 * 1024 * 1024, maxReplyBytesTotal: 64 * 1024 * 1024 });
+    const value = Buffer.alloc(1024 * 1024, 3);
+    let calls = 0;
+    const b = await start('B', async () => (calls++, value), { replies });
+    const slow = await rawHandshake(b.port, 'slow');
+    slow.socket.pause();
+    const N = 400;
+    for (let id = 1; id <= N; id++) slow.send({ t: 'req', id, body: id });
+    await poll('the connection at its reply-byte bound', () => replies.stats().connectionsAtLimit === 1);
+    const stalled = calls;
+    // A few answers fill the bound; the rest wait unread (their requests are not even served).
+    expect(stalled).toBeLessThan(16);
+    expect(replies.stats().heldBytes).toBeLessThanOrEqual(4 * 1024 * 1024 + value.length + 64);
+    // Another peer is still served meanwhile.
+    const a = await start('A', echo);
+    expect(await a.request(addr(b), 'hi', 2000)).toEqual(value);
+    // Reading again lets every request through, in bounded steps.
+    slow.socket.resume();
+    for (let i = 0; i < N; i++) expect(await slow.next(5000)).toMatchObject({ t: 'res', ok: true });
+    expect(calls).toBe(N + 1);
+    // Stall again, then go away: everything held for it is released.
+    slow.socket.pause();
+    for (let id = 1; id <= N; id++) slow.send({ t: 'req', id, body: id });
+    await poll('stalled again', () => replies.stats().connectionsAtLimit === 1);
+    slow.socket.destroy();
+    await poll('its bytes released', () => replies.stats().heldBytes === 0 && replies.stats().reservedBytes === 0);
   });
 
   it('setBlocked cuts both directions, and unblocking restores the link', async () => {
