@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { DEFAULT_REPLY_LIMITS } from '../net/reply-budget.js';
+import { DEFAULT_HANDSHAKE_POOL_LIMITS } from '../cluster/handshake-pool.js';
 
 export type ConflictMode = 'vclock' | 'lww';
 export type QuorumMode = 'sloppy' | 'strict';
@@ -67,6 +68,14 @@ export interface NodeConfig {
     dc: string;
     gossipIntervalMs: number;
     phiThreshold: number;
+    /** An accepted peer-port connection must authenticate within this, or it is closed. */
+    handshakeTimeoutMs: number;
+    /** Peer-port connections still in the handshake held at once; a full pool evicts its oldest. */
+    maxUnauthenticatedConnections: number;
+    /** Of those, from one source address. */
+    maxUnauthenticatedPerAddress: number;
+    /** Authenticated peer-port connections (peers and remote clients) at once; past it a hello is denied. */
+    maxAuthenticatedConnections: number;
   };
   log: { level: string; format: 'json' | 'pretty' | 'auto' };
   /** Enables fault-injection endpoints. Only settable by the `--test-mode` flag, never from a file. */
@@ -109,6 +118,10 @@ export const DEFAULT_CONFIG: NodeConfig = {
     dc: 'dc1',
     gossipIntervalMs: 1000,
     phiThreshold: 8,
+    handshakeTimeoutMs: 2000,
+    maxUnauthenticatedConnections: DEFAULT_HANDSHAKE_POOL_LIMITS.maxUnauthenticatedConnections,
+    maxUnauthenticatedPerAddress: DEFAULT_HANDSHAKE_POOL_LIMITS.maxUnauthenticatedPerAddress,
+    maxAuthenticatedConnections: 1024,
   },
   log: { level: 'info', format: 'auto' },
   testMode: false,
@@ -236,6 +249,10 @@ export function validateConfig(c: NodeConfig): void {
   intIn(c.limits.maxShardQueue, 1, 10_000_000, 'limits.maxShardQueue');
   intIn(c.limits.maxReplyBytesPerConnection, 64 * 1024, 2 ** 40, 'limits.maxReplyBytesPerConnection');
   intIn(c.limits.maxReplyBytesTotal, c.limits.maxReplyBytesPerConnection, 2 ** 42, 'limits.maxReplyBytesTotal');
+  intIn(c.cluster.handshakeTimeoutMs, 10, 60_000, 'cluster.handshakeTimeoutMs');
+  intIn(c.cluster.maxUnauthenticatedConnections, 1, 100_000, 'cluster.maxUnauthenticatedConnections');
+  intIn(c.cluster.maxUnauthenticatedPerAddress, 1, c.cluster.maxUnauthenticatedConnections, 'cluster.maxUnauthenticatedPerAddress');
+  intIn(c.cluster.maxAuthenticatedConnections, 1, 1_000_000, 'cluster.maxAuthenticatedConnections');
   if (c.durability !== 'sync' && c.durability !== 'periodic') throw new ConfigError(`durability: expected "sync" or "periodic", got ${JSON.stringify(c.durability)}`);
   if (c.tables.conflicts !== 'vclock' && c.tables.conflicts !== 'lww') throw new ConfigError(`tables.conflicts: expected "vclock" or "lww"`);
   if (c.tables.quorum !== 'sloppy' && c.tables.quorum !== 'strict') throw new ConfigError(`tables.quorum: expected "sloppy" or "strict"`);

@@ -193,6 +193,10 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     handler: (body, ctx) => cluster.handle(body, ctx.fromNodeId),
     replies,
     initialReplyEstimateBytes: replyEstimate,
+    handshakeTimeoutMs: config.cluster.handshakeTimeoutMs,
+    maxUnauthenticatedConnections: config.cluster.maxUnauthenticatedConnections,
+    maxUnauthenticatedPerAddress: config.cluster.maxUnauthenticatedPerAddress,
+    maxAuthenticatedConnections: config.cluster.maxAuthenticatedConnections,
   });
   undo.push({ what: 'peer transport', fn: () => transport.close() });
   const self: EndpointState = {

@@ -123,3 +123,95 @@ describe('reply bytes are bounded per connection', () => {
     }
   });
 });
+
+/**
+ * `n` idle unauthenticated connections to a peer port (they never answer the challenge). One that
+ * the node holds until its handshake deadline is opened again, as an attacker keeping its
+ * connections up would; one closed early (refused or evicted for a newcomer) is not, so this is
+ * not a connection-rate flood.
+ */
+class IdleFlood {
+  private stopped = false;
+  readonly open = new Set<Socket>();
+  opened = 0;
+  /** Lifetimes (ms) of the connections that were still open at stop(). */
+  readonly lifetimesAfterStop: number[] = [];
+
+  constructor(
+    private readonly port: number,
+    n: number,
+    private readonly heldMs: number,
+  ) {
+    for (let i = 0; i < n; i++) this.one();
+  }
+
+  private one(): void {
+    const s = net.connect({ host: '127.0.0.1', port: this.port });
+    const t0 = Date.now();
+    s.on('error', () => {});
+    s.resume(); // reads (and ignores) the challenge, so it notices when the node closes it; never answers
+    this.opened++;
+    this.open.add(s);
+    s.once('close', () => {
+      this.open.delete(s);
+      const lived = Date.now() - t0;
+      if (this.stopped) this.lifetimesAfterStop.push(lived);
+      else if (lived >= this.heldMs) this.one();
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+}
+
+describe('unauthenticated peer connections cannot lock out real peers', () => {
+  const dirs: string[] = [];
+  const nodes: NodeProc[] = [];
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
+    for (const d of dirs) removeDir(d);
+  });
+
+  it('past 300 idle connections, clients and a joining node still get in; the idle ones close at the handshake deadline', async () => {
+    const deadlineMs = 2000; // the default cluster.handshakeTimeoutMs
+    dirs.push(tempDir(), tempDir());
+    const seed = await startNodeProc({ dataDir: dirs[0]!, shards: 1, args: ['--secret', SECRET] });
+    nodes.push(seed);
+    const flood = new IdleFlood(seed.peerPort, 300, deadlineMs / 2);
+    try {
+      await waitFor('300 idle connections opened', () => flood.opened >= 300);
+      // Remote clients: the handshake, then real work.
+      for (let i = 0; i < 16; i++) {
+        const c = await RingkvClient.connect({ hosts: [`127.0.0.1:${seed.peerPort}`], secret: SECRET }, { connectTimeoutMs: 3000 });
+        try {
+          await c.put('t', `k${i}`, `v${i}`);
+          expect((await c.get('t', `k${i}`)).value?.toString()).toBe(`v${i}`);
+        } finally {
+          await c.close();
+        }
+      }
+      // A node joining through this seed: both directions are peer handshakes through the flood.
+      const joiner = await startNodeProc({ dataDir: dirs[1]!, shards: 1, args: ['--secret', SECRET, '--seeds', `127.0.0.1:${seed.peerPort}`] });
+      nodes.push(joiner);
+      for (const n of [seed, joiner]) {
+        await waitFor(`${n.url} to see both nodes up`, async () => {
+          const r = await http<{ nodes: Array<{ liveness: string }> }>('GET', `${n.url}/api/v1/cluster`);
+          return r.body.nodes.length === 2 && r.body.nodes.every((x) => x.liveness === 'up');
+        });
+      }
+      expect(flood.open.size).toBeGreaterThan(0); // the flood was still there all along
+    } finally {
+      flood.stop();
+    }
+    // Idle connections still open now are closed by the node at the handshake deadline (not before, not long after).
+    const stillOpen = flood.open.size;
+    await waitFor('every idle connection closed', () => flood.open.size === 0, deadlineMs + 5000);
+    expect(flood.lifetimesAfterStop.length).toBe(stillOpen);
+    expect(Math.max(...flood.lifetimesAfterStop)).toBeLessThan(deadlineMs + 1500);
+    const m = await http<{ transport: { unauthenticated: number; handshakeTimeouts: number; evictedUnauthenticated: number } }>('GET', `${seed.url}/api/v1/metrics`);
+    expect(m.body.transport.unauthenticated).toBe(0);
+    expect(m.body.transport.handshakeTimeouts).toBeGreaterThan(0);
+    expect(m.body.transport.evictedUnauthenticated).toBeGreaterThan(0);
+  });
+});
