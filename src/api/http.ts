@@ -1,6 +1,8 @@
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
-import type { NodeConfig } from '../config/config.js';
+import { clusterSecret, type NodeConfig } from '../config/config.js';
+import { isLoopbackHost } from '../config/secret.js';
+import { mountHttpAuth } from './http-auth.js';
 import type { Logger } from '../log/logger.js';
 import { parseConsistency } from '../router/consistency.js';
 import type { ReadResult, Router, ScanResult } from '../router/router.js';
@@ -136,6 +138,8 @@ export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
     if (e.code === 'internal') deps.log.error({ err: error }, 'request failed');
     return sendError(reply, e);
   });
+  // Other hosts prove the cluster secret (only possible when HTTP is not on loopback: protected mode).
+  if (!isLoopbackHost(config.http.host)) mountHttpAuth(app, clusterSecret(config));
   // A client that pipelines requests and never reads holds at most maxReplyBytesPerConnection.
   mountReplyFlow(app, deps.replies ?? new ReplyBudget(), limits.maxValueBytes + 1024);
   app.setNotFoundHandler((req, reply) => sendError(reply, new RingkvError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { DEFAULT_REPLY_LIMITS } from '../net/reply-budget.js';
 import { DEFAULT_HANDSHAKE_POOL_LIMITS } from '../cluster/handshake-pool.js';
+import { DEV_SECRET, isLoopbackHost, protectedModeMessage, readSecretFile, SECRET_ENV, SecretFileError } from './secret.js';
 
 export type ConflictMode = 'vclock' | 'lww';
 export type QuorumMode = 'sloppy' | 'strict';
@@ -62,7 +63,13 @@ export interface NodeConfig {
   cluster: {
     /** Peers of another cluster name are refused at the handshake (Cassandra's cluster_name). */
     name: string;
-    secret: string;
+    /**
+     * Proven by every peer-port connection. None configured: the node uses the public development
+     * secret and must listen on loopback only (protected mode; see src/config/secret.ts).
+     */
+    secret: string | undefined;
+    /** A file holding the secret (instead of `secret`). */
+    secretFile: string | undefined;
     seeds: string[];
     rack: string;
     dc: string;
@@ -112,7 +119,8 @@ export const DEFAULT_CONFIG: NodeConfig = {
   },
   cluster: {
     name: 'ringkv',
-    secret: 'ringkv-dev-secret',
+    secret: undefined,
+    secretFile: undefined,
     seeds: [],
     rack: 'rack1',
     dc: 'dc1',
@@ -198,12 +206,17 @@ export interface ConfigOverrides {
   logFormat?: 'json' | 'pretty' | 'auto';
   logLevel?: string;
   secret?: string;
+  /** --secret-file: read the secret from this file. */
+  secretFile?: string;
   clusterName?: string;
   rack?: string;
 }
 
-/** defaults ← config file ← command-line flags; then validated as a whole. */
-export function resolveConfig(file: Partial<NodeConfig> | undefined, o: ConfigOverrides): NodeConfig {
+/**
+ * defaults ← config file ← command-line flags; then validated as a whole. The secret, first found:
+ * --secret, --secret-file, $RINGKV_SECRET (from `env`), cluster.secret, cluster.secretFile.
+ */
+export function resolveConfig(file: Partial<NodeConfig> | undefined, o: ConfigOverrides, env: Readonly<Record<string, string | undefined>> = {}): NodeConfig {
   const cfg = structuredClone(DEFAULT_CONFIG) as unknown as Record<string, unknown>;
   if (file) mergeInto(cfg, file as Record<string, unknown>, '');
   const c = cfg as unknown as NodeConfig;
@@ -214,7 +227,7 @@ export function resolveConfig(file: Partial<NodeConfig> | undefined, o: ConfigOv
   if (o.shards !== undefined) c.shards = o.shards;
   if (o.nodeId !== undefined) c.nodeId = o.nodeId;
   if (o.seeds !== undefined) c.cluster.seeds = o.seeds;
-  if (o.secret !== undefined) c.cluster.secret = o.secret;
+  c.cluster.secret = resolveSecret(c.cluster, o, env);
   if (o.clusterName !== undefined) c.cluster.name = o.clusterName;
   if (o.rack !== undefined) c.cluster.rack = o.rack;
   if (o.logFormat !== undefined) c.log.format = o.logFormat;
@@ -224,6 +237,29 @@ export function resolveConfig(file: Partial<NodeConfig> | undefined, o: ConfigOv
   c.ipc = c.ipc ? path.resolve(c.ipc) : path.join(c.dataDir, 'ringkv.sock');
   validateConfig(c);
   return c;
+}
+
+function resolveSecret(cluster: NodeConfig['cluster'], o: ConfigOverrides, env: Readonly<Record<string, string | undefined>>): string | undefined {
+  if (cluster.secret !== undefined && cluster.secretFile !== undefined) throw new ConfigError('cluster.secret and cluster.secretFile: set one of them, not both');
+  try {
+    if (o.secret !== undefined) return o.secret;
+    if (o.secretFile !== undefined) return readSecretFile(o.secretFile);
+    const fromEnv = env[SECRET_ENV];
+    if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+    if (cluster.secretFile !== undefined) {
+      if (typeof cluster.secretFile !== 'string') throw new ConfigError('cluster.secretFile: expected a file path');
+      return readSecretFile(cluster.secretFile);
+    }
+  } catch (e) {
+    if (e instanceof SecretFileError) throw new ConfigError(e.message);
+    throw e;
+  }
+  return cluster.secret;
+}
+
+/** The secret a node proves: the configured one, or (protected mode, loopback only) the development secret. */
+export function clusterSecret(c: NodeConfig): string {
+  return c.cluster.secret ?? DEV_SECRET;
 }
 
 function intIn(v: number, lo: number, hi: number, name: string): void {
@@ -260,7 +296,14 @@ export function validateConfig(c: NodeConfig): void {
   if (c.nodeId !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(c.nodeId)) throw new ConfigError(`node id: expected [A-Za-z0-9_.-]{1,64}, got ${JSON.stringify(c.nodeId)}`);
   for (const s of c.cluster.seeds) parseHostPort(s, 'seed');
   if (typeof c.cluster.name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(c.cluster.name)) throw new ConfigError(`cluster.name: expected [A-Za-z0-9_.-]{1,64}, got ${JSON.stringify(c.cluster.name)}`);
-  if (typeof c.cluster.secret !== 'string' || c.cluster.secret.length < 8) throw new ConfigError('cluster.secret: expected a string of at least 8 characters');
+  if (c.cluster.secret !== undefined) {
+    if (typeof c.cluster.secret !== 'string' || c.cluster.secret.length < 8) throw new ConfigError('cluster.secret: expected a string of at least 8 characters');
+    if (c.cluster.secret === DEV_SECRET) throw new ConfigError('cluster.secret: the development secret is public; generate one with `ringkv secret`');
+  } else {
+    // Protected mode: no secret, so nothing but this machine may reach the node.
+    if (!isLoopbackHost(c.peer.host)) throw new ConfigError(protectedModeMessage('peer port', formatHostPort(c.peer)));
+    if (!isLoopbackHost(c.http.host)) throw new ConfigError(protectedModeMessage('HTTP API', formatHostPort(c.http)));
+  }
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import { formatHostPort, isOwnAddress, type NodeConfig } from '../config/config.js';
+import { clusterSecret, formatHostPort, isOwnAddress, type NodeConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { startHttp } from '../api/http.js';
 import { initHasher, tokenFromHex, tokenToHex, type Token } from '../ring/hash.js';
@@ -185,7 +185,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     // Remote clients authenticated with the cluster secret speak the IPC protocol on the peer port.
     onClient: (socket, leftover) => (ipc ? ipc.handleConnection(socket, leftover) : socket.destroy()),
     selfId: identity.id,
-    secret: config.cluster.secret,
+    secret: clusterSecret(config),
     clusterName: config.cluster.name,
     host: config.peer.host,
     port: config.peer.port,
