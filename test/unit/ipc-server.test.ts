@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { promiseRouter, startIpcServer, type IpcDeps, type IpcServer, type RingInfo } from '../../src/api/ipc-server.js';
 import { encodeFrame } from '../../src/net/frames.js';
+import { ReplyBudget } from '../../src/net/reply-budget.js';
 import { FakeRouter, ipcTeardown, RawClient, until } from '../helpers/ipc-fakes.js';
 
 const log = pino({ level: 'silent' });
@@ -314,6 +315,54 @@ describe('ipc server: backpressure', () => {
     expect(slow.replies.every((r) => r.ok === true && (r['value'] as Buffer).length === 64 * 1024)).toBe(true);
     expect(server!.stats().maxInFlightSeen).toBeLessThanOrEqual(max);
     expect(server!.stats().pauses).toBeGreaterThan(0);
+  });
+});
+
+describe('ipc server: reply bytes', () => {
+  it('holds at most maxReplyBytesPerConnection for a client that does not read, even when its reply sizes jump', async () => {
+    const per = 256 * 1024;
+    const replies = new ReplyBudget({ maxReplyBytesPerConnection: per, maxReplyBytesTotal: 64 * per });
+    await start({}, { replies });
+    const writer = await client();
+    const big = Buffer.alloc(64 * 1024, 2);
+    await writer.request({ id: 1, op: 'put', table: 't', key: 'big', value: big });
+    await writer.request({ id: 2, op: 'put', table: 't', key: 'small', value: 's' });
+
+    const slow = await client({ read: false });
+    slow.socket.pause();
+    // Small replies first: the connection's estimate falls to their size, so many reads may start...
+    for (let i = 1; i <= 200; i++) slow.send({ id: i, op: 'get', table: 't', key: 'small' });
+    await until('small reads done', () => router.reads >= 200 || undefined);
+    // ...then large ones: those that finish when the connection already holds its bound run again later.
+    const N = 300;
+    for (let i = 201; i < 201 + N; i++) slow.send({ id: i, op: 'get', table: 't', key: 'big' });
+    await until('the connection stuck at its bound', () => (replies.stats().connectionsAtLimit === 1 && server!.stats().inFlight === 0) || undefined);
+    expect(replies.stats().rerunsOverBudget).toBeGreaterThan(0);
+    expect(replies.stats().heldBytes).toBeLessThanOrEqual(per);
+    expect(server!.stats().replyBytes).toBeLessThanOrEqual(per);
+
+    slow.startReading();
+    await until('every reply', () => slow.replies.length === 200 + N, 10_000);
+    for (const r of slow.replies) {
+      expect(r.ok).toBe(true);
+      expect((r['value'] as Buffer).equals(r.id <= 200 ? Buffer.from('s') : big)).toBe(true);
+    }
+    expect(new Set(slow.replies.map((r) => r.id)).size).toBe(200 + N);
+    slow.close();
+    await until('bytes released', () => replies.stats().heldBytes + replies.stats().reservedBytes === 0 || undefined);
+  });
+
+  it('answers a batch whose reply is larger than the per-connection bound (its items never wait for each other)', async () => {
+    const per = 256 * 1024;
+    await start({}, { replies: new ReplyBudget({ maxReplyBytesPerConnection: per, maxReplyBytesTotal: 64 * per }) });
+    const c = await client();
+    const big = Buffer.alloc(64 * 1024, 5);
+    await c.request({ id: 1, op: 'put', table: 't', key: 'big', value: big });
+    const items = Array.from({ length: 12 }, () => ({ op: 'get', table: 't', key: 'big' }));
+    const r = await c.request({ id: 2, op: 'batch', items });
+    const results = r['results'] as Array<Record<string, unknown>>;
+    expect(results).toHaveLength(12);
+    for (const it of results) expect((it['value'] as Buffer).equals(big)).toBe(true);
   });
 });
 
