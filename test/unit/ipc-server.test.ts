@@ -364,6 +364,47 @@ describe('ipc server: reply bytes', () => {
     expect(results).toHaveLength(12);
     for (const it of results) expect((it['value'] as Buffer).equals(big)).toBe(true);
   });
+
+  it("holds a batch's out-of-order results on the connection's account, and a re-run batch get keeps the successful gets a prefix", async () => {
+    const per = 200 * 1024;
+    const replies = new ReplyBudget({ maxReplyBytesPerConnection: per, maxReplyBytesTotal: 64 * per });
+    // Four 64 KiB values fit in one reply frame, five do not.
+    await start({ maxFrameBytes: 300 * 1024, maxValueBytes: 128 * 1024 }, { replies });
+    const c = await client();
+    const big = Buffer.alloc(64 * 1024, 7);
+    await c.request({ id: 1, op: 'put', table: 't', key: 'big', value: big });
+    await c.request({ id: 2, op: 'put', table: 't', key: 'small', value: 's' });
+    // Small replies bring the connection's estimate down, so the batches below start all at once.
+    for (let i = 0; i < 150; i++) c.send({ id: 100 + i, op: 'get', table: 't', key: 'small' });
+    await until('small reads', () => c.replies.filter((r) => r.id >= 100 && r.id < 250).length === 150 || undefined);
+
+    router.gate = (k) => k === 'big' || k === 'gated';
+    const a = { id: 500, op: 'batch', items: [{ op: 'get', table: 't', key: 'gated' }, ...Array.from({ length: 3 }, () => ({ op: 'get', table: 't', key: 'big' }))] };
+    const b = { id: 501, op: 'batch', items: Array.from({ length: 6 }, () => ({ op: 'get', table: 't', key: 'big' })) };
+    c.socket.write(Buffer.concat([encodeFrame(a), encodeFrame(b)]));
+    await until('both batches running', () => router.heldCount === 10 || undefined);
+    // A's three values finish first, out of order (its item 0 is still held): ~192 KiB on the
+    // account. B's values then do not fit beside them and are dropped to run again.
+    router.release((k) => k === 'big');
+    await until('B waiting for room', () => (replies.stats().rerunsOverBudget >= 6 && server!.stats().inFlight === 1) || undefined);
+    expect(replies.stats().heldBytes).toBeGreaterThanOrEqual(3 * big.length);
+    expect(replies.stats().heldBytes).toBeLessThanOrEqual(per);
+    expect(c.replies.some((r) => r.id === 500 || r.id === 501)).toBe(false);
+
+    router.gate = undefined;
+    router.release();
+    const ra = await until('batch A', () => c.replies.find((r) => r.id === 500));
+    const rb = await until('batch B', () => c.replies.find((r) => r.id === 501));
+    const resA = ra['results'] as Array<Record<string, unknown>>;
+    expect(resA[0]).toMatchObject({ ok: true, found: false });
+    for (const it of resA.slice(1)) expect((it['value'] as Buffer).equals(big)).toBe(true);
+    const resB = rb['results'] as Array<Record<string, unknown>>;
+    expect(resB.map((r) => r['ok'])).toEqual([true, true, true, true, false, false]);
+    for (const it of resB.slice(0, 4)) expect((it['value'] as Buffer).equals(big)).toBe(true);
+    for (const it of resB.slice(4)) expect(it['code']).toBe('too_large');
+    c.close();
+    await until('bytes released', () => replies.stats().heldBytes + replies.stats().reservedBytes === 0 || undefined);
+  });
 });
 
 describe('ipc server: socket lifecycle', () => {
