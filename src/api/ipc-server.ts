@@ -162,6 +162,8 @@ type Work = (
   | { t: 'ring'; id: number; digest: string | undefined }
   | { t: 'status'; id: number }
 ) & {
+  /** Arrival order on the connection (set when queued): re-runs keep it. */
+  seq?: number;
   /** Bytes reserved on the connection's account while the unit runs. */
   reserved?: number;
 };
@@ -188,6 +190,13 @@ class Connection {
   private readonly decoder: FrameDecoder;
   private queue: Array<Work | undefined> = [];
   private qHead = 0;
+  private nextSeq = 0;
+  /**
+   * Reads dropped because their reply did not fit, to run again before anything queued, in arrival
+   * order (by seq): a batch's gets then run again in item order, as its cut is decided. Each was in
+   * flight, so there are at most maxInFlightPerConnection.
+   */
+  private reruns: Work[] = [];
   inFlight = 0;
   closed = false;
   private readEnded = false;
@@ -347,7 +356,13 @@ class Connection {
   }
 
   private enqueue(w: Work): void {
+    w.seq = this.nextSeq++;
     this.queue.push(w);
+  }
+
+  /** Units waiting to start: re-runs and queued work. */
+  private get waiting(): number {
+    return this.reruns.length + this.queue.length - this.qHead;
   }
 
   /**
@@ -358,11 +373,13 @@ class Connection {
    */
   pump(): void {
     const max = this.srv.limits.maxInFlightPerConnection;
-    while (!this.closed && !this.socket.destroyed && this.inFlight < max && this.qHead < this.queue.length) {
-      const w = this.queue[this.qHead]!;
+    while (!this.closed && !this.socket.destroyed && this.inFlight < max && this.waiting > 0) {
+      const rerun = this.reruns.length > 0;
+      const w = rerun ? this.reruns[0]! : this.queue[this.qHead]!;
       const need = this.replyReserve(w);
       if (!this.account.canStart(need, w.t === 'item' ? w.batch.held + w.batch.reserved : 0)) break;
-      this.queue[this.qHead++] = undefined;
+      if (rerun) this.reruns.shift();
+      else this.queue[this.qHead++] = undefined;
       w.reserved = need;
       this.account.reserve(need);
       if (w.t === 'item') w.batch.reserved += need;
@@ -376,7 +393,7 @@ class Connection {
       this.qHead = 0;
     }
     this.updateFlow();
-    if (this.inFlight === 0 && this.qHead === this.queue.length && !this.closed) {
+    if (this.inFlight === 0 && this.waiting === 0 && !this.closed) {
       this.drainWaiter?.();
       if (this.failing) this.closeAfterBadFrame(this.failing);
       else if (this.readEnded) {
@@ -402,7 +419,7 @@ class Connection {
     const full =
       this.failing !== undefined ||
       this.inFlight >= this.srv.limits.maxInFlightPerConnection ||
-      this.qHead < this.queue.length ||
+      this.waiting > 0 ||
       this.account.atLimit ||
       this.srv.closing;
     const paused = this.socket.isPaused();
@@ -505,12 +522,15 @@ class Connection {
 
   /**
    * A read whose reply does not fit the connection's reply bytes (the client holds others it has
-   * not read): drop the result and run the read again, first in line, once there is room.
+   * not read): drop the result and run the read again, before anything queued, once there is room.
+   * Re-runs keep their arrival order (they usually finish in it, so this appends).
    */
   private runAgain(w: Work): void {
     this.account.rerun();
-    if (this.qHead > 0) this.queue[--this.qHead] = w;
-    else this.queue.unshift(w);
+    const seq = w.seq ?? 0;
+    let i = this.reruns.length;
+    while (i > 0 && (this.reruns[i - 1]!.seq ?? 0) > seq) i--;
+    this.reruns.splice(i, 0, w);
   }
 
   /**
@@ -612,6 +632,7 @@ class Connection {
     this.closed = true;
     this.queue = [];
     this.qHead = 0;
+    this.reruns = [];
     this.account.close();
     this.socket.pause();
     this.srv.forget(this);

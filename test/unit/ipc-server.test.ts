@@ -405,6 +405,28 @@ describe('ipc server: reply bytes', () => {
     c.close();
     await until('bytes released', () => replies.stats().heldBytes + replies.stats().reservedBytes === 0 || undefined);
   });
+
+  it('runs reads that did not fit again in the order they arrived', async () => {
+    const per = 200 * 1024;
+    const replies = new ReplyBudget({ maxReplyBytesPerConnection: per, maxReplyBytesTotal: 64 * per });
+    await start({}, { replies });
+    const c = await client();
+    const big = Buffer.alloc(64 * 1024, 9);
+    await c.request({ id: 1, op: 'put', table: 't', key: 'big', value: big });
+    await c.request({ id: 2, op: 'put', table: 't', key: 'small', value: 's' });
+    for (let i = 0; i < 150; i++) c.send({ id: 100 + i, op: 'get', table: 't', key: 'small' });
+    await until('small reads', () => c.replies.filter((r) => r.id >= 100 && r.id < 250).length === 150 || undefined);
+
+    router.gate = (k) => k === 'big';
+    for (let id = 11; id <= 16; id++) c.send({ id, op: 'get', table: 't', key: 'big' });
+    await until('six reads running', () => router.heldCount === 6 || undefined);
+    // All six finish at once: three 64 KiB replies fit the 200 KiB bound, the other three run again.
+    router.gate = undefined;
+    router.release();
+    await until('every reply', () => c.replies.filter((r) => r.id >= 11 && r.id <= 16).length === 6 || undefined);
+    expect(replies.stats().rerunsOverBudget).toBeGreaterThanOrEqual(3);
+    expect(c.replies.filter((r) => r.id >= 11 && r.id <= 16).map((r) => r.id)).toEqual([11, 12, 13, 14, 15, 16]);
+  });
 });
 
 describe('ipc server: socket lifecycle', () => {
