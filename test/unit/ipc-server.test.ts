@@ -319,6 +319,24 @@ describe('ipc server: backpressure', () => {
 });
 
 describe('ipc server: reply bytes', () => {
+  /**
+   * A server whose connections may hold 200 KiB of replies, and a reading client that has stored
+   * a 64 KiB value under 'big' and read 150 small values, so the connection's reply estimate is
+   * small and the reads that follow start all at once.
+   */
+  async function lowEstimateClient(limits: Partial<IpcDeps['limits']> = {}): Promise<{ c: RawClient; replies: ReplyBudget; per: number; big: Buffer }> {
+    const per = 200 * 1024;
+    const replies = new ReplyBudget({ maxReplyBytesPerConnection: per, maxReplyBytesTotal: 64 * per });
+    await start(limits, { replies });
+    const c = await client();
+    const big = Buffer.alloc(64 * 1024, 7);
+    await c.request({ id: 1, op: 'put', table: 't', key: 'big', value: big });
+    await c.request({ id: 2, op: 'put', table: 't', key: 'small', value: 's' });
+    for (let i = 0; i < 150; i++) c.send({ id: 100 + i, op: 'get', table: 't', key: 'small' });
+    await until('small reads', () => c.replies.filter((r) => r.id >= 100 && r.id < 250).length === 150 || undefined);
+    return { c, replies, per, big };
+  }
+
   it('holds at most maxReplyBytesPerConnection for a client that does not read, even when its reply sizes jump', async () => {
     const per = 256 * 1024;
     const replies = new ReplyBudget({ maxReplyBytesPerConnection: per, maxReplyBytesTotal: 64 * per });
@@ -366,17 +384,8 @@ describe('ipc server: reply bytes', () => {
   });
 
   it("holds a batch's out-of-order results on the connection's account, and a re-run batch get keeps the successful gets a prefix", async () => {
-    const per = 200 * 1024;
-    const replies = new ReplyBudget({ maxReplyBytesPerConnection: per, maxReplyBytesTotal: 64 * per });
     // Four 64 KiB values fit in one reply frame, five do not.
-    await start({ maxFrameBytes: 300 * 1024, maxValueBytes: 128 * 1024 }, { replies });
-    const c = await client();
-    const big = Buffer.alloc(64 * 1024, 7);
-    await c.request({ id: 1, op: 'put', table: 't', key: 'big', value: big });
-    await c.request({ id: 2, op: 'put', table: 't', key: 'small', value: 's' });
-    // Small replies bring the connection's estimate down, so the batches below start all at once.
-    for (let i = 0; i < 150; i++) c.send({ id: 100 + i, op: 'get', table: 't', key: 'small' });
-    await until('small reads', () => c.replies.filter((r) => r.id >= 100 && r.id < 250).length === 150 || undefined);
+    const { c, replies, per, big } = await lowEstimateClient({ maxFrameBytes: 300 * 1024, maxValueBytes: 128 * 1024 });
 
     router.gate = (k) => k === 'big' || k === 'gated';
     const a = { id: 500, op: 'batch', items: [{ op: 'get', table: 't', key: 'gated' }, ...Array.from({ length: 3 }, () => ({ op: 'get', table: 't', key: 'big' }))] };
@@ -407,15 +416,7 @@ describe('ipc server: reply bytes', () => {
   });
 
   it('runs reads that did not fit again in the order they arrived', async () => {
-    const per = 200 * 1024;
-    const replies = new ReplyBudget({ maxReplyBytesPerConnection: per, maxReplyBytesTotal: 64 * per });
-    await start({}, { replies });
-    const c = await client();
-    const big = Buffer.alloc(64 * 1024, 9);
-    await c.request({ id: 1, op: 'put', table: 't', key: 'big', value: big });
-    await c.request({ id: 2, op: 'put', table: 't', key: 'small', value: 's' });
-    for (let i = 0; i < 150; i++) c.send({ id: 100 + i, op: 'get', table: 't', key: 'small' });
-    await until('small reads', () => c.replies.filter((r) => r.id >= 100 && r.id < 250).length === 150 || undefined);
+    const { c, replies } = await lowEstimateClient();
 
     router.gate = (k) => k === 'big';
     for (let id = 11; id <= 16; id++) c.send({ id, op: 'get', table: 't', key: 'big' });
