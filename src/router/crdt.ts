@@ -65,7 +65,9 @@ export class CrdtCoordinator {
   /** `done` runs exactly once, never inside this call, by the request's deadline. */
   startUpdate(req: CrdtUpdateRequest, rawDone: Done<CrdtUpdateResult>): void {
     const timeoutMs = this.timeoutOf(req);
-    const done = this.d.router.track('crdt-update', timeoutMs, rawDone);
+    // Request metrics count an update as a write (and a read as a read), labelled by consistency.
+    const o = this.d.router.observer;
+    const done = this.d.router.track('crdt-update', timeoutMs, o ? o.wrap('write', req.consistency, rawDone) : rawDone);
     let c: CrdtUpdateCoordination;
     try {
       const table = this.crdtTable(req.table);
@@ -89,7 +91,8 @@ export class CrdtCoordinator {
 
   startRead(req: CrdtReadRequest, rawDone: Done<CrdtReadResult>): void {
     const timeoutMs = this.timeoutOf(req);
-    const done = this.d.router.track('crdt-read', timeoutMs, rawDone);
+    const o = this.d.router.observer;
+    const done = this.d.router.track('crdt-read', timeoutMs, o ? o.wrap('read', req.consistency, rawDone) : rawDone);
     let c: CrdtReadCoordination;
     try {
       const table = this.crdtTable(req.table);
