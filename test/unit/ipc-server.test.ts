@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { promiseRouter, startIpcServer, type IpcDeps, type IpcServer, type RingInfo } from '../../src/api/ipc-server.js';
 import { encodeFrame } from '../../src/net/frames.js';
 import { ReplyBudget } from '../../src/net/reply-budget.js';
+import { RingkvError } from '../../src/util/errors.js';
 import { FakeRouter, ipcTeardown, RawClient, until } from '../helpers/ipc-fakes.js';
 
 const log = pino({ level: 'silent' });
@@ -413,6 +414,48 @@ describe('ipc server: reply bytes', () => {
     for (const it of resB.slice(4)) expect(it['code']).toBe('too_large');
     c.close();
     await until('bytes released', () => replies.stats().heldBytes + replies.stats().reservedBytes === 0 || undefined);
+  });
+
+  it('never runs a crdt_update again when its reply does not fit (it would count twice), and answers each once', async () => {
+    const per = 200 * 1024;
+    const replies = new ReplyBudget({ maxReplyBytesPerConnection: per, maxReplyBytesTotal: 64 * per });
+    // Each update answers a ~70 KiB set value, once the test releases it.
+    const held: Array<() => void> = [];
+    let started = 0;
+    const bigSet = Array.from({ length: 4000 }, (_, i) => `element-${String(i).padStart(6, '0')}`);
+    const ok = { value: bigSet, context: 'ctx', consistency: { n: 1, required: 1, replied: 1 } };
+    await start({}, {
+      replies,
+      crdts: {
+        startUpdate(req, done) {
+          started++;
+          if (Buffer.from(req.key).toString() === 'refused') {
+            return void queueMicrotask(() => done(new RingkvError('conflict', 'remove: element "z" is not in the set', { precondition: 'not_present', outcome: 'not_applied' }), undefined));
+          }
+          held.push(() => done(null, ok));
+        },
+        startRead(_req, done) {
+          queueMicrotask(() => done(new Error('not used'), undefined));
+        },
+      },
+    });
+    // Small replies first, so the connection's reply estimate is small and all six updates start at once.
+    const c = await client();
+    await c.request({ id: 1, op: 'put', table: 't', key: 'small', value: 's' });
+    for (let i = 0; i < 150; i++) c.send({ id: 100 + i, op: 'get', table: 't', key: 'small' });
+    await until('small reads', () => c.replies.filter((r) => r.id >= 100 && r.id < 250).length === 150 || undefined);
+    for (let id = 11; id <= 16; id++) c.send({ id, op: 'crdt_update', table: 'carts', key: 'u1', operation: { add: ['x'] } });
+    await until('six updates running', () => held.length === 6 || undefined);
+    // All finish at once: ~420 KiB of replies against a 200 KiB bound. A read would be dropped and
+    // run again; an update is answered as it is.
+    for (const go of held.splice(0)) go();
+    await until('every update answered', () => c.replies.filter((r) => r.id >= 11 && r.id <= 16).length === 6 || undefined);
+    expect(started).toBe(6);
+    expect(replies.stats().rerunsOverBudget).toBe(0);
+    for (const r of c.replies.filter((x) => x.id >= 11 && x.id <= 16)) expect(r).toMatchObject({ ok: true, context: 'ctx' });
+    // An error of these ops carries its details (what the client may retry).
+    const refused = await c.request({ id: 9, op: 'crdt_update', table: 'carts', key: 'refused', operation: { remove: ['z'] } });
+    expect(refused).toMatchObject({ ok: false, code: 'conflict', details: { precondition: 'not_present', outcome: 'not_applied' } });
   });
 
   it('runs reads that did not fit again in the order they arrived', async () => {
