@@ -2,7 +2,8 @@
  * One coordinated CRDT read: ask the key's N target replicas for their states, answer once R
  * replied with the join of what they hold (no siblings, ever), then, once every replica answered or
  * the deadline passed, send the join to the replicas whose state differs from it (read repair,
- * per `readRepair`: async, blocking or off), each of which joins it with what it holds.
+ * per `readRepair`: async, blocking or off), each of which joins it with what it holds. The quorum,
+ * deadline and repair timing are the shared skeleton of every read (quorum-read.ts).
  */
 import { readEncoded, type CrdtValue } from '../crdt/index.js';
 import { mergeStored } from '../storage/merge.js';
@@ -10,7 +11,7 @@ import { RingkvError } from '../util/errors.js';
 import type { NodeConfig } from '../config/config.js';
 import type { ResolvedConsistency } from './consistency.js';
 import type { CrdtDeps, CrdtReplicaIo } from './crdt-replicas.js';
-import { QuorumTracker } from './quorum.js';
+import { QuorumReadCoordination } from './quorum-read.js';
 import type { ConsistencyReport, Done, Replica } from './router.js';
 
 export interface CrdtReadResult {
@@ -37,96 +38,52 @@ export function crdtReadResult(io: CrdtReplicaIo, joined: Uint8Array | null, con
   return out;
 }
 
-export class CrdtReadCoordination {
-  private readonly tracker: QuorumTracker;
+/** One coordinated CRDT read (the skeleton: quorum-read.ts). */
+export class CrdtReadCoordination extends QuorumReadCoordination<Uint8Array, CrdtReadResult> {
   private readonly replies: Array<{ replica: Replica; state: Uint8Array | null }> = [];
   private joined: Uint8Array | null = null;
-  private outstanding: number;
-  private answered = false;
-  private finished = false;
-  private timer: NodeJS.Timeout | undefined;
-  private deadline = 0;
 
   constructor(
     private readonly d: CrdtDeps,
     private readonly io: CrdtReplicaIo,
-    private readonly cons: ResolvedConsistency,
-    private readonly targets: readonly Replica[],
-    private readonly timeoutMs: number,
-    private readonly repairMode: NodeConfig['readRepair'],
-    private readonly done: Done<CrdtReadResult>,
+    cons: ResolvedConsistency,
+    targets: readonly Replica[],
+    timeoutMs: number,
+    repairMode: NodeConfig['readRepair'],
+    done: Done<CrdtReadResult>,
   ) {
-    this.tracker = new QuorumTracker(cons.n, cons.required);
-    this.outstanding = targets.length;
+    super({ counters: d.router.counters, isUp: (r) => d.router.isReplicaUp(r), quorumError: (...a) => d.router.quorumError(...a) }, cons, targets, timeoutMs, repairMode, done);
   }
 
-  start(): void {
-    this.deadline = Date.now() + this.timeoutMs;
-    this.timer = setTimeout(() => this.onDeadline(), this.timeoutMs);
-    for (const r of this.targets) {
-      if (!this.d.router.isReplicaUp(r)) {
-        this.onReply(r, new RingkvError('unavailable', `${r.nodeId} is down`), null);
-        continue;
-      }
-      this.io.read(r, this.timeoutMs, (err, state) => this.onReply(r, err, state));
-    }
+  protected readReplica(r: Replica, timeoutMs: number, cb: (err: Error | null, state: Uint8Array | null) => void): void {
+    this.io.read(r, timeoutMs, cb);
   }
 
-  private onReply(r: Replica, err: Error | null, state: Uint8Array | null): void {
-    if (this.finished) return;
-    this.outstanding--;
-    let ok = err === null;
-    if (ok && state !== null) {
+  protected accept(r: Replica, state: Uint8Array | null): boolean {
+    if (state !== null) {
       try {
         this.joined = this.joined === null ? state : mergeStored('crdt', this.joined, state, 1).bytes;
       } catch (e) {
         // A state that does not decode (or is of another type) counts as a failed replica.
         this.io.log.warn({ err: String(e), replica: r.nodeId }, 'undecodable crdt state from a replica');
-        ok = false;
+        return false;
       }
     }
-    if (ok) this.replies.push({ replica: r, state });
-    const s = ok ? this.tracker.ack() : this.tracker.fail();
-    if (s === 'failed' || (s === 'succeeded' && this.repairMode !== 'blocking')) this.answer();
-    if (this.outstanding === 0) this.allIn();
+    this.replies.push({ replica: r, state });
+    return true;
   }
 
-  private onDeadline(): void {
-    if (this.finished) return;
-    if (!this.answered && this.tracker.acknowledged < this.cons.required) this.d.router.counters.timeouts++;
-    this.allIn();
-  }
-
-  private allIn(): void {
-    if (this.finished) return;
-    this.finished = true;
-    clearTimeout(this.timer);
-    const repairing = this.repairMode !== 'off' && this.tracker.acknowledged >= this.cons.required ? this.readRepair() : null;
-    if (repairing && this.repairMode === 'blocking') void repairing.then(() => this.answer());
-    else this.answer();
-  }
-
-  private answer(): void {
-    if (this.answered) return;
-    const ok = this.tracker.acknowledged >= this.cons.required;
-    if (!ok && this.tracker.state === 'pending' && !this.finished) return;
-    this.answered = true;
-    if (!ok) return this.done(this.d.router.quorumError('read', this.tracker, this.cons, this.tracker.state === 'pending'), undefined);
-    const consistency: ConsistencyReport = { n: this.cons.n, required: this.cons.required, replied: this.tracker.acknowledged };
-    if (this.cons.clamped) consistency.clamped = this.cons.clamped;
-    let result: CrdtReadResult;
+  protected result(consistency: ConsistencyReport): CrdtReadResult {
     try {
-      result = crdtReadResult(this.io, this.joined, consistency);
+      return crdtReadResult(this.io, this.joined, consistency);
     } catch (e) {
-      return this.done(new RingkvError('internal', `cannot read the joined state: ${(e as Error).message}`), undefined);
+      throw new RingkvError('internal', `cannot read the joined state: ${(e as Error).message}`);
     }
-    this.done(null, result);
   }
 
-  private async readRepair(): Promise<void> {
+  protected async repair(timeoutMs: number): Promise<void> {
     const joined = this.joined;
     if (joined === null || this.replies.length < 2) return;
-    const timeoutMs = this.repairMode === 'blocking' ? Math.max(1, this.deadline - Date.now()) : this.timeoutMs;
     await Promise.all(
       this.replies
         .filter((x) => !sameBytes(x.state, joined))

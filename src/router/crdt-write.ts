@@ -25,6 +25,7 @@ import { RingkvError } from '../util/errors.js';
 import type { ResolvedConsistency } from './consistency.js';
 import type { ApplyOutcome, CrdtDeps, CrdtReplicaIo } from './crdt-replicas.js';
 import { QuorumTracker } from './quorum.js';
+import { consistencyReport } from './quorum-read.js';
 import type { ConsistencyReport, Done, Replica, WritePlan } from './router.js';
 
 export interface CrdtUpdateResult {
@@ -32,12 +33,6 @@ export interface CrdtUpdateResult {
   value: CrdtValue;
   context?: string;
   consistency: ConsistencyReport;
-}
-
-function report(cons: ResolvedConsistency, replied: number): ConsistencyReport {
-  const r: ConsistencyReport = { n: cons.n, required: cons.required, replied };
-  if (cons.clamped) r.clamped = cons.clamped;
-  return r;
 }
 
 /** An outcome error with what the client must know before it retries: whether the update may have been applied. */
@@ -216,7 +211,7 @@ export class CrdtUpdateCoordination {
     } catch (e) {
       return this.finish(new RingkvError('internal', `the coordinating replica returned an undecodable state: ${(e as Error).message}`));
     }
-    const result: CrdtUpdateResult = { value: value.value, consistency: report(this.cons, this.tracker.acknowledged) };
+    const result: CrdtUpdateResult = { value: value.value, consistency: consistencyReport(this.cons, this.tracker.acknowledged) };
     if (value.context !== undefined) result.context = value.context;
     this.finish(null, result);
   }

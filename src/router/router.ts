@@ -25,6 +25,7 @@ import { decodeCrdt } from '../crdt/index.js';
 import { resolveConsistency, type ConsistencySpec, type ResolvedConsistency } from './consistency.js';
 import { LiveCoordinations, type CoordinationKind } from './coordinations.js';
 import { QuorumTracker } from './quorum.js';
+import { consistencyReport, QuorumReadCoordination } from './quorum-read.js';
 import { clockwiseFallbacks, placeHints, type HintPlacement } from '../hints/policy.js';
 import type { HintService } from '../hints/service.js';
 import { tableIdBytes, versionMode, type TableDef, type TableRegistry } from './tables.js';
@@ -816,12 +817,6 @@ function reconcile(mode: MergeMode, replies: ReadonlyArray<{ versions: Version[]
   return acc;
 }
 
-function report(cons: ResolvedConsistency, replied: number): ConsistencyReport {
-  const r: ConsistencyReport = { n: cons.n, required: cons.required, replied };
-  if (cons.clamped) r.clamped = cons.clamped;
-  return r;
-}
-
 let lastMicros = 0;
 /** Wall-clock microseconds, strictly increasing within this process (LWW timestamps). */
 export function nowMicros(): number {
@@ -922,7 +917,7 @@ class WriteCoordination {
     this.settled = true;
     clearTimeout(this.timer);
     if (s === 'succeeded') {
-      this.done(null, { context: encodeContext(this.version.clock), consistency: report(this.cons, this.tracker.acknowledged) });
+      this.done(null, { context: encodeContext(this.version.clock), consistency: consistencyReport(this.cons, this.tracker.acknowledged) });
     } else this.done(this.p.quorumError('write', this.tracker, this.cons, false), undefined);
   }
 
@@ -974,21 +969,13 @@ class WriteCoordination {
 }
 
 /**
- * One coordinated read: ask the N targets, answer once R replied (reconciled), then, once every
- * replica answered or the deadline passed, send the reconciled versions to stale replicas (read
- * repair). With `readRepair: blocking` the answer waits for that repair; a replica that never
- * answers then delays the answer to the deadline, not past it, and a read that has its R replies
- * by then still succeeds.
+ * One coordinated read of a key's versions (the skeleton: quorum-read.ts): the R replies are
+ * reconciled with the table's merge, and read repair sends the reconciled versions to the replicas
+ * whose versions differ.
  */
-class ReadCoordination {
-  private readonly tracker: QuorumTracker;
+class ReadCoordination extends QuorumReadCoordination<Version[], ReadResult> {
   private readonly replies: Array<{ replica: Replica; versions: Version[] }> = [];
   private readonly op: ReplicaRead;
-  private outstanding: number;
-  private answered = false;
-  private finished = false;
-  private timer: NodeJS.Timeout | undefined;
-  private deadline = 0;
 
   constructor(
     private readonly p: CoordinationPorts,
@@ -996,75 +983,36 @@ class ReadCoordination {
     private readonly key: Uint8Array,
     private readonly hi: number,
     private readonly lo: number,
-    private readonly cons: ResolvedConsistency,
-    private readonly targets: readonly Replica[],
-    private readonly timeoutMs: number,
-    private readonly repairMode: NodeConfig['readRepair'],
-    private readonly done: Done<ReadResult>,
+    cons: ResolvedConsistency,
+    targets: readonly Replica[],
+    timeoutMs: number,
+    repairMode: NodeConfig['readRepair'],
+    done: Done<ReadResult>,
   ) {
-    this.tracker = new QuorumTracker(cons.n, cons.required);
+    super(p, cons, targets, timeoutMs, repairMode, done);
     this.op = { table: table.name, tableId: tableIdBytes(table), key };
-    this.outstanding = targets.length;
   }
 
-  start(): void {
-    this.deadline = Date.now() + this.timeoutMs;
-    this.timer = setTimeout(() => this.onDeadline(), this.timeoutMs);
-    for (const r of this.targets) {
-      if (!this.p.isUp(r)) {
-        this.onReply(r, null, null, true);
-        continue;
-      }
-      this.p.readReplica(r, this.hi, this.lo, this.op, this.timeoutMs, (err, versions) => this.onReply(r, err, versions, false));
-    }
+  protected readReplica(r: Replica, timeoutMs: number, cb: (err: Error | null, versions: Version[] | null) => void): void {
+    this.p.readReplica(r, this.hi, this.lo, this.op, timeoutMs, cb);
   }
 
-  private onReply(r: Replica, err: Error | null, versions: Version[] | null, down: boolean): void {
-    if (this.finished) return;
-    const s = err || down ? this.tracker.fail() : (this.replies.push({ replica: r, versions: versions ?? [] }), this.tracker.ack());
-    this.outstanding--;
-    if (s === 'failed') this.answer();
-    else if (s === 'succeeded' && this.repairMode !== 'blocking') this.answer();
-    if (this.outstanding === 0) this.allIn();
+  protected accept(r: Replica, versions: Version[] | null): boolean {
+    this.replies.push({ replica: r, versions: versions ?? [] });
+    return true;
   }
 
-  private onDeadline(): void {
-    if (this.finished) return;
-    if (!this.answered && this.tracker.acknowledged < this.cons.required) this.p.counters.timeouts++;
-    this.allIn();
-  }
-
-  /** Every replica answered, or the deadline passed: repair what we heard from, then finish. */
-  private allIn(): void {
-    if (this.finished) return;
-    this.finished = true;
-    clearTimeout(this.timer);
-    const repairing = this.repairMode !== 'off' && this.tracker.acknowledged >= this.cons.required ? this.readRepair() : null;
-    if (repairing && this.repairMode === 'blocking') void repairing.then(() => this.answer());
-    else this.answer();
-  }
-
-  private answer(): void {
-    if (this.answered) return;
-    const ok = this.tracker.acknowledged >= this.cons.required;
-    if (!ok && this.tracker.state === 'pending' && !this.finished) return;
-    this.answered = true;
-    if (!ok) {
-      this.done(this.p.quorumError('read', this.tracker, this.cons, this.tracker.state === 'pending'), undefined);
-      return;
-    }
+  protected result(consistency: ConsistencyReport): ReadResult {
     const merged = reconcile(versionMode(this.table), this.replies, this.p.maxSiblings());
-    this.done(null, { values: readableValues(merged), context: encodeContext(contextOf(merged)), consistency: report(this.cons, this.tracker.acknowledged) });
+    return { values: readableValues(merged), context: encodeContext(contextOf(merged)), consistency };
   }
 
-  private async readRepair(): Promise<void> {
+  protected async repair(timeoutMs: number): Promise<void> {
     const { replies } = this;
     if (replies.length < 2) return;
     const merged = reconcile(versionMode(this.table), replies, this.p.maxSiblings());
     const op: ReplicaWrite = { table: this.table.name, tableId: tableIdBytes(this.table), mode: this.table.conflicts, key: this.key, versions: merged };
     let rec: Uint8Array | null = null;
-    // A blocking repair holds the answer, which must not outlive the read's deadline.
-    const timeoutMs = this.repairMode === 'blocking' ? Math.max(1, this.deadline - Date.now()) : this.timeoutMs;
     await Promise.all(
       replies
         .filter((r) => !versionsEqual(r.versions, merged))

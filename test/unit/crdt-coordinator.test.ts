@@ -13,6 +13,7 @@ import { tableIdBytes } from '../../src/router/tables.js';
 import { RingkvError } from '../../src/util/errors.js';
 import { initVersions } from '../../src/versions/index.js';
 import { crdtSetup } from '../helpers/crdt-fakes.js';
+import { rejected } from '../helpers/thrown.js';
 
 beforeAll(async () => {
   await initHasher();
@@ -21,15 +22,7 @@ beforeAll(async () => {
 
 const key = (s: string): Uint8Array => Buffer.from(s);
 
-async function rejection(p: Promise<unknown>): Promise<RingkvError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(RingkvError);
-    return e as RingkvError;
-  }
-  throw new Error('expected a rejection');
-}
+const rejection = (p: Promise<unknown>): Promise<RingkvError> => rejected(p, RingkvError);
 
 /** The replica writes still in flight after an answer: the fakes answer from microtasks, all run before the next macrotask. */
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));

@@ -7,6 +7,7 @@ import { FrameDecoder, encodeFrame } from '../../src/net/frames.js';
 import { ReplyBudget } from '../../src/net/reply-budget.js';
 import { RingkvError } from '../../src/util/errors.js';
 import { freePort, waitFor } from '../helpers/proc.js';
+import { rejected } from '../helpers/thrown.js';
 
 const SECRET = 'test-cluster-secret';
 const log = pino({ level: 'silent' });
@@ -29,15 +30,7 @@ const echo: PeerHandler = async (body) => body;
 const poll = <T>(what: string, fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, ms = 3000): Promise<T> =>
   waitFor(what, fn, ms, 10);
 
-async function rejection(p: Promise<unknown>): Promise<RingkvError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(RingkvError);
-    return e as RingkvError;
-  }
-  throw new Error('expected the promise to reject');
-}
+const rejection = (p: Promise<unknown>): Promise<RingkvError> => rejected(p, RingkvError);
 
 /** A handler whose answers the test releases explicitly (no sleeps to order things). */
 function gatedHandler(): { handler: PeerHandler; seen: unknown[]; release: (i: number, v?: unknown) => void; releaseAll: () => void } {
