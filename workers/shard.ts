@@ -35,6 +35,7 @@ import {
   type LeafKeysOp,
   type MerkleNodesOp,
   type RangeRef,
+  type RepairEntry,
   type RepairResult,
   type RouterToShard,
   type ShardOp,
@@ -45,6 +46,7 @@ import {
 import { decodeRequests, WIRE_CRDT_APPLY, WIRE_READ, WireReplyWriter, type WireRequest } from '../src/storage/shard-wire.js';
 import { applyCrdtRequest, mergeCrdtState, type CrdtShardContext } from '../src/storage/crdt-shard.js';
 import { isCrdtState } from '../src/storage/merge.js';
+import { decodeCrdt } from '../src/crdt/index.js';
 import { RingkvError } from '../src/util/errors.js';
 import { RingTable } from '../src/ring/table.js';
 import { initHasher } from '../src/ring/hash.js';
@@ -378,6 +380,7 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
     if (ownsToken(d.hi, d.lo)) dataSlot[i] = slotOf(encodeStorageKey(d.hi, d.lo, d.table, d.key));
   }
   const entrySlots: Array<Int32Array | undefined> = new Array<Int32Array | undefined>(ops.length);
+  const entryVersions: Array<Array<Version[] | null> | undefined> = new Array<Array<Version[] | null> | undefined>(ops.length);
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     if (op.op === 'repair-write') {
@@ -385,6 +388,16 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
         replies[i] = { id: op.id, ok: false, code: 'bad_request', message: `repair-write takes at most ${REPAIR_LIMITS.maxKeysPerOp} entries` };
         continue;
       }
+      // Entries carrying stored bytes are checked here, all before any is applied: one that does
+      // not decode fails the op and nothing of it is written. (null: a CRDT state, merged as bytes.)
+      const decoded: Array<Version[] | null> = [];
+      try {
+        for (const entry of op.entries) decoded.push(repairEntryVersions(entry));
+      } catch (e) {
+        replies[i] = { id: op.id, ok: false, code: 'bad_request', message: `repair-write: an entry does not decode: ${(e as Error).message}` };
+        continue;
+      }
+      entryVersions[i] = decoded;
       const slots = new Int32Array(op.entries.length).fill(-1);
       for (let e = 0; e < op.entries.length; e++) {
         const k = asBuffer(op.entries[e]!.key);
@@ -418,6 +431,7 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
       const slots = entrySlots[i]!;
       let changed = 0;
       let notOwner = 0;
+      let refused = 0;
       for (let e = 0; e < op.entries.length; e++) {
         const idx = slots[e]!;
         if (idx < 0) {
@@ -426,12 +440,17 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
         }
         writes++;
         const entry = op.entries[e]!;
-        if (entry.mode === 'crdt') {
-          if (storeCrdtMerge(idx, entry.state, stored, current, dirty)) changed++;
+        const incoming = entryVersions[i]![e]!;
+        if (incoming === null) {
+          try {
+            if (storeCrdtMerge(idx, (entry as { record: Uint8Array }).record, stored, current, dirty)) changed++;
+          } catch {
+            refused++; // a state of another type than the stored one: neither overwritten nor merged
+          }
           continue;
         }
         const before = versionsAt(idx);
-        const merged = mergeVersions(entry.mode, before, entry.versions, data_.maxSiblings);
+        const merged = mergeVersions(entry.mode as Exclude<typeof entry.mode, 'crdt'>, before, incoming, data_.maxSiblings);
         if (!versionsEqual(merged, before)) {
           current[idx] = merged;
           stored[idx] = undefined;
@@ -439,7 +458,7 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
           changed++;
         }
       }
-      replies[i] = { id: op.id, ok: true, repair: { kind: 'repair-write', changed, notOwner } };
+      replies[i] = { id: op.id, ok: true, repair: { kind: 'repair-write', changed, notOwner, ...(refused > 0 ? { refused } : {}) } };
     }
   }
 
@@ -552,6 +571,18 @@ function applyWire(
     dirty[idx] = 1;
   }
   replyWire.ok(d.id, d.returnMerged ? (stored[idx] ?? encodeRecord(current[idx] ?? merged)) : null, changed);
+}
+
+/**
+ * What a repair-write entry merges: its versions (decoded now when it carries record bytes), or
+ * null for a CRDT state (validated now, merged as bytes). Throws on bytes that do not decode.
+ */
+function repairEntryVersions(entry: RepairEntry): Version[] | null {
+  if (!('record' in entry)) return entry.versions;
+  const record = asBuffer(entry.record);
+  if (entry.mode !== 'crdt') return decodeRecord(record);
+  decodeCrdt(record);
+  return null;
 }
 
 /**

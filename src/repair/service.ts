@@ -502,7 +502,7 @@ class RepairServiceImpl implements RepairService {
       try {
         if (mode === 'crdt') {
           decodeCrdt(record); // validated before it can reach storage
-          return { key, mode, state: record } satisfies RepairEntry;
+          return { key, mode, record } satisfies RepairEntry;
         }
         return { key, mode, versions: decodeRecord(record) } satisfies RepairEntry;
       } catch (err) {
@@ -776,7 +776,7 @@ class RepairServiceImpl implements RepairService {
     const plan = planKeyRepairs(states, policy);
     const crdtPlan = planCrdtKeyRepairs(crdtStates, policy);
     report.keysSkipped += plan.unknownTable + plan.purgeable + crdtPlan.unknownTable;
-    const toLocal: RepairEntry[] = [...plan.toLocal, ...crdtPlan.toLocal.map((a): RepairEntry => ({ key: a.key, mode: 'crdt', state: a.state }))];
+    const toLocal: RepairEntry[] = [...plan.toLocal, ...crdtPlan.toLocal.map((a): RepairEntry => ({ key: a.key, mode: 'crdt', record: a.state }))];
     for (let i = 0; i < toLocal.length; i += REPAIR_LIMITS.maxKeysPerOp) {
       await this.writeLocal(toLocal.slice(i, i + REPAIR_LIMITS.maxKeysPerOp));
     }

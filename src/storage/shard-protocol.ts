@@ -102,10 +102,19 @@ export interface FetchKeysOp {
   keys: Uint8Array[];
 }
 
-/** A repaired key: versions (vclock / lww tables) or a CRDT state (crdt tables) to merge into what is stored. */
-export type RepairEntry = { key: Uint8Array; mode: Exclude<ConflictMode, 'crdt'>; versions: Version[] } | { key: Uint8Array; mode: 'crdt'; state: Uint8Array };
+/**
+ * A key to merge into: its versions decoded (vclock / lww tables), or stored bytes as they are (a
+ * version record, or a CRDT state for a crdt table), merged with the table's mode (storage/merge.ts).
+ * Stored bytes are how anything that moves what a replica stores (CRDT repair, range streaming)
+ * hands it over: a CRDT state is then just a record.
+ */
+export type RepairEntry = { key: Uint8Array; mode: Exclude<ConflictMode, 'crdt'>; versions: Version[] } | { key: Uint8Array; mode: ConflictMode; record: Uint8Array };
 
-/** Merge repaired versions or states into given storage keys, exactly like replica writes (one batch). */
+/**
+ * Merge repaired versions or stored bytes into given storage keys, exactly like replica writes (one
+ * batch). Every entry's bytes are checked before any is applied: one that does not decode as its
+ * mode's kind fails the whole op, and nothing of it is written.
+ */
 export interface RepairWriteOp {
   id: number;
   op: 'repair-write';
@@ -193,7 +202,8 @@ export type RepairResult =
   | { kind: 'leaf-keys'; ready: boolean; entries: Array<{ key: Uint8Array; hi: number; lo: number }>; next: LeafCursor | null }
   /** `records[i]` answers `keys[i]` for i < answered (null: absent); the caller resends the rest. */
   | { kind: 'fetch-keys'; answered: number; records: Array<Uint8Array | null> }
-  | { kind: 'repair-write'; changed: number; notOwner: number }
+  /** `refused`: CRDT entries whose state is of another type than the stored one (left as they are). */
+  | { kind: 'repair-write'; changed: number; notOwner: number; refused?: number }
   | { kind: 'sweep'; sweep: SweepStats }
   /** Storage keys and their stored records (encodeRecord bytes), tombstones included. */
   | { kind: 'scan'; rows: Array<{ key: Uint8Array; record: Uint8Array }>; next: Uint8Array | null };

@@ -13,14 +13,15 @@ import { RingTable } from '../../dist/src/ring/table.js';
 /** Liveness.Up: a const enum, erased from the built JS this test imports. */
 const UP = 1;
 import { openDatabase, type OpenedDatabase } from '../../dist/src/storage/db.js';
-import { ShardPool, shardWrite } from '../../dist/src/storage/shards.js';
+import { ShardPool, shardRead, shardWrite } from '../../dist/src/storage/shards.js';
+import { applyCrdtRequest, encodeApplyRequest } from '../../dist/src/storage/crdt-shard.js';
 import type { WireReply } from '../../dist/src/storage/shard-wire.js';
 import type { RepairResult, ShardResult } from '../../dist/src/storage/shard-protocol.js';
 import { encodeRecord, initVersions, newVersion } from '../../dist/src/versions/index.js';
 import { tableIdOf } from '../../dist/src/router/tables.js';
 import { shardOfToken } from '../../dist/src/storage/placement.js';
 import { encodeStorageKey } from '../../dist/src/storage/keys.js';
-import { DEFAULT_CRDT_LIMITS } from '../../dist/src/crdt/index.js';
+import { DEFAULT_CRDT_LIMITS, parseOp, readEncoded } from '../../dist/src/crdt/index.js';
 
 const tableId = (name: string): Buffer => Buffer.from(tableIdOf(name), 'hex');
 const TABLE = tableId('seven');
@@ -250,6 +251,63 @@ describe('shard Merkle trees (real worker + RocksDB)', () => {
     expect(keys1 - (await pool.stats(0)).keys).toBe(40);
     const fourth = repairOf(await pool.submit(0, { op: 'sweep' }), 'sweep').sweep;
     expect(fourth).toMatchObject({ indexed: true, scanned: 180, purged: 0 });
+  });
+
+  it('CRDT states: applied in mailbox order, joined by replica and repair writes (a state is just a record), never swept, same roots after a restart', async () => {
+    const CT = tableId('likes');
+    const key = Buffer.from('post:1');
+    const t = tokenOf(key);
+    const apply = (n: number): Promise<WireReply> =>
+      new Promise((resolve) => pool.crdtApply(CT, key, t.hi, t.lo, encodeApplyRequest('counter', parseOp('counter', { increment: n })), resolve));
+    // 300 increments submitted in one turn: read-modify-writes of one key in one group commit, none lost.
+    const results = await Promise.all(Array.from({ length: 300 }, () => apply(1)));
+    expect(results.every((r) => r.ok)).toBe(true);
+    const read = async (): Promise<Uint8Array> => {
+      const r = await shardRead(pool, CT, key, t.hi, t.lo);
+      if (!r.ok || r.record === null) throw new Error('no state');
+      return Buffer.from(r.record);
+    };
+    expect(readEncoded('counter', await read()).value).toBe(300);
+    // An operation that cannot apply answers its error with details, and changes nothing.
+    const bad = await new Promise<WireReply>((resolve) =>
+      pool.crdtApply(CT, key, t.hi, t.lo, encodeApplyRequest('counter', parseOp('counter', { increment: Number.MAX_SAFE_INTEGER })), resolve),
+    );
+    expect(bad).toMatchObject({ ok: false, code: 'too_large', details: { limit: 'counter range' } });
+
+    // Another replica's state (another actor's increments) merges by the join: a replica write...
+    const other = applyCrdtRequest(encodeApplyRequest('counter', parseOp('counter', { increment: 5 })), undefined, { actor: 'n2@x', limits: DEFAULT_CRDT_LIMITS });
+    expect((await shardWrite(pool, CT, 'crdt', key, t.hi, t.lo, other)).ok).toBe(true);
+    expect(readEncoded('counter', await read()).value).toBe(305);
+    // ...and a repair write of stored bytes (what CRDT repair and range streaming hand over).
+    const third = applyCrdtRequest(encodeApplyRequest('counter', parseOp('counter', { increment: 7 })), undefined, { actor: 'n3@x', limits: DEFAULT_CRDT_LIMITS });
+    const skey = encodeStorageKey(t.hi, t.lo, CT, key);
+    expect(repairOf(await pool.submit(0, { op: 'repair-write', entries: [{ key: skey, mode: 'crdt', record: third }] }), 'repair-write')).toMatchObject({ changed: 1, notOwner: 0 });
+    expect(repairOf(await pool.submit(0, { op: 'repair-write', entries: [{ key: skey, mode: 'crdt', record: third }] }), 'repair-write')).toMatchObject({ changed: 0 });
+    expect(readEncoded('counter', await read()).value).toBe(312);
+    // An entry that does not decode fails the whole op: nothing of it is written.
+    const lwwKey = Buffer.from('plain');
+    const lt = tokenOf(lwwKey);
+    const rec = encodeRecord([newVersion({ node: 'n1', counter: counter++, context: [], ts: Date.now() * 1000, tombstone: false, value: Buffer.from('v'), maxClockEntries: 16 })]);
+    const mixed = await pool.submit(0, {
+      op: 'repair-write',
+      entries: [
+        { key: encodeStorageKey(lt.hi, lt.lo, TABLE, lwwKey), mode: 'lww', record: rec },
+        { key: skey, mode: 'crdt', record: Buffer.from([0x11, 0x01, 0xc1]) },
+      ],
+    });
+    expect(mixed.ok).toBe(false);
+    expect(await shardRead(pool, TABLE, lwwKey, lt.hi, lt.lo)).toMatchObject({ ok: true, record: null });
+    // A record entry of a version table is decoded and merged like versions.
+    expect(repairOf(await pool.submit(0, { op: 'repair-write', entries: [{ key: encodeStorageKey(lt.hi, lt.lo, TABLE, lwwKey), mode: 'lww', record: rec }] }), 'repair-write')).toMatchObject({ changed: 1 });
+
+    // Never swept; the trees and the state survive a restart (the start-up full sweep reads it too).
+    expect(repairOf(await pool.submit(0, { op: 'sweep' }), 'sweep').sweep.purged).toBe(0);
+    const live = await roots();
+    await pool.close();
+    pool = await start();
+    await waitFor('quiet rebuild', async () => (await roots()).ready, 20_000, 20);
+    expect((await roots()).sig).toBe(live.sig);
+    expect(readEncoded('counter', await read()).value).toBe(312);
   });
 });
 
