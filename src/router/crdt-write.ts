@@ -58,6 +58,8 @@ export class CrdtUpdateCoordination {
   private readonly request: Uint8Array;
   private settled = false;
   private applied = false;
+  /** An apply request is out and unanswered: until it answers, the outcome is unknown. */
+  private applying = false;
   private caughtUp = false;
   private timer: NodeJS.Timeout | undefined;
   private deadline = 0;
@@ -99,8 +101,9 @@ export class CrdtUpdateCoordination {
     if (this.settled) return;
     this.d.router.counters.timeouts++;
     const err = this.d.router.quorumError('write', this.tracker, this.cons, true);
-    // Before the coordinating replica answered, it may or may not have applied the operation.
-    this.finish(withOutcome(err, 'unknown', this.applied));
+    // With an apply out and unanswered, the replica may or may not have applied the operation;
+    // between attempts (a catch-up read) nothing is applied anywhere.
+    this.finish(withOutcome(err, this.applied || this.applying ? 'unknown' : 'not_applied', this.applied));
   }
 
   private tryCoordinator(): void {
@@ -110,17 +113,20 @@ export class CrdtUpdateCoordination {
       this.d.router.counters.unavailable++;
       return this.finish(withOutcome(new RingkvError('unavailable', `no replica of the key could apply the operation (${this.candidates.length} up replicas tried)`), 'not_applied'));
     }
+    this.applying = true;
     this.io.apply(c, this.request, this.operation, this.remaining(), (o) => this.onApplied(c, o));
   }
 
   private onApplied(c: Replica, o: ApplyOutcome): void {
-    if (this.settled) return;
+    this.applying = false;
     if (o.ok) {
+      // Even past the deadline (the client was told "unknown"): the applied state must spread.
       this.applied = true;
       this.record(true, o.state);
       this.fanOut(c, o.state);
       return;
     }
+    if (this.settled) return;
     const err = o.err;
     if (!o.definite) {
       this.d.router.counters.timeouts++;

@@ -20,8 +20,11 @@ import type { WireCallback } from '../../src/storage/shards.js';
 import { RingkvError } from '../../src/util/errors.js';
 import { nullMeta, NODES, UP } from './router-fakes.js';
 
-/** `hang`: never answers; `fail`: a transport error (outcome unknown for an apply); `refuse`: answers `overloaded`. */
-export type CrdtBehaviour = 'ok' | 'hang' | 'fail' | 'refuse';
+/**
+ * `hang`: never answers; `hold` (local shard only): answers when the test calls `release()`;
+ * `fail`: a transport error (outcome unknown for an apply); `refuse`: answers `overloaded`.
+ */
+export type CrdtBehaviour = 'ok' | 'hang' | 'hold' | 'fail' | 'refuse';
 
 /** One node's states by table id + key. */
 export class StateStore {
@@ -54,10 +57,19 @@ function answer(b: CrdtBehaviour, cb: () => void, refuse: () => void): void {
 
 export class FakeCrdtShards {
   behaviour: CrdtBehaviour = 'ok';
+  private held: Array<() => void> = [];
   constructor(private readonly store: StateStore) {}
+  /** Answer the applies held so far (behaviour `hold`). */
+  release(): void {
+    for (const go of this.held.splice(0)) go();
+  }
   crdtApply(table: Uint8Array, key: Uint8Array, _hi: number, _lo: number, request: Uint8Array, cb: WireCallback): void {
+    if (this.behaviour === 'hold') return void this.held.push(() => this.crdtApplyNow(table, key, request, cb));
+    this.crdtApplyNow(table, key, request, cb);
+  }
+  private crdtApplyNow(table: Uint8Array, key: Uint8Array, request: Uint8Array, cb: WireCallback): void {
     answer(
-      this.behaviour,
+      this.behaviour === 'hold' ? 'ok' : this.behaviour,
       () => {
         try {
           cb({ ok: true, record: this.store.apply(table, key, request), changed: true });

@@ -76,6 +76,17 @@ describe('CRDT updates (fakes for shards and peers)', () => {
     expect(Date.now() - t0).toBeLessThan(1000);
   });
 
+  it('an apply answered after the deadline (the client was told "unknown") still spreads its state to the other replicas', async () => {
+    const { crdts, shards, stores, tables } = crdtSetup({ requestTimeoutMs: 100 });
+    shards.behaviour = 'hold';
+    const err = await rejection(crdts.update({ table: 'c', key: key('late'), operation: { increment: 4 }, consistency: { w: 2 } }));
+    expect(err.details).toMatchObject({ outcome: 'unknown' });
+    shards.release();
+    await settle();
+    const id = tableIdBytes(tables.get('c')!);
+    for (const s of stores.values()) expect(readEncoded('counter', s.get(id, key('late'))!).value).toBe(4);
+  });
+
   it('applied at the coordinating replica but W not met: outcome unknown with applied: true', async () => {
     const { crdts, remote } = crdtSetup({ requestTimeoutMs: 150 });
     remote.behaviour.set('n2', 'hang');
