@@ -4,6 +4,7 @@
  * place on a terminal, a plain line every few seconds otherwise).
  */
 import type { Command } from 'commander';
+import { describeMovement } from '../streaming/membership.js';
 import type { MovementSummary } from '../streaming/progress.js';
 import { clusterViewOf, isObject, nodeJson, NodeHttpError } from './node-http.js';
 
@@ -16,19 +17,6 @@ export function formatBytes(n: number): string {
   return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
-function describe(m: MovementSummary): string {
-  switch (m.kind) {
-    case 'join':
-      return `join of ${m.node}`;
-    case 'leave':
-      return `decommission of ${m.node}`;
-    case 'remove':
-      return `removal of ${m.node}`;
-    case 'replace':
-      return `replacement of ${m.replaces ?? '?'} by ${m.node}`;
-  }
-}
-
 /** One line: what, state, ranges, keys, bytes, rate, ETA (and the error of a stalled movement). */
 export function formatMovement(m: MovementSummary, bar: boolean): string {
   const pct = `${(m.fraction * 100).toFixed(1).padStart(5)}%`;
@@ -37,7 +25,7 @@ export function formatMovement(m: MovementSummary, bar: boolean): string {
   const head = bar ? `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${pct}` : pct.trim();
   const eta = m.etaSeconds === null ? '?' : `${m.etaSeconds} s`;
   const parts = [
-    `${describe(m)}: ${m.state}`,
+    `${describeMovement(m)}: ${m.state}`,
     head,
     `${m.rangesDone}/${m.rangesTotal} ranges`,
     `${fmt.format(m.keys)} keys`,
@@ -141,7 +129,7 @@ export async function watchMovement(o: WatchOptions): Promise<MovementSummary | 
       }
       if (m.state === 'failed') {
         clear();
-        throw new NodeHttpError(`${describe(m)} failed: ${m.error ?? 'no reason given'}`);
+        throw new NodeHttpError(`${describeMovement(m)} failed: ${m.error ?? 'no reason given'}`);
       }
     }
     if (Date.now() > deadline) {

@@ -4,15 +4,12 @@
  * op (every table, for range streaming). Pure: the caller supplies the synchronous chunk reader.
  */
 import { storageKeyHasTable, tokenRangeBounds, type KeyBounds } from './keys.js';
+import type { TokenRangeWords } from './shard-protocol.js';
 
 /** Up to `limit` (key, value) rows of `bounds` after `after` (exclusive), flattened [k, v, k, v, ...]. */
 export type ChunkReader = (bounds: KeyBounds, after: Buffer | null, limit: number) => Buffer[];
 
-export interface RangePageRequest {
-  startHi: number;
-  startLo: number;
-  endHi: number;
-  endLo: number;
+export interface RangePageRequest extends TokenRangeWords {
   /** Resume after this storage key (null: from the range's start). */
   after: Uint8Array | null;
   /** Rows at most (at least 1). */

@@ -24,6 +24,14 @@ export interface ShardWorkerData {
   tombstoneSweepIntervalMs: number;
 }
 
+/** A token range (start, end] as uint32 words (start == end: the whole ring). */
+export interface TokenRangeWords {
+  startHi: number;
+  startLo: number;
+  endHi: number;
+  endLo: number;
+}
+
 /**
  * A ring range (start, end] as the shard knows it: by ring position and bounds. Both must match one
  * of the shard's Merkle trees, so a caller holding a different ring view gets `range_unknown`
@@ -146,13 +154,9 @@ export interface ScanOp {
  * in storage-key order after `after`, at most `limit` rows and about `maxBytes`; `next` resumes it
  * (null: the range is done). Storage keys are the same on every node, so the cursor is too.
  */
-export interface StreamPageOp {
+export interface StreamPageOp extends TokenRangeWords {
   id: number;
   op: 'stream-page';
-  startHi: number;
-  startLo: number;
-  endHi: number;
-  endLo: number;
   after: Uint8Array | null;
   limit: number;
   maxBytes: number;

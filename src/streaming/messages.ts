@@ -11,16 +11,12 @@
  *    merge (a driver that is not the target pushes to it: decommission, removenode).
  *  - `stream-member`: how the peer sees one node (status, liveness, whether it left the ring).
  */
+import type { TokenRangeWords } from '../storage/shard-protocol.js';
 import { RingkvError } from '../util/errors.js';
 import { STREAM_LIMITS, type WireBatch } from './batch.js';
 
 /** A token range (start, end] as uint32 words (start == end: the whole ring). */
-export interface WireRange {
-  startHi: number;
-  startLo: number;
-  endHi: number;
-  endLo: number;
-}
+export type WireRange = TokenRangeWords;
 
 export type StreamPeerMessage =
   | { t: 'stream-settle' }

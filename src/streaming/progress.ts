@@ -94,13 +94,7 @@ export function taskFraction(t: TaskProgress): number {
   return Math.min(1, Number(d) / Number(w));
 }
 
-export interface MovementSummary {
-  id: string;
-  kind: MovementKind;
-  node: string;
-  replaces?: string;
-  driver: string;
-  state: MovementState;
+export interface MovementSummary extends Pick<MovementRecord, 'id' | 'kind' | 'node' | 'replaces' | 'driver' | 'state' | 'startedAt' | 'settle' | 'error'> {
   rangesDone: number;
   rangesTotal: number;
   keys: number;
@@ -113,10 +107,7 @@ export interface MovementSummary {
   etaSeconds: number | null;
   /** Distinct source nodes of the plan. */
   sources: number;
-  startedAt: number;
   finishedAt: number | null;
-  settle?: SettleReport;
-  error?: string;
 }
 
 /** Streaming since this process (re)started the movement: what the rate is measured over. */

@@ -55,19 +55,27 @@ describe('elasticity: join, decommission, kills mid-stream, removenode (real nod
   const checkReads = async (): Promise<void> => {
     for (const i of live) expect(await mismatchesAtR2(sock(i), TABLE, expected), `reads at R=2 through node${i}`).toEqual([]);
   };
+  /** Range roots compared across each range's first 3 replicas, once every tree is built. */
+  const builtRoots = (nodes: Map<string, string>): Promise<{ compared: number; differing: string[] }> =>
+    waitFor(
+      'every tree built',
+      async () => {
+        try {
+          return await rootDisagreements(nodes, 3);
+        } catch {
+          return undefined;
+        }
+      },
+      30_000,
+      200,
+    );
   const cleanupAndCompareRoots = async (): Promise<void> => {
     for (const i of live) {
       const r = await runCli(['cleanup', '--host', `127.0.0.1:${lc.httpBase + i}`, '--json'], { timeoutMs: 60_000 });
       expect(r.code, r.stderr).toBe(0);
     }
     await hintsDrained(urls());
-    const res = await waitFor('every tree built', async () => {
-      try {
-        return await rootDisagreements(urlsById(), 3);
-      } catch {
-        return undefined;
-      }
-    }, 30_000, 200);
+    const res = await builtRoots(urlsById());
     expect(res.compared).toBeGreaterThan(16);
     expect(res.differing).toEqual([]);
   };
@@ -257,14 +265,7 @@ describe('elasticity: join, decommission, kills mid-stream, removenode (real nod
     await checkReads();
     // Every range has its 3 replicas again, holding the same data (no cleanup needed for that).
     await hintsDrained(urls());
-    const res2 = await waitFor('every tree built', async () => {
-      try {
-        return await rootDisagreements(urlsById(), 3);
-      } catch {
-        return undefined;
-      }
-    }, 30_000, 200);
-    expect(res2.differing).toEqual([]);
+    expect((await builtRoots(urlsById())).differing).toEqual([]);
     for (const i of live) {
       const ranges = (await http<{ ranges: Array<{ replicas: string[] }> }>('GET', `${lc.url(i)}/api/v1/ranges`)).body.ranges;
       for (const r of ranges) expect(r.replicas.slice(0, 3).every((id) => id !== 'node3' && [...live].map((k) => `node${k}`).includes(id))).toBe(true);
@@ -314,13 +315,6 @@ describe('elasticity: join, decommission, kills mid-stream, removenode (real nod
     expect(await mismatchesAtR2(path.join(lc.dir, 'node7', 'ringkv.sock'), TABLE, expected), 'reads through node7').toEqual([]);
     const all = new Map([...urlsById(), ['node7', url7]]);
     await hintsDrained(all.values());
-    const roots = await waitFor('every tree built', async () => {
-      try {
-        return await rootDisagreements(all, 3);
-      } catch {
-        return undefined;
-      }
-    }, 30_000, 200);
-    expect(roots.differing).toEqual([]);
+    expect((await builtRoots(all)).differing).toEqual([]);
   });
 });
