@@ -17,7 +17,7 @@
  * give way withdraws (a join takes new tokens later) or fails with a message.
  */
 import type { Cluster } from '../cluster/cluster.js';
-import type { ConflictMode, NodeConfig } from '../config/config.js';
+import type { NodeConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { allocateTokens } from '../ring/tokens.js';
 import { tokenToHex } from '../ring/hash.js';
@@ -28,10 +28,9 @@ import type { MetaStore } from '../storage/meta.js';
 import type { ShardPool } from '../storage/shards.js';
 import { RingkvError, invariant } from '../util/errors.js';
 import { checkDecommission, checkRemove, checkReplace, replicationNeed } from './admission.js';
-import { decodeBatch, encodeBatch, STREAM_LIMITS, type StreamRow } from './batch.js';
+import { STREAM_LIMITS } from './batch.js';
 import { runCleanup, type CleanupReport } from './cleanup.js';
 import {
-  departureOf,
   describeMovement,
   EXTRA_MV_BYTES,
   EXTRA_MV_DONE,
@@ -44,12 +43,11 @@ import {
   type Movement,
   type MovementKind,
 } from './membership.js';
-import { asFetch, asMemberQuery, type FetchReply, type MemberReply, type WireRange } from './messages.js';
+import { StreamExchange } from './exchange.js';
+import type { MemberReply } from './messages.js';
 import { runTasks, StallError, StoppedError, type MoverPorts } from './mover.js';
 import { planStreams, replicationFactors } from './plan.js';
 import { resumeTasks, summarize, type MovementRecord, type MovementSummary, type SessionMark } from './progress.js';
-import { applyRows } from './receiver.js';
-import { fetchBatch, readRangePage, tableModesOf } from './sender.js';
 import { ByteThrottle, mibPerSecond } from './throttle.js';
 
 /** `meta` keys: the movement this node drives (or drove last), and its own membership state. */
@@ -63,7 +61,6 @@ const SETTLE_TIMEOUT_MS = 30_000;
 /** A task without progress this long stalls the movement (reported, retried after STALL_RETRY_MS). */
 const STALL_TIMEOUT_MS = 60_000;
 const STALL_RETRY_MS = 5_000;
-const PEER_TIMEOUT_MS = 30_000;
 const PERSIST_EVERY_MS = 500;
 const GOSSIP_PROGRESS_EVERY_MS = 1_000;
 /** How long a decommissioned node waits for its peers to see it left before it exits. */
@@ -107,14 +104,11 @@ export class MovementManager {
   private lastPersist = 0;
   private lastGossip = 0;
   private cleaning = false;
+  private readonly exchange: StreamExchange;
 
   constructor(private readonly d: ManagerDeps) {
     this.record = d.meta.get<MovementRecord>(META_MOVEMENT) ?? null;
-    const c = d.cluster;
-    c.registerService('stream-settle', () => this.onSettle());
-    c.registerService('stream-fetch', (b) => this.onFetch(b));
-    c.registerService('stream-apply', (b) => this.onApply(b));
-    c.registerService('stream-member', (b) => Promise.resolve(this.memberView(asMemberQuery(b))));
+    this.exchange = new StreamExchange(d);
   }
 
   private get self(): string {
@@ -138,11 +132,6 @@ export class MovementManager {
       if (m.replaces !== undefined) out.replaces = m.replaces;
       return out;
     });
-  }
-
-  memberView(id: string): MemberReply {
-    const st = this.d.cluster.gossip.get(id);
-    return { known: st !== undefined, status: st?.info.status ?? null, up: st !== undefined && this.d.cluster.isUp(id), departed: departureOf(this.d.cluster.gossip.all(), id), tokens: st ? [...st.info.tokens] : [] };
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -568,8 +557,8 @@ export class MovementManager {
 
   private moverPorts(): MoverPorts {
     return {
-      fetch: (source, range, after, maxBytes, maxRows) => this.fetchFrom(source, range, after, maxBytes, maxRows),
-      apply: (target, rows, tables) => this.applyTo(target, rows, tables),
+      fetch: (source, range, after, maxBytes, maxRows) => this.exchange.fetch(source, range, after, maxBytes, maxRows),
+      apply: (target, rows, tables) => this.exchange.apply(target, rows, tables),
       isUp: (id) => this.d.cluster.isUp(id),
       throttle: (s) => this.throttle(s),
       progressed: () => {
@@ -581,45 +570,5 @@ export class MovementManager {
       now: () => Date.now(),
       log: this.d.log,
     };
-  }
-
-  private async fetchFrom(source: string, range: WireRange, after: Uint8Array | null, maxBytes: number, maxRows: number): Promise<{ rows: StreamRow[]; tables: Map<string, ConflictMode>; next: Uint8Array | null }> {
-    if (source === this.self) {
-      const p = await readRangePage(this.d.shards, range, after, maxBytes, maxRows);
-      return { rows: p.rows, tables: new Map(tableModesOf(p.rows, this.d.tables)), next: p.next };
-    }
-    const reply = (await this.d.cluster.request(source, { t: 'stream-fetch', range, after, maxBytes, maxRows }, PEER_TIMEOUT_MS)) as Partial<FetchReply>;
-    const { rows, tables } = decodeBatch(reply.batch);
-    const next = reply.next ?? null;
-    if (next !== null && !(next instanceof Uint8Array)) throw new RingkvError('bad_request', `stream-fetch from ${source}: bad cursor`);
-    return { rows, tables, next };
-  }
-
-  private async applyTo(target: string, rows: readonly StreamRow[], tables: ReadonlyMap<string, ConflictMode>): Promise<void> {
-    if (target === this.self) {
-      await applyRows(this.d, rows, tables);
-      return;
-    }
-    await this.d.cluster.request(target, { t: 'stream-apply', batch: encodeBatch(rows, [...tables]) }, PEER_TIMEOUT_MS);
-  }
-
-  // ----------------------------------------------------------------------------------------------
-  // Peer side
-
-  private async onSettle(): Promise<unknown> {
-    // Writes this node coordinated with an older view are sent once their coordinations answered.
-    await Promise.race([this.d.router.coordinationsSettled(), new Promise((r) => setTimeout(r, this.d.config.requestTimeoutMs + 1000).unref())]);
-    return { digest: this.d.cluster.movementView().digest };
-  }
-
-  private async onFetch(b: Record<string, unknown>): Promise<FetchReply> {
-    const q = asFetch(b);
-    const { batch, next } = await fetchBatch(this.d.shards, this.d.tables, q.range, q.after, q.maxBytes, q.maxRows);
-    return { batch, next };
-  }
-
-  private async onApply(b: Record<string, unknown>): Promise<unknown> {
-    const { rows, tables } = decodeBatch(b['batch']);
-    return applyRows(this.d, rows, tables);
   }
 }

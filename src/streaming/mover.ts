@@ -18,7 +18,6 @@
 import type { ConflictMode } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { tokenFromHex } from '../ring/hash.js';
-import { RingkvError } from '../util/errors.js';
 import { STREAM_LIMITS, type StreamRow } from './batch.js';
 import type { WireRange } from './messages.js';
 import type { TaskProgress } from './progress.js';
@@ -199,12 +198,4 @@ function refillSources(t: TaskProgress, ports: MoverPorts, exclude: readonly str
   const live = t.replicas.filter((r) => r !== t.target && !exclude.includes(r) && ports.isUp(r));
   for (const r of live) if (!t.sources.includes(r)) t.sources.push(r);
   t.sources.sort();
-}
-
-export function isStall(e: unknown): e is StallError {
-  return e instanceof StallError;
-}
-
-export function stoppedError(): RingkvError {
-  return new RingkvError('unavailable', 'the node is stopping');
 }
