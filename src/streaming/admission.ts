@@ -68,10 +68,18 @@ export function checkRemove(states: readonly EndpointState[], self: string, targ
   if (st === undefined) throw new RingkvError('not_found', `removenode: node ${target} is not a member of this cluster (as ${self} sees it)`, { field: 'node' });
   if (st.info.status === 'left') throw new RingkvError('conflict', `removenode: node ${target} has already left the ring`);
   if (st.info.extra?.[EXTRA_REMOVED_BY] !== undefined) throw new RingkvError('conflict', `removenode: node ${target} is already being removed`);
-  if (st.info.status !== 'normal' || st.info.tokens.length === 0) throw new RingkvError('conflict', `removenode: node ${target} is ${st.info.status}, not a normal member owning ranges`);
   if (isUp(target)) throw new RingkvError('conflict', `removenode refused: node ${target} is up; removenode is for dead nodes (decommission a live one)`);
-  refuseIfMoving(movements, 'removenode');
-  refuseIfTooFew(states, target, need, 'removenode');
+  // A node that died joining or leaving is itself a movement that cannot finish; removing it is
+  // how that movement ends, so it does not count as "another movement".
+  refuseIfMoving(movements.filter((m) => m.node !== target), 'removenode');
+  // A joining node owns nothing: it is only dropped. Otherwise its ranges need N copies elsewhere.
+  if (st.info.status !== 'joining') refuseIfTooFew(states, target, need, 'removenode');
+}
+
+/** Does removing `target` move data (it owns ranges), or only drop it from the membership (it was joining)? */
+export function removalMovesData(states: readonly EndpointState[], target: string): boolean {
+  const st = states.find((s) => s.id === target);
+  return st !== undefined && st.info.status !== 'joining' && st.info.tokens.length > 0;
 }
 
 /** Why dead node `target` may not be replaced now, or nothing (the peer's view of it, and the movements). */

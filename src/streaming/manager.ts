@@ -27,7 +27,7 @@ import type { TableRegistry } from '../router/tables.js';
 import type { MetaStore } from '../storage/meta.js';
 import type { ShardPool } from '../storage/shards.js';
 import { RingkvError, invariant } from '../util/errors.js';
-import { checkDecommission, checkRemove, checkReplace, replicationNeed } from './admission.js';
+import { checkDecommission, checkRemove, checkReplace, removalMovesData, replicationNeed } from './admission.js';
 import { STREAM_LIMITS } from './batch.js';
 import { runCleanup, type CleanupReport } from './cleanup.js';
 import {
@@ -193,6 +193,16 @@ export class MovementManager {
   removenode(id: string): MovementSummary {
     this.refuseIfBusy();
     checkRemove(this.d.cluster.gossip.all(), this.self, id, this.d.cluster.movements(), this.need(), (x) => this.d.cluster.isUp(x));
+    if (!removalMovesData(this.d.cluster.gossip.all(), id)) {
+      // It died while joining: it owns nothing, so it only leaves the membership (no streaming).
+      const now = Date.now();
+      this.d.cluster.mintForeign(id, { status: 'left', extra: { ...(this.d.cluster.gossip.get(id)?.info.extra ?? {}), [EXTRA_REMOVED_BY]: this.self } });
+      this.record = { id: `remove:${id}:joining`, kind: 'remove', node: id, driver: this.self, state: 'done', startedAt: now, updatedAt: now, finishedAt: now, tasks: [] };
+      this.persist(true);
+      this.d.log.info({ event: 'movement-done', movement: this.record.id }, `removal of ${id}: it was joining and owned no ranges; dropped`);
+      void this.pushGossip();
+      return this.summary()!;
+    }
     this.mintRemoval(id);
     this.newRecord(id);
     this.launch(async () => void (await this.runMovement()));

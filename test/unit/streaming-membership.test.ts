@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { EndpointState, NodeInfo } from '../../src/cluster/gossip-state.js';
 import { GossipState } from '../../src/cluster/gossip-state.js';
 import { initHasher, tokenFromBigInt, tokenToHex } from '../../src/ring/hash.js';
-import { checkDecommission, checkRemove, checkReplace, replicationNeed } from '../../src/streaming/admission.js';
+import { checkDecommission, checkRemove, checkReplace, removalMovesData, replicationNeed } from '../../src/streaming/admission.js';
 import { currentMembers, departureOf, EXTRA_MV_STATE, EXTRA_REMOVED_BY, EXTRA_REPLACES, futureMembers, movementDigest, movementsOf, precedes, yieldsTo } from '../../src/streaming/membership.js';
 import { RingkvError } from '../../src/util/errors.js';
 import { thrown } from '../helpers/thrown.js';
@@ -111,13 +111,25 @@ describe('admission', () => {
     expect(thrown(() => checkDecommission(four, 'a', [], need3, (id) => id !== 'c'), RingkvError).message).toMatch(/c is down/);
   });
 
-  it('removenode: only of a dead, normal member other than self', () => {
+  it('removenode: only of a dead member other than self', () => {
     const dead = (id: string): boolean => id !== 'd';
     expect(() => checkRemove(four, 'a', 'd', [], need3, dead)).not.toThrow();
     expect(thrown(() => checkRemove(four, 'a', 'd', [], need3, allUp), RingkvError).message).toMatch(/node d is up/);
     expect(thrown(() => checkRemove(four, 'a', 'a', [], need3, dead), RingkvError).code).toBe('bad_request');
     expect(thrown(() => checkRemove(four, 'a', 'zz', [], need3, dead), RingkvError).code).toBe('not_found');
     expect(thrown(() => checkRemove(three, 'a', 'c', [], need3, (id) => id !== 'c'), RingkvError).message).toMatch(/would have 2 nodes/);
+  });
+
+  it('removenode ends a movement that cannot finish: a node that died joining (dropped, no data) or leaving', () => {
+    const joiner = [...four, st('j', { status: 'joining' }, 9)];
+    const jm = movementsOf(joiner);
+    expect(() => checkRemove(joiner, 'a', 'j', jm, need3, (id) => id !== 'j')).not.toThrow();
+    expect(removalMovesData(joiner, 'j')).toBe(false);
+    // Its own movement does not block its removal; another one does.
+    expect(thrown(() => checkRemove(joiner, 'a', 'd', jm, need3, (id) => id !== 'd'), RingkvError).message).toMatch(/another range movement/);
+    const leaver = [...three, st('d', { status: 'leaving' }, 4)];
+    expect(() => checkRemove(leaver, 'a', 'd', movementsOf(leaver), need3, (id) => id !== 'd')).not.toThrow();
+    expect(removalMovesData(leaver, 'd')).toBe(true);
   });
 
   it('replace: only a dead, normal member, by a node with an id of its own', () => {

@@ -111,7 +111,7 @@ describe('planStreams', () => {
           }
         }
       }),
-      { numRuns: 150 },
+      { numRuns: 80 },
     );
   });
 
@@ -215,7 +215,7 @@ describe('PendingTable', () => {
           expect(inSelf).toBe(selfPending);
         }
       }),
-      { numRuns: 100 },
+      { numRuns: 60 },
     );
   });
 
