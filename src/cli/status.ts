@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { ReplayProgress } from '../hints/service.js';
+import { memberStateCode } from '../cluster/member-state.js';
 import { clusterViewOf, isObject, NodeHttpError } from './node-http.js';
 import { formatBytes, formatMovement, movementOf } from './movements.js';
 
@@ -159,7 +160,7 @@ export function registerStatus(program: Command): void {
         const gone = nodes.filter((n) => n.status === 'left').map((n) => n.id);
         for (const n of nodes.filter((x) => x.status !== 'left')) {
           rows.push([
-            `${n.liveness === 'up' ? 'U' : 'D'}${(n.status[0] ?? '?').toUpperCase()}`,
+            memberStateCode(n.liveness === 'up', n.status),
             n.id,
             n.peer,
             String(n.load),

@@ -18,6 +18,7 @@
  */
 import type { Cluster } from '../cluster/cluster.js';
 import type { NodeConfig } from '../config/config.js';
+import { logEvent } from '../log/events.js';
 import type { Logger } from '../log/logger.js';
 import { allocateTokens } from '../ring/tokens.js';
 import { tokenToHex } from '../ring/hash.js';
@@ -47,7 +48,8 @@ import { StreamExchange } from './exchange.js';
 import type { MemberReply } from './messages.js';
 import { runTasks, StallError, StoppedError, type MoverPorts } from './mover.js';
 import { planStreams, replicationFactors } from './plan.js';
-import { resumeTasks, summarize, type MovementRecord, type MovementSummary, type SessionMark } from './progress.js';
+import { resumeTasks, summarize, type MovementRecord, type MovementSummary, type SessionMark, type TaskProgress } from './progress.js';
+import type { StreamProgress } from '../metrics/progress.js';
 import { ByteThrottle, mibPerSecond } from './throttle.js';
 
 /** `meta` keys: the movement this node drives (or drove last), and its own membership state. */
@@ -93,6 +95,8 @@ export interface ClusterMovement {
 }
 
 const TERMINAL = new Set(['done', 'failed']);
+/** Movement kinds as the metrics name their operations. */
+const OPERATION: Record<MovementKind, string> = { join: 'join', leave: 'decommission', remove: 'removenode', replace: 'replace' };
 
 export class MovementManager {
   private record: MovementRecord | null;
@@ -121,6 +125,29 @@ export class MovementManager {
   /** The movement this node drives (or drove last), for GET /api/v1/cluster and `ringkv status`. */
   summary(): MovementSummary | null {
     return this.record ? summarize(this.record, this.session, Date.now()) : null;
+  }
+
+  /**
+   * The running movement's streams for the metrics and the dashboard (src/metrics/progress.ts): per
+   * peer and direction, what is done and the expected total (bytes extrapolated from the share of
+   * the token span done). Empty when nothing streams.
+   */
+  streamProgress(): StreamProgress[] {
+    const r = this.record;
+    if (r === null || TERMINAL.has(r.state) || r.tasks.length === 0) return [];
+    const byPeer = new Map<string, { peer: string; direction: 'in' | 'out'; tasks: TaskProgress[] }>();
+    for (const t of r.tasks) {
+      const inbound = t.target === this.self;
+      const peer = inbound ? t.sources.join('+') || '(none)' : t.target;
+      const key = `${inbound ? 'in' : 'out'}:${peer}`;
+      let g = byPeer.get(key);
+      if (!g) byPeer.set(key, (g = { peer, direction: inbound ? 'in' : 'out', tasks: [] }));
+      g.tasks.push(t);
+    }
+    return [...byPeer.values()].map((g) => {
+      const s = summarize({ ...r, tasks: g.tasks }, null, Date.now());
+      return { id: r.id, operation: OPERATION[r.kind], peer: g.peer, direction: g.direction, bytesDone: s.bytes, bytesTotal: s.fraction > 0 ? Math.round(s.bytes / s.fraction) : 0, rangesDone: s.rangesDone, rangesTotal: s.rangesTotal };
+    });
   }
 
   /** Every movement under way in the cluster, with the progress its driver gossips. */
@@ -199,7 +226,7 @@ export class MovementManager {
       this.d.cluster.mintForeign(id, { status: 'left', extra: { ...(this.d.cluster.gossip.get(id)?.info.extra ?? {}), [EXTRA_REMOVED_BY]: this.self } });
       this.record = { id: `remove:${id}:joining`, kind: 'remove', node: id, driver: this.self, state: 'done', startedAt: now, updatedAt: now, finishedAt: now, tasks: [] };
       this.persist(true);
-      this.d.log.info({ event: 'movement-done', movement: this.record.id }, `removal of ${id}: it was joining and owned no ranges; dropped`);
+      logEvent(this.d.log, 'range.done', { movement: this.record.id, kind: 'remove', node: id, ranges: 0, keys: 0, bytes: 0, note: 'it was joining and owned no ranges: dropped' });
       void this.pushGossip();
       return this.summary()!;
     }
@@ -235,7 +262,7 @@ export class MovementManager {
     this.cleaning = true;
     try {
       const report = await runCleanup(this.d.shards, this.d.tables.all(), this.d.config.tables.n);
-      this.d.log.info({ event: 'cleanup', ...report, shards: undefined }, 'cleanup done');
+      logEvent(this.d.log, 'range.cleanup', { scanned: report.scanned, removed: report.removed, ms: report.durationMs });
       return report;
     } finally {
       this.cleaning = false;
@@ -250,7 +277,7 @@ export class MovementManager {
     if (typeof mibs !== 'number' || !(mibs >= 0.01 && mibs <= 100_000)) throw new RingkvError('bad_request', `mibs must be a number in [0.01, 100000], got ${JSON.stringify(mibs)}`, { field: 'mibs' });
     this.d.config.streamThroughputMiBs = mibs;
     this.throttles.clear();
-    this.d.log.info({ event: 'stream-throughput', mibs }, 'stream throughput changed');
+    logEvent(this.d.log, 'range.throughput', { mibs });
     return mibs;
   }
 
@@ -276,7 +303,7 @@ export class MovementManager {
   private launch(body: () => Promise<void>): void {
     const run = body().catch((e: unknown) => {
       if (e instanceof StoppedError || this.stopping) return;
-      this.d.log.error({ event: 'movement-failed', err: String(e) }, 'range movement failed');
+      this.d.log.error({ event: 'range.failed', movement: this.record?.id, err: String(e) }, 'range movement failed');
       if (this.record && !TERMINAL.has(this.record.state)) {
         this.record.state = 'failed';
         this.record.error = e instanceof Error ? e.message : String(e);
@@ -409,7 +436,7 @@ export class MovementManager {
       const owners = this.d.cluster.gossip.all().some((s) => s.id !== this.self && s.info.status === 'normal' && s.info.tokens.length > 0);
       if (others.length === 0 && owners) return;
       const why = others.length > 0 ? `waiting for the ${describeMovement(others[0]!)} to finish` : 'waiting for a node that owns ranges';
-      if (why !== said) this.d.log.info({ event: 'movement-wait' }, `join: ${why}`);
+      if (why !== said) logEvent(this.d.log, 'range.wait', { node: this.self, why });
       said = why;
       await this.sleep(500);
     }
@@ -430,7 +457,7 @@ export class MovementManager {
       this.d.meta.set(META_TOKENS, tokens);
       this.d.meta.set(META_STATUS, 'joining');
       this.d.cluster.updateSelf({ tokens, status: 'joining', ...(replaces !== undefined ? { extra: { ...(this.d.cluster.gossip.self().info.extra ?? {}), [EXTRA_REPLACES]: replaces } } : {}) });
-      this.d.log.info({ event: 'movement-announce', vnodes: tokens.length, replaces }, replaces ? `replacing ${replaces}: taking its tokens` : 'join: tokens allocated, joining');
+      logEvent(this.d.log, 'range.announce', { kind: replaces ? 'replace' : 'join', node: this.self, vnodes: tokens.length, replaces });
       this.newRecord();
       if ((await this.runMovement()) === 'done') return;
     }
@@ -450,7 +477,7 @@ export class MovementManager {
       } catch (e) {
         if (e instanceof StoppedError || this.stopping) throw e;
         if (!(e instanceof StallError)) throw e;
-        this.d.log.error({ event: 'movement-stalled', err: e.message, retryMs: STALL_RETRY_MS }, 'range movement stalled; retrying');
+        this.d.log.error({ event: 'range.stalled', movement: this.record?.id, err: e.message, retryMs: STALL_RETRY_MS }, 'range movement stalled; retrying');
         this.setState('stalled', e.message);
         await this.sleep(STALL_RETRY_MS);
       }
@@ -471,7 +498,7 @@ export class MovementManager {
       lagging = await this.lagging();
       if (lagging.length === 0) break;
       if (Date.now() - t0 > SETTLE_TIMEOUT_MS) {
-        this.d.log.warn({ event: 'movement-settle-timeout', lagging }, 'some live nodes did not confirm the movement in time; streaming anyway');
+        this.d.log.warn({ event: 'range.settle-timeout', lagging }, 'some live nodes did not confirm the movement in time; streaming anyway');
         break;
       }
       await this.sleep(250);
@@ -492,13 +519,13 @@ export class MovementManager {
     this.setState('streaming');
     await this.pushGossip();
     const s0 = summarize(r, null, Date.now());
-    this.d.log.info({ event: 'movement-stream', movement: r.id, ranges: s0.rangesTotal, done: s0.rangesDone, sources: s0.sources, settle: r.settle }, `${describeMovement(mine)}: streaming`);
+    logEvent(this.d.log, 'range.stream', { movement: r.id, step: describeMovement(mine), ranges: s0.rangesTotal, done: s0.rangesDone, sources: s0.sources, settled: r.settle.settled, settleMs: r.settle.waitedMs, lagging: r.settle.lagging });
     await runTasks(r.tasks, this.moverPorts(), STALL_TIMEOUT_MS);
     this.setState('finishing');
     await this.finish(mine);
     this.setState('done');
     const s = summarize(r, this.session, Date.now());
-    this.d.log.info({ event: 'movement-done', movement: r.id, ranges: s.rangesTotal, keys: s.keys, bytes: s.bytes, ms: Date.now() - r.startedAt }, `${describeMovement(mine)}: done`);
+    logEvent(this.d.log, 'range.done', { movement: r.id, step: describeMovement(mine), ranges: s.rangesTotal, keys: s.keys, bytes: s.bytes, ms: Date.now() - r.startedAt });
     if (mine.kind === 'leave') this.d.onLeft();
     return 'done';
   }
@@ -531,7 +558,7 @@ export class MovementManager {
   /** Give way to a movement that goes first (membership.precedes). */
   private yieldTo(mine: Movement, rival: Movement): 'yielded' {
     const why = `yielded to the concurrent ${describeMovement(rival)}`;
-    this.d.log.warn({ event: 'movement-yield', movement: mine.id, rival: rival.id }, `${describeMovement(mine)}: ${why}`);
+    logEvent(this.d.log, 'range.yield', { movement: mine.id, step: describeMovement(mine), rival: rival.id });
     switch (mine.kind) {
       case 'join':
       case 'replace':

@@ -16,6 +16,7 @@
  * `stallTimeoutMs` stops the run with StallError; the manager reports it and retries later.
  */
 import type { ConflictMode } from '../config/config.js';
+import { logEvent } from '../log/events.js';
 import type { Logger } from '../log/logger.js';
 import { tokenFromHex } from '../ring/hash.js';
 import { STREAM_LIMITS, type StreamRow } from './batch.js';
@@ -191,7 +192,8 @@ function dropSources(t: TaskProgress, lost: readonly string[], ports: MoverPorts
   t.sources = t.sources.filter((s) => !lost.includes(s));
   t.strict = false;
   if (wasStrict || t.sources.length === 0) refillSources(t, ports, lost);
-  ports.log.info({ range: `${t.start}:${t.end}`, target: t.target, lost, why, sources: t.sources, cursor: t.cursor }, 'stream source lost; continuing from the cursor on the other replicas');
+  // Continuing from the cursor on the other replicas.
+  logEvent(ports.log, 'range.source-lost', { range: `${t.start}:${t.end}`, to: t.target, lost, why, from: t.sources, cursor: t.cursor });
 }
 
 function refillSources(t: TaskProgress, ports: MoverPorts, exclude: readonly string[] = []): void {

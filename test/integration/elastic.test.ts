@@ -244,7 +244,7 @@ describe('elasticity: join, decommission, kills mid-stream, removenode (real nod
     // node6 lost node3 as a source mid-range and continued from the cursor on the other replicas.
     const lost = readFileSync(path.join(lc.dir, 'node6', 'node.log'), 'utf8')
       .split('\n')
-      .filter((l) => l.includes('stream source lost'));
+      .filter((l) => l.includes('"event":"range.source-lost"'));
     expect(lost.length).toBeGreaterThan(0);
     expect(lost.every((l) => l.includes('"lost":["node3"]'))).toBe(true);
     await checkReads();
@@ -287,7 +287,7 @@ describe('elasticity: join, decommission, kills mid-stream, removenode (real nod
       dataDir: path.join(lc.dir, 'node7'),
       httpPort: http7,
       shards: 1,
-      args: ['--node-id', 'node7', '--seeds', `127.0.0.1:${lc.peerBase + 1}`, '--replace', 'node6', ...cf.extraArgs],
+      args: ['--node-id', 'node7', '--seeds', `127.0.0.1:${lc.peerBase + 1}`, '--replace', 'node6', '--secret-file', path.join(lc.dir, 'secret'), ...cf.extraArgs],
     });
     await waitFor('node7 to be normal in every live view', async () => {
       for (const u of urls()) {
