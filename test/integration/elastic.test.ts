@@ -142,6 +142,13 @@ describe('elasticity: join, decommission, kills mid-stream, removenode (real nod
     const refused = await http<{ error: { code: string; message: string } }>('POST', `${lc.url(2)}/api/v1/decommission`);
     expect(refused.status).toBe(409);
     expect(refused.body.error.message).toMatch(/another range movement is under way \(join of node4/);
+    const noCleanup = await http<{ error: { message: string } }>('POST', `${lc.url(1)}/api/v1/cleanup`);
+    expect(noCleanup.status).toBe(409);
+    expect(noCleanup.body.error.message).toMatch(/cleanup refused: a range movement is under way/);
+    // Bad input to the movement endpoints is refused and changes nothing.
+    expect((await http('POST', `${lc.url(1)}/api/v1/removenode`, {})).status).toBe(400);
+    expect((await http('POST', `${lc.url(1)}/api/v1/removenode`, { node: 'no-such-node' })).status).toBe(404);
+    expect((await http('PUT', `${lc.url(1)}/api/v1/stream-throughput`, { mibs: -1 })).status).toBe(400);
     const res = await joining;
     expect(res.code, res.stderr + res.stdout).toBe(0);
     expect(res.stdout).toMatch(/node4 joined and is normal/);
@@ -154,6 +161,8 @@ describe('elasticity: join, decommission, kills mid-stream, removenode (real nod
     expect(m['state']).toBe('done');
     expect(m['sources'] as number).toBeGreaterThanOrEqual(3);
     expect((m['settle'] as Body)['settled']).toBe(true);
+    const status = await runCli(['status', '--host', `127.0.0.1:${lc.httpBase + 4}`]);
+    expect(status.stdout).toMatch(/This node's last movement: join of node4: done {2}100\.0% {2}\d+\/\d+ ranges {2}[\d,]+ keys/);
 
     // Written to two replicas only (node3 missed them), and still on at least two of each key's new
     // replicas: node4 streamed each range from the replica that gave it up, never from one that
