@@ -405,9 +405,17 @@ export class MovementManager {
       .map((s) => s.id);
   }
 
-  /** Push our state to every live peer now (a gossip exchange each; failures are left to gossip). */
+  /**
+   * Push our state to every member now (a gossip exchange each; failures are left to gossip). Not
+   * only to those that look up: a restarted node has not heard from anyone yet, and the exchange
+   * is also how it learns who is up before it asks them to confirm a movement or plans sources.
+   */
   private async pushGossip(): Promise<void> {
-    await Promise.all(this.livePeers().map((p) => this.d.cluster.gossipWith(p).catch(() => undefined)));
+    const members = this.d.cluster.gossip
+      .all()
+      .filter((s) => s.id !== this.self && s.info.status !== 'left' && s.info.extra?.[EXTRA_REMOVED_BY] === undefined)
+      .map((s) => s.id);
+    await Promise.all(members.map((p) => this.d.cluster.gossipWith(p).catch(() => undefined)));
   }
 
   /** Live peers whose movement digest differs from ours (after pushing our view to them). */

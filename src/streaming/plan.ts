@@ -102,72 +102,91 @@ export function replicationFactors(ns: Iterable<number>): number[] {
   return [...set].sort((a, b) => a - b);
 }
 
-interface Gain {
-  sources: Set<string>;
-  replicas: Set<string>;
-  strict: boolean;
+/**
+ * What a gainer needs for one N: the one replica that gives the range up to it (when there is
+ * exactly one gainer and one loser), or else every current replica of the first N.
+ */
+interface Need {
+  loser: string | null;
+  replicas: readonly string[];
 }
 
-/** Every (refined range, gaining node) with its sources, adjacent ranges with equal plans merged. */
+/** One (refined range, gainer): what it needs per N in use. Depends on the rings only, not on liveness. */
+interface Gain {
+  start: Token;
+  end: Token;
+  target: string;
+  needs: Need[];
+  replicas: string[];
+  /** Equal shapes stream alike: adjacent gains with one shape merge into one task. */
+  shape: string;
+}
+
+/**
+ * Every (refined range, gaining node) with its sources, adjacent ranges that need the same merged.
+ * Task boundaries depend on the two rings only (never on liveness), so a driver that restarts and
+ * plans again finds the same tasks and resumes each at its cursor; sources follow liveness.
+ */
 export function planStreams(input: PlanInput): StreamTask[] {
   const factors = replicationFactors(input.factors);
   invariant(factors.length > 0, 'a plan needs at least one replication factor');
   const maxN = factors[factors.length - 1]!;
-  const out: StreamTask[] = [];
+  const gains: Gain[] = [];
   for (const r of refinedRanges(input.current, input.future)) {
-    const gains = new Map<string, Gain>();
+    const byTarget = new Map<string, Gain>();
     for (const n of factors) {
       const c = r.current.slice(0, n);
       const f = r.future.slice(0, n);
       const gainers = f.filter((x) => !c.includes(x));
       const losers = c.filter((x) => !f.includes(x));
       for (const g of gainers) {
-        let acc = gains.get(g);
-        if (acc === undefined) gains.set(g, (acc = { sources: new Set(), replicas: new Set(r.current.slice(0, maxN).filter((x) => x !== g)), strict: true }));
-        if (gainers.length === 1 && losers.length === 1 && input.isUp(losers[0]!)) acc.sources.add(losers[0]!);
-        else {
-          acc.strict = false;
-          for (const x of c) if (x !== g && input.isUp(x)) acc.sources.add(x);
-        }
+        let acc = byTarget.get(g);
+        if (acc === undefined) byTarget.set(g, (acc = { start: r.start, end: r.end, target: g, needs: [], replicas: r.current.slice(0, maxN).filter((x) => x !== g).sort(), shape: '' }));
+        acc.needs.push({ loser: gainers.length === 1 && losers.length === 1 ? losers[0]! : null, replicas: c.filter((x) => x !== g) });
       }
     }
-    for (const [target, g] of [...gains].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      const sources = [...g.sources].sort();
-      const task: StreamTask = { start: r.start, end: r.end, target, sources, replicas: [...g.replicas].sort(), strict: g.strict && sources.length === 1 };
-      out.push(task);
+    for (const g of [...byTarget.values()].sort((a, b) => (a.target < b.target ? -1 : 1))) {
+      g.shape = JSON.stringify([g.replicas, g.needs]);
+      gains.push(g);
     }
   }
-  return coalesce(out);
-}
-
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
+  return coalesce(gains).map((g) => {
+    const sources = new Set<string>();
+    let strict = true;
+    for (const need of g.needs) {
+      if (need.loser !== null && input.isUp(need.loser)) sources.add(need.loser);
+      else {
+        strict = false;
+        for (const x of need.replicas) if (input.isUp(x)) sources.add(x);
+      }
+    }
+    const list = [...sources].sort();
+    return { start: g.start, end: g.end, target: g.target, sources: list, replicas: g.replicas, strict: strict && list.length === 1 };
+  });
 }
 
 /**
- * Merge each task into an earlier one for the same target that ends where it starts and streams
- * from the same sources (fewer, longer tasks: one cursor each). Tasks come in range order.
+ * Merge each gain into an earlier one for the same target that ends where it starts and needs the
+ * same (fewer, longer tasks: one cursor each). Gains come in range order.
  */
-function coalesce(tasks: StreamTask[]): StreamTask[] {
-  const open = new Map<string, StreamTask>();
-  const out: StreamTask[] = [];
-  for (const t of tasks) {
-    const prev = open.get(t.target);
+function coalesce(gains: Gain[]): Gain[] {
+  const open = new Map<string, Gain>();
+  const out: Gain[] = [];
+  for (const g of gains) {
+    const prev = open.get(g.target);
     if (
       prev !== undefined &&
-      compareTokens(prev.end, t.start) === 0 &&
+      compareTokens(prev.end, g.start) === 0 &&
       compareTokens(prev.start, prev.end) !== 0 &&
-      prev.strict === t.strict &&
-      sameList(prev.sources, t.sources) &&
-      sameList(prev.replicas, t.replicas) &&
+      prev.shape === g.shape &&
       // Never grow a task to the whole ring (start == end would mean that, ambiguously).
-      compareTokens(prev.start, t.end) !== 0
+      compareTokens(prev.start, g.end) !== 0
     ) {
-      prev.end = t.end;
+      prev.end = g.end;
       continue;
     }
-    const copy = { ...t, sources: [...t.sources], replicas: [...t.replicas] };
-    open.set(t.target, copy);
+    const copy = { ...g };
+    open.set(g.target, copy);
     out.push(copy);
   }
   return out;

@@ -219,9 +219,9 @@ describe('elasticity: join, decommission, kills mid-stream, removenode (real nod
 
   it('node5 is killed -9 mid-stream while joining, restarted, and the join completes', async () => {
     const joining = add();
-    await waitFor('node5 to stream', async () => {
+    const before = await waitFor('node5 to stream', async () => {
       const m = await movementOn(5);
-      return m !== null && m['state'] === 'streaming' && (m['bytes'] as number) > 0;
+      return m !== null && m['state'] === 'streaming' && (m['bytes'] as number) > 0 ? m : null;
     }, 60_000, 25);
     const killedAt = Date.now();
     await lc.kill9(5);
@@ -235,8 +235,11 @@ describe('elasticity: join, decommission, kills mid-stream, removenode (real nod
     expect(m['state']).toBe('done');
     expect(m['kind']).toBe('join');
     expect(m['rangesDone']).toBe(m['rangesTotal']);
-    // The same movement, resumed from its persisted progress (not a new join with new tokens).
+    // The same movement, resumed from its persisted progress (not a new join with new tokens), with
+    // the same range tasks (whose cursors it continued from).
+    expect(m['id']).toBe(before['id']);
     expect(m['startedAt'] as number).toBeLessThan(killedAt);
+    expect(m['rangesTotal']).toBe(before['rangesTotal']);
     expect(await mismatchesAtR2(sock(5), TABLE, expected)).toEqual([]);
   });
 

@@ -115,6 +115,23 @@ describe('planStreams', () => {
     );
   });
 
+  it('cuts the same tasks whoever is up (a restarted driver resumes each task at its cursor); only sources differ', () => {
+    fc.assert(
+      fc.property(scenario, ({ k, vnodes, seed, factors }) => {
+        const members = grownRing(k, vnodes, seed);
+        const rng = seededRng(seed + 5);
+        const cur = ring(members);
+        const fut = ring(future(members, { kind: 'join', node: 'joiner' }, allocateTokens(members.map((m) => m.tokens), vnodes, rng)));
+        const down = new Set(members.filter(() => rng() < 0.4).map((m) => m.id));
+        const bounds = (ts: StreamTask[]): string[] => ts.map((t) => `${t.start.hi}:${t.start.lo}-${t.end.hi}:${t.end.lo}>${t.target}`);
+        const allUp = planStreams({ current: cur, future: fut, factors, isUp: () => true });
+        const someDown = planStreams({ current: cur, future: fut, factors, isUp: (id) => !down.has(id) });
+        expect(bounds(someDown)).toEqual(bounds(allUp));
+      }),
+      { numRuns: 40 },
+    );
+  });
+
   it('streams a join from the replica that loses the range (strict), and a removal from every live replica', () => {
     const members = grownRing(4, 4, 11);
     const rng = seededRng(12);
