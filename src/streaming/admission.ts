@@ -67,7 +67,9 @@ export function checkRemove(states: readonly EndpointState[], self: string, targ
   const st = states.find((s) => s.id === target);
   if (st === undefined) throw new RingkvError('not_found', `removenode: node ${target} is not a member of this cluster (as ${self} sees it)`, { field: 'node' });
   if (st.info.status === 'left') throw new RingkvError('conflict', `removenode: node ${target} has already left the ring`);
-  if (st.info.extra?.[EXTRA_REMOVED_BY] !== undefined) throw new RingkvError('conflict', `removenode: node ${target} is already being removed`);
+  // A removal whose driver died is taken over; a running one is not interfered with.
+  const by = st.info.extra?.[EXTRA_REMOVED_BY];
+  if (typeof by === 'string' && (by === self || isUp(by))) throw new RingkvError('conflict', `removenode: node ${target} is already being removed (by ${by})`);
   if (isUp(target)) throw new RingkvError('conflict', `removenode refused: node ${target} is up; removenode is for dead nodes (decommission a live one)`);
   // A node that died joining or leaving is itself a movement that cannot finish; removing it is
   // how that movement ends, so it does not count as "another movement".

@@ -130,6 +130,10 @@ describe('admission', () => {
     const leaver = [...three, st('d', { status: 'leaving' }, 4)];
     expect(() => checkRemove(leaver, 'a', 'd', movementsOf(leaver), need3, (id) => id !== 'd')).not.toThrow();
     expect(removalMovesData(leaver, 'd')).toBe(true);
+    // A removal whose driver died is taken over; one whose driver is up is not.
+    const removing = [...three, st('d', { status: 'leaving', extra: { [EXTRA_REMOVED_BY]: 'b' } }, 4)];
+    expect(thrown(() => checkRemove(removing, 'a', 'd', movementsOf(removing), need3, (id) => id !== 'd'), RingkvError).message).toMatch(/already being removed \(by b\)/);
+    expect(() => checkRemove(removing, 'a', 'd', movementsOf(removing), need3, (id) => id !== 'd' && id !== 'b')).not.toThrow();
   });
 
   it('replace: only a dead, normal member, by a node with an id of its own', () => {
