@@ -25,12 +25,16 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { newRocks, readRowsSync, SyncWriteBatch, type ColumnHandle } from '../src/storage/rocks.js';
 import { shardColumn, META_CF } from '../src/storage/db.js';
 import { encodeStorageKey, MIN_STORAGE_KEY_BYTES, storageKeyHasTable, TABLE_ID_BYTES, tokenRangeBounds, type KeyBounds } from '../src/storage/keys.js';
+import { pageRange } from '../src/storage/range-page.js';
+import { CleanupRun } from '../src/streaming/shard-cleanup.js';
 import { localShardOf, shardOfToken } from '../src/storage/placement.js';
 import {
   REPAIR_LIMITS,
   type DataOp,
   type FetchKeysOp,
   type ScanOp,
+  type StreamPageOp,
+  type CleanupOp,
   type LeafCursor,
   type LeafKeysOp,
   type MerkleNodesOp,
@@ -374,6 +378,7 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
     if (ownsToken(d.hi, d.lo)) dataSlot[i] = slotOf(encodeStorageKey(d.hi, d.lo, d.table, d.key));
   }
   const entrySlots: Array<Int32Array | undefined> = new Array<Int32Array | undefined>(ops.length);
+  const entryVersions: Array<Version[][] | undefined> = new Array<Version[][] | undefined>(ops.length);
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     if (op.op === 'repair-write') {
@@ -381,6 +386,16 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
         replies[i] = { id: op.id, ok: false, code: 'bad_request', message: `repair-write takes at most ${REPAIR_LIMITS.maxKeysPerOp} entries` };
         continue;
       }
+      // Entries that carry record bytes (range streaming) are decoded here, all before any is
+      // applied: a record that does not decode fails the op and nothing of it is written.
+      const decoded: Version[][] = [];
+      try {
+        for (const entry of op.entries) decoded.push('record' in entry ? decodeRecord(entry.record) : entry.versions);
+      } catch (e) {
+        replies[i] = { id: op.id, ok: false, code: 'bad_request', message: `repair-write: a record does not decode: ${(e as Error).message}` };
+        continue;
+      }
+      entryVersions[i] = decoded;
       const slots = new Int32Array(op.entries.length).fill(-1);
       for (let e = 0; e < op.entries.length; e++) {
         const k = asBuffer(op.entries[e]!.key);
@@ -423,7 +438,7 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
         writes++;
         const entry = op.entries[e]!;
         const before = versionsAt(idx);
-        const merged = mergeVersions(entry.mode, before, entry.versions, data_.maxSiblings);
+        const merged = mergeVersions(entry.mode, before, entryVersions[i]![e]!, data_.maxSiblings);
         if (!versionsEqual(merged, before)) {
           current[idx] = merged;
           stored[idx] = undefined;
@@ -478,6 +493,10 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
           tombstonesPurged: purgedTotal,
         },
       };
+      continue;
+    }
+    if (op.op === 'cleanup') {
+      requestCleanup(op); // answered when the run finishes
       continue;
     }
     if (op.op === 'sweep') {
@@ -552,7 +571,7 @@ function treeFor(range: RangeRef): RangeTree {
   return rt;
 }
 
-type ControlOp = Exclude<DataOp, { op: 'repair-write' } | { op: 'sweep' }>;
+type ControlOp = Exclude<DataOp, { op: 'repair-write' } | { op: 'sweep' } | { op: 'cleanup' }>;
 
 function control(op: ControlOp): RepairResult {
   switch (op.op) {
@@ -575,6 +594,8 @@ function control(op: ControlOp): RepairResult {
       return fetchKeys(op);
     case 'scan':
       return scan(op);
+    case 'stream-page':
+      return streamPage(op);
     default: {
       const never: never = op;
       throw new OpError('bad_request', `unknown shard op ${JSON.stringify((never as { op: unknown }).op)}`);
@@ -646,42 +667,28 @@ function leafKeys(op: LeafKeysOp): RepairResult {
   return { kind: 'leaf-keys', ready: true, entries, next };
 }
 
+function checkRangeWords(op: { startHi: number; startLo: number; endHi: number; endLo: number }, what: string): void {
+  for (const v of [op.startHi, op.startLo, op.endHi, op.endLo]) if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new OpError('bad_request', `${what} bounds must be uint32 words`);
+}
+
 /** One page of a token-range scan of one table (see ScanOp). */
 function scan(op: ScanOp): RepairResult {
-  for (const v of [op.startHi, op.startLo, op.endHi, op.endLo]) if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new OpError('bad_request', 'scan bounds must be uint32 words');
+  checkRangeWords(op, 'scan');
   if (!(op.table instanceof Uint8Array) || op.table.length !== TABLE_ID_BYTES) throw new OpError('bad_request', `scan table must be a ${TABLE_ID_BYTES}-byte table id`);
   const limit = Math.max(1, Math.min(op.limit | 0, REPAIR_LIMITS.maxScanPage));
   const maxBytes = Math.max(1, Math.min(op.maxBytes ?? REPAIR_LIMITS.maxFetchBytes, REPAIR_LIMITS.maxFetchBytes));
-  const intervals = tokenRangeBounds(op.startHi, op.startLo, op.endHi, op.endLo);
-  let after: Buffer | null = op.after ? Buffer.from(op.after) : null;
-  // The interval the cursor is in: the first whose upper bound lies beyond it.
-  let iv = 0;
-  if (after) while (iv < intervals.length - 1 && intervals[iv]!.lt !== undefined && Buffer.compare(after, intervals[iv]!.lt!) >= 0) iv++;
-  const rows: Array<{ key: Uint8Array; record: Uint8Array }> = [];
-  const budget = 4 * limit;
-  let seen = 0;
-  let bytes = 0;
-  /** The last key examined: where the next page resumes (it finds its interval from the key). */
-  let last: Buffer | null = after;
-  while (rows.length < limit && seen < budget && bytes < maxBytes) {
-    const want = Math.min(limit - rows.length, budget - seen);
-    const chunk = readChunk(intervals[iv]!, after, want);
-    for (let j = 0; j < chunk.length; j += 2) {
-      const key = chunk[j]!;
-      seen++;
-      after = last = key;
-      if (!storageKeyHasTable(key, op.table)) continue;
-      rows.push({ key, record: chunk[j + 1]! });
-      bytes += key.length + chunk[j + 1]!.length;
-    }
-    if (chunk.length / 2 < want) {
-      // This interval is done; the next starts at its own lower bound (keys between intervals
-      // are outside the range), so the cursor within it starts over.
-      if (++iv >= intervals.length) return { kind: 'scan', rows, next: null };
-      after = null;
-    }
-  }
-  return { kind: 'scan', rows, next: last };
+  const page = pageRange(readChunk, { ...op, limit, maxBytes, table: op.table });
+  return { kind: 'scan', rows: page.rows, next: page.next };
+}
+
+/** One page of every table's rows of a token range, for range streaming (see StreamPageOp). */
+function streamPage(op: StreamPageOp): RepairResult {
+  checkRangeWords(op, 'stream-page');
+  if (op.after !== null && !(op.after instanceof Uint8Array)) throw new OpError('bad_request', 'stream-page cursor must be bytes or null');
+  const limit = Math.max(1, Math.min(op.limit | 0, REPAIR_LIMITS.maxStreamPage));
+  const maxBytes = Math.max(1, Math.min(op.maxBytes | 0, REPAIR_LIMITS.maxFetchBytes));
+  const page = pageRange(readChunk, { ...op, limit, maxBytes, table: null });
+  return { kind: 'stream-page', rows: page.rows, next: page.next };
 }
 
 function fetchKeys(op: FetchKeysOp): RepairResult {
@@ -829,6 +836,53 @@ function sweepStep(): void {
     sweepRun = newSweepRun(waiters);
     setImmediate(sweepStep);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup (src/streaming/shard-cleanup.ts): delete records of ranges this node gave up.
+
+let cleanupRun: CleanupRun | null = null;
+
+function requestCleanup(op: CleanupOp): void {
+  if (cleanupRun !== null) {
+    // One run at a time; a second request joins it (it will examine every key that is left).
+    cleanupRun.waiters.push(op.id);
+    return;
+  }
+  if (!Array.isArray(op.tables) || !Number.isInteger(op.defaultN) || op.defaultN < 1) {
+    send({ t: 'replies', wire: null, replies: [{ id: op.id, ok: false, code: 'bad_request', message: 'cleanup needs tables and defaultN' }] });
+    return;
+  }
+  cleanupRun = new CleanupRun(op);
+  setImmediate(cleanupStep);
+}
+
+const cleanupPorts = {
+  readChunk: (after: Buffer | null, limit: number): Buffer[] => readChunk({}, after, limit),
+  rank: (hi: number, lo: number): number => ring.replicaRank(hi, lo),
+  remove(rows: ReadonlyArray<readonly [Buffer, Buffer]>): void {
+    for (const [k] of rows) writeBatch.del(k);
+    writeBatch.commit(data_.durability === 'sync');
+    for (const [k, v] of rows) {
+      treeUpdate(k, hash64(v), null);
+      deadIndex.delete(k.toString('latin1'));
+    }
+    keyCount -= rows.length;
+  },
+};
+
+function cleanupStep(): void {
+  const run = cleanupRun;
+  invariant(run !== null, 'cleanup step without a cleanup run');
+  if (closing) return;
+  checkRing();
+  if (run.step(cleanupPorts)) {
+    setImmediate(cleanupStep);
+    return;
+  }
+  cleanupRun = null;
+  const cleanup = run.stats();
+  send({ t: 'replies', wire: null, replies: run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'cleanup' as const, cleanup } })) });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,6 +24,14 @@ export interface ShardWorkerData {
   tombstoneSweepIntervalMs: number;
 }
 
+/** A token range (start, end] as uint32 words (start == end: the whole ring). */
+export interface TokenRangeWords {
+  startHi: number;
+  startLo: number;
+  endHi: number;
+  endLo: number;
+}
+
 /**
  * A ring range (start, end] as the shard knows it: by ring position and bounds. Both must match one
  * of the shard's Merkle trees, so a caller holding a different ring view gets `range_unknown`
@@ -47,6 +55,8 @@ export const REPAIR_LIMITS = Object.freeze({
   maxFetchBytes: 4 * 1024 * 1024,
   /** Rows in one scan page. */
   maxScanPage: 1000,
+  /** Rows in one stream page of one shard (a streamed batch is bounded by bytes first). */
+  maxStreamPage: 8192,
 });
 
 /** Root hash (and readiness) of every Merkle tree of the shard. */
@@ -98,12 +108,19 @@ export interface FetchKeysOp {
   keys: Uint8Array[];
 }
 
-/** Merge repaired versions into given storage keys, exactly like replica writes (one batch). */
+/**
+ * Merge versions into given storage keys, exactly like replica writes (one batch). Each entry
+ * carries its versions decoded (repair) or as stored record bytes (range streaming: the shard
+ * decodes them, which keeps that work off the main thread); a record that does not decode fails
+ * the whole op and nothing is written.
+ */
 export interface RepairWriteOp {
   id: number;
   op: 'repair-write';
-  entries: Array<{ key: Uint8Array; mode: ConflictMode; versions: Version[] }>;
+  entries: Array<RepairWriteEntry>;
 }
+
+export type RepairWriteEntry = { key: Uint8Array; mode: ConflictMode; versions: Version[] } | { key: Uint8Array; mode: ConflictMode; record: Uint8Array };
 
 /** Purge records whose versions are all tombstones older than gcGraceSeconds; answers when done. */
 export interface SweepOp {
@@ -132,7 +149,33 @@ export interface ScanOp {
   limit: number;
 }
 
-export type RepairOp = ScanOp | MerkleRootsOp | MerkleTreeOp | MerkleNodesOp | LeafKeysOp | FetchKeysOp | RepairWriteOp | SweepOp;
+/**
+ * Range streaming's read side: the shard's rows of every table whose tokens lie in (start, end],
+ * in storage-key order after `after`, at most `limit` rows and about `maxBytes`; `next` resumes it
+ * (null: the range is done). Storage keys are the same on every node, so the cursor is too.
+ */
+export interface StreamPageOp extends TokenRangeWords {
+  id: number;
+  op: 'stream-page';
+  after: Uint8Array | null;
+  limit: number;
+  maxBytes: number;
+}
+
+/**
+ * Delete the records of ranges this node no longer replicates (`ringkv cleanup`): a key stays when
+ * this node is among the first N replicas of its token for its table's N (`tables`, by table id in
+ * hex; other tables use `defaultN`) or a pending replica of it. Runs in bounded chunks between
+ * other mailbox work; answers when done.
+ */
+export interface CleanupOp {
+  id: number;
+  op: 'cleanup';
+  tables: Array<{ id: string; n: number }>;
+  defaultN: number;
+}
+
+export type RepairOp = ScanOp | MerkleRootsOp | MerkleTreeOp | MerkleNodesOp | LeafKeysOp | FetchKeysOp | RepairWriteOp | SweepOp | StreamPageOp | CleanupOp;
 
 /**
  * The control ops `ShardPool.submit` carries. They share the shard's mailbox and queue bound with
@@ -163,6 +206,12 @@ export interface ShardStats {
   tombstonesPurged: number;
 }
 
+export interface CleanupStats {
+  scanned: number;
+  removed: number;
+  durationMs: number;
+}
+
 export interface RangeRoot extends RangeRef {
   hi: number;
   lo: number;
@@ -188,6 +237,8 @@ export type RepairResult =
   | { kind: 'fetch-keys'; answered: number; records: Array<Uint8Array | null> }
   | { kind: 'repair-write'; changed: number; notOwner: number }
   | { kind: 'sweep'; sweep: SweepStats }
+  | { kind: 'cleanup'; cleanup: CleanupStats }
+  | { kind: 'stream-page'; rows: Array<{ key: Uint8Array; record: Uint8Array }>; next: Uint8Array | null }
   /** Storage keys and their stored records (encodeRecord bytes), tombstones included. */
   | { kind: 'scan'; rows: Array<{ key: Uint8Array; record: Uint8Array }>; next: Uint8Array | null };
 
