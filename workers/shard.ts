@@ -42,7 +42,9 @@ import {
   type ShardToRouter,
   type ShardWorkerData,
 } from '../src/storage/shard-protocol.js';
-import { decodeRequests, WIRE_READ, WireReplyWriter, type WireRequest } from '../src/storage/shard-wire.js';
+import { decodeRequests, splitReplies, WIRE_READ, WireReplyWriter, type WireRequest } from '../src/storage/shard-wire.js';
+import { AdaptiveSpin, parkUntilData, readSeq } from '../src/storage/shard-channel.js';
+import { SpscRing } from '../src/storage/spsc-ring.js';
 import { RingTable } from '../src/ring/table.js';
 import { initHasher } from '../src/ring/hash.js';
 import { MerkleTree, initMerkle, leafIndex, type Hash64 } from '../src/merkle/index.js';
@@ -117,8 +119,18 @@ const deadIndex = new Set<string>();
 let deadIndexComplete = false;
 /** Bumped whenever the index overflows, so a full scan that saw an overflow does not call it complete. */
 let deadIndexOverflows = 0;
-/** Wire request messages received since the last drain (decoded at drain time, in order). */
-let wireQueue: Uint8Array[] = [];
+/**
+ * Request messages not applied yet, by sequence number: from the ring (shard-channel.ts) or, when
+ * one did not fit it, from the port. They are applied strictly in sequence (`nextSeq`), so the
+ * mailbox order is the router's submission order whichever way each message travelled.
+ */
+const inbox = new Map<number, Uint8Array>();
+let nextSeq = 0;
+const requestRing = new SpscRing(data_.channel.requests);
+const replyRing = new SpscRing(data_.channel.replies);
+const spin = new AdaptiveSpin(data_.spinMicros);
+/** Parked on the request ring (an Atomics.waitAsync is pending). */
+let parked = false;
 const replyWire = new WireReplyWriter();
 let scheduled = false;
 let closing = false;
@@ -302,17 +314,16 @@ function scanStep(): void {
 port.on('message', (msg: RouterToShard) => {
   if (msg.t === 'ops') {
     for (const op of msg.ops) queue.push(op);
-    if (msg.wire) wireQueue.push(msg.wire);
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(drain);
-    }
+    if (msg.wire && msg.seq !== null) inbox.set(msg.seq, msg.wire);
+    scheduleDrain();
   } else if (msg.t === 'close') {
     closing = true;
     if (syncTimer) clearInterval(syncTimer);
     clearInterval(ringTimer);
     clearInterval(sweepTimer);
-    if (!scheduled) finishClose();
+    // Requests the router published before it asked us to close are still answered.
+    if (scheduled || requestRing.hasData || inbox.size > 0 || queue.length > 0) scheduleDrain();
+    else finishClose();
   }
 });
 
@@ -321,20 +332,62 @@ function finishClose(): void {
   port.close();
 }
 
+function scheduleDrain(): void {
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(drain);
+  }
+}
+
+/** Woken by the router's push (or its nudge at close). */
+function onWake(): void {
+  parked = false;
+  if (!scheduled) drain();
+}
+
+/** Copy every published request message out of the ring into the inbox. */
+function pullRing(): void {
+  requestRing.drain((m) => inbox.set(readSeq(m), m.slice(4)));
+}
+
+/** Nothing to do: spin briefly for the next message, else park until the router publishes one. */
+function idle(): void {
+  if (scheduled || parked || closing) return;
+  if (spin.spin(requestRing)) return scheduleDrain();
+  parked = true;
+  if (!parkUntilData(requestRing, onWake)) {
+    parked = false;
+    scheduleDrain();
+  }
+}
+
+/** Reply bytes go back by the reply ring, cut at reply boundaries; what does not fit goes by message. */
+function sendReplies(replies: ShardResult[]): void {
+  if (replyWire.count > 0) {
+    for (const piece of splitReplies(replyWire.peek(), replyRing.maxMessageBytes)) {
+      if (replyRing.push(piece)) continue;
+      const copy = piece.slice();
+      port.postMessage({ t: 'replies', wire: copy, replies: [] } satisfies ShardToRouter, [copy.buffer]);
+    }
+    replyWire.reset();
+  }
+  if (replies.length > 0) port.postMessage({ t: 'replies', wire: null, replies } satisfies ShardToRouter);
+}
+
 function drain(): void {
   scheduled = false;
+  pullRing();
   const ops = queue;
   queue = [];
-  const wires = wireQueue;
-  wireQueue = [];
-  if (ops.length > 0 || wires.length > 0) {
-    const data: WireRequest[] = [];
-    for (const w of wires) for (const r of decodeRequests(w)) data.push(r);
-    const replies = processOps(data, ops);
-    const wire = replyWire.count > 0 ? replyWire.take() : null;
-    if (replies.length > 0 || wire) port.postMessage({ t: 'replies', wire, replies } satisfies ShardToRouter, wire ? [wire.buffer] : []);
+  const data: WireRequest[] = [];
+  for (let w = inbox.get(nextSeq); w !== undefined; w = inbox.get(nextSeq)) {
+    inbox.delete(nextSeq);
+    nextSeq = (nextSeq + 1) >>> 0;
+    for (const r of decodeRequests(w)) data.push(r);
   }
+  if (ops.length > 0 || data.length > 0) sendReplies(processOps(data, ops));
   if (closing) finishClose();
+  else idle();
 }
 
 class OpError extends Error {
@@ -853,6 +906,7 @@ sweepTimer.unref();
 
 checkRing();
 send({ t: 'ready', shard: data_.shard, keys: keyCount });
+idle();
 // The first sweep is the full scan that fills the dead-record index (chunked, in the background,
 // like the tree rebuild): after it, periodic and on-demand sweeps visit only dead records.
 requestSweep();

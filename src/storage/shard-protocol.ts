@@ -6,6 +6,7 @@
  * shard-wire.ts); control-plane ops (stats, Merkle trees, repair, sweep) as the typed objects below.
  */
 import type { ConflictMode, Durability } from '../config/config.js';
+import type { ShardChannelBuffers } from './shard-channel.js';
 import type { Version } from '../versions/index.js';
 
 export interface ShardWorkerData {
@@ -22,6 +23,10 @@ export interface ShardWorkerData {
   gcGraceSeconds: number;
   /** Period of the shard's own tombstone sweep (on-demand sweeps come as `sweep` ops). */
   tombstoneSweepIntervalMs: number;
+  /** The data channel's rings (shard-channel.ts). */
+  channel: ShardChannelBuffers;
+  /** Most microseconds the shard spins for the next request before parking (0: never spins). */
+  spinMicros: number;
 }
 
 /**
@@ -196,8 +201,12 @@ export type ShardResult =
   | { id: number; ok: true; repair: RepairResult }
   | { id: number; ok: false; code: string; message: string };
 
-/** `wire`: reads and writes (shard-wire.ts), its ArrayBuffer transferred; `ops`: control ops. */
-export type RouterToShard = { t: 'ops'; wire: Uint8Array<ArrayBuffer> | null; ops: ShardOp[] } | { t: 'close' };
+/**
+ * `wire`: a request message that did not fit the ring (shard-wire.ts, its ArrayBuffer
+ * transferred), with its sequence number (`seq`: the shard applies ring and port messages in one
+ * sequence); `ops`: control ops.
+ */
+export type RouterToShard = { t: 'ops'; seq: number | null; wire: Uint8Array<ArrayBuffer> | null; ops: ShardOp[] } | { t: 'close' };
 
 export type ShardToRouter =
   | { t: 'ready'; shard: number; keys: number }

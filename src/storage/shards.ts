@@ -4,7 +4,9 @@ import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import { mergeShardScanPages, type ShardScanPage } from './local-scan.js';
 import { shardOfToken } from './placement.js';
 import { REPAIR_LIMITS, type DataOp, type RouterToShard, type ScanOp, type ShardOp, type ShardResult, type ShardStats, type ShardToRouter, type ShardWorkerData } from './shard-protocol.js';
+import { DEFAULT_SPIN_MICROS, newShardChannel, parkUntilData, RING_FLUSH_BYTES } from './shard-channel.js';
 import { decodeReplies, WireRequestWriter, type WireReply } from './shard-wire.js';
+import { SpscRing } from './spsc-ring.js';
 
 type DataOpInput = DataOp extends infer T ? (T extends DataOp ? Omit<T, 'id'> : never) : never;
 
@@ -30,17 +32,27 @@ export class ShardPool {
   private readonly workers: Worker[] = [];
   private readonly outbox: ShardOp[][] = [];
   private readonly wire: WireRequestWriter[] = [];
+  /** Per shard: the request ring (we produce), the reply ring (we consume), the next request message's sequence number. */
+  private readonly reqRings: SpscRing[] = [];
+  private readonly repRings: SpscRing[] = [];
+  private readonly seq: number[] = [];
+  private readonly seqScratch = new Uint8Array(4);
+  private readonly seqView = new DataView(this.seqScratch.buffer);
+  /** Request messages that went by postMessage (did not fit the ring), for the stats. */
+  ringFallbacks = 0;
   private readonly pending: Array<Map<number, Pending>> = [];
   private readonly dataPending: Array<Map<number, WireCallback>> = [];
   private flushScheduled = false;
   private nextId = 1;
   private closed = false;
+  /** Set once every worker has closed: the reply rings are no longer polled. */
+  private stopped = false;
 
   private constructor(private readonly maxQueue: number) {}
 
   static async start(opts: {
     shards: number;
-    workerData: Omit<ShardWorkerData, 'shard' | 'shards'>;
+    workerData: Omit<ShardWorkerData, 'shard' | 'shards' | 'channel' | 'spinMicros'> & { spinMicros?: number };
     maxQueue: number;
     onExit?: (shard: number, code: number) => void;
   }): Promise<{ pool: ShardPool; keys: number[] }> {
@@ -48,7 +60,12 @@ export class ShardPool {
     const url = new URL('../../workers/shard.js', import.meta.url);
     const ready: Array<Promise<number>> = [];
     for (let i = 0; i < opts.shards; i++) {
-      const w = new Worker(url, { workerData: { ...opts.workerData, shard: i, shards: opts.shards } satisfies ShardWorkerData });
+      const channel = newShardChannel();
+      const wd: ShardWorkerData = { spinMicros: DEFAULT_SPIN_MICROS, ...opts.workerData, shard: i, shards: opts.shards, channel };
+      const w = new Worker(url, { workerData: wd });
+      pool.reqRings.push(new SpscRing(channel.requests));
+      pool.repRings.push(new SpscRing(channel.replies));
+      pool.seq.push(0);
       pool.workers.push(w);
       pool.outbox.push([]);
       pool.wire.push(new WireRequestWriter());
@@ -74,6 +91,7 @@ export class ShardPool {
       });
     }
     const keys = await Promise.all(ready);
+    for (let i = 0; i < opts.shards; i++) pool.pollReplies(i);
     return { pool, keys };
   }
 
@@ -111,8 +129,10 @@ export class ShardPool {
     if (no) return refuse(no, cb);
     const id = this.nextId++;
     this.dataPending[shard]!.set(id, cb);
-    this.wire[shard]!.write(id, table, hi, lo, key, mode, record, returnMerged);
-    this.scheduleFlush();
+    const w = this.wire[shard]!;
+    w.write(id, table, hi, lo, key, mode, record, returnMerged);
+    if (w.byteLength >= RING_FLUSH_BYTES) this.flushWire(shard);
+    else this.scheduleFlush();
   }
 
   /** Read the stored record of a key from its shard; `cb` gets it (null when absent). Refusals as for write. */
@@ -122,8 +142,10 @@ export class ShardPool {
     if (no) return refuse(no, cb);
     const id = this.nextId++;
     this.dataPending[shard]!.set(id, cb);
-    this.wire[shard]!.read(id, table, hi, lo, key);
-    this.scheduleFlush();
+    const w = this.wire[shard]!;
+    w.read(id, table, hi, lo, key);
+    if (w.byteLength >= RING_FLUSH_BYTES) this.flushWire(shard);
+    else this.scheduleFlush();
   }
 
   /** Control ops (Merkle, repair, sweep): typed objects, answered by promise. */
@@ -182,27 +204,70 @@ export class ShardPool {
   private flush(): void {
     this.flushScheduled = false;
     for (let i = 0; i < this.workers.length; i++) {
+      if (this.wire[i]!.count > 0) this.flushWire(i);
       const ops = this.outbox[i]!;
-      const w = this.wire[i]!;
-      if (ops.length === 0 && w.count === 0) continue;
-      if (ops.length > 0) this.outbox[i] = [];
-      const bytes = w.count > 0 ? w.take() : null;
-      const msg: RouterToShard = { t: 'ops', wire: bytes, ops };
-      this.workers[i]!.postMessage(msg, bytes ? [bytes.buffer] : []);
+      if (ops.length === 0) continue;
+      this.outbox[i] = [];
+      this.workers[i]!.postMessage({ t: 'ops', seq: null, wire: null, ops } satisfies RouterToShard);
     }
+  }
+
+  /**
+   * Hand shard i the reads and writes encoded so far, as one request message with the next
+   * sequence number: into its ring when it fits, else by postMessage (the shard's inbox puts both
+   * back in sequence order, shard-channel.ts).
+   */
+  private flushWire(i: number): void {
+    const w = this.wire[i]!;
+    if (w.count === 0) return;
+    const seq = this.seq[i]!;
+    this.seq[i] = (seq + 1) >>> 0;
+    const bytes = w.peek();
+    const ring = this.reqRings[i]!;
+    this.seqView.setUint32(0, seq, true);
+    if (bytes.length + 4 <= ring.maxMessageBytes && ring.push(this.seqScratch, bytes)) {
+      w.reset();
+      return;
+    }
+    this.ringFallbacks++;
+    const copy = w.take();
+    this.workers[i]!.postMessage({ t: 'ops', seq, wire: copy, ops: [] } satisfies RouterToShard, [copy.buffer]);
+  }
+
+  /**
+   * Consume shard i's reply ring until it is empty, then park on it (Atomics.waitAsync: the event
+   * loop keeps running) until the shard publishes again. Each message is copied out of the ring
+   * before its callbacks run: reply records are views the callers may hold a little longer.
+   */
+  private pollReplies(i: number): void {
+    if (this.stopped) return;
+    const ring = this.repRings[i]!;
+    for (;;) {
+      try {
+        ring.drain((m) => this.onWire(i, m.slice()));
+      } catch (e) {
+        // A callback's bug: surface it as before (an uncaught exception) without losing the channel.
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+      if (this.stopped || parkUntilData(ring, () => this.pollReplies(i))) return;
+    }
+  }
+
+  private onWire(shard: number, wire: Uint8Array): void {
+    const dp = this.dataPending[shard]!;
+    decodeReplies(wire, (id, reply) => {
+      const cb = dp.get(id);
+      invariant(cb !== undefined, `shard ${shard} answered unknown op ${id}`);
+      dp.delete(id);
+      cb(reply);
+    });
   }
 
   private onMessage(shard: number, m: ShardToRouter): void {
     if (m.t !== 'replies') return;
-    if (m.wire) {
-      const dp = this.dataPending[shard]!;
-      decodeReplies(m.wire, (id, reply) => {
-        const cb = dp.get(id);
-        invariant(cb !== undefined, `shard ${shard} answered unknown op ${id}`);
-        dp.delete(id);
-        cb(reply);
-      });
-    }
+    if (m.wire) this.onWire(shard, m.wire);
     const pend = this.pending[shard]!;
     for (const r of m.replies) {
       const p = pend.get(r.id);
@@ -228,12 +293,14 @@ export class ShardPool {
     this.flush();
     await Promise.all(
       this.workers.map(
-        (w) =>
+        (w, i) =>
           new Promise<void>((resolve) => {
             const t = setTimeout(() => void w.terminate().then(() => resolve()), 5000);
             w.on('message', (m: ShardToRouter) => {
               if (m.t === 'closed') {
                 clearTimeout(t);
+                // Replies the shard published before it said so.
+                this.repRings[i]!.drain((msg) => this.onWire(i, msg.slice()));
                 resolve();
               }
             });
@@ -245,6 +312,8 @@ export class ShardPool {
           }),
       ),
     );
+    this.stopped = true;
+    for (const r of this.repRings) r.nudge();
   }
 }
 
