@@ -43,6 +43,8 @@ export interface NodeConfig {
   /** Tombstones older than this are purged by the sweep (Cassandra's gc_grace_seconds). */
   gcGraceSeconds: number;
   tombstoneSweepIntervalMs: number;
+  /** Longest a shard spins for the router's next request before parking on its ring (0: never spins). */
+  shardSpinMicros: number;
   /** Hints older than this are dropped (anti-entropy covers the rest). */
   maxHintWindowMs: number;
   /** Hint replay throttle (hints per second per target node). */
@@ -89,6 +91,7 @@ export const DEFAULT_CONFIG: NodeConfig = {
   merkleDepth: 10,
   gcGraceSeconds: 864_000,
   tombstoneSweepIntervalMs: 60_000,
+  shardSpinMicros: 0,
   maxHintWindowMs: 3 * 3600 * 1000,
   hintReplayPerSecond: 5000,
   limits: { maxKeyBytes: 64 * 1024, maxValueBytes: 1024 * 1024, maxShardQueue: 50_000, maxJsonDepth: 512 },
@@ -220,6 +223,7 @@ export function validateConfig(c: NodeConfig): void {
   intIn(c.merkleDepth, 1, 16, 'merkleDepth');
   intIn(c.gcGraceSeconds, 0, 10 * 365 * 86400, 'gcGraceSeconds');
   intIn(c.tombstoneSweepIntervalMs, 10, 24 * 3600 * 1000, 'tombstoneSweepIntervalMs');
+  intIn(c.shardSpinMicros, 0, 10_000, 'shardSpinMicros');
   intIn(c.maxHintWindowMs, 0, 30 * 86400 * 1000, 'maxHintWindowMs');
   intIn(c.hintReplayPerSecond, 1, 10_000_000, 'hintReplayPerSecond');
   intIn(c.limits.maxKeyBytes, 1, 1024 * 1024, 'limits.maxKeyBytes');

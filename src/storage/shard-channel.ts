@@ -24,7 +24,7 @@ import { SpscRing } from './spsc-ring.js';
 export const SHARD_RING_BYTES = 1 << 20;
 /** A flush larger than this is cut into several ring messages (at op boundaries). */
 export const RING_FLUSH_BYTES = 128 * 1024;
-/** Upper bound of the shard's spin before parking (adaptive below it; 0 disables spinning). */
+/** Default upper bound of the shard's spin before parking (config `shardSpinMicros`; 0 disables spinning). */
 export const DEFAULT_SPIN_MICROS = 0;
 
 export interface ShardChannelBuffers {
