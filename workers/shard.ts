@@ -22,6 +22,8 @@
  * tree being rebuilt answers repair requests with `ready: false`: its hashes are incomplete.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { expose } from 'comlink';
+import { portEndpoint } from '../src/util/comlink-port.js';
 import { newRocks, readRowsSync, SyncWriteBatch, type ColumnHandle } from '../src/storage/rocks.js';
 import { shardColumn, META_CF } from '../src/storage/db.js';
 import { encodeStorageKey, MIN_STORAGE_KEY_BYTES, storageKeyHasTable, TABLE_ID_BYTES, tokenRangeBounds, type KeyBounds } from '../src/storage/keys.js';
@@ -41,6 +43,9 @@ import {
   type ShardResult,
   type ShardToRouter,
   type ShardWorkerData,
+  type ShardControlApi,
+  type DataOpInput,
+  type ShardStats,
 } from '../src/storage/shard-protocol.js';
 import { decodeRequests, splitReplies, WIRE_READ, WireReplyWriter, type WireRequest } from '../src/storage/shard-wire.js';
 import { AdaptiveSpin, parkUntilData, readSeq } from '../src/storage/shard-channel.js';
@@ -313,8 +318,7 @@ function scanStep(): void {
 
 port.on('message', (msg: RouterToShard) => {
   if (msg.t === 'ops') {
-    for (const op of msg.ops) queue.push(op);
-    if (msg.wire && msg.seq !== null) inbox.set(msg.seq, msg.wire);
+    inbox.set(msg.seq, msg.wire);
     scheduleDrain();
   } else if (msg.t === 'close') {
     closing = true;
@@ -329,6 +333,7 @@ port.on('message', (msg: RouterToShard) => {
 
 function finishClose(): void {
   send({ t: 'closed' });
+  data_.control.close();
   port.close();
 }
 
@@ -367,12 +372,43 @@ function sendReplies(replies: ShardResult[]): void {
     for (const piece of splitReplies(replyWire.peek(), replyRing.maxMessageBytes)) {
       if (replyRing.push(piece)) continue;
       const copy = piece.slice();
-      port.postMessage({ t: 'replies', wire: copy, replies: [] } satisfies ShardToRouter, [copy.buffer]);
+      port.postMessage({ t: 'replies', wire: copy } satisfies ShardToRouter, [copy.buffer]);
     }
     replyWire.reset();
   }
-  if (replies.length > 0) port.postMessage({ t: 'replies', wire: null, replies } satisfies ShardToRouter);
+  answerControl(replies);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Control plane (comlink, ShardControlApi): each call's op joins the one mailbox queue that the
+// data ring drains into, and its promise is resolved with the op's answer after the group commit.
+
+const controlWaiters = new Map<number, (r: ShardResult) => void>();
+let nextControlId = 1;
+
+function enqueueControl(op: ShardOp, resolve: (r: ShardResult) => void): void {
+  controlWaiters.set(op.id, resolve);
+  queue.push(op);
+  scheduleDrain();
+}
+
+function answerControl(replies: ShardResult[]): void {
+  for (const r of replies) {
+    const w = controlWaiters.get(r.id);
+    if (!w) continue;
+    controlWaiters.delete(r.id);
+    w(r);
+  }
+}
+
+const controlApi: ShardControlApi = {
+  submit: (op: DataOpInput) => new Promise<ShardResult>((resolve) => enqueueControl({ ...op, id: nextControlId++ } as DataOp, resolve)),
+  stats: () =>
+    new Promise<ShardStats>((resolve, reject) =>
+      enqueueControl({ id: nextControlId++, op: 'stats' }, (r) => (r.ok && 'stats' in r ? resolve(r.stats) : reject(new Error(`shard ${data_.shard}: bad stats answer`)))),
+    ),
+};
+expose(controlApi, portEndpoint(data_.control));
 
 function drain(): void {
   scheduled = false;
@@ -874,7 +910,7 @@ function sweepStep(): void {
   // A full scan saw every stored record and noted each dead one: from now on the index is exact.
   if (!run.indexed && deadIndexOverflows === run.overflowsAtStart) deadIndexComplete = true;
   const sweep = { scanned: run.scanned, purged: run.purged, durationMs: Math.round(performance.now() - run.t0), indexed: run.indexed };
-  if (run.waiters.length > 0) send({ t: 'replies', wire: null, replies: run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'sweep' as const, sweep } })) });
+  if (run.waiters.length > 0) answerControl(run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'sweep' as const, sweep } })));
   sweepRun = null;
   if (sweepNext !== null) {
     const waiters = sweepNext;

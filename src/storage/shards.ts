@@ -1,17 +1,27 @@
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { wrap, type Remote } from 'comlink';
+import { portEndpoint } from '../util/comlink-port.js';
 import type { ConflictMode } from '../config/config.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import { mergeShardScanPages, type ShardScanPage } from './local-scan.js';
 import { shardOfToken } from './placement.js';
-import { REPAIR_LIMITS, type DataOp, type RouterToShard, type ScanOp, type ShardOp, type ShardResult, type ShardStats, type ShardToRouter, type ShardWorkerData } from './shard-protocol.js';
+import {
+  REPAIR_LIMITS,
+  type DataOpInput,
+  type RouterToShard,
+  type ScanOp,
+  type ShardControlApi,
+  type ShardResult,
+  type ShardStats,
+  type ShardToRouter,
+  type ShardWorkerData,
+} from './shard-protocol.js';
 import { DEFAULT_SPIN_MICROS, newShardChannel, parkUntilData, RING_FLUSH_BYTES } from './shard-channel.js';
 import { decodeReplies, WireRequestWriter, type WireReply } from './shard-wire.js';
 import { SpscRing } from './spsc-ring.js';
 
-type DataOpInput = DataOp extends infer T ? (T extends DataOp ? Omit<T, 'id'> : never) : never;
-
-interface Pending {
-  resolve: (r: ShardResult) => void;
+/** A control call in flight, so a shard that dies fails it (comlink alone would wait forever). */
+interface ControlCall {
   reject: (e: Error) => void;
 }
 
@@ -30,7 +40,10 @@ export type WireCallback = (reply: WireReply) => void;
  */
 export class ShardPool {
   private readonly workers: Worker[] = [];
-  private readonly outbox: ShardOp[][] = [];
+  /** Per shard: the comlink proxy of its control API, its port, and the calls in flight. */
+  private readonly controls: Array<Remote<ShardControlApi>> = [];
+  private readonly controlPorts: MessagePort[] = [];
+  private readonly controlCalls: Array<Set<ControlCall>> = [];
   private readonly wire: WireRequestWriter[] = [];
   /** Per shard: the request ring (we produce), the reply ring (we consume), the next request message's sequence number. */
   private readonly reqRings: SpscRing[] = [];
@@ -40,7 +53,6 @@ export class ShardPool {
   private readonly seqView = new DataView(this.seqScratch.buffer);
   /** Request messages that went by postMessage (did not fit the ring), for the stats. */
   ringFallbacks = 0;
-  private readonly pending: Array<Map<number, Pending>> = [];
   private readonly dataPending: Array<Map<number, WireCallback>> = [];
   private flushScheduled = false;
   private nextId = 1;
@@ -52,7 +64,7 @@ export class ShardPool {
 
   static async start(opts: {
     shards: number;
-    workerData: Omit<ShardWorkerData, 'shard' | 'shards' | 'channel' | 'spinMicros'> & { spinMicros?: number };
+    workerData: Omit<ShardWorkerData, 'shard' | 'shards' | 'channel' | 'spinMicros' | 'control'> & { spinMicros?: number };
     maxQueue: number;
     onExit?: (shard: number, code: number) => void;
   }): Promise<{ pool: ShardPool; keys: number[] }> {
@@ -61,15 +73,17 @@ export class ShardPool {
     const ready: Array<Promise<number>> = [];
     for (let i = 0; i < opts.shards; i++) {
       const channel = newShardChannel();
-      const wd: ShardWorkerData = { spinMicros: DEFAULT_SPIN_MICROS, ...opts.workerData, shard: i, shards: opts.shards, channel };
-      const w = new Worker(url, { workerData: wd });
+      const control = new MessageChannel();
+      const wd: ShardWorkerData = { spinMicros: DEFAULT_SPIN_MICROS, ...opts.workerData, shard: i, shards: opts.shards, channel, control: control.port2 };
+      const w = new Worker(url, { workerData: wd, transferList: [control.port2] });
+      pool.controlPorts.push(control.port1);
+      pool.controls.push(wrap<ShardControlApi>(portEndpoint(control.port1)));
+      pool.controlCalls.push(new Set());
       pool.reqRings.push(new SpscRing(channel.requests));
       pool.repRings.push(new SpscRing(channel.replies));
       pool.seq.push(0);
       pool.workers.push(w);
-      pool.outbox.push([]);
       pool.wire.push(new WireRequestWriter());
-      pool.pending.push(new Map());
       pool.dataPending.push(new Map());
       ready.push(
         new Promise<number>((resolve, reject) => {
@@ -105,7 +119,7 @@ export class ShardPool {
   }
 
   queueDepth(shard: number): number {
-    return this.pending[shard]!.size + this.dataPending[shard]!.size;
+    return this.controlCalls[shard]!.size + this.dataPending[shard]!.size;
   }
 
   /** Why a new op for `shard` cannot be queued now, or null. */
@@ -148,13 +162,11 @@ export class ShardPool {
     else this.scheduleFlush();
   }
 
-  /** Control ops (Merkle, repair, sweep): typed objects, answered by promise. */
+  /** Control ops (Merkle, repair, sweep, scan pages): typed calls on the shard's comlink control API. */
   submit(shard: number, op: DataOpInput): Promise<ShardResult> {
     const no = this.refusal(shard);
     if (no) return Promise.reject(no);
-    const id = this.nextId++;
-    const full = { ...op, id } as DataOp;
-    return this.enqueue(shard, full);
+    return this.call<ShardResult>(shard, (api) => api.submit(op));
   }
 
   /**
@@ -177,18 +189,26 @@ export class ShardPool {
   }
 
   stats(shard: number): Promise<ShardStats> {
-    const id = this.nextId++;
-    return this.enqueue(shard, { id, op: 'stats' }).then((r) => {
-      if (r.ok && 'stats' in r) return r.stats;
-      throw new Error(`shard ${shard}: bad stats reply`);
-    });
+    if (this.closed) return Promise.reject(new RingkvError('unavailable', 'node is shutting down'));
+    return this.call<ShardStats>(shard, (api) => api.stats());
   }
 
-  private enqueue(shard: number, op: ShardOp): Promise<ShardResult> {
-    return new Promise<ShardResult>((resolve, reject) => {
-      this.pending[shard]!.set(op.id, { resolve, reject });
-      this.outbox[shard]!.push(op);
-      this.scheduleFlush();
+  /** One control call, failed with `unavailable` if the shard dies first. */
+  private call<T>(shard: number, fn: (api: Remote<ShardControlApi>) => Promise<T>): Promise<T> {
+    const calls = this.controlCalls[shard]!;
+    return new Promise<T>((resolve, reject) => {
+      const entry: ControlCall = { reject };
+      calls.add(entry);
+      fn(this.controls[shard]!).then(
+        (v) => {
+          calls.delete(entry);
+          resolve(v);
+        },
+        (e: unknown) => {
+          calls.delete(entry);
+          reject(e instanceof Error ? e : new Error(String(e)));
+        },
+      );
     });
   }
 
@@ -209,13 +229,7 @@ export class ShardPool {
 
   private flush(): void {
     this.flushScheduled = false;
-    for (let i = 0; i < this.workers.length; i++) {
-      if (this.wire[i]!.count > 0) this.flushWire(i);
-      const ops = this.outbox[i]!;
-      if (ops.length === 0) continue;
-      this.outbox[i] = [];
-      this.workers[i]!.postMessage({ t: 'ops', seq: null, wire: null, ops } satisfies RouterToShard);
-    }
+    for (let i = 0; i < this.workers.length; i++) if (this.wire[i]!.count > 0) this.flushWire(i);
   }
 
   /**
@@ -237,7 +251,7 @@ export class ShardPool {
     }
     this.ringFallbacks++;
     const copy = w.take();
-    this.workers[i]!.postMessage({ t: 'ops', seq, wire: copy, ops: [] } satisfies RouterToShard, [copy.buffer]);
+    this.workers[i]!.postMessage({ t: 'ops', seq, wire: copy } satisfies RouterToShard, [copy.buffer]);
   }
 
   /**
@@ -272,22 +286,14 @@ export class ShardPool {
   }
 
   private onMessage(shard: number, m: ShardToRouter): void {
-    if (m.t !== 'replies') return;
-    if (m.wire) this.onWire(shard, m.wire);
-    const pend = this.pending[shard]!;
-    for (const r of m.replies) {
-      const p = pend.get(r.id);
-      if (!p) continue;
-      pend.delete(r.id);
-      p.resolve(r);
-    }
+    if (m.t === 'replies') this.onWire(shard, m.wire);
   }
 
   private failAll(shard: number, e: Error): void {
     const err = new RingkvError('unavailable', `shard ${shard} failed: ${e.message}`);
-    const pend = this.pending[shard]!;
-    for (const p of pend.values()) p.reject(err);
-    pend.clear();
+    const calls = [...this.controlCalls[shard]!];
+    this.controlCalls[shard]!.clear();
+    for (const c of calls) c.reject(err);
     const dp = this.dataPending[shard]!;
     const cbs = [...dp.values()];
     dp.clear();
@@ -320,6 +326,7 @@ export class ShardPool {
     );
     this.stopped = true;
     for (const r of this.repRings) r.nudge();
+    for (const p of this.controlPorts) p.close();
   }
 }
 
