@@ -56,6 +56,8 @@ export class ShardPool {
   private readonly dataPending: Array<Map<number, WireCallback>> = [];
   private flushScheduled = false;
   private nextId = 1;
+  /** Told the op count of every message posted to a shard (metrics: the router-side batch sizes). */
+  onBatch: ((shard: number, ops: number) => void) | undefined;
   private closed = false;
   /** Set once every worker has closed: the reply rings are no longer polled. */
   private stopped = false;
@@ -242,6 +244,7 @@ export class ShardPool {
     if (w.count === 0) return;
     const seq = this.seq[i]!;
     this.seq[i] = (seq + 1) >>> 0;
+    this.onBatch?.(i, w.count);
     const bytes = w.peek();
     const ring = this.reqRings[i]!;
     this.seqView.setUint32(0, seq, true);
