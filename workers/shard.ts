@@ -370,7 +370,8 @@ function idle(): void {
 function sendReplies(replies: ShardResult[]): void {
   if (replyWire.count > 0) {
     for (const piece of splitReplies(replyWire.peek(), replyRing.maxMessageBytes)) {
-      if (replyRing.push(piece)) continue;
+      // A reply larger than the ring's message bound (a key's siblings of several MiB) goes by message.
+      if (piece.length <= replyRing.maxMessageBytes && replyRing.push(piece)) continue;
       const copy = piece.slice();
       port.postMessage({ t: 'replies', wire: copy } satisfies ShardToRouter, [copy.buffer]);
     }
