@@ -22,6 +22,8 @@
  * tree being rebuilt answers repair requests with `ready: false`: its hashes are incomplete.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { expose } from 'comlink';
+import { portEndpoint } from '../src/util/comlink-port.js';
 import { newRocks, readRowsSync, SyncWriteBatch, type ColumnHandle } from '../src/storage/rocks.js';
 import { shardColumn, META_CF } from '../src/storage/db.js';
 import { encodeStorageKey, MIN_STORAGE_KEY_BYTES, storageKeyHasTable, TABLE_ID_BYTES, tokenRangeBounds, type KeyBounds } from '../src/storage/keys.js';
@@ -45,8 +47,13 @@ import {
   type ShardResult,
   type ShardToRouter,
   type ShardWorkerData,
+  type ShardControlApi,
+  type DataOpInput,
+  type ShardStats,
 } from '../src/storage/shard-protocol.js';
-import { decodeRequests, WIRE_READ, WireReplyWriter, type WireRequest } from '../src/storage/shard-wire.js';
+import { decodeRequests, splitReplies, WIRE_READ, WireReplyWriter, type WireRequest } from '../src/storage/shard-wire.js';
+import { AdaptiveSpin, parkUntilData, readSeq } from '../src/storage/shard-channel.js';
+import { SpscRing } from '../src/storage/spsc-ring.js';
 import { RingTable } from '../src/ring/table.js';
 import { initHasher } from '../src/ring/hash.js';
 import { MerkleTree, initMerkle, leafIndex, type Hash64 } from '../src/merkle/index.js';
@@ -121,8 +128,18 @@ const deadIndex = new Set<string>();
 let deadIndexComplete = false;
 /** Bumped whenever the index overflows, so a full scan that saw an overflow does not call it complete. */
 let deadIndexOverflows = 0;
-/** Wire request messages received since the last drain (decoded at drain time, in order). */
-let wireQueue: Uint8Array[] = [];
+/**
+ * Request messages not applied yet, by sequence number: from the ring (shard-channel.ts) or, when
+ * one did not fit it, from the port. They are applied strictly in sequence (`nextSeq`), so the
+ * mailbox order is the router's submission order whichever way each message travelled.
+ */
+const inbox = new Map<number, Uint8Array>();
+let nextSeq = 0;
+const requestRing = new SpscRing(data_.channel.requests);
+const replyRing = new SpscRing(data_.channel.replies);
+const spin = new AdaptiveSpin(data_.spinMicros);
+/** Parked on the request ring (an Atomics.waitAsync is pending). */
+let parked = false;
 const replyWire = new WireReplyWriter();
 let scheduled = false;
 let closing = false;
@@ -305,40 +322,113 @@ function scanStep(): void {
 
 port.on('message', (msg: RouterToShard) => {
   if (msg.t === 'ops') {
-    for (const op of msg.ops) queue.push(op);
-    if (msg.wire) wireQueue.push(msg.wire);
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(drain);
-    }
+    inbox.set(msg.seq, msg.wire);
+    scheduleDrain();
   } else if (msg.t === 'close') {
     closing = true;
     if (syncTimer) clearInterval(syncTimer);
     clearInterval(ringTimer);
     clearInterval(sweepTimer);
-    if (!scheduled) finishClose();
+    // Requests the router published before it asked us to close are still answered.
+    if (scheduled || requestRing.hasData || inbox.size > 0 || queue.length > 0) scheduleDrain();
+    else finishClose();
   }
 });
 
 function finishClose(): void {
   send({ t: 'closed' });
+  data_.control.close();
   port.close();
 }
 
+function scheduleDrain(): void {
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(drain);
+  }
+}
+
+/** Woken by the router's push (or its nudge at close). */
+function onWake(): void {
+  parked = false;
+  if (!scheduled) drain();
+}
+
+/** Copy every published request message out of the ring into the inbox. */
+function pullRing(): void {
+  requestRing.drain((m) => inbox.set(readSeq(m), m.slice(4)));
+}
+
+/** Nothing to do: spin briefly for the next message, else park until the router publishes one. */
+function idle(): void {
+  if (scheduled || parked || closing) return;
+  if (spin.spin(requestRing)) return scheduleDrain();
+  parked = true;
+  if (!parkUntilData(requestRing, onWake)) {
+    parked = false;
+    scheduleDrain();
+  }
+}
+
+/** Reply bytes go back by the reply ring, cut at reply boundaries; what does not fit goes by message. */
+function sendReplies(replies: ShardResult[]): void {
+  if (replyWire.count > 0) {
+    for (const piece of splitReplies(replyWire.peek(), replyRing.maxMessageBytes)) {
+      // A reply larger than the ring's message bound (a key's siblings of several MiB) goes by message.
+      if (piece.length <= replyRing.maxMessageBytes && replyRing.push(piece)) continue;
+      const copy = piece.slice();
+      port.postMessage({ t: 'replies', wire: copy } satisfies ShardToRouter, [copy.buffer]);
+    }
+    replyWire.reset();
+  }
+  answerControl(replies);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control plane (comlink, ShardControlApi): each call's op joins the one mailbox queue that the
+// data ring drains into, and its promise is resolved with the op's answer after the group commit.
+
+const controlWaiters = new Map<number, (r: ShardResult) => void>();
+let nextControlId = 1;
+
+function enqueueControl(op: ShardOp, resolve: (r: ShardResult) => void): void {
+  controlWaiters.set(op.id, resolve);
+  queue.push(op);
+  scheduleDrain();
+}
+
+function answerControl(replies: ShardResult[]): void {
+  for (const r of replies) {
+    const w = controlWaiters.get(r.id);
+    if (!w) continue;
+    controlWaiters.delete(r.id);
+    w(r);
+  }
+}
+
+const controlApi: ShardControlApi = {
+  submit: (op: DataOpInput) => new Promise<ShardResult>((resolve) => enqueueControl({ ...op, id: nextControlId++ } as DataOp, resolve)),
+  stats: () =>
+    new Promise<ShardStats>((resolve, reject) =>
+      enqueueControl({ id: nextControlId++, op: 'stats' }, (r) => (r.ok && 'stats' in r ? resolve(r.stats) : reject(new Error(`shard ${data_.shard}: bad stats answer`)))),
+    ),
+};
+expose(controlApi, portEndpoint(data_.control));
+
 function drain(): void {
   scheduled = false;
+  pullRing();
   const ops = queue;
   queue = [];
-  const wires = wireQueue;
-  wireQueue = [];
-  if (ops.length > 0 || wires.length > 0) {
-    const data: WireRequest[] = [];
-    for (const w of wires) for (const r of decodeRequests(w)) data.push(r);
-    const replies = processOps(data, ops);
-    const wire = replyWire.count > 0 ? replyWire.take() : null;
-    if (replies.length > 0 || wire) port.postMessage({ t: 'replies', wire, replies } satisfies ShardToRouter, wire ? [wire.buffer] : []);
+  const data: WireRequest[] = [];
+  for (let w = inbox.get(nextSeq); w !== undefined; w = inbox.get(nextSeq)) {
+    inbox.delete(nextSeq);
+    nextSeq = (nextSeq + 1) >>> 0;
+    for (const r of decodeRequests(w)) data.push(r);
   }
+  if (ops.length > 0 || data.length > 0) sendReplies(processOps(data, ops));
   if (closing) finishClose();
+  else idle();
 }
 
 class OpError extends Error {
@@ -828,7 +918,7 @@ function sweepStep(): void {
   // A full scan saw every stored record and noted each dead one: from now on the index is exact.
   if (!run.indexed && deadIndexOverflows === run.overflowsAtStart) deadIndexComplete = true;
   const sweep = { scanned: run.scanned, purged: run.purged, durationMs: Math.round(performance.now() - run.t0), indexed: run.indexed };
-  if (run.waiters.length > 0) send({ t: 'replies', wire: null, replies: run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'sweep' as const, sweep } })) });
+  if (run.waiters.length > 0) answerControl(run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'sweep' as const, sweep } })));
   sweepRun = null;
   if (sweepNext !== null) {
     const waiters = sweepNext;
@@ -907,6 +997,7 @@ sweepTimer.unref();
 
 checkRing();
 send({ t: 'ready', shard: data_.shard, keys: keyCount });
+idle();
 // The first sweep is the full scan that fills the dead-record index (chunked, in the background,
 // like the tree rebuild): after it, periodic and on-demand sweeps visit only dead records.
 requestSweep();

@@ -46,6 +46,8 @@ export interface NodeConfig {
   /** Tombstones older than this are purged by the sweep (Cassandra's gc_grace_seconds). */
   gcGraceSeconds: number;
   tombstoneSweepIntervalMs: number;
+  /** Longest a shard spins for the router's next request before parking on its ring (0: never spins). */
+  shardSpinMicros: number;
   /** Hints older than this are dropped (anti-entropy covers the rest). */
   maxHintWindowMs: number;
   /** Hint replay throttle (hints per second per target node). */
@@ -127,6 +129,7 @@ export const DEFAULT_CONFIG: NodeConfig = {
   merkleDepth: 10,
   gcGraceSeconds: 864_000,
   tombstoneSweepIntervalMs: 60_000,
+  shardSpinMicros: 0,
   maxHintWindowMs: 3 * 3600 * 1000,
   hintReplayPerSecond: 5000,
   streamThroughputMiBs: 64,
@@ -304,6 +307,7 @@ export function validateConfig(c: NodeConfig): void {
   intIn(c.merkleDepth, 1, 16, 'merkleDepth');
   intIn(c.gcGraceSeconds, 0, 10 * 365 * 86400, 'gcGraceSeconds');
   intIn(c.tombstoneSweepIntervalMs, 10, 24 * 3600 * 1000, 'tombstoneSweepIntervalMs');
+  intIn(c.shardSpinMicros, 0, 10_000, 'shardSpinMicros');
   intIn(c.maxHintWindowMs, 0, 30 * 86400 * 1000, 'maxHintWindowMs');
   intIn(c.hintReplayPerSecond, 1, 10_000_000, 'hintReplayPerSecond');
   if (typeof c.streamThroughputMiBs !== 'number' || !(c.streamThroughputMiBs >= 0.01 && c.streamThroughputMiBs <= 100_000)) {

@@ -194,6 +194,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
       merkleDepth: config.merkleDepth,
       gcGraceSeconds: config.gcGraceSeconds,
       tombstoneSweepIntervalMs: config.tombstoneSweepIntervalMs,
+      spinMicros: config.shardSpinMicros,
     },
     onExit: (shard, code) => {
       // A shard actor dying means its column family has no owner: crash loudly rather than limp on.

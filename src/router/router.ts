@@ -1011,7 +1011,8 @@ class ReadCoordination {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.timer);
-    const repairing = this.repairMode !== 'off' && this.tracker.acknowledged >= this.cons.required ? this.readRepair() : null;
+    // One reply has nothing to repair: no async repair (and no promise) at all.
+    const repairing = this.repairMode !== 'off' && this.replies.length > 1 && this.tracker.acknowledged >= this.cons.required ? this.readRepair() : null;
     if (repairing && this.repairMode === 'blocking') void repairing.then(() => this.answer());
     else this.answer();
   }
@@ -1025,7 +1026,8 @@ class ReadCoordination {
       this.done(this.p.quorumError('read', this.tracker, this.cons, this.tracker.state === 'pending'), undefined);
       return;
     }
-    const merged = reconcile(this.table.conflicts, this.replies, this.p.maxSiblings());
+    // A single replica's versions are its stored merge already (merging them into nothing is the identity).
+    const merged = this.replies.length === 1 ? this.replies[0]!.versions : reconcile(this.table.conflicts, this.replies, this.p.maxSiblings());
     this.done(null, { values: readableValues(merged), context: encodeContext(contextOf(merged)), consistency: report(this.cons, this.tracker.acknowledged) });
   }
 

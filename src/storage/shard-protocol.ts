@@ -6,6 +6,8 @@
  * shard-wire.ts); control-plane ops (stats, Merkle trees, repair, sweep) as the typed objects below.
  */
 import type { ConflictMode, Durability } from '../config/config.js';
+import type { MessagePort } from 'node:worker_threads';
+import type { ShardChannelBuffers } from './shard-channel.js';
 import type { Version } from '../versions/index.js';
 
 export interface ShardWorkerData {
@@ -22,6 +24,12 @@ export interface ShardWorkerData {
   gcGraceSeconds: number;
   /** Period of the shard's own tombstone sweep (on-demand sweeps come as `sweep` ops). */
   tombstoneSweepIntervalMs: number;
+  /** The data channel's rings (shard-channel.ts). */
+  channel: ShardChannelBuffers;
+  /** Most microseconds the shard spins for the next request before parking (0: never spins). */
+  spinMicros: number;
+  /** The control plane's own port: ShardControlApi, exposed with comlink (transferred to the worker). */
+  control: MessagePort;
 }
 
 /** A token range (start, end] as uint32 words (start == end: the whole ring). */
@@ -247,10 +255,35 @@ export type ShardResult =
   | { id: number; ok: true; repair: RepairResult }
   | { id: number; ok: false; code: string; message: string };
 
-/** `wire`: reads and writes (shard-wire.ts), its ArrayBuffer transferred; `ops`: control ops. */
-export type RouterToShard = { t: 'ops'; wire: Uint8Array<ArrayBuffer> | null; ops: ShardOp[] } | { t: 'close' };
+/** A control op as a caller gives it: the shard numbers it (its mailbox bookkeeping). */
+export type DataOpInput = DataOp extends infer T ? (T extends DataOp ? Omit<T, 'id'> : never) : never;
+
+/**
+ * The shard's control plane (issue 12): typed calls exposed with comlink on the worker's own
+ * control MessagePort, so no request ids or pending maps are written by hand on either side. A
+ * call puts its op into the actor's single mailbox queue, the same one the data ring's reads and
+ * writes are drained into, so a repair write and a client write to the same key are merged one
+ * after the other by the same actor (docs/architecture.md, "Control plane"). The hot data path
+ * stays on the rings (shard-channel.ts).
+ *
+ * A new control op: add it to DataOp (with its answer to RepairResult) and handle it in the
+ * shard's `control()` switch; callers use `ShardPool.submit(shard, op)`.
+ */
+export interface ShardControlApi {
+  /** Run a control op in mailbox order; answered after the group commit of its turn (a sweep: when it finishes). */
+  submit(op: DataOpInput): Promise<ShardResult>;
+  stats(): Promise<ShardStats>;
+}
+
+/**
+ * Data messages on the worker's own port (control traffic has its own port, above): `wire`, a
+ * request message that did not fit the ring (shard-wire.ts, its ArrayBuffer transferred), with its
+ * sequence number (the shard applies ring and port messages in one sequence).
+ */
+export type RouterToShard = { t: 'ops'; seq: number; wire: Uint8Array<ArrayBuffer> } | { t: 'close' };
 
 export type ShardToRouter =
   | { t: 'ready'; shard: number; keys: number }
-  | { t: 'replies'; wire: Uint8Array<ArrayBuffer> | null; replies: ShardResult[] }
+  /** Reply bytes that did not fit the reply ring. */
+  | { t: 'replies'; wire: Uint8Array<ArrayBuffer> }
   | { t: 'closed' };
