@@ -940,7 +940,7 @@ function requestCleanup(op: CleanupOp): void {
     return;
   }
   if (!Array.isArray(op.tables) || !Number.isInteger(op.defaultN) || op.defaultN < 1) {
-    send({ t: 'replies', wire: null, replies: [{ id: op.id, ok: false, code: 'bad_request', message: 'cleanup needs tables and defaultN' }] });
+    answerControl([{ id: op.id, ok: false, code: 'bad_request', message: 'cleanup needs tables and defaultN' }]);
     return;
   }
   cleanupRun = new CleanupRun(op);
@@ -972,7 +972,7 @@ function cleanupStep(): void {
   }
   cleanupRun = null;
   const cleanup = run.stats();
-  send({ t: 'replies', wire: null, replies: run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'cleanup' as const, cleanup } })) });
+  answerControl(run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'cleanup' as const, cleanup } })));
 }
 
 // ---------------------------------------------------------------------------------------------
