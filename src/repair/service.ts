@@ -32,7 +32,7 @@ import type { Router } from '../router/router.js';
 import { tableIdBytes, type TableRegistry } from '../router/tables.js';
 import { MIN_STORAGE_KEY_BYTES, TABLE_ID_BYTES } from '../storage/keys.js';
 import { localShardOf } from '../storage/placement.js';
-import { REPAIR_LIMITS, type LeafCursor, type RangeRef, type RepairEntry, type RepairResult, type SweepStats } from '../storage/shard-protocol.js';
+import { REPAIR_LIMITS, type LeafCursor, type RangeRef, type RepairWriteEntry, type RepairResult, type SweepStats } from '../storage/shard-protocol.js';
 import type { ShardPool } from '../storage/shards.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import { decodeRecord, encodeRecord, type Version } from '../versions/index.js';
@@ -502,9 +502,9 @@ class RepairServiceImpl implements RepairService {
       try {
         if (mode === 'crdt') {
           decodeCrdt(record); // validated before it can reach storage
-          return { key, mode, record } satisfies RepairEntry;
+          return { key, mode, record } satisfies RepairWriteEntry;
         }
-        return { key, mode, versions: decodeRecord(record) } satisfies RepairEntry;
+        return { key, mode, versions: decodeRecord(record) } satisfies RepairWriteEntry;
       } catch (err) {
         throw new RingkvError('bad_request', `repair-push: ${(err as Error).message}`);
       }
@@ -533,10 +533,10 @@ class RepairServiceImpl implements RepairService {
     return out;
   }
 
-  private async writeLocal(entries: readonly RepairEntry[]): Promise<{ changed: number; notOwner: number }> {
+  private async writeLocal(entries: readonly RepairWriteEntry[]): Promise<{ changed: number; notOwner: number }> {
     let changed = 0;
     let notOwner = 0;
-    const byShard = new Map<number, RepairEntry[]>();
+    const byShard = new Map<number, RepairWriteEntry[]>();
     for (const e of entries) {
       const s = this.shardOfKey(e.key);
       if (s < 0) {
@@ -776,7 +776,7 @@ class RepairServiceImpl implements RepairService {
     const plan = planKeyRepairs(states, policy);
     const crdtPlan = planCrdtKeyRepairs(crdtStates, policy);
     report.keysSkipped += plan.unknownTable + plan.purgeable + crdtPlan.unknownTable;
-    const toLocal: RepairEntry[] = [...plan.toLocal, ...crdtPlan.toLocal.map((a): RepairEntry => ({ key: a.key, mode: 'crdt', record: a.state }))];
+    const toLocal: RepairWriteEntry[] = [...plan.toLocal, ...crdtPlan.toLocal.map((a): RepairWriteEntry => ({ key: a.key, mode: 'crdt', record: a.state }))];
     for (let i = 0; i < toLocal.length; i += REPAIR_LIMITS.maxKeysPerOp) {
       await this.writeLocal(toLocal.slice(i, i + REPAIR_LIMITS.maxKeysPerOp));
     }

@@ -39,7 +39,7 @@ export interface CrdtRemote {
 }
 
 export interface CrdtDeps {
-  router: Pick<Router, 'route' | 'isReplicaUp' | 'planWrite' | 'track' | 'counters' | 'quorumError' | 'selfId' | 'observer'>;
+  router: Pick<Router, 'route' | 'isReplicaUp' | 'isPendingUp' | 'planWrite' | 'track' | 'counters' | 'quorumError' | 'selfId' | 'observer'>;
   shards: Pick<ShardPool, 'crdtApply' | 'write' | 'read'>;
   remote: CrdtRemote | undefined;
   hints: () => HintService | undefined;

@@ -176,8 +176,16 @@ export class CrdtUpdateCoordination {
     }
   }
 
-  /** The coordinating replica's new state to every other target: up ones by replica write, down ones by hint. */
+  /**
+   * The coordinating replica's new state to every other target: up ones by replica write, down ones
+   * by hint; and to the pending replicas of a range movement, never counted toward W (a down or
+   * failing one gets an uncounted hint), so a joining node does not miss what happens meanwhile.
+   */
   private fanOut(coordinator: Replica, state: Uint8Array): void {
+    for (const r of this.plan.pending) {
+      if (!this.d.router.isPendingUp(r)) this.pendingHint(r, state);
+      else this.io.write(r, state, this.timeoutMs, (err) => err && this.pendingHint(r, state));
+    }
     for (const pl of this.plan.placements) this.hint(pl.target, pl.holder, state, pl.counts);
     if (this.plan.placements.length === 0) for (let i = 0; i < this.plan.down.length; i++) this.record(false, state);
     for (const r of this.plan.up) {
@@ -191,6 +199,11 @@ export class CrdtUpdateCoordination {
         else this.record(false, state);
       });
     }
+  }
+
+  private pendingHint(r: Replica, state: Uint8Array): void {
+    this.d.router.counters.hintedWrites++;
+    this.io.hint(r.nodeId, null, state, this.timeoutMs).catch((e: unknown) => this.io.log.debug({ err: String(e), target: r.nodeId }, 'pending replica crdt hint failed'));
   }
 
   private hint(target: string, holder: string | null, state: Uint8Array, counts: boolean): void {

@@ -31,6 +31,8 @@ export function consistencyReport(cons: ResolvedConsistency, replied: number): C
 export abstract class QuorumReadCoordination<V, T> {
   protected readonly tracker: QuorumTracker;
   private outstanding: number;
+  /** Replies taken into the read. */
+  private accepted = 0;
   private answered = false;
   private finished = false;
   private timer: NodeJS.Timeout | undefined;
@@ -71,6 +73,7 @@ export abstract class QuorumReadCoordination<V, T> {
 
   private onReply(_r: Replica, ok: boolean): void {
     if (this.finished) return;
+    if (ok) this.accepted++;
     const s = ok ? this.tracker.ack() : this.tracker.fail();
     this.outstanding--;
     if (s === 'failed') this.answer();
@@ -89,8 +92,9 @@ export abstract class QuorumReadCoordination<V, T> {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.timer);
-    // A blocking repair holds the answer, which must not outlive the read's deadline.
-    const repairing = this.repairMode !== 'off' && this.tracker.acknowledged >= this.cons.required ? this.repair(this.repairMode === 'blocking' ? Math.max(1, this.deadline - Date.now()) : this.timeoutMs) : null;
+    // One reply has nothing to repair: no async repair (and no promise) at all. A blocking repair
+    // holds the answer, which must not outlive the read's deadline.
+    const repairing = this.repairMode !== 'off' && this.accepted > 1 && this.tracker.acknowledged >= this.cons.required ? this.repair(this.repairMode === 'blocking' ? Math.max(1, this.deadline - Date.now()) : this.timeoutMs) : null;
     if (repairing && this.repairMode === 'blocking') void repairing.then(() => this.answer());
     else this.answer();
   }
