@@ -4,7 +4,7 @@
  * partition with updates on both sides that repair converges to the exact sum and the add-wins set
  * with identical Merkle roots; and a stream of W=2 increments across a SIGKILL and restart whose
  * final value lies between the acknowledged count and that plus the outcomes the client reported
- * as unknown.
+ * as unknown; and a fourth node joining, whose new ranges' states arrive by range streaming.
  *
  * Hints are off (a 0 ms window), read repair is off and anti-entropy runs only on demand, so what
  * converges replicas after the partition is the repair under test.
@@ -294,5 +294,30 @@ describe('convergent data types on 3 real nodes', () => {
       for (const i of NODES) values.add((await local(i, 'likes', k))['value']);
       expect(values.size, k).toBe(1);
     }
+  });
+
+  it('a node joining the cluster streams the CRDT states of its new ranges (a state is just a record), and every key reads its exact value through it', async () => {
+    await allUp();
+    const KEYS = 150;
+    for (let k = 0; k < KEYS; k++) expect((await client!.counter('likes', `j${k}`).increment(k + 1, { w: 3 })).value).toBe(k + 1);
+    const add = await runCli(['local-cluster', 'add', '--dir', lc.dir], { timeoutMs: 120_000 });
+    expect(add.code, add.stderr + add.stdout).toBe(0);
+    const node4 = `http://127.0.0.1:${lc.httpBase + 4}`;
+    await schemaEverywhere('likes');
+    // node4's own replica of the keys it is now among the first N=3 replicas of holds their states,
+    // brought by streaming (hints are off and nothing was written since): exact values.
+    const ring = await client!.ring();
+    const node4Index = ring.nodes.findIndex((n) => n.id === 'node4');
+    expect(node4Index).toBeGreaterThanOrEqual(0);
+    let held = 0;
+    for (let k = 0; k < KEYS; k++) {
+      if (!client!.currentRing!.replicasFor(`j${k}`).slice(0, 3).includes(node4Index)) continue;
+      const r = await http('GET', `${node4}/api/v1/crdt/likes/j${k}?replica=local`);
+      expect(r.status, `j${k}`).toBe(200);
+      expect(r.body['value'], `j${k}`).toBe(k + 1);
+      held++;
+    }
+    expect(held).toBeGreaterThan(KEYS / 10);
+    for (let k = 0; k < KEYS; k += 7) expect((await http('GET', `${node4}/api/v1/crdt/likes/j${k}?r=2`)).body['value']).toBe(k + 1);
   });
 });
