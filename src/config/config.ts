@@ -4,7 +4,14 @@ import path from 'node:path';
 import { MAX_VNODES_PER_NODE } from '../ring/table.js';
 import { MAX_SHARDS } from '../storage/placement.js';
 
+/** How a key-value table reconciles versions (dotted version vectors, or last write wins). */
 export type ConflictMode = 'vclock' | 'lww';
+/**
+ * How the stored records of a table merge: a key-value table's conflict mode, or `cell` for a
+ * wide-column table (one record per cell, reconciled by Cassandra's per-cell rule, src/wide/cell.ts).
+ * Shards, repair, hints and read repair merge any record with src/storage/records.ts by this mode.
+ */
+export type TableMode = ConflictMode | 'cell';
 export type QuorumMode = 'sloppy' | 'strict';
 export type Durability = 'sync' | 'periodic';
 export type ReadRepairMode = 'async' | 'blocking' | 'off';

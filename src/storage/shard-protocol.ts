@@ -5,8 +5,8 @@
  * `replies` message per group commit. Reads and writes travel as bytes (`wire`, see
  * shard-wire.ts); control-plane ops (stats, Merkle trees, repair, sweep) as the typed objects below.
  */
-import type { ConflictMode, Durability } from '../config/config.js';
-import type { Version } from '../versions/index.js';
+import type { Durability, TableMode } from '../config/config.js';
+import type { SlicePage, SuffixRange } from '../wide/slice.js';
 
 export interface ShardWorkerData {
   shard: number;
@@ -98,11 +98,52 @@ export interface FetchKeysOp {
   keys: Uint8Array[];
 }
 
-/** Merge repaired versions into given storage keys, exactly like replica writes (one batch). */
+/**
+ * Merge records (either family, storage/records.ts) into given storage keys with their table's mode,
+ * exactly like replica writes, in one batch: repair, and anything else that moves stored records.
+ */
 export interface RepairWriteOp {
   id: number;
   op: 'repair-write';
-  entries: Array<{ key: Uint8Array; mode: ConflictMode; versions: Version[] }>;
+  entries: Array<{ key: Uint8Array; mode: TableMode; record: Uint8Array }>;
+}
+
+/**
+ * A wide-column statement's mutation of one partition (token hi/lo, partition key): every entry is
+ * the storage key `partitionPrefix ‖ suffix`, merged with the cell rule, all in one WriteBatch.
+ */
+export interface CellWriteOp {
+  id: number;
+  op: 'cell-write';
+  /** TABLE_ID_BYTES. */
+  table: Uint8Array;
+  hi: number;
+  lo: number;
+  partitionKey: Uint8Array;
+  entries: Array<{ suffix: Uint8Array; record: Uint8Array }>;
+}
+
+/** One page of a wide-column partition slice (src/wide/slice.ts readSlicePage), read with one seek per range. */
+export interface SliceOp {
+  id: number;
+  op: 'slice';
+  table: Uint8Array;
+  hi: number;
+  lo: number;
+  partitionKey: Uint8Array;
+  ranges: SuffixRange[];
+  reverse: boolean;
+  after: Uint8Array | null;
+  rowLimit: number;
+  byteLimit: number;
+  withDeletions: boolean;
+}
+
+/** The gc grace of wide-column tables that set their own (storage id hex → seconds); the rest use gcGraceSeconds. */
+export interface TableGraceOp {
+  id: number;
+  op: 'table-grace';
+  graces: Array<[string, number]>;
 }
 
 /** Purge records whose versions are all tombstones older than gcGraceSeconds; answers when done. */
@@ -134,12 +175,15 @@ export interface ScanOp {
 
 export type RepairOp = ScanOp | MerkleRootsOp | MerkleTreeOp | MerkleNodesOp | LeafKeysOp | FetchKeysOp | RepairWriteOp | SweepOp;
 
+/** The wide-column ops (their shard side is src/storage/wide-shard.ts). */
+export type WideOp = CellWriteOp | SliceOp | TableGraceOp;
+
 /**
  * The control ops `ShardPool.submit` carries. They share the shard's mailbox and queue bound with
  * the wire reads and writes; a repair write and a client write to the same key are merged by the
  * same actor, one after the other, like any two writes.
  */
-export type DataOp = RepairOp;
+export type DataOp = RepairOp | WideOp;
 
 export interface StatsOp {
   id: number;
@@ -188,6 +232,9 @@ export type RepairResult =
   | { kind: 'fetch-keys'; answered: number; records: Array<Uint8Array | null> }
   | { kind: 'repair-write'; changed: number; notOwner: number }
   | { kind: 'sweep'; sweep: SweepStats }
+  | { kind: 'cell-write'; changed: number }
+  | { kind: 'slice'; page: SlicePage }
+  | { kind: 'table-grace' }
   /** Storage keys and their stored records (encodeRecord bytes), tombstones included. */
   | { kind: 'scan'; rows: Array<{ key: Uint8Array; record: Uint8Array }>; next: Uint8Array | null };
 
