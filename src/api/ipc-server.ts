@@ -28,6 +28,7 @@ import {
   type GetOk,
   type IpcLimits,
   type ItemError,
+  type QueryOk,
   type RingInfo,
   type ScanOk,
   type WriteOk,
@@ -41,12 +42,14 @@ import {
   parseDigest,
   parseId,
   parseKvOp,
+  parseQuery,
   parseScan,
   parseTimeout,
   refuseForeignFields,
   type DecodedRequest,
   type KvOp,
   type Msg,
+  type QueryParsed,
   type ScanParsed,
   type ShapeProblem,
 } from './ipc-request.js';
@@ -64,6 +67,8 @@ export interface IpcDeps {
   /** This node's id, reported by `ring` so clients can check they reached the node they meant. */
   nodeId?: string;
   clusterStatus: () => Promise<unknown>;
+  /** CQL statements (the `query` op); a server without it answers `unavailable`. */
+  query?: (req: QueryParsed) => Promise<QueryOk>;
   limits: IpcLimits & {
     /** Concurrent connections accepted on the socket (default 1024). */
     maxConnections?: number;
@@ -133,7 +138,8 @@ type Work =
   | { t: 'item'; batch: BatchAssembly; index: number; op: KvOp }
   | { t: 'scan'; id: number; op: ScanParsed }
   | { t: 'ring'; id: number; digest: string | undefined }
-  | { t: 'status'; id: number };
+  | { t: 'status'; id: number }
+  | { t: 'query'; id: number; op: QueryParsed };
 
 type Outcome = { ok: true; value: WriteOk | GetOk | ScanOk | Record<string, unknown> } | { ok: false; err: unknown };
 
@@ -229,6 +235,8 @@ class Connection {
     const itemProblems = new Map<number, ShapeProblem>();
     try {
       for (const p of decoded.problems) {
+        // A query's bind parameters are values of any column type: a double column takes a float.
+        if (op === 'query' && p.path[0] === 'params' && p.kind === 'float') continue;
         if (op === 'batch' && p.path[0] === 'items' && typeof p.path[1] === 'number') {
           if (!itemProblems.has(p.path[1])) itemProblems.set(p.path[1], p);
           continue;
@@ -254,8 +262,11 @@ class Connection {
           refuseForeignFields(m, 'status');
           this.enqueue({ t: 'status', id });
           return;
+        case 'query':
+          this.enqueue({ t: 'query', id, op: parseQuery(m) });
+          return;
         default:
-          throw badRequest(`op must be one of put, get, del, scan, batch, ring, status; got ${describeValue(op)}`, { field: 'op' });
+          throw badRequest(`op must be one of put, get, del, scan, batch, ring, status, query; got ${describeValue(op)}`, { field: 'op' });
       }
     } catch (e) {
       this.replyError(id, e);
@@ -380,6 +391,7 @@ class Connection {
           context: op.context,
           consistency: op.consistency,
           timeoutMs: op.timeoutMs,
+          ttlSeconds: op.ttlSeconds,
         };
         router.startWrite(req, (err, r) => this.complete(w, err ? { ok: false, err } : { ok: true, value: { context: r!.context, consistency: r!.consistency } satisfies WriteOk }));
         return;
@@ -414,6 +426,18 @@ class Connection {
           (status) => this.complete(w, { ok: true, value: { status } }),
           (err: unknown) => this.complete(w, { ok: false, err }),
         );
+        return;
+      case 'query': {
+        const q = this.srv.deps.query;
+        if (!q) {
+          queueMicrotask(() => this.complete(w, { ok: false, err: new RingkvError('unavailable', 'this server does not serve CQL queries') }));
+          return;
+        }
+        q(w.op).then(
+          (value) => this.complete(w, { ok: true, value: value as unknown as Record<string, unknown> }),
+          (err: unknown) => this.complete(w, { ok: false, err }),
+        );
+      }
     }
   }
 

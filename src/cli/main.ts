@@ -9,6 +9,7 @@ import { registerStatus } from './status.js';
 import { registerDataCommands } from './data-commands.js';
 import { registerBench } from './bench.js';
 import { registerRepair } from './repair.js';
+import { registerQueryCommands } from './query-commands.js';
 
 /** How long a clean shutdown may take before the process exits anyway. */
 const SHUTDOWN_TIMEOUT_MS = 15_000;
@@ -138,5 +139,6 @@ registerStatus(program);
 registerDataCommands(program);
 registerBench(program);
 registerRepair(program);
+registerQueryCommands(program);
 
 await program.parseAsync(process.argv);
