@@ -604,7 +604,7 @@ type ControlOp = Exclude<DataOp, { op: 'repair-write' } | { op: 'cell-write' } |
 
 /** A cell-write's keys, or why it is refused (wrong shard for the token, malformed input). */
 function cellWriteEntries(op: CellWriteOp): Array<{ key: Buffer; record: Buffer }> | { code: string; message: string } {
-  if (typeof op.hi === 'number' && typeof op.lo === 'number' && !ownsToken(op.hi >>> 0, op.lo >>> 0)) {
+  if (Number.isInteger(op.hi) && Number.isInteger(op.lo) && !ownsToken(op.hi >>> 0, op.lo >>> 0)) {
     return { code: 'not_owner', message: `shard ${data_.shard} does not own this partition's token on this node` };
   }
   try {

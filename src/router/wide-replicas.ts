@@ -13,6 +13,7 @@ import type { Logger } from '../log/logger.js';
 import type { ShardResult } from '../storage/shard-protocol.js';
 import type { ShardPool } from '../storage/shards.js';
 import { MAX_CELL_WRITE_ENTRIES } from '../storage/wide-shard.js';
+import { packCellWrite, packSlice, unpackEntries } from '../storage/wide-wire.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import { cellKindOf } from '../wide/cell.js';
 import { SLICE_LIMITS, type SlicePage, type SuffixRange } from '../wide/slice.js';
@@ -126,7 +127,7 @@ export class WideReplicas {
         throw new RingkvError('bad_request', `wide-write: ${(err as Error).message}`);
       }
     }
-    const r = await this.o.shards.submit(shard, { op: 'cell-write', table: b.tableId, hi, lo, partitionKey: b.key, entries: b.entries });
+    const r = await this.o.shards.submit(shard, { op: 'cell-write', hi, lo, body: packCellWrite(b.tableId, b.key, b.entries) });
     if (!r.ok) throw shardError(r);
     invariant('repair' in r && r.repair.kind === 'cell-write', 'a cell-write answered with something else');
     return r.repair.changed;
@@ -139,22 +140,12 @@ export class WideReplicas {
     const rowLimit = Math.min(Number(b.rowLimit) | 0, SLICE_LIMITS.maxRowsPerPage);
     const byteLimit = Math.min(Number(b.byteLimit) | 0, SLICE_LIMITS.maxPageBytes);
     if (rowLimit < 1 || byteLimit < 1) throw new RingkvError('bad_request', 'slice limits must be positive');
-    const r = await this.o.shards.submit(shard, {
-      op: 'slice',
-      table: b.tableId,
-      hi,
-      lo,
-      partitionKey: b.key,
-      ranges: b.ranges,
-      reverse: b.reverse,
-      after: b.after,
-      rowLimit,
-      byteLimit,
-      withDeletions: b.withDeletions,
-    });
+    for (const x of b.ranges) if (!x || !(x.start instanceof Uint8Array) || !(x.end instanceof Uint8Array)) throw new RingkvError('bad_request', 'slice ranges need start and end bytes');
+    const r = await this.o.shards.submit(shard, { op: 'slice', hi, lo, body: packSlice(b.tableId, b.key, b.after, b.ranges), reverse: b.reverse, rowLimit, byteLimit, withDeletions: b.withDeletions });
     if (!r.ok) throw shardError(r);
     invariant('repair' in r && r.repair.kind === 'slice', 'a slice answered with something else');
-    return r.repair.page;
+    const p = r.repair.page;
+    return { deletions: p.deletions === null ? null : unpackEntries(p.deletions), entries: unpackEntries(p.entries), next: p.next };
   }
 
   /** Write a partition mutation to one replica (this node's shard, or a peer's). */

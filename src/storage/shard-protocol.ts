@@ -6,7 +6,7 @@
  * shard-wire.ts); control-plane ops (stats, Merkle trees, repair, sweep) as the typed objects below.
  */
 import type { Durability, TableMode } from '../config/config.js';
-import type { SlicePage, SuffixRange } from '../wide/slice.js';
+
 
 export interface ShardWorkerData {
   shard: number;
@@ -109,34 +109,39 @@ export interface RepairWriteOp {
 }
 
 /**
- * A wide-column statement's mutation of one partition (token hi/lo, partition key): every entry is
- * the storage key `partitionPrefix ‖ suffix`, merged with the cell rule, all in one WriteBatch.
+ * A wide-column statement's mutation of one partition (token hi/lo): `body` is packCellWrite(table
+ * id, partition key, entries) (wide-wire.ts); every entry is the storage key `partitionPrefix ‖
+ * suffix`, merged with the cell rule, all in one WriteBatch.
  */
 export interface CellWriteOp {
   id: number;
   op: 'cell-write';
-  /** TABLE_ID_BYTES. */
-  table: Uint8Array;
   hi: number;
   lo: number;
-  partitionKey: Uint8Array;
-  entries: Array<{ suffix: Uint8Array; record: Uint8Array }>;
+  body: Uint8Array;
 }
 
-/** One page of a wide-column partition slice (src/wide/slice.ts readSlicePage), read with one seek per range. */
+/**
+ * One page of a wide-column partition slice (src/wide/slice.ts readSlicePage), read with one seek
+ * per range; `body` is packSlice(table id, partition key, after, ranges).
+ */
 export interface SliceOp {
   id: number;
   op: 'slice';
-  table: Uint8Array;
   hi: number;
   lo: number;
-  partitionKey: Uint8Array;
-  ranges: SuffixRange[];
+  body: Uint8Array;
   reverse: boolean;
-  after: Uint8Array | null;
   rowLimit: number;
   byteLimit: number;
   withDeletions: boolean;
+}
+
+/** A slice page with its entries packed (packEntries): one buffer each, not one per entry. */
+export interface PackedSlicePage {
+  deletions: Uint8Array | null;
+  entries: Uint8Array;
+  next: Uint8Array | null;
 }
 
 /** The gc grace of wide-column tables that set their own (storage id hex → seconds); the rest use gcGraceSeconds. */
@@ -233,7 +238,7 @@ export type RepairResult =
   | { kind: 'repair-write'; changed: number; notOwner: number }
   | { kind: 'sweep'; sweep: SweepStats }
   | { kind: 'cell-write'; changed: number }
-  | { kind: 'slice'; page: SlicePage }
+  | { kind: 'slice'; page: PackedSlicePage }
   | { kind: 'table-grace' }
   /** Storage keys and their stored records (encodeRecord bytes), tombstones included. */
   | { kind: 'scan'; rows: Array<{ key: Uint8Array; record: Uint8Array }>; next: Uint8Array | null };

@@ -14,6 +14,7 @@ import { openDatabase, type OpenedDatabase } from '../../dist/src/storage/db.js'
 import { ShardPool } from '../../dist/src/storage/shards.js';
 import type { RepairResult, ShardResult } from '../../dist/src/storage/shard-protocol.js';
 import { initVersions } from '../../dist/src/versions/index.js';
+import { packCellWrite, packSlice, unpackEntries } from '../../dist/src/storage/wide-wire.js';
 import { tableIdOf } from '../../dist/src/router/tables.js';
 import { cellSuffix, markerSuffix, rangeTombstoneSuffix, rowRegionBounds, tombstoneRecord, valueRecord, encodeClustering, type StoredEntry } from '../../dist/src/wide/index.js';
 
@@ -59,12 +60,14 @@ describe('wide-column shard ops (real worker + RocksDB)', () => {
   });
 
   const write = async (entries: StoredEntry[]): Promise<number> =>
-    repairOf(await pool.submit(0, { op: 'cell-write', table: TABLE, hi: t.hi, lo: t.lo, partitionKey: PK, entries }), 'cell-write').changed;
-  const slice = async (o: { reverse?: boolean; after?: Uint8Array | null; rowLimit?: number; withDeletions?: boolean }) =>
-    repairOf(
-      await pool.submit(0, { op: 'slice', table: TABLE, hi: t.hi, lo: t.lo, partitionKey: PK, ranges: ALL_ROWS, reverse: o.reverse ?? false, after: o.after ?? null, rowLimit: o.rowLimit ?? 1000, byteLimit: 1 << 22, withDeletions: o.withDeletions ?? false }),
+    repairOf(await pool.submit(0, { op: 'cell-write', hi: t.hi, lo: t.lo, body: packCellWrite(TABLE, PK, entries) }), 'cell-write').changed;
+  const slice = async (o: { reverse?: boolean; after?: Uint8Array | null; rowLimit?: number; withDeletions?: boolean }) => {
+    const p = repairOf(
+      await pool.submit(0, { op: 'slice', hi: t.hi, lo: t.lo, body: packSlice(TABLE, PK, o.after ?? null, ALL_ROWS), reverse: o.reverse ?? false, rowLimit: o.rowLimit ?? 1000, byteLimit: 1 << 22, withDeletions: o.withDeletions ?? false }),
       'slice',
     ).page;
+    return { deletions: p.deletions === null ? null : unpackEntries(p.deletions), entries: unpackEntries(p.entries), next: p.next };
+  };
   const root = async (): Promise<string> => {
     const r = repairOf(await pool.submit(0, { op: 'merkle-roots' }), 'merkle-roots');
     return r.ranges.map((x) => `${x.hi}:${x.lo}:${x.ready}`).join(',');
@@ -96,8 +99,10 @@ describe('wide-column shard ops (real worker + RocksDB)', () => {
       expect(pages).toBe(5);
       expect(Buffer.from(firstEntry!).subarray(0, 5)).toEqual(Buffer.from(markerSuffix(encodeClustering(CK, [reverse ? ROWS - 1 : 0])).subarray(0, 5)));
     }
-    const bad = await pool.submit(0, { op: 'cell-write', table: TABLE, hi: t.hi, lo: t.lo, partitionKey: PK, entries: [{ suffix: Uint8Array.of(0x10, 0), record: Uint8Array.of(1, 2) }] });
-    expect(bad.ok).toBe(false);
+    const bad = await pool.submit(0, { op: 'cell-write', hi: t.hi, lo: t.lo, body: packCellWrite(TABLE, PK, [{ suffix: Uint8Array.of(0x10, 0), record: Uint8Array.of(1, 2) }]) });
+    expect(bad).toMatchObject({ ok: false, code: 'bad_request' });
+    const garbled = await pool.submit(0, { op: 'cell-write', hi: t.hi, lo: t.lo, body: Uint8Array.of(1, 2, 3) });
+    expect(garbled).toMatchObject({ ok: false, code: 'bad_request' });
   });
 
   it("purges cell tombstones and expired cells after the table's own gc grace, through the dead-record index", async () => {
