@@ -3,7 +3,7 @@
  *
  *   node dist/bench/micro/run.js [suite ...] [--time=MS] [--md] [--no-json]
  *
- * Suites: ring, ring-worker, versions (includes record), frames, shard, wide; default all. Prints one
+ * Suites: ring, ring-worker, versions (includes record), frames, shard, wide, crdt; default all. Prints one
  * table (ops/s, mean per op, per-call mean, p50 and p99), the side-by-side ratios, and writes
  * bench/results/micro-<YYYY-MM-DD>.json (a later run the same day replaces it). `--md` also prints
  * the table as Markdown (for bench/README.md). `--time` sets tinybench's minimum measuring time
@@ -19,6 +19,7 @@ import { versionRatios, versionsSuite } from './versions.js';
 import { frameRatios, framesSuite } from './frames.js';
 import { shardRatios, shardSuite } from './shard.js';
 import { wideSuite } from './wide.js';
+import { crdtRatios, crdtSuite } from './crdt.js';
 
 const SUITES: Record<string, (o: SuiteOptions) => Promise<Row[]>> = {
   ring: ringSuite,
@@ -27,8 +28,9 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<Row[]>> = {
   frames: framesSuite,
   shard: shardSuite,
   wide: wideSuite,
+  crdt: crdtSuite,
 };
-const RATIOS: RatioSpec[] = [...ringRatios, ...versionRatios, ...shardRatios, ...frameRatios];
+const RATIOS: RatioSpec[] = [...ringRatios, ...versionRatios, ...shardRatios, ...frameRatios, ...crdtRatios];
 
 /** dist/bench/micro/run.js -> repository root. */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

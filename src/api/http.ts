@@ -1,6 +1,8 @@
 import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
-import type { NodeConfig } from '../config/config.js';
+import { clusterSecret, type NodeConfig } from '../config/config.js';
+import { isLoopbackHost } from '../config/secret.js';
+import { mountHttpAuth } from './http-auth.js';
 import type { Logger } from '../log/logger.js';
 import { parseConsistency } from '../router/consistency.js';
 import type { ReadResult, Router, ScanResult } from '../router/router.js';
@@ -10,6 +12,8 @@ import { isWellFormedText } from '../util/bytes.js';
 import { RingkvError, asRingkvError, badRequest } from '../util/errors.js';
 import { jsonDepthWithin, jsonToValueBytes, strictUtf8, valueBytesToJson } from './values.js';
 import { parseTtl } from './ipc-request.js';
+import { ReplyBudget } from '../net/reply-budget.js';
+import { mountReplyFlow } from './http-flow.js';
 
 export interface HttpDeps {
   config: NodeConfig;
@@ -18,6 +22,8 @@ export interface HttpDeps {
   log: Logger;
   clusterInfo: () => Promise<unknown>;
   metrics: () => Promise<unknown>;
+  /** Reply-byte bounds shared with the node's other servers (default: a budget of its own). */
+  replies?: ReplyBudget;
   /** Extra routes mounted by other layers (cluster, repair, test-mode fault injection). */
   extraRoutes?: Array<(app: FastifyInstance) => void>;
 }
@@ -159,6 +165,10 @@ export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
     }
     parseJson(req, text, done);
   });
+  // Other hosts prove the cluster secret (only possible when HTTP is not on loopback: protected mode).
+  if (!isLoopbackHost(config.http.host)) mountHttpAuth(app, clusterSecret(config));
+  // A client that pipelines requests and never reads holds at most maxReplyBytesPerConnection.
+  mountReplyFlow(app, deps.replies ?? new ReplyBudget(), limits.maxValueBytes + 1024);
   app.setNotFoundHandler((req, reply) => sendError(reply, new RingkvError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -243,6 +243,14 @@ export class BatchAssembly {
     }
   }
 
+  /**
+   * Estimated bytes of every result recorded so far, the decided prefix and those held beyond it
+   * (cuts included): what the batch keeps in memory until its reply is written.
+   */
+  get resultBytes(): number {
+    return this.total - REPLY_OVERHEAD + this.heldEstimate();
+  }
+
   /** Estimated bytes of the results held beyond the decided prefix (bounded by the budget for gets). */
   heldEstimate(): number {
     return this.kinds.length === 0 ? 0 : this.heldBytes.prefix(this.kinds.length - 1);

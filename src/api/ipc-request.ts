@@ -30,6 +30,7 @@ import { validateTableName } from '../router/tables.js';
 import { badRequest, RingkvError } from '../util/errors.js';
 import { MAX_TTL_SECONDS } from '../versions/index.js';
 import { RESULT_LIMITS } from '../wide/results.js';
+import { isSelectStatement } from '../cql/split.js';
 import { MAX_REQUEST_ID, type IpcLimits } from './ipc-protocol.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -465,6 +466,8 @@ export function parseTtl(v: unknown): number | undefined {
 
 export interface QueryParsed {
   query: string;
+  /** A SELECT: it changes nothing, so the server may run it again (a reply that did not fit the connection's reply bytes). */
+  readOnly: boolean;
   params: unknown[] | undefined;
   consistency: ConsistencySpec | undefined;
   pageSize: number | undefined;
@@ -489,6 +492,7 @@ export function parseQuery(m: Msg): QueryParsed {
   if (st !== undefined && st !== null && (typeof st !== 'string' || st === '')) throw badRequest('pagingState must be the str a previous page returned', { field: 'pagingState' });
   return {
     query: q,
+    readOnly: isSelectStatement(q),
     params: (params ?? undefined) as unknown[] | undefined,
     consistency: typeof c === 'string' ? parseConsistency({ consistency: c }) : undefined,
     pageSize: (ps ?? undefined) as number | undefined,

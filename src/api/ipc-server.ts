@@ -5,17 +5,22 @@
  * requests per connection, and stores binary values untouched. See docs/ipc-protocol.md.
  *
  * Flow control per connection: decoded requests become work units (a batch item is one unit) in a
- * queue; at most `maxInFlightPerConnection` units are at the router at once. While the bound is
- * reached, while units are queued, or while the socket's write buffer is over its high-water mark
- * (a client that does not read its replies), the socket is paused, so the kernel's buffer fills and
- * the client's writes block. The queue therefore never holds more than what was decoded from the
- * data already read when the pause began (at most one read chunk plus one frame).
+ * queue; a unit starts when fewer than `maxInFlightPerConnection` are at the router and the
+ * connection's reply bytes allow it (src/net/reply-budget.ts: estimates reserved for units in
+ * flight + replies written and not yet drained, bounded by `maxReplyBytesPerConnection` and the
+ * node-wide total). While units are queued or the connection is at its byte bound, the socket is
+ * paused, so the kernel's buffer fills and the client's writes block. The queue therefore never
+ * holds more than what was decoded from the data already read when the pause began (at most one
+ * read chunk plus one frame). A read whose finished reply does not fit is dropped and run again
+ * once the client has drained what it holds; a closed connection's replies are dropped.
  */
 import { lstat, unlink } from 'node:fs/promises';
 import { chmodSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import { encodeFrame, FRAME_HEADER_BYTES, FrameDecoder, FrameError } from '../net/frames.js';
+import { ReplyBudget, type ReplyAccount } from '../net/reply-budget.js';
+import { ReplyWriter } from '../net/reply-writer.js';
 import { tokenToHex } from '../ring/hash.js';
 import type { RingLayout } from '../ring/builder.js';
 import type { Done, ReadRequest, ReadResult, Router, WriteRequest, WriteResult } from '../router/router.js';
@@ -33,7 +38,7 @@ import {
   type ScanOk,
   type WriteOk,
 } from './ipc-protocol.js';
-import { BatchAssembly, errorFields, estimateBytes, getOk, replyBudgetOf, scanOk, tooLargeGet } from './ipc-replies.js';
+import { BatchAssembly, errorFields, estimateBytes, getOk, REPLY_OVERHEAD, replyBudgetOf, scanOk, tooLargeGet } from './ipc-replies.js';
 import {
   decodeRequest,
   describeValue,
@@ -73,6 +78,11 @@ export interface IpcDeps {
     /** Concurrent connections accepted on the socket (default 1024). */
     maxConnections?: number;
   };
+  /**
+   * Reply-byte bounds (per connection and node-wide), shared with the node's other servers; default:
+   * a budget of this server's own with the default limits.
+   */
+  replies?: ReplyBudget;
   log: Logger;
 }
 
@@ -89,6 +99,8 @@ export interface IpcStats {
   pauses: number;
   /** Connections currently paused (in-flight bound reached, work queued, or the client not reading). */
   pausedConnections: number;
+  /** Reply bytes of open connections: reserved for units in flight + written and not yet drained. */
+  replyBytes: number;
 }
 
 export interface IpcServer {
@@ -133,13 +145,49 @@ export function ringInfoFromLayout(
 // ---------------------------------------------------------------------------------------------
 // Connections
 
-type Work =
+/**
+ * A batch in progress: its reply, assembled in item order (BatchAssembly), and its bytes on the
+ * connection's reply account.
+ */
+interface BatchRun {
+  readonly asm: BatchAssembly;
+  /**
+   * Estimated bytes of the results recorded so far (the decided prefix and those held out of
+   * order), held on the account until the batch's frame is written.
+   */
+  held: number;
+  /** Bytes reserved on the account for its items in flight. */
+  reserved: number;
+}
+
+type Work = (
   | { t: 'kv'; id: number; op: KvOp }
-  | { t: 'item'; batch: BatchAssembly; index: number; op: KvOp }
+  | { t: 'item'; batch: BatchRun; index: number; op: KvOp }
   | { t: 'scan'; id: number; op: ScanParsed }
   | { t: 'ring'; id: number; digest: string | undefined }
   | { t: 'status'; id: number }
-  | { t: 'query'; id: number; op: QueryParsed };
+  | { t: 'query'; id: number; op: QueryParsed }
+) & {
+  /** Arrival order on the connection (set when queued): re-runs keep it. */
+  seq?: number;
+  /** Bytes reserved on the connection's account while the unit runs. */
+  reserved?: number;
+};
+
+/**
+ * What a small reply is reserved at: a write's (a context and a consistency report) or a batch
+ * get's that is cut without running (an error and no value). Small and bounded.
+ */
+const SMALL_REPLY_RESERVE_BYTES = 1024;
+
+/**
+ * Reads may be run again when their finished reply does not fit the connection's reply bytes. A
+ * `query` is a read when it is a SELECT; another statement is never run twice.
+ */
+function isRead(w: Work): boolean {
+  if (w.t === 'query') return w.op.readOnly;
+  return w.t === 'kv' || w.t === 'item' ? w.op.kind === 'get' : true;
+}
 
 type Outcome = { ok: true; value: WriteOk | GetOk | ScanOk | Record<string, unknown> } | { ok: false; err: unknown };
 
@@ -152,8 +200,14 @@ class Connection {
   private readonly decoder: FrameDecoder;
   private queue: Array<Work | undefined> = [];
   private qHead = 0;
+  private nextSeq = 0;
+  /**
+   * Reads dropped because their reply did not fit, to run again before anything queued, in arrival
+   * order (by seq): a batch's gets then run again in item order, as its cut is decided. Each was in
+   * flight, so there are at most maxInFlightPerConnection.
+   */
+  private reruns: Work[] = [];
   inFlight = 0;
-  private corked = false;
   closed = false;
   private readEnded = false;
   /**
@@ -163,6 +217,8 @@ class Connection {
   private failing: { code: ErrorCode; message: string } | undefined;
   private readonly onDataBound = (chunk: Buffer): void => this.onData(chunk);
   private drainWaiter: (() => void) | undefined;
+  readonly account: ReplyAccount;
+  private readonly writer: ReplyWriter;
 
   constructor(
     private readonly srv: IpcServerImpl,
@@ -171,13 +227,15 @@ class Connection {
     // At most one shape problem per batch item plus a few top-level ones are worth reporting.
     const maxProblems = srv.maxBatchItems + 16;
     this.decoder = new FrameDecoder(srv.limits.maxFrameBytes, (payload) => decodeRequest(payload, maxProblems));
+    // Until the connection has shown its reply sizes, assume each read returns a full-size value.
+    this.account = srv.replies.open(srv.limits.maxValueBytes + REPLY_OVERHEAD, () => this.pump());
+    this.writer = new ReplyWriter(socket, this.account, () => this.pump());
   }
 
   start(leftover: Buffer | undefined): void {
     const s = this.socket;
     s.on('error', (e: Error) => this.srv.log.debug({ err: e.message }, 'ipc connection error'));
     s.on('close', () => this.onClose());
-    s.on('drain', () => this.pump());
     s.on('data', this.onDataBound);
     // A client may half-close after its last request: answer everything, then close our side.
     s.on('end', () => {
@@ -294,16 +352,18 @@ class Connection {
         return { ok: false, ...errorFields(e) };
       }
     });
-    const batch = new BatchAssembly(
+    const asm = new BatchAssembly(
       id,
       parsed.map((p) => ('kind' in p ? p.kind : 'invalid')),
       this.srv.replyBudget,
       this.srv.limits.maxFrameBytes,
     );
+    const batch: BatchRun = { asm, held: 0, reserved: 0 };
     let last = parsed.length === 0;
     parsed.forEach((p, i) => {
-      if (!('kind' in p)) last = batch.set(i, p);
+      if (!('kind' in p)) last = asm.set(i, p);
     });
+    this.syncBatchHeld(batch);
     if (last) return this.replyBatch(batch);
     parsed.forEach((p, index) => {
       if ('kind' in p) this.enqueue({ t: 'item', batch, index, op: p });
@@ -311,15 +371,33 @@ class Connection {
   }
 
   private enqueue(w: Work): void {
+    w.seq = this.nextSeq++;
     this.queue.push(w);
   }
 
-  /** Start queued work while under the in-flight bound and the client keeps up with replies. */
+  /** Units waiting to start: re-runs and queued work. */
+  private get waiting(): number {
+    return this.reruns.length + this.queue.length - this.qHead;
+  }
+
+  /**
+   * Start queued work while under the in-flight bound and the reply bytes allow it (the client keeps
+   * up with its replies). A batch's own items never hold each other back: the batch answers as one
+   * frame, bounded by the frame limit, and what it holds for out-of-order completions is bounded by
+   * its assembly (src/api/ipc-replies.ts) and on the account.
+   */
   pump(): void {
     const max = this.srv.limits.maxInFlightPerConnection;
-    while (!this.closed && this.inFlight < max && this.qHead < this.queue.length && !this.socket.writableNeedDrain) {
-      const w = this.queue[this.qHead]!;
-      this.queue[this.qHead++] = undefined;
+    while (!this.closed && !this.socket.destroyed && this.inFlight < max && this.waiting > 0) {
+      const rerun = this.reruns.length > 0;
+      const w = rerun ? this.reruns[0]! : this.queue[this.qHead]!;
+      const need = this.replyReserve(w);
+      if (!this.account.canStart(need, w.t === 'item' ? w.batch.held + w.batch.reserved : 0)) break;
+      if (rerun) this.reruns.shift();
+      else this.queue[this.qHead++] = undefined;
+      w.reserved = need;
+      this.account.reserve(need);
+      if (w.t === 'item') w.batch.reserved += need;
       this.inFlight++;
       this.srv.inFlight++;
       if (this.inFlight > this.srv.maxInFlightSeen) this.srv.maxInFlightSeen = this.inFlight;
@@ -330,7 +408,7 @@ class Connection {
       this.qHead = 0;
     }
     this.updateFlow();
-    if (this.inFlight === 0 && this.qHead === this.queue.length && !this.closed) {
+    if (this.inFlight === 0 && this.waiting === 0 && !this.closed) {
       this.drainWaiter?.();
       if (this.failing) this.closeAfterBadFrame(this.failing);
       else if (this.readEnded) {
@@ -338,6 +416,12 @@ class Connection {
         this.socket.end();
       }
     }
+  }
+
+  /** What to reserve on the account for a unit's reply while it runs. */
+  private replyReserve(w: Work): number {
+    if (w.t === 'item' && !w.batch.asm.shouldRun(w.index)) return SMALL_REPLY_RESERVE_BYTES;
+    return isRead(w) ? this.account.estimate : SMALL_REPLY_RESERVE_BYTES;
   }
 
   /**
@@ -350,8 +434,8 @@ class Connection {
     const full =
       this.failing !== undefined ||
       this.inFlight >= this.srv.limits.maxInFlightPerConnection ||
-      this.qHead < this.queue.length ||
-      this.socket.writableNeedDrain ||
+      this.waiting > 0 ||
+      this.account.atLimit ||
       this.srv.closing;
     const paused = this.socket.isPaused();
     if (full && !paused) {
@@ -372,7 +456,7 @@ class Connection {
       case 'kv':
       case 'item': {
         const op = w.op;
-        if (w.t === 'item' && !w.batch.shouldRun(w.index)) {
+        if (w.t === 'item' && !w.batch.asm.shouldRun(w.index)) {
           // A get past the point where the batch reply is full: answered without running.
           queueMicrotask(() => this.complete(w, { ok: false, err: undefined }));
           return;
@@ -444,38 +528,96 @@ class Connection {
   private complete(w: Work, out: Outcome): void {
     this.inFlight--;
     this.srv.inFlight--;
+    const reserved = w.reserved ?? 0;
+    this.account.unreserve(reserved);
+    if (w.t === 'item') w.batch.reserved -= reserved;
     if (!out.ok && out.err !== undefined) {
       const f = errorFields(out.err);
       if (f.code === 'internal') this.srv.log.error({ err: out.err }, 'ipc request failed');
     }
+    // A closed connection's results are dropped here, not queued.
     if (!this.closed) {
-      if (w.t === 'item') this.completeItem(w.batch, w.index, out);
-      else this.replyOutcome(w.id, out);
+      if (w.t === 'item') this.completeItem(w, out);
+      else {
+        const frame = this.encodeReply(this.outcomeMessage(w.id, out));
+        if (isRead(w)) this.account.observe(frame.length);
+        if (isRead(w) && !this.account.fits(frame.length)) this.runAgain(w);
+        else this.send(frame);
+      }
     }
     this.pump();
   }
 
-  private completeItem(b: BatchAssembly, index: number, out: Outcome): void {
-    const r: BatchItemResult = out.ok ? ({ ok: true, ...(out.value as WriteOk | GetOk) } as BatchItemResult) : out.err === undefined ? b.cutResult(index) : { ok: false, ...errorFields(out.err) };
-    if (b.set(index, r)) this.replyBatch(b);
+  /**
+   * A read whose reply does not fit the connection's reply bytes (the client holds others it has
+   * not read): drop the result and run the read again, before anything queued, once there is room.
+   * Re-runs keep their arrival order (they usually finish in it, so this appends).
+   */
+  private runAgain(w: Work): void {
+    this.account.rerun();
+    const seq = w.seq ?? 0;
+    let i = this.reruns.length;
+    while (i > 0 && (this.reruns[i - 1]!.seq ?? 0) > seq) i--;
+    this.reruns.splice(i, 0, w);
   }
 
-  private replyBatch(b: BatchAssembly): void {
-    this.reply({ id: b.id, ok: true, results: b.results, rv: this.srv.digest() });
+  /**
+   * A batch item finished. Cuts are decided by the assembly in item order, so a get that is run
+   * again (its value did not fit the connection's reply bytes) only delays the items after it:
+   * the batch waits for it, and the gets that keep their value stay a prefix.
+   */
+  private completeItem(w: Work & { t: 'item' }, out: Outcome): void {
+    const b = w.batch;
+    const ran = out.ok || out.err !== undefined;
+    const r: BatchItemResult = out.ok ? ({ ok: true, ...(out.value as WriteOk | GetOk) } as BatchItemResult) : ran ? { ok: false, ...errorFields(out.err) } : b.asm.cutResult(w.index);
+    if (ran && isRead(w)) {
+      const size = estimateBytes(r as GetOk);
+      this.account.observe(size);
+      // A get already past the batch's cut loses its value anyway: no need to fit it.
+      if (b.asm.shouldRun(w.index) && !this.account.fits(size, b.held)) {
+        this.runAgain(w);
+        return;
+      }
+    }
+    const last = b.asm.set(w.index, r);
+    this.syncBatchHeld(b);
+    if (last) this.replyBatch(b);
   }
 
-  private replyOutcome(id: number, out: Outcome): void {
-    if (!out.ok) return this.replyError(id, out.err);
+  /** Put the batch's recorded results (the assembly's estimate, cuts included) on the account. */
+  private syncBatchHeld(b: BatchRun): void {
+    const now = b.asm.resultBytes;
+    if (now > b.held) this.account.hold(now - b.held);
+    else this.account.release(b.held - now);
+    b.held = now;
+  }
+
+  private replyBatch(b: BatchRun): void {
+    // The items' bytes become the batch frame's.
+    this.account.release(b.held);
+    b.held = 0;
+    this.reply({ id: b.asm.id, ok: true, results: b.asm.results, rv: this.srv.digest() });
+  }
+
+  private outcomeMessage(id: number, out: Outcome): Record<string, unknown> {
+    if (!out.ok) return { id, ok: false, ...errorFields(out.err), rv: this.srv.digest() } satisfies ErrorReply;
     const v = out.value;
     if ('found' in v && estimateBytes(v as GetOk) > this.srv.replyBudget) {
-      this.reply({ id, ...tooLargeGet(v as GetOk, this.srv.replyBudget, this.srv.limits.maxFrameBytes), rv: this.srv.digest() } satisfies ErrorReply);
-      return;
+      return { id, ...tooLargeGet(v as GetOk, this.srv.replyBudget, this.srv.limits.maxFrameBytes), rv: this.srv.digest() } satisfies ErrorReply;
     }
-    this.reply({ id, ok: true, ...v, rv: this.srv.digest() });
+    return { id, ok: true, ...v, rv: this.srv.digest() };
   }
 
   private reply(msg: Record<string, unknown>): void {
+    this.send(this.encodeReply(msg));
+  }
+
+  private send(frame: Buffer): void {
     if (this.closed || !this.socket.writable) return;
+    this.writer.write(frame);
+  }
+
+  private encodeReply(msg: Record<string, unknown>): Buffer {
     let frame = encodeFrame(msg);
     if (frame.length - FRAME_HEADER_BYTES > this.srv.limits.maxFrameBytes) {
       // The size estimates above should prevent this; never send a frame the client must reject.
@@ -487,16 +629,7 @@ class Connection {
         rv: this.srv.digest(),
       } satisfies ErrorReply);
     }
-    // Coalesce the replies produced in one tick into one write syscall.
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        if (!this.socket.destroyed) this.socket.uncork();
-      });
-    }
-    this.socket.write(frame);
+    return frame;
   }
 
   /**
@@ -521,12 +654,14 @@ class Connection {
     this.socket.once('close', () => clearTimeout(t));
   }
 
-  /** Stop processing: no more reads, drop queued work. */
+  /** Stop processing: no more reads, drop queued work and the replies not yet drained. */
   private shutdown(): void {
     if (this.closed) return;
     this.closed = true;
     this.queue = [];
     this.qHead = 0;
+    this.reruns = [];
+    this.account.close();
     this.socket.pause();
     this.srv.forget(this);
   }
@@ -554,6 +689,7 @@ class IpcServerImpl implements IpcServer {
   pauses = 0;
   closing = false;
   readonly log: Logger;
+  readonly replies: ReplyBudget;
   readonly limits: IpcLimits;
   readonly publicLimits: Required<IpcLimits>;
   readonly maxBatchItems: number;
@@ -579,6 +715,7 @@ class IpcServerImpl implements IpcServer {
     this.maxBatchItems = limits.maxBatchItems;
     this.publicLimits = Object.freeze({ ...limits });
     this.replyBudget = replyBudgetOf(l.maxFrameBytes);
+    this.replies = deps.replies ?? new ReplyBudget();
   }
 
   digest(): string {
@@ -608,6 +745,7 @@ class IpcServerImpl implements IpcServer {
       badFrames: this.badFrames,
       pauses: this.pauses,
       pausedConnections: [...this.conns].filter((c) => c.isPaused).length,
+      replyBytes: [...this.conns].reduce((n, c) => n + c.account.outstanding, 0),
     };
   }
 

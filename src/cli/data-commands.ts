@@ -9,6 +9,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { RingkvClient, type ClientBatchItem, type ConnectTarget, type ConsistencyLevel } from '../client/index.js';
+import { readSecretFile, SECRET_ENV } from '../config/secret.js';
 import { RingkvError } from '../util/errors.js';
 import { MAX_TTL_SECONDS } from '../versions/index.js';
 import { clusterViewOf, isObject, NodeHttpError } from './node-http.js';
@@ -28,6 +29,7 @@ export interface ConnOpts {
   host?: string;
   hosts?: string[];
   secret?: string;
+  secretFile?: string;
   consistency?: string;
   w?: number;
   r?: number;
@@ -39,7 +41,8 @@ export function addConnOptions(cmd: Command): Command {
     .option('--socket <path>', 'IPC socket of the local node', './data/ringkv.sock')
     .option('--host <host:port>', "a node's HTTP address (as for `ringkv status`): the CLI asks it for its peer address and connects there")
     .option('--hosts <list>', 'peer-port addresses HOST:PORT,... instead of the socket', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
-    .option('--secret <secret>', 'cluster secret for --hosts (default $RINGKV_SECRET or the development default)')
+    .option('--secret <secret>', 'cluster secret for --hosts (default: --secret-file, $RINGKV_SECRET, or the development secret of a node started without one)')
+    .option('--secret-file <file>', 'read the cluster secret for --hosts from this file (e.g. DIR/secret of a local cluster)')
     .addOption(new Option('--consistency <level>', 'consistency level').choices([...LEVELS, ...LEVELS.map((l) => l.toLowerCase())]))
     .option('--timeout <ms>', 'request deadline in ms', intArg('--timeout', 1, 600_000));
 }
@@ -52,10 +55,18 @@ async function targetOf(o: ConnOpts): Promise<ConnectTarget> {
   const hosts = [...(o.hosts ?? [])];
   if (o.host !== undefined) hosts.push(await peerAddressOf(o.host, o.timeout ?? 5000));
   if (hosts.length > 0) {
-    const secret = o.secret ?? process.env['RINGKV_SECRET'];
+    const secret = o.secret ?? (o.secretFile !== undefined ? secretFrom(o.secretFile) : undefined) ?? process.env[SECRET_ENV];
     return secret !== undefined ? { hosts, secret } : { hosts };
   }
   return { socket: o.socket };
+}
+
+function secretFrom(file: string): string {
+  try {
+    return readSecretFile(file);
+  } catch (e) {
+    throw new RingkvError('bad_request', (e as Error).message, { field: 'secretFile' });
+  }
 }
 
 /** The peer address a node advertises, asked of its HTTP API. */

@@ -5,11 +5,13 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { generateSecret } from '../config/secret.js';
 
 /**
  * `ringkv local-cluster`: K real node processes on loopback, like Cassandra's ccm. Node i (1-based)
  * gets data DIR/node<i>, HTTP port B+i, peer port P+i, IPC socket DIR/node<i>/ringkv.sock, node id
- * `node<i>`, and node 1 as seed. The layout is kept in DIR/cluster.json so restarts reuse it.
+ * `node<i>`, and node 1 as seed. The layout is kept in DIR/cluster.json so restarts reuse it, and
+ * the cluster's secret in DIR/secret (mode 600), which every node it starts reads (--secret-file).
  */
 interface ClusterFile {
   nodes: number;
@@ -23,6 +25,23 @@ const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..
 
 function nodeDir(dir: string, i: number): string {
   return path.join(dir, `node${i}`);
+}
+
+/** The cluster's secret file, DIR/secret: every node of the directory proves this secret. */
+export function clusterSecretFile(dir: string): string {
+  return path.join(dir, 'secret');
+}
+
+/** Create DIR/secret with a new random secret unless the directory has one. */
+function ensureClusterSecret(dir: string): string {
+  const file = clusterSecretFile(dir);
+  try {
+    // 'wx': never overwrite the secret the cluster's nodes already share.
+    writeFileSync(file, `${generateSecret()}\n`, { flag: 'wx', mode: 0o600 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  return file;
 }
 
 function pidOf(dir: string, i: number): number | undefined {
@@ -83,6 +102,9 @@ function startOne(dir: string, cf: ClusterFile, i: number): number {
     String(cf.shards),
     '--log-format',
     'json',
+    // The file, not the secret: a flag's value is visible to every local user in the process list.
+    '--secret-file',
+    ensureClusterSecret(dir),
     ...cf.extraArgs,
   ];
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd] });
@@ -146,8 +168,8 @@ export function registerLocalCluster(program: Command): void {
           extraArgs: [
             ...(o['testMode'] ? ['--test-mode'] : []),
             ...(typeof o['config'] === 'string' ? ['--config', path.resolve(o['config'])] : []),
-            // A name of its own: two local clusters on one machine share the development secret, and
-            // a node of one must never gossip with a node of the other that reuses a freed port.
+            // A name of its own as well as a secret: a node of one local cluster must never gossip
+            // with a node of another that reuses a freed port, even if both had the same secret.
             '--cluster-name',
             typeof o['clusterName'] === 'string' ? o['clusterName'] : `lc-${randomBytes(4).toString('hex')}`,
           ],
@@ -178,7 +200,11 @@ export function registerLocalCluster(program: Command): void {
       }
       console.log(`converged: ${cf.nodes} nodes agree on the ring (waited ${Date.now() - t0} ms after the last start)`);
       const name = cf.extraArgs[cf.extraArgs.indexOf('--cluster-name') + 1];
-      if (cf.extraArgs.includes('--cluster-name') && name) console.log(`cluster name: ${name} (another node joins with --seeds 127.0.0.1:${cf.peerBase + 1} --cluster-name ${name})`);
+      const secretFile = clusterSecretFile(dir);
+      if (cf.extraArgs.includes('--cluster-name') && name) {
+        console.log(`cluster name: ${name} (another node joins with --seeds 127.0.0.1:${cf.peerBase + 1} --cluster-name ${name} --secret-file ${secretFile})`);
+      }
+      console.log(`cluster secret: ${secretFile} (peer-port clients: --hosts 127.0.0.1:${cf.peerBase + 1} --secret-file ${secretFile})`);
     });
 
   lc.command('stop')

@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfigFile, resolveConfig, type ConfigOverrides } from '../config/config.js';
+import { generateSecret } from '../config/secret.js';
 import { createLogger } from '../log/logger.js';
 import { startNode, StartupAborted } from '../node/node.js';
 import { StorageError } from '../storage/db.js';
@@ -35,7 +36,8 @@ program
   .option('--shards <n>', 'shard worker threads (fixed per data directory)', intArg('--shards'))
   .option('--node-id <id>', 'node id (default: generated once and kept in the data directory)')
   .option('--seeds <list>', 'comma-separated seed peers HOST:PORT,... to join a cluster', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
-  .option('--secret <secret>', 'cluster secret (overrides cluster.secret)')
+  .option('--secret <secret>', 'cluster secret (visible to other local users in the process list: prefer --secret-file or $RINGKV_SECRET)')
+  .option('--secret-file <file>', 'read the cluster secret from this file (e.g. one written by `ringkv secret > FILE`)')
   .option('--cluster-name <name>', 'cluster name (overrides cluster.name); peers of another cluster are refused')
   .option('--rack <rack>', 'rack name (replicas are spread over racks)')
   .addOption(new Option('--log-format <fmt>', 'log format').choices(['json', 'pretty', 'auto']))
@@ -54,12 +56,13 @@ program
       if (opts['nodeId'] !== undefined) o.nodeId = opts['nodeId'] as string;
       if (opts['seeds'] !== undefined) o.seeds = opts['seeds'] as string[];
       if (opts['secret'] !== undefined) o.secret = opts['secret'] as string;
+      if (opts['secretFile'] !== undefined) o.secretFile = opts['secretFile'] as string;
       if (opts['clusterName'] !== undefined) o.clusterName = opts['clusterName'] as string;
       if (opts['rack'] !== undefined) o.rack = opts['rack'] as string;
       if (opts['logFormat'] !== undefined) o.logFormat = opts['logFormat'] as 'json';
       if (opts['logLevel'] !== undefined) o.logLevel = opts['logLevel'] as string;
       if (opts['testMode'] === true) o.testMode = true;
-      config = resolveConfig(file, o);
+      config = resolveConfig(file, o, process.env);
     } catch (e) {
       if (e instanceof ConfigError) {
         process.stderr.write(`ringkv: ${e.message}\n`);
@@ -132,6 +135,13 @@ program
       }
       throw e;
     }
+  });
+
+program
+  .command('secret')
+  .description('print a new random cluster secret (32 bytes, base64url): `ringkv secret > secret && chmod 600 secret`, then start nodes with --secret-file secret')
+  .action(() => {
+    console.log(generateSecret());
   });
 
 registerLocalCluster(program);

@@ -5,6 +5,8 @@
  * that is not what a ringkv node would send).
  */
 
+import { isLoopbackHost, SECRET_ENV } from '../config/secret.js';
+
 export class NodeHttpError extends Error {}
 
 export function isObject(v: unknown): v is Record<string, unknown> {
@@ -25,13 +27,30 @@ export interface NodeRequest {
   expect: { what: string; ok: (body: Record<string, unknown>) => boolean };
 }
 
+/**
+ * A node's HTTP API on another host wants the cluster secret (README, "Securing a node"): sent from
+ * $RINGKV_SECRET, and only to non-loopback hosts (loopback needs none).
+ */
+function authHeader(base: string): Record<string, string> {
+  const secret = process.env[SECRET_ENV];
+  if (!secret) return {};
+  let host: string;
+  try {
+    host = new URL(base).hostname;
+  } catch {
+    return {};
+  }
+  return isLoopbackHost(host) ? {} : { authorization: `Bearer ${secret}` };
+}
+
 export async function nodeJson(q: NodeRequest): Promise<Record<string, unknown>> {
   const base = /^https?:\/\//.test(q.host) ? q.host.replace(/\/+$/, '') : `http://${q.host}`;
   let r: Response;
   try {
     r = await fetch(`${base}${q.path}`, {
       method: q.method ?? 'GET',
-      ...(q.body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(q.body) } : {}),
+      headers: { ...authHeader(base), ...(q.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(q.body !== undefined ? { body: JSON.stringify(q.body) } : {}),
       signal: AbortSignal.timeout(q.timeoutMs),
     });
   } catch (e) {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { ReplayProgress } from '../hints/service.js';
+import { memberStateCode } from '../cluster/member-state.js';
 import { clusterViewOf, isObject, NodeHttpError } from './node-http.js';
 
 interface NodeRow {
@@ -139,7 +140,7 @@ export function registerStatus(program: Command): void {
         const rows = [['--', 'Node', 'Address', 'Load(keys)', 'Tokens', 'Owns', 'Hints', 'Rack']];
         for (const n of nodes) {
           rows.push([
-            `${n.liveness === 'up' ? 'U' : 'D'}${(n.status[0] ?? '?').toUpperCase()}`,
+            memberStateCode(n.liveness === 'up', n.status),
             n.id,
             n.peer,
             String(n.load),

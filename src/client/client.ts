@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { createConnection, type Socket } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { connectAsClient } from '../cluster/transport.js';
-import { DEFAULT_CONFIG } from '../config/config.js';
+import { DEV_SECRET } from '../config/secret.js';
 import { encodeFrame, FrameDecoder } from '../net/frames.js';
 import { compareTokens, initHasher, tokenFromHex, tokenOf, type Token } from '../ring/hash.js';
 import { validateTableName } from '../router/tables.js';
@@ -38,7 +38,8 @@ export type { BatchItemResult, ConsistencyLevel, ConsistencyReport, IpcKey, Ring
 
 /**
  * Where to connect: the node's local IPC socket, or peer-port addresses (HOST:PORT) authenticated
- * with the cluster secret (default: the node's built-in development secret).
+ * with the cluster secret (default: the development secret of nodes started without one, which
+ * listen on loopback only).
  */
 export type ConnectTarget = { socket: string } | { hosts: string[]; secret?: string };
 
@@ -582,7 +583,7 @@ export class RingkvClient {
       if (!Array.isArray(hosts) || hosts.length === 0 || hosts.some((h) => typeof h !== 'string' || h.length === 0)) {
         throw new RingkvError('bad_request', 'hosts must be a non-empty array of HOST:PORT peer addresses', { field: 'hosts' });
       }
-      const secret = target.secret ?? DEFAULT_CONFIG.cluster.secret;
+      const secret = target.secret ?? DEV_SECRET;
       const clientId = opts.clientId ?? `client-${process.pid}-${randomBytes(4).toString('hex')}`;
       const dial: Dialer = (ep, timeoutMs) => connectAsClient(ep, secret, clientId, timeoutMs);
       client = new RingkvClient(cfg, dial, [...hosts], 'peer');

@@ -1,6 +1,7 @@
 import type { NodeConfig } from '../config/config.js';
 import { isOwnAddress } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
+import { logEvent } from '../log/events.js';
 import { tokenFromHex, tokenToHex, type Token } from '../ring/hash.js';
 import { buildRing, type RingLayout, type RingMember } from '../ring/builder.js';
 import { Liveness, ringTableCapacityError, type RingTable } from '../ring/table.js';
@@ -65,6 +66,8 @@ export class Cluster implements RemoteReplicas {
   private readonly services = new Map<string, (body: Record<string, unknown>, fromNodeId: string) => Promise<unknown>>();
   /** Called when a node's liveness flips (hint replay starts when an owner comes back). */
   onLiveness: ((nodeId: string, up: boolean) => void) | undefined;
+  /** Called with the round trip of every gossip SYN → ACK that succeeded (metrics). */
+  onGossipRoundTrip: ((peerAddress: string, seconds: number) => void) | undefined;
 
   registerService(type: string, handler: (body: Record<string, unknown>, fromNodeId: string) => Promise<unknown>): void {
     if (this.services.has(type) || CORE_PEER_TYPES.has(type)) {
@@ -211,8 +214,10 @@ export class Cluster implements RemoteReplicas {
   private async exchange(address: string): Promise<RingkvError | undefined> {
     const timeout = Math.max(500, this.o.config.cluster.gossipIntervalMs);
     try {
+      const t0 = performance.now();
       const reply = (await this.o.transport.request(address, { t: 'gossip-syn', syn: this.gossip.makeSyn() } satisfies PeerMessage, timeout)) as PeerReply;
       if (reply.t !== 'gossip-ack') throw new Error(`unexpected gossip reply ${String(reply.t)}`);
+      this.onGossipRoundTrip?.(address, (performance.now() - t0) / 1000);
       const { ack2, changed } = this.gossip.onAck(reply.ack);
       this.afterChange(changed);
       if (ack2.states.length > 0) await this.o.transport.request(address, { t: 'gossip-ack2', ack2 } satisfies PeerMessage, timeout);
@@ -325,7 +330,7 @@ export class Cluster implements RemoteReplicas {
     }
     this.layout = layout;
     this.o.ring.publish(layout, layout.nodeIds.indexOf(this.selfId), (id) => (id === this.selfId || this.isUp(id) ? Liveness.Up : Liveness.Down));
-    this.o.log.info({ nodes: layout.nodeIds.length, tokens: layout.tokens.length, digest: layout.digest }, 'ring published');
+    logEvent(this.o.log, 'ring.published', { digest: layout.digest, nodes: layout.nodeIds.length, tokens: layout.tokens.length });
     this.onLayout?.(layout);
   }
 
@@ -348,7 +353,7 @@ export class Cluster implements RemoteReplicas {
       if (this.o.ring.liveness(i) !== l) {
         this.o.ring.setLiveness(i, l);
         if (id !== this.selfId) this.onLiveness?.(id, up);
-        this.o.log.info({ peer: id, phi: Number(this.detector.phi(id, now).toFixed(2)) }, up ? 'node is up' : 'node is down');
+        logEvent(this.o.log, up ? 'node.up' : 'node.down', { peer: id, phi: Number(this.detector.phi(id, now).toFixed(2)) });
       }
     });
   }

@@ -8,6 +8,9 @@ import {
   decodePayload,
   encodeFrame,
 } from '../net/frames.js';
+import { ReplyBudget, type ReplyAccount } from '../net/reply-budget.js';
+import { DEFAULT_HANDSHAKE_POOL_LIMITS, HandshakePool } from './handshake-pool.js';
+import { corkForTick, ReplyWriter } from '../net/reply-writer.js';
 import { RingkvError, asRingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import type { Logger } from '../log/logger.js';
 
@@ -71,6 +74,23 @@ export interface PeerTransportOptions {
   maxQueuedPerPeer?: number;
   /** TCP connect + handshake deadline, default 2000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * Reply-byte bounds for inbound peers (per connection and node-wide), shared with the node's
+   * other servers; default: a budget of this transport's own with the default limits.
+   */
+  replies?: ReplyBudget;
+  /** What an inbound request's reply is assumed to cost until the peer has shown its sizes (default 1 MiB). */
+  initialReplyEstimateBytes?: number;
+  /** An accepted connection must complete the handshake within this, or it is closed (default 2000 ms). */
+  handshakeTimeoutMs?: number;
+  /**
+   * Connections still in the handshake held at once (default 128), and from one source address
+   * (default 16). When full, a newcomer evicts the oldest of its own address, or of the busiest one.
+   */
+  maxUnauthenticatedConnections?: number;
+  maxUnauthenticatedPerAddress?: number;
+  /** Authenticated connections (peers and clients) accepted at once (default 1024); past it a hello is denied. */
+  maxAuthenticatedConnections?: number;
 }
 
 export interface PeerStats {
@@ -81,6 +101,8 @@ export interface PeerStats {
   queued: number;
   /** Written, waiting for the response. */
   inFlight: number;
+  /** Encoded bytes of the queued requests (bounded by MAX_QUEUED_BYTES_PER_PEER). */
+  queuedBytes: number;
 }
 
 export interface TransportStats {
@@ -90,12 +112,21 @@ export interface TransportStats {
   framesOut: number;
   authFailures: number;
   badFrames: number;
+  /** Accepted connections still in the handshake. */
+  unauthenticated: number;
+  /** Authenticated inbound connections (peers and handed-over clients). */
+  authenticated: number;
+  /** Unauthenticated connections closed to make room for newer ones. */
+  evictedUnauthenticated: number;
+  /** Handshakes that did not finish within handshakeTimeoutMs. */
+  handshakeTimeouts: number;
 }
 
 const NONCE_BYTES = 32;
 const MAC_BYTES = 32;
 /** An unauthenticated socket gets this long to finish the handshake, so idle probes can't hold slots. */
-const HANDSHAKE_TIMEOUT_MS = 2000;
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 2000;
+const DEFAULT_MAX_AUTHENTICATED_CONNECTIONS = 1024;
 export const DEFAULT_CLUSTER_NAME = 'ringkv';
 
 /** Why a server refused a handshake, when the caller may act on it (a `denied` frame's `reason`). */
@@ -112,8 +143,6 @@ export interface HandshakeDenial {
 /** Pre-auth frames are tiny (a hello is < 400 bytes): a stranger can't make us buffer megabytes. */
 const HANDSHAKE_MAX_FRAME_BYTES = 1024;
 const MAX_NODE_ID_CHARS = 256;
-/** Concurrent unauthenticated connections; more are dropped on accept (a connection flood stays bounded). */
-const MAX_PENDING_HANDSHAKES = 256;
 /** Distinct peer addresses we keep links for; a cluster is far smaller, so hitting this is a caller bug. */
 const MAX_PEER_LINKS = 4096;
 /**
@@ -451,6 +480,7 @@ class PeerLink {
       connected: this.state === 'ready',
       queued: this.queued,
       inFlight: this.inFlight,
+      queuedBytes: this.queuedBytes,
     };
     if (this.peerId !== undefined) s.id = this.peerId;
     return s;
@@ -815,8 +845,14 @@ interface InboundPeer {
   readonly socket: Socket;
   readonly decoder: FrameDecoder;
   inFlight: number;
-  readPaused: boolean;
+  /** Reply bytes of this connection (reserved for requests being served + answers not yet drained). */
+  readonly account: ReplyAccount;
+  readonly writer: ReplyWriter;
+  /** Requests decoded but not started: the connection is at its reply-byte bound (reading is paused). */
+  waiting: Array<{ id: number; body: unknown }>;
 }
+
+const DEFAULT_INITIAL_REPLY_ESTIMATE_BYTES = 1024 * 1024;
 
 export class PeerTransport {
   private readonly selfId: string;
@@ -828,6 +864,8 @@ export class PeerTransport {
   private readonly maxFrameBytes: number;
   private readonly maxQueuedPerPeer: number;
   private readonly connectTimeoutMs: number;
+  private readonly replies: ReplyBudget;
+  private readonly initialReplyEstimateBytes: number;
   private readonly server: net.Server;
   private listenPort = 0;
   private closing = false;
@@ -837,7 +875,13 @@ export class PeerTransport {
   private readonly inbound = new Set<InboundPeer>();
   /** Every accepted socket (handshaking, peer, handed-over client) so close() can end them all. */
   private readonly sockets = new Set<Socket>();
-  private handshaking = 0;
+  /** Sockets still in the handshake: their own small pool, so they can never crowd out real peers. */
+  private readonly handshakes: HandshakePool<Socket>;
+  private readonly handshakeTimeoutMs: number;
+  private readonly maxAuthenticated: number;
+  private authenticated = 0;
+  private evictedUnauthenticated = 0;
+  private handshakeTimeouts = 0;
   private framesIn = 0;
   private framesOut = 0;
   private authFailures = 0;
@@ -854,6 +898,14 @@ export class PeerTransport {
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.maxQueuedPerPeer = opts.maxQueuedPerPeer ?? DEFAULT_MAX_QUEUED_PER_PEER;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.replies = opts.replies ?? new ReplyBudget();
+    this.initialReplyEstimateBytes = opts.initialReplyEstimateBytes ?? DEFAULT_INITIAL_REPLY_ESTIMATE_BYTES;
+    this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    this.maxAuthenticated = opts.maxAuthenticatedConnections ?? DEFAULT_MAX_AUTHENTICATED_CONNECTIONS;
+    this.handshakes = new HandshakePool<Socket>({
+      maxUnauthenticatedConnections: opts.maxUnauthenticatedConnections ?? DEFAULT_HANDSHAKE_POOL_LIMITS.maxUnauthenticatedConnections,
+      maxUnauthenticatedPerAddress: opts.maxUnauthenticatedPerAddress ?? DEFAULT_HANDSHAKE_POOL_LIMITS.maxUnauthenticatedPerAddress,
+    });
     this.server = net.createServer((socket) => this.onConnection(socket));
     this.linkCtx = {
       selfId: this.selfId,
@@ -882,6 +934,13 @@ export class PeerTransport {
     check('maxFrameBytes', opts.maxFrameBytes, HANDSHAKE_MAX_FRAME_BYTES);
     check('maxQueuedPerPeer', opts.maxQueuedPerPeer, 1);
     check('connectTimeoutMs', opts.connectTimeoutMs, 1);
+    check('handshakeTimeoutMs', opts.handshakeTimeoutMs, 1);
+    check('maxUnauthenticatedConnections', opts.maxUnauthenticatedConnections, 1);
+    check('maxUnauthenticatedPerAddress', opts.maxUnauthenticatedPerAddress, 1);
+    check('maxAuthenticatedConnections', opts.maxAuthenticatedConnections, 1);
+    if ((opts.maxUnauthenticatedPerAddress ?? 0) > (opts.maxUnauthenticatedConnections ?? DEFAULT_HANDSHAKE_POOL_LIMITS.maxUnauthenticatedConnections)) {
+      throw new RingkvError('bad_request', 'maxUnauthenticatedPerAddress must not exceed maxUnauthenticatedConnections');
+    }
     const t = new PeerTransport(opts);
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error): void => reject(new RingkvError('unavailable', `cannot listen on ${opts.host}:${opts.port}: ${e.message}`));
@@ -955,6 +1014,10 @@ export class PeerTransport {
       framesOut: this.framesOut,
       authFailures: this.authFailures,
       badFrames: this.badFrames,
+      unauthenticated: this.handshakes.size,
+      authenticated: this.authenticated,
+      evictedUnauthenticated: this.evictedUnauthenticated,
+      handshakeTimeouts: this.handshakeTimeouts,
     };
   }
 
@@ -989,31 +1052,32 @@ export class PeerTransport {
       socket.destroy();
       return;
     }
-    if (this.handshaking >= MAX_PENDING_HANDSHAKES) {
-      this.log.warn({ remote, limit: MAX_PENDING_HANDSHAKES }, 'too many unauthenticated connections; dropping a new one');
-      socket.destroy();
-      return;
+    const source = socket.remoteAddress ?? '?';
+    const victim = this.handshakes.admit(source, socket);
+    if (victim) {
+      // Full: the oldest unauthenticated connection of this address (or of the busiest one) makes room.
+      this.evictedUnauthenticated++;
+      this.log.debug({ remote, victim: `${victim.remoteAddress ?? '?'}:${victim.remotePort ?? '?'}` }, 'unauthenticated connection pool full; closing its oldest');
+      victim.destroy();
     }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.setNoDelay(true);
     socket.setKeepAlive(true, KEEPALIVE_MS);
 
-    this.handshaking++;
-    let inHandshake = true;
     const endHandshake = (): void => {
-      if (!inHandshake) return;
-      inHandshake = false;
-      this.handshaking--;
-      invariant(this.handshaking >= 0, 'handshake counter went negative');
+      this.handshakes.remove(source, socket);
     };
     socket.once('close', endHandshake);
 
     let rejected = false;
     const timer = setTimeout(() => {
-      if (!rejected) this.authFailure(remote, `no valid hello within ${HANDSHAKE_TIMEOUT_MS} ms`);
+      if (!rejected) {
+        this.handshakeTimeouts++;
+        this.authFailure(remote, `no valid hello within ${this.handshakeTimeoutMs} ms`);
+      }
       socket.destroy();
-    }, HANDSHAKE_TIMEOUT_MS);
+    }, this.handshakeTimeoutMs);
     socket.once('close', () => clearTimeout(timer));
 
     // After a denial the handshake timer stays armed: it destroys a peer that never closes its end.
@@ -1073,9 +1137,19 @@ export class PeerTransport {
         deny('unavailable', `node ${this.selfId} does not accept client connections on its peer port`);
         return;
       }
+      if (this.authenticated >= this.maxAuthenticated) {
+        this.log.warn({ remote, nodeId, limit: this.maxAuthenticated }, 'authenticated connection limit reached; refusing a connection');
+        deny('unavailable', `node ${this.selfId} already serves ${this.authenticated} authenticated connections (limit ${this.maxAuthenticated}); try again later`);
+        return;
+      }
       clearTimeout(timer);
       socket.off('data', onData);
       endHandshake();
+      this.authenticated++;
+      socket.once('close', () => {
+        this.authenticated--;
+        invariant(this.authenticated >= 0, 'authenticated connection count went negative');
+      });
       this.framesOut++;
       socket.write(encodeFrame({ t: 'welcome', mac: computeMac(this.secret, 'server', hello.nonce, this.selfId) }));
       if (hello.role === 'peer') this.adoptInbound(socket, nodeId, remote, next.rest);
@@ -1103,22 +1177,26 @@ export class PeerTransport {
   }
 
   private adoptInbound(socket: Socket, nodeId: string, remote: string, leftover: Buffer): void {
+    const pump = (): void => this.pumpInbound(conn);
+    const account = this.replies.open(this.initialReplyEstimateBytes, pump);
     const conn: InboundPeer = {
       nodeId,
       remote,
       socket,
       decoder: new FrameDecoder(this.maxFrameBytes),
       inFlight: 0,
-      readPaused: false,
+      account,
+      writer: new ReplyWriter(socket, account, pump),
+      waiting: [],
     };
     this.inbound.add(conn);
-    socket.once('close', () => this.inbound.delete(conn));
-    socket.on('data', (chunk: Buffer) => this.onInboundData(conn, chunk));
-    socket.on('drain', () => {
-      if (!conn.readPaused) return;
-      conn.readPaused = false;
-      if (!socket.destroyed) socket.resume();
+    socket.once('close', () => {
+      this.inbound.delete(conn);
+      // Answers not yet drained go with the socket; requests still being served are answered into the void.
+      conn.waiting = [];
+      conn.account.close();
     });
+    socket.on('data', (chunk: Buffer) => this.onInboundData(conn, chunk));
     this.log.debug({ remote, nodeId }, 'peer authenticated');
     if (leftover.length > 0) this.onInboundData(conn, leftover);
     for (const link of this.links.values()) if (link.peerId === nodeId) link.peerIsBack();
@@ -1142,8 +1220,28 @@ export class PeerTransport {
         conn.socket.destroy();
         return;
       }
-      this.serve(conn, f.id, f.body);
+      conn.waiting.push({ id: f.id, body: f.body });
     }
+    this.pumpInbound(conn);
+  }
+
+  /**
+   * Serve waiting requests while the connection's reply bytes allow it; stop reading while any wait
+   * or the connection is at its bound (the peer is not reading its answers). Its own queue then
+   * fills and it answers 'overloaded' locally instead of us buffering without bound.
+   */
+  private pumpInbound(conn: InboundPeer): void {
+    const socket = conn.socket;
+    if (socket.destroyed) return;
+    let served = 0;
+    while (served < conn.waiting.length && conn.account.canStart(conn.account.estimate)) {
+      const r = conn.waiting[served++]!;
+      this.serve(conn, r.id, r.body);
+    }
+    if (served > 0) conn.waiting = conn.waiting.slice(served);
+    const hold = conn.waiting.length > 0 || conn.account.atLimit;
+    if (hold && !socket.isPaused()) socket.pause();
+    else if (!hold && socket.isPaused()) socket.resume();
   }
 
   private serve(conn: InboundPeer, id: number, body: unknown): void {
@@ -1158,6 +1256,8 @@ export class PeerTransport {
       return;
     }
     conn.inFlight++;
+    const reserved = conn.account.estimate;
+    conn.account.reserve(reserved);
     let result: Promise<unknown>;
     try {
       result = Promise.resolve(this.handler(body, { fromNodeId: conn.nodeId }));
@@ -1176,7 +1276,9 @@ export class PeerTransport {
       .then((msg) => {
         conn.inFlight--;
         invariant(conn.inFlight >= 0, 'inbound in-flight counter went negative');
+        conn.account.unreserve(reserved);
         this.respond(conn, msg);
+        this.pumpInbound(conn);
       })
       .catch((e: unknown) => this.log.error({ err: errMessage(e) }, 'failed to answer a peer request'));
   }
@@ -1203,28 +1305,7 @@ export class PeerTransport {
       });
     }
     this.framesOut++;
-    corkForTick(socket);
-    if (!socket.write(frame) && !conn.readPaused) {
-      // The peer isn't reading its answers: stop reading its requests until it catches up. Its own
-      // queue then fills and it gets 'overloaded' locally instead of us buffering without bound.
-      conn.readPaused = true;
-      socket.pause();
-    }
+    conn.account.observe(frame.length);
+    conn.writer.write(frame);
   }
-}
-
-const corked = new WeakSet<Socket>();
-
-/**
- * Coalesce every frame written to `socket` in this tick into one writev: without it each request
- * and each response was its own syscall (15% of a cluster node's CPU under YCSB A, measured).
- */
-function corkForTick(socket: Socket): void {
-  if (corked.has(socket)) return;
-  corked.add(socket);
-  socket.cork();
-  process.nextTick(() => {
-    corked.delete(socket);
-    if (!socket.destroyed) socket.uncork();
-  });
 }

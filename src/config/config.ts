@@ -3,6 +3,9 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { MAX_VNODES_PER_NODE } from '../ring/table.js';
 import { MAX_SHARDS } from '../storage/placement.js';
+import { DEFAULT_REPLY_LIMITS } from '../net/reply-budget.js';
+import { DEFAULT_HANDSHAKE_POOL_LIMITS } from '../cluster/handshake-pool.js';
+import { DEV_SECRET, isLoopbackHost, protectedModeMessage, readSecretFile, SECRET_ENV, SecretFileError } from './secret.js';
 
 /** How a key-value table reconciles versions (dotted version vectors, or last write wins). */
 export type ConflictMode = 'vclock' | 'lww';
@@ -54,22 +57,53 @@ export interface NodeConfig {
   maxHintWindowMs: number;
   /** Hint replay throttle (hints per second per target node). */
   hintReplayPerSecond: number;
-  /**
-   * `maxJsonDepth`: deepest nesting of arrays/objects accepted in an HTTP JSON body (deeper: 400),
-   * and the deepest stored JSON text HTTP reads parse (deeper reads as a string).
-   */
-  limits: { maxKeyBytes: number; maxValueBytes: number; maxShardQueue: number; maxJsonDepth: number };
+  limits: {
+    maxKeyBytes: number;
+    maxValueBytes: number;
+    maxShardQueue: number;
+    /**
+     * Deepest nesting of arrays/objects accepted in an HTTP JSON body (deeper: 400), and the deepest
+     * stored JSON text HTTP reads parse (deeper reads as a string).
+     */
+    maxJsonDepth: number;
+    /**
+     * Reply bytes one client connection (IPC, peer port, HTTP) may have outstanding: reserved for
+     * its requests in flight + replies written and not yet drained. Past it, its reading pauses.
+     */
+    maxReplyBytesPerConnection: number;
+    /** The same over all connections of the node. */
+    maxReplyBytesTotal: number;
+  };
   cluster: {
     /** Peers of another cluster name are refused at the handshake (Cassandra's cluster_name). */
     name: string;
-    secret: string;
+    /**
+     * Proven by every peer-port connection. None configured: the node uses the public development
+     * secret and must listen on loopback only (protected mode; see src/config/secret.ts).
+     */
+    secret: string | undefined;
+    /** A file holding the secret (instead of `secret`). */
+    secretFile: string | undefined;
     seeds: string[];
     rack: string;
     dc: string;
     gossipIntervalMs: number;
     phiThreshold: number;
+    /** An accepted peer-port connection must authenticate within this, or it is closed. */
+    handshakeTimeoutMs: number;
+    /** Peer-port connections still in the handshake held at once; a full pool evicts its oldest. */
+    maxUnauthenticatedConnections: number;
+    /** Of those, from one source address. */
+    maxUnauthenticatedPerAddress: number;
+    /** Authenticated peer-port connections (peers and remote clients) at once; past it a hello is denied. */
+    maxAuthenticatedConnections: number;
   };
   log: { level: string; format: 'json' | 'pretty' | 'auto' };
+  /**
+   * `enabled: false` turns off request timing on the hot path, the per-second dashboard samples and
+   * the process metrics; `/metrics` then answers 404 (for measuring what metrics cost).
+   */
+  metrics: { enabled: boolean };
   /** Enables fault-injection endpoints. Only settable by the `--test-mode` flag, never from a file. */
   testMode: boolean;
 }
@@ -98,17 +132,30 @@ export const DEFAULT_CONFIG: NodeConfig = {
   tombstoneSweepIntervalMs: 60_000,
   maxHintWindowMs: 3 * 3600 * 1000,
   hintReplayPerSecond: 5000,
-  limits: { maxKeyBytes: 64 * 1024, maxValueBytes: 1024 * 1024, maxShardQueue: 50_000, maxJsonDepth: 512 },
+  limits: {
+    maxKeyBytes: 64 * 1024,
+    maxValueBytes: 1024 * 1024,
+    maxShardQueue: 50_000,
+    maxJsonDepth: 512,
+    maxReplyBytesPerConnection: DEFAULT_REPLY_LIMITS.maxReplyBytesPerConnection,
+    maxReplyBytesTotal: DEFAULT_REPLY_LIMITS.maxReplyBytesTotal,
+  },
   cluster: {
     name: 'ringkv',
-    secret: 'ringkv-dev-secret',
+    secret: undefined,
+    secretFile: undefined,
     seeds: [],
     rack: 'rack1',
     dc: 'dc1',
     gossipIntervalMs: 1000,
     phiThreshold: 8,
+    handshakeTimeoutMs: 2000,
+    maxUnauthenticatedConnections: DEFAULT_HANDSHAKE_POOL_LIMITS.maxUnauthenticatedConnections,
+    maxUnauthenticatedPerAddress: DEFAULT_HANDSHAKE_POOL_LIMITS.maxUnauthenticatedPerAddress,
+    maxAuthenticatedConnections: 1024,
   },
   log: { level: 'info', format: 'auto' },
+  metrics: { enabled: true },
   testMode: false,
 };
 
@@ -183,12 +230,17 @@ export interface ConfigOverrides {
   logFormat?: 'json' | 'pretty' | 'auto';
   logLevel?: string;
   secret?: string;
+  /** --secret-file: read the secret from this file. */
+  secretFile?: string;
   clusterName?: string;
   rack?: string;
 }
 
-/** defaults ← config file ← command-line flags; then validated as a whole. */
-export function resolveConfig(file: Partial<NodeConfig> | undefined, o: ConfigOverrides): NodeConfig {
+/**
+ * defaults ← config file ← command-line flags; then validated as a whole. The secret, first found:
+ * --secret, --secret-file, $RINGKV_SECRET (from `env`), cluster.secret, cluster.secretFile.
+ */
+export function resolveConfig(file: Partial<NodeConfig> | undefined, o: ConfigOverrides, env: Readonly<Record<string, string | undefined>> = {}): NodeConfig {
   const cfg = structuredClone(DEFAULT_CONFIG) as unknown as Record<string, unknown>;
   if (file) mergeInto(cfg, file as Record<string, unknown>, '');
   const c = cfg as unknown as NodeConfig;
@@ -199,7 +251,7 @@ export function resolveConfig(file: Partial<NodeConfig> | undefined, o: ConfigOv
   if (o.shards !== undefined) c.shards = o.shards;
   if (o.nodeId !== undefined) c.nodeId = o.nodeId;
   if (o.seeds !== undefined) c.cluster.seeds = o.seeds;
-  if (o.secret !== undefined) c.cluster.secret = o.secret;
+  c.cluster.secret = resolveSecret(c.cluster, o, env);
   if (o.clusterName !== undefined) c.cluster.name = o.clusterName;
   if (o.rack !== undefined) c.cluster.rack = o.rack;
   if (o.logFormat !== undefined) c.log.format = o.logFormat;
@@ -209,6 +261,29 @@ export function resolveConfig(file: Partial<NodeConfig> | undefined, o: ConfigOv
   c.ipc = c.ipc ? path.resolve(c.ipc) : path.join(c.dataDir, 'ringkv.sock');
   validateConfig(c);
   return c;
+}
+
+function resolveSecret(cluster: NodeConfig['cluster'], o: ConfigOverrides, env: Readonly<Record<string, string | undefined>>): string | undefined {
+  if (cluster.secret !== undefined && cluster.secretFile !== undefined) throw new ConfigError('cluster.secret and cluster.secretFile: set one of them, not both');
+  try {
+    if (o.secret !== undefined) return o.secret;
+    if (o.secretFile !== undefined) return readSecretFile(o.secretFile);
+    const fromEnv = env[SECRET_ENV];
+    if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+    if (cluster.secretFile !== undefined) {
+      if (typeof cluster.secretFile !== 'string') throw new ConfigError('cluster.secretFile: expected a file path');
+      return readSecretFile(cluster.secretFile);
+    }
+  } catch (e) {
+    if (e instanceof SecretFileError) throw new ConfigError(e.message);
+    throw e;
+  }
+  return cluster.secret;
+}
+
+/** The secret a node proves: the configured one, or (protected mode, loopback only) the development secret. */
+export function clusterSecret(c: NodeConfig): string {
+  return c.cluster.secret ?? DEV_SECRET;
 }
 
 function intIn(v: number, lo: number, hi: number, name: string): void {
@@ -234,6 +309,12 @@ export function validateConfig(c: NodeConfig): void {
   intIn(c.limits.maxShardQueue, 1, 10_000_000, 'limits.maxShardQueue');
   // The ceiling keeps JSON.stringify (recursive in V8) far from the stack limit (~7,000 levels).
   intIn(c.limits.maxJsonDepth, 1, MAX_JSON_DEPTH_CEILING, 'limits.maxJsonDepth');
+  intIn(c.limits.maxReplyBytesPerConnection, 64 * 1024, 2 ** 40, 'limits.maxReplyBytesPerConnection');
+  intIn(c.limits.maxReplyBytesTotal, c.limits.maxReplyBytesPerConnection, 2 ** 42, 'limits.maxReplyBytesTotal');
+  intIn(c.cluster.handshakeTimeoutMs, 10, 60_000, 'cluster.handshakeTimeoutMs');
+  intIn(c.cluster.maxUnauthenticatedConnections, 1, 100_000, 'cluster.maxUnauthenticatedConnections');
+  intIn(c.cluster.maxUnauthenticatedPerAddress, 1, c.cluster.maxUnauthenticatedConnections, 'cluster.maxUnauthenticatedPerAddress');
+  intIn(c.cluster.maxAuthenticatedConnections, 1, 1_000_000, 'cluster.maxAuthenticatedConnections');
   if (c.durability !== 'sync' && c.durability !== 'periodic') throw new ConfigError(`durability: expected "sync" or "periodic", got ${JSON.stringify(c.durability)}`);
   if (c.tables.conflicts !== 'vclock' && c.tables.conflicts !== 'lww') throw new ConfigError(`tables.conflicts: expected "vclock" or "lww"`);
   if (c.tables.quorum !== 'sloppy' && c.tables.quorum !== 'strict') throw new ConfigError(`tables.quorum: expected "sloppy" or "strict"`);
@@ -241,7 +322,14 @@ export function validateConfig(c: NodeConfig): void {
   if (c.nodeId !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(c.nodeId)) throw new ConfigError(`node id: expected [A-Za-z0-9_.-]{1,64}, got ${JSON.stringify(c.nodeId)}`);
   for (const s of c.cluster.seeds) parseHostPort(s, 'seed');
   if (typeof c.cluster.name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(c.cluster.name)) throw new ConfigError(`cluster.name: expected [A-Za-z0-9_.-]{1,64}, got ${JSON.stringify(c.cluster.name)}`);
-  if (typeof c.cluster.secret !== 'string' || c.cluster.secret.length < 8) throw new ConfigError('cluster.secret: expected a string of at least 8 characters');
+  if (c.cluster.secret !== undefined) {
+    if (typeof c.cluster.secret !== 'string' || c.cluster.secret.length < 8) throw new ConfigError('cluster.secret: expected a string of at least 8 characters');
+    if (c.cluster.secret === DEV_SECRET) throw new ConfigError('cluster.secret: the development secret is public; generate one with `ringkv secret`');
+  } else {
+    // Protected mode: no secret, so nothing but this machine may reach the node.
+    if (!isLoopbackHost(c.peer.host)) throw new ConfigError(protectedModeMessage('peer port', formatHostPort(c.peer)));
+    if (!isLoopbackHost(c.http.host)) throw new ConfigError(protectedModeMessage('HTTP API', formatHostPort(c.http)));
+  }
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);

@@ -54,3 +54,9 @@ export function splitStatements(text: string): SplitResult {
 export function onlyComments(s: string): boolean {
   return s.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(--|\/\/)[^\n]*/g, '').trim() === '';
 }
+
+/** Is the statement a SELECT (its first word, after whitespace and comments)? A SELECT changes nothing. */
+export function isSelectStatement(text: string): boolean {
+  const t = text.replace(/^(\s|--[^\n]*(\n|$)|\/\/[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)*/, '');
+  return /^select\b/i.test(t);
+}

@@ -1,5 +1,6 @@
 import type { NodeConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
+import { logEvent } from '../log/events.js';
 import type { Cluster } from '../cluster/cluster.js';
 import { tableIdOf } from '../router/tables.js';
 import { RingkvError } from '../util/errors.js';
@@ -76,6 +77,8 @@ interface Pass {
  */
 export class HintService {
   private readonly passes = new Map<string, Pass>();
+  /** Hints delivered per target since start (metrics); at most MAX_PROGRESS_ENTRIES targets. */
+  private readonly replayedTo = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private expiring = false;
   private stopped = false;
@@ -177,6 +180,9 @@ export class HintService {
     this.passes.set(target, pass);
     const throttle = new ReplayThrottle(this.o.config.hintReplayPerSecond, this.window, Date.now());
     const t0 = performance.now();
+    // The events bracket passes that sent something: a pass that only finds the target's ring
+    // differing (it retries every tick) stays out of the log.
+    let started = false;
     try {
       for (;;) {
         if (this.stopped) break;
@@ -192,6 +198,10 @@ export class HintService {
           this.o.log.debug({ target }, differs);
           break;
         }
+        if (!started) {
+          started = true;
+          logEvent(this.o.log, 'hints.replay.start', { target, pending: this.o.store.pendingFor(target) });
+        }
         if (!(await this.replayPage(target, page, pass, throttle))) break;
       }
     } catch (e) {
@@ -202,10 +212,20 @@ export class HintService {
       pass.finishedAt = Date.now();
       this.trimPasses();
       this.publish();
+      const ms = performance.now() - t0;
       if (pass.sent > 0) {
-        const ms = performance.now() - t0;
         this.stats.lastReplay[target] = { hints: pass.sent, ms: Math.round(ms), perSecond: Math.round((pass.sent * 1000) / Math.max(ms, 1)) };
-        this.o.log.info({ target, hints: pass.sent, ms: Math.round(ms), failed: pass.failed }, 'hints replayed');
+      }
+      if (started) {
+        logEvent(this.o.log, 'hints.replay.end', {
+          target,
+          sent: pass.sent,
+          failed: pass.failed,
+          expired: pass.expired,
+          pending: this.o.store.pendingFor(target),
+          ms: Math.round(ms),
+          error: pass.lastError,
+        });
       }
     }
   }
@@ -253,6 +273,8 @@ export class HintService {
         if (outcome[j] === 'sent') {
           pass.sent++;
           this.stats.replayed++;
+          const n = this.replayedTo.get(target);
+          if (n !== undefined || this.replayedTo.size < MAX_PROGRESS_ENTRIES) this.replayedTo.set(target, (n ?? 0) + 1);
         } else {
           pass.expired++;
           this.stats.expired++;
@@ -287,6 +309,11 @@ export class HintService {
       if (this.passes.size <= MAX_PROGRESS_ENTRIES) break;
       if (!p.replaying) this.passes.delete(t);
     }
+  }
+
+  /** Hints delivered per target since this node started. */
+  replayedByTarget(): ReadonlyMap<string, number> {
+    return this.replayedTo;
   }
 
   pending(): Record<string, number> {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import { formatHostPort, isOwnAddress, type NodeConfig } from '../config/config.js';
+import { clusterSecret, formatHostPort, isOwnAddress, type NodeConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { startHttp } from '../api/http.js';
 import { initHasher, tokenFromHex, tokenToHex, type Token } from '../ring/hash.js';
@@ -11,6 +11,7 @@ import { PeerTransport } from '../cluster/transport.js';
 import { HintService } from '../hints/service.js';
 import { listenIpc, ringInfoFromLayout, type IpcListener, type IpcServer } from '../api/ipc-server.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../net/frames.js';
+import { ReplyBudget } from '../net/reply-budget.js';
 import { HintStore } from '../hints/store.js';
 import { RingkvError } from '../util/errors.js';
 import { allocateTokens, ownershipFractions } from '../ring/tokens.js';
@@ -29,6 +30,7 @@ import { mountQueryRoutes, queryOkOf } from '../api/query-routes.js';
 import { WideTableRegistry } from '../router/wide-tables.js';
 import { WideReplicas } from '../router/wide-replicas.js';
 import { CqlService } from '../router/wide-query.js';
+import { startMonitoring, type Monitoring } from './monitoring.js';
 
 
 /** How often the gossiped key count (`load`) is refreshed. */
@@ -73,6 +75,8 @@ export interface RunningNode {
   transport: PeerTransport;
   layout(): RingLayout;
   http: FastifyInstance;
+  /** Metrics, readiness and the dashboard (range streaming reports its progress here). */
+  monitoring: Monitoring;
   close(): Promise<void>;
 }
 
@@ -186,6 +190,10 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
   log.info({ shards: config.shards, keys }, 'shards ready');
   checkpoint();
 
+  // One reply-byte budget over every connection the node serves: IPC, the peer port and HTTP.
+  const replies = new ReplyBudget({ maxReplyBytesPerConnection: config.limits.maxReplyBytesPerConnection, maxReplyBytesTotal: config.limits.maxReplyBytesTotal });
+  // What one reply is assumed to cost until a connection has shown its sizes: a full-size value.
+  const replyEstimate = config.limits.maxValueBytes + 1024;
   // The peer port comes up before we know the ring: gossip must flow for a joining node to allocate tokens.
   let cluster!: Cluster;
   let ipc: IpcServer | undefined;
@@ -193,12 +201,18 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     // Remote clients authenticated with the cluster secret speak the IPC protocol on the peer port.
     onClient: (socket, leftover) => (ipc ? ipc.handleConnection(socket, leftover) : socket.destroy()),
     selfId: identity.id,
-    secret: config.cluster.secret,
+    secret: clusterSecret(config),
     clusterName: config.cluster.name,
     host: config.peer.host,
     port: config.peer.port,
     log,
     handler: (body, ctx) => cluster.handle(body, ctx.fromNodeId),
+    replies,
+    initialReplyEstimateBytes: replyEstimate,
+    handshakeTimeoutMs: config.cluster.handshakeTimeoutMs,
+    maxUnauthenticatedConnections: config.cluster.maxUnauthenticatedConnections,
+    maxUnauthenticatedPerAddress: config.cluster.maxUnauthenticatedPerAddress,
+    maxAuthenticatedConnections: config.cluster.maxAuthenticatedConnections,
   });
   undo.push({ what: 'peer transport', fn: () => transport.close() });
   const self: EndpointState = {
@@ -361,16 +375,21 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     };
   };
 
+  const monitoring = startMonitoring({ config, selfId: identity.id, log, router, pool, db: odb, ring, cluster, transport, hints, repair, tables, ipc: () => ipc });
+  undo.push({ what: 'monitoring', fn: () => monitoring.stop() });
   const http = await startHttp({
     config,
     router,
     tables,
     log,
     clusterInfo,
-    metrics: async () => ({ router: router.counters, cql: cql.counters, transport: transport.stats(), ipc: ipc?.stats(), gossipRounds: cluster.gossipRounds, hints: hints.snapshot() }),
-    extraRoutes: [(app) => mountRepairRoutes(app, repair), (app) => mountQueryRoutes(app, cql), ...(config.testMode ? [(app: FastifyInstance) => mountFaultRoutes(app, transport)] : [])],
+    metrics: async () => ({ router: router.counters, cql: cql.counters, transport: transport.stats(), ipc: ipc?.stats(), replies: replies.stats(), gossipRounds: cluster.gossipRounds, hints: hints.snapshot() }),
+    replies,
+    extraRoutes: [(app) => mountRepairRoutes(app, repair), (app) => mountQueryRoutes(app, cql), (app) => monitoring.mount(app), ...(config.testMode ? [(app: FastifyInstance) => mountFaultRoutes(app, transport)] : [])],
   });
+  // Before http.close(): the dashboard's event streams would hold it open.
   undo.push({ what: 'http', fn: () => http.close() });
+  undo.push({ what: 'dashboard streams', fn: () => monitoring.stop() });
   checkpoint();
   ipc = ipcListener.serve({
     router,
@@ -387,6 +406,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     },
     ringDigest: () => cluster.currentLayout().digest,
     limits: { ...config.limits, maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, maxInFlightPerConnection: 1024 },
+    replies,
   });
   undo.push({ what: 'ipc', fn: () => ipc?.close() });
   log.info({ http: formatHostPort(config.http), peer: formatHostPort(config.peer), ipc: config.ipc, data: config.dataDir, durability: config.durability }, 'ringkv node started');
@@ -395,6 +415,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       log.info('shutting down');
+      monitoring.markClosing();
       // Everything startup started, newest first: the request entry points (IPC, HTTP), the
       // timers, hints, gossip and the peer port, then the shards and the database.
       const err = await unwind(undo, log, 'shutdown step failed');
@@ -402,7 +423,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
       log.info('stopped');
     })());
 
-  return { id: identity.id, config, router, tables, ring, cluster, transport, layout: () => cluster.currentLayout(), http, close };
+  return { id: identity.id, config, router, tables, ring, cluster, transport, layout: () => cluster.currentLayout(), http, monitoring, close };
 }
 
 /**

@@ -22,6 +22,7 @@
 import type { NodeConfig, TableMode } from '../config/config.js';
 import type { Cluster } from '../cluster/cluster.js';
 import type { Logger } from '../log/logger.js';
+import { logEvent } from '../log/events.js';
 import { MerkleTree, diffTrees, initMerkle, type Hash64 } from '../merkle/index.js';
 import { encodePayload } from '../net/frames.js';
 import type { RingLayout } from '../ring/builder.js';
@@ -80,7 +81,26 @@ export interface GcReport {
   shards: Array<SweepStats & { shard: number }>;
 }
 
+/** Where the running repair session is, and how the last one ended (dashboard, metrics). */
+export interface RepairProgress {
+  running: boolean;
+  /** Wall-clock ms the running (or last) session started; null if none ran yet. */
+  startedAt: number | null;
+  /** (range, peer) pairs the running (or last) session planned, and how many it has finished. */
+  pairsTotal: number;
+  pairsDone: number;
+  /** Sessions finished since start, and those that failed as a whole. */
+  sessions: number;
+  failedSessions: number;
+  /** The last finished session's report (null before the first). */
+  last: RepairReport | null;
+  /** Sums over every finished session since start. */
+  totals: { keysSent: number; keysReceived: number; bytesSent: number; bytesReceived: number; rangesDiffered: number };
+}
+
 export interface RepairService {
+  /** Where the running session is, and how the last one ended. */
+  progress(): RepairProgress;
   /** Run a repair session now (waits for a running one first); `table` limits which keys stream. */
   runSession(opts?: { table?: string | undefined }): Promise<RepairReport>;
   /** Every range this node stores, with its replicas and this node's Merkle root. */
@@ -187,6 +207,16 @@ function asKeys(x: unknown, what: string): Uint8Array[] {
 
 class RepairServiceImpl implements RepairService {
   private running: Promise<RepairReport> | null = null;
+  private readonly prog: RepairProgress = {
+    running: false,
+    startedAt: null,
+    pairsTotal: 0,
+    pairsDone: 0,
+    sessions: 0,
+    failedSessions: 0,
+    last: null,
+    totals: { keysSent: 0, keysReceived: 0, bytesSent: 0, bytesReceived: 0, rangesDiffered: 0 },
+  };
   private waiting = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -213,13 +243,17 @@ class RepairServiceImpl implements RepairService {
     const delay = Math.round(every * (0.8 + 0.4 * Math.random()));
     this.timer = setTimeout(() => {
       // A periodic run never queues behind an on-demand one: it simply waits for the next period.
-      const run = this.running ? Promise.resolve() : this.runSession({}).then((r) => this.d.log.info({ report: r }, 'periodic repair session done'));
+      const run = this.running ? Promise.resolve() : this.runSession({}, 'periodic').then(() => undefined);
       run.catch((e: unknown) => this.d.log.warn({ err: String(e) }, 'periodic repair session failed')).finally(() => this.schedule());
     }, delay);
     this.timer.unref();
   }
 
-  async runSession(opts: { table?: string | undefined } = {}): Promise<RepairReport> {
+  progress(): RepairProgress {
+    return { ...this.prog, totals: { ...this.prog.totals } };
+  }
+
+  async runSession(opts: { table?: string | undefined } = {}, trigger: 'periodic' | 'on-demand' = 'on-demand'): Promise<RepairReport> {
     while (this.running) {
       if (this.waiting >= MAX_WAITING_SESSIONS) throw new RingkvError('overloaded', 'a repair session is running and others are already waiting; retry later');
       this.waiting++;
@@ -231,11 +265,44 @@ class RepairServiceImpl implements RepairService {
     }
     const p = this.session(opts.table);
     this.running = p;
+    Object.assign(this.prog, { running: true, startedAt: Date.now(), pairsTotal: 0, pairsDone: 0 });
     try {
-      return await p;
+      const r = await p;
+      this.finished(r, trigger);
+      return r;
+    } catch (e) {
+      this.prog.failedSessions++;
+      logEvent(this.d.log, 'repair.session', { trigger, table: opts.table ?? null, failed: true, error: e instanceof Error ? e.message : String(e) });
+      throw e;
     } finally {
       this.running = null;
+      this.prog.running = false;
     }
+  }
+
+  private finished(r: RepairReport, trigger: string): void {
+    const p = this.prog;
+    p.sessions++;
+    p.last = r;
+    p.totals.keysSent += r.keysSent;
+    p.totals.keysReceived += r.keysReceived;
+    p.totals.bytesSent += r.bytesSent;
+    p.totals.bytesReceived += r.bytesReceived;
+    p.totals.rangesDiffered += r.rangesDiffered;
+    logEvent(this.d.log, 'repair.session', {
+      trigger,
+      table: r.table,
+      peers: r.peers,
+      rangesCompared: r.rangesCompared,
+      rangesDiffered: r.rangesDiffered,
+      rangesSkipped: r.rangesSkipped,
+      keysSent: r.keysSent,
+      keysReceived: r.keysReceived,
+      bytesSent: r.bytesSent,
+      bytesReceived: r.bytesReceived,
+      ms: r.durationMs,
+      errors: r.errors.length,
+    });
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -540,8 +607,12 @@ class RepairServiceImpl implements RepairService {
       }
     }
 
+    const prog = this.prog;
+    for (const items of work.values()) prog.pairsTotal += items.length;
     for (const [peer, items] of [...work].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const pairsBefore = prog.pairsDone;
       if (!this.d.cluster.isUp(peer)) {
+        prog.pairsDone += items.length;
         report.rangesSkipped += items.length;
         fail(peer, new Error('down'));
         continue;
@@ -555,6 +626,7 @@ class RepairServiceImpl implements RepairService {
           theirs.set(pos, { root: { hi, lo }, ready: ready === 1 });
         }
       } catch (e) {
+        prog.pairsDone += items.length;
         report.rangesSkipped += items.length;
         fail(peer, e);
         continue;
@@ -574,6 +646,8 @@ class RepairServiceImpl implements RepairService {
         report.rangesDiffered++;
         differing.push({ ...it, theirRoot: b.root });
       }
+      // Equal and skipped pairs are done now; each differing one when its repair ends.
+      prog.pairsDone += items.length - differing.length;
       let next = 0;
       await Promise.all(
         Array.from({ length: Math.min(RANGE_CONCURRENCY, differing.length) }, async () => {
@@ -585,9 +659,11 @@ class RepairServiceImpl implements RepairService {
               if (e instanceof NotReady) report.rangesSkipped++;
               else fail(`${peer} range #${it.range.pos}`, e);
             }
+            prog.pairsDone++;
           }
         }),
       );
+      invariant(prog.pairsDone === pairsBefore + items.length, 'repair progress counts every (range, peer) pair once');
     }
     report.durationMs = Math.round(performance.now() - t0);
     return report;

@@ -187,6 +187,8 @@ export class Router {
   private readonly outNodes = new Uint16Array(MAX_REPLICAS);
   private readonly outPos = new Int32Array(1);
   remote: RemoteReplicas | undefined;
+  /** Times every coordinated request (metrics); absent = no per-request cost at all. */
+  observer: RequestObserver | undefined;
   /** Hinted handoff (absent in unit setups without a cluster). */
   hints: HintService | undefined;
 
@@ -284,7 +286,9 @@ export class Router {
    */
   startWrite(req: WriteRequest, done: Done<WriteResult>): void {
     const timeoutMs = this.timeoutOf(req);
-    const tracked = this.track(req.tombstone ? 'delete' : 'write', timeoutMs, done);
+    const kind = req.tombstone ? 'delete' : 'write';
+    const o = this.observer;
+    const tracked = this.track(kind, timeoutMs, o ? o.wrap(kind, req.consistency, done) : done);
     if (req.tombstone && !req.context) {
       // Also on a table not created yet (its defaults): a delete must not create a table.
       let mode: ConflictMode;
@@ -458,7 +462,8 @@ export class Router {
 
   /** `read` with a callback: `done` runs exactly once, never inside this call, and by the deadline. */
   startRead(req: ReadRequest, done: Done<ReadResult>): void {
-    this.runRead(req, this.track('read', this.timeoutOf(req), done));
+    const o = this.observer;
+    this.runRead(req, this.track('read', this.timeoutOf(req), o ? o.wrap('read', req.consistency, done) : done));
   }
 
   private runRead(req: ReadRequest, done: Done<ReadResult>): void {
@@ -488,8 +493,9 @@ export class Router {
    * read's (`r` / level, clamped on small rings); scans never create tables: an unknown table
    * scans with the defaults and finds no rows.
    */
-  startScan(req: ScanRequest, rawDone: Done<ScanResult>): void {
-    const tracked = this.track('scan', this.timeoutOf(req), rawDone);
+  startScan(req: ScanRequest, done: Done<ScanResult>): void {
+    const o = this.observer;
+    const tracked = this.track('scan', this.timeoutOf(req), o ? o.wrap('scan', req.consistency, done) : done);
     let c: ScanCoordination<Replica>;
     try {
       const limit = req.limit;
@@ -787,6 +793,18 @@ export function nowMicros(): number {
 
 /** A completion callback: exactly one of (error) or (null, result). */
 export type Done<T> = (err: Error | null, result: T | undefined) => void;
+
+/** The operations a coordinator serves, as metrics label them (a delete is a tombstone write). */
+export type RequestOp = 'read' | 'write' | 'delete' | 'scan';
+
+/**
+ * Sees every request a client asks this router to coordinate (not the internal read of a blind
+ * delete, nor replica-level ops from other coordinators): `wrap` is called once at the start and
+ * returns the callback to complete it with.
+ */
+export interface RequestObserver {
+  wrap<T>(op: RequestOp, consistency: ConsistencySpec, done: Done<T>): Done<T>;
+}
 
 const EMPTY = new Uint8Array(0);
 /** Period of the overdue-coordination sweep (runs only while coordinations are live). */

@@ -34,6 +34,8 @@ export class ShardPool {
   private readonly dataPending: Array<Map<number, WireCallback>> = [];
   private flushScheduled = false;
   private nextId = 1;
+  /** Told the op count of every message posted to a shard (metrics: the router-side batch sizes). */
+  onBatch: ((shard: number, ops: number) => void) | undefined;
   private closed = false;
 
   private constructor(private readonly maxQueue: number) {}
@@ -186,6 +188,7 @@ export class ShardPool {
       const w = this.wire[i]!;
       if (ops.length === 0 && w.count === 0) continue;
       if (ops.length > 0) this.outbox[i] = [];
+      this.onBatch?.(i, w.count + ops.length);
       const bytes = w.count > 0 ? w.take() : null;
       const msg: RouterToShard = { t: 'ops', wire: bytes, ops };
       this.workers[i]!.postMessage(msg, bytes ? [bytes.buffer] : []);

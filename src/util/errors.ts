@@ -28,6 +28,9 @@ const STATUS: Record<ErrorCode, number> = {
   unauthorized: 401,
 };
 
+/** Every error code, in a fixed order (metrics index their counters by it). */
+export const ERROR_CODES: readonly ErrorCode[] = Object.freeze(Object.keys(STATUS) as ErrorCode[]);
+
 export class RingkvError extends Error {
   readonly code: ErrorCode;
   readonly details: Record<string, unknown> | undefined;

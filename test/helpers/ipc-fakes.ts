@@ -33,23 +33,25 @@ export class FakeRouter {
   active = 0;
   maxActive = 0;
   private counter = 0;
-  private held: Array<() => void> = [];
+  private held: Array<{ key: string; go: () => void }> = [];
   gate: ((key: string) => boolean) | undefined;
 
   private async enter(key: Uint8Array): Promise<void> {
     this.active++;
     this.maxActive = Math.max(this.maxActive, this.active);
-    if (this.gate?.(Buffer.from(key).toString('latin1'))) await new Promise<void>((r) => this.held.push(r));
+    const text = Buffer.from(key).toString('latin1');
+    if (this.gate?.(text)) await new Promise<void>((go) => this.held.push({ key: text, go }));
   }
 
   get heldCount(): number {
     return this.held.length;
   }
 
-  release(): void {
-    const h = this.held;
-    this.held = [];
-    for (const r of h) r();
+  /** Let held requests go on, in the order they arrived (only those whose key `which` accepts). */
+  release(which: (key: string) => boolean = () => true): void {
+    const go = this.held.filter((h) => which(h.key));
+    this.held = this.held.filter((h) => !which(h.key));
+    for (const h of go) h.go();
   }
 
   /** The last write request, as the router got it. */

@@ -131,7 +131,7 @@ describe('docs/ipc-protocol.md', () => {
     const reply = await exchange(request);
     expect(reply.toString('hex')).toBe(hexBlock('query-reply').toString('hex'));
     expect(decodePayload(reply.subarray(4))).toMatchObject({ id: 2, ok: true, kind: 'rows', rows: [{ user_id: '123', event: 'login' }], rv: DOC_DIGEST });
-    expect(queries).toEqual([{ query: 'SELECT * FROM users WHERE user_id = ?', params: ['123'], consistency: undefined, pageSize: undefined, pagingState: undefined, timeoutMs: undefined }]);
+    expect(queries).toEqual([{ query: 'SELECT * FROM users WHERE user_id = ?', readOnly: true, params: ['123'], consistency: undefined, pageSize: undefined, pagingState: undefined, timeoutMs: undefined }]);
     expect(doc).toContain(`payload length ${request.length - 4}`);
     expect(doc).toContain(`payload length ${hexBlock('query-reply').length - 4}`);
   });

@@ -11,8 +11,8 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BatchAssembly, REPLY_OVERHEAD } from '../../src/api/ipc-replies.js';
-import type { BatchItemResult } from '../../src/api/ipc-protocol.js';
+import { BatchAssembly, estimateBytes, REPLY_OVERHEAD } from '../../src/api/ipc-replies.js';
+import type { BatchItemResult, GetOk } from '../../src/api/ipc-protocol.js';
 import { promiseRouter, startIpcServer, type IpcDeps, type IpcServer, type RingInfo } from '../../src/api/ipc-server.js';
 import { checkRequestShape } from '../../src/api/ipc-request.js';
 import { encodeFrame, encodePayload, FrameError } from '../../src/net/frames.js';
@@ -269,6 +269,9 @@ describe('batch replies past the frame limit (item 15)', () => {
                 : { ok: true, context: 'c', consistency: { n: 1, required: 1, replied: 1 } };
           last = a.set(i!, result);
           expect(last).toBe(open.length === 0);
+          // What the server holds on the connection's account for the batch: every recorded result.
+          const recorded = a.results.reduce((n, r) => n + (r ? estimateBytes(r as GetOk) : 0), 0);
+          expect(a.resultBytes).toBe(recorded);
           // Held get values never exceed the budget (plus the per-item overhead of what is pending).
           expect(a.heldEstimate()).toBeLessThanOrEqual(budget + REPLY_OVERHEAD * spec.length);
         }

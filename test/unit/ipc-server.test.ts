@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { promiseRouter, startIpcServer, type IpcDeps, type IpcServer, type RingInfo } from '../../src/api/ipc-server.js';
 import { encodeFrame } from '../../src/net/frames.js';
+import { ReplyBudget } from '../../src/net/reply-budget.js';
 import { FakeRouter, ipcTeardown, RawClient, until } from '../helpers/ipc-fakes.js';
 
 const log = pino({ level: 'silent' });
@@ -208,7 +209,7 @@ describe('ipc server: query and ttl', () => {
     const c = await client();
     const ok = await c.request({ id: 1, op: 'query', query: 'INSERT INTO t (k, d, b) VALUES (?, ?, ?)', params: ['k', 1.5, Buffer.from([1, 2])], consistency: 'ONE' });
     expect(ok).toMatchObject({ id: 1, ok: true, kind: 'applied', applied: true });
-    expect(seen).toEqual([{ query: 'INSERT INTO t (k, d, b) VALUES (?, ?, ?)', params: ['k', 1.5, Buffer.from([1, 2])], consistency: { level: 'ONE' }, pageSize: undefined, pagingState: undefined, timeoutMs: undefined }]);
+    expect(seen).toEqual([{ query: 'INSERT INTO t (k, d, b) VALUES (?, ?, ?)', readOnly: false, params: ['k', 1.5, Buffer.from([1, 2])], consistency: { level: 'ONE' }, pageSize: undefined, pagingState: undefined, timeoutMs: undefined }]);
     const float = await c.request({ id: 2, op: 'query', query: 'SELECT * FROM t', pageSize: 2.5 });
     expect(float).toMatchObject({ id: 2, ok: false, code: 'bad_request', field: 'pageSize' });
     const foreign = await c.request({ id: 3, op: 'query', query: 'SELECT * FROM t', table: 't' });
@@ -334,6 +335,118 @@ describe('ipc server: backpressure', () => {
     expect(slow.replies.every((r) => r.ok === true && (r['value'] as Buffer).length === 64 * 1024)).toBe(true);
     expect(server!.stats().maxInFlightSeen).toBeLessThanOrEqual(max);
     expect(server!.stats().pauses).toBeGreaterThan(0);
+  });
+});
+
+describe('ipc server: reply bytes', () => {
+  /**
+   * A server whose connections may hold 200 KiB of replies, and a reading client that has stored
+   * a 64 KiB value under 'big' and read 150 small values, so the connection's reply estimate is
+   * small and the reads that follow start all at once.
+   */
+  async function lowEstimateClient(limits: Partial<IpcDeps['limits']> = {}): Promise<{ c: RawClient; replies: ReplyBudget; per: number; big: Buffer }> {
+    const per = 200 * 1024;
+    const replies = new ReplyBudget({ maxReplyBytesPerConnection: per, maxReplyBytesTotal: 64 * per });
+    await start(limits, { replies });
+    const c = await client();
+    const big = Buffer.alloc(64 * 1024, 7);
+    await c.request({ id: 1, op: 'put', table: 't', key: 'big', value: big });
+    await c.request({ id: 2, op: 'put', table: 't', key: 'small', value: 's' });
+    for (let i = 0; i < 150; i++) c.send({ id: 100 + i, op: 'get', table: 't', key: 'small' });
+    await until('small reads', () => c.replies.filter((r) => r.id >= 100 && r.id < 250).length === 150 || undefined);
+    return { c, replies, per, big };
+  }
+
+  it('holds at most maxReplyBytesPerConnection for a client that does not read, even when its reply sizes jump', async () => {
+    const per = 256 * 1024;
+    const replies = new ReplyBudget({ maxReplyBytesPerConnection: per, maxReplyBytesTotal: 64 * per });
+    await start({}, { replies });
+    const writer = await client();
+    const big = Buffer.alloc(64 * 1024, 2);
+    await writer.request({ id: 1, op: 'put', table: 't', key: 'big', value: big });
+    await writer.request({ id: 2, op: 'put', table: 't', key: 'small', value: 's' });
+
+    const slow = await client({ read: false });
+    slow.socket.pause();
+    // Small replies first: the connection's estimate falls to their size, so many reads may start...
+    for (let i = 1; i <= 200; i++) slow.send({ id: i, op: 'get', table: 't', key: 'small' });
+    await until('small reads done', () => router.reads >= 200 || undefined);
+    // ...then large ones: those that finish when the connection already holds its bound run again later.
+    const N = 300;
+    for (let i = 201; i < 201 + N; i++) slow.send({ id: i, op: 'get', table: 't', key: 'big' });
+    await until('the connection stuck at its bound', () => (replies.stats().connectionsAtLimit === 1 && server!.stats().inFlight === 0) || undefined);
+    expect(replies.stats().rerunsOverBudget).toBeGreaterThan(0);
+    expect(replies.stats().heldBytes).toBeLessThanOrEqual(per);
+    expect(server!.stats().replyBytes).toBeLessThanOrEqual(per);
+
+    slow.startReading();
+    await until('every reply', () => slow.replies.length === 200 + N, 10_000);
+    for (const r of slow.replies) {
+      expect(r.ok).toBe(true);
+      expect((r['value'] as Buffer).equals(r.id <= 200 ? Buffer.from('s') : big)).toBe(true);
+    }
+    expect(new Set(slow.replies.map((r) => r.id)).size).toBe(200 + N);
+    slow.close();
+    await until('bytes released', () => replies.stats().heldBytes + replies.stats().reservedBytes === 0 || undefined);
+  });
+
+  it('answers a batch whose reply is larger than the per-connection bound (its items never wait for each other)', async () => {
+    const per = 256 * 1024;
+    await start({}, { replies: new ReplyBudget({ maxReplyBytesPerConnection: per, maxReplyBytesTotal: 64 * per }) });
+    const c = await client();
+    const big = Buffer.alloc(64 * 1024, 5);
+    await c.request({ id: 1, op: 'put', table: 't', key: 'big', value: big });
+    const items = Array.from({ length: 12 }, () => ({ op: 'get', table: 't', key: 'big' }));
+    const r = await c.request({ id: 2, op: 'batch', items });
+    const results = r['results'] as Array<Record<string, unknown>>;
+    expect(results).toHaveLength(12);
+    for (const it of results) expect((it['value'] as Buffer).equals(big)).toBe(true);
+  });
+
+  it("holds a batch's out-of-order results on the connection's account, and a re-run batch get keeps the successful gets a prefix", async () => {
+    // Four 64 KiB values fit in one reply frame, five do not.
+    const { c, replies, per, big } = await lowEstimateClient({ maxFrameBytes: 300 * 1024, maxValueBytes: 128 * 1024 });
+
+    router.gate = (k) => k === 'big' || k === 'gated';
+    const a = { id: 500, op: 'batch', items: [{ op: 'get', table: 't', key: 'gated' }, ...Array.from({ length: 3 }, () => ({ op: 'get', table: 't', key: 'big' }))] };
+    const b = { id: 501, op: 'batch', items: Array.from({ length: 6 }, () => ({ op: 'get', table: 't', key: 'big' })) };
+    c.socket.write(Buffer.concat([encodeFrame(a), encodeFrame(b)]));
+    await until('both batches running', () => router.heldCount === 10 || undefined);
+    // A's three values finish first, out of order (its item 0 is still held): ~192 KiB on the
+    // account. B's values then do not fit beside them and are dropped to run again.
+    router.release((k) => k === 'big');
+    await until('B waiting for room', () => (replies.stats().rerunsOverBudget >= 6 && server!.stats().inFlight === 1) || undefined);
+    expect(replies.stats().heldBytes).toBeGreaterThanOrEqual(3 * big.length);
+    expect(replies.stats().heldBytes).toBeLessThanOrEqual(per);
+    expect(c.replies.some((r) => r.id === 500 || r.id === 501)).toBe(false);
+
+    router.gate = undefined;
+    router.release();
+    const ra = await until('batch A', () => c.replies.find((r) => r.id === 500));
+    const rb = await until('batch B', () => c.replies.find((r) => r.id === 501));
+    const resA = ra['results'] as Array<Record<string, unknown>>;
+    expect(resA[0]).toMatchObject({ ok: true, found: false });
+    for (const it of resA.slice(1)) expect((it['value'] as Buffer).equals(big)).toBe(true);
+    const resB = rb['results'] as Array<Record<string, unknown>>;
+    expect(resB.map((r) => r['ok'])).toEqual([true, true, true, true, false, false]);
+    for (const it of resB.slice(0, 4)) expect((it['value'] as Buffer).equals(big)).toBe(true);
+    for (const it of resB.slice(4)) expect(it['code']).toBe('too_large');
+    c.close();
+    await until('bytes released', () => replies.stats().heldBytes + replies.stats().reservedBytes === 0 || undefined);
+  });
+
+  it('runs reads that did not fit again in the order they arrived', async () => {
+    const { c, replies } = await lowEstimateClient();
+
+    router.gate = (k) => k === 'big';
+    for (let id = 11; id <= 16; id++) c.send({ id, op: 'get', table: 't', key: 'big' });
+    await until('six reads running', () => router.heldCount === 6 || undefined);
+    // All six finish at once: three 64 KiB replies fit the 200 KiB bound, the other three run again.
+    router.gate = undefined;
+    router.release();
+    await until('every reply', () => c.replies.filter((r) => r.id >= 11 && r.id <= 16).length === 6 || undefined);
+    expect(replies.stats().rerunsOverBudget).toBeGreaterThanOrEqual(3);
+    expect(c.replies.filter((r) => r.id >= 11 && r.id <= 16).map((r) => r.id)).toEqual([11, 12, 13, 14, 15, 16]);
   });
 });
 

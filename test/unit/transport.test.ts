@@ -4,6 +4,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { PeerTransport, connectAsClient, type PeerHandler, type PeerTransportOptions } from '../../src/cluster/transport.js';
 import { FrameDecoder, encodeFrame } from '../../src/net/frames.js';
+import { ReplyBudget } from '../../src/net/reply-budget.js';
 import { RingkvError } from '../../src/util/errors.js';
 import { freePort, waitFor } from '../helpers/proc.js';
 
@@ -183,7 +184,7 @@ describe('PeerTransport', () => {
     expect(crash.code).toBe('internal');
 
     const s = a.stats();
-    expect(s.peers).toEqual([{ address: addr(b), id: 'B', connected: true, queued: 0, inFlight: 0 }]);
+    expect(s.peers).toEqual([{ address: addr(b), id: 'B', connected: true, queued: 0, inFlight: 0, queuedBytes: 0 }]);
     expect(s.framesOut).toBe(4); // hello + three requests
     expect(s.framesIn).toBe(5); // challenge + welcome + three responses
     expect(b.stats().authFailures).toBe(0);
@@ -251,6 +252,34 @@ describe('PeerTransport', () => {
     expect(Date.now() - t0).toBeGreaterThan(1500);
     expect(b.stats().authFailures).toBe(2);
     expect(calls).toBe(0);
+  });
+
+  it('keeps unauthenticated connections in a small pool of their own: idle ones make room, time out, and never take authenticated slots', async () => {
+    const b = await start('B', echo, {
+      handshakeTimeoutMs: 300,
+      maxUnauthenticatedConnections: 8,
+      maxUnauthenticatedPerAddress: 4,
+      maxAuthenticatedConnections: 2,
+      onClient: (sock) => void sock.on('data', () => {}),
+    });
+    const idle = await Promise.all(Array.from({ length: 10 }, () => RawConn.connect(b.port)));
+    await poll('the pool full', () => b.stats().unauthenticated === 4);
+    // Six of the ten were evicted for newer ones (one address, 4 slots); a real peer still gets in.
+    const a = await start('A', echo);
+    expect(await a.request(addr(b), 'hello', 2000)).toBe('hello');
+    expect(b.stats().evictedUnauthenticated).toBe(7);
+    // The authenticated pool has its own cap: a client fills it, the next is denied, saying why.
+    const c1 = await connectAsClient(addr(b), SECRET, 'c1', 2000);
+    cleanups.push(() => c1.socket.destroy());
+    const c2 = await rejection(connectAsClient(addr(b), SECRET, 'c2', 2000));
+    expect(c2.message).toMatch(/authenticated connections \(limit 2\)/);
+    expect(b.stats().authenticated).toBe(2);
+    // The idle ones that were not evicted close at the handshake deadline.
+    const t0 = Date.now();
+    await Promise.all(idle.map((c) => c.closed));
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await poll('no unauthenticated connections left', () => b.stats().unauthenticated === 0);
+    expect(b.stats().handshakeTimeouts).toBeGreaterThanOrEqual(3);
   });
 
   it('rejects a server that cannot prove it holds the secret', async () => {
@@ -399,6 +428,35 @@ describe('PeerTransport', () => {
     expect(peer.queued).toBeGreaterThan(0);
     expect(peer.inFlight).toBeGreaterThan(0);
     expect(ps.length).toBeLessThan(300);
+  });
+
+  it('bounds the answer bytes held for an inbound peer that does not read them, and frees them when it goes', async () => {
+    const replies = new ReplyBudget({ maxReplyBytesPerConnection: 1024 * 1024, maxReplyBytesTotal: 16 * 1024 * 1024 });
+    const value = Buffer.alloc(256 * 1024, 3);
+    let calls = 0;
+    const b = await start('B', async () => (calls++, value), { replies, initialReplyEstimateBytes: value.length });
+    const slow = await rawHandshake(b.port, 'slow');
+    slow.socket.pause();
+    const N = 200;
+    for (let id = 1; id <= N; id++) slow.send({ t: 'req', id, body: id });
+    await poll('the connection at its reply-byte bound', () => replies.stats().connectionsAtLimit === 1);
+    const stalled = calls;
+    // A few answers fill the bound (and the kernel's socket buffers); the rest wait unread, not even served.
+    expect(stalled).toBeLessThan(N / 4);
+    expect(replies.stats().heldBytes).toBeLessThanOrEqual(1024 * 1024 + value.length + 64);
+    // Another peer is still served meanwhile.
+    const a = await start('A', echo);
+    expect(await a.request(addr(b), 'hi', 2000)).toEqual(value);
+    // Reading again lets every request through, in bounded steps.
+    slow.socket.resume();
+    for (let i = 0; i < N; i++) expect(await slow.next(5000)).toMatchObject({ t: 'res', ok: true });
+    expect(calls).toBe(N + 1);
+    // Stall again, then go away: everything held for it is released.
+    slow.socket.pause();
+    for (let id = 1; id <= N; id++) slow.send({ t: 'req', id, body: id });
+    await poll('stalled again', () => replies.stats().connectionsAtLimit === 1);
+    slow.socket.destroy();
+    await poll('its bytes released', () => replies.stats().heldBytes === 0 && replies.stats().reservedBytes === 0);
   });
 
   it('setBlocked cuts both directions, and unblocking restores the link', async () => {

@@ -115,3 +115,13 @@ SELECT 1 FROM`);
 });
 
 
+
+describe('isSelectStatement', () => {
+  it('looks at the first word after whitespace and comments', async () => {
+    const { isSelectStatement } = await import('../../src/cql/index.js');
+    expect(isSelectStatement('  select * from t')).toBe(true);
+    expect(isSelectStatement('-- a comment\n/* another */ SELECT 1 FROM t')).toBe(true);
+    expect(isSelectStatement('INSERT INTO t (k) VALUES (1)')).toBe(false);
+    expect(isSelectStatement('selected')).toBe(false);
+  });
+});
