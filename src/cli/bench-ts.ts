@@ -9,13 +9,14 @@
  * per row, the same seeks). The report gives rows/s (inserted and read) for both and their ratio,
  * and the range read's p50/p99.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { LatencyHistogram, type LatencyPercentiles } from '../bench/histogram.js';
 import { openRingkvTs, openRocksTs, type TsTarget } from '../bench/ts-targets.js';
 import type { ConsistencyLevel } from '../client/index.js';
-import { BenchUsageError, intFlag, posFlag, str, type BenchIo } from './bench-flags.js';
+import { BenchUsageError, intFlag, posFlag, str, withTempTarget, type BenchIo } from './bench-common.js';
+import { seededRng } from '../bench/distributions.js';
 
 export interface TsBenchConfig {
   target: 'ringkv' | 'rocksdb';
@@ -88,16 +89,6 @@ export function parseTsBenchOptions(raw: Record<string, unknown>, env: Record<st
   return cfg;
 }
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export interface TsPhaseResult {
   load: { rows: number; seconds: number; rowsPerSec: number; errors: number };
   run: {
@@ -141,7 +132,7 @@ export async function tsPhases(t: TsTarget, cfg: TsBenchConfig, io: BenchIo): Pr
   io.err(`load ${t.name}: ${next.toLocaleString('en-US')} rows in ${loadSec.toFixed(2)} s, ${Math.round(load.rowsPerSec).toLocaleString('en-US')} rows/s, ${errors} errors${firstError ? ` (first: ${firstError})` : ''}\n`);
 
   // Run: half inserts of the next row of a random partition, half latest-N reads.
-  const rand = rng(cfg.seed);
+  const rand = seededRng(cfg.seed);
   const nextRow = new Array<number>(cfg.users).fill(perUser + 1);
   const insertH = new LatencyHistogram();
   const latestH = new LatencyHistogram();
@@ -234,20 +225,8 @@ export function formatTsReport(main: TsPhaseResult, base: TsPhaseResult | undefi
   ].join('\n');
 }
 
-async function withRocksTs<T>(cfg: TsBenchConfig, fn: (t: TsTarget) => Promise<T>): Promise<T> {
-  const parent = cfg.baselineDir ?? tmpdir();
-  mkdirSync(parent, { recursive: true });
-  const dir = mkdtempSync(path.join(parent, 'ringkv-bench-ts-rocksdb-'));
-  try {
-    const t = await openRocksTs(dir);
-    try {
-      return await fn(t);
-    } finally {
-      await t.close();
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+function withRocksTs<T>(cfg: TsBenchConfig, fn: (t: TsTarget) => Promise<T>): Promise<T> {
+  return withTempTarget(cfg.baselineDir, 'ringkv-bench-ts-rocksdb-', (dir) => openRocksTs(dir), fn);
 }
 
 export async function runTsBench(cfg: TsBenchConfig, io: BenchIo): Promise<number> {

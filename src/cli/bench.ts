@@ -7,8 +7,8 @@
  * Exit status: 0 ran (and met the targets, when given); 1 missed a target, or could not run
  * (node unreachable, …); 2 invalid flags.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { Option, type Command, type CommanderError } from 'commander';
 import type { DistributionName } from '../bench/distributions.js';
@@ -22,7 +22,7 @@ import { parseTsBenchOptions, runTsBench } from './bench-ts.js';
 import type { ConsistencyLevel } from '../client/index.js';
 import { validateTableName } from '../router/tables.js';
 import { RingkvError } from '../util/errors.js';
-import { BenchUsageError, intFlag, posFlag, str, flagName, type BenchIo } from './bench-flags.js';
+import { BenchUsageError, intFlag, posFlag, str, flagName, withTempTarget, type BenchIo } from './bench-common.js';
 
 export { BenchUsageError, type BenchIo };
 
@@ -421,20 +421,8 @@ async function openMain(cfg: BenchConfig): Promise<BenchTarget> {
   return t;
 }
 
-async function withRocks<T>(cfg: BenchConfig, fn: (t: BenchTarget) => Promise<T>): Promise<T> {
-  const parent = cfg.baselineDir ?? tmpdir();
-  mkdirSync(parent, { recursive: true });
-  const dir = mkdtempSync(path.join(parent, 'ringkv-bench-rocksdb-'));
-  try {
-    const t = await openRocksBaseline(dir);
-    try {
-      return await fn(t);
-    } finally {
-      await t.close();
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+function withRocks<T>(cfg: BenchConfig, fn: (t: BenchTarget) => Promise<T>): Promise<T> {
+  return withTempTarget(cfg.baselineDir, 'ringkv-bench-rocksdb-', (dir) => openRocksBaseline(dir), fn);
 }
 
 function configForReport(cfg: BenchConfig): Record<string, unknown> {

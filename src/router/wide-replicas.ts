@@ -16,7 +16,7 @@ import { MAX_CELL_WRITE_ENTRIES } from '../storage/wide-shard.js';
 import { packCellWrite, packSlice, unpackEntries } from '../storage/wide-wire.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import { cellKindOf } from '../wide/cell.js';
-import { SLICE_LIMITS, type SlicePage, type SuffixRange } from '../wide/slice.js';
+import { SLICE_LIMITS, type SliceRequest, type SlicePage, type SuffixRange } from '../wide/slice.js';
 import type { StoredEntry } from '../wide/reader.js';
 import type { Replica, Router } from './router.js';
 import type { WideTableRegistry } from './wide-tables.js';
@@ -31,17 +31,11 @@ export interface WideWriteBody {
   entries: StoredEntry[];
 }
 
-/** One page of a partition slice, asked of a replica. */
-export interface WideSliceBody {
+/** One page of a partition slice, asked of a replica: the table, the partition, and the slice request. */
+export interface WideSliceBody extends SliceRequest {
   table: string;
   tableId: Uint8Array;
   key: Uint8Array;
-  ranges: SuffixRange[];
-  reverse: boolean;
-  after: Uint8Array | null;
-  rowLimit: number;
-  byteLimit: number;
-  withDeletions: boolean;
 }
 
 /** The peer message of a partition mutation (a coordinator's write, a replayed hint). */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTsBenchOptions, formatTsReport, tsPhases } from '../../src/cli/bench-ts.js';
-import { BenchUsageError } from '../../src/cli/bench-flags.js';
+import { BenchUsageError } from '../../src/cli/bench-common.js';
 import { openRocksTs, type TsTarget } from '../../src/bench/ts-targets.js';
 import { removeDir, tempDir } from '../helpers/proc.js';
 

@@ -1,7 +1,11 @@
 /**
- * Flag parsing shared by the `ringkv bench` workloads (src/cli/bench.ts, bench-ts.ts): numbers with
- * `_`, exponents and k/m suffixes, bounds named in the message, and the usage error (exit status 2).
+ * What the `ringkv bench` workloads (src/cli/bench.ts, bench-ts.ts) share: flag parsing (numbers
+ * with `_`, exponents and k/m suffixes, bounds named in the message, the usage error with exit
+ * status 2), the report/progress sinks, and the baseline's temporary RocksDB directory.
  */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 /** A flag problem: reported as `ringkv bench: <message>` with exit status 2. */
 export class BenchUsageError extends Error {
@@ -59,3 +63,23 @@ export function posFlag(raw: Record<string, unknown>, key: string, opts: { max?:
   return n;
 }
 
+
+/**
+ * Run `fn` against a target opened in a fresh temporary directory under `parent` (default: the OS
+ * temp dir), then close the target and remove the directory, whatever happens.
+ */
+export async function withTempTarget<T extends { close(): Promise<void> }, R>(parent: string | undefined, prefix: string, open: (dir: string) => Promise<T>, fn: (t: T) => Promise<R>): Promise<R> {
+  const base = parent ?? tmpdir();
+  mkdirSync(base, { recursive: true });
+  const dir = mkdtempSync(path.join(base, prefix));
+  try {
+    const t = await open(dir);
+    try {
+      return await fn(t);
+    } finally {
+      await t.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
