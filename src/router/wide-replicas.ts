@@ -2,20 +2,23 @@
  * The replica side of wide-column tables, and how a coordinator reaches a replica: on this node, the
  * partition's shard (placement by token) through the shard's `cell-write` / `slice` ops; on another
  * node, the peer services registered here (`wide-write`, `wide-slice`), which check what they are
- * asked (replica of the token in this node's ring view, the table's live storage id, cell records,
- * bounds) before a shard sees it. `wide-schema` takes a DDL's schema pushed by its coordinator.
+ * asked (replica of the token in this node's ring view, the table's live storage id, bounds) before
+ * a shard sees it; the shard refuses a mutation whole if any record is not a cell record.
+ * `wide-schema` takes a DDL's schema pushed by its coordinator.
+ *
+ * Mutations and slice pages cross both the worker boundary and the peer port packed
+ * (storage/wide-wire.ts): one byte string, not an array of small ones.
  *
  * A partition's mutation is ONE message and ONE shard op: its entries share the token, hence the
  * replicas and the local shard, and are merged per key with the cell rule in one WriteBatch.
  */
 import type { Cluster } from '../cluster/cluster.js';
 import type { Logger } from '../log/logger.js';
-import type { ShardResult } from '../storage/shard-protocol.js';
+import type { PackedSlicePage, ShardResult } from '../storage/shard-protocol.js';
 import type { ShardPool } from '../storage/shards.js';
-import { MAX_CELL_WRITE_ENTRIES } from '../storage/wide-shard.js';
-import { packCellWrite, packSlice, unpackEntries } from '../storage/wide-wire.js';
+import { packCellWrite, packSlice, unpackCellWrite, unpackEntries } from '../storage/wide-wire.js';
+import { detachedBytes } from '../util/bytes.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
-import { cellKindOf } from '../wide/cell.js';
 import { SLICE_LIMITS, type SliceRequest, type SlicePage, type SuffixRange } from '../wide/slice.js';
 import type { StoredEntry } from '../wide/reader.js';
 import type { Replica, Router } from './router.js';
@@ -38,9 +41,14 @@ export interface WideSliceBody extends SliceRequest {
   key: Uint8Array;
 }
 
-/** The peer message of a partition mutation (a coordinator's write, a replayed hint). */
+/**
+ * The peer message of a partition mutation (a coordinator's write, a replayed hint): the table's
+ * name and the packed cell-write (table id, partition key, entries; storage/wide-wire.ts), which
+ * the receiving replica hands to its shard as it came. One bin instead of an array of small ones
+ * keeps msgpack cheap on both ends.
+ */
 export function wideWriteMessage(b: WideWriteBody): { t: 'wide-write' } & Record<string, unknown> {
-  return { t: 'wide-write', table: b.table, tableId: b.tableId, key: b.key, entries: b.entries };
+  return { t: 'wide-write', table: b.table, body: packCellWrite(b.tableId, b.key, b.entries) };
 }
 
 const SHARD_CODES: ReadonlySet<string> = new Set(['bad_request', 'not_owner', 'overloaded', 'unavailable', 'too_large', 'conflict']);
@@ -73,10 +81,7 @@ export class WideReplicas {
   /** Serve the replica side for peers. */
   register(): void {
     const c = this.o.cluster;
-    c.registerService('wide-write', async (b) => {
-      const body: WideWriteBody = { table: str(b['table'], 'table'), tableId: bytes(b['tableId'], 'tableId'), key: bytes(b['key'], 'key'), entries: b['entries'] as StoredEntry[] };
-      return { changed: await this.applyWrite(body) };
-    });
+    c.registerService('wide-write', async (b) => ({ changed: await this.applyWriteBody(str(b['table'], 'table'), bytes(b['body'], 'body')) }));
     c.registerService('wide-slice', async (b) => {
       const body: WideSliceBody = {
         table: str(b['table'], 'table'),
@@ -109,26 +114,27 @@ export class WideReplicas {
     return { hi, lo, shard: this.o.shards.shardOf(hi) };
   }
 
-  /** A partition mutation arriving for this node's replica (a coordinator's or a replayed hint's). */
-  async applyWrite(b: WideWriteBody): Promise<number> {
-    const { hi, lo, shard } = this.local(b.table, b.tableId, b.key);
-    if (!Array.isArray(b.entries) || b.entries.length === 0 || b.entries.length > MAX_CELL_WRITE_ENTRIES) throw new RingkvError('bad_request', `a wide-write carries 1 to ${MAX_CELL_WRITE_ENTRIES} entries`);
-    for (const e of b.entries) {
-      if (!e || !(e.suffix instanceof Uint8Array) || !(e.record instanceof Uint8Array)) throw new RingkvError('bad_request', 'wide-write entries need suffix and record bytes');
-      try {
-        cellKindOf(e.record);
-      } catch (err) {
-        throw new RingkvError('bad_request', `wide-write: ${(err as Error).message}`);
-      }
+  /**
+   * A partition mutation arriving for this node's replica (a coordinator's, a peer's, a replayed
+   * hint's), packed: its table id and partition key are checked here, its entries (cell records,
+   * bounded count) by the shard, which refuses the whole mutation if any is malformed.
+   */
+  async applyWriteBody(table: string, body: Uint8Array): Promise<number> {
+    let head: ReturnType<typeof unpackCellWrite>;
+    try {
+      head = unpackCellWrite(body);
+    } catch (e) {
+      throw new RingkvError('bad_request', `wide-write: ${(e as Error).message}`);
     }
-    const r = await this.o.shards.submit(shard, { op: 'cell-write', hi, lo, body: packCellWrite(b.tableId, b.key, b.entries) });
+    const { hi, lo, shard } = this.local(table, head.table, head.partitionKey);
+    const r = await this.o.shards.submit(shard, { op: 'cell-write', hi, lo, body: detachedBytes(body) });
     if (!r.ok) throw shardError(r);
     invariant('repair' in r && r.repair.kind === 'cell-write', 'a cell-write answered with something else');
     return r.repair.changed;
   }
 
-  /** One slice page of this node's replica of a partition. */
-  async applySlice(b: WideSliceBody): Promise<SlicePage> {
+  /** One slice page of this node's replica of a partition, packed as the shard answered it (a peer gets it so). */
+  async applySlice(b: WideSliceBody): Promise<PackedSlicePage> {
     const { hi, lo, shard } = this.local(b.table, b.tableId, b.key);
     if (!Array.isArray(b.ranges) || b.ranges.length > 10_000) throw new RingkvError('bad_request', 'slice ranges must be an array of at most 10000');
     const rowLimit = Math.min(Number(b.rowLimit) | 0, SLICE_LIMITS.maxRowsPerPage);
@@ -138,21 +144,19 @@ export class WideReplicas {
     const r = await this.o.shards.submit(shard, { op: 'slice', hi, lo, body: packSlice(b.tableId, b.key, b.after, b.ranges), reverse: b.reverse, rowLimit, byteLimit, withDeletions: b.withDeletions });
     if (!r.ok) throw shardError(r);
     invariant('repair' in r && r.repair.kind === 'slice', 'a slice answered with something else');
-    const p = r.repair.page;
-    return { deletions: p.deletions === null ? null : unpackEntries(p.deletions), entries: unpackEntries(p.entries), next: p.next };
+    return r.repair.page;
   }
 
   /** Write a partition mutation to one replica (this node's shard, or a peer's). */
   write(r: Replica, b: WideWriteBody, timeoutMs: number): Promise<number> {
-    if (r.local) return this.applyWrite(b);
+    if (r.local) return this.applyWriteBody(b.table, packCellWrite(b.tableId, b.key, b.entries));
     return this.o.cluster.request(r.nodeId, wideWriteMessage(b), timeoutMs).then((x) => Number((x as { changed?: unknown }).changed) || 0);
   }
 
-  /** One slice page of one replica. */
+  /** One slice page of one replica, unpacked (views into the reply). */
   async slice(r: Replica, b: WideSliceBody, timeoutMs: number): Promise<SlicePage> {
-    if (r.local) return this.applySlice(b);
-    const page = (await this.o.cluster.request(r.nodeId, { t: 'wide-slice', ...b }, timeoutMs)) as Partial<SlicePage> | null;
-    return checkSlicePage(page);
+    const page = r.local ? await this.applySlice(b) : ((await this.o.cluster.request(r.nodeId, { t: 'wide-slice', ...b }, timeoutMs)) as Partial<PackedSlicePage> | null);
+    return unpackSlicePage(page);
   }
 
   /** Push a DDL's schema (encoded) to one node; resolves when that node has merged it. */
@@ -161,17 +165,16 @@ export class WideReplicas {
   }
 }
 
-/** A peer's slice page, checked for shape before the merge trusts it. */
-export function checkSlicePage(p: Partial<SlicePage> | null): SlicePage {
-  const entries = (list: unknown, what: string): StoredEntry[] => {
-    if (!Array.isArray(list)) throw new RingkvError('internal', `slice page ${what} is not a list`);
-    for (const e of list as Array<Partial<StoredEntry> | null>) {
-      if (!e || !(e.suffix instanceof Uint8Array) || !(e.record instanceof Uint8Array)) throw new RingkvError('internal', `slice page ${what} entry without suffix and record bytes`);
-    }
-    return list as StoredEntry[];
-  };
-  if (p === null || typeof p !== 'object') throw new RingkvError('internal', 'slice page is not an object');
+/** A packed slice page (a shard's, or a peer's: checked before the merge trusts it) as entries. */
+export function unpackSlicePage(p: Partial<PackedSlicePage> | null): SlicePage {
+  if (p === null || typeof p !== 'object' || !(p.entries instanceof Uint8Array)) throw new RingkvError('internal', 'slice page without packed entries');
   const next = p.next ?? null;
   if (next !== null && !(next instanceof Uint8Array)) throw new RingkvError('internal', 'slice page cursor is not bytes');
-  return { deletions: p.deletions === null || p.deletions === undefined ? null : entries(p.deletions, 'deletions'), entries: entries(p.entries, 'entries'), next };
+  const dels = p.deletions ?? null;
+  if (dels !== null && !(dels instanceof Uint8Array)) throw new RingkvError('internal', 'slice page deletions are not packed bytes');
+  try {
+    return { deletions: dels === null ? null : unpackEntries(dels), entries: unpackEntries(p.entries), next };
+  } catch (e) {
+    throw new RingkvError('internal', `malformed slice page: ${(e as Error).message}`);
+  }
 }
