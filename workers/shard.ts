@@ -22,9 +22,13 @@
  * tree being rebuilt answers repair requests with `ready: false`: its hashes are incomplete.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { expose } from 'comlink';
+import { portEndpoint } from '../src/util/comlink-port.js';
 import { newRocks, readRowsSync, SyncWriteBatch, type ColumnHandle } from '../src/storage/rocks.js';
 import { shardColumn, META_CF } from '../src/storage/db.js';
 import { encodeStorageKey, MIN_STORAGE_KEY_BYTES, storageKeyHasTable, TABLE_ID_BYTES, tokenRangeBounds, type KeyBounds } from '../src/storage/keys.js';
+import { pageRange } from '../src/storage/range-page.js';
+import { CleanupRun } from '../src/streaming/shard-cleanup.js';
 import { localShardOf, shardOfToken } from '../src/storage/placement.js';
 import {
   REPAIR_LIMITS,
@@ -32,6 +36,8 @@ import {
   type DataOp,
   type FetchKeysOp,
   type ScanOp,
+  type StreamPageOp,
+  type CleanupOp,
   type LeafCursor,
   type LeafKeysOp,
   type MerkleNodesOp,
@@ -42,8 +48,13 @@ import {
   type ShardResult,
   type ShardToRouter,
   type ShardWorkerData,
+  type ShardControlApi,
+  type DataOpInput,
+  type ShardStats,
 } from '../src/storage/shard-protocol.js';
-import { decodeRequests, WIRE_READ, WireReplyWriter, type WireRequest } from '../src/storage/shard-wire.js';
+import { decodeRequests, splitReplies, WIRE_READ, WireReplyWriter, type WireRequest } from '../src/storage/shard-wire.js';
+import { AdaptiveSpin, parkUntilData, readSeq } from '../src/storage/shard-channel.js';
+import { SpscRing } from '../src/storage/spsc-ring.js';
 import { RingTable } from '../src/ring/table.js';
 import { initHasher } from '../src/ring/hash.js';
 import { MerkleTree, initMerkle, leafIndex, type Hash64 } from '../src/merkle/index.js';
@@ -60,8 +71,8 @@ import {
   versionsEqual,
   type Version,
 } from '../src/versions/index.js';
-import type { TableMode } from '../src/config/config.js';
-import { isPurgeableRecord, isSweepCandidate, mergeStoredRecords } from '../src/storage/records.js';
+import type { ConflictMode, TableMode } from '../src/config/config.js';
+import { isPurgeableRecord, isSweepCandidate, mergeStoredRecords, validateRecord } from '../src/storage/records.js';
 import { cellWriteKeys, slicePage, WideOpError } from '../src/storage/wide-shard.js';
 import { RingkvError } from '../src/util/errors.js';
 
@@ -127,8 +138,18 @@ const deadIndex = new Set<string>();
 let deadIndexComplete = false;
 /** Bumped whenever the index overflows, so a full scan that saw an overflow does not call it complete. */
 let deadIndexOverflows = 0;
-/** Wire request messages received since the last drain (decoded at drain time, in order). */
-let wireQueue: Uint8Array[] = [];
+/**
+ * Request messages not applied yet, by sequence number: from the ring (shard-channel.ts) or, when
+ * one did not fit it, from the port. They are applied strictly in sequence (`nextSeq`), so the
+ * mailbox order is the router's submission order whichever way each message travelled.
+ */
+const inbox = new Map<number, Uint8Array>();
+let nextSeq = 0;
+const requestRing = new SpscRing(data_.channel.requests);
+const replyRing = new SpscRing(data_.channel.replies);
+const spin = new AdaptiveSpin(data_.spinMicros);
+/** Parked on the request ring (an Atomics.waitAsync is pending). */
+let parked = false;
 const replyWire = new WireReplyWriter();
 let scheduled = false;
 let closing = false;
@@ -311,40 +332,113 @@ function scanStep(): void {
 
 port.on('message', (msg: RouterToShard) => {
   if (msg.t === 'ops') {
-    for (const op of msg.ops) queue.push(op);
-    if (msg.wire) wireQueue.push(msg.wire);
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(drain);
-    }
+    inbox.set(msg.seq, msg.wire);
+    scheduleDrain();
   } else if (msg.t === 'close') {
     closing = true;
     if (syncTimer) clearInterval(syncTimer);
     clearInterval(ringTimer);
     clearInterval(sweepTimer);
-    if (!scheduled) finishClose();
+    // Requests the router published before it asked us to close are still answered.
+    if (scheduled || requestRing.hasData || inbox.size > 0 || queue.length > 0) scheduleDrain();
+    else finishClose();
   }
 });
 
 function finishClose(): void {
   send({ t: 'closed' });
+  data_.control.close();
   port.close();
 }
 
+function scheduleDrain(): void {
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(drain);
+  }
+}
+
+/** Woken by the router's push (or its nudge at close). */
+function onWake(): void {
+  parked = false;
+  if (!scheduled) drain();
+}
+
+/** Copy every published request message out of the ring into the inbox. */
+function pullRing(): void {
+  requestRing.drain((m) => inbox.set(readSeq(m), m.slice(4)));
+}
+
+/** Nothing to do: spin briefly for the next message, else park until the router publishes one. */
+function idle(): void {
+  if (scheduled || parked || closing) return;
+  if (spin.spin(requestRing)) return scheduleDrain();
+  parked = true;
+  if (!parkUntilData(requestRing, onWake)) {
+    parked = false;
+    scheduleDrain();
+  }
+}
+
+/** Reply bytes go back by the reply ring, cut at reply boundaries; what does not fit goes by message. */
+function sendReplies(replies: ShardResult[]): void {
+  if (replyWire.count > 0) {
+    for (const piece of splitReplies(replyWire.peek(), replyRing.maxMessageBytes)) {
+      // A reply larger than the ring's message bound (a key's siblings of several MiB) goes by message.
+      if (piece.length <= replyRing.maxMessageBytes && replyRing.push(piece)) continue;
+      const copy = piece.slice();
+      port.postMessage({ t: 'replies', wire: copy } satisfies ShardToRouter, [copy.buffer]);
+    }
+    replyWire.reset();
+  }
+  answerControl(replies);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control plane (comlink, ShardControlApi): each call's op joins the one mailbox queue that the
+// data ring drains into, and its promise is resolved with the op's answer after the group commit.
+
+const controlWaiters = new Map<number, (r: ShardResult) => void>();
+let nextControlId = 1;
+
+function enqueueControl(op: ShardOp, resolve: (r: ShardResult) => void): void {
+  controlWaiters.set(op.id, resolve);
+  queue.push(op);
+  scheduleDrain();
+}
+
+function answerControl(replies: ShardResult[]): void {
+  for (const r of replies) {
+    const w = controlWaiters.get(r.id);
+    if (!w) continue;
+    controlWaiters.delete(r.id);
+    w(r);
+  }
+}
+
+const controlApi: ShardControlApi = {
+  submit: (op: DataOpInput) => new Promise<ShardResult>((resolve) => enqueueControl({ ...op, id: nextControlId++ } as DataOp, resolve)),
+  stats: () =>
+    new Promise<ShardStats>((resolve, reject) =>
+      enqueueControl({ id: nextControlId++, op: 'stats' }, (r) => (r.ok && 'stats' in r ? resolve(r.stats) : reject(new Error(`shard ${data_.shard}: bad stats answer`)))),
+    ),
+};
+expose(controlApi, portEndpoint(data_.control));
+
 function drain(): void {
   scheduled = false;
+  pullRing();
   const ops = queue;
   queue = [];
-  const wires = wireQueue;
-  wireQueue = [];
-  if (ops.length > 0 || wires.length > 0) {
-    const data: WireRequest[] = [];
-    for (const w of wires) for (const r of decodeRequests(w)) data.push(r);
-    const replies = processOps(data, ops);
-    const wire = replyWire.count > 0 ? replyWire.take() : null;
-    if (replies.length > 0 || wire) port.postMessage({ t: 'replies', wire, replies } satisfies ShardToRouter, wire ? [wire.buffer] : []);
+  const data: WireRequest[] = [];
+  for (let w = inbox.get(nextSeq); w !== undefined; w = inbox.get(nextSeq)) {
+    inbox.delete(nextSeq);
+    nextSeq = (nextSeq + 1) >>> 0;
+    for (const r of decodeRequests(w)) data.push(r);
   }
+  if (ops.length > 0 || data.length > 0) sendReplies(processOps(data, ops));
   if (closing) finishClose();
+  else idle();
 }
 
 class OpError extends Error {
@@ -386,6 +480,8 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
   const entrySlots: Array<Int32Array | undefined> = new Array<Int32Array | undefined>(ops.length);
   /** A cell-write's storage keys and records (the op's entries, validated), by op index. */
   const cellWrites: Array<Array<{ key: Buffer; record: Buffer }> | undefined> = new Array<Array<{ key: Buffer; record: Buffer }> | undefined>(ops.length);
+  /** A repair-write's entries decoded, by op index: versions, or null for a cell record (checked, merged as bytes). */
+  const entryVersions: Array<Array<Version[] | null> | undefined> = new Array<Array<Version[] | null> | undefined>(ops.length);
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     if (op.op === 'cell-write') {
@@ -403,6 +499,23 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
         replies[i] = { id: op.id, ok: false, code: 'bad_request', message: `repair-write takes at most ${REPAIR_LIMITS.maxKeysPerOp} entries` };
         continue;
       }
+      // Entries that carry record bytes (repair, range streaming) are decoded (or, cell records,
+      // checked) here, all before any is applied: a record that does not decode as its mode says
+      // fails the op and nothing of it is written.
+      const decoded: Array<Version[] | null> = [];
+      try {
+        for (const entry of op.entries) {
+          if (!('record' in entry)) decoded.push(entry.versions);
+          else if (entry.mode === 'cell') {
+            validateRecord('cell', entry.record);
+            decoded.push(null);
+          } else decoded.push(decodeRecord(entry.record));
+        }
+      } catch (e) {
+        replies[i] = { id: op.id, ok: false, code: 'bad_request', message: `repair-write: a record does not decode: ${(e as Error).message}` };
+        continue;
+      }
+      entryVersions[i] = decoded;
       const slots = new Int32Array(op.entries.length).fill(-1);
       for (let e = 0; e < op.entries.length; e++) {
         const k = asBuffer(op.entries[e]!.key);
@@ -463,11 +576,18 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
         }
         writes++;
         const entry = op.entries[e]!;
-        try {
-          if (mergeRecord(idx, entry.mode, entry.record)) changed++;
-        } catch (err) {
-          // A record of another family than its mode (callers validate first): skipped, never stored.
-          console.error(`shard ${data_.shard}: repair-write entry refused: ${(err as Error).message}`);
+        const versions = entryVersions[i]![e]!;
+        if (versions === null) {
+          if (mergeRecord(idx, 'cell', (entry as { record: Uint8Array }).record)) changed++;
+          continue;
+        }
+        const before = versionsAt(idx);
+        const merged = mergeVersions(entry.mode as ConflictMode, before, versions, data_.maxSiblings);
+        if (!versionsEqual(merged, before)) {
+          current[idx] = merged;
+          stored[idx] = undefined;
+          dirty[idx] = 1;
+          changed++;
         }
       }
       replies[i] = { id: op.id, ok: true, repair: { kind: 'repair-write', changed, notOwner } };
@@ -526,6 +646,10 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
           tombstonesPurged: purgedTotal,
         },
       };
+      continue;
+    }
+    if (op.op === 'cleanup') {
+      requestCleanup(op); // answered when the run finishes
       continue;
     }
     if (op.op === 'sweep') {
@@ -600,7 +724,7 @@ function treeFor(range: RangeRef): RangeTree {
   return rt;
 }
 
-type ControlOp = Exclude<DataOp, { op: 'repair-write' } | { op: 'cell-write' } | { op: 'sweep' }>;
+type ControlOp = Exclude<DataOp, { op: 'repair-write' } | { op: 'cell-write' } | { op: 'sweep' } | { op: 'cleanup' }>;
 
 /** A cell-write's keys, or why it is refused (wrong shard for the token, malformed input). */
 function cellWriteEntries(op: CellWriteOp): Array<{ key: Buffer; record: Buffer }> | { code: string; message: string } {
@@ -636,6 +760,8 @@ function control(op: ControlOp): RepairResult {
       return fetchKeys(op);
     case 'scan':
       return scan(op);
+    case 'stream-page':
+      return streamPage(op);
     case 'slice': {
       if (!ownsToken(op.hi >>> 0, op.lo >>> 0)) throw new OpError('not_owner', `shard ${data_.shard} does not own this partition's token on this node`);
       try {
@@ -721,42 +847,28 @@ function leafKeys(op: LeafKeysOp): RepairResult {
   return { kind: 'leaf-keys', ready: true, entries, next };
 }
 
+function checkRangeWords(op: { startHi: number; startLo: number; endHi: number; endLo: number }, what: string): void {
+  for (const v of [op.startHi, op.startLo, op.endHi, op.endLo]) if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new OpError('bad_request', `${what} bounds must be uint32 words`);
+}
+
 /** One page of a token-range scan of one table (see ScanOp). */
 function scan(op: ScanOp): RepairResult {
-  for (const v of [op.startHi, op.startLo, op.endHi, op.endLo]) if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new OpError('bad_request', 'scan bounds must be uint32 words');
+  checkRangeWords(op, 'scan');
   if (!(op.table instanceof Uint8Array) || op.table.length !== TABLE_ID_BYTES) throw new OpError('bad_request', `scan table must be a ${TABLE_ID_BYTES}-byte table id`);
   const limit = Math.max(1, Math.min(op.limit | 0, REPAIR_LIMITS.maxScanPage));
   const maxBytes = Math.max(1, Math.min(op.maxBytes ?? REPAIR_LIMITS.maxFetchBytes, REPAIR_LIMITS.maxFetchBytes));
-  const intervals = tokenRangeBounds(op.startHi, op.startLo, op.endHi, op.endLo);
-  let after: Buffer | null = op.after ? Buffer.from(op.after) : null;
-  // The interval the cursor is in: the first whose upper bound lies beyond it.
-  let iv = 0;
-  if (after) while (iv < intervals.length - 1 && intervals[iv]!.lt !== undefined && Buffer.compare(after, intervals[iv]!.lt!) >= 0) iv++;
-  const rows: Array<{ key: Uint8Array; record: Uint8Array }> = [];
-  const budget = 4 * limit;
-  let seen = 0;
-  let bytes = 0;
-  /** The last key examined: where the next page resumes (it finds its interval from the key). */
-  let last: Buffer | null = after;
-  while (rows.length < limit && seen < budget && bytes < maxBytes) {
-    const want = Math.min(limit - rows.length, budget - seen);
-    const chunk = readChunk(intervals[iv]!, after, want);
-    for (let j = 0; j < chunk.length; j += 2) {
-      const key = chunk[j]!;
-      seen++;
-      after = last = key;
-      if (!storageKeyHasTable(key, op.table)) continue;
-      rows.push({ key, record: chunk[j + 1]! });
-      bytes += key.length + chunk[j + 1]!.length;
-    }
-    if (chunk.length / 2 < want) {
-      // This interval is done; the next starts at its own lower bound (keys between intervals
-      // are outside the range), so the cursor within it starts over.
-      if (++iv >= intervals.length) return { kind: 'scan', rows, next: null };
-      after = null;
-    }
-  }
-  return { kind: 'scan', rows, next: last };
+  const page = pageRange(readChunk, { ...op, limit, maxBytes, table: op.table });
+  return { kind: 'scan', rows: page.rows, next: page.next };
+}
+
+/** One page of every table's rows of a token range, for range streaming (see StreamPageOp). */
+function streamPage(op: StreamPageOp): RepairResult {
+  checkRangeWords(op, 'stream-page');
+  if (op.after !== null && !(op.after instanceof Uint8Array)) throw new OpError('bad_request', 'stream-page cursor must be bytes or null');
+  const limit = Math.max(1, Math.min(op.limit | 0, REPAIR_LIMITS.maxStreamPage));
+  const maxBytes = Math.max(1, Math.min(op.maxBytes | 0, REPAIR_LIMITS.maxFetchBytes));
+  const page = pageRange(readChunk, { ...op, limit, maxBytes, table: null });
+  return { kind: 'stream-page', rows: page.rows, next: page.next };
 }
 
 function fetchKeys(op: FetchKeysOp): RepairResult {
@@ -897,7 +1009,7 @@ function sweepStep(): void {
   // A full scan saw every stored record and noted each dead one: from now on the index is exact.
   if (!run.indexed && deadIndexOverflows === run.overflowsAtStart) deadIndexComplete = true;
   const sweep = { scanned: run.scanned, purged: run.purged, durationMs: Math.round(performance.now() - run.t0), indexed: run.indexed };
-  if (run.waiters.length > 0) send({ t: 'replies', wire: null, replies: run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'sweep' as const, sweep } })) });
+  if (run.waiters.length > 0) answerControl(run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'sweep' as const, sweep } })));
   sweepRun = null;
   if (sweepNext !== null) {
     const waiters = sweepNext;
@@ -905,6 +1017,53 @@ function sweepStep(): void {
     sweepRun = newSweepRun(waiters);
     setImmediate(sweepStep);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup (src/streaming/shard-cleanup.ts): delete records of ranges this node gave up.
+
+let cleanupRun: CleanupRun | null = null;
+
+function requestCleanup(op: CleanupOp): void {
+  if (cleanupRun !== null) {
+    // One run at a time; a second request joins it (it will examine every key that is left).
+    cleanupRun.waiters.push(op.id);
+    return;
+  }
+  if (!Array.isArray(op.tables) || !Number.isInteger(op.defaultN) || op.defaultN < 1) {
+    answerControl([{ id: op.id, ok: false, code: 'bad_request', message: 'cleanup needs tables and defaultN' }]);
+    return;
+  }
+  cleanupRun = new CleanupRun(op);
+  setImmediate(cleanupStep);
+}
+
+const cleanupPorts = {
+  readChunk: (after: Buffer | null, limit: number): Buffer[] => readChunk({}, after, limit),
+  rank: (hi: number, lo: number): number => ring.replicaRank(hi, lo),
+  remove(rows: ReadonlyArray<readonly [Buffer, Buffer]>): void {
+    for (const [k] of rows) writeBatch.del(k);
+    writeBatch.commit(data_.durability === 'sync');
+    for (const [k, v] of rows) {
+      treeUpdate(k, hash64(v), null);
+      deadIndex.delete(k.toString('latin1'));
+    }
+    keyCount -= rows.length;
+  },
+};
+
+function cleanupStep(): void {
+  const run = cleanupRun;
+  invariant(run !== null, 'cleanup step without a cleanup run');
+  if (closing) return;
+  checkRing();
+  if (run.step(cleanupPorts)) {
+    setImmediate(cleanupStep);
+    return;
+  }
+  cleanupRun = null;
+  const cleanup = run.stats();
+  answerControl(run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'cleanup' as const, cleanup } })));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -929,6 +1088,7 @@ sweepTimer.unref();
 
 checkRing();
 send({ t: 'ready', shard: data_.shard, keys: keyCount });
+idle();
 // The first sweep is the full scan that fills the dead-record index (chunked, in the background,
 // like the tree rebuild): after it, periodic and on-demand sweeps visit only dead records.
 requestSweep();

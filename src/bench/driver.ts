@@ -222,6 +222,8 @@ export interface RunOptions {
   stallTimeoutSec?: number;
   /** Stop issuing early (e.g. on SIGINT); in-flight ops are still drained and reported. */
   signal?: AbortSignal;
+  /** One of several generators running side by side (`--threads`): its own insert keys (workloads.ts). */
+  insertLane?: { index: number; lanes: number };
 }
 
 export interface KindStats {
@@ -263,6 +265,9 @@ export interface RunResult {
   stoppedBy: StopReason;
   /** Compressed HdrHistogram (µs) of successful-op latency, to merge runs from several client processes. */
   histogram: string;
+  /** The same per op kind, and (open loop) of the schedule lag: what `mergeRunResults` merges exactly. */
+  kindHistograms: Partial<Record<OpKind, string>>;
+  lagHistogram?: string;
 }
 
 export interface LoadOptions {
@@ -297,6 +302,8 @@ const VALUE_POOL_MAX = 64;
 
 interface Unit {
   ops: Op[];
+  /** The target connection lane: the closed-loop worker's index, or the open loop's slot count. */
+  lane: number;
   /** Latency origin: scheduled time (open loop) or issue time (closed loop). */
   startUs: number;
   settled: boolean;
@@ -423,7 +430,7 @@ class Run {
         await this.openLoop();
         await Promise.race([this.idle(), this.hardStop]);
       } else {
-        const workers = Array.from({ length: o.concurrency }, () => this.worker());
+        const workers = Array.from({ length: o.concurrency }, (_, i) => this.worker(i));
         await Promise.race([Promise.all(workers), this.hardStop]);
       }
     } finally {
@@ -453,7 +460,7 @@ class Run {
    * non-put op drawn while filling a batch is kept for the next call so the op mix and
    * order are unchanged.
    */
-  private nextUnit(remaining: number, startUs: number): Unit {
+  private nextUnit(remaining: number, startUs: number, lane: number): Unit {
     const first = this.stash ?? this.source.next();
     this.stash = null;
     const ops = [first];
@@ -468,13 +475,14 @@ class Run {
         ops.push(op);
       }
     }
-    return { ops, startUs, settled: false };
+    return { ops, lane, startUs, settled: false };
   }
 
   private async openLoop(): Promise<void> {
     const intervalUs = 1e6 / this.o.rate;
     let slot = 0;
     let burst = 0;
+    let lane = 0;
     for (;;) {
       const scheduled = this.startUs + slot * intervalUs;
       if (slot >= this.o.opsLimit || scheduled >= this.deadlineUs || this.hardStopped || this.o.signal?.aborted) break;
@@ -489,7 +497,7 @@ class Run {
       }
       // A batch occupies as many timetable slots as it has ops, so the offered op rate
       // stays `rate`; every op in it is timed from the batch's (first) slot.
-      const unit = this.nextUnit(this.o.opsLimit - slot, scheduled);
+      const unit = this.nextUnit(this.o.opsLimit - slot, scheduled, lane++);
       slot += unit.ops.length;
       this.claimed = slot;
       if (this.inFlightOps + unit.ops.length > this.o.maxInFlight) {
@@ -506,10 +514,10 @@ class Run {
     }
   }
 
-  private async worker(): Promise<void> {
+  private async worker(lane: number): Promise<void> {
     let burst = 0;
     while (!this.stopIssuing()) {
-      const unit = this.nextUnit(this.o.opsLimit - this.claimed, this.clock.now());
+      const unit = this.nextUnit(this.o.opsLimit - this.claimed, this.clock.now(), lane);
       this.claimed += unit.ops.length;
       const r = await Promise.race([this.dispatch(unit), this.hardStop]);
       if (r === HARD_STOP) return;
@@ -524,17 +532,17 @@ class Run {
     this.inFlightOps += unit.ops.length;
     this.inFlightUnits.add(unit);
     if (this.inFlightOps > this.peakInFlight) this.peakInFlight = this.inFlightOps;
-    return this.call(unit.ops).then((results) => this.settle(unit, results, this.clock.now()));
+    return this.call(unit.ops, unit.lane).then((results) => this.settle(unit, results, this.clock.now()));
   }
 
   /** Performs the target call(s) for one unit. Never rejects: failures become error kinds. */
-  private async call(ops: Op[]): Promise<OpResult[]> {
+  private async call(ops: Op[], lane: number): Promise<OpResult[]> {
     const t = this.target;
     const first = ops[0];
     try {
       switch (first.kind) {
         case 'read':
-          return checked(await t.get([first.key]), 1);
+          return checked(await t.get([first.key], lane), 1);
         case 'scan': {
           if (!t.scan) return ['unsupported'];
           const r: unknown = await t.scan(first.key, first.scanLength ?? 1);
@@ -542,12 +550,12 @@ class Run {
         }
         case 'rmw': {
           // Timed as one op, read through write, as YCSB reports READ-MODIFY-WRITE.
-          const [g] = checked(await t.get([first.key]), 1);
+          const [g] = checked(await t.get([first.key], lane), 1);
           if (g !== null) return [g];
-          return checked(await t.put([{ key: first.key, value: this.nextValue() }]), 1);
+          return checked(await t.put([{ key: first.key, value: this.nextValue() }], lane), 1);
         }
         default:
-          return checked(await t.put(ops.map((op) => ({ key: op.key, value: this.nextValue() }))), ops.length);
+          return checked(await t.put(ops.map((op) => ({ key: op.key, value: this.nextValue() })), lane), ops.length);
       }
     } catch {
       return ops.map(() => 'exception');
@@ -658,9 +666,13 @@ class Run {
     if (this.o.mode === 'open') durationSec = Math.max(durationSec, this.claimed / this.o.rate);
     const ok = this.total.count;
     const perKind: Partial<Record<OpKind, KindStats>> = {};
+    const kindHistograms: Partial<Record<OpKind, string>> = {};
     for (const k of OP_KINDS) {
       const acc = this.kinds.get(k);
-      if (acc) perKind[k] = { count: acc.ok, errors: acc.errors, latencyMs: acc.hist.percentiles() };
+      if (acc) {
+        perKind[k] = { count: acc.ok, errors: acc.errors, latencyMs: acc.hist.percentiles() };
+        kindHistograms[k] = acc.hist.toBase64();
+      }
     }
     const errorsByKind: Record<string, number> = {};
     for (const [k, n] of [...this.errorsByKind].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) errorsByKind[k] = n;
@@ -686,10 +698,12 @@ class Run {
       peakInFlight: this.peakInFlight,
       stoppedBy,
       histogram: this.total.toBase64(),
+      kindHistograms,
     };
     if (this.o.mode === 'open') {
       res.targetRate = this.o.rate;
       res.scheduleLagMs = this.lag.percentiles();
+      res.lagHistogram = this.lag.toBase64();
     } else {
       res.concurrency = this.o.concurrency;
     }
@@ -717,6 +731,7 @@ export async function runWorkload(target: BenchTarget, opts: RunOptions): Promis
     seed: n.seed,
     distribution: opts.distribution,
     expectedInserts,
+    ...(opts.insertLane ? { insertLane: opts.insertLane } : {}),
   });
   return new Run(target, gen, spec.name, n).execute();
 }

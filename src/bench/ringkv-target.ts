@@ -28,7 +28,7 @@ export interface RingkvTargetOptions extends BenchConsistency {
   table: string;
   /** Per-request deadline in ms, enforced by the server (and by the client a little later). */
   timeoutMs: number;
-  /** Pipelined connections per node (default 1). */
+  /** Connections per node (default 1): that many independent clients, a call's lane picks one. */
   connections?: number;
   /** Name in reports (default 'ringkv'). */
   name?: string;
@@ -68,11 +68,26 @@ export async function openRingkvTarget(opts: RingkvTargetOptions): Promise<Ringk
     : opts.secret !== undefined
       ? { hosts: opts.hosts as string[], secret: opts.secret }
       : { hosts: opts.hosts as string[] };
-  const client = await RingkvClient.connect(target, {
-    // The server gets `timeoutMs` as its deadline; the client waits a little longer (see batch).
-    timeoutMs: opts.timeoutMs + 1000,
-    connectionsPerNode: connections,
-  });
+  // One client per connection, so a lane (a closed-loop worker) owns its connection and its
+  // single calls coalesce only with its own (none, one call in flight): `--connections C
+  // --concurrency C` then offers what C independent application connections would.
+  const clients: RingkvClient[] = [];
+  try {
+    for (let i = 0; i < connections; i++) {
+      clients.push(
+        await RingkvClient.connect(target, {
+          // The server gets `timeoutMs` as its deadline; the client waits a little longer (see batch).
+          timeoutMs: opts.timeoutMs + 1000,
+          connectionsPerNode: 1,
+        }),
+      );
+    }
+  } catch (e) {
+    await Promise.all(clients.map((c) => c.close()));
+    throw e;
+  }
+  const client = clients[0]!;
+  const pick = (lane: number | undefined): RingkvClient => (connections === 1 ? client : clients[(lane ?? 0) % connections]!);
 
   const putOpts: { consistency?: ConsistencyLevel; w?: number } = {};
   const getOpts: { consistency?: ConsistencyLevel; r?: number } = {};
@@ -86,9 +101,9 @@ export async function openRingkvTarget(opts: RingkvTargetOptions): Promise<Ringk
   const batchOpts = { timeoutMs: opts.timeoutMs };
   let closed = false;
 
-  const run = async (items: ClientBatchItem[]): Promise<OpResult[]> => {
+  const run = async (items: ClientBatchItem[], lane: number | undefined): Promise<OpResult[]> => {
     try {
-      const res = await client.batch(items, batchOpts);
+      const res = await pick(lane).batch(items, batchOpts);
       const out = new Array<OpResult>(items.length);
       for (let i = 0; i < items.length; i++) out[i] = itemKind(res[i]);
       return out;
@@ -103,13 +118,19 @@ export async function openRingkvTarget(opts: RingkvTargetOptions): Promise<Ringk
     client,
     // One key: a single client call, which the client coalesces with the other calls of the same
     // tick into batch frames (what an application issuing concurrent single calls gets).
-    put(items: ReadonlyArray<PutItem>): Promise<OpResult[]> {
-      if (items.length === 1) return client.put(table, items[0]!.key, items[0]!.value, { ...putOpts, ...batchOpts }).then(okOne, failOne);
-      return run(items.map((it) => ({ op: 'put', table, key: it.key, value: it.value, ...putOpts })));
+    put(items: ReadonlyArray<PutItem>, lane?: number): Promise<OpResult[]> {
+      if (items.length === 1) return pick(lane).put(table, items[0]!.key, items[0]!.value, { ...putOpts, ...batchOpts }).then(okOne, failOne);
+      return run(
+        items.map((it) => ({ op: 'put', table, key: it.key, value: it.value, ...putOpts })),
+        lane,
+      );
     },
-    get(keys: readonly string[]): Promise<OpResult[]> {
-      if (keys.length === 1) return client.get(table, keys[0]!, { ...getOpts, ...batchOpts }).then(okOne, failOne);
-      return run(keys.map((key) => ({ op: 'get', table, key, ...getOpts })));
+    get(keys: readonly string[], lane?: number): Promise<OpResult[]> {
+      if (keys.length === 1) return pick(lane).get(table, keys[0]!, { ...getOpts, ...batchOpts }).then(okOne, failOne);
+      return run(
+        keys.map((key) => ({ op: 'get', table, key, ...getOpts })),
+        lane,
+      );
     },
     // YCSB's Cassandra binding: token(key) >= token(start) LIMIT count (token order, not key order).
     scan(startKey: string, count: number): Promise<OpResult> {
@@ -121,7 +142,7 @@ export async function openRingkvTarget(opts: RingkvTargetOptions): Promise<Ringk
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
-      await client.close();
+      await Promise.all(clients.map((c) => c.close()));
     },
   };
 }

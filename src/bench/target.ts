@@ -13,10 +13,15 @@ export interface PutItem {
 
 export interface BenchTarget {
   readonly name: string;
-  /** Batched so ingest can be batched and pipelined; one result per item, in order. */
-  put(items: ReadonlyArray<PutItem>): Promise<OpResult[]>;
+  /**
+   * Batched so ingest can be batched and pipelined; one result per item, in order. `lane`: which
+   * of the target's connections to use (the driver gives each closed-loop worker its own, so
+   * `--connections C --concurrency C` is one call in flight per connection); targets with one
+   * connection ignore it.
+   */
+  put(items: ReadonlyArray<PutItem>, lane?: number): Promise<OpResult[]>;
   /** One result per key; a missing key is NOT an error (reads of absent keys are legitimate load). */
-  get(keys: readonly string[]): Promise<OpResult[]>;
+  get(keys: readonly string[], lane?: number): Promise<OpResult[]>;
   /** Read up to `count` records from `startKey` onwards; optional because not every target orders keys. */
   scan?(startKey: string, count: number): Promise<OpResult>;
   close(): Promise<void>;

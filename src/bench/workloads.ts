@@ -153,6 +153,12 @@ export interface OpGeneratorOptions {
    * inserts and reads zipfian (E), as YCSB does with its insert-count fudge. Default: records.
    */
   expectedInserts?: number;
+  /**
+   * Generators running side by side (`ringkv bench --threads K`): generator `index` of `lanes`
+   * inserts record indices records + j*lanes + index (j = 0, 1, ...), so no two insert the same
+   * key. Default: one lane.
+   */
+  insertLane?: { index: number; lanes: number };
 }
 
 // A zipfian pick beyond the written keys is redrawn (YCSB does the same); after this many
@@ -162,7 +168,11 @@ const MAX_REDRAWS = 64;
 export class OpGenerator implements OpSource {
   readonly spec: WorkloadSpec;
   private readonly rng: Rng;
+  /** Counts this generator's own inserts (0, 1, ...); keyIndex maps them into its lane. */
   private readonly inserts: InsertSequence;
+  private readonly records: number;
+  private readonly lane: number;
+  private readonly lanes: number;
   private readonly chooser: KeyChooser | null;
   private readonly chooserSpan: number;
   private readonly cumulative: ReadonlyArray<readonly [number, OpKind]>;
@@ -190,7 +200,13 @@ export class OpGenerator implements OpSource {
     this.cumulative = props.filter(([p]) => p > 0).map(([p, k]) => [(acc += p), k] as const);
 
     this.rng = opts.rng ?? seededRng(opts.seed ?? 1);
-    this.inserts = new InsertSequence(records);
+    this.inserts = new InsertSequence(0);
+    this.records = records;
+    this.lane = opts.insertLane?.index ?? 0;
+    this.lanes = opts.insertLane?.lanes ?? 1;
+    if (!(Number.isSafeInteger(this.lanes) && this.lanes >= 1 && Number.isSafeInteger(this.lane) && this.lane >= 0 && this.lane < this.lanes)) {
+      throw new RangeError(`insertLane must be {index, lanes} with 0 <= index < lanes, got ${JSON.stringify(opts.insertLane)}`);
+    }
     const needsExisting = spec.insertProportion < 1;
     if (needsExisting && records < 1) {
       throw new RangeError(`workload ${spec.name} reads existing keys: records must be ≥ 1 (run the load phase first)`);
@@ -202,23 +218,27 @@ export class OpGenerator implements OpSource {
     if (!needsExisting) {
       this.chooser = null;
     } else if (dist === 'latest') {
-      this.chooser = latest(() => this.inserts.watermark, this.rng);
+      this.chooser = latest(() => this.knownRecords, this.rng);
     } else if (dist === 'zipfian') {
       this.chooser = zipfian(this.chooserSpan, this.rng);
     } else {
       // Uniform re-reads the watermark each time, so it also covers keys inserted mid-run.
-      this.chooser = { next: () => Math.floor(this.rng() * this.inserts.watermark) };
+      this.chooser = { next: () => Math.floor(this.rng() * this.knownRecords) };
     }
   }
 
-  /** Records known to be written (loaded + acknowledged inserts). */
+  /**
+   * Records known to be written (loaded + acknowledged inserts). With several lanes, the other
+   * lanes' inserts below it are assumed done too (a read of one that is not is an absent key, not
+   * an error).
+   */
   get knownRecords(): number {
-    return this.inserts.watermark;
+    return this.records + this.inserts.watermark * this.lanes;
   }
 
   private existingIndex(): number {
     const chooser = this.chooser as KeyChooser;
-    const known = this.inserts.watermark;
+    const known = this.knownRecords;
     let i = chooser.next();
     for (let tries = 0; i >= known && tries < MAX_REDRAWS; tries++) i = chooser.next();
     return i < known ? i : i % known;
@@ -234,7 +254,7 @@ export class OpGenerator implements OpSource {
   next(): Op {
     const kind = this.kind();
     if (kind === 'insert') {
-      const keyIndex = this.inserts.issue();
+      const keyIndex = this.records + this.inserts.issue() * this.lanes + this.lane;
       return { kind, key: keyName(keyIndex), keyIndex };
     }
     const keyIndex = this.existingIndex();
@@ -246,7 +266,7 @@ export class OpGenerator implements OpSource {
   }
 
   acknowledge(op: Op): void {
-    if (op.kind === 'insert') this.inserts.acknowledge(op.keyIndex);
+    if (op.kind === 'insert') this.inserts.acknowledge((op.keyIndex - this.records - this.lane) / this.lanes);
   }
 
   /** `count` ops (bounded, for tests and offline inspection). */

@@ -12,9 +12,12 @@ import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { Option, type Command, type CommanderError } from 'commander';
 import type { DistributionName } from '../bench/distributions.js';
-import { loadPhase, runWorkload, type ProgressSnapshot, type RunOptions, type RunResult } from '../bench/driver.js';
+import { loadPhase, runWorkload, type LoadOptions, type ProgressSnapshot, type RunOptions, type RunResult } from '../bench/driver.js';
+import { noopTarget } from '../bench/noop-target.js';
+import { GeneratorPool, shareOf, shareStart, type ThreadTargetSpec } from '../bench/threads.js';
 import { evaluateTargets, formatProgress, formatReport, toJsonReport, type JsonReport, type TargetSpec, type Verdict } from '../bench/report.js';
 import { httpBaseUrl, openHttpTarget, openRingkvTarget } from '../bench/ringkv-target.js';
+import { DEFAULT_REDIS_URL, openRedisTarget } from '../bench/redis-target.js';
 import { openRocksBaseline } from '../bench/rocksdb-target.js';
 import type { BenchTarget } from '../bench/target.js';
 import { WORKLOADS, type WorkloadName } from '../bench/workloads.js';
@@ -36,6 +39,7 @@ const DISTRIBUTIONS: readonly DistributionName[] = ['uniform', 'zipfian', 'lates
 const DEFAULT_DURATION_SEC = 10;
 const DEFAULT_CONCURRENCY = 16;
 const DEFAULT_RECORDS = 10_000;
+const MAX_THREADS = 16;
 
 
 export type BenchConnection =
@@ -44,8 +48,8 @@ export type BenchConnection =
   | { kind: 'http'; url: string };
 
 export interface BenchConfig {
-  /** What is measured: a ringkv deployment, or the RocksDB baseline alone. */
-  target: 'ringkv' | 'rocksdb';
+  /** What is measured: a ringkv deployment, or one baseline alone. */
+  target: 'ringkv' | 'rocksdb' | 'redis' | 'noop';
   workload: WorkloadName;
   /** Records loaded before the run (keys 0..records-1); the run's inserts continue after them. */
   records: number;
@@ -70,9 +74,11 @@ export interface BenchConfig {
   timeoutMs: number;
   connections: number;
   json?: string;
-  baseline?: 'rocksdb';
+  baseline?: 'rocksdb' | 'redis';
   /** Parent directory of the baseline's temporary RocksDB (default: the OS temp dir). */
   baselineDir?: string;
+  /** The Redis server of `--baseline redis` / `--target redis` (default redis://127.0.0.1:6379). */
+  redisUrl?: string;
   targets?: TargetSpec;
   skipLoad: boolean;
   seed: number;
@@ -80,6 +86,8 @@ export interface BenchConfig {
   stallTimeoutSec: number;
   /** Seconds of the run phase to run first and discard (JIT, connections, caches of a fresh process). */
   warmupSec: number;
+  /** Generator threads (a piscina pool; 1 = the generator runs on the CLI's own thread). */
+  threads: number;
   progress: boolean;
 }
 
@@ -91,7 +99,9 @@ export interface BenchConfig {
  */
 export function parseBenchOptions(raw: Record<string, unknown>, env: Record<string, string | undefined> = {}): BenchConfig {
   const target = (str(raw, 'target') ?? 'ringkv').toLowerCase();
-  if (target !== 'ringkv' && target !== 'rocksdb') throw new BenchUsageError(`--target must be ringkv or rocksdb, got ${JSON.stringify(target)}`);
+  if (target !== 'ringkv' && target !== 'rocksdb' && target !== 'redis' && target !== 'noop') {
+    throw new BenchUsageError(`--target must be ringkv, rocksdb, redis or noop, got ${JSON.stringify(target)}`);
+  }
 
   const wl = (str(raw, 'workload') ?? 'a').toLowerCase();
   if (!(WORKLOAD_FLAGS as readonly string[]).includes(wl)) {
@@ -125,13 +135,18 @@ export function parseBenchOptions(raw: Record<string, unknown>, env: Record<stri
   const secret = str(raw, 'secret');
   const given = [socket !== undefined && '--socket', hostsRaw !== undefined && '--hosts', httpRaw !== undefined && '--http'].filter(Boolean) as string[];
   let connection: BenchConnection | undefined;
-  if (target === 'rocksdb') {
+  if (target !== 'ringkv') {
     const ringkvOnly = [
       ...given,
-      ...(['secret', 'w', 'r', 'consistency', 'conflicts', 'baseline', 'connections'] as const).filter((k) => raw[k] !== undefined).map((k) => `--${flagName(k)}`),
+      ...(['secret', 'w', 'r', 'consistency', 'conflicts', 'baseline'] as const).filter((k) => raw[k] !== undefined).map((k) => `--${flagName(k)}`),
+      ...(target === 'rocksdb' && raw['connections'] !== undefined ? ['--connections'] : []),
       ...(raw['skipLoad'] === true ? ['--skip-load'] : []),
     ];
-    if (ringkvOnly.length > 0) throw new BenchUsageError(`${ringkvOnly.join(', ')} ${ringkvOnly.length > 1 ? 'apply' : 'applies'} to --target ringkv only (--target rocksdb benchmarks a fresh RocksDB in a temp dir)`);
+    if (ringkvOnly.length > 0) {
+      const what =
+        target === 'rocksdb' ? '--target rocksdb benchmarks a fresh RocksDB in a temp dir' : target === 'redis' ? '--target redis benchmarks the server of --redis-url' : '--target noop measures the generator alone';
+      throw new BenchUsageError(`${ringkvOnly.join(', ')} ${ringkvOnly.length > 1 ? 'apply' : 'applies'} to --target ringkv only (${what})`);
+    }
   } else {
     if (given.length > 1) throw new BenchUsageError(`give only one of --socket, --hosts, --http (got ${given.join(' and ')})`);
     if (hostsRaw !== undefined) {
@@ -200,10 +215,15 @@ export function parseBenchOptions(raw: Record<string, unknown>, env: Record<stri
 
   const json = str(raw, 'json');
   if (json === '') throw new BenchUsageError('--json must be a file path');
-  const baselineRaw = str(raw, 'baseline');
-  if (baselineRaw !== undefined && baselineRaw.toLowerCase() !== 'rocksdb') throw new BenchUsageError(`--baseline must be rocksdb, got ${JSON.stringify(baselineRaw)}`);
+  const baselineRaw = str(raw, 'baseline')?.toLowerCase();
+  if (baselineRaw !== undefined && baselineRaw !== 'rocksdb' && baselineRaw !== 'redis') throw new BenchUsageError(`--baseline must be rocksdb or redis, got ${JSON.stringify(str(raw, 'baseline'))}`);
   const baselineDir = str(raw, 'baselineDir');
-  if (baselineDir !== undefined && baselineRaw === undefined && target !== 'rocksdb') throw new BenchUsageError('--baseline-dir needs --baseline rocksdb (or --target rocksdb)');
+  if (baselineDir !== undefined && baselineRaw !== 'rocksdb' && target !== 'rocksdb') throw new BenchUsageError('--baseline-dir needs --baseline rocksdb (or --target rocksdb)');
+  const redisUrl = str(raw, 'redisUrl');
+  if (redisUrl !== undefined) {
+    if (baselineRaw !== 'redis' && target !== 'redis') throw new BenchUsageError('--redis-url needs --baseline redis (or --target redis)');
+    if (!/^rediss?:\/\/[^\s]+$/.test(redisUrl)) throw new BenchUsageError(`--redis-url must be a redis:// URL, got ${JSON.stringify(redisUrl)}`);
+  }
 
   const targetIops = posFlag(raw, 'targetIops', { max: 1e12 });
   const p99Ms = posFlag(raw, 'p99Ms', { max: 1e9 });
@@ -219,6 +239,9 @@ export function parseBenchOptions(raw: Record<string, unknown>, env: Record<stri
   }
 
   const seed = intFlag(raw, 'seed', 0, 2 ** 32 - 1) ?? 1;
+  const threads = intFlag(raw, 'threads', 1, MAX_THREADS) ?? 1;
+  if (threads > 1 && target === 'rocksdb') throw new BenchUsageError('--threads does not apply to --target rocksdb (the engine runs in this process; its caller is the generator)');
+  if (threads > 1 && (concurrency ?? threads) < threads) throw new BenchUsageError(`--concurrency (${concurrency}) must be ≥ --threads (${threads}): every thread runs at least one worker`);
   const stallTimeoutSec = posFlag(raw, 'stallTimeout', { max: 3600 }) ?? 30;
   const warmupSec = posFlag(raw, 'warmup', { max: 3600, allowZero: true }) ?? 0;
 
@@ -241,6 +264,7 @@ export function parseBenchOptions(raw: Record<string, unknown>, env: Record<stri
     seed,
     stallTimeoutSec,
     warmupSec,
+    threads,
     progress: raw['progress'] !== false,
   };
   if (operations !== undefined) cfg.operations = operations;
@@ -254,8 +278,9 @@ export function parseBenchOptions(raw: Record<string, unknown>, env: Record<stri
   if (w !== undefined) cfg.w = w;
   if (r !== undefined) cfg.r = r;
   if (json !== undefined) cfg.json = json;
-  if (baselineRaw !== undefined) cfg.baseline = 'rocksdb';
+  if (baselineRaw !== undefined) cfg.baseline = baselineRaw;
   if (baselineDir !== undefined) cfg.baselineDir = baselineDir;
+  if (redisUrl !== undefined) cfg.redisUrl = redisUrl;
   if (targets !== undefined) cfg.targets = targets;
   if (maxInFlight !== undefined) cfg.maxInFlight = maxInFlight;
   return cfg;
@@ -309,13 +334,69 @@ function progressPrinter(io: BenchIo, enabled: boolean, label: string): { onProg
   };
 }
 
-async function phases(target: BenchTarget, cfg: BenchConfig, io: BenchIo, load: boolean): Promise<PhaseResults> {
+/** Runs the load and run phases: on this thread against an open target, or across a generator pool. */
+interface PhaseRunner {
+  readonly name: string;
+  load(opts: LoadOptions): Promise<RunResult>;
+  run(opts: RunOptions & { workload: WorkloadName }): Promise<RunResult>;
+}
+
+function inProcess(target: BenchTarget): PhaseRunner {
+  return { name: target.name, load: (o) => loadPhase(target, o), run: (o) => runWorkload(target, o) };
+}
+
+/** The phases split over the pool's threads (src/bench/threads.ts): each its share of keys, workers, rate and connections. */
+function threaded(pool: GeneratorPool, name: string, spec: (i: number) => ThreadTargetSpec, signal: AbortSignal | undefined): PhaseRunner {
+  const k = pool.threads;
+  const serializable = <T extends { onProgress?: unknown; signal?: unknown; clock?: unknown }>(o: T): Omit<T, 'onProgress' | 'signal' | 'clock'> => {
+    const { onProgress: _p, signal: _s, clock: _c, ...rest } = o;
+    return rest;
+  };
+  return {
+    name,
+    load: async (o) => {
+      const n = Math.min(k, o.records);
+      const r = await pool.run(
+        n,
+        (i) => ({
+          target: spec(i),
+          phase: {
+            kind: 'load',
+            opts: { ...serializable(o), records: shareOf(o.records, n, i), startIndex: (o.startIndex ?? 0) + shareStart(o.records, n, i), concurrency: Math.max(1, shareOf(o.concurrency ?? 4, n, i)) },
+          },
+        }),
+        o.onProgress,
+        signal,
+      );
+      return { ...r, target: name };
+    },
+    run: async (o) => {
+      const n = o.operations !== undefined ? Math.min(k, o.operations) : k;
+      const r = await pool.run(
+        n,
+        (i) => {
+          const share: RunOptions & { workload: WorkloadName } = { ...o, seed: (o.seed ?? 1) + i * 7919, insertLane: { index: i, lanes: n } };
+          if (o.operations !== undefined) share.operations = shareOf(o.operations, n, i);
+          if (o.rate !== undefined) share.rate = o.rate / n;
+          if (o.concurrency !== undefined) share.concurrency = Math.max(1, shareOf(o.concurrency, n, i));
+          if (o.maxInFlight !== undefined) share.maxInFlight = Math.max(o.batch ?? 1, Math.ceil(o.maxInFlight / n));
+          return { target: spec(i), phase: { kind: 'run', opts: serializable(share) } };
+        },
+        o.onProgress,
+        signal,
+      );
+      return { ...r, target: name };
+    },
+  };
+}
+
+async function phases(target: PhaseRunner, cfg: BenchConfig, io: BenchIo, load: boolean): Promise<PhaseResults> {
   const common = { seed: cfg.seed, stallTimeoutSec: cfg.stallTimeoutSec, valueSize: cfg.valueSize, ...(io.signal ? { signal: io.signal } : {}) };
   const out: Partial<PhaseResults> = {};
   if (load && cfg.records > 0) {
     const p = progressPrinter(io, cfg.progress, `load ${target.name}`);
     try {
-      out.load = await loadPhase(target, {
+      out.load = await target.load({
         ...common,
         records: cfg.records,
         batch: cfg.loadBatch,
@@ -339,7 +420,7 @@ async function phases(target: BenchTarget, cfg: BenchConfig, io: BenchIo, load: 
   const phase = async (label: string, opts: Pick<RunOptions, 'records' | 'operations' | 'durationSec'>): Promise<RunResult> => {
     const p = progressPrinter(io, cfg.progress, `${label} ${target.name}`);
     try {
-      return await runWorkload(target, { ...shape, ...opts, ...(p.onProgress ? { onProgress: p.onProgress } : {}) });
+      return await target.run({ ...shape, ...opts, ...(p.onProgress ? { onProgress: p.onProgress } : {}) });
     } finally {
       p.end();
     }
@@ -347,9 +428,10 @@ async function phases(target: BenchTarget, cfg: BenchConfig, io: BenchIo, load: 
   let records = cfg.records;
   if (cfg.warmupSec > 0) {
     const warm = await phase('warm-up', { records, durationSec: cfg.warmupSec });
-    // Inserts of the measured run continue after the warm-up's (attempted ones included).
+    // Inserts of the measured run continue after the warm-up's (attempted ones included; with
+    // threads, past every thread's insert lane).
     const ins = warm.perKind.insert;
-    records += (ins?.count ?? 0) + (ins?.errors ?? 0);
+    records += ((ins?.count ?? 0) + (ins?.errors ?? 0)) * cfg.threads;
     io.err(`warm-up ${target.name} (discarded): ${warm.durationSec.toFixed(1)} s, ${Math.round(warm.throughput).toLocaleString('en-US')} ops/s, p99 ${warm.latencyMs.p99} ms, ${warm.errors} errors\n`);
   }
   out.run = await phase('run', {
@@ -425,6 +507,48 @@ function withRocks<T>(cfg: BenchConfig, fn: (t: BenchTarget) => Promise<T>): Pro
   return withTempTarget(cfg.baselineDir, 'ringkv-bench-rocksdb-', (dir) => openRocksBaseline(dir), fn);
 }
 
+/** The load and run phases against one target kind, on this thread or across the pool. */
+async function runTarget(kind: BenchConfig['target'], cfg: BenchConfig, io: BenchIo, pool: GeneratorPool | undefined): Promise<PhaseResults> {
+  if (kind === 'rocksdb') return withRocks(cfg, (t) => phases(inProcess(t), cfg, io, true));
+  if (kind === 'noop') return phases(pool ? threaded(pool, 'noop', () => ({ kind: 'noop' }), io.signal) : inProcess(noopTarget()), cfg, io, true);
+  if (kind === 'redis') {
+    if (!pool) return withRedis(cfg, (t) => phases(inProcess(t), cfg, io, true));
+    const url = cfg.redisUrl ?? DEFAULT_REDIS_URL;
+    const spec = (i: number): ThreadTargetSpec => ({ kind: 'redis', url, connections: Math.max(1, shareOf(cfg.connections, cfg.threads, i)), timeoutMs: cfg.timeoutMs });
+    return phases(threaded(pool, 'redis', spec, io.signal), cfg, io, true);
+  }
+  // ringkv: the CLI's own client defines the table and proves the node reachable first.
+  const t = await openMain(pool ? { ...cfg, connections: 1 } : cfg);
+  if (pool) {
+    await t.close();
+    return phases(threaded(pool, t.name, (i) => threadSpecOf(cfg, i), io.signal), cfg, io, !cfg.skipLoad);
+  }
+  try {
+    return await phases(inProcess(t), cfg, io, !cfg.skipLoad);
+  } finally {
+    await t.close();
+  }
+}
+
+/** Thread i's connection to the ringkv deployment (its share of --connections). */
+function threadSpecOf(cfg: BenchConfig, i: number): ThreadTargetSpec {
+  const c = cfg.connection!;
+  const cons = { ...(cfg.consistency !== undefined ? { consistency: cfg.consistency } : {}), ...(cfg.w !== undefined ? { w: cfg.w } : {}), ...(cfg.r !== undefined ? { r: cfg.r } : {}) };
+  if (c.kind === 'http') return { kind: 'http', url: c.url, table: cfg.table, timeoutMs: cfg.timeoutMs, ...cons };
+  const where = c.kind === 'socket' ? { socket: c.socket } : { hosts: c.hosts, ...(c.secret !== undefined ? { secret: c.secret } : {}) };
+  return { kind: 'ringkv', ...where, table: cfg.table, timeoutMs: cfg.timeoutMs, connections: Math.max(1, shareOf(cfg.connections, cfg.threads, i)), ...cons };
+}
+
+/** The Redis baseline: `connections` connections, a worker's lane picks one (redis-target.ts). */
+async function withRedis<T>(cfg: BenchConfig, fn: (t: BenchTarget) => Promise<T>): Promise<T> {
+  const t = await openRedisTarget({ url: cfg.redisUrl ?? DEFAULT_REDIS_URL, connections: cfg.connections, timeoutMs: cfg.timeoutMs });
+  try {
+    return await fn(t);
+  } finally {
+    await t.close();
+  }
+}
+
 function configForReport(cfg: BenchConfig): Record<string, unknown> {
   const c: Record<string, unknown> = { ...cfg };
   if (cfg.connection?.kind === 'hosts' && cfg.connection.secret !== undefined) c['connection'] = { kind: 'hosts', hosts: cfg.connection.hosts, secret: '(set)' };
@@ -439,30 +563,25 @@ function header(cfg: BenchConfig): string {
   return (
     `ringkv bench: workload ${spec.name} (${spec.description}${cfg.distribution ? `; distribution ${cfg.distribution}` : ''}), ${loadNote}, ` +
     `${cfg.valueSize}-byte values, stop after ${stop}, seed ${cfg.seed}\n` +
-    `target: ${cfg.target === 'rocksdb' ? 'rocksdb' : `ringkv via ${describeConnection(cfg.connection)}, table ${cfg.table}${cfg.conflicts ? ` (${cfg.conflicts})` : ''}${cons}`}` +
-    `${cfg.baseline ? '; baseline: rocksdb in a temp dir, same process, same op stream' : ''}`
+    `target: ${cfg.target !== 'ringkv' ? cfg.target : `ringkv via ${describeConnection(cfg.connection)}, table ${cfg.table}${cfg.conflicts ? ` (${cfg.conflicts})` : ''}${cons}`}` +
+    `${cfg.baseline === 'rocksdb' ? '; baseline: rocksdb in a temp dir, same process, same op stream' : cfg.baseline === 'redis' ? `; baseline: redis at ${cfg.redisUrl ?? DEFAULT_REDIS_URL} through ioredis, same process, same op stream` : ''}`
   );
 }
 
 /** Run the benchmark as configured; returns the exit status and the JSON report (also written to cfg.json). */
 export async function runBench(cfg: BenchConfig, io: BenchIo): Promise<BenchOutcome> {
   const startedAt = new Date().toISOString();
-  const main =
-    cfg.target === 'rocksdb'
-      ? await withRocks(cfg, (t) => phases(t, cfg, io, true))
-      : await (async () => {
-          const t = await openMain(cfg);
-          try {
-            return await phases(t, cfg, io, !cfg.skipLoad);
-          } finally {
-            await t.close();
-          }
-        })();
-
+  const pool = cfg.threads > 1 ? new GeneratorPool(cfg.threads) : undefined;
+  let main: PhaseResults;
   let base: PhaseResults | undefined;
-  if (cfg.baseline && !io.signal?.aborted) {
-    // The ringkv client is closed by now, so the baseline has the process to itself.
-    base = await withRocks(cfg, (t) => phases(t, cfg, io, true));
+  try {
+    main = await runTarget(cfg.target, cfg, io, pool);
+    if (cfg.baseline && !io.signal?.aborted) {
+      // The ringkv clients are closed by now, so the baseline has the process to itself.
+      base = await runTarget(cfg.baseline, cfg, io, pool);
+    }
+  } finally {
+    await pool?.close();
   }
 
   const lines: string[] = [header(cfg), ''];
@@ -549,7 +668,7 @@ export function registerBench(program: Command): void {
     .option('--duration <s>', `stop after this many seconds (default ${DEFAULT_DURATION_SEC} when --operations is not given)`)
     .option('--value-size <bytes>', 'bytes per value (default 100)')
     .option('--distribution <d>', "uniform | zipfian | latest (default: the workload's)")
-    .option('--target <t>', 'ringkv (default), or rocksdb to benchmark the baseline alone')
+    .option('--target <t>', 'ringkv (default), rocksdb / redis to benchmark that baseline alone, or noop (the generator\'s own ceiling)')
     .option('--socket <path>', 'IPC socket of the local node (default ./data/ringkv.sock)')
     .option('--hosts <list>', 'peer-port addresses HOST:PORT,... (token-aware client over TCP)')
     .option('--secret <secret>', 'cluster secret for --hosts (default $RINGKV_SECRET or the development default)')
@@ -566,15 +685,17 @@ export function registerBench(program: Command): void {
     .option('--r <n>', 'read replies required (1..5)')
     .option('--consistency <level>', `consistency level: ${LEVELS.join(', ')}`)
     .option('--timeout <ms>', 'per-request deadline in ms (default 5000)')
-    .option('--connections <n>', 'pipelined connections per node (default 1)')
+    .option('--connections <n>', 'connections per node (default 1); closed-loop worker i uses connection i mod n (also for --baseline redis)')
     .option('--json <file>', 'write the JSON report here')
-    .option('--baseline <engine>', 'also run the same load and run phases on rocksdb in a temp dir, after ringkv, and report both')
+    .option('--baseline <engine>', 'also run the same load and run phases on rocksdb (a temp dir, in process) or redis (--redis-url, through ioredis), after ringkv, and report both')
+    .option('--redis-url <url>', 'the Redis server of --baseline redis / --target redis (default redis://127.0.0.1:6379)')
     .option('--baseline-dir <dir>', 'parent directory of the baseline temp dir (put it on the same disk as the node data)')
     .option('--target-iops <x>', 'required throughput, ops/s (exit 1 if missed)')
     .option('--p99-ms <y>', 'required p99 latency bound, ms (exit 1 if missed; needs an open-loop --rate run)')
     .option('--max-error-rate <f>', 'with targets: allowed fraction of failed ops (default 0)')
     .option('--skip-load', 'the records are already loaded: skip the load phase (ringkv only)')
     .option('--seed <n>', 'seed for the op stream and values (default 1)')
+    .option('--threads <k>', `generator threads (a piscina pool, 1..${MAX_THREADS}; default 1): each its own connections and share of workers, rate and keys, one merged histogram`)
     .option('--warmup <s>', 'run the workload this many seconds first and discard the figures (default 0)')
     .option('--stall-timeout <s>', 'seconds: give up when nothing completes for this long (default 30)')
     .option('--no-progress', 'no progress lines on stderr')

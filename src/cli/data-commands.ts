@@ -12,6 +12,8 @@ import { RingkvClient, type ClientBatchItem, type ConnectTarget, type Consistenc
 import { readSecretFile, SECRET_ENV } from '../config/secret.js';
 import { RingkvError } from '../util/errors.js';
 import { MAX_TTL_SECONDS } from '../versions/index.js';
+import { pooledRows } from './ingest-pool.js';
+import { csvHeaderOf, csvRow, ndjsonRow, parseCsvRecord, type CsvHeader, type Row } from './ingest-rows.js';
 import { clusterViewOf, isObject, NodeHttpError } from './node-http.js';
 
 const LEVELS = ['ONE', 'TWO', 'QUORUM', 'ALL', 'ANY'];
@@ -188,8 +190,9 @@ export function registerDataCommands(program: Command): void {
       .option('--concurrency <n>', 'batches in flight', intArg('--concurrency', 1, 1024), 8)
       .addOption(new Option('--on-error <mode>', 'skip bad rows or stop at the first').choices(['skip', 'stop']).default('skip'))
       .option('--w <n>', 'acks required per row', intArg('--w', 1, 5))
-      .option('--progress-every <s>', 'seconds between progress lines when stderr is not a TTY', intArg('--progress-every', 1, 3600), 5),
-  ).action(async (table: string, file: string, o: ConnOpts & { format?: 'ndjson' | 'csv'; batch: number; concurrency: number; onError: 'skip' | 'stop'; progressEvery: number }) => {
+      .option('--progress-every <s>', 'seconds between progress lines when stderr is not a TTY', intArg('--progress-every', 1, 3600), 5)
+      .option('--threads <k>', 'parse and encode rows in a pool of K threads (1..16; default 1: on the main thread)', intArg('--threads', 1, 16), 1),
+  ).action(async (table: string, file: string, o: ConnOpts & { format?: 'ndjson' | 'csv'; batch: number; concurrency: number; onError: 'skip' | 'stop'; progressEvery: number; threads: number }) => {
     await withClient(o, async (c) => {
       const summary = await runIngest({
         client: c,
@@ -202,6 +205,7 @@ export function registerDataCommands(program: Command): void {
         writeOptions: defined({ w: o.w, consistency: levelOf(o), timeoutMs: o.timeout }),
         progress: process.stderr.isTTY ? 'bar' : 'lines',
         progressEveryMs: o.progressEvery * 1000,
+        threads: o.threads,
         err: (s) => process.stderr.write(s),
       });
       process.stdout.write(`${JSON.stringify(summary)}\n`);
@@ -230,6 +234,8 @@ export interface IngestOptions {
   err: (s: string) => void;
   /** Longest accepted line (or CSV record) in bytes (default 64 MiB); longer ones are row errors. */
   maxLineBytes?: number;
+  /** Parse threads (a piscina pool, ingest-pool.ts); 1 (default): parse on this thread. */
+  threads?: number;
 }
 
 export interface IngestSummary {
@@ -243,13 +249,6 @@ export interface IngestSummary {
   stopped: boolean;
   seconds: number;
   rowsPerSec: number;
-}
-
-interface Row {
-  line: number;
-  key?: string;
-  value?: Uint8Array;
-  error?: string;
 }
 
 /**
@@ -301,27 +300,6 @@ async function* lines(stream: AsyncIterable<Buffer>, maxBytes: number, onBytes: 
   }
 }
 
-/** Stored bytes of a JSON value: strings raw UTF-8, {"$base64"} decoded, anything else as JSON text. */
-function jsonValueBytes(v: unknown): Uint8Array {
-  if (typeof v === 'string') return Buffer.from(v, 'utf8');
-  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
-    const o = v as Record<string, unknown>;
-    const keys = Object.keys(o);
-    if (keys.length === 1 && keys[0] === '$base64') {
-      const b = o['$base64'];
-      if (typeof b !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(b)) throw new Error('"$base64" must be a base64 string');
-      return Buffer.from(b, 'base64');
-    }
-  }
-  return Buffer.from(JSON.stringify(v), 'utf8');
-}
-
-function keyText(k: unknown): string {
-  if (typeof k === 'string' && k.length > 0) return k;
-  if (typeof k === 'number' && Number.isFinite(k)) return String(k);
-  throw new Error('"key" must be a non-empty string');
-}
-
 async function* ndjsonRows(src: AsyncIterable<{ line: number; text: string; tooLong: boolean }>, maxBytes: number): AsyncGenerator<Row> {
   let first = true;
   for await (const l of src) {
@@ -332,76 +310,13 @@ async function* ndjsonRows(src: AsyncIterable<{ line: number; text: string; tooL
       yield { line: l.line, error: `line is longer than ${maxBytes} bytes` };
       continue;
     }
-    if (text.trim() === '') continue; // blank lines carry no row
-    let obj: unknown;
-    try {
-      obj = JSON.parse(text);
-    } catch (e) {
-      yield { line: l.line, error: `invalid JSON: ${(e as Error).message}` };
-      continue;
-    }
-    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
-      yield { line: l.line, error: 'expected an object {"key": ..., "value": ...}' };
-      continue;
-    }
-    const o = obj as Record<string, unknown>;
-    try {
-      if (!('value' in o)) throw new Error('"value" is missing');
-      yield { line: l.line, key: keyText(o['key']), value: jsonValueBytes(o['value']) };
-    } catch (e) {
-      yield { line: l.line, error: (e as Error).message };
-    }
+    const row = ndjsonRow(l.line, text);
+    if (row) yield row;
   }
-}
-
-/** RFC 4180 fields of one record; returns null while a quoted field is still open (record continues on the next line). */
-function parseCsvRecord(text: string): string[] | null {
-  const fields: string[] = [];
-  let i = 0;
-  let field = '';
-  let quoted = false;
-  let atStart = true;
-  while (i < text.length) {
-    const ch = text[i]!;
-    if (quoted) {
-      if (ch === '"') {
-        if (text[i + 1] === '"') {
-          field += '"';
-          i += 2;
-          continue;
-        }
-        quoted = false;
-        i++;
-        continue;
-      }
-      field += ch;
-      i++;
-      continue;
-    }
-    if (ch === '"' && atStart) {
-      quoted = true;
-      atStart = false;
-      i++;
-      continue;
-    }
-    if (ch === ',') {
-      fields.push(field);
-      field = '';
-      atStart = true;
-      i++;
-      continue;
-    }
-    field += ch;
-    atStart = false;
-    i++;
-  }
-  if (quoted) return null;
-  fields.push(field);
-  return fields;
 }
 
 async function* csvRows(src: AsyncIterable<{ line: number; text: string; tooLong: boolean }>, maxBytes: number): AsyncGenerator<Row | { fatal: string }> {
-  let header: { key: number; value: number; width: number } | undefined;
+  let header: CsvHeader | undefined;
   let pending: { line: number; text: string } | undefined;
   for await (const l of src) {
     if (l.tooLong) {
@@ -428,27 +343,16 @@ async function* csvRows(src: AsyncIterable<{ line: number; text: string; tooLong
     }
     pending = undefined;
     if (!header) {
-      const names = fields.map((f) => f.trim().toLowerCase());
-      const key = names.indexOf('key');
-      const value = names.indexOf('value');
-      if (key < 0 || value < 0) {
-        yield { fatal: `line ${startLine}: the CSV header must name a "key" and a "value" column, got ${JSON.stringify(fields)}` };
+      const h = csvHeaderOf(fields, startLine);
+      if ('fatal' in h) {
+        yield h;
         return;
       }
-      header = { key, value, width: fields.length };
+      header = h;
       continue;
     }
-    if (fields.length === 1 && fields[0] === '') continue; // blank line
-    if (fields.length !== header.width) {
-      yield { line: startLine, error: `expected ${header.width} fields, got ${fields.length}` };
-      continue;
-    }
-    const key = fields[header.key]!;
-    if (key.length === 0) {
-      yield { line: startLine, error: 'key is empty' };
-      continue;
-    }
-    yield { line: startLine, key, value: Buffer.from(fields[header.value]!, 'utf8') };
+    const row = csvRow(startLine, fields, header);
+    if (row) yield row;
   }
   if (pending) yield { line: pending.line, error: 'unterminated quoted field at end of input' };
   if (!header) yield { fatal: 'the input is empty: expected a CSV header line with "key" and "value" columns' };
@@ -535,7 +439,8 @@ export async function runIngest(opts: IngestOptions): Promise<IngestSummary> {
   };
 
   const src = lines(stream, maxLine, (n) => (bytesRead += n));
-  const parsed: AsyncIterable<Row | { fatal: string }> = opts.format === 'csv' ? csvRows(src, maxLine) : ndjsonRows(src, maxLine);
+  const parsed: AsyncIterable<Row | { fatal: string }> =
+    (opts.threads ?? 1) > 1 ? pooledRows(src, opts.format, maxLine, opts.threads!) : opts.format === 'csv' ? csvRows(src, maxLine) : ndjsonRows(src, maxLine);
   let batch: Row[] = [];
   try {
     for await (const r of parsed) {

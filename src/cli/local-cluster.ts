@@ -6,6 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { generateSecret } from '../config/secret.js';
+import { nodeJson } from './node-http.js';
+import { movementOf, watchMovement } from './movements.js';
 
 /**
  * `ringkv local-cluster`: K real node processes on loopback, like Cassandra's ccm. Node i (1-based)
@@ -14,11 +16,28 @@ import { generateSecret } from '../config/secret.js';
  * the cluster's secret in DIR/secret (mode 600), which every node it starts reads (--secret-file).
  */
 interface ClusterFile {
+  /** Nodes ever added: node i is 1..nodes. */
   nodes: number;
   httpBase: number;
   peerBase: number;
   shards: number;
   extraArgs: string[];
+  /** Nodes that were decommissioned (they left the ring for good: never restarted). */
+  decommissioned?: number[];
+}
+
+/** Nodes of the cluster that have not left it. */
+function activeNodes(cf: ClusterFile): number[] {
+  const gone = new Set(cf.decommissioned ?? []);
+  return Array.from({ length: cf.nodes }, (_, k) => k + 1).filter((i) => !gone.has(i));
+}
+
+function readClusterFile(dir: string): ClusterFile {
+  return JSON.parse(readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
+}
+
+function writeClusterFile(dir: string, cf: ClusterFile): void {
+  writeFileSync(path.join(dir, 'cluster.json'), JSON.stringify(cf, null, 2));
 }
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/ringkv.js');
@@ -79,7 +98,7 @@ async function waitUntil(what: string, fn: () => Promise<boolean>, timeoutMs: nu
   }
 }
 
-function startOne(dir: string, cf: ClusterFile, i: number): number {
+function startOne(dir: string, cf: ClusterFile, i: number, seed = activeNodes(cf)[0] ?? 1): number {
   const nd = nodeDir(dir, i);
   mkdirSync(nd, { recursive: true });
   const logFd = openSync(path.join(nd, 'node.log'), 'a');
@@ -97,7 +116,7 @@ function startOne(dir: string, cf: ClusterFile, i: number): number {
     '--ipc',
     path.join(nd, 'ringkv.sock'),
     '--seeds',
-    `127.0.0.1:${cf.peerBase + 1}`,
+    `127.0.0.1:${cf.peerBase + seed}`,
     '--shards',
     String(cf.shards),
     '--log-format',
@@ -123,17 +142,38 @@ function logTail(dir: string, i: number, lines = 15): string {
   }
 }
 
-/** Converged: every running node answers, sees all K nodes up, and all report the same ring digest. */
-async function converged(cf: ClusterFile): Promise<boolean> {
+/**
+ * Converged: every running active node answers, sees every running active node up and normal,
+ * and all report the same ring digest. (A node killed on purpose may be down; decommissioned
+ * nodes show as left.)
+ */
+async function converged(cf: ClusterFile, dir: string): Promise<boolean> {
   const digests = new Set<string>();
-  for (let i = 1; i <= cf.nodes; i++) {
+  const running = activeNodes(cf).filter((i) => alive(pidOf(dir, i)));
+  for (const i of running) {
     const c = await getJson(`http://127.0.0.1:${cf.httpBase + i}/api/v1/cluster`);
     if (!c) return false;
-    const nodes = c['nodes'] as Array<{ liveness: string; status: string }>;
-    if (nodes.length !== cf.nodes || nodes.some((n) => n.liveness !== 'up' || n.status !== 'normal')) return false;
+    const nodes = c['nodes'] as Array<{ id: string; liveness: string; status: string }>;
+    for (const k of running) {
+      const n = nodes.find((x) => x.id === `node${k}`);
+      if (!n || n.liveness !== 'up' || n.status !== 'normal') return false;
+    }
     digests.add(String(c['ringDigest']));
   }
   return digests.size === 1;
+}
+
+/** Wait until node i answers HTTP (or fail with its log when the process exits). */
+async function waitAnswering(dir: string, cf: ClusterFile, i: number, pid: number, timeout: number): Promise<void> {
+  await waitUntil(
+    `node${i} to answer on 127.0.0.1:${cf.httpBase + i}`,
+    async () => {
+      if (!alive(pid)) throw new Error(`node${i} exited; see ${path.join(nodeDir(dir, i), 'node.log')}:\n${logTail(dir, i)}`);
+      const c = await getJson(`http://127.0.0.1:${cf.httpBase + i}/api/v1/cluster`);
+      return c !== undefined;
+    },
+    timeout,
+  );
 }
 
 export function registerLocalCluster(program: Command): void {
@@ -180,22 +220,14 @@ export function registerLocalCluster(program: Command): void {
       const timeout = Number(o['timeout']);
       // One node at a time (as Cassandra recommends for bootstrap): each joiner sees the tokens of
       // those before it, so token allocation can balance against them.
-      for (let i = 1; i <= cf.nodes; i++) {
+      for (const i of activeNodes(cf)) {
         if (alive(pidOf(dir, i))) continue;
         const pid = startOne(dir, cf, i);
-        await waitUntil(
-          `node${i} to answer on 127.0.0.1:${cf.httpBase + i}`,
-          async () => {
-            if (!alive(pid)) throw new Error(`node${i} exited; see ${path.join(nodeDir(dir, i), 'node.log')}:\n${logTail(dir, i)}`);
-            const c = await getJson(`http://127.0.0.1:${cf.httpBase + i}/api/v1/cluster`);
-            return c !== undefined;
-          },
-          timeout,
-        );
+        await waitAnswering(dir, cf, i, pid, timeout);
       }
       const t0 = Date.now();
-      await waitUntil('the ring to converge', () => converged(cf), timeout);
-      for (let i = 1; i <= cf.nodes; i++) {
+      await waitUntil('the ring to converge', () => converged(cf, dir), timeout);
+      for (const i of activeNodes(cf)) {
         console.log(`node${i}  pid ${pidOf(dir, i)}  http 127.0.0.1:${cf.httpBase + i}  peer 127.0.0.1:${cf.peerBase + i}  ipc ${path.join(nodeDir(dir, i), 'ringkv.sock')}`);
       }
       console.log(`converged: ${cf.nodes} nodes agree on the ring (waited ${Date.now() - t0} ms after the last start)`);
@@ -212,7 +244,7 @@ export function registerLocalCluster(program: Command): void {
     .requiredOption('--dir <dir>', 'cluster directory')
     .action(async (o: Record<string, string>) => {
       const dir = path.resolve(o['dir']!);
-      const cf = JSON.parse(readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
+      const cf = readClusterFile(dir);
       await Promise.all(
         Array.from({ length: cf.nodes }, async (_, k) => {
           const i = k + 1;
@@ -239,12 +271,67 @@ export function registerLocalCluster(program: Command): void {
     .requiredOption('--dir <dir>', 'cluster directory')
     .action(async (o: Record<string, string>) => {
       const dir = path.resolve(o['dir']!);
-      const cf = JSON.parse(readFileSync(path.join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
-      for (let i = 1; i <= cf.nodes; i++) {
+      const cf = readClusterFile(dir);
+      for (const i of activeNodes(cf)) {
         const pid = pidOf(dir, i);
         const c = alive(pid) ? await getJson(`http://127.0.0.1:${cf.httpBase + i}/api/v1/cluster`) : undefined;
         const view = c ? (c['nodes'] as Array<{ id: string; liveness: string }>).map((n) => `${n.id}:${n.liveness}`).join(' ') : '';
         console.log(`node${i}  ${alive(pid) ? `running (pid ${pid})` : 'stopped'}  http 127.0.0.1:${cf.httpBase + i}  ${c ? `ring ${String(c['ringDigest']).slice(0, 12)}  sees ${view}` : ''}`);
       }
+    });
+
+  lc.command('add')
+    .description('add node K+1 (same port scheme, cluster name and secret): it joins, streams its ranges, and this returns once it is normal')
+    .requiredOption('--dir <dir>', 'cluster directory')
+    .option('--timeout <ms>', 'how long to wait for the join', '600000')
+    .action(async (o: Record<string, string>) => {
+      const dir = path.resolve(o['dir']!);
+      const cf = readClusterFile(dir);
+      const timeout = Number(o['timeout']);
+      const seed = activeNodes(cf).find((k) => alive(pidOf(dir, k)));
+      if (seed === undefined) throw new Error('no node of this local cluster is running; start it first');
+      const i = cf.nodes + 1;
+      cf.nodes = i;
+      writeClusterFile(dir, cf);
+      const pid = startOne(dir, cf, i, seed);
+      await waitAnswering(dir, cf, i, pid, timeout);
+      const host = `127.0.0.1:${cf.httpBase + i}`;
+      const done = await watchMovement({
+        host,
+        node: `node${i}`,
+        kind: 'join',
+        timeoutMs: timeout,
+        tty: process.stderr.isTTY === true,
+        err: (s) => process.stderr.write(s),
+        gone: () => (alive(pid) ? null : `node${i} exited; see ${path.join(nodeDir(dir, i), 'node.log')}:\n${logTail(dir, i)}`),
+      });
+      await waitUntil('the ring to converge', () => converged(cf, dir), timeout);
+      const took = done ? ` (${done.rangesTotal} ranges, ${done.keys.toLocaleString()} keys streamed)` : '';
+      console.log(`node${i}  pid ${pid}  http ${host}  peer 127.0.0.1:${cf.peerBase + i}  ipc ${path.join(nodeDir(dir, i), 'ringkv.sock')}`);
+      console.log(`node${i} joined and is normal${took}`);
+    });
+
+  lc.command('decommission')
+    .description('decommission node I: it streams its ranges to their new replicas, leaves the ring and stops')
+    .argument('<i>', 'node number')
+    .requiredOption('--dir <dir>', 'cluster directory')
+    .option('--timeout <ms>', 'how long to wait for it', '600000')
+    .action(async (iArg: string, o: Record<string, string>) => {
+      const dir = path.resolve(o['dir']!);
+      const cf = readClusterFile(dir);
+      const i = Number(iArg);
+      if (!activeNodes(cf).includes(i)) throw new Error(`node ${iArg} is not an active node of this local cluster (nodes: ${activeNodes(cf).join(', ')})`);
+      const pid = pidOf(dir, i);
+      if (!alive(pid)) throw new Error(`node${i} is not running`);
+      const host = `127.0.0.1:${cf.httpBase + i}`;
+      const timeout = Number(o['timeout']);
+      const r = await nodeJson({ host, path: '/api/v1/decommission', method: 'POST', timeoutMs: 10_000, expect: { what: 'a movement', ok: (b) => movementOf(b) !== null } });
+      console.log(`decommission of ${movementOf(r)!.node} started`);
+      await watchMovement({ host, node: `node${i}`, kind: 'leave', exitsWhenDone: true, timeoutMs: timeout, tty: process.stderr.isTTY === true, err: (s) => process.stderr.write(s), gone: () => (alive(pid) ? null : '') });
+      await waitUntil(`node${i} to stop`, async () => !alive(pid), timeout);
+      cf.decommissioned = [...(cf.decommissioned ?? []), i];
+      writeClusterFile(dir, cf);
+      await waitUntil('the ring to converge', () => converged(cf, dir), timeout);
+      console.log(`node${i} left the ring and stopped; ${activeNodes(cf).length} nodes remain`);
     });
 }

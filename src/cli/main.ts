@@ -11,6 +11,7 @@ import { registerDataCommands } from './data-commands.js';
 import { registerBench } from './bench.js';
 import { registerRepair } from './repair.js';
 import { registerQueryCommands } from './query-commands.js';
+import { registerMovementCommands } from './movements.js';
 
 /** How long a clean shutdown may take before the process exits anyway. */
 const SHUTDOWN_TIMEOUT_MS = 15_000;
@@ -40,6 +41,7 @@ program
   .option('--secret-file <file>', 'read the cluster secret from this file (e.g. one written by `ringkv secret > FILE`)')
   .option('--cluster-name <name>', 'cluster name (overrides cluster.name); peers of another cluster are refused')
   .option('--rack <rack>', 'rack name (replicas are spread over racks)')
+  .option('--replace <node-id>', 'on an empty data directory: take the place (tokens) of this dead node and stream its data')
   .addOption(new Option('--log-format <fmt>', 'log format').choices(['json', 'pretty', 'auto']))
   .option('--log-level <level>', 'log level (debug, info, warn, error)')
   .option('--test-mode', 'enable fault-injection endpoints for tests (never in production)')
@@ -59,6 +61,7 @@ program
       if (opts['secretFile'] !== undefined) o.secretFile = opts['secretFile'] as string;
       if (opts['clusterName'] !== undefined) o.clusterName = opts['clusterName'] as string;
       if (opts['rack'] !== undefined) o.rack = opts['rack'] as string;
+      if (opts['replace'] !== undefined) o.replace = opts['replace'] as string;
       if (opts['logFormat'] !== undefined) o.logFormat = opts['logFormat'] as 'json';
       if (opts['logLevel'] !== undefined) o.logLevel = opts['logLevel'] as string;
       if (opts['testMode'] === true) o.testMode = true;
@@ -112,7 +115,14 @@ program
     process.on('SIGINT', () => onSignal('SIGINT'));
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     try {
-      node = await startNode(config, log, { signal: startup.signal });
+      // A decommissioned node stops once it has left the ring.
+      const onLeft = (): void => {
+        if (stopping) return;
+        stopping = 'left the ring';
+        log.info('decommissioned: this node left the ring; stopping');
+        if (node) shutdown();
+      };
+      node = await startNode(config, log, { signal: startup.signal, onLeft });
       if (stopping) shutdown();
     } catch (e) {
       if (e instanceof StartupAborted) {
@@ -150,5 +160,6 @@ registerDataCommands(program);
 registerBench(program);
 registerRepair(program);
 registerQueryCommands(program);
+registerMovementCommands(program);
 
 await program.parseAsync(process.argv);

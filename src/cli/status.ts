@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { ReplayProgress } from '../hints/service.js';
 import { memberStateCode } from '../cluster/member-state.js';
 import { clusterViewOf, isObject, NodeHttpError } from './node-http.js';
+import { formatBytes, formatMovement, movementOf } from './movements.js';
 
 interface NodeRow {
   id: string;
@@ -119,6 +120,23 @@ async function holderHints(self: string, selfBody: Record<string, unknown>, rows
   return [...out, ...answers].sort((a, b) => (a.holder < b.holder ? -1 : a.holder > b.holder ? 1 : 0));
 }
 
+/** Range movements under way (as gossiped by their drivers), and the one this node drives. */
+export function movementLines(body: Record<string, unknown>): string[] {
+  const lines: string[] = [];
+  const all = Array.isArray(body['movements']) ? (body['movements'] as unknown[]).filter(isObject) : [];
+  if (all.length > 0) {
+    lines.push('', 'Range movements:');
+    for (const m of all) {
+      const what = m['kind'] === 'replace' ? `replace ${String(m['replaces'])} by ${String(m['node'])}` : `${String(m['kind'])} ${String(m['node'])}`;
+      const prog = typeof m['rangesTotal'] === 'number' ? `, ${num(m['rangesDone'])}/${num(m['rangesTotal'])} ranges, ${fmt.format(num(m['keys']))} keys, ${formatBytes(num(m['bytes']))}` : '';
+      lines.push(`  ${what} (run by ${String(m['driver'])}): ${String(m['state'])}${prog}`);
+    }
+  }
+  const own = movementOf(body);
+  if (own !== null) lines.push('', `This node's ${own.state === 'done' || own.state === 'failed' ? 'last ' : ''}movement: ${formatMovement(own, false)}`);
+  return lines;
+}
+
 /** `ringkv status`: a `nodetool status`-like table of how one node sees the cluster, then hint replay. */
 export function registerStatus(program: Command): void {
   program
@@ -138,7 +156,9 @@ export function registerStatus(program: Command): void {
         console.log(`Ring digest ${String(body['ringDigest'])}   as seen by ${self}`);
         console.log('Status=Up/Down  State=Normal/Joining/Leaving');
         const rows = [['--', 'Node', 'Address', 'Load(keys)', 'Tokens', 'Owns', 'Hints', 'Rack']];
-        for (const n of nodes) {
+        // Nodes that left the ring (decommissioned, removed, replaced) stay in gossip; list them apart.
+        const gone = nodes.filter((n) => n.status === 'left').map((n) => n.id);
+        for (const n of nodes.filter((x) => x.status !== 'left')) {
           rows.push([
             memberStateCode(n.liveness === 'up', n.status),
             n.id,
@@ -152,6 +172,8 @@ export function registerStatus(program: Command): void {
         }
         const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
         for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
+        if (gone.length > 0) console.log(`Left the ring: ${gone.join(', ')}`);
+        for (const l of movementLines(body)) console.log(l);
         const lines = formatHintLines(await holderHints(self, body, nodes), Date.now());
         console.log('');
         if (lines.length === 0) console.log('Hints: none held');

@@ -10,6 +10,8 @@ import type { TableDef, TableRegistry } from '../router/tables.js';
 import { RingkvError } from '../util/errors.js';
 import { decodeRecord, encodeRecord, type Version } from '../versions/index.js';
 import { GossipState, type Ack, type Ack2, type EndpointState, type NodeInfo, type Syn } from './gossip-state.js';
+import { currentMembers, EXTRA_REMOVED_BY, EXTRA_REPLACES, movementsOf, type Movement } from '../streaming/membership.js';
+import { movementView, type MovementView } from '../streaming/view.js';
 import { PhiAccrualDetector } from './phi.js';
 import type { HandshakeDenial, PeerTransport } from './transport.js';
 
@@ -34,16 +36,17 @@ export type PeerReply =
 /** The peer message types the cluster itself serves (services may not take them). */
 const CORE_PEER_TYPES: ReadonlySet<string> = new Set<PeerMessage['t']>(['gossip-syn', 'gossip-ack2', 'write', 'read', 'scan', 'ping']);
 
-/** Membership as the ring builder needs it, from the gossip view. */
+/** Membership as the ring builder needs it, from the gossip view (a replaced node owns nothing). */
 export function ringMembersOf(states: readonly EndpointState[]): RingMember[] {
-  return states
-    .filter((s) => s.info.tokens.length > 0)
-    .map((s) => ({ id: s.id, tokens: s.info.tokens.map(tokenFromHex), rack: s.info.rack, status: s.info.status }));
+  return currentMembers(states);
 }
 
-/** A cheap fingerprint of what the ring depends on, to rebuild only when membership really changed. */
+/**
+ * A cheap fingerprint of what the ring and the movements depend on, to rebuild only when
+ * membership really changed.
+ */
 function membershipKey(states: readonly EndpointState[]): string {
-  return states.map((s) => `${s.id}|${s.info.status}|${s.info.rack}|${s.info.tokens.join(',')}`).join(';');
+  return states.map((s) => `${s.id}|${s.info.status}|${s.info.rack}|${s.info.tokens.join(',')}|${s.info.extra?.[EXTRA_REPLACES] ?? ''}|${s.info.extra?.[EXTRA_REMOVED_BY] ?? ''}`).join(';');
 }
 
 /**
@@ -55,12 +58,15 @@ export class Cluster implements RemoteReplicas {
   readonly gossip: GossipState;
   readonly detector: PhiAccrualDetector;
   private layout: RingLayout;
+  private movementState: MovementView;
   private memberKey = '';
   private gossipTimer: NodeJS.Timeout | undefined;
   private livenessTimer: NodeJS.Timeout | undefined;
   private lastSeenVersion = new Map<string, string>();
   private rounds = 0;
   onLayout: ((layout: RingLayout) => void) | undefined;
+  /** Called after every publication with the movements under way (the router's pending replicas). */
+  onMovements: ((view: MovementView) => void) | undefined;
   router: Router | undefined;
   /** Peer message handlers registered by other services (repair, hints), keyed by message type. */
   private readonly services = new Map<string, (body: Record<string, unknown>, fromNodeId: string) => Promise<unknown>>();
@@ -123,6 +129,7 @@ export class Cluster implements RemoteReplicas {
       acceptableHeartbeatPauseMs: o.config.cluster.gossipIntervalMs,
     });
     this.layout = buildRing([], { maxReplicas: MAX_RING_REPLICAS });
+    this.movementState = movementView([], this.layout, [], o.self.id, MAX_RING_REPLICAS, () => true);
     this.rebuildRing(true);
   }
 
@@ -132,6 +139,34 @@ export class Cluster implements RemoteReplicas {
 
   currentLayout(): RingLayout {
     return this.layout;
+  }
+
+  /** The movements, future rings and pending replicas of the current publication. */
+  movementView(): MovementView {
+    return this.movementState;
+  }
+
+  /** The movements under way in the gossip view now, with their drivers' streaming flags fresh. */
+  movements(): Movement[] {
+    return movementsOf(this.gossip.all());
+  }
+
+  /**
+   * Gossip with one peer now (SYN/ACK/ACK2) instead of waiting for a random round: a movement
+   * pushes its announcement to every live peer this way before it asks them to confirm it.
+   */
+  async gossipWith(nodeId: string): Promise<void> {
+    const err = await this.exchange(this.addressOf(nodeId));
+    if (err) throw err;
+  }
+
+  /**
+   * Mint a new version of a dead node's state (removenode: GossipState.mintForeign) and act on it
+   * like on any gossip change. The detector takes no heartbeat from it (see afterChange).
+   */
+  mintForeign(nodeId: string, patch: Partial<NodeInfo>): void {
+    this.gossip.mintForeign(nodeId, patch);
+    this.afterChange([nodeId]);
   }
 
   /** Start gossiping. Liveness is evaluated more often than gossip so a dead node is seen quickly. */
@@ -277,9 +312,12 @@ export class Cluster implements RemoteReplicas {
       const st = this.gossip.get(id);
       if (!st) continue;
       const v = `${st.generation}:${st.version}`;
+      // A state some node minted for a dead node it removes (or a node that left) is no sign of
+      // life: it must not reset the detector.
+      const minted = st.info.extra?.[EXTRA_REMOVED_BY] !== undefined || st.info.status === 'left';
       if (this.lastSeenVersion.get(id) !== v) {
         this.lastSeenVersion.set(id, v);
-        this.detector.heartbeat(id, now);
+        if (!minted) this.detector.heartbeat(id, now);
       }
       this.adoptTables(st);
     }
@@ -303,7 +341,7 @@ export class Cluster implements RemoteReplicas {
   /** Advertise our table schemas (they're small) so every coordinator applies the same settings. */
   publishTables(): void {
     try {
-      this.updateSelf({ schema: JSON.stringify({ tables: this.o.tables.all(), wide: this.o.wide?.encodedAll() ?? [] }) });
+      this.updateSelf({ schema: JSON.stringify({ tables: this.o.tables.allKv(), wide: this.o.wide?.encodedAll() ?? [] }) });
     } catch (e) {
       // The table is stored locally either way; failing to advertise it must not fail the request.
       this.o.log.error({ err: String(e) }, 'cannot advertise table schemas through gossip');
@@ -320,7 +358,8 @@ export class Cluster implements RemoteReplicas {
     } catch (e) {
       this.o.log.warn({ err: String(e) }, 'cannot persist cluster membership');
     }
-    const layout = buildRing(ringMembersOf(states), { maxReplicas: MAX_RING_REPLICAS });
+    const members = ringMembersOf(states);
+    const layout = buildRing(members, { maxReplicas: MAX_RING_REPLICAS });
     const tooBig = ringTableCapacityError(layout);
     if (tooBig !== null) {
       // Keep serving with the ring we have: a membership the table cannot hold must not take the
@@ -328,10 +367,14 @@ export class Cluster implements RemoteReplicas {
       this.o.log.error({ nodes: layout.nodeIds.length, tokens: layout.tokens.length }, `ring not published: ${tooBig}`);
       return;
     }
+    const view = movementView(states, layout, members, this.selfId, MAX_RING_REPLICAS, (id) => this.isUp(id));
     this.layout = layout;
-    this.o.ring.publish(layout, layout.nodeIds.indexOf(this.selfId), (id) => (id === this.selfId || this.isUp(id) ? Liveness.Up : Liveness.Down));
-    logEvent(this.o.log, 'ring.published', { digest: layout.digest, nodes: layout.nodeIds.length, tokens: layout.tokens.length });
+    this.movementState = view;
+    // The ranges this node is a pending replica of go into the table too: its shards accept them.
+    this.o.ring.publish(layout, layout.nodeIds.indexOf(this.selfId), (id) => (id === this.selfId || this.isUp(id) ? Liveness.Up : Liveness.Down), view.pending?.selfRanges ?? []);
+    logEvent(this.o.log, 'ring.published', { digest: layout.digest, nodes: layout.nodeIds.length, tokens: layout.tokens.length, movements: view.movements.map((m) => m.id) });
     this.onLayout?.(layout);
+    this.onMovements?.(view);
   }
 
   isUp(id: string): boolean {

@@ -378,6 +378,12 @@ function byId(a: { id: string }, b: { id: string }): number {
   return cmpStr(a.id, b.id);
 }
 
+/**
+ * How far a state minted for another (dead) node jumps ahead of its last version: 2^20 heartbeats
+ * is 12 days of gossip rounds at 1 s, far more than a dead node's peers can have seen beyond us.
+ */
+export const FOREIGN_VERSION_STEP = 1 << 20;
+
 export class GossipState {
   readonly selfId: string;
   private readonly view = new Map<string, EndpointState>();
@@ -423,6 +429,33 @@ export class GossipState {
     }
     const info = validateNodeInfo(merged, 'updateSelf');
     this.setSelf(s.generation, s.version + 1, info);
+  }
+
+  /**
+   * Publish a new version of ANOTHER node's state, patched. The one exception to "only a node mints
+   * its own versions", as in Cassandra's removenode (Gossiper.advertiseRemoving /
+   * advertiseTokenRemoved): the node being removed is dead and cannot announce that it leaves, so
+   * the node running the removal does it for it. The version jumps by FOREIGN_VERSION_STEP so the
+   * minted state beats every heartbeat the dead node ever sent in this generation; a restart of
+   * that node (a higher generation) still beats it, which is why a removed node checks how its
+   * peers see it before it gossips (src/streaming/manager.ts). Throws (changing nothing) when the
+   * id is our own or unknown, or the result is invalid.
+   */
+  mintForeign(id: string, patch: Partial<NodeInfo>): EndpointState {
+    if (id === this.selfId) throw new Error('GossipState.mintForeign: a node mints its own state with updateSelf');
+    const cur = this.view.get(id);
+    if (cur === undefined) throw new GossipValidationError(`mintForeign: node ${id} is not known`);
+    const merged: Record<string, unknown> = { ...cur.info };
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === undefined) delete merged[k];
+      else merged[k] = v;
+    }
+    const info = validateNodeInfo(merged, 'mintForeign');
+    const version = cur.version + FOREIGN_VERSION_STEP;
+    if (!Number.isSafeInteger(version)) throw new RangeError(`GossipState: version overflow minting for ${id}`);
+    const next = freezeState({ id, generation: cur.generation, version, info });
+    this.view.set(id, next);
+    return next;
   }
 
   makeSyn(): Syn {

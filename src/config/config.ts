@@ -53,10 +53,16 @@ export interface NodeConfig {
   /** Tombstones older than this are purged by the sweep (Cassandra's gc_grace_seconds). */
   gcGraceSeconds: number;
   tombstoneSweepIntervalMs: number;
+  /** Longest a shard spins for the router's next request before parking on its ring (0: never spins). */
+  shardSpinMicros: number;
   /** Hints older than this are dropped (anti-entropy covers the rest). */
   maxHintWindowMs: number;
   /** Hint replay throttle (hints per second per target node). */
   hintReplayPerSecond: number;
+  /** Range streaming throttle: MiB per second pulled from each source node (a token bucket per source). */
+  streamThroughputMiBs: number;
+  /** `--replace NODE_ID` (flag only): this new node takes the dead node's tokens and streams their data. */
+  replace: string | undefined;
   limits: {
     maxKeyBytes: number;
     maxValueBytes: number;
@@ -130,8 +136,11 @@ export const DEFAULT_CONFIG: NodeConfig = {
   merkleDepth: 10,
   gcGraceSeconds: 864_000,
   tombstoneSweepIntervalMs: 60_000,
+  shardSpinMicros: 0,
   maxHintWindowMs: 3 * 3600 * 1000,
   hintReplayPerSecond: 5000,
+  streamThroughputMiBs: 64,
+  replace: undefined,
   limits: {
     maxKeyBytes: 64 * 1024,
     maxValueBytes: 1024 * 1024,
@@ -188,6 +197,7 @@ function isObj(x: unknown): x is Record<string, unknown> {
 function mergeInto(target: Record<string, unknown>, src: Record<string, unknown>, where: string): void {
   for (const [k, v] of Object.entries(src)) {
     if (k === 'testMode') throw new ConfigError(`${where}${k}: test mode can only be enabled with the --test-mode flag`);
+    if (k === 'replace') throw new ConfigError(`${where}${k}: a replacement is started with the --replace flag, not from a config file`);
     if (!(k in target)) throw new ConfigError(`${where}${k}: unknown config key`);
     const cur = target[k];
     if (isObj(cur) && !Array.isArray(cur)) {
@@ -234,6 +244,7 @@ export interface ConfigOverrides {
   secretFile?: string;
   clusterName?: string;
   rack?: string;
+  replace?: string;
 }
 
 /**
@@ -254,6 +265,7 @@ export function resolveConfig(file: Partial<NodeConfig> | undefined, o: ConfigOv
   c.cluster.secret = resolveSecret(c.cluster, o, env);
   if (o.clusterName !== undefined) c.cluster.name = o.clusterName;
   if (o.rack !== undefined) c.cluster.rack = o.rack;
+  if (o.replace !== undefined) c.replace = o.replace;
   if (o.logFormat !== undefined) c.log.format = o.logFormat;
   if (o.logLevel !== undefined) c.log.level = o.logLevel;
   c.testMode = o.testMode === true;
@@ -302,8 +314,13 @@ export function validateConfig(c: NodeConfig): void {
   intIn(c.merkleDepth, 1, 16, 'merkleDepth');
   intIn(c.gcGraceSeconds, 0, 10 * 365 * 86400, 'gcGraceSeconds');
   intIn(c.tombstoneSweepIntervalMs, 10, 24 * 3600 * 1000, 'tombstoneSweepIntervalMs');
+  intIn(c.shardSpinMicros, 0, 10_000, 'shardSpinMicros');
   intIn(c.maxHintWindowMs, 0, 30 * 86400 * 1000, 'maxHintWindowMs');
   intIn(c.hintReplayPerSecond, 1, 10_000_000, 'hintReplayPerSecond');
+  if (typeof c.streamThroughputMiBs !== 'number' || !(c.streamThroughputMiBs >= 0.01 && c.streamThroughputMiBs <= 100_000)) {
+    throw new ConfigError(`streamThroughputMiBs: expected a number in [0.01, 100000], got ${JSON.stringify(c.streamThroughputMiBs)}`);
+  }
+  if (c.replace !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(c.replace)) throw new ConfigError(`--replace: expected a node id [A-Za-z0-9_.-]{1,64}, got ${JSON.stringify(c.replace)}`);
   intIn(c.limits.maxKeyBytes, 1, 1024 * 1024, 'limits.maxKeyBytes');
   intIn(c.limits.maxValueBytes, 1, 64 * 1024 * 1024, 'limits.maxValueBytes');
   intIn(c.limits.maxShardQueue, 1, 10_000_000, 'limits.maxShardQueue');

@@ -38,6 +38,8 @@ export interface HintStats {
   refused: number;
   replayed: number;
   replayFailures: number;
+  /** Hints dropped because their target no longer replicates the key (after a range movement). */
+  obsolete: number;
   expired: number;
   /** Hints held on this node, per target node. */
   pending: Record<string, number>;
@@ -83,7 +85,9 @@ export class HintService {
   private expiring = false;
   private stopped = false;
   private readonly window: number;
-  readonly stats: Omit<HintStats, 'pending' | 'replay'> = { stored: 0, refused: 0, replayed: 0, replayFailures: 0, expired: 0, lastReplay: {} };
+  /** Targets whose hints are being dropped (they left the ring). */
+  private readonly dropping = new Set<string>();
+  readonly stats: Omit<HintStats, 'pending' | 'replay'> = { stored: 0, refused: 0, replayed: 0, replayFailures: 0, expired: 0, obsolete: 0, lastReplay: {} };
   onCountsChanged: ((total: number) => void) | undefined;
 
   constructor(private readonly o: { cluster: Cluster; store: HintStore; config: NodeConfig; log: Logger }) {
@@ -139,7 +143,8 @@ export class HintService {
     if (this.stopped) return;
     if (this.total() > 0) void this.expireOld();
     for (const [target, n] of Object.entries(this.o.store.pendingCounts())) {
-      if (n > 0 && this.o.cluster.isUp(target)) void this.replay(target);
+      if (n > 0 && this.o.cluster.gossip.get(target)?.info.status === 'left') void this.dropLeft(target);
+      else if (n > 0 && this.o.cluster.isUp(target)) void this.replay(target);
     }
   }
 
@@ -167,6 +172,32 @@ export class HintService {
       if (removed > 0) {
         this.stats.expired += removed;
         this.o.log.info({ removed }, 'expired hints older than maxHintWindowMs');
+      }
+    }
+  }
+
+  /**
+   * Drop the hints of a node that left the ring (decommissioned, removed, replaced): it will never
+   * take them, and its ranges' data reached their new replicas by streaming. One pass at a time.
+   */
+  private async dropLeft(target: string): Promise<void> {
+    if (this.dropping.has(target)) return;
+    this.dropping.add(target);
+    let dropped = 0;
+    try {
+      for (;;) {
+        const page = await this.o.store.list(target, REPLAY_PAGE);
+        if (page.length === 0 || this.stopped) break;
+        dropped += (await this.o.store.delete(target, page.map((h) => h.seq))).length;
+      }
+    } catch (e) {
+      this.o.log.warn({ target, err: String(e) }, 'dropping the hints of a node that left failed');
+    } finally {
+      this.dropping.delete(target);
+      if (dropped > 0) {
+        this.stats.obsolete += dropped;
+        this.o.log.info({ target, dropped }, 'dropped the hints of a node that left the ring');
+        this.publish();
       }
     }
   }
@@ -255,12 +286,16 @@ export class HintService {
       const now = Date.now();
       // Issued in seq order (one peer connection keeps that order on the wire); they may finish out of order.
       const outcome = await Promise.all(
-        win.map(async (h): Promise<'sent' | 'expired' | Error> => {
+        win.map(async (h): Promise<'sent' | 'expired' | 'obsolete' | Error> => {
           if (isExpired(h.createdAt, now, this.o.config.maxHintWindowMs)) return 'expired';
           try {
             await this.deliver(target, h);
             return 'sent';
           } catch (e) {
+            // The target no longer stores the key (a range movement moved it away, in the ring both
+            // nodes agree on: ringDiffers checked it): the hint has no replica left to reach. The
+            // write's acknowledged copies are on the key's replicas (a movement streams them).
+            if (e instanceof RingkvError && e.code === 'not_owner') return 'obsolete';
             return e instanceof Error ? e : new Error(String(e));
           }
         }),
@@ -275,6 +310,8 @@ export class HintService {
           this.stats.replayed++;
           const n = this.replayedTo.get(target);
           if (n !== undefined || this.replayedTo.size < MAX_PROGRESS_ENTRIES) this.replayedTo.set(target, (n ?? 0) + 1);
+        } else if (outcome[j] === 'obsolete') {
+          this.stats.obsolete++;
         } else {
           pass.expired++;
           this.stats.expired++;

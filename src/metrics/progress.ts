@@ -1,7 +1,7 @@
 /**
  * Progress of long-running background work that the dashboard draws as bars and /metrics exports
- * as gauges. Hint replay and repair report through their services; range streaming (join,
- * decommission) registers a provider here when it lands.
+ * as gauges. Hint replay and repair report through their services; range streaming registers a
+ * provider (MovementManager.streamProgress, src/streaming/manager.ts).
  */
 
 /** One range-streaming session with one peer, as the elasticity work will report it. */

@@ -6,7 +6,7 @@ import type { Logger } from '../log/logger.js';
 import { startHttp } from '../api/http.js';
 import { initHasher, tokenFromHex, tokenToHex, type Token } from '../ring/hash.js';
 import { Cluster } from '../cluster/cluster.js';
-import type { EndpointState } from '../cluster/gossip-state.js';
+import type { EndpointState, MemberStatus } from '../cluster/gossip-state.js';
 import { PeerTransport } from '../cluster/transport.js';
 import { HintService } from '../hints/service.js';
 import { listenIpc, ringInfoFromLayout, type IpcListener, type IpcServer } from '../api/ipc-server.js';
@@ -30,6 +30,10 @@ import { mountQueryRoutes, queryOkOf } from '../api/query-routes.js';
 import { WideTableRegistry } from '../router/wide-tables.js';
 import { WideReplicas } from '../router/wide-replicas.js';
 import { CqlService } from '../router/wide-query.js';
+import { META_REPLACES, META_STATUS, META_TOKENS, MovementManager } from '../streaming/manager.js';
+import { EXTRA_REPLACES } from '../streaming/membership.js';
+import type { MemberReply } from '../streaming/messages.js';
+import { mountStreamingRoutes } from '../streaming/routes.js';
 import { startMonitoring, type Monitoring } from './monitoring.js';
 
 
@@ -40,6 +44,10 @@ export interface NodeIdentity {
   id: string;
   generation: number;
   tokens: Token[];
+  /** Membership status to announce (joining / leaving survive a restart mid-movement). */
+  status: MemberStatus;
+  /** The dead node this one replaces (`--replace`), while the replacement runs. */
+  replaces?: string;
 }
 
 /**
@@ -59,10 +67,23 @@ export function loadIdentity(meta: MetaStore, config: NodeConfig): NodeIdentity 
     throw new StorageError(`data directory ${config.dataDir} was created with ${shards} shards but --shards ${config.shards} was given`);
   }
   // Tokens are allocated once (after discovering the cluster when joining) and kept forever.
-  const tokens = (meta.get<string[]>('node/tokens') ?? []).map(tokenFromHex);
+  const tokens = (meta.get<string[]>(META_TOKENS) ?? []).map(tokenFromHex);
+  const stored = meta.get<MemberStatus>(META_STATUS);
+  if (stored === 'left') {
+    throw new StorageError(
+      `data directory ${config.dataDir} belongs to node ${id}, which was decommissioned and left the ring; it does not rejoin with this data. ` +
+        'To add this machine again, start it with an empty data directory: it joins as a new node and streams its ranges.',
+    );
+  }
+  const replaces = meta.get<string>(META_REPLACES);
+  if (config.replace !== undefined && tokens.length > 0 && replaces !== config.replace) {
+    throw new StorageError(`--replace ${config.replace} needs an empty data directory; ${config.dataDir} already belongs to node ${id}, which owns tokens`);
+  }
   const generation = Math.max((meta.get<number>('node/generation') ?? 0) + 1, Math.floor(Date.now() / 1000));
   meta.set('node/generation', generation);
-  return { id, generation, tokens };
+  // Before statuses were stored, a node with tokens was a normal member.
+  const status: MemberStatus = stored ?? (tokens.length > 0 ? 'normal' : 'joining');
+  return { id, generation, tokens, status, ...(replaces !== undefined && status === 'joining' ? { replaces } : {}) };
 }
 
 export interface RunningNode {
@@ -81,6 +102,8 @@ export interface RunningNode {
 }
 
 export interface StartNodeOptions {
+  /** The node left the ring (decommission finished): the caller stops the process. */
+  onLeft?: () => void;
   /**
    * Aborting it (a SIGINT/SIGTERM during startup) stops the startup at its next step (the wait for
    * seeds at once): what was already started is closed again, newest first, and startNode rejects
@@ -115,7 +138,7 @@ export async function startNode(config: NodeConfig, log: Logger, opts: StartNode
   // What has been started so far; undone newest first if a later step fails or startup is aborted.
   const undo: Undo = [{ what: 'ipc socket', fn: () => ipcListener.close() }];
   try {
-    return await startNodeOn(config, log, ipcListener, undo, opts.signal);
+    return await startNodeOn(config, log, ipcListener, undo, opts.signal, opts.onLeft);
   } catch (e) {
     await unwind(undo, log, 'cleanup after a failed startup failed');
     throw e;
@@ -141,7 +164,7 @@ async function unwind(undo: Undo, log: Logger, failure: string): Promise<unknown
   return first;
 }
 
-async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcListener, undo: Undo, signal: AbortSignal | undefined): Promise<RunningNode> {
+async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcListener, undo: Undo, signal: AbortSignal | undefined, onLeft: (() => void) | undefined): Promise<RunningNode> {
   const checkpoint = (): void => {
     if (signal?.aborted) throw new StartupAborted(abortReason(signal));
   };
@@ -179,6 +202,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
       merkleDepth: config.merkleDepth,
       gcGraceSeconds: config.gcGraceSeconds,
       tombstoneSweepIntervalMs: config.tombstoneSweepIntervalMs,
+      spinMicros: config.shardSpinMicros,
     },
     onExit: (shard, code) => {
       // A shard actor dying means its column family has no owner: crash loudly rather than limp on.
@@ -227,8 +251,9 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
       dc: config.cluster.dc,
       tokens: identity.tokens.map(tokenToHex),
       shards: config.shards,
-      status: identity.tokens.length > 0 ? 'normal' : 'joining',
+      status: identity.status,
       load: keys.reduce((a, b) => a + b, 0),
+      ...(identity.replaces !== undefined ? { extra: { [EXTRA_REPLACES]: identity.replaces } } : {}),
     },
   };
   cluster = new Cluster({
@@ -244,29 +269,52 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
   });
   undo.push({ what: 'cluster', fn: () => cluster.stop() });
   checkpoint();
+  // How this node becomes a member: it founds the cluster (now), or joins / replaces a dead node by
+  // streaming (in the background, once its services are up: the join reports progress over HTTP).
+  let membership: 'member' | 'join' | 'replace' = 'member';
   if (identity.tokens.length === 0) {
     const otherSeeds = config.cluster.seeds.filter((s) => !isOwnAddress(s, config.peer));
     const selfIsSeed = otherSeeds.length < config.cluster.seeds.length;
     if (otherSeeds.length > 0) log.info({ seeds: otherSeeds, timeoutMs: DISCOVERY_MS }, 'discovering the cluster through the seeds');
     const joined = await untilAborted(cluster.discover(DISCOVERY_MS), signal);
     checkpoint();
-    if (!joined && otherSeeds.length > 0) {
-      // A node that cannot reach its seeds and forms a ring of its own splits the cluster (two rings
-      // owning the same ranges); Cassandra refuses to bootstrap then, and so do we. A seed itself
-      // (node 1 of a local cluster lists itself) may found the cluster.
-      if (!selfIsSeed) {
-        throw new RingkvError(
-          'unavailable',
-          `no seed answered within ${DISCOVERY_MS / 1000} s (seeds: ${otherSeeds.join(', ')}); refusing to start a new cluster. ` +
-            'Start a seed first or fix --seeds; to found a new cluster, omit --seeds or list this node\'s own --peer address among them.',
-        );
+    const owned = cluster.gossip.all().some((st) => st.id !== identity.id && st.info.status === 'normal' && st.info.tokens.length > 0);
+    if (config.replace !== undefined) {
+      if (!joined) throw new RingkvError('unavailable', `--replace ${config.replace}: no seed answered within ${DISCOVERY_MS / 1000} s; a replacement joins a running cluster`);
+      membership = 'replace';
+    } else if (joined && (owned || !selfIsSeed)) {
+      // A cluster exists (or will: a non-seed waits for an owner): join it by streaming.
+      membership = 'join';
+    } else {
+      if (!joined && otherSeeds.length > 0) {
+        // A node that cannot reach its seeds and forms a ring of its own splits the cluster (two rings
+        // owning the same ranges); Cassandra refuses to bootstrap then, and so do we. A seed itself
+        // (node 1 of a local cluster lists itself) may found the cluster.
+        if (!selfIsSeed) {
+          throw new RingkvError(
+            'unavailable',
+            `no seed answered within ${DISCOVERY_MS / 1000} s (seeds: ${otherSeeds.join(', ')}); refusing to start a new cluster. ` +
+              'Start a seed first or fix --seeds; to found a new cluster, omit --seeds or list this node\'s own --peer address among them.',
+          );
+        }
+        log.warn({ seeds: otherSeeds }, 'no other seed answered; this node is a seed itself and founds a new cluster');
       }
-      log.warn({ seeds: otherSeeds }, 'no other seed answered; this node is a seed itself and founds a new cluster');
+      const tokens = allocateTokens(cluster.otherTokens(), config.vnodes);
+      meta.set(META_TOKENS, tokens.map(tokenToHex));
+      meta.set(META_STATUS, 'normal');
+      cluster.updateSelf({ tokens: tokens.map(tokenToHex), status: 'normal' });
+      log.info({ vnodes: tokens.length, joined }, 'tokens allocated: this node founds the cluster');
     }
-    const tokens = allocateTokens(cluster.otherTokens(), config.vnodes);
-    meta.set('node/tokens', tokens.map(tokenToHex));
-    cluster.updateSelf({ tokens: tokens.map(tokenToHex), status: 'normal' });
-    log.info({ vnodes: tokens.length, joined }, 'tokens allocated');
+  } else {
+    // A node that owns tokens asks its peers how they see it before it gossips: a removed or
+    // replaced node must not come back (its newer generation would put it back into the ring).
+    const why = await untilAborted(departureInPeersView(transport, cluster, config), signal);
+    if (why !== null) {
+      throw new RingkvError(
+        'conflict',
+        `node ${identity.id} must not rejoin the ring: ${why}. This data directory is stale: start the machine with an empty data directory to add it as a new node (or with --replace to take a dead node's place)`,
+      );
+    }
   }
 
   const hintStore = await HintStore.start({ handle: odb.db.handle, durability: config.durability, maxHintsPerTarget: 1_000_000 });
@@ -300,7 +348,9 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
   router.hints = hints;
   cluster.router = router;
   cluster.onLayout = (l) => router.setLayout(l);
+  cluster.onMovements = (v) => (router.pending = v.pending);
   router.setLayout(cluster.currentLayout());
+  router.pending = cluster.movementView().pending;
   tables.onChange = () => cluster.publishTables();
   // The shards' sweep needs each wide-column table's own gc grace; a schema change re-sends them all.
   const sendGraces = (): void => {
@@ -327,6 +377,8 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
   cluster.start();
   const repair = startRepairService({ cluster, shards: pool, router, tables, ring, config, log, gcGraceOf: (id) => wide.graceOf(id) });
   undo.push({ what: 'repair', fn: () => repair.stop() });
+  const movements = new MovementManager({ cluster, router, shards: pool, tables, meta, ring, config, log, onLeft: () => onLeft?.() });
+  undo.push({ what: 'range movements', fn: () => movements.stop() });
   // Gossip this node's key count (`load`, shown by status) as it changes, not only the count at start.
   let lastLoad = self.info.load;
   const loadTimer = setInterval(() => {
@@ -372,11 +424,15 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
       })),
       hints: hints.snapshot(),
       shards: stats.map((s) => ({ shard: s.shard, keys: s.keys, queue: pool.queueDepth(s.shard), writes: s.writes, reads: s.reads, batches: s.batches })),
+      // The range movement this node drives (or drove last), and every one under way in the cluster.
+      movement: movements.summary(),
+      movements: movements.clusterMovements(),
     };
   };
 
   const monitoring = startMonitoring({ config, selfId: identity.id, log, router, pool, db: odb, ring, cluster, transport, hints, repair, tables, ipc: () => ipc });
   undo.push({ what: 'monitoring', fn: () => monitoring.stop() });
+  monitoring.setStreamingProvider(() => movements.streamProgress());
   const http = await startHttp({
     config,
     router,
@@ -385,7 +441,13 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     clusterInfo,
     metrics: async () => ({ router: router.counters, cql: cql.counters, transport: transport.stats(), ipc: ipc?.stats(), replies: replies.stats(), gossipRounds: cluster.gossipRounds, hints: hints.snapshot() }),
     replies,
-    extraRoutes: [(app) => mountRepairRoutes(app, repair), (app) => mountQueryRoutes(app, cql), (app) => monitoring.mount(app), ...(config.testMode ? [(app: FastifyInstance) => mountFaultRoutes(app, transport)] : [])],
+    extraRoutes: [
+      (app) => mountRepairRoutes(app, repair),
+      (app) => mountQueryRoutes(app, cql),
+      (app) => mountStreamingRoutes(app, movements),
+      (app) => monitoring.mount(app),
+      ...(config.testMode ? [(app: FastifyInstance) => mountFaultRoutes(app, transport)] : []),
+    ],
   });
   // Before http.close(): the dashboard's event streams would hold it open.
   undo.push({ what: 'http', fn: () => http.close() });
@@ -409,6 +471,12 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     replies,
   });
   undo.push({ what: 'ipc', fn: () => ipc?.close() });
+  // Becoming a member by streaming runs in the background (progress in GET /api/v1/cluster).
+  if (membership === 'replace') {
+    await movements.checkReplaceable(config.replace!);
+    movements.join(config.replace);
+  } else if (membership === 'join') movements.join();
+  else movements.resume();
   log.info({ http: formatHostPort(config.http), peer: formatHostPort(config.peer), ipc: config.ipc, data: config.dataDir, durability: config.durability }, 'ringkv node started');
 
   let closing: Promise<void> | undefined;
@@ -459,6 +527,30 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promis
       },
     );
   });
+}
+
+/** How long a restarting node waits for a peer to say how it sees it. */
+const DEPARTURE_CHECK_MS = 2000;
+
+/**
+ * Why the peers say this node left the ring (decommissioned, removed, replaced), or null when none
+ * that answered says so (or none answered: then gossip decides, as before).
+ */
+async function departureInPeersView(transport: PeerTransport, cluster: Cluster, config: NodeConfig): Promise<string | null> {
+  const addresses = new Set<string>();
+  for (const st of cluster.gossip.all()) if (st.id !== cluster.selfId && st.info.status !== 'left') addresses.add(st.info.peer);
+  for (const s of config.cluster.seeds) if (!isOwnAddress(s, config.peer)) addresses.add(s);
+  const answers = await Promise.all(
+    [...addresses].map(async (a) => {
+      try {
+        const r = (await transport.request(a, { t: 'stream-member', node: cluster.selfId }, DEPARTURE_CHECK_MS)) as Partial<MemberReply>;
+        return typeof r.departed === 'string' ? r.departed : null;
+      } catch {
+        return null;
+      }
+    }),
+  );
+  return answers.find((x) => x !== null) ?? null;
 }
 
 /** Test-mode only: cut and heal links to chosen peers (a partition without network namespaces). */

@@ -138,3 +138,14 @@ export function xxh64Hex(data: Uint8Array | string): string {
 export function xxh64Pair(data: Uint8Array): Token {
   return tokenOf(data);
 }
+
+/** An incremental xxh64 (seed 0) over several byte strings; `digestHex` is 16 lowercase hex chars. */
+export function xxh64Incremental(): { update(data: Uint8Array): void; digestHex(): string } {
+  const st = hasher().create64();
+  return {
+    update(data: Uint8Array): void {
+      st.update(data);
+    },
+    digestHex: () => st.digest().toString(16).padStart(16, '0'),
+  };
+}

@@ -25,8 +25,8 @@ import { invariant } from '../util/errors.js';
  * 1,000-node x 16-vnode rings the table must hold. Why a fixed size rather than a buffer grown on
  * demand: growing means publishing a new SharedArrayBuffer that every worker must adopt between
  * two lookups (a second handshake on top of the seqlock, and a window where a worker reads a stale
- * table that no longer matches the router's), while the fixed table costs 1.2 MB per process
- * (2 x (16 + 18 x MAX_TOKENS + MAX_NODES) bytes) and lookups cost the same at any capacity (they
+ * table that no longer matches the router's), while the fixed table costs 1.4 MB per process
+ * (2 x (32 + 18 x MAX_TOKENS + MAX_NODES + 16 x MAX_PENDING_RANGES) bytes) and lookups cost the same at any capacity (they
  * read only the published token count). A membership beyond it is refused when the ring is built
  * (Cluster.rebuildRing keeps the previous ring and logs why).
  */
@@ -35,6 +35,13 @@ export const MAX_REPLICAS = 5;
 export const MAX_NODES = 2_048;
 /** Tokens one node may own (config `vnodes` and gossip validation use the same bound). */
 export const MAX_VNODES_PER_NODE = 256;
+/**
+ * Token intervals this node stores beyond its preference lists while a range movement is under way
+ * (it is a pending replica of them: src/streaming/pending.ts). A join takes ~vnodes x replicas
+ * ranges, split further where the current and future rings' boundaries interleave; adjacent pieces
+ * are merged before publishing.
+ */
+export const MAX_PENDING_RANGES = 8_192;
 
 export const enum Liveness {
   Unknown = 0,
@@ -61,22 +68,25 @@ export interface SelfRange extends RingRange {
 }
 
 const HEADER_BYTES = 16;
-const META_BYTES = 16;
+const META_BYTES = 32;
 const TOKEN_HI_OFF = META_BYTES;
 const TOKEN_LO_OFF = TOKEN_HI_OFF + 4 * MAX_TOKENS;
 const PREF_OFF = TOKEN_LO_OFF + 4 * MAX_TOKENS;
 const LIVE_OFF = PREF_OFF + 2 * MAX_TOKENS * MAX_REPLICAS;
+/** Pending token intervals: 4 uint32 words each (low hi, low lo, high hi, high lo), inclusive, sorted. */
+const PENDING_OFF = Math.ceil((LIVE_OFF + MAX_NODES) / 4) * 4;
 /** Rounded up to 8 so each half (and every field in it) stays aligned. */
-const HALF_BYTES = Math.ceil((LIVE_OFF + MAX_NODES) / 8) * 8;
+const HALF_BYTES = Math.ceil((PENDING_OFF + 16 * MAX_PENDING_RANGES) / 8) * 8;
 const TOTAL_BYTES = HEADER_BYTES + 2 * HALF_BYTES;
-const MAGIC = 0x524b5432; // "RKT2": bump when the layout below changes (2: no per-replica shard)
+const MAGIC = 0x524b5433; // "RKT3": bump when the layout below changes (3: pending intervals)
 
 /**
  * Byte layout of the buffer, for code that reads it without this class (e.g. a plain-JS worker).
  * Header int32 slots: H_SEQ (seqlock counter), H_ACTIVE (0/1), H_VERSION (publication count),
  * H_MAGIC. Half h starts at HEADER_BYTES + h * HALF_BYTES; inside it, the META int32 slots are
- * M_TOKEN_COUNT, M_REPLICAS, M_SELF (-1 = not in ring), M_NODE_COUNT, then uint32 token hi words,
- * uint32 lo words, uint16 pref [pos * replicas + r], uint8 liveness per node.
+ * M_TOKEN_COUNT, M_REPLICAS, M_SELF (-1 = not in ring), M_NODE_COUNT, M_PENDING_COUNT, then uint32
+ * token hi words, uint32 lo words, uint16 pref [pos * replicas + r], uint8 liveness per node, and
+ * the pending intervals (4 uint32 words each).
  */
 export const RING_TABLE_LAYOUT = Object.freeze({
   MAGIC,
@@ -89,11 +99,13 @@ export const RING_TABLE_LAYOUT = Object.freeze({
   M_REPLICAS: 1,
   M_SELF: 2,
   M_NODE_COUNT: 3,
+  M_PENDING_COUNT: 4,
   META_OFF: 0,
   TOKEN_HI_OFF,
   TOKEN_LO_OFF,
   PREF_OFF,
   LIVE_OFF,
+  PENDING_OFF,
   HALF_BYTES,
   TOTAL_BYTES,
   MAX_TOKENS,
@@ -116,6 +128,8 @@ const M_TOKEN_COUNT = 0;
 const M_REPLICAS = 1;
 const M_SELF = 2;
 const M_NODE_COUNT = 3;
+const M_PENDING_COUNT = 4;
+const MAX_U32 = 0xffffffff;
 /**
  * A publish takes well under a millisecond; a reader spinning this long means the writer died
  * mid-publish (impossible short of a crash, given the try/finally in publish) — fail loudly.
@@ -172,7 +186,7 @@ export class RingTable {
    * flip. Validation and the liveness callback run before the seqlock is taken so a throw cannot
    * leave it odd.
    */
-  publish(layout: RingLayout, selfIndex: number, liveness: (nodeId: string) => Liveness): void {
+  publish(layout: RingLayout, selfIndex: number, liveness: (nodeId: string) => Liveness, pending: readonly RingRange[] = []): void {
     if (!this.writable) throw new Error('RingTable.publish: this table was attached read-only; only the creating thread publishes');
     const n = layout.tokens.length;
     const r = layout.replicas;
@@ -200,6 +214,8 @@ export class RingTable {
         if (p.hi > t.hi || (p.hi === t.hi && p.lo >= t.lo)) throw new Error(`RingTable.publish: tokens not strictly ascending at ${i}`);
       }
     }
+    const intervals = toPendingIntervals(pending);
+    if (intervals.length > 4 * MAX_PENDING_RANGES) throw new Error(`RingTable.publish: ${intervals.length / 4} pending intervals exceed MAX_PENDING_RANGES=${MAX_PENDING_RANGES}`);
     const live = new Uint8Array(nodes);
     for (let k = 0; k < nodes; k++) {
       const l = liveness(layout.nodeIds[k]!);
@@ -221,6 +237,9 @@ export class RingTable {
       Atomics.store(i32, meta + M_REPLICAS, r);
       Atomics.store(i32, meta + M_SELF, selfIndex);
       Atomics.store(i32, meta + M_NODE_COUNT, nodes);
+      Atomics.store(i32, meta + M_PENDING_COUNT, intervals.length / 4);
+      const qB = (base + PENDING_OFF) >> 2;
+      for (let j = 0; j < intervals.length; j++) Atomics.store(u32, qB + j, intervals[j]!);
       const hiB = (base + TOKEN_HI_OFF) >> 2;
       const loB = (base + TOKEN_LO_OFF) >> 2;
       for (let i = 0; i < n; i++) {
@@ -362,10 +381,20 @@ export class RingTable {
   }
 
   /**
-   * Is this node a replica of token (hi, lo), i.e. in its preference list? Shard workers use it
-   * (with the token's placement shard) to reject keys routed to them by a stale view.
+   * Does this node store token (hi, lo): is it in the token's preference list, or a pending replica
+   * of it (a range movement is bringing the token to this node)? Shard workers use it (with the
+   * token's placement shard) to reject keys routed to them by a stale view.
    */
   isReplica(hi: number, lo: number): boolean {
+    return this.replicaRank(hi, lo) !== NOT_STORED;
+  }
+
+  /**
+   * This node's index in the preference list of token (hi, lo) (0 = the owner); PENDING when it is
+   * only a pending replica of the token; NOT_STORED when neither. Cleanup compares the rank with
+   * each table's N.
+   */
+  replicaRank(hi: number, lo: number): number {
     const { i32, u32, u16 } = this;
     for (let spins = 0; ; spins++) {
       if (spins > MAX_SPINS) spinLimit();
@@ -376,13 +405,36 @@ export class RingTable {
       const n = Atomics.load(i32, meta + M_TOKEN_COUNT);
       const r = Atomics.load(i32, meta + M_REPLICAS);
       const self = Atomics.load(i32, meta + M_SELF);
-      let found = false;
+      let rank = NOT_STORED;
       if (n > 0 && self >= 0) {
         const pos = searchWords(u32, (base + TOKEN_HI_OFF) >> 2, (base + TOKEN_LO_OFF) >> 2, n, hi, lo);
         const pB = ((base + PREF_OFF) >> 1) + pos * r;
-        for (let k = 0; k < r && !found; k++) found = Atomics.load(u16, pB + k) === self;
+        for (let k = 0; k < r && rank === NOT_STORED; k++) if (Atomics.load(u16, pB + k) === self) rank = k;
       }
-      if (Atomics.load(i32, H_SEQ) === s1) return found;
+      if (rank === NOT_STORED) {
+        const q = Atomics.load(i32, meta + M_PENDING_COUNT);
+        // A torn read is discarded by the seq check below (q is bounded by MAX_PENDING_RANGES when whole).
+        if (q > 0 && q <= MAX_PENDING_RANGES && inIntervals(u32, (base + PENDING_OFF) >> 2, q, hi, lo)) rank = PENDING;
+      }
+      if (Atomics.load(i32, H_SEQ) === s1) return rank;
+    }
+  }
+
+  /** Pending intervals published with the current layout, as inclusive [low, high] token pairs (tests, status). */
+  pendingIntervals(): Array<{ low: Token; high: Token }> {
+    const { i32, u32 } = this;
+    for (let spins = 0; ; spins++) {
+      if (spins > MAX_SPINS) spinLimit();
+      const s1 = Atomics.load(i32, H_SEQ);
+      if ((s1 & 1) !== 0) continue;
+      const base = HEADER_BYTES + Atomics.load(i32, H_ACTIVE) * HALF_BYTES;
+      const q = Math.min(Atomics.load(i32, (base >> 2) + M_PENDING_COUNT), MAX_PENDING_RANGES);
+      const qB = (base + PENDING_OFF) >> 2;
+      const out: Array<{ low: Token; high: Token }> = [];
+      for (let k = 0; k < q; k++) {
+        out.push({ low: { hi: Atomics.load(u32, qB + 4 * k), lo: Atomics.load(u32, qB + 4 * k + 1) }, high: { hi: Atomics.load(u32, qB + 4 * k + 2), lo: Atomics.load(u32, qB + 4 * k + 3) } });
+      }
+      if (Atomics.load(i32, H_SEQ) === s1) return out;
     }
   }
 
@@ -440,6 +492,76 @@ export class RingTable {
       if (Atomics.load(i32, H_SEQ) === s1) return out;
     }
   }
+}
+
+/** replicaRank: the node stores the token only as a pending replica of a range movement. */
+export const PENDING = -2;
+/** replicaRank: the node does not store the token. */
+export const NOT_STORED = -1;
+
+function cmpWords(ahi: number, alo: number, bhi: number, blo: number): number {
+  return ahi !== bhi ? (ahi < bhi ? -1 : 1) : alo !== blo ? (alo < blo ? -1 : 1) : 0;
+}
+
+/**
+ * Ring ranges (start, end] as sorted, disjoint, merged inclusive intervals [low, high], flattened
+ * to 4 uint32 words each. A wrapping range becomes two intervals; start == end is the whole ring.
+ */
+export function toPendingIntervals(ranges: readonly RingRange[]): number[] {
+  const pieces: Array<[number, number, number, number]> = [];
+  for (const r of ranges) {
+    for (const w of [r.startHi, r.startLo, r.endHi, r.endLo]) if (!(w >>> 0 === w)) throw new Error('pending range bounds must be uint32 words');
+    const c = cmpWords(r.startHi, r.startLo, r.endHi, r.endLo);
+    if (c === 0) {
+      pieces.push([0, 0, MAX_U32, MAX_U32]);
+      continue;
+    }
+    // low = start + 1 (with carry); start = max has no successor: that piece is empty.
+    const startIsMax = r.startHi === MAX_U32 && r.startLo === MAX_U32;
+    const lowHi = r.startLo === MAX_U32 ? r.startHi + 1 : r.startHi;
+    const lowLo = r.startLo === MAX_U32 ? 0 : r.startLo + 1;
+    if (c < 0) pieces.push([lowHi, lowLo, r.endHi, r.endLo]);
+    else {
+      pieces.push([0, 0, r.endHi, r.endLo]);
+      if (!startIsMax) pieces.push([lowHi, lowLo, MAX_U32, MAX_U32]);
+    }
+  }
+  pieces.sort((a, b) => cmpWords(a[0], a[1], b[0], b[1]));
+  const out: number[] = [];
+  for (const p of pieces) {
+    const n = out.length;
+    if (n > 0) {
+      // Merge when p starts at or right after the previous high (adjacent token intervals join).
+      const ph = out[n - 2]!;
+      const pl = out[n - 1]!;
+      const nextHi = pl === MAX_U32 ? ph + 1 : ph;
+      const nextLo = pl === MAX_U32 ? 0 : pl + 1;
+      if ((ph === MAX_U32 && pl === MAX_U32) || cmpWords(p[0], p[1], nextHi, nextLo) <= 0) {
+        if (cmpWords(p[2], p[3], ph, pl) > 0) {
+          out[n - 2] = p[2];
+          out[n - 1] = p[3];
+        }
+        continue;
+      }
+    }
+    out.push(p[0], p[1], p[2], p[3]);
+  }
+  return out;
+}
+
+/** Is (hi, lo) inside one of the q sorted inclusive intervals at word offset qB? Binary search. */
+function inIntervals(u32: Uint32Array, qB: number, q: number, hi: number, lo: number): boolean {
+  // The last interval whose low is <= (hi, lo).
+  let a = 0;
+  let b = q;
+  while (a < b) {
+    const m = (a + b) >>> 1;
+    if (cmpWords(Atomics.load(u32, qB + 4 * m), Atomics.load(u32, qB + 4 * m + 1), hi, lo) <= 0) a = m + 1;
+    else b = m;
+  }
+  if (a === 0) return false;
+  const k = a - 1;
+  return cmpWords(hi, lo, Atomics.load(u32, qB + 4 * k + 2), Atomics.load(u32, qB + 4 * k + 3)) <= 0;
 }
 
 /** First i in [0, n) with token[i] >= (hi, lo), or 0 when none (wrap). Tokens are hi/lo word arrays. */

@@ -35,6 +35,8 @@ export interface OverdueCoordination {
 export class LiveCoordinations {
   private readonly live = new Map<number, Entry>();
   private nextId = 0;
+  /** whenAnswered() callers: the ids each still waits for. Empty almost always (checked per answer). */
+  private barriers: Array<{ waiting: Set<number>; resolve: () => void }> = [];
 
   constructor(private readonly graceMs: number = OVERDUE_GRACE_MS) {
     invariant(Number.isInteger(graceMs) && graceMs >= 0, 'overdue grace must be a non-negative integer');
@@ -59,10 +61,29 @@ export class LiveCoordinations {
       answered = true;
       const had = this.live.delete(id);
       invariant(had, `coordination ${id} answered but was not registered`);
+      if (this.barriers.length > 0) this.release(id);
       done(err, result);
     };
     this.live.set(id, { id, kind, deadline, fail: (err) => once(err, undefined) });
     return once;
+  }
+
+  /**
+   * Resolves once every coordination registered now has answered (those begun later are not
+   * waited for). Each has a deadline, and the backstop answers the overdue, so this settles.
+   */
+  whenAnswered(): Promise<void> {
+    if (this.live.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.barriers.push({ waiting: new Set(this.live.keys()), resolve }));
+  }
+
+  private release(id: number): void {
+    this.barriers = this.barriers.filter((b) => {
+      b.waiting.delete(id);
+      if (b.waiting.size > 0) return true;
+      b.resolve();
+      return false;
+    });
   }
 
   /** Entries past `deadline + graceMs` at `now`, oldest first; the caller answers each through `fail`. */

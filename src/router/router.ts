@@ -31,6 +31,7 @@ import { MAX_TTL_SECONDS } from '../versions/index.js';
 /** A key-value table's definition (what the key-value paths work with; never a wide table's view). */
 type KvTableDef = TableDef & { conflicts: ConflictMode };
 import { positionOf } from '../ring/builder.js';
+import type { PendingReplicas } from '../streaming/pending.js';
 import { encodeStorageKey } from '../storage/keys.js';
 import { REPAIR_LIMITS, type ShardResult } from '../storage/shard-protocol.js';
 import {
@@ -191,6 +192,11 @@ export class Router {
   observer: RequestObserver | undefined;
   /** Hinted handoff (absent in unit setups without a cluster). */
   hints: HintService | undefined;
+  /**
+   * The pending replicas of the range movements under way (src/streaming/pending.ts), or null when
+   * none is: every write also goes to them, and their acks do not count toward W.
+   */
+  pending: PendingReplicas | null = null;
 
   constructor(
     private readonly opts: {
@@ -368,6 +374,23 @@ export class Router {
     }
   }
 
+  /**
+   * The pending replicas of token (hi, lo) for a write to `n` replicas (a range movement under way
+   * brings them the range: they take every write, their acks never count toward W), and their liveness.
+   */
+  pendingReplicasOf(hi: number, lo: number, n: number): readonly Replica[] {
+    return this.pending === null ? NO_REPLICAS : this.pending.at(hi, lo, n);
+  }
+
+  pendingUp(r: Replica): boolean {
+    return r.local || (r.nodeIndex >= 0 ? this.opts.ring.liveness(r.nodeIndex) !== Liveness.Down : (this.pending?.isUp(r.nodeId) ?? false));
+  }
+
+  /** Does this node store token (hi, lo): a current replica, or a pending one of a movement under way? */
+  storesToken(hi: number, lo: number, replicas: readonly Replica[]): boolean {
+    return replicas.some((r) => r.local) || this.opts.ring.isReplica(hi, lo);
+  }
+
   /** The key-value table of this name if one is defined (nothing else: not a wide table's view, no draft). */
   kvTableIfAny(name: string): TableDef | undefined {
     return this.opts.tables.getKv(name);
@@ -457,7 +480,10 @@ export class Router {
     }
     const table = existing ?? (this.opts.tables.getOrCreate(req.table) as KvTableDef);
     this.counters.coordinatedWrites++;
-    return new WriteCoordination(this.coordinationPorts, table, req.key, route.hi, route.lo, version, cons, up, down, placements, this.timeoutOf(req), done);
+    // Pending replicas for the N the request asked for (before the clamp to the current ring: a
+    // join can bring the ring up to that N).
+    const pending = this.pending === null ? NO_REPLICAS : this.pending.at(route.hi, route.lo, cons.clamped?.requested.n ?? cons.n);
+    return new WriteCoordination(this.coordinationPorts, table, req.key, route.hi, route.lo, version, cons, up, down, placements, this.timeoutOf(req), done, pending);
   }
 
   /** `read` with a callback: `done` runs exactly once, never inside this call, and by the deadline. */
@@ -622,12 +648,22 @@ export class Router {
     }
   }
 
+  /**
+   * Resolves once every coordination live now has answered: a write answers only after it has
+   * handed its replica writes to the shards and the transport (or failed), so after this no write
+   * coordinated with an older ring view is still to be sent. A movement's settle step waits for it.
+   */
+  coordinationsSettled(): Promise<void> {
+    return this.coordinations.whenAnswered();
+  }
+
   /** What the coordinations reach of the router (one object shared by all of them). */
   private readonly coordinationPorts: CoordinationPorts = {
     counters: this.counters,
     log: () => this.opts.log,
     maxSiblings: () => this.opts.config.maxSiblings,
     isUp: (r) => this.isUp(r),
+    pendingUp: (r) => this.pendingUp(r),
     hints: () => this.hints,
     writeReplica: (r, hi, lo, op, record, timeoutMs, cb) => this.writeReplica(r, hi, lo, op, record, timeoutMs, cb),
     readReplica: (r, hi, lo, op, timeoutMs, cb) => this.readReplica(r, hi, lo, op, timeoutMs, cb),
@@ -703,8 +739,9 @@ export class Router {
   applyReplicaWrite(op: PeerReplicaWrite): Promise<Uint8Array | null> {
     this.counters.replicaWrites++;
     const { hi, lo, replicas } = this.replicasOf(op.key);
+    // A pending replica of the key (a range movement brings it here) takes writes too.
     const self = replicas.find((r) => r.local);
-    if (!self) return Promise.reject(new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of this key in its ring view`));
+    if (!self && !this.opts.ring.isReplica(hi, lo)) return Promise.reject(new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of this key in its ring view`));
     if (!(op.record instanceof Uint8Array)) return Promise.reject(new RingkvError('bad_request', 'replica write without record bytes'));
     let tableId: Uint8Array;
     try {
@@ -818,6 +855,8 @@ interface CoordinationPorts {
   log(): Logger;
   maxSiblings(): number;
   isUp(r: Replica): boolean;
+  /** Liveness of a pending replica (it may be outside the current layout: a joining node). */
+  pendingUp(r: Replica): boolean;
   hints(): HintService | undefined;
   writeReplica(r: Replica, hi: number, lo: number, op: ReplicaWrite, record: Uint8Array | null, timeoutMs: number, cb: ReplicaCallback): void;
   readReplica(r: Replica, hi: number, lo: number, op: ReplicaRead, timeoutMs: number, cb: ReplicaCallback): void;
@@ -858,6 +897,8 @@ class WriteCoordination {
     private readonly placements: HintPlacement[],
     private readonly timeoutMs: number,
     private readonly done: Done<WriteResult>,
+    /** Pending replicas of a range movement: they get the merged set too; their acks do not count. */
+    private readonly pending: readonly Replica[],
   ) {
     this.tracker = new QuorumTracker(cons.n, cons.required);
     this.base = { table: table.name, tableId: tableIdBytes(table), mode: table.conflicts, key };
@@ -918,9 +959,10 @@ class WriteCoordination {
   private fanOut(set: Version[], rest: readonly Replica[]): void {
     for (const pl of this.placements) this.storeHint(pl.target, pl.holder, set, pl.counts);
     if (this.placements.length === 0) for (let i = 0; i < this.down.length; i++) this.record(false);
-    if (rest.length === 0) return;
+    if (rest.length === 0 && this.pending.length === 0) return;
     const op: ReplicaWrite = { ...this.base, versions: set };
     const rec = encodeRecord(set);
+    for (const r of this.pending) this.writePending(r, op, rec);
     for (const r of rest) {
       this.p.writeReplica(r, this.hi, this.lo, op, rec, this.timeoutMs, (err) => {
         if (!err) return this.record(true);
@@ -931,6 +973,26 @@ class WriteCoordination {
         else this.record(false);
       });
     }
+  }
+
+  /**
+   * A pending replica's copy of the write: never counted toward W. One that is down or fails gets
+   * a hint on this node (like a replica that fails mid-write), never counted either.
+   */
+  private writePending(r: Replica, op: ReplicaWrite, rec: Uint8Array): void {
+    if (!this.p.pendingUp(r)) return this.hintPending(r, op.versions);
+    this.p.writeReplica(r, this.hi, this.lo, op, rec, this.timeoutMs, (err) => {
+      if (!err) return;
+      this.p.log().debug({ err: String(err), replica: r.nodeId }, 'pending replica write failed');
+      this.hintPending(r, op.versions);
+    });
+  }
+
+  private hintPending(r: Replica, versions: Version[]): void {
+    const hints = this.p.hints();
+    if (!hints) return;
+    this.p.counters.hintedWrites++;
+    hints.hint(null, { target: r.nodeId, ...this.base, versions }, this.timeoutMs).catch((e: unknown) => this.p.log().debug({ err: String(e), target: r.nodeId }, 'pending replica hint failed'));
   }
 }
 
@@ -1000,7 +1062,8 @@ class ReadCoordination {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.timer);
-    const repairing = this.repairMode !== 'off' && this.tracker.acknowledged >= this.cons.required ? this.readRepair() : null;
+    // One reply has nothing to repair: no async repair (and no promise) at all.
+    const repairing = this.repairMode !== 'off' && this.replies.length > 1 && this.tracker.acknowledged >= this.cons.required ? this.readRepair() : null;
     if (repairing && this.repairMode === 'blocking') void repairing.then(() => this.answer());
     else this.answer();
   }
@@ -1014,7 +1077,8 @@ class ReadCoordination {
       this.done(this.p.quorumError('read', this.tracker, this.cons, this.tracker.state === 'pending'), undefined);
       return;
     }
-    const merged = reconcile(this.table.conflicts, this.replies, this.p.maxSiblings());
+    // A single replica's versions are its stored merge already (merging them into nothing is the identity).
+    const merged = this.replies.length === 1 ? this.replies[0]!.versions : reconcile(this.table.conflicts, this.replies, this.p.maxSiblings());
     this.done(null, { values: readableValues(merged, Date.now() * 1000), context: encodeContext(contextOf(merged)), consistency: report(this.cons, this.tracker.acknowledged) });
   }
 

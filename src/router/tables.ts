@@ -131,6 +131,8 @@ export interface OtherTables {
   get(name: string): TableDef | undefined;
   /** The storage view of the live table whose storage id (hex) this is, if any. */
   byId(id: string): TableDef | undefined;
+  /** The storage views of every live table. */
+  all(): TableDef[];
 }
 
 /** The error for a key-value use of a wide-column table's name. */
@@ -195,8 +197,18 @@ export class TableRegistry {
     return this.idIndex.get(id) ?? this.others?.byId(id);
   }
 
-  /** The key-value tables (what gossip carries as `tables`; wide-column schemas travel beside them). */
+  /**
+   * Every table's definition: the key-value tables and the storage views of the wide-column ones
+   * (what repair's and range movements' replication factors, cleanup and listings need).
+   */
   all(): TableDef[] {
+    const kv = this.allKv();
+    const others = this.others?.all() ?? [];
+    return others.length === 0 ? kv : [...kv, ...others.filter((o) => !this.byName.has(o.name))].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The key-value tables (what gossip carries as `tables`; wide-column schemas travel beside them). */
+  allKv(): TableDef[] {
     return [...this.byName.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 

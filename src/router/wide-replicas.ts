@@ -102,10 +102,15 @@ export class WideReplicas {
     });
   }
 
-  /** The partition's token and this node's standing as its replica; refuses a table id that is not the live incarnation here. */
-  private local(table: string, tableId: Uint8Array, key: Uint8Array): { hi: number; lo: number; shard: number } {
+  /**
+   * The partition's token and this node's standing as its replica (for a write, a pending replica of
+   * a range movement under way counts: it takes writes too); refuses a table id that is not the live
+   * incarnation here.
+   */
+  private local(table: string, tableId: Uint8Array, key: Uint8Array, forWrite: boolean): { hi: number; lo: number; shard: number } {
     const { hi, lo, replicas } = this.o.router.replicasOf(key);
-    if (!replicas.some((r) => r.local)) throw new RingkvError('not_owner', `node ${this.o.router.selfId} is not a replica of this partition in its ring view`);
+    const stores = forWrite ? this.o.router.storesToken(hi, lo, replicas) : replicas.some((r) => r.local);
+    if (!stores) throw new RingkvError('not_owner', `node ${this.o.router.selfId} is not a replica of this partition in its ring view`);
     const live = this.o.wide.get(table);
     if (!live) throw new RingkvError('unavailable', `table ${table} is not a live wide-column table on node ${this.o.router.selfId} (its schema has not arrived, or the table was dropped)`);
     if (!Buffer.from(tableId.buffer, tableId.byteOffset, tableId.byteLength).equals(Buffer.from(live.id, 'hex'))) {
@@ -126,7 +131,7 @@ export class WideReplicas {
     } catch (e) {
       throw new RingkvError('bad_request', `wide-write: ${(e as Error).message}`);
     }
-    const { hi, lo, shard } = this.local(table, head.table, head.partitionKey);
+    const { hi, lo, shard } = this.local(table, head.table, head.partitionKey, true);
     const r = await this.o.shards.submit(shard, { op: 'cell-write', hi, lo, body: detachedBytes(body) });
     if (!r.ok) throw shardError(r);
     invariant('repair' in r && r.repair.kind === 'cell-write', 'a cell-write answered with something else');
@@ -135,7 +140,7 @@ export class WideReplicas {
 
   /** One slice page of this node's replica of a partition, packed as the shard answered it (a peer gets it so). */
   async applySlice(b: WideSliceBody): Promise<PackedSlicePage> {
-    const { hi, lo, shard } = this.local(b.table, b.tableId, b.key);
+    const { hi, lo, shard } = this.local(b.table, b.tableId, b.key, false);
     if (!Array.isArray(b.ranges) || b.ranges.length > 10_000) throw new RingkvError('bad_request', 'slice ranges must be an array of at most 10000');
     const rowLimit = Math.min(Number(b.rowLimit) | 0, SLICE_LIMITS.maxRowsPerPage);
     const byteLimit = Math.min(Number(b.byteLimit) | 0, SLICE_LIMITS.maxPageBytes);

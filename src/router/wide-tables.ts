@@ -81,8 +81,13 @@ export class WideTableRegistry implements OtherTables {
     return { schema: s, def, tableId: tableIdBytes(def) };
   }
 
+  /** OtherTables: the storage views of every live table, by name. */
+  all(): TableDef[] {
+    return [...this.views.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
   /** Every schema, live or dropped. */
-  all(): WideTableSchema[] {
+  allSchemas(): WideTableSchema[] {
     return [...this.schemas.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -124,7 +129,7 @@ export class WideTableRegistry implements OtherTables {
 
   /** What gossip carries: every schema, encoded (deterministic text). */
   encodedAll(): string[] {
-    return this.all().map(encodeSchema);
+    return this.allSchemas().map(encodeSchema);
   }
 
   /** The gc grace of every live table, by storage id (the shards' sweep and repair use it). */

@@ -7,7 +7,8 @@
  * whatever order the writes, hints and repairs reach them in.
  *
  * A replica that is down, or fails, gets a hint on this node (Cassandra: the coordinator stores
- * it); hints count toward W only for ANY (strict quorum, as Cassandra). Partitions of one
+ * it); hints count toward W only for ANY (strict quorum, as Cassandra). While a range movement is
+ * under way the partition's pending replicas get every write as well, never counted toward W. Partitions of one
  * statement (an IN on the partition key) are written concurrently and independently: the
  * statement succeeds when every partition reached W (like an unlogged batch, a failure may leave
  * some partitions written).
@@ -111,6 +112,12 @@ async function writePartition(d: WideCoordinatorDeps, t: WideTarget, p: Partitio
     ),
     ...down.map((r) => hint(r)),
   ];
+  // Pending replicas (a range movement under way: the ones that will hold the partition) get the
+  // write too, for the N the request asked for before any clamp; their acks never count toward W.
+  for (const r of d.router.pendingReplicasOf(route.hi, route.lo, cons.clamped?.requested.n ?? cons.n)) {
+    if (!d.router.pendingUp(r)) void hint(r);
+    else d.replicas.write(r, body, remainingMs(deadline)).catch(() => hint(r));
+  }
   await awaitQuorum('write', cons, outcomes, deadline);
 }
 

@@ -5,8 +5,10 @@
  * `replies` message per group commit. Reads and writes travel as bytes (`wire`, see
  * shard-wire.ts); control-plane ops (stats, Merkle trees, repair, sweep) as the typed objects below.
  */
-import type { Durability, TableMode } from '../config/config.js';
-
+import type { ConflictMode, Durability, TableMode } from '../config/config.js';
+import type { MessagePort } from 'node:worker_threads';
+import type { ShardChannelBuffers } from './shard-channel.js';
+import type { Version } from '../versions/index.js';
 
 export interface ShardWorkerData {
   shard: number;
@@ -22,6 +24,20 @@ export interface ShardWorkerData {
   gcGraceSeconds: number;
   /** Period of the shard's own tombstone sweep (on-demand sweeps come as `sweep` ops). */
   tombstoneSweepIntervalMs: number;
+  /** The data channel's rings (shard-channel.ts). */
+  channel: ShardChannelBuffers;
+  /** Most microseconds the shard spins for the next request before parking (0: never spins). */
+  spinMicros: number;
+  /** The control plane's own port: ShardControlApi, exposed with comlink (transferred to the worker). */
+  control: MessagePort;
+}
+
+/** A token range (start, end] as uint32 words (start == end: the whole ring). */
+export interface TokenRangeWords {
+  startHi: number;
+  startLo: number;
+  endHi: number;
+  endLo: number;
 }
 
 /**
@@ -47,6 +63,8 @@ export const REPAIR_LIMITS = Object.freeze({
   maxFetchBytes: 4 * 1024 * 1024,
   /** Rows in one scan page. */
   maxScanPage: 1000,
+  /** Rows in one stream page of one shard (a streamed batch is bounded by bytes first). */
+  maxStreamPage: 8192,
 });
 
 /** Root hash (and readiness) of every Merkle tree of the shard. */
@@ -99,13 +117,16 @@ export interface FetchKeysOp {
 }
 
 /**
- * Merge records (either family, storage/records.ts) into given storage keys with their table's mode,
- * exactly like replica writes, in one batch: repair, and anything else that moves stored records.
+ * Merge records into given storage keys with their table's mode, exactly like replica writes (one
+ * batch). Each entry carries versions decoded, or stored record bytes of either family
+ * (storage/records.ts: repair, range streaming; the shard decodes them, which keeps that work off
+ * the main thread); a record that does not decode as its mode says fails the whole op and nothing
+ * is written. A `cell` record is merged by the cell rule: to the shard it is just a record.
  */
 export interface RepairWriteOp {
   id: number;
   op: 'repair-write';
-  entries: Array<{ key: Uint8Array; mode: TableMode; record: Uint8Array }>;
+  entries: Array<RepairWriteEntry>;
 }
 
 /**
@@ -151,6 +172,8 @@ export interface TableGraceOp {
   graces: Array<[string, number]>;
 }
 
+export type RepairWriteEntry = { key: Uint8Array; mode: ConflictMode; versions: Version[] } | { key: Uint8Array; mode: TableMode; record: Uint8Array };
+
 /** Purge records whose versions are all tombstones older than gcGraceSeconds; answers when done. */
 export interface SweepOp {
   id: number;
@@ -178,7 +201,33 @@ export interface ScanOp {
   limit: number;
 }
 
-export type RepairOp = ScanOp | MerkleRootsOp | MerkleTreeOp | MerkleNodesOp | LeafKeysOp | FetchKeysOp | RepairWriteOp | SweepOp;
+/**
+ * Range streaming's read side: the shard's rows of every table whose tokens lie in (start, end],
+ * in storage-key order after `after`, at most `limit` rows and about `maxBytes`; `next` resumes it
+ * (null: the range is done). Storage keys are the same on every node, so the cursor is too.
+ */
+export interface StreamPageOp extends TokenRangeWords {
+  id: number;
+  op: 'stream-page';
+  after: Uint8Array | null;
+  limit: number;
+  maxBytes: number;
+}
+
+/**
+ * Delete the records of ranges this node no longer replicates (`ringkv cleanup`): a key stays when
+ * this node is among the first N replicas of its token for its table's N (`tables`, by table id in
+ * hex; other tables use `defaultN`) or a pending replica of it. Runs in bounded chunks between
+ * other mailbox work; answers when done.
+ */
+export interface CleanupOp {
+  id: number;
+  op: 'cleanup';
+  tables: Array<{ id: string; n: number }>;
+  defaultN: number;
+}
+
+export type RepairOp = ScanOp | MerkleRootsOp | MerkleTreeOp | MerkleNodesOp | LeafKeysOp | FetchKeysOp | RepairWriteOp | SweepOp | StreamPageOp | CleanupOp;
 
 /** The wide-column ops (their shard side is src/storage/wide-shard.ts). */
 export type WideOp = CellWriteOp | SliceOp | TableGraceOp;
@@ -212,6 +261,12 @@ export interface ShardStats {
   tombstonesPurged: number;
 }
 
+export interface CleanupStats {
+  scanned: number;
+  removed: number;
+  durationMs: number;
+}
+
 export interface RangeRoot extends RangeRef {
   hi: number;
   lo: number;
@@ -240,6 +295,8 @@ export type RepairResult =
   | { kind: 'cell-write'; changed: number }
   | { kind: 'slice'; page: PackedSlicePage }
   | { kind: 'table-grace' }
+  | { kind: 'cleanup'; cleanup: CleanupStats }
+  | { kind: 'stream-page'; rows: Array<{ key: Uint8Array; record: Uint8Array }>; next: Uint8Array | null }
   /** Storage keys and their stored records (encodeRecord bytes), tombstones included. */
   | { kind: 'scan'; rows: Array<{ key: Uint8Array; record: Uint8Array }>; next: Uint8Array | null };
 
@@ -248,10 +305,35 @@ export type ShardResult =
   | { id: number; ok: true; repair: RepairResult }
   | { id: number; ok: false; code: string; message: string };
 
-/** `wire`: reads and writes (shard-wire.ts), its ArrayBuffer transferred; `ops`: control ops. */
-export type RouterToShard = { t: 'ops'; wire: Uint8Array<ArrayBuffer> | null; ops: ShardOp[] } | { t: 'close' };
+/** A control op as a caller gives it: the shard numbers it (its mailbox bookkeeping). */
+export type DataOpInput = DataOp extends infer T ? (T extends DataOp ? Omit<T, 'id'> : never) : never;
+
+/**
+ * The shard's control plane (issue 12): typed calls exposed with comlink on the worker's own
+ * control MessagePort, so no request ids or pending maps are written by hand on either side. A
+ * call puts its op into the actor's single mailbox queue, the same one the data ring's reads and
+ * writes are drained into, so a repair write and a client write to the same key are merged one
+ * after the other by the same actor (docs/architecture.md, "Control plane"). The hot data path
+ * stays on the rings (shard-channel.ts).
+ *
+ * A new control op: add it to DataOp (with its answer to RepairResult) and handle it in the
+ * shard's `control()` switch; callers use `ShardPool.submit(shard, op)`.
+ */
+export interface ShardControlApi {
+  /** Run a control op in mailbox order; answered after the group commit of its turn (a sweep: when it finishes). */
+  submit(op: DataOpInput): Promise<ShardResult>;
+  stats(): Promise<ShardStats>;
+}
+
+/**
+ * Data messages on the worker's own port (control traffic has its own port, above): `wire`, a
+ * request message that did not fit the ring (shard-wire.ts, its ArrayBuffer transferred), with its
+ * sequence number (the shard applies ring and port messages in one sequence).
+ */
+export type RouterToShard = { t: 'ops'; seq: number; wire: Uint8Array<ArrayBuffer> } | { t: 'close' };
 
 export type ShardToRouter =
   | { t: 'ready'; shard: number; keys: number }
-  | { t: 'replies'; wire: Uint8Array<ArrayBuffer> | null; replies: ShardResult[] }
+  /** Reply bytes that did not fit the reply ring. */
+  | { t: 'replies'; wire: Uint8Array<ArrayBuffer> }
   | { t: 'closed' };

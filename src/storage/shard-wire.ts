@@ -117,6 +117,21 @@ class ByteWriter {
     return this.pos;
   }
 
+  /** The bytes written since the last take/reset, as a view (valid until the next write). */
+  peek(): Uint8Array {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  /** Start over (after `peek`'s bytes were copied elsewhere, e.g. into a ring). */
+  reset(): void {
+    this.pos = 0;
+    this.count = 0;
+    if (this.buf.length > MAX_RETAINED_BYTES) {
+      this.buf = new Uint8Array(MAX_RETAINED_BYTES);
+      this.view = new DataView(this.buf.buffer);
+    }
+  }
+
   /** The bytes written since the last take, in a fresh ArrayBuffer of exactly that size (transferable). */
   take(): Uint8Array<ArrayBuffer> {
     const out = this.buf.slice(0, this.pos);
@@ -256,6 +271,36 @@ export function decodeRequests(buf: Uint8Array): WireRequest[] {
       out.push({ kind, id, table, hi, lo, key, mode: flags & FLAG_LWW ? 'lww' : 'vclock', record, returnMerged: (flags & FLAG_RETURN_MERGED) !== 0 });
     } else throw new WireError(`unknown request kind ${kind}`);
   }
+  return out;
+}
+
+/**
+ * Cut a reply message into pieces of at most `maxBytes` at reply boundaries (a channel with a
+ * message bound carries them one by one). A single reply larger than `maxBytes` is a piece alone.
+ * Pieces are views into `buf`.
+ */
+export function splitReplies(buf: Uint8Array, maxBytes: number): Uint8Array[] {
+  if (buf.length <= maxBytes) return [buf];
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const out: Uint8Array[] = [];
+  let start = 0;
+  let pos = 0;
+  while (pos < buf.length) {
+    if (pos + REPLY_HEADER > buf.length) throw new WireError('truncated reply');
+    const status = buf[pos + 4]!;
+    let end = pos + REPLY_HEADER;
+    if (status === 1 || status === 2) {
+      if (end + 4 > buf.length) throw new WireError('truncated reply');
+      end += 4 + view.getUint32(end, true);
+    }
+    if (end > buf.length) throw new WireError('reply overruns the message');
+    if (end - start > maxBytes && pos > start) {
+      out.push(buf.subarray(start, pos));
+      start = pos;
+    }
+    pos = end;
+  }
+  if (pos > start) out.push(buf.subarray(start, pos));
   return out;
 }
 

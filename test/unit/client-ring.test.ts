@@ -436,6 +436,42 @@ describe('RingkvClient over IPC', () => {
       runIngest({ client, table: 'ing', file: path.join(c.dir, 'rows.ndjson'), format: 'csv', batchSize: 10, concurrency: 1, onError: 'skip', progress: 'none', err: () => undefined }),
     ).rejects.toThrow(/CSV header must name/);
   });
+
+  it('ingest --threads: the parse pool gives the same rows, errors and line numbers as the main thread', async () => {
+    // The pool runs the compiled worker (dist/workers/ingest-parse.js): use the built runIngest.
+    const built = (await import('../../dist/src/cli/data-commands.js')) as { runIngest: typeof runIngest };
+    client ??= await RingkvClient.connect({ socket: c.paths[0]! });
+    const nd = path.join(c.dir, 'rows-t.ndjson');
+    const lines: string[] = ['\ufeff' + JSON.stringify({ key: 'bom', value: 'b' })];
+    for (let i = 2; i <= 5000; i++) {
+      if (i % 997 === 0) lines.push('{"key": "broken"');
+      else if (i % 1001 === 0) lines.push('');
+      else lines.push(JSON.stringify({ key: `t-${i}`, value: i % 2 ? `text ${i}` : { n: i } }));
+    }
+    writeFileSync(nd, lines.join('\n') + '\n');
+    const run = async (impl: typeof runIngest, file: string, format: 'ndjson' | 'csv', threads: number): Promise<{ summary: unknown; errs: string }> => {
+      const errs: string[] = [];
+      const summary = await impl({ client: client!, table: `th${threads}`, file, format, batchSize: 300, concurrency: 4, onError: 'skip', progress: 'none', err: (x) => errs.push(x), threads });
+      const { seconds: _s, rowsPerSec: _r, table: _t, ...rest } = summary;
+      return { summary: rest, errs: errs.join('') };
+    };
+    const one = await run(runIngest, nd, 'ndjson', 1);
+    const two = await run(built.runIngest, nd, 'ndjson', 2);
+    expect(two).toEqual(one);
+    expect(one.errs).toMatch(/line 997: invalid JSON/);
+    const get = (t: string, k: string): Buffer | undefined => c.store.data.get(`${t}/${hex(k)}`);
+    expect(get('th2', 'bom')?.toString()).toBe('b');
+    expect(get('th2', 't-4998')?.toString()).toBe('{"n":4998}');
+    expect(get('th2', 't-4999')?.toString()).toBe('text 4999');
+
+    const csv = path.join(c.dir, 'rows-t.csv');
+    writeFileSync(csv, 'value,key\r\n"has, comma",c1\r\n"multi\nline ""quoted""",c2\r\nonly-one-field\r\nplain,c3\r\n"open\n');
+    const c1 = await run(runIngest, csv, 'csv', 1);
+    const c2 = await run(built.runIngest, csv, 'csv', 2);
+    expect(c2).toEqual(c1);
+    expect(c2.errs).toMatch(/line 5: expected 2 fields, got 1[\s\S]*line 7: unterminated quoted field/);
+    expect(get('th2', 'c2')?.toString()).toBe('multi\nline "quoted"');
+  });
 });
 
 describe('RingkvClient over the peer port ({ hosts })', () => {

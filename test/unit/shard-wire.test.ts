@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeReplies, decodeRequests, WIRE_READ, WIRE_WRITE, WireError, WireReplyWriter, WireRequestWriter, type WireReply } from '../../src/storage/shard-wire.js';
+import { decodeReplies, decodeRequests, splitReplies, WIRE_READ, WIRE_WRITE, WireError, WireReplyWriter, WireRequestWriter, type WireReply } from '../../src/storage/shard-wire.js';
 import { encodeRecord, isSingleVersionRecord, newVersion } from '../../src/versions/index.js';
 
 const bytes = fc.uint8Array({ maxLength: 300 });
@@ -76,5 +76,38 @@ describe('shard wire', () => {
     expect(isSingleVersionRecord(encodeRecord([v(1)]))).toBe(true);
     expect(isSingleVersionRecord(encodeRecord([v(1), v(2)]))).toBe(false);
     expect(isSingleVersionRecord(encodeRecord([]))).toBe(false);
+  });
+});
+
+describe('splitReplies (reply messages cut to a channel bound)', () => {
+  it('cuts at reply boundaries, each piece within the bound unless one reply alone is larger, and loses nothing', () => {
+    fc.assert(
+      fc.property(fc.array(fc.option(fc.uint8Array({ maxLength: 200 }), { nil: null }), { maxLength: 30 }), fc.integer({ min: 1, max: 400 }), (recs, bound) => {
+        const w = new WireReplyWriter(16);
+        recs.forEach((r, i) => w.ok(i, r, false));
+        const all = w.take();
+        const pieces = splitReplies(all, bound);
+        const got: Array<Uint8Array | null> = [];
+        for (const p of pieces) {
+          let n = 0;
+          decodeReplies(p, (_id, rep) => {
+            n++;
+            got.push(rep.ok ? (rep.record ? Uint8Array.from(rep.record) : null) : null);
+          });
+          if (p.length > bound) expect(n).toBe(1);
+        }
+        expect(got).toEqual(recs.map((r) => (r === null ? null : Uint8Array.from(r))));
+        expect(pieces.reduce((s, p) => s + p.length, 0)).toBe(all.length);
+      }),
+    );
+  });
+
+  it('rejects a truncated or overrunning reply message with a clear error', () => {
+    const w = new WireReplyWriter();
+    w.ok(1, new Uint8Array(50), false);
+    w.ok(2, new Uint8Array(50), false);
+    const all = w.take();
+    expect(() => splitReplies(all.subarray(0, all.length - 3), 60)).toThrow(/overruns|truncated/);
+    expect(() => splitReplies(all.subarray(0, 3), 1)).toThrow(/truncated/);
   });
 });
