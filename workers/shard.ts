@@ -32,6 +32,7 @@ import { CleanupRun } from '../src/streaming/shard-cleanup.js';
 import { localShardOf, shardOfToken } from '../src/storage/placement.js';
 import {
   REPAIR_LIMITS,
+  type CellWriteOp,
   type DataOp,
   type FetchKeysOp,
   type ScanOp,
@@ -65,13 +66,15 @@ import {
   hash64,
   initVersions,
   isDead,
-  isDeadRecord,
   isSingleVersionRecord,
   mergeVersions,
-  purgeableTombstones,
   versionsEqual,
   type Version,
 } from '../src/versions/index.js';
+import type { ConflictMode, TableMode } from '../src/config/config.js';
+import { isPurgeableRecord, isSweepCandidate, mergeStoredRecords, validateRecord } from '../src/storage/records.js';
+import { cellWriteKeys, slicePage, WideOpError } from '../src/storage/wide-shard.js';
+import { RingkvError } from '../src/util/errors.js';
 
 const data_ = workerData as ShardWorkerData;
 const port = parentPort!;
@@ -99,7 +102,14 @@ const ring = RingTable.attach(data_.ringBuffer);
 const writeBatch = new SyncWriteBatch(db, column);
 const metaBatch = new SyncWriteBatch(db, metaColumn);
 const depth = data_.merkleDepth;
-const graceUs = data_.gcGraceSeconds * 1_000_000;
+/** Wide-column tables with a gc grace of their own (storage id hex → seconds; `table-grace` ops keep it current). */
+let tableGraces = new Map<string, number>();
+
+/** The gc grace of the table a storage key belongs to. */
+function graceSecondsOf(key: Buffer): number {
+  if (tableGraces.size === 0) return data_.gcGraceSeconds;
+  return tableGraces.get(key.toString('hex', 8, 8 + TABLE_ID_BYTES)) ?? data_.gcGraceSeconds;
+}
 
 /**
  * Does this shard store token (hi, lo) under the current ring: is it localShardOf's answer? (The
@@ -468,19 +478,39 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
     if (ownsToken(d.hi, d.lo)) dataSlot[i] = slotOf(encodeStorageKey(d.hi, d.lo, d.table, d.key));
   }
   const entrySlots: Array<Int32Array | undefined> = new Array<Int32Array | undefined>(ops.length);
-  const entryVersions: Array<Version[][] | undefined> = new Array<Version[][] | undefined>(ops.length);
+  /** A cell-write's storage keys and records (the op's entries, validated), by op index. */
+  const cellWrites: Array<Array<{ key: Buffer; record: Buffer }> | undefined> = new Array<Array<{ key: Buffer; record: Buffer }> | undefined>(ops.length);
+  /** A repair-write's entries decoded, by op index: versions, or null for a cell record (checked, merged as bytes). */
+  const entryVersions: Array<Array<Version[] | null> | undefined> = new Array<Array<Version[] | null> | undefined>(ops.length);
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
+    if (op.op === 'cell-write') {
+      const entries = cellWriteEntries(op);
+      if (!Array.isArray(entries)) {
+        replies[i] = { id: op.id, ok: false, ...entries };
+        continue;
+      }
+      cellWrites[i] = entries;
+      entrySlots[i] = Int32Array.from(entries, (e) => slotOf(e.key));
+      continue;
+    }
     if (op.op === 'repair-write') {
       if (!Array.isArray(op.entries) || op.entries.length > REPAIR_LIMITS.maxKeysPerOp) {
         replies[i] = { id: op.id, ok: false, code: 'bad_request', message: `repair-write takes at most ${REPAIR_LIMITS.maxKeysPerOp} entries` };
         continue;
       }
-      // Entries that carry record bytes (range streaming) are decoded here, all before any is
-      // applied: a record that does not decode fails the op and nothing of it is written.
-      const decoded: Version[][] = [];
+      // Entries that carry record bytes (repair, range streaming) are decoded (or, cell records,
+      // checked) here, all before any is applied: a record that does not decode as its mode says
+      // fails the op and nothing of it is written.
+      const decoded: Array<Version[] | null> = [];
       try {
-        for (const entry of op.entries) decoded.push('record' in entry ? decodeRecord(entry.record) : entry.versions);
+        for (const entry of op.entries) {
+          if (!('record' in entry)) decoded.push(entry.versions);
+          else if (entry.mode === 'cell') {
+            validateRecord('cell', entry.record);
+            decoded.push(null);
+          } else decoded.push(decodeRecord(entry.record));
+        }
       } catch (e) {
         replies[i] = { id: op.id, ok: false, code: 'bad_request', message: `repair-write: a record does not decode: ${(e as Error).message}` };
         continue;
@@ -510,6 +540,25 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
     }
     return v ?? [];
   };
+  /** Merge one record into key `idx` with its table's mode; true when what is stored changed. */
+  const mergeRecord = (idx: number, mode: TableMode, record: Uint8Array): boolean => {
+    if (mode !== 'cell') {
+      const before = versionsAt(idx);
+      const merged = mergeVersions(mode, before, decodeRecord(record), data_.maxSiblings);
+      if (versionsEqual(merged, before)) return false;
+      current[idx] = merged;
+      stored[idx] = undefined;
+      dirty[idx] = 1;
+      return true;
+    }
+    const cur = stored[idx] ?? (current[idx] ? encodeRecord(current[idx]!) : undefined);
+    const merged = mergeStoredRecords('cell', cur, record, data_.maxSiblings);
+    if (merged === cur) return false;
+    stored[idx] = Buffer.from(merged);
+    current[idx] = undefined;
+    dirty[idx] = 1;
+    return true;
+  };
 
   for (let i = 0; i < data.length; i++) applyWire(data[i]!, dataSlot[i]!, stored, current, versionsAt, dirty);
   for (let i = 0; i < ops.length; i++) {
@@ -527,8 +576,13 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
         }
         writes++;
         const entry = op.entries[e]!;
+        const versions = entryVersions[i]![e]!;
+        if (versions === null) {
+          if (mergeRecord(idx, 'cell', (entry as { record: Uint8Array }).record)) changed++;
+          continue;
+        }
         const before = versionsAt(idx);
-        const merged = mergeVersions(entry.mode, before, entryVersions[i]![e]!, data_.maxSiblings);
+        const merged = mergeVersions(entry.mode as ConflictMode, before, versions, data_.maxSiblings);
         if (!versionsEqual(merged, before)) {
           current[idx] = merged;
           stored[idx] = undefined;
@@ -537,6 +591,15 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
         }
       }
       replies[i] = { id: op.id, ok: true, repair: { kind: 'repair-write', changed, notOwner } };
+    } else if (op.op === 'cell-write') {
+      const slots = entrySlots[i]!;
+      const entries = cellWrites[i]!;
+      let changed = 0;
+      for (let e = 0; e < entries.length; e++) {
+        writes++;
+        if (mergeRecord(slots[e]!, 'cell', entries[e]!.record)) changed++;
+      }
+      replies[i] = { id: op.id, ok: true, repair: { kind: 'cell-write', changed } };
     }
   }
 
@@ -549,7 +612,7 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
       writeBatch.put(keys[i]!, enc);
       fresh[i] = hash64(enc);
       if (raw[i] === undefined) keyCount++;
-      noteDead(keys[i]!, cur ? isDead(cur) : isDeadRecord(enc));
+      noteDead(keys[i]!, cur ? isDead(cur) : isSweepCandidate(enc));
     }
     writeBatch.commit(data_.durability === 'sync');
     // Only after the batch is durable in the WAL: the trees describe what is stored. The stored
@@ -565,7 +628,7 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
   for (let i = 0; i < ops.length; i++) {
     if (replies[i]) continue;
     const op = ops[i]!;
-    if (op.op === 'repair-write') continue;
+    if (op.op === 'repair-write' || op.op === 'cell-write') continue;
     if (op.op === 'stats') {
       replies[i] = {
         id: op.id,
@@ -661,7 +724,20 @@ function treeFor(range: RangeRef): RangeTree {
   return rt;
 }
 
-type ControlOp = Exclude<DataOp, { op: 'repair-write' } | { op: 'sweep' } | { op: 'cleanup' }>;
+type ControlOp = Exclude<DataOp, { op: 'repair-write' } | { op: 'cell-write' } | { op: 'sweep' } | { op: 'cleanup' }>;
+
+/** A cell-write's keys, or why it is refused (wrong shard for the token, malformed input). */
+function cellWriteEntries(op: CellWriteOp): Array<{ key: Buffer; record: Buffer }> | { code: string; message: string } {
+  if (Number.isInteger(op.hi) && Number.isInteger(op.lo) && !ownsToken(op.hi >>> 0, op.lo >>> 0)) {
+    return { code: 'not_owner', message: `shard ${data_.shard} does not own this partition's token on this node` };
+  }
+  try {
+    return cellWriteKeys(op);
+  } catch (e) {
+    if (e instanceof WideOpError) return { code: 'bad_request', message: e.message };
+    throw e;
+  }
+}
 
 function control(op: ControlOp): RepairResult {
   switch (op.op) {
@@ -686,6 +762,20 @@ function control(op: ControlOp): RepairResult {
       return scan(op);
     case 'stream-page':
       return streamPage(op);
+    case 'slice': {
+      if (!ownsToken(op.hi >>> 0, op.lo >>> 0)) throw new OpError('not_owner', `shard ${data_.shard} does not own this partition's token on this node`);
+      try {
+        return { kind: 'slice', page: slicePage(db, column, op) };
+      } catch (e) {
+        if (e instanceof WideOpError) throw new OpError('bad_request', e.message);
+        if (e instanceof RingkvError) throw new OpError(e.code, e.message);
+        throw e;
+      }
+    }
+    case 'table-grace':
+      if (!Array.isArray(op.graces)) throw new OpError('bad_request', 'table-grace needs graces');
+      tableGraces = new Map(op.graces.filter(([id, s]) => typeof id === 'string' && Number.isSafeInteger(s) && s >= 0));
+      return { kind: 'table-grace' };
     default: {
       const never: never = op;
       throw new OpError('bad_request', `unknown shard op ${JSON.stringify((never as { op: unknown }).op)}`);
@@ -886,19 +976,20 @@ function sweepStep(): void {
   if (closing) return;
   checkRing();
   const { rows, more } = sweepChunk(run);
-  const nowUs = Date.now() * 1000;
+  const nowMs = Date.now();
   const purged: Array<[Buffer, Buffer]> = [];
   for (let j = 0; j < rows.length; j += 2) {
     run.scanned++;
-    let versions: Version[];
+    let dead: boolean;
+    let purgeable: boolean;
     try {
-      versions = decodeRecord(rows[j + 1]!);
+      dead = isSweepCandidate(rows[j + 1]!);
+      purgeable = dead && isPurgeableRecord(rows[j + 1]!, nowMs, graceSecondsOf(rows[j]!));
     } catch {
       continue; // never delete what we cannot read
     }
-    const dead = isDead(versions);
     noteDead(rows[j]!, dead);
-    if (dead && purgeableTombstones(versions, nowUs, graceUs)) purged.push([rows[j]!, rows[j + 1]!]);
+    if (purgeable) purged.push([rows[j]!, rows[j + 1]!]);
   }
   if (purged.length > 0) {
     for (const [k] of purged) writeBatch.del(k);

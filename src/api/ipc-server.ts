@@ -33,6 +33,7 @@ import {
   type GetOk,
   type IpcLimits,
   type ItemError,
+  type QueryOk,
   type RingInfo,
   type ScanOk,
   type WriteOk,
@@ -46,12 +47,14 @@ import {
   parseDigest,
   parseId,
   parseKvOp,
+  parseQuery,
   parseScan,
   parseTimeout,
   refuseForeignFields,
   type DecodedRequest,
   type KvOp,
   type Msg,
+  type QueryParsed,
   type ScanParsed,
   type ShapeProblem,
 } from './ipc-request.js';
@@ -69,6 +72,8 @@ export interface IpcDeps {
   /** This node's id, reported by `ring` so clients can check they reached the node they meant. */
   nodeId?: string;
   clusterStatus: () => Promise<unknown>;
+  /** CQL statements (the `query` op); a server without it answers `unavailable`. */
+  query?: (req: QueryParsed) => Promise<QueryOk>;
   limits: IpcLimits & {
     /** Concurrent connections accepted on the socket (default 1024). */
     maxConnections?: number;
@@ -161,6 +166,7 @@ type Work = (
   | { t: 'scan'; id: number; op: ScanParsed }
   | { t: 'ring'; id: number; digest: string | undefined }
   | { t: 'status'; id: number }
+  | { t: 'query'; id: number; op: QueryParsed }
 ) & {
   /** Arrival order on the connection (set when queued): re-runs keep it. */
   seq?: number;
@@ -174,8 +180,12 @@ type Work = (
  */
 const SMALL_REPLY_RESERVE_BYTES = 1024;
 
-/** Reads may be run again when their finished reply does not fit the connection's reply bytes. */
+/**
+ * Reads may be run again when their finished reply does not fit the connection's reply bytes. A
+ * `query` is a read when it is a SELECT; another statement is never run twice.
+ */
 function isRead(w: Work): boolean {
+  if (w.t === 'query') return w.op.readOnly;
   return w.t === 'kv' || w.t === 'item' ? w.op.kind === 'get' : true;
 }
 
@@ -283,6 +293,8 @@ class Connection {
     const itemProblems = new Map<number, ShapeProblem>();
     try {
       for (const p of decoded.problems) {
+        // A query's bind parameters are values of any column type: a double column takes a float.
+        if (op === 'query' && p.path[0] === 'params' && p.kind === 'float') continue;
         if (op === 'batch' && p.path[0] === 'items' && typeof p.path[1] === 'number') {
           if (!itemProblems.has(p.path[1])) itemProblems.set(p.path[1], p);
           continue;
@@ -308,8 +320,11 @@ class Connection {
           refuseForeignFields(m, 'status');
           this.enqueue({ t: 'status', id });
           return;
+        case 'query':
+          this.enqueue({ t: 'query', id, op: parseQuery(m) });
+          return;
         default:
-          throw badRequest(`op must be one of put, get, del, scan, batch, ring, status; got ${describeValue(op)}`, { field: 'op' });
+          throw badRequest(`op must be one of put, get, del, scan, batch, ring, status, query; got ${describeValue(op)}`, { field: 'op' });
       }
     } catch (e) {
       this.replyError(id, e);
@@ -460,6 +475,7 @@ class Connection {
           context: op.context,
           consistency: op.consistency,
           timeoutMs: op.timeoutMs,
+          ttlSeconds: op.ttlSeconds,
         };
         router.startWrite(req, (err, r) => this.complete(w, err ? { ok: false, err } : { ok: true, value: { context: r!.context, consistency: r!.consistency } satisfies WriteOk }));
         return;
@@ -494,6 +510,18 @@ class Connection {
           (status) => this.complete(w, { ok: true, value: { status } }),
           (err: unknown) => this.complete(w, { ok: false, err }),
         );
+        return;
+      case 'query': {
+        const q = this.srv.deps.query;
+        if (!q) {
+          queueMicrotask(() => this.complete(w, { ok: false, err: new RingkvError('unavailable', 'this server does not serve CQL queries') }));
+          return;
+        }
+        q(w.op).then(
+          (value) => this.complete(w, { ok: true, value: value as unknown as Record<string, unknown> }),
+          (err: unknown) => this.complete(w, { ok: false, err }),
+        );
+      }
     }
   }
 

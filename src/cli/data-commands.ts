@@ -11,6 +11,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { RingkvClient, type ClientBatchItem, type ConnectTarget, type ConsistencyLevel } from '../client/index.js';
 import { readSecretFile, SECRET_ENV } from '../config/secret.js';
 import { RingkvError } from '../util/errors.js';
+import { MAX_TTL_SECONDS } from '../versions/index.js';
 import { pooledRows } from './ingest-pool.js';
 import { csvHeaderOf, csvRow, ndjsonRow, parseCsvRecord, type CsvHeader, type Row } from './ingest-rows.js';
 import { clusterViewOf, isObject, NodeHttpError } from './node-http.js';
@@ -25,7 +26,7 @@ function intArg(name: string, min: number, max: number) {
   };
 }
 
-interface ConnOpts {
+export interface ConnOpts {
   socket: string;
   host?: string;
   hosts?: string[];
@@ -37,7 +38,7 @@ interface ConnOpts {
   timeout?: number;
 }
 
-function addConnOptions(cmd: Command): Command {
+export function addConnOptions(cmd: Command): Command {
   return cmd
     .option('--socket <path>', 'IPC socket of the local node', './data/ringkv.sock')
     .option('--host <host:port>', "a node's HTTP address (as for `ringkv status`): the CLI asks it for its peer address and connects there")
@@ -84,11 +85,11 @@ export async function peerAddressOf(httpHost: string, timeoutMs: number): Promis
   return self['peer'];
 }
 
-function levelOf(o: ConnOpts): ConsistencyLevel | undefined {
+export function levelOf(o: ConnOpts): ConsistencyLevel | undefined {
   return o.consistency === undefined ? undefined : (o.consistency.toUpperCase() as ConsistencyLevel);
 }
 
-function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
+export function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
   const out: Partial<T> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
   return out;
@@ -103,13 +104,13 @@ export function displayValue(b: Uint8Array): unknown {
   }
 }
 
-function fail(e: unknown): void {
+export function fail(e: unknown): void {
   const err = e instanceof RingkvError ? e : new RingkvError('internal', e instanceof Error ? e.message : String(e));
   process.stderr.write(`${JSON.stringify({ error: err.toJSON() })}\n`);
   process.exitCode = 1;
 }
 
-async function withClient(o: ConnOpts, fn: (c: RingkvClient) => Promise<void>): Promise<void> {
+export async function withClient(o: ConnOpts, fn: (c: RingkvClient) => Promise<void>): Promise<void> {
   let client: RingkvClient | undefined;
   try {
     client = await RingkvClient.connect(await targetOf(o), o.timeout !== undefined ? { timeoutMs: o.timeout + 1000 } : {});
@@ -130,10 +131,11 @@ export function registerDataCommands(program: Command): void {
       .argument('<key>')
       .argument('<value>')
       .option('--context <ctx>', 'context from a previous get (supersedes what that read saw)')
-      .option('--w <n>', 'acks required', intArg('--w', 1, 5)),
-  ).action(async (table: string, key: string, value: string, o: ConnOpts & { context?: string }) => {
+      .option('--w <n>', 'acks required', intArg('--w', 1, 5))
+      .option('--ttl <seconds>', 'the value expires after this many seconds', intArg('--ttl', 1, MAX_TTL_SECONDS)),
+  ).action(async (table: string, key: string, value: string, o: ConnOpts & { context?: string; ttl?: number }) => {
     await withClient(o, async (c) => {
-      const res = await c.put(table, key, value, defined({ context: o.context, w: o.w, consistency: levelOf(o), timeoutMs: o.timeout }));
+      const res = await c.put(table, key, value, defined({ context: o.context, w: o.w, consistency: levelOf(o), timeoutMs: o.timeout, ttl: o.ttl }));
       process.stdout.write(`${JSON.stringify({ table, key, context: res.context, consistency: res.consistency })}\n`);
     });
   });

@@ -10,6 +10,7 @@ import { registerStatus } from './status.js';
 import { registerDataCommands } from './data-commands.js';
 import { registerBench } from './bench.js';
 import { registerRepair } from './repair.js';
+import { registerQueryCommands } from './query-commands.js';
 import { registerMovementCommands } from './movements.js';
 
 /** How long a clean shutdown may take before the process exits anyway. */
@@ -158,6 +159,7 @@ registerStatus(program);
 registerDataCommands(program);
 registerBench(program);
 registerRepair(program);
+registerQueryCommands(program);
 registerMovementCommands(program);
 
 await program.parseAsync(process.argv);

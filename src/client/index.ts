@@ -19,4 +19,6 @@ export {
   type ConsistencyReport,
   type IpcKey,
   type RingInfo,
+  type QueryOptions,
+  type QueryResult,
 } from './client.js';

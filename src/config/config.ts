@@ -7,7 +7,14 @@ import { DEFAULT_REPLY_LIMITS } from '../net/reply-budget.js';
 import { DEFAULT_HANDSHAKE_POOL_LIMITS } from '../cluster/handshake-pool.js';
 import { DEV_SECRET, isLoopbackHost, protectedModeMessage, readSecretFile, SECRET_ENV, SecretFileError } from './secret.js';
 
+/** How a key-value table reconciles versions (dotted version vectors, or last write wins). */
 export type ConflictMode = 'vclock' | 'lww';
+/**
+ * How the stored records of a table merge: a key-value table's conflict mode, or `cell` for a
+ * wide-column table (one record per cell, reconciled by Cassandra's per-cell rule, src/wide/cell.ts).
+ * Shards, repair, hints and read repair merge any record with src/storage/records.ts by this mode.
+ */
+export type TableMode = ConflictMode | 'cell';
 export type QuorumMode = 'sloppy' | 'strict';
 export type Durability = 'sync' | 'periodic';
 export type ReadRepairMode = 'async' | 'blocking' | 'off';

@@ -25,7 +25,11 @@ import { LiveCoordinations, type CoordinationKind } from './coordinations.js';
 import { QuorumTracker } from './quorum.js';
 import { clockwiseFallbacks, placeHints, type HintPlacement } from '../hints/policy.js';
 import type { HintService } from '../hints/service.js';
-import { tableIdBytes, type TableDef, type TableRegistry } from './tables.js';
+import { notKeyValue, tableIdBytes, type TableDef, type TableRegistry } from './tables.js';
+import { MAX_TTL_SECONDS } from '../versions/index.js';
+
+/** A key-value table's definition (what the key-value paths work with; never a wide table's view). */
+type KvTableDef = TableDef & { conflicts: ConflictMode };
 import { positionOf } from '../ring/builder.js';
 import type { PendingReplicas } from '../streaming/pending.js';
 import { encodeStorageKey } from '../storage/keys.js';
@@ -102,6 +106,8 @@ export interface WriteRequest {
   context?: string | undefined;
   consistency: ConsistencySpec;
   timeoutMs?: number | undefined;
+  /** Seconds until the value expires (absent or 0: never); not with a tombstone. */
+  ttlSeconds?: number | undefined;
 }
 
 export interface ConsistencyReport {
@@ -147,7 +153,7 @@ export interface RouterCounters {
 }
 
 /** A replica of a key. On this node, the key's shard follows from its token (ShardPool picks it). */
-interface Replica {
+export interface Replica {
   nodeIndex: number;
   nodeId: string;
   local: boolean;
@@ -223,7 +229,13 @@ export class Router {
     return this.opts.selfId;
   }
 
-  private replicasOf(key: Uint8Array): { hi: number; lo: number; pos: number; replicas: readonly Replica[] } {
+  /** The ring layout this router routes by now. */
+  get currentLayout(): RingLayout {
+    return this.layout;
+  }
+
+  /** A key's (or a wide-column partition key's) token, ring position and preference list under the current ring. */
+  replicasOf(key: Uint8Array): { hi: number; lo: number; pos: number; replicas: readonly Replica[] } {
     tokenInto(key, this.tok);
     const hi = this.tok[0]!;
     const lo = this.tok[1]!;
@@ -249,7 +261,7 @@ export class Router {
     return req.timeoutMs ?? this.opts.config.requestTimeoutMs;
   }
 
-  private isUp(r: Replica): boolean {
+  isUp(r: Replica): boolean {
     return r.local || this.opts.ring.liveness(r.nodeIndex) !== Liveness.Down;
   }
 
@@ -285,7 +297,13 @@ export class Router {
     const tracked = this.track(kind, timeoutMs, o ? o.wrap(kind, req.consistency, done) : done);
     if (req.tombstone && !req.context) {
       // Also on a table not created yet (its defaults): a delete must not create a table.
-      if (this.tableFor(req.table).conflicts === 'vclock') return this.runBlindDelete(req, timeoutMs, tracked);
+      let mode: ConflictMode;
+      try {
+        mode = this.kvTable(req.table).conflicts;
+      } catch (e) {
+        return void queueMicrotask(() => tracked(e as Error, undefined));
+      }
+      if (mode === 'vclock') return this.runBlindDelete(req, timeoutMs, tracked);
     }
     this.runWrite(req, tracked);
   }
@@ -356,9 +374,36 @@ export class Router {
     }
   }
 
-  /** Existing table, else the defaults a first write would create it with (nothing is stored). */
-  private tableFor(name: string): TableDef {
-    return this.opts.tables.get(name) ?? this.opts.tables.draft(name);
+  /**
+   * The pending replicas of token (hi, lo) for a write to `n` replicas (a range movement under way
+   * brings them the range: they take every write, their acks never count toward W), and their liveness.
+   */
+  pendingReplicasOf(hi: number, lo: number, n: number): readonly Replica[] {
+    return this.pending === null ? NO_REPLICAS : this.pending.at(hi, lo, n);
+  }
+
+  pendingUp(r: Replica): boolean {
+    return r.local || (r.nodeIndex >= 0 ? this.opts.ring.liveness(r.nodeIndex) !== Liveness.Down : (this.pending?.isUp(r.nodeId) ?? false));
+  }
+
+  /** Does this node store token (hi, lo): a current replica, or a pending one of a movement under way? */
+  storesToken(hi: number, lo: number, replicas: readonly Replica[]): boolean {
+    return replicas.some((r) => r.local) || this.opts.ring.isReplica(hi, lo);
+  }
+
+  /** The key-value table of this name if one is defined (nothing else: not a wide table's view, no draft). */
+  kvTableIfAny(name: string): TableDef | undefined {
+    return this.opts.tables.getKv(name);
+  }
+
+  /**
+   * The key-value table of this name: the existing one, else the defaults a first write would create
+   * it with (nothing is stored). A wide-column table's name is refused (conflict).
+   */
+  private kvTable(name: string): KvTableDef {
+    const t = this.opts.tables.get(name) ?? this.opts.tables.draft(name);
+    if (t.conflicts === 'cell') throw notKeyValue(name);
+    return t as KvTableDef;
   }
 
   /**
@@ -366,8 +411,11 @@ export class Router {
    * only once the request is known to be valid), and build its coordination state.
    */
   private prepareWrite(req: WriteRequest, done: Done<WriteResult>): WriteCoordination {
-    const existing = this.opts.tables.get(req.table);
-    const draft = existing ?? this.opts.tables.draft(req.table);
+    const draft = this.kvTable(req.table);
+    const existing = this.opts.tables.get(req.table) === undefined ? undefined : draft;
+    const ttl = req.ttlSeconds ?? 0;
+    if (!Number.isSafeInteger(ttl) || ttl < 0 || ttl > MAX_TTL_SECONDS) throw new RingkvError('bad_request', `ttl must be an integer number of seconds between 0 and ${MAX_TTL_SECONDS}`, { field: 'ttl' });
+    if (ttl > 0 && req.tombstone) throw new RingkvError('bad_request', 'a delete takes no ttl', { field: 'ttl' });
     let context: VClock = [];
     if (req.context) {
       try {
@@ -394,6 +442,7 @@ export class Router {
       tombstone: req.tombstone,
       value: req.tombstone ? EMPTY : req.value,
       maxClockEntries: this.opts.config.maxClockEntries,
+      ttl,
     });
     const targets = route.replicas.length === cons.n ? route.replicas : route.replicas.slice(0, cons.n);
     let up = targets;
@@ -429,7 +478,7 @@ export class Router {
         { n: cons.n, required: cons.required, up: up.length },
       );
     }
-    const table = existing ?? this.opts.tables.getOrCreate(req.table);
+    const table = existing ?? (this.opts.tables.getOrCreate(req.table) as KvTableDef);
     this.counters.coordinatedWrites++;
     // Pending replicas for the N the request asked for (before the clamp to the current ring: a
     // join can bring the ring up to that N).
@@ -447,7 +496,7 @@ export class Router {
     let c: ReadCoordination;
     try {
       // Reads never create tables: an unknown table reads with the defaults (its id is the name's).
-      const table = this.opts.tables.get(req.table) ?? this.opts.tables.draft(req.table);
+      const table = this.kvTable(req.table);
       const route = this.replicasOf(req.key);
       const cons = resolveConsistency(req.consistency, 'read', table.n, route.replicas.length);
       if (cons.n === 0) throw new RingkvError('unavailable', 'the ring has no nodes owning tokens yet');
@@ -479,7 +528,7 @@ export class Router {
       if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > SCAN_LIMITS.maxLimit) {
         throw new RingkvError('bad_request', `limit must be an integer between 1 and ${SCAN_LIMITS.maxLimit}, got ${JSON.stringify(limit)}`, { field: 'limit' });
       }
-      const table = this.opts.tables.get(req.table) ?? this.opts.tables.draft(req.table);
+      const table = this.kvTable(req.table);
       // Where the walk starts, where its one turn of the ring ends, and (continuing) the cursor.
       let walk: { from: Token; exclusive: boolean; end: Token; after: Uint8Array | null };
       if (req.pagingState !== undefined) {
@@ -525,7 +574,7 @@ export class Router {
   }
 
   /** The replicas of ring position `pos` of `layout` (cached like replicasOf while it is current). */
-  private replicasOfPos(layout: RingLayout, pos: number): readonly Replica[] {
+  replicasOfPos(layout: RingLayout, pos: number): readonly Replica[] {
     invariant(Number.isInteger(pos) && pos >= 0 && pos < layout.tokens.length, `ring position ${pos} outside the layout`);
     const current = layout === this.layout;
     const cached = current ? this.replicasAt[pos] : undefined;
@@ -543,8 +592,8 @@ export class Router {
     return frozen;
   }
 
-  /** One page of one replica's rows of a scan segment: a local shard's scan op, or a peer's. */
-  private scanReplica(
+  /** One page of one replica's rows of a scan segment: a local shard's scan op, or a peer's (any table kind). */
+  scanReplica(
     r: Replica,
     table: TableDef,
     seg: ScanSegment,
@@ -578,7 +627,8 @@ export class Router {
         throw new RingkvError('bad_request', `replica scan limit must be 1..${REPAIR_LIMITS.maxScanPage}`);
       }
       if (op.after !== null && !(op.after instanceof Uint8Array)) throw new RingkvError('bad_request', 'replica scan cursor must be bytes or null');
-      const table = this.peerTable(op.table, op.tableId);
+      // Any table kind: wide-column token scans read replicas through this path too.
+      const table = this.peerTable(op.table, op.tableId, 'any');
       const layout = this.layout;
       if (layout.tokens.length === 0) throw new RingkvError('not_owner', `node ${this.opts.selfId} has no ring yet`);
       const end = { hi: op.endHi, lo: op.endLo };
@@ -613,7 +663,7 @@ export class Router {
     log: () => this.opts.log,
     maxSiblings: () => this.opts.config.maxSiblings,
     isUp: (r) => this.isUp(r),
-    pendingUp: (r) => r.local || (r.nodeIndex >= 0 ? this.opts.ring.liveness(r.nodeIndex) !== Liveness.Down : (this.pending?.isUp(r.nodeId) ?? false)),
+    pendingUp: (r) => this.pendingUp(r),
     hints: () => this.hints,
     writeReplica: (r, hi, lo, op, record, timeoutMs, cb) => this.writeReplica(r, hi, lo, op, record, timeoutMs, cb),
     readReplica: (r, hi, lo, op, timeoutMs, cb) => this.readReplica(r, hi, lo, op, timeoutMs, cb),
@@ -676,9 +726,9 @@ export class Router {
    * inspect one replica: `GET ...?replica=local`). Fails with not_owner when this node holds none.
    */
   async readLocalReplica(table: string, key: Uint8Array): Promise<ReadResult> {
-    const def = this.opts.tables.get(table) ?? this.opts.tables.draft(table);
+    const def = this.kvTable(table);
     const versions = decodeOrNull(await this.applyReplicaRead({ table: def.name, tableId: tableIdBytes(def), key })) ?? [];
-    return { values: readableValues(versions), context: encodeContext(contextOf(versions)), consistency: { n: 1, required: 1, replied: 1 } };
+    return { values: readableValues(versions, Date.now() * 1000), context: encodeContext(contextOf(versions)), consistency: { n: 1, required: 1, replied: 1 } };
   }
 
   /**
@@ -695,8 +745,9 @@ export class Router {
     if (!(op.record instanceof Uint8Array)) return Promise.reject(new RingkvError('bad_request', 'replica write without record bytes'));
     let tableId: Uint8Array;
     try {
+      if (op.mode !== 'vclock' && op.mode !== 'lww') throw new RingkvError('bad_request', 'replica write mode must be vclock or lww');
       decodeRecord(op.record);
-      tableId = tableIdBytes(this.peerTable(op.table, op.tableId));
+      tableId = tableIdBytes(this.peerTable(op.table, op.tableId, 'kv'));
       this.opts.tables.getOrCreate(op.table);
     } catch (e) {
       if (e instanceof RingkvError) return Promise.reject(e);
@@ -717,7 +768,7 @@ export class Router {
     if (!self) return Promise.reject(new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of this key in its ring view`));
     let tableId: Uint8Array;
     try {
-      tableId = tableIdBytes(this.peerTable(op.table, op.tableId));
+      tableId = tableIdBytes(this.peerTable(op.table, op.tableId, 'kv'));
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
@@ -731,8 +782,8 @@ export class Router {
    * (a peer computing ids another way, e.g. an older version, is refused rather than given another
    * table's storage), and the name must not collide with a table this node knows.
    */
-  private peerTable(name: string, id: unknown): TableDef {
-    const def = this.opts.tables.get(name) ?? this.opts.tables.draft(name);
+  private peerTable(name: string, id: unknown, kind: 'kv' | 'any'): TableDef {
+    const def = kind === 'kv' ? this.kvTable(name) : (this.opts.tables.get(name) ?? this.opts.tables.draft(name));
     if (!(id instanceof Uint8Array) || !Buffer.from(id.buffer, id.byteOffset, id.byteLength).equals(tableIdBytes(def))) {
       throw new RingkvError('bad_request', `replica op for table ${name} carries a table id that is not this node's id of that name (a peer of another ringkv version?)`, { field: 'tableId' });
     }
@@ -835,7 +886,7 @@ class WriteCoordination {
 
   constructor(
     private readonly p: CoordinationPorts,
-    table: TableDef,
+    table: KvTableDef,
     key: Uint8Array,
     private readonly hi: number,
     private readonly lo: number,
@@ -964,7 +1015,7 @@ class ReadCoordination {
 
   constructor(
     private readonly p: CoordinationPorts,
-    private readonly table: TableDef,
+    private readonly table: KvTableDef,
     private readonly key: Uint8Array,
     private readonly hi: number,
     private readonly lo: number,
@@ -1028,7 +1079,7 @@ class ReadCoordination {
     }
     // A single replica's versions are its stored merge already (merging them into nothing is the identity).
     const merged = this.replies.length === 1 ? this.replies[0]!.versions : reconcile(this.table.conflicts, this.replies, this.p.maxSiblings());
-    this.done(null, { values: readableValues(merged), context: encodeContext(contextOf(merged)), consistency: report(this.cons, this.tracker.acknowledged) });
+    this.done(null, { values: readableValues(merged, Date.now() * 1000), context: encodeContext(contextOf(merged)), consistency: report(this.cons, this.tracker.acknowledged) });
   }
 
   private async readRepair(): Promise<void> {

@@ -5,7 +5,7 @@
  * `replies` message per group commit. Reads and writes travel as bytes (`wire`, see
  * shard-wire.ts); control-plane ops (stats, Merkle trees, repair, sweep) as the typed objects below.
  */
-import type { ConflictMode, Durability } from '../config/config.js';
+import type { ConflictMode, Durability, TableMode } from '../config/config.js';
 import type { MessagePort } from 'node:worker_threads';
 import type { ShardChannelBuffers } from './shard-channel.js';
 import type { Version } from '../versions/index.js';
@@ -117,10 +117,11 @@ export interface FetchKeysOp {
 }
 
 /**
- * Merge versions into given storage keys, exactly like replica writes (one batch). Each entry
- * carries its versions decoded (repair) or as stored record bytes (range streaming: the shard
- * decodes them, which keeps that work off the main thread); a record that does not decode fails
- * the whole op and nothing is written.
+ * Merge records into given storage keys with their table's mode, exactly like replica writes (one
+ * batch). Each entry carries versions decoded, or stored record bytes of either family
+ * (storage/records.ts: repair, range streaming; the shard decodes them, which keeps that work off
+ * the main thread); a record that does not decode as its mode says fails the whole op and nothing
+ * is written. A `cell` record is merged by the cell rule: to the shard it is just a record.
  */
 export interface RepairWriteOp {
   id: number;
@@ -128,7 +129,50 @@ export interface RepairWriteOp {
   entries: Array<RepairWriteEntry>;
 }
 
-export type RepairWriteEntry = { key: Uint8Array; mode: ConflictMode; versions: Version[] } | { key: Uint8Array; mode: ConflictMode; record: Uint8Array };
+/**
+ * A wide-column statement's mutation of one partition (token hi/lo): `body` is packCellWrite(table
+ * id, partition key, entries) (wide-wire.ts); every entry is the storage key `partitionPrefix ‖
+ * suffix`, merged with the cell rule, all in one WriteBatch.
+ */
+export interface CellWriteOp {
+  id: number;
+  op: 'cell-write';
+  hi: number;
+  lo: number;
+  body: Uint8Array;
+}
+
+/**
+ * One page of a wide-column partition slice (src/wide/slice.ts readSlicePage), read with one seek
+ * per range; `body` is packSlice(table id, partition key, after, ranges).
+ */
+export interface SliceOp {
+  id: number;
+  op: 'slice';
+  hi: number;
+  lo: number;
+  body: Uint8Array;
+  reverse: boolean;
+  rowLimit: number;
+  byteLimit: number;
+  withDeletions: boolean;
+}
+
+/** A slice page with its entries packed (packEntries): one buffer each, not one per entry. */
+export interface PackedSlicePage {
+  deletions: Uint8Array | null;
+  entries: Uint8Array;
+  next: Uint8Array | null;
+}
+
+/** The gc grace of wide-column tables that set their own (storage id hex → seconds); the rest use gcGraceSeconds. */
+export interface TableGraceOp {
+  id: number;
+  op: 'table-grace';
+  graces: Array<[string, number]>;
+}
+
+export type RepairWriteEntry = { key: Uint8Array; mode: ConflictMode; versions: Version[] } | { key: Uint8Array; mode: TableMode; record: Uint8Array };
 
 /** Purge records whose versions are all tombstones older than gcGraceSeconds; answers when done. */
 export interface SweepOp {
@@ -185,12 +229,15 @@ export interface CleanupOp {
 
 export type RepairOp = ScanOp | MerkleRootsOp | MerkleTreeOp | MerkleNodesOp | LeafKeysOp | FetchKeysOp | RepairWriteOp | SweepOp | StreamPageOp | CleanupOp;
 
+/** The wide-column ops (their shard side is src/storage/wide-shard.ts). */
+export type WideOp = CellWriteOp | SliceOp | TableGraceOp;
+
 /**
  * The control ops `ShardPool.submit` carries. They share the shard's mailbox and queue bound with
  * the wire reads and writes; a repair write and a client write to the same key are merged by the
  * same actor, one after the other, like any two writes.
  */
-export type DataOp = RepairOp;
+export type DataOp = RepairOp | WideOp;
 
 export interface StatsOp {
   id: number;
@@ -245,6 +292,9 @@ export type RepairResult =
   | { kind: 'fetch-keys'; answered: number; records: Array<Uint8Array | null> }
   | { kind: 'repair-write'; changed: number; notOwner: number }
   | { kind: 'sweep'; sweep: SweepStats }
+  | { kind: 'cell-write'; changed: number }
+  | { kind: 'slice'; page: PackedSlicePage }
+  | { kind: 'table-grace' }
   | { kind: 'cleanup'; cleanup: CleanupStats }
   | { kind: 'stream-page'; rows: Array<{ key: Uint8Array; record: Uint8Array }>; next: Uint8Array | null }
   /** Storage keys and their stored records (encodeRecord bytes), tombstones included. */

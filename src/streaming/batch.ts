@@ -23,7 +23,8 @@ export const STREAM_LIMITS = Object.freeze({
 /** Sources of one task at most: the replicas of a range (MAX_REPLICAS). */
 const MAX_SOURCES = 5;
 
-export type ConflictModeName = 'vclock' | 'lww';
+/** A table's merge mode as a stream batch names it (`cell`: a wide-column table's cell records). */
+export type ConflictModeName = 'vclock' | 'lww' | 'cell';
 
 export interface StreamRow {
   key: Uint8Array;
@@ -95,7 +96,7 @@ export function decodeBatch(x: unknown): { rows: StreamRow[]; tables: Map<string
   if (!Array.isArray(b.tables) || b.tables.length > STREAM_LIMITS.streamBatchTablesMax) throw new RingkvError('bad_request', 'stream batch tables must be a list');
   const tables = new Map<string, ConflictModeName>();
   for (const t of b.tables as unknown[]) {
-    if (!Array.isArray(t) || typeof t[0] !== 'string' || !/^[0-9a-f]{32}$/.test(t[0]) || (t[1] !== 'vclock' && t[1] !== 'lww')) throw new RingkvError('bad_request', 'stream batch table entries are [id hex, vclock|lww]');
+    if (!Array.isArray(t) || typeof t[0] !== 'string' || !/^[0-9a-f]{32}$/.test(t[0]) || (t[1] !== 'vclock' && t[1] !== 'lww' && t[1] !== 'cell')) throw new RingkvError('bad_request', 'stream batch table entries are [id hex, vclock|lww|cell]');
     tables.set(t[0], t[1]);
   }
   if (typeof b.checksum !== 'string') throw new RingkvError('bad_request', 'stream batch without a checksum');

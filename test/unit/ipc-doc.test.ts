@@ -9,6 +9,7 @@ import { ERROR_CODES, IPC_OPS } from '../../src/api/ipc-protocol.js';
 import { promiseRouter, startIpcServer, type IpcServer } from '../../src/api/ipc-server.js';
 import { decodePayload } from '../../src/net/frames.js';
 import type { ReadRequest, ReadResult, WriteRequest, WriteResult } from '../../src/router/router.js';
+import type { QueryParsed } from '../../src/api/ipc-request.js';
 
 const DOC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../docs/ipc-protocol.md');
 const doc = readFileSync(DOC, 'utf8');
@@ -39,6 +40,7 @@ const DOC_DIGEST = '9f86d081884c7d65';
 let dir: string;
 let server: IpcServer;
 const writes: WriteRequest[] = [];
+const queries: QueryParsed[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'rkv-doc-'));
@@ -55,6 +57,16 @@ beforeAll(async () => {
     }),
     ringInfo: () => ({ digest: DOC_DIGEST, version: 1, nodes: [], tokens: [], replicas: 0, pref: [] }),
     clusterStatus: async () => ({}),
+    // The documented query's answer (what a node holding that row answers).
+    query: async (q) => {
+      queries.push(q);
+      return {
+        kind: 'rows',
+        columns: ['user_id', 'timestamp', 'event'],
+        rows: [{ user_id: '123', timestamp: '2023-01-02T10:00:00.000Z', event: 'login' }],
+        routing: { table: 'users', partitionKey: [{ name: 'user_id', type: 'text' }] },
+      };
+    },
     limits: { maxKeyBytes: 65536, maxValueBytes: 1 << 20, maxFrameBytes: 16 << 20, maxInFlightPerConnection: 1024 },
     log: pino({ level: 'silent' }),
   });
@@ -110,6 +122,18 @@ describe('docs/ipc-protocol.md', () => {
     expect(Buffer.from(writes[0]!.key).toString()).toBe('alice');
     expect(Buffer.from(writes[0]!.value).toString()).toBe('hello');
     expect(writes[0]).toMatchObject({ table: 'users', tombstone: false, consistency: {} });
+  });
+
+  it('query example: the documented request gets the documented reply bytes, the handler sees the statement and params', async () => {
+    const request = hexBlock('query-request');
+    expect(request.readUInt32BE(0)).toBe(request.length - 4);
+    expect(decodePayload(request.subarray(4))).toEqual({ id: 2, op: 'query', query: 'SELECT * FROM users WHERE user_id = ?', params: ['123'] });
+    const reply = await exchange(request);
+    expect(reply.toString('hex')).toBe(hexBlock('query-reply').toString('hex'));
+    expect(decodePayload(reply.subarray(4))).toMatchObject({ id: 2, ok: true, kind: 'rows', rows: [{ user_id: '123', event: 'login' }], rv: DOC_DIGEST });
+    expect(queries).toEqual([{ query: 'SELECT * FROM users WHERE user_id = ?', readOnly: true, params: ['123'], consistency: undefined, pageSize: undefined, pagingState: undefined, timeoutMs: undefined }]);
+    expect(doc).toContain(`payload length ${request.length - 4}`);
+    expect(doc).toContain(`payload length ${hexBlock('query-reply').length - 4}`);
   });
 
   it('the annotated lengths match the frames', () => {
