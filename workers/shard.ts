@@ -32,6 +32,7 @@ import { CleanupRun } from '../src/streaming/shard-cleanup.js';
 import { localShardOf, shardOfToken } from '../src/storage/placement.js';
 import {
   REPAIR_LIMITS,
+  type CellWriteOp,
   type DataOp,
   type FetchKeysOp,
   type ScanOp,
@@ -41,7 +42,6 @@ import {
   type LeafKeysOp,
   type MerkleNodesOp,
   type RangeRef,
-  type RepairWriteEntry,
   type RepairResult,
   type RouterToShard,
   type ShardOp,
@@ -55,10 +55,7 @@ import {
 import { decodeRequests, splitReplies, WIRE_CRDT_APPLY, WIRE_READ, WireReplyWriter, type WireRequest } from '../src/storage/shard-wire.js';
 import { AdaptiveSpin, parkUntilData, readSeq } from '../src/storage/shard-channel.js';
 import { SpscRing } from '../src/storage/spsc-ring.js';
-import { applyCrdtRequest, mergeCrdtState, type CrdtShardContext } from '../src/storage/crdt-shard.js';
-import { isCrdtState } from '../src/storage/merge.js';
-import { decodeCrdt } from '../src/crdt/index.js';
-import { RingkvError } from '../src/util/errors.js';
+import { applyCrdtRequest, type CrdtShardContext } from '../src/storage/crdt-shard.js';
 import { RingTable } from '../src/ring/table.js';
 import { initHasher } from '../src/ring/hash.js';
 import { MerkleTree, initMerkle, leafIndex, type Hash64 } from '../src/merkle/index.js';
@@ -70,13 +67,15 @@ import {
   hash64,
   initVersions,
   isDead,
-  isDeadRecord,
   isSingleVersionRecord,
   mergeVersions,
-  purgeableTombstones,
   versionsEqual,
   type Version,
 } from '../src/versions/index.js';
+import type { ConflictMode, TableMode } from '../src/config/config.js';
+import { isPurgeableRecord, isSweepCandidate, mergeStoredRecords, validateRecord } from '../src/storage/records.js';
+import { cellWriteKeys, slicePage, WideOpError } from '../src/storage/wide-shard.js';
+import { RingkvError } from '../src/util/errors.js';
 
 const data_ = workerData as ShardWorkerData;
 const port = parentPort!;
@@ -106,6 +105,14 @@ const metaBatch = new SyncWriteBatch(db, metaColumn);
 const depth = data_.merkleDepth;
 const graceUs = data_.gcGraceSeconds * 1_000_000;
 const crdtCtx: CrdtShardContext = { actor: data_.crdtActor, limits: data_.crdtLimits };
+/** Wide-column tables with a gc grace of their own (storage id hex → seconds; `table-grace` ops keep it current). */
+let tableGraces = new Map<string, number>();
+
+/** The gc grace of the table a storage key belongs to. */
+function graceSecondsOf(key: Buffer): number {
+  if (tableGraces.size === 0) return data_.gcGraceSeconds;
+  return tableGraces.get(key.toString('hex', 8, 8 + TABLE_ID_BYTES)) ?? data_.gcGraceSeconds;
+}
 
 /**
  * Does this shard store token (hi, lo) under the current ring: is it localShardOf's answer? (The
@@ -474,19 +481,39 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
     if (ownsToken(d.hi, d.lo)) dataSlot[i] = slotOf(encodeStorageKey(d.hi, d.lo, d.table, d.key));
   }
   const entrySlots: Array<Int32Array | undefined> = new Array<Int32Array | undefined>(ops.length);
+  /** A cell-write's storage keys and records (the op's entries, validated), by op index. */
+  const cellWrites: Array<Array<{ key: Buffer; record: Buffer }> | undefined> = new Array<Array<{ key: Buffer; record: Buffer }> | undefined>(ops.length);
+  /** A repair-write's entries decoded, by op index: versions, or null for a cell record (checked, merged as bytes). */
   const entryVersions: Array<Array<Version[] | null> | undefined> = new Array<Array<Version[] | null> | undefined>(ops.length);
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
+    if (op.op === 'cell-write') {
+      const entries = cellWriteEntries(op);
+      if (!Array.isArray(entries)) {
+        replies[i] = { id: op.id, ok: false, ...entries };
+        continue;
+      }
+      cellWrites[i] = entries;
+      entrySlots[i] = Int32Array.from(entries, (e) => slotOf(e.key));
+      continue;
+    }
     if (op.op === 'repair-write') {
       if (!Array.isArray(op.entries) || op.entries.length > REPAIR_LIMITS.maxKeysPerOp) {
         replies[i] = { id: op.id, ok: false, code: 'bad_request', message: `repair-write takes at most ${REPAIR_LIMITS.maxKeysPerOp} entries` };
         continue;
       }
-      // Entries carrying stored bytes are checked here, all before any is applied: one that does
-      // not decode fails the op and nothing of it is written. (null: a CRDT state, merged as bytes.)
+      // Entries that carry stored bytes (repair, range streaming) are decoded (or, cell records and
+      // CRDT states, checked) here, all before any is applied: one that does not decode as its
+      // mode says fails the op and nothing of it is written. (null: merged as bytes.)
       const decoded: Array<Version[] | null> = [];
       try {
-        for (const entry of op.entries) decoded.push(repairEntryVersions(entry));
+        for (const entry of op.entries) {
+          if (!('record' in entry)) decoded.push(entry.versions);
+          else if (entry.mode === 'cell' || entry.mode === 'crdt') {
+            validateRecord(entry.mode, entry.record);
+            decoded.push(null);
+          } else decoded.push(decodeRecord(entry.record));
+        }
       } catch (e) {
         replies[i] = { id: op.id, ok: false, code: 'bad_request', message: `repair-write: an entry does not decode: ${(e as Error).message}` };
         continue;
@@ -516,6 +543,17 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
     }
     return v ?? [];
   };
+  /** Merge one record into key `idx` with its table's mode; true when what is stored changed. */
+  const mergeRecord = (idx: number, mode: TableMode, record: Uint8Array): boolean => {
+    if (mode === 'cell' || mode === 'crdt') return mergeBytes(idx, mode, record, stored, current, dirty);
+    const before = versionsAt(idx);
+    const merged = mergeVersions(mode, before, decodeRecord(record), data_.maxSiblings);
+    if (versionsEqual(merged, before)) return false;
+    current[idx] = merged;
+    stored[idx] = undefined;
+    dirty[idx] = 1;
+    return true;
+  };
 
   for (let i = 0; i < data.length; i++) applyWire(data[i]!, dataSlot[i]!, stored, current, versionsAt, dirty);
   for (let i = 0; i < ops.length; i++) {
@@ -534,17 +572,17 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
         }
         writes++;
         const entry = op.entries[e]!;
-        const incoming = entryVersions[i]![e]!;
-        if (incoming === null) {
+        const versions = entryVersions[i]![e]!;
+        if (versions === null) {
           try {
-            if (storeCrdtMerge(idx, (entry as { record: Uint8Array }).record, stored, current, dirty)) changed++;
+            if (mergeRecord(idx, entry.mode, (entry as { record: Uint8Array }).record)) changed++;
           } catch {
-            refused++; // a state of another type than the stored one: neither overwritten nor merged
+            refused++; // a CRDT state of another type than the stored one: neither overwritten nor merged
           }
           continue;
         }
         const before = versionsAt(idx);
-        const merged = mergeVersions(entry.mode as Exclude<typeof entry.mode, 'crdt'>, before, incoming, data_.maxSiblings);
+        const merged = mergeVersions(entry.mode as ConflictMode, before, versions, data_.maxSiblings);
         if (!versionsEqual(merged, before)) {
           current[idx] = merged;
           stored[idx] = undefined;
@@ -553,6 +591,15 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
         }
       }
       replies[i] = { id: op.id, ok: true, repair: { kind: 'repair-write', changed, notOwner, ...(refused > 0 ? { refused } : {}) } };
+    } else if (op.op === 'cell-write') {
+      const slots = entrySlots[i]!;
+      const entries = cellWrites[i]!;
+      let changed = 0;
+      for (let e = 0; e < entries.length; e++) {
+        writes++;
+        if (mergeRecord(slots[e]!, 'cell', entries[e]!.record)) changed++;
+      }
+      replies[i] = { id: op.id, ok: true, repair: { kind: 'cell-write', changed } };
     }
   }
 
@@ -565,8 +612,7 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
       writeBatch.put(keys[i]!, enc);
       fresh[i] = hash64(enc);
       if (raw[i] === undefined) keyCount++;
-      // A CRDT state is never dead: CRDT keys have no deletes (issue 14).
-      noteDead(keys[i]!, cur ? isDead(cur) : !isCrdtState(enc) && isDeadRecord(enc));
+      noteDead(keys[i]!, cur ? isDead(cur) : isSweepCandidate(enc));
     }
     writeBatch.commit(data_.durability === 'sync');
     // Only after the batch is durable in the WAL: the trees describe what is stored. The stored
@@ -582,7 +628,7 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
   for (let i = 0; i < ops.length; i++) {
     if (replies[i]) continue;
     const op = ops[i]!;
-    if (op.op === 'repair-write') continue;
+    if (op.op === 'repair-write' || op.op === 'cell-write') continue;
     if (op.op === 'stats') {
       replies[i] = {
         id: op.id,
@@ -672,36 +718,27 @@ function applyWire(
 }
 
 /**
- * What a repair-write entry merges: its versions (decoded now when it carries record bytes), or
- * null for a CRDT state (validated now, merged as bytes). Throws on bytes that do not decode.
- */
-function repairEntryVersions(entry: RepairWriteEntry): Version[] | null {
-  if (!('record' in entry)) return entry.versions;
-  const record = asBuffer(entry.record);
-  if (entry.mode !== 'crdt') return decodeRecord(record);
-  decodeCrdt(record);
-  return null;
-}
-
-/**
- * The bytes of a key holding a CRDT state, as this turn left them. A key whose versions were decoded
- * this turn holds a record, not a state: the CRDT functions then refuse it as of the wrong kind.
+ * The bytes a key holds, as this turn left them (a key whose versions were decoded this turn holds a
+ * version record: a cell or CRDT merge then refuses it as of the wrong family).
  */
 function storedBytesAt(idx: number, stored: Array<Buffer | undefined>, current: Array<Version[] | null | undefined>): Uint8Array | undefined {
   const cur = current[idx];
   return stored[idx] ?? (cur ? encodeRecord(cur) : undefined);
 }
 
-/** Merge a CRDT state into what the key stores; true when that changed it. */
-function storeCrdtMerge(idx: number, incoming: Uint8Array, stored: Array<Buffer | undefined>, current: Array<Version[] | null | undefined>, dirty: Uint8Array): boolean {
-  const { bytes, changed } = mergeCrdtState(storedBytesAt(idx, stored, current), incoming);
-  if (changed) {
-    // A copy when the bytes are the incoming view: the message buffer is not ours to keep.
-    stored[idx] = Buffer.from(bytes);
-    current[idx] = undefined;
-    dirty[idx] = 1;
-  }
-  return changed;
+/**
+ * Merge a cell record or a CRDT state into what key `idx` stores, as bytes (storage/records.ts);
+ * true when that changed it. Throws on bytes of another family or CRDT type than the stored ones.
+ */
+function mergeBytes(idx: number, mode: 'cell' | 'crdt', incoming: Uint8Array, stored: Array<Buffer | undefined>, current: Array<Version[] | null | undefined>, dirty: Uint8Array): boolean {
+  const cur = storedBytesAt(idx, stored, current);
+  const merged = mergeStoredRecords(mode, cur, incoming, data_.maxSiblings);
+  if (merged === cur) return false;
+  // A copy: the incoming bytes may be a view into a message buffer that is not ours to keep.
+  stored[idx] = Buffer.from(merged);
+  current[idx] = undefined;
+  dirty[idx] = 1;
+  return true;
 }
 
 /**
@@ -726,7 +763,7 @@ function crdtWire(
       replyWire.ok(d.id, next, true);
       return;
     }
-    const changed = storeCrdtMerge(idx, d.record, stored, current, dirty);
+    const changed = mergeBytes(idx, 'crdt', d.record, stored, current, dirty);
     replyWire.ok(d.id, d.returnMerged ? (stored[idx] ?? null) : null, changed);
   } catch (e) {
     if (e instanceof RingkvError) replyWire.error(d.id, e.code, e.message, e.details);
@@ -742,7 +779,20 @@ function treeFor(range: RangeRef): RangeTree {
   return rt;
 }
 
-type ControlOp = Exclude<DataOp, { op: 'repair-write' } | { op: 'sweep' } | { op: 'cleanup' }>;
+type ControlOp = Exclude<DataOp, { op: 'repair-write' } | { op: 'cell-write' } | { op: 'sweep' } | { op: 'cleanup' }>;
+
+/** A cell-write's keys, or why it is refused (wrong shard for the token, malformed input). */
+function cellWriteEntries(op: CellWriteOp): Array<{ key: Buffer; record: Buffer }> | { code: string; message: string } {
+  if (Number.isInteger(op.hi) && Number.isInteger(op.lo) && !ownsToken(op.hi >>> 0, op.lo >>> 0)) {
+    return { code: 'not_owner', message: `shard ${data_.shard} does not own this partition's token on this node` };
+  }
+  try {
+    return cellWriteKeys(op);
+  } catch (e) {
+    if (e instanceof WideOpError) return { code: 'bad_request', message: e.message };
+    throw e;
+  }
+}
 
 function control(op: ControlOp): RepairResult {
   switch (op.op) {
@@ -767,6 +817,20 @@ function control(op: ControlOp): RepairResult {
       return scan(op);
     case 'stream-page':
       return streamPage(op);
+    case 'slice': {
+      if (!ownsToken(op.hi >>> 0, op.lo >>> 0)) throw new OpError('not_owner', `shard ${data_.shard} does not own this partition's token on this node`);
+      try {
+        return { kind: 'slice', page: slicePage(db, column, op) };
+      } catch (e) {
+        if (e instanceof WideOpError) throw new OpError('bad_request', e.message);
+        if (e instanceof RingkvError) throw new OpError(e.code, e.message);
+        throw e;
+      }
+    }
+    case 'table-grace':
+      if (!Array.isArray(op.graces)) throw new OpError('bad_request', 'table-grace needs graces');
+      tableGraces = new Map(op.graces.filter(([id, s]) => typeof id === 'string' && Number.isSafeInteger(s) && s >= 0));
+      return { kind: 'table-grace' };
     default: {
       const never: never = op;
       throw new OpError('bad_request', `unknown shard op ${JSON.stringify((never as { op: unknown }).op)}`);
@@ -967,23 +1031,20 @@ function sweepStep(): void {
   if (closing) return;
   checkRing();
   const { rows, more } = sweepChunk(run);
-  const nowUs = Date.now() * 1000;
+  const nowMs = Date.now();
   const purged: Array<[Buffer, Buffer]> = [];
   for (let j = 0; j < rows.length; j += 2) {
     run.scanned++;
-    if (isCrdtState(rows[j + 1]!)) {
-      noteDead(rows[j]!, false);
-      continue;
-    }
-    let versions: Version[];
+    let dead: boolean;
+    let purgeable: boolean;
     try {
-      versions = decodeRecord(rows[j + 1]!);
+      dead = isSweepCandidate(rows[j + 1]!);
+      purgeable = dead && isPurgeableRecord(rows[j + 1]!, nowMs, graceSecondsOf(rows[j]!));
     } catch {
       continue; // never delete what we cannot read
     }
-    const dead = isDead(versions);
     noteDead(rows[j]!, dead);
-    if (dead && purgeableTombstones(versions, nowUs, graceUs)) purged.push([rows[j]!, rows[j + 1]!]);
+    if (purgeable) purged.push([rows[j]!, rows[j + 1]!]);
   }
   if (purged.length > 0) {
     for (const [k] of purged) writeBatch.del(k);

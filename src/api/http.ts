@@ -11,6 +11,7 @@ import { validateTableName, type TableRegistry } from '../router/tables.js';
 import { isWellFormedText } from '../util/bytes.js';
 import { RingkvError, asRingkvError, badRequest } from '../util/errors.js';
 import { jsonDepthWithin, jsonToValueBytes, strictUtf8, valueBytesToJson } from './values.js';
+import { parseTtl } from './ipc-request.js';
 import { ReplyBudget } from '../net/reply-budget.js';
 import { mountReplyFlow } from './http-flow.js';
 
@@ -175,7 +176,7 @@ export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
   app.put<{ Params: { table: string }; Body: unknown; Querystring: Record<string, string> }>('/api/v1/store/:table', async (req) => {
     const table = validateTableName(req.params.table);
     const body = req.body;
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('body must be a JSON object { "key", "value", "context"? }');
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('body must be a JSON object { "key", "value", "context"?, "ttl"? }');
     const b = body as Record<string, unknown>;
     const key = keyBytes(b['key'], limits.maxKeyBytes);
     if (!('value' in b) || b['value'] === undefined) throw badRequest('value is required (any JSON value)', { field: 'value' });
@@ -183,8 +184,9 @@ export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
     if (ctx !== undefined && ctx !== null && typeof ctx !== 'string') throw badRequest('context must be a string returned by a read', { field: 'context' });
     const value = jsonToValueBytes(b['value']);
     if (value.length > limits.maxValueBytes) throw new RingkvError('too_large', `value is ${value.length} bytes; the limit is ${limits.maxValueBytes}`, { field: 'value' });
+    const ttlSeconds = parseTtl(b['ttl']);
     const consistency = parseConsistency(req.query);
-    const res = await router.write({ table, key, value, tombstone: false, context: ctx ?? undefined, consistency });
+    const res = await router.write({ table, key, value, tombstone: false, context: ctx ?? undefined, consistency, ttlSeconds });
     return { key: b['key'], context: res.context, consistency: res.consistency };
   });
 

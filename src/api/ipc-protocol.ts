@@ -18,7 +18,7 @@ export type { ConsistencyLevel, ConsistencyReport, ErrorCode };
 /** Bumped on incompatible wire changes; reported in the `ring` reply. */
 export const IPC_PROTOCOL_VERSION = 1;
 
-export const IPC_OPS = ['put', 'get', 'del', 'scan', 'batch', 'ring', 'status', 'crdt_update', 'crdt_get', 'define_table'] as const;
+export const IPC_OPS = ['put', 'get', 'del', 'scan', 'batch', 'ring', 'status', 'query', 'crdt_update', 'crdt_get', 'define_table'] as const;
 export type IpcOp = (typeof IPC_OPS)[number];
 export const IPC_ITEM_OPS = ['put', 'get', 'del'] as const;
 export type IpcItemOp = (typeof IPC_ITEM_OPS)[number];
@@ -54,6 +54,8 @@ export interface PutFields extends ConsistencyFields {
   context?: string;
   /** Acks required (1..n). */
   w?: number;
+  /** Seconds until the value expires (reads then find it absent; the sweep purges it gc grace later). */
+  ttl?: number;
 }
 
 export interface GetFields extends ConsistencyFields {
@@ -89,6 +91,24 @@ export interface ScanFields extends ConsistencyFields {
   pagingState?: string;
   /** Replies required per ring range (1..n). */
   r?: number;
+}
+
+/**
+ * One CQL statement (the same language as HTTP `POST /api/v1/query`). `params` fill the `?` markers
+ * in order: any msgpack value (a float for a double column, bin for a blob, str for text, a
+ * decimal str for a bigint beyond 2^53). Not a batch item.
+ */
+export interface QueryFields {
+  op: 'query';
+  query: string;
+  params?: unknown[];
+  /** ONE | TWO | QUORUM | ALL | ANY (ANY: writes only). */
+  consistency?: ConsistencyLevel | Lowercase<ConsistencyLevel>;
+  /** Rows per page of a SELECT, 1..10000 (default 5000). */
+  pageSize?: number;
+  /** The `pagingState` of the previous page of the same query. */
+  pagingState?: string;
+  timeoutMs?: number;
 }
 
 /**
@@ -171,6 +191,7 @@ export interface StatusRequest {
   id: RequestId;
   op: 'status';
 }
+export type QueryRequest = QueryFields & { id: RequestId };
 export type IpcRequest =
   | PutRequest
   | GetRequest
@@ -179,6 +200,7 @@ export type IpcRequest =
   | BatchRequest
   | RingRequest
   | StatusRequest
+  | QueryRequest
   | CrdtUpdateRequest
   | CrdtGetRequest
   | DefineTableRequest;
@@ -291,6 +313,21 @@ export type RingReply = ReplyBase & {
 };
 export type StatusReply = ReplyBase & { status: unknown };
 
+/** A JSON value of a result row (timestamps ISO text, blobs 0x… text, bigints beyond 2^53 decimal text). */
+export type QueryValue = string | number | boolean | null;
+
+/** The table a statement touched and its partition key columns: how a client routes the next one by partition key. */
+export interface QueryRouting {
+  table: string;
+  partitionKey: Array<{ name: string; type: string }>;
+}
+
+/** A SELECT's page, or the acknowledgement of any other statement. */
+export type QueryOk =
+  | { kind: 'rows'; columns: string[]; rows: Array<Record<string, QueryValue>>; pagingState?: string; routing: QueryRouting }
+  | { kind: 'applied'; applied: true; routing?: QueryRouting };
+export type QueryReply = ReplyBase & QueryOk;
+
 /**
  * A failed request. `id` is null for a connection-level error (bad frame, missing id); the server
  * closes the connection right after sending it.
@@ -306,7 +343,7 @@ export interface ErrorReply extends Partial<TooLargeGetDetails> {
   rv?: string;
 }
 
-export type IpcReply = PutReply | GetReply | ScanReply | BatchReply | RingReply | StatusReply | ErrorReply;
+export type IpcReply = PutReply | GetReply | ScanReply | BatchReply | RingReply | StatusReply | QueryReply | ErrorReply;
 
 /** Loose shape every decoded reply has; narrowed by the client per op. */
 export interface AnyReply {

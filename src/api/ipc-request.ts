@@ -29,6 +29,9 @@ import { parseConsistency, type ConsistencySpec } from '../router/consistency.js
 import { SCAN_LIMITS } from '../router/scan.js';
 import { validateTableName } from '../router/tables.js';
 import { badRequest, RingkvError } from '../util/errors.js';
+import { MAX_TTL_SECONDS } from '../versions/index.js';
+import { RESULT_LIMITS } from '../wide/results.js';
+import { isSelectStatement } from '../cql/split.js';
 import { MAX_REQUEST_ID, type IpcLimits } from './ipc-protocol.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -45,6 +48,8 @@ export interface ShapeProblem {
   /** Where: top-level field name, or ['items', i, field] inside a batch item. */
   path: Array<string | number>;
   message: string;
+  /** `float`: a float, which only a `query`'s `params` may carry (a double column's value). */
+  kind?: 'float';
 }
 
 export interface DecodedRequest {
@@ -139,7 +144,7 @@ class ShapeWalker {
     this.pos += n;
   }
 
-  private problem(message: string, extra?: string | number): void {
+  private problem(message: string, extra?: string | number, kind?: 'float'): void {
     if (this.problems.length >= this.maxProblems) {
       if (!this.overflowed) this.problems.push({ path: [], message: `more than ${this.maxProblems} malformed fields` });
       this.overflowed = true;
@@ -152,7 +157,7 @@ class ShapeWalker {
       path.push(b === INDEX ? a : b === LABEL ? this.segLabel[i]! : Buffer.from(this.b.buffer, this.b.byteOffset + a, b).toString('utf8'));
     }
     if (extra !== undefined) path.push(extra);
-    this.problems.push({ path, message });
+    this.problems.push(kind === undefined ? { path, message } : { path, message, kind });
   }
 
   private enter(a: number, b: number, label = ''): void {
@@ -215,10 +220,10 @@ class ShapeWalker {
         return this.problem('extension types are not used by this protocol');
       case 0xca:
         this.skip(4);
-        return this.problem('a float is not allowed: every number in this protocol is an integer');
+        return this.problem('a float is not allowed: every number in this protocol is an integer (except query params)', undefined, 'float');
       case 0xcb:
         this.skip(8);
-        return this.problem('a float is not allowed: every number in this protocol is an integer');
+        return this.problem('a float is not allowed: every number in this protocol is an integer (except query params)', undefined, 'float');
       case 0xcc:
       case 0xd0:
         return this.skip(1);
@@ -356,13 +361,14 @@ export function parseId(v: unknown): number | null {
 
 /** The fields each op takes (besides `id` and `op`); other fields the protocol knows are refused. */
 export const OP_FIELDS = {
-  put: ['table', 'key', 'value', 'context', 'consistency', 'n', 'w', 'timeoutMs'],
+  put: ['table', 'key', 'value', 'context', 'consistency', 'n', 'w', 'timeoutMs', 'ttl'],
   get: ['table', 'key', 'consistency', 'n', 'r', 'timeoutMs'],
   del: ['table', 'key', 'context', 'consistency', 'n', 'w', 'timeoutMs'],
   scan: ['table', 'key', 'limit', 'exclusive', 'pagingState', 'consistency', 'n', 'r', 'timeoutMs'],
   batch: ['items', 'timeoutMs'],
   ring: ['digest'],
   status: [],
+  query: ['query', 'params', 'consistency', 'pageSize', 'pagingState', 'timeoutMs'],
   crdt_update: ['table', 'key', 'operation', 'consistency', 'n', 'w', 'timeoutMs'],
   crdt_get: ['table', 'key', 'consistency', 'n', 'r', 'timeoutMs'],
   define_table: ['table', 'conflicts', 'type', 'n', 'quorum'],
@@ -394,6 +400,8 @@ export interface KvOp {
   context: string | undefined;
   consistency: ConsistencySpec;
   timeoutMs: number | undefined;
+  /** put: seconds until the value expires (undefined: never). */
+  ttlSeconds: number | undefined;
 }
 
 // Decoded bins are views into the read chunk and stay so: shards get keys and values copied into
@@ -451,7 +459,54 @@ export function parseKvOp(m: Msg, limits: IpcLimits, defaultTimeout: number | un
       ? parseConsistency({ consistency: m['consistency'] ?? undefined, n: m['n'] ?? undefined, r: m['r'] ?? undefined })
       : parseConsistency({ consistency: m['consistency'] ?? undefined, n: m['n'] ?? undefined, w: m['w'] ?? undefined });
   const timeoutMs = parseTimeout(m['timeoutMs']) ?? defaultTimeout;
-  return { kind: op, table, key, value, context, consistency, timeoutMs };
+  const ttlSeconds = op === 'put' ? parseTtl(m['ttl']) : undefined;
+  return { kind: op, table, key, value, context, consistency, timeoutMs, ttlSeconds };
+}
+
+/** A put's `ttl`: whole seconds, 1..MAX_TTL_SECONDS (nil or 0: no expiry). */
+export function parseTtl(v: unknown): number | undefined {
+  if (v === undefined || v === null || v === 0) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_TTL_SECONDS) {
+    throw badRequest(`ttl must be an integer number of seconds between 0 and ${MAX_TTL_SECONDS}, got ${describeValue(v)}`, { field: 'ttl' });
+  }
+  return v;
+}
+
+export interface QueryParsed {
+  query: string;
+  /** A SELECT: it changes nothing, so the server may run it again (a reply that did not fit the connection's reply bytes). */
+  readOnly: boolean;
+  params: unknown[] | undefined;
+  consistency: ConsistencySpec | undefined;
+  pageSize: number | undefined;
+  pagingState: string | undefined;
+  timeoutMs: number | undefined;
+}
+
+/** A `query` op: one CQL statement with its bind parameters (any msgpack values) and options. */
+export function parseQuery(m: Msg): QueryParsed {
+  refuseForeignFields(m, 'query');
+  const q = m['query'];
+  if (typeof q !== 'string' || q.trim() === '') throw badRequest('query must be a non-empty str (one CQL statement)', { field: 'query' });
+  const params = m['params'];
+  if (params !== undefined && params !== null && !Array.isArray(params)) throw badRequest('params must be an array (one value per ? marker)', { field: 'params' });
+  const c = m['consistency'];
+  if (c !== undefined && c !== null && typeof c !== 'string') throw badRequest('consistency must be one of ONE, TWO, QUORUM, ALL, ANY', { field: 'consistency' });
+  const ps = m['pageSize'];
+  if (ps !== undefined && ps !== null && (typeof ps !== 'number' || !Number.isInteger(ps) || ps < 1 || ps > RESULT_LIMITS.maxPageRows)) {
+    throw badRequest(`pageSize must be an integer between 1 and ${RESULT_LIMITS.maxPageRows}, got ${describeValue(ps)}`, { field: 'pageSize' });
+  }
+  const st = m['pagingState'];
+  if (st !== undefined && st !== null && (typeof st !== 'string' || st === '')) throw badRequest('pagingState must be the str a previous page returned', { field: 'pagingState' });
+  return {
+    query: q,
+    readOnly: isSelectStatement(q),
+    params: (params ?? undefined) as unknown[] | undefined,
+    consistency: typeof c === 'string' ? parseConsistency({ consistency: c }) : undefined,
+    pageSize: (ps ?? undefined) as number | undefined,
+    pagingState: (st ?? undefined) as string | undefined,
+    timeoutMs: parseTimeout(m['timeoutMs']),
+  };
 }
 
 export interface ScanParsed {

@@ -37,6 +37,7 @@ import {
   type GetOk,
   type IpcLimits,
   type ItemError,
+  type QueryOk,
   type RingInfo,
   type ScanOk,
   type WriteOk,
@@ -50,12 +51,14 @@ import {
   parseDigest,
   parseId,
   parseKvOp,
+  parseQuery,
   parseScan,
   parseTimeout,
   refuseForeignFields,
   type DecodedRequest,
   type KvOp,
   type Msg,
+  type QueryParsed,
   type ScanParsed,
   type ShapeProblem,
 } from './ipc-request.js';
@@ -77,6 +80,8 @@ export interface IpcDeps {
   /** This node's id, reported by `ring` so clients can check they reached the node they meant. */
   nodeId?: string;
   clusterStatus: () => Promise<unknown>;
+  /** CQL statements (the `query` op); a server without it answers `unavailable`. */
+  query?: (req: QueryParsed) => Promise<QueryOk>;
   limits: IpcLimits & {
     /** Concurrent connections accepted on the socket (default 1024). */
     maxConnections?: number;
@@ -172,6 +177,7 @@ type Work = (
   | { t: 'scan'; id: number; op: ScanParsed }
   | { t: 'ring'; id: number; digest: string | undefined }
   | { t: 'status'; id: number }
+  | { t: 'query'; id: number; op: QueryParsed }
 ) & {
   /** Arrival order on the connection (set when queued): re-runs keep it. */
   seq?: number;
@@ -186,10 +192,12 @@ type Work = (
 const SMALL_REPLY_RESERVE_BYTES = 1024;
 
 /**
- * Reads may be run again when their finished reply does not fit the connection's reply bytes.
- * A CRDT update must never be: run twice, an increment counts twice.
+ * Reads may be run again when their finished reply does not fit the connection's reply bytes. A
+ * `query` is a read when it is a SELECT; another statement is never run twice, nor is a CRDT
+ * update (an increment run twice counts twice).
  */
 function isRead(w: Work): boolean {
+  if (w.t === 'query') return w.op.readOnly;
   if (w.t === 'crdt_update' || w.t === 'define_table') return false;
   return w.t === 'kv' || w.t === 'item' ? w.op.kind === 'get' : true;
 }
@@ -329,6 +337,8 @@ class Connection {
     const itemProblems = new Map<number, ShapeProblem>();
     try {
       for (const p of decoded.problems) {
+        // A query's bind parameters are values of any column type: a double column takes a float.
+        if (op === 'query' && p.path[0] === 'params' && p.kind === 'float') continue;
         if (op === 'batch' && p.path[0] === 'items' && typeof p.path[1] === 'number') {
           if (!itemProblems.has(p.path[1])) itemProblems.set(p.path[1], p);
           continue;
@@ -353,6 +363,9 @@ class Connection {
         case 'status':
           refuseForeignFields(m, 'status');
           this.enqueue({ t: 'status', id });
+          return;
+        case 'query':
+          this.enqueue({ t: 'query', id, op: parseQuery(m) });
           return;
         case 'crdt_update':
           this.enqueue({ t: 'crdt_update', id, op: parseCrdtUpdate(m, this.srv.limits) });
@@ -517,6 +530,7 @@ class Connection {
           context: op.context,
           consistency: op.consistency,
           timeoutMs: op.timeoutMs,
+          ttlSeconds: op.ttlSeconds,
         };
         router.startWrite(req, (err, r) => this.complete(w, err ? { ok: false, err } : { ok: true, value: { context: r!.context, consistency: r!.consistency } satisfies WriteOk }));
         return;
@@ -552,6 +566,18 @@ class Connection {
           (err: unknown) => this.complete(w, { ok: false, err }),
         );
         return;
+      case 'query': {
+        const q = this.srv.deps.query;
+        if (!q) {
+          queueMicrotask(() => this.complete(w, { ok: false, err: new RingkvError('unavailable', 'this server does not serve CQL queries') }));
+          return;
+        }
+        q(w.op).then(
+          (value) => this.complete(w, { ok: true, value: value as unknown as Record<string, unknown> }),
+          (err: unknown) => this.complete(w, { ok: false, err }),
+        );
+        return;
+      }
       case 'crdt_update':
       case 'crdt_get':
       case 'define_table':

@@ -7,8 +7,8 @@
  * Exit status: 0 ran (and met the targets, when given); 1 missed a target, or could not run
  * (node unreachable, …); 2 invalid flags.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { Option, type Command, type CommanderError } from 'commander';
 import type { DistributionName } from '../bench/distributions.js';
@@ -22,9 +22,13 @@ import { openRocksBaseline } from '../bench/rocksdb-target.js';
 import type { BenchTarget } from '../bench/target.js';
 import { WORKLOADS, type WorkloadName } from '../bench/workloads.js';
 import { CRDT_BENCH_WORKLOADS, formatCrdtBench, runCrdtBench, type CrdtBenchWorkload } from '../bench/crdt-bench.js';
+import { parseTsBenchOptions, runTsBench } from './bench-ts.js';
 import type { ConsistencyLevel } from '../client/index.js';
 import { validateTableName } from '../router/tables.js';
 import { RingkvError } from '../util/errors.js';
+import { BenchUsageError, intFlag, posFlag, str, flagName, withTempTarget, type BenchIo } from './bench-common.js';
+
+export { BenchUsageError, type BenchIo };
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -38,10 +42,6 @@ const DEFAULT_CONCURRENCY = 16;
 const DEFAULT_RECORDS = 10_000;
 const MAX_THREADS = 16;
 
-/** A flag problem: reported as `ringkv bench: <message>` with exit status 2. */
-export class BenchUsageError extends Error {
-  override readonly name = 'BenchUsageError';
-}
 
 export type BenchConnection =
   | { kind: 'socket'; socket: string }
@@ -105,48 +105,6 @@ const CRDT_UNUSED_FLAGS = ['http', 'conflicts', 'rate', 'maxInFlight', 'batch', 
 
 // --- flag parsing ----------------------------------------------------------------------
 
-function str(raw: Record<string, unknown>, key: string): string | undefined {
-  const v = raw[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw new BenchUsageError(`--${flagName(key)} needs a value`);
-  return v;
-}
-
-function flagName(key: string): string {
-  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
-
-/** A number with optional `_` separators, an exponent or a k/m suffix (10_000, 1e4, 10k, 1.5m). */
-function parseNumber(flag: string, v: string): number {
-  const m = /^((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)([kKmM]?)$/.exec(v.replace(/_/g, ''));
-  if (!m) throw new BenchUsageError(`${flag} must be a number, got ${JSON.stringify(v)}`);
-  const mult = m[2] === '' ? 1 : m[2]!.toLowerCase() === 'k' ? 1e3 : 1e6;
-  return Number(m[1]) * mult;
-}
-
-function intFlag(raw: Record<string, unknown>, key: string, min: number, max: number): number | undefined {
-  const v = str(raw, key);
-  if (v === undefined) return undefined;
-  const flag = `--${flagName(key)}`;
-  const n = parseNumber(flag, v);
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new BenchUsageError(`${flag} must be an integer between ${min.toLocaleString('en-US')} and ${max.toLocaleString('en-US')}, got ${JSON.stringify(v)}`);
-  }
-  return n;
-}
-
-function posFlag(raw: Record<string, unknown>, key: string, opts: { max?: number; allowZero?: boolean } = {}): number | undefined {
-  const v = str(raw, key);
-  if (v === undefined) return undefined;
-  const flag = `--${flagName(key)}`;
-  const n = parseNumber(flag, v);
-  const max = opts.max ?? Number.MAX_SAFE_INTEGER;
-  if (!Number.isFinite(n) || (opts.allowZero ? n < 0 : n <= 0) || n > max) {
-    throw new BenchUsageError(`${flag} must be a number ${opts.allowZero ? '≥ 0' : '> 0'}${opts.max !== undefined ? ` and ≤ ${max}` : ''}, got ${JSON.stringify(v)}`);
-  }
-  return n;
-}
-
 /**
  * Turn commander's option bag into a validated config. Throws BenchUsageError naming the flag.
  * `env` supplies RINGKV_SECRET for `--hosts` (as the data commands do).
@@ -159,7 +117,7 @@ export function parseBenchOptions(raw: Record<string, unknown>, env: Record<stri
 
   const wl = (str(raw, 'workload') ?? 'a').toLowerCase();
   if (!(WORKLOAD_FLAGS as readonly string[]).includes(wl)) {
-    throw new BenchUsageError(`--workload must be one of ${WORKLOAD_FLAGS.join(', ')}, got ${JSON.stringify(str(raw, 'workload'))}`);
+    throw new BenchUsageError(`--workload must be one of ${WORKLOAD_FLAGS.join(', ')} or ts, got ${JSON.stringify(str(raw, 'workload'))}`);
   }
   const crdt = (CRDT_BENCH_WORKLOADS as readonly string[]).includes(wl) ? (wl as CrdtBenchWorkload) : undefined;
   if (crdt !== undefined) {
@@ -350,13 +308,6 @@ export function parseBenchOptions(raw: Record<string, unknown>, env: Record<stri
 
 // --- running ---------------------------------------------------------------------------
 
-export interface BenchIo {
-  out: (s: string) => void;
-  err: (s: string) => void;
-  /** Redraw the progress line in place (stderr is a terminal). */
-  tty: boolean;
-  signal?: AbortSignal;
-}
 
 interface PhaseResults {
   load?: RunResult;
@@ -572,20 +523,8 @@ async function openMain(cfg: BenchConfig): Promise<BenchTarget> {
   return t;
 }
 
-async function withRocks<T>(cfg: BenchConfig, fn: (t: BenchTarget) => Promise<T>): Promise<T> {
-  const parent = cfg.baselineDir ?? tmpdir();
-  mkdirSync(parent, { recursive: true });
-  const dir = mkdtempSync(path.join(parent, 'ringkv-bench-rocksdb-'));
-  try {
-    const t = await openRocksBaseline(dir);
-    try {
-      return await fn(t);
-    } finally {
-      await t.close();
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+function withRocks<T>(cfg: BenchConfig, fn: (t: BenchTarget) => Promise<T>): Promise<T> {
+  return withTempTarget(cfg.baselineDir, 'ringkv-bench-rocksdb-', (dir) => openRocksBaseline(dir), fn);
 }
 
 /** The load and run phases against one target kind, on this thread or across the pool. */
@@ -751,6 +690,32 @@ export async function runBench(cfg: BenchConfig, io: BenchIo): Promise<BenchOutc
 
 // --- the command -----------------------------------------------------------------------
 
+/** `--workload ts` (src/cli/bench-ts.ts): its own phases and report. */
+async function runTsCommand(raw: Record<string, unknown>): Promise<void> {
+
+  let cfg;
+  try {
+    cfg = parseTsBenchOptions(raw, process.env);
+  } catch (e) {
+    if (!(e instanceof BenchUsageError)) throw e;
+    process.stderr.write(`ringkv bench: ${e.message}\n`);
+    process.exitCode = EXIT_USAGE;
+    return;
+  }
+  const ac = new AbortController();
+  const onSigint = (): void => ac.abort();
+  process.on('SIGINT', onSigint);
+  try {
+    process.exitCode = await runTsBench(cfg, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), tty: process.stderr.isTTY === true, signal: ac.signal });
+  } catch (e) {
+    process.stderr.write(`ringkv bench: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = EXIT_FAILED;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  setTimeout(() => process.exit(), 2000).unref();
+}
+
 export function registerBench(program: Command): void {
   program
     .command('bench')
@@ -759,12 +724,9 @@ export function registerBench(program: Command): void {
         'optionally beside RocksDB (--baseline rocksdb); report throughput and latency percentiles. ' +
         'Exit status 0 ok / targets met, 1 a target missed or the run failed, 2 bad flags.',
     )
-    .addOption(
-      new Option(
-        '--workload <w>',
-        'ingest | a | b | c | d | e | f (YCSB core workloads; default a; e scans in token order on ringkv, key order on rocksdb) | counter | set (convergent data types beside as many LWW writes)',
-      ),
-    )
+    .addOption(new Option('--workload <w>', 'ingest | a | b | c | d | e | f (YCSB core workloads; default a; e scans in token order on ringkv, key order on rocksdb) | counter | set (convergent data types beside as many LWW writes) | ts (time series on a wide-column table: see --users, --range-reads)'))
+    .option('--users <n>', 'ts: partitions (users) the rows are spread over (default 100)')
+    .option('--range-reads <n>', 'ts: 100-row clustering range reads timed one at a time after the run (default 2000)')
     .option('--records <n>', `records loaded before the run (default ${DEFAULT_RECORDS.toLocaleString('en-US')}; 0 for ingest)`)
     .option('--operations <n>', 'stop after this many ops')
     .option('--duration <s>', `stop after this many seconds (default ${DEFAULT_DURATION_SEC} when --operations is not given)`)
@@ -806,6 +768,7 @@ export function registerBench(program: Command): void {
       process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
     })
     .action(async (raw: Record<string, unknown>) => {
+      if (typeof raw['workload'] === 'string' && raw['workload'].toLowerCase() === 'ts') return runTsCommand(raw);
       let cfg: BenchConfig;
       try {
         cfg = parseBenchOptions(raw, process.env);

@@ -11,6 +11,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { RingkvClient, type ClientBatchItem, type ConnectTarget, type ConsistencyLevel } from '../client/index.js';
 import { readSecretFile, SECRET_ENV } from '../config/secret.js';
 import { RingkvError } from '../util/errors.js';
+import { MAX_TTL_SECONDS } from '../versions/index.js';
 import { pooledRows } from './ingest-pool.js';
 import { csvHeaderOf, csvRow, ndjsonRow, parseCsvRecord, type CsvHeader, type Row } from './ingest-rows.js';
 import { clusterViewOf, isObject, NodeHttpError } from './node-http.js';
@@ -130,10 +131,11 @@ export function registerDataCommands(program: Command): void {
       .argument('<key>')
       .argument('<value>')
       .option('--context <ctx>', 'context from a previous get (supersedes what that read saw)')
-      .option('--w <n>', 'acks required', intArg('--w', 1, 5)),
-  ).action(async (table: string, key: string, value: string, o: ConnOpts & { context?: string }) => {
+      .option('--w <n>', 'acks required', intArg('--w', 1, 5))
+      .option('--ttl <seconds>', 'the value expires after this many seconds', intArg('--ttl', 1, MAX_TTL_SECONDS)),
+  ).action(async (table: string, key: string, value: string, o: ConnOpts & { context?: string; ttl?: number }) => {
     await withClient(o, async (c) => {
-      const res = await c.put(table, key, value, defined({ context: o.context, w: o.w, consistency: levelOf(o), timeoutMs: o.timeout }));
+      const res = await c.put(table, key, value, defined({ context: o.context, w: o.w, consistency: levelOf(o), timeoutMs: o.timeout, ttl: o.ttl }));
       process.stdout.write(`${JSON.stringify({ table, key, context: res.context, consistency: res.consistency })}\n`);
     });
   });

@@ -11,6 +11,7 @@ import { registerDataCommands } from './data-commands.js';
 import { registerBench } from './bench.js';
 import { registerRepair } from './repair.js';
 import { registerCrdtCommands } from './crdt-commands.js';
+import { registerQueryCommands } from './query-commands.js';
 import { registerMovementCommands } from './movements.js';
 
 /** How long a clean shutdown may take before the process exits anyway. */
@@ -160,6 +161,7 @@ registerDataCommands(program);
 registerBench(program);
 registerRepair(program);
 registerCrdtCommands(program);
+registerQueryCommands(program);
 registerMovementCommands(program);
 
 await program.parseAsync(process.argv);

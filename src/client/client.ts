@@ -21,6 +21,7 @@ import { compareTokens, initHasher, tokenFromHex, tokenOf, type Token } from '..
 import { validateTableName } from '../router/tables.js';
 import { RingkvError, type ErrorCode } from '../util/errors.js';
 import { AnyCrdtHandle, CounterHandle, FlagHandle, MapHandle, RegisterHandle, SetHandle, type CrdtReadResult, type CrdtTransport, type CrdtUpdateResult, type CrdtValue } from './crdt.js';
+import { QueryRouter, toQueryResult, wireParam, type QueryOptions, type QueryResult } from './query.js';
 import {
   isErrorCode,
   type AnyReply,
@@ -34,7 +35,7 @@ import {
   type RingInfo,
 } from '../api/ipc-protocol.js';
 
-export type { BatchItemResult, ConsistencyLevel, ConsistencyReport, IpcKey, RingInfo };
+export type { BatchItemResult, ConsistencyLevel, ConsistencyReport, IpcKey, RingInfo, QueryOptions, QueryResult };
 export type { CrdtReadOptions, CrdtReadResult, CrdtRemoveOptions, CrdtUpdateOptions, CrdtUpdateResult, CrdtValue, MapValue } from './crdt.js';
 export { AnyCrdtHandle, CounterHandle, FlagHandle, MapHandle, RegisterHandle, SetHandle } from './crdt.js';
 
@@ -84,6 +85,8 @@ export interface ConsistencyOptions {
 export interface PutOptions extends ConsistencyOptions {
   context?: string;
   w?: number;
+  /** Seconds until the value expires: reads then find the key absent; the sweep purges it gc grace later. */
+  ttl?: number;
 }
 export interface GetOptions extends ConsistencyOptions {
   r?: number;
@@ -494,7 +497,8 @@ function withOpts(msg: Record<string, unknown>, opts: object, fields: readonly s
   for (const f of fields) if (o[f] !== undefined) msg[f] = o[f];
   return msg;
 }
-const PUT_FIELDS = ['context', 'w', 'n', 'consistency', 'timeoutMs'] as const;
+const PUT_FIELDS = ['context', 'w', 'n', 'consistency', 'timeoutMs', 'ttl'] as const;
+const QUERY_FIELDS = ['consistency', 'pageSize', 'pagingState', 'timeoutMs'] as const;
 const GET_FIELDS = ['r', 'n', 'consistency', 'timeoutMs'] as const;
 const SCAN_FIELDS = ['r', 'n', 'consistency', 'timeoutMs', 'exclusive'] as const;
 const TABLE_FIELDS = ['conflicts', 'type', 'n', 'quorum'] as const;
@@ -557,6 +561,8 @@ export class RingkvClient {
   private closed = false;
   /** Set from the first hello: the server's limits (frame size drives batch splitting). */
   private serverLimits: IpcLimits | undefined;
+  /** Partition key columns of the wide-column tables seen so far, for routing statements. */
+  private readonly queries = new QueryRouter();
 
   private constructor(
     private readonly cfg: Resolved,
@@ -869,6 +875,36 @@ export class RingkvClient {
     const r = await this.exec(this.route(k), msg, 1, this.deadlineOf(opts), false);
     if (!r.ok) throw replyError(r);
     return toWriteResult(r);
+  }
+
+  /**
+   * One CQL statement (as `POST /api/v1/query`): a SELECT's page of rows, or `applied` for any other
+   * statement. `params` fill the `?` markers in order (a bigint beyond 2^53 goes as decimal text, a
+   * Date as epoch milliseconds). A statement naming one partition by `=` on every partition key
+   * column goes to a replica of that partition once the client knows the table's key (from an
+   * earlier reply). SELECTs are retried on another node when a connection is lost; writes are not.
+   */
+  async query(cql: string, params?: readonly unknown[], opts: QueryOptions = {}): Promise<QueryResult> {
+    if (typeof cql !== 'string' || cql.trim() === '') throw new RingkvError('bad_request', 'query must be a non-empty CQL statement', { field: 'query' });
+    const p = params ?? [];
+    const key = this.queries.partitionKeyOf(cql, p);
+    const msg = withOpts({ op: 'query', query: cql, ...(params !== undefined ? { params: p.map(wireParam) } : {}) }, opts, QUERY_FIELDS);
+    const idempotent = /^\s*select\b/i.test(cql);
+    const r = await this.exec(this.route(key), msg, 1, this.deadlineOf(opts), idempotent);
+    if (!r.ok) throw replyError(r);
+    this.queries.learn(r['routing']);
+    return toQueryResult(r);
+  }
+
+  /** Every page of a SELECT, in order (each page a `query` call continuing from the last one's paging state). */
+  async *queryPages(cql: string, params?: readonly unknown[], opts: QueryOptions = {}): AsyncGenerator<QueryResult, void, undefined> {
+    let pagingState = opts.pagingState;
+    for (;;) {
+      const page = await this.query(cql, params, pagingState === undefined ? opts : { ...opts, pagingState });
+      yield page;
+      if (page.pagingState === undefined) return;
+      pagingState = page.pagingState;
+    }
   }
 
   /** Calls waiting for this tick's coalesced batch, per timeoutMs (undefined: the default). */

@@ -33,4 +33,6 @@ export {
   MapHandle,
   RegisterHandle,
   SetHandle,
+  type QueryOptions,
+  type QueryResult,
 } from './client.js';

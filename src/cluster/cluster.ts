@@ -94,6 +94,8 @@ export class Cluster implements RemoteReplicas {
       ring: RingTable;
       transport: PeerTransport;
       tables: TableRegistry;
+      /** Wide-column schemas: gossiped beside the key-value table definitions, converged the same way. */
+      wide?: { encodedAll(): string[]; adoptEncoded(text: unknown): boolean };
       log: Logger;
       /**
        * The other members as this node last knew them (persisted by `persistMembers`). A restarted
@@ -327,7 +329,10 @@ export class Cluster implements RemoteReplicas {
     const raw = st.info.schema;
     if (typeof raw !== 'string') return;
     try {
-      for (const def of JSON.parse(raw) as TableDef[]) this.o.tables.adopt(def);
+      // `{ tables, wide }`: key-value definitions and wide-column schemas (encoded schema texts).
+      const parsed = JSON.parse(raw) as { tables?: unknown; wide?: unknown };
+      if (Array.isArray(parsed.tables)) for (const def of parsed.tables as TableDef[]) this.o.tables.adopt(def);
+      if (Array.isArray(parsed.wide) && this.o.wide) for (const text of parsed.wide) this.o.wide.adoptEncoded(text);
     } catch (e) {
       this.o.log.warn({ from: st.id, err: String(e) }, 'ignoring malformed table schema in gossip');
     }
@@ -336,7 +341,7 @@ export class Cluster implements RemoteReplicas {
   /** Advertise our table schemas (they're small) so every coordinator applies the same settings. */
   publishTables(): void {
     try {
-      this.updateSelf({ schema: JSON.stringify(this.o.tables.all()) });
+      this.updateSelf({ schema: JSON.stringify({ tables: this.o.tables.allKv(), wide: this.o.wide?.encodedAll() ?? [] }) });
     } catch (e) {
       // The table is stored locally either way; failing to advertise it must not fail the request.
       this.o.log.error({ err: String(e) }, 'cannot advertise table schemas through gossip');

@@ -8,11 +8,16 @@ import { DEFAULT_REPLY_LIMITS } from '../net/reply-budget.js';
 import { DEFAULT_HANDSHAKE_POOL_LIMITS } from '../cluster/handshake-pool.js';
 import { DEV_SECRET, isLoopbackHost, protectedModeMessage, readSecretFile, SECRET_ENV, SecretFileError } from './secret.js';
 
+/** How a key-value table reconciles versions (dotted version vectors, or last write wins). */
+export type ConflictMode = 'vclock' | 'lww';
 /**
- * How a table's replicas merge: `vclock` and `lww` store version records (src/versions), `crdt`
- * stores the state of a convergent data type (src/crdt; the table definition names the type).
+ * How the stored records of a table merge: a key-value table's conflict mode; `crdt` for a table of
+ * a convergent data type (one state per key, merged with the type's join, src/crdt; the table
+ * definition names the type); or `cell` for a wide-column table (one record per cell, reconciled by
+ * Cassandra's per-cell rule, src/wide/cell.ts). Shards, repair, hints and read repair merge any
+ * record with src/storage/records.ts by this mode.
  */
-export type ConflictMode = 'vclock' | 'lww' | 'crdt';
+export type TableMode = ConflictMode | 'crdt' | 'cell';
 export type QuorumMode = 'sloppy' | 'strict';
 export type Durability = 'sync' | 'periodic';
 export type ReadRepairMode = 'async' | 'blocking' | 'off';
@@ -24,7 +29,7 @@ export interface HostPort {
 
 export interface TableDefaults {
   /** Tables created on first use: `crdt` needs a type, so only an explicit definition makes one. */
-  conflicts: Exclude<ConflictMode, 'crdt'>;
+  conflicts: ConflictMode;
   n: number;
   quorum: QuorumMode;
 }

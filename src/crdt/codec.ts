@@ -25,10 +25,12 @@ import { corruptState } from './limits.js';
 import { CRDT_TYPES, type CrdtType } from './types.js';
 
 /**
- * First byte of every encoded state. Records (src/versions/record.ts) start with RECORD_FORMAT (1),
- * so a stored value says which of the two it is. Bump when the layout changes.
+ * First byte of every encoded state. Version records (src/versions/record.ts) start with
+ * RECORD_FORMAT (0x01) and wide-column cells (src/wide/cell.ts) with CELL_FORMAT << 4 (0x10-0x1f),
+ * so a stored value says which of the three it is (src/storage/records.ts). Bump when the layout
+ * changes. (0x11 until the wide-column integration: it collided with a cell's first byte.)
  */
-export const CRDT_STATE_FORMAT = 0x11;
+export const CRDT_STATE_FORMAT = 0x20;
 
 /** Second byte: the type. */
 export const CRDT_TYPE_CODES: Readonly<Record<CrdtType, number>> = Object.freeze({ counter: 1, set: 2, map: 3, register: 4, flag: 5 });

@@ -6,31 +6,57 @@ import type { ConflictMode, Durability } from '../config/config.js';
 import type { Version } from '../versions/index.js';
 
 /**
- * A hint names its table by name only: the table id is a function of the name (tableIdOf) and is
- * derived again at replay. So hints stored by storage format 1 (whose values still carry a 32-bit
- * `tableId`, ignored now) replay unchanged, and the `hints` family needs no migration.
+ * A key-value write held for a node. It names its table by name only: the table id is a function
+ * of the name (tableIdOf) and is derived again at replay. So hints stored by storage format 1
+ * (whose values still carry a 32-bit `tableId`, ignored now) replay unchanged, and the `hints`
+ * family needs no migration.
  */
-export interface Hint {
+export interface KvHint {
   /** Node the write was meant for. */
   target: string;
   table: string;
   mode: ConflictMode;
   key: Uint8Array;
-  /** The versions to merge (vclock / lww tables); empty for a crdt table's hint. */
   versions: Version[];
-  /**
-   * A crdt table's hint: the CRDT state to merge (mode `crdt`). A state is a join-semilattice
-   * element, so a stale, duplicated or reordered replay is harmless.
-   */
-  state?: Uint8Array;
   /** Wall-clock ms when the hint was stored (for maxHintWindowMs expiry). */
   createdAt: number;
 }
 
-export interface StoredHint extends Hint {
-  /** Per-target sequence number: replay is in this (arrival) order. */
-  seq: number;
+/**
+ * A crdt table's write held for a node: the key's CRDT state, replayed as a replica write the
+ * target joins with what it holds. A state is a join-semilattice element, so a stale, duplicated or
+ * reordered replay is harmless.
+ */
+export interface CrdtHint {
+  target: string;
+  table: string;
+  mode: 'crdt';
+  key: Uint8Array;
+  state: Uint8Array;
+  createdAt: number;
 }
+
+/**
+ * A wide-column partition mutation held for a node: the cell records of one partition, replayed
+ * as one `wide-write` (the same merge, in any order). It carries its table's storage id: a
+ * wide-column table's id names one incarnation, so a hint never lands in a table re-created
+ * under the same name after a DROP (the target refuses an id it does not know as live).
+ */
+export interface CellHint {
+  target: string;
+  table: string;
+  mode: 'cell';
+  tableId: Uint8Array;
+  /** The serialized partition key (its token places the write). */
+  key: Uint8Array;
+  entries: Array<{ suffix: Uint8Array; record: Uint8Array }>;
+  createdAt: number;
+}
+
+export type Hint = KvHint | CrdtHint | CellHint;
+
+/** A stored hint with its per-target sequence number: replay is in this (arrival) order. */
+export type StoredHint = Hint & { seq: number };
 
 export interface HintsWorkerData {
   handle: bigint;

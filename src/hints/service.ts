@@ -4,7 +4,8 @@ import { logEvent } from '../log/events.js';
 import type { Cluster } from '../cluster/cluster.js';
 import { tableIdOf } from '../router/tables.js';
 import { RingkvError } from '../util/errors.js';
-import type { Hint, StoredHint } from './protocol.js';
+import type { CellHint, CrdtHint, Hint, KvHint, StoredHint } from './protocol.js';
+import { wideWriteMessage } from '../router/wide-replicas.js';
 import { isExpired, ReplayThrottle, replayRate, replayWindow, settledPrefix } from './policy.js';
 import type { HintStore } from './store.js';
 
@@ -93,9 +94,10 @@ export class HintService {
     this.window = replayWindow(o.config.hintReplayPerSecond);
     o.store.onCounts = () => this.publish();
     o.cluster.registerService('hint-store', async (body) => {
-      const hint = body['hint'] as Hint | undefined;
-      if (!hint || typeof hint.target !== 'string' || !Array.isArray(hint.versions)) throw new RingkvError('bad_request', 'hint-store needs a hint');
-      if ((hint.mode === 'crdt') !== (hint.state instanceof Uint8Array)) throw new RingkvError('bad_request', 'a hint carries a state exactly when its mode is crdt');
+      // Key-value and CRDT hints may be stored on another node (a wide-column hint stays with its coordinator).
+      const hint = body['hint'] as KvHint | CrdtHint | undefined;
+      const valid = hint && typeof hint.target === 'string' && (hint.mode === 'crdt' ? hint.state instanceof Uint8Array : hint.mode !== ('cell' as string) && Array.isArray(hint.versions));
+      if (!valid) throw new RingkvError('bad_request', 'hint-store needs a key-value or crdt hint');
       return { stored: await this.storeLocal(hint) };
     });
     // Asked by a node about to replay hints to this one: which ring this node routes by.
@@ -126,10 +128,15 @@ export class HintService {
   }
 
   /** Store a hint on `holder` (null = this node). Resolves true once it is durable there. */
-  async hint(holder: string | null, h: Omit<Hint, 'createdAt'>, timeoutMs: number): Promise<boolean> {
-    // Only the hint's own fields (callers pass a replica op, which also carries the table id).
-    const hint: Hint = { target: h.target, table: h.table, mode: h.mode, key: h.key, versions: h.versions, createdAt: Date.now() };
-    if (h.state !== undefined) hint.state = h.state;
+  async hint(holder: string | null, h: Omit<KvHint, 'createdAt'> | Omit<CrdtHint, 'createdAt'> | Omit<CellHint, 'createdAt'>, timeoutMs: number): Promise<boolean> {
+    // Only the hint's own fields (callers pass a replica op, which may carry more).
+    const createdAt = Date.now();
+    const hint: Hint =
+      h.mode === 'cell'
+        ? { target: h.target, table: h.table, mode: 'cell', tableId: h.tableId, key: h.key, entries: h.entries, createdAt }
+        : h.mode === 'crdt'
+          ? { target: h.target, table: h.table, mode: 'crdt', key: h.key, state: h.state, createdAt }
+          : { target: h.target, table: h.table, mode: h.mode, key: h.key, versions: h.versions, createdAt };
     if (holder === null || holder === this.o.cluster.selfId) return this.storeLocal(hint);
     const r = (await this.o.cluster.request(holder, { t: 'hint-store', hint }, timeoutMs)) as { stored?: boolean };
     return r.stored === true;
@@ -285,13 +292,7 @@ export class HintService {
         win.map(async (h): Promise<'sent' | 'expired' | 'obsolete' | Error> => {
           if (isExpired(h.createdAt, now, this.o.config.maxHintWindowMs)) return 'expired';
           try {
-            const tableId = Buffer.from(tableIdOf(h.table), 'hex');
-            if (h.state !== undefined) {
-              // A CRDT state goes as it is: the target joins it with what it holds.
-              await this.o.cluster.writeRecord(target, { table: h.table, tableId, mode: h.mode, key: h.key, record: h.state }, this.o.config.requestTimeoutMs);
-            } else {
-              await this.o.cluster.write(target, { table: h.table, tableId, mode: h.mode, key: h.key, versions: h.versions }, this.o.config.requestTimeoutMs);
-            }
+            await this.deliver(target, h);
             return 'sent';
           } catch (e) {
             // The target no longer stores the key (a range movement moved it away, in the ring both
@@ -329,6 +330,22 @@ export class HintService {
       }
     }
     return true;
+  }
+
+  /** Replay one hint: the replica write it stands for (a wide-column hint is a partition mutation). */
+  private async deliver(target: string, h: Hint): Promise<void> {
+    const timeoutMs = this.o.config.requestTimeoutMs;
+    if (h.mode === 'cell') {
+      await this.o.cluster.request(target, wideWriteMessage({ table: h.table, tableId: h.tableId, key: h.key, entries: h.entries }), timeoutMs);
+      return;
+    }
+    const tableId = Buffer.from(tableIdOf(h.table), 'hex');
+    if (h.mode === 'crdt') {
+      // A CRDT state goes as it is: the target joins it with what it holds.
+      await this.o.cluster.writeRecord(target, { table: h.table, tableId, mode: 'crdt', key: h.key, record: h.state }, timeoutMs);
+      return;
+    }
+    await this.o.cluster.write(target, { table: h.table, tableId, mode: h.mode, key: h.key, versions: h.versions }, timeoutMs);
   }
 
   private trimPasses(): void {

@@ -103,8 +103,12 @@ export class HintStore {
   async store(hint: Hint): Promise<boolean> {
     // The key and values are often views (of a socket chunk, of the Buffer pool): posting them would
     // clone whole backing buffers, so detach them first.
-    const own: Hint = { ...hint, key: detachedBytes(hint.key), versions: hint.versions.map((v) => ({ ...v, value: detachedBytes(v.value) })) };
-    if (hint.state !== undefined) own.state = detachedBytes(hint.state);
+    const own: Hint =
+      hint.mode === 'cell'
+        ? { ...hint, key: detachedBytes(hint.key), tableId: detachedBytes(hint.tableId), entries: hint.entries.map((e) => ({ suffix: detachedBytes(e.suffix), record: detachedBytes(e.record) })) }
+        : hint.mode === 'crdt'
+          ? { ...hint, key: detachedBytes(hint.key), state: detachedBytes(hint.state) }
+          : { ...hint, key: detachedBytes(hint.key), versions: hint.versions.map((v) => ({ ...v, value: detachedBytes(v.value) })) };
     const r = await this.call({ op: 'store', hint: own });
     return r.stored === true;
   }

@@ -29,6 +29,10 @@ import { startRepairService } from '../repair/service.js';
 import { CrdtCoordinator } from '../router/crdt.js';
 import { mountCrdtRoutes } from '../api/crdt-http.js';
 import { markCleanShutdown, startIncarnation } from './incarnation.js';
+import { mountQueryRoutes, queryOkOf } from '../api/query-routes.js';
+import { WideTableRegistry } from '../router/wide-tables.js';
+import { WideReplicas } from '../router/wide-replicas.js';
+import { CqlService } from '../router/wide-query.js';
 import { META_REPLACES, META_STATUS, META_TOKENS, MovementManager } from '../streaming/manager.js';
 import { EXTRA_REPLACES } from '../streaming/membership.js';
 import type { MemberReply } from '../streaming/messages.js';
@@ -185,6 +189,10 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
   undo.push({ what: 'crdt incarnation', fn: () => markCleanShutdown(meta) });
   const tables = new TableRegistry(meta, config.tables);
   await tables.load();
+  // Wide-column tables share the name space and the storage with key-value tables (TableRegistry.others).
+  const wide = new WideTableRegistry(meta, tables, { n: config.tables.n, gcGraceSeconds: config.gcGraceSeconds });
+  await wide.load();
+  tables.others = wide;
 
   checkpoint();
 
@@ -263,6 +271,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     ring,
     transport,
     tables,
+    wide,
     log,
     knownMembers: meta.get<EndpointState[]>('cluster/members') ?? [],
     persistMembers: (states) => meta.set('cluster/members', states),
@@ -354,9 +363,30 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
   const crdts = new CrdtCoordinator({ router, shards: pool, remote: cluster, hints: () => hints, tables, config, log });
   cluster.registerService('crdt-apply', (b) => crdts.onPeerApply(b));
   tables.onChange = () => cluster.publishTables();
+  // The shards' sweep needs each wide-column table's own gc grace; a schema change re-sends them all.
+  const sendGraces = (): void => {
+    for (let i = 0; i < pool.size; i++) void pool.submit(i, { op: 'table-grace', graces: wide.graces() }).catch((e: unknown) => log.warn({ err: String(e), shard: i }, 'cannot send table gc graces to a shard'));
+  };
+  wide.onChange = () => {
+    cluster.publishTables();
+    sendGraces();
+  };
+  sendGraces();
+  const wideReplicas = new WideReplicas({ cluster, router, shards: pool, wide, log });
+  wideReplicas.register();
+  const cql = new CqlService({
+    router,
+    replicas: wideReplicas,
+    hints,
+    config,
+    log,
+    wide,
+    selfId: identity.id,
+    peers: () => cluster.gossip.all().filter((st) => st.id !== identity.id && st.info.status !== 'left' && cluster.isUp(st.id)).map((st) => st.id),
+  });
   cluster.publishTables();
   cluster.start();
-  const repair = startRepairService({ cluster, shards: pool, router, tables, ring, config, log });
+  const repair = startRepairService({ cluster, shards: pool, router, tables, ring, config, log, gcGraceOf: (id) => wide.graceOf(id) });
   undo.push({ what: 'repair', fn: () => repair.stop() });
   const movements = new MovementManager({ cluster, router, shards: pool, tables, meta, ring, config, log, onLeft: () => onLeft?.() });
   undo.push({ what: 'range movements', fn: () => movements.stop() });
@@ -420,10 +450,11 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     tables,
     log,
     clusterInfo,
-    metrics: async () => ({ router: router.counters, transport: transport.stats(), ipc: ipc?.stats(), replies: replies.stats(), gossipRounds: cluster.gossipRounds, hints: hints.snapshot() }),
+    metrics: async () => ({ router: router.counters, cql: cql.counters, transport: transport.stats(), ipc: ipc?.stats(), replies: replies.stats(), gossipRounds: cluster.gossipRounds, hints: hints.snapshot() }),
     replies,
     extraRoutes: [
       (app) => mountRepairRoutes(app, repair),
+      (app) => mountQueryRoutes(app, cql),
       (app) => mountStreamingRoutes(app, movements),
       (app) => mountCrdtRoutes(app, crdts, config),
       (app) => monitoring.mount(app),
@@ -440,6 +471,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     tables,
     nodeId: identity.id,
     clusterStatus: clusterInfo,
+    query: async (q) => queryOkOf(await cql.execute(q)),
     log,
     ringInfo: () => {
       const layout = cluster.currentLayout();

@@ -5,11 +5,10 @@
  *
  * Worker-safe: the shard actor imports `leafTokenRuns` to list the keys of given leaves.
  */
-import type { ConflictMode } from '../config/config.js';
+import type { TableMode } from '../config/config.js';
 import type { Hash64 } from '../merkle/index.js';
 import { tableIdOfStorageKey } from '../storage/keys.js';
-import { invariant } from '../util/errors.js';
-import { mergeVersions, purgeableTombstones, versionsEqual, type MergeMode, type Version } from '../versions/index.js';
+import { isPurgeableRecord, mergeStoredRecords, sameRecord } from '../storage/records.js';
 
 const TWO_64 = 1n << 64n;
 const U64_MASK = TWO_64 - 1n;
@@ -122,31 +121,32 @@ export function tableIdHexOfStorageKey(key: Uint8Array): string {
   return tableIdOfStorageKey(key).toString('hex');
 }
 
-/** What both sides hold for one key; null = absent there (or not fetched because known absent). */
+/** What both sides store for one key (record bytes, either family); null = absent there (or not fetched because known absent). */
 export interface KeyState {
   key: Uint8Array;
-  local: readonly Version[] | null;
-  remote: readonly Version[] | null;
+  local: Uint8Array | null;
+  remote: Uint8Array | null;
 }
 
 export interface RepairPolicy {
-  /** The table's conflict mode (by hex table id); undefined = unknown table (its keys are left alone). */
-  modeOf(tableId: string): ConflictMode | undefined;
+  /** The table's merge mode (by hex table id); undefined = unknown table (its keys are left alone). */
+  modeOf(tableId: string): TableMode | undefined;
   /** Whether this table's keys belong on this node / on the peer (table N vs position in the pref list). */
   localMayStore(tableId: string): boolean;
   remoteMayStore(tableId: string): boolean;
+  /** The table's gc grace (a wide-column table may set its own), in seconds. */
+  graceSecondsOf(tableId: string): number;
   maxSiblings: number;
-  nowUs: number;
-  graceUs: number;
+  nowMs: number;
 }
 
 export interface KeyAction {
   key: Uint8Array;
   /** Hex, as TableDef.id. */
   tableId: string;
-  mode: MergeMode;
-  /** The merged version set to store (the receiving shard merges it again: idempotent). */
-  versions: Version[];
+  mode: TableMode;
+  /** The merged record to store (the receiving shard merges it again: idempotent). */
+  record: Uint8Array;
 }
 
 export interface RepairPlan {
@@ -165,11 +165,11 @@ export interface RepairPlan {
 }
 
 /**
- * Decide, per key of a vclock or lww table, what each side must receive: merge both sides with the
- * table's conflict mode and send the merge to whichever side does not already hold exactly it
- * (keys of crdt tables hold states and are planned by planCrdtKeyRepairs, crdt-plan.ts). A tombstone is a version like
- * any other, so a delete one replica missed flows to it and wins the merge where its context covers
- * the stale value: repair within the grace period cannot resurrect a deleted value.
+ * Decide, per key, what each side must receive: merge both sides with the table's mode (the shared
+ * record merge, storage/records.ts) and send the merge to whichever side does not already hold
+ * exactly it. A tombstone is a record like any other (a version, or a cell, row, range or
+ * partition deletion), so a delete one replica missed flows to it and wins the merge where it
+ * covers the stale value: repair within the grace period cannot resurrect a deleted value.
  */
 export function planKeyRepairs(states: readonly KeyState[], policy: RepairPolicy): RepairPlan {
   const plan: RepairPlan = { toLocal: [], toRemote: [], unknownTable: 0, purgeable: 0, equal: 0 };
@@ -180,27 +180,24 @@ export function planKeyRepairs(states: readonly KeyState[], policy: RepairPolicy
       plan.unknownTable++;
       continue;
     }
-    invariant(mode !== 'crdt', 'a crdt table\'s key reached the version repair plan');
-    const local = st.local ?? [];
-    const remote = st.remote ?? [];
-    if (local.length === 0 && remote.length === 0) {
+    const { local, remote } = st;
+    if (local === null && remote === null) {
       plan.equal++;
       continue;
     }
-    const oneSided = local.length === 0 || remote.length === 0;
-    if (oneSided && purgeableTombstones(local.length === 0 ? remote : local, policy.nowUs, policy.graceUs)) {
+    if ((local === null || remote === null) && isPurgeableRecord((local ?? remote)!, policy.nowMs, policy.graceSecondsOf(tableId))) {
       plan.purgeable++;
       continue;
     }
-    const merged = mergeVersions(mode, local, remote, policy.maxSiblings);
-    const localStale = !versionsEqual(merged, local);
-    const remoteStale = !versionsEqual(merged, remote);
+    const merged = remote === null ? local! : mergeStoredRecords(mode, local ?? undefined, remote, policy.maxSiblings);
+    const localStale = local === null || !sameRecord(merged, local);
+    const remoteStale = remote === null || !sameRecord(merged, remote);
     if (!localStale && !remoteStale) {
       plan.equal++;
       continue;
     }
-    if (localStale && policy.localMayStore(tableId)) plan.toLocal.push({ key: st.key, tableId, mode, versions: merged });
-    if (remoteStale && policy.remoteMayStore(tableId)) plan.toRemote.push({ key: st.key, tableId, mode, versions: merged });
+    if (localStale && policy.localMayStore(tableId)) plan.toLocal.push({ key: st.key, tableId, mode, record: merged });
+    if (remoteStale && policy.remoteMayStore(tableId)) plan.toRemote.push({ key: st.key, tableId, mode, record: merged });
   }
   return plan;
 }

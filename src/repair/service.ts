@@ -19,7 +19,7 @@
  * Every message and page is bounded (REPAIR_LIMITS); a session walks ranges with bounded
  * concurrency; only one session runs at a time on a node.
  */
-import type { ConflictMode, NodeConfig } from '../config/config.js';
+import type { NodeConfig, TableMode } from '../config/config.js';
 import type { Cluster } from '../cluster/cluster.js';
 import type { Logger } from '../log/logger.js';
 import { logEvent } from '../log/events.js';
@@ -32,13 +32,11 @@ import type { Router } from '../router/router.js';
 import { tableIdBytes, type TableRegistry } from '../router/tables.js';
 import { MIN_STORAGE_KEY_BYTES, TABLE_ID_BYTES } from '../storage/keys.js';
 import { localShardOf } from '../storage/placement.js';
-import { REPAIR_LIMITS, type LeafCursor, type RangeRef, type RepairWriteEntry, type RepairResult, type SweepStats } from '../storage/shard-protocol.js';
+import { REPAIR_LIMITS, type LeafCursor, type RangeRef, type RepairResult, type SweepStats } from '../storage/shard-protocol.js';
 import type { ShardPool } from '../storage/shards.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
-import { decodeRecord, encodeRecord, type Version } from '../versions/index.js';
-import { decodeCrdt } from '../crdt/index.js';
-import { planCrdtKeyRepairs, type CrdtKeyState } from './crdt-plan.js';
-import { batchBySize, diffKeyDigests, planKeyRepairs, tableIdHexOfStorageKey, type KeyDigest, type KeyState, type RepairPolicy } from './plan.js';
+import { validateRecord } from '../storage/records.js';
+import { batchBySize, diffKeyDigests, planKeyRepairs, type KeyDigest, type KeyState, type RepairPolicy } from './plan.js';
 
 export interface RepairReport {
   /** The table whose keys were streamed, or null for all tables. */
@@ -124,6 +122,8 @@ export interface RepairDeps {
   ring: RingTable;
   config: NodeConfig;
   log: Logger;
+  /** A table's own gc grace by storage id (hex), when it sets one (wide-column tables); else config.gcGraceSeconds. */
+  gcGraceOf?: (tableId: string) => number | undefined;
 }
 
 /** Peer messages of the repair protocol (answered by the peer's RepairService). */
@@ -132,7 +132,7 @@ export type RepairPeerMessage =
   | { t: 'repair-nodes'; digest: string; range: RangeRef; level: number; indexes: number[] }
   | { t: 'repair-keys'; digest: string; range: RangeRef; leaves: number[]; table: Uint8Array | null; cursor: NodeLeafCursor | null }
   | { t: 'repair-fetch'; keys: Uint8Array[] }
-  | { t: 'repair-push'; entries: Array<{ key: Uint8Array; mode: ConflictMode; record: Uint8Array }> };
+  | { t: 'repair-push'; entries: Array<{ key: Uint8Array; mode: TableMode; record: Uint8Array }> };
 
 /**
  * Where a listing of some leaves' keys stopped on a node: the shard being listed (they are walked
@@ -497,17 +497,14 @@ class RepairServiceImpl implements RepairService {
       const mode = o['mode'];
       const record = o['record'];
       if (!(key instanceof Uint8Array) || key.length < MIN_STORAGE_KEY_BYTES) throw new RingkvError('bad_request', 'repair-push entry needs a storage key');
-      if (mode !== 'vclock' && mode !== 'lww' && mode !== 'crdt') throw new RingkvError('bad_request', 'repair-push entry mode must be vclock, lww or crdt');
+      if (mode !== 'vclock' && mode !== 'lww' && mode !== 'crdt' && mode !== 'cell') throw new RingkvError('bad_request', 'repair-push entry mode must be vclock, lww, crdt or cell');
       if (!(record instanceof Uint8Array)) throw new RingkvError('bad_request', 'repair-push entry needs a record');
       try {
-        if (mode === 'crdt') {
-          decodeCrdt(record); // validated before it can reach storage
-          return { key, mode, record } satisfies RepairWriteEntry;
-        }
-        return { key, mode, versions: decodeRecord(record) } satisfies RepairWriteEntry;
+        validateRecord(mode, record);
       } catch (err) {
         throw new RingkvError('bad_request', `repair-push: ${(err as Error).message}`);
       }
+      return { key, mode: mode as TableMode, record };
     });
     const { changed, notOwner } = await this.writeLocal(decoded);
     return { changed, notOwner };
@@ -533,10 +530,10 @@ class RepairServiceImpl implements RepairService {
     return out;
   }
 
-  private async writeLocal(entries: readonly RepairWriteEntry[]): Promise<{ changed: number; notOwner: number }> {
+  private async writeLocal(entries: ReadonlyArray<{ key: Uint8Array; mode: TableMode; record: Uint8Array }>): Promise<{ changed: number; notOwner: number }> {
     let changed = 0;
     let notOwner = 0;
-    const byShard = new Map<number, RepairWriteEntry[]>();
+    const byShard = new Map<number, Array<{ key: Uint8Array; mode: TableMode; record: Uint8Array }>>();
     for (const e of entries) {
       const s = this.shardOfKey(e.key);
       if (s < 0) {
@@ -545,7 +542,7 @@ class RepairServiceImpl implements RepairService {
       }
       let l = byShard.get(s);
       if (!l) byShard.set(s, (l = []));
-      l.push(e);
+      l.push({ key: e.key, mode: e.mode, record: e.record });
     }
     await Promise.all(
       [...byShard].map(async ([shard, list]) => {
@@ -700,7 +697,7 @@ class RepairServiceImpl implements RepairService {
       return out;
     });
     report.hashesCompared += hashesCompared - 1; // the root pair is already counted
-    const tableOf = (id: string): { mode: ConflictMode; n: number } | undefined => {
+    const tableOf = (id: string): { mode: TableMode; n: number } | undefined => {
       const t = this.d.tables.byId(id);
       return t ? { mode: t.conflicts, n: t.n } : undefined;
     };
@@ -708,9 +705,9 @@ class RepairServiceImpl implements RepairService {
       modeOf: (id) => tableOf(id)?.mode,
       localMayStore: (id) => it.selfPos < (tableOf(id)?.n ?? Infinity),
       remoteMayStore: (id) => it.peerPos < (tableOf(id)?.n ?? Infinity),
+      graceSecondsOf: (id) => this.d.gcGraceOf?.(id) ?? this.d.config.gcGraceSeconds,
       maxSiblings: this.d.config.maxSiblings,
-      nowUs: Date.now() * 1000,
-      graceUs: this.d.config.gcGraceSeconds * 1_000_000,
+      nowMs: Date.now(),
     };
     for (let i = 0; i < leaves.length; i += LEAVES_PER_ROUND) {
       const group = leaves.slice(i, i + LEAVES_PER_ROUND);
@@ -761,30 +758,19 @@ class RepairServiceImpl implements RepairService {
     const localKeys = items.filter((x) => x.local).map((x) => x.key);
     const remoteKeys = items.filter((x) => x.remote).map((x) => x.key);
     const [localRecs, remoteRecs] = await Promise.all([this.fetchAllLocal(localKeys), this.fetchAllRemote(report, peer, remoteKeys)]);
-    const decode = (r: Uint8Array | null | undefined): Version[] | null => (r ? decodeRecord(r) : null);
-    // Keys of crdt tables hold states, merged by their type's join (crdt-plan.ts); the others versions.
     const states: KeyState[] = [];
-    const crdtStates: CrdtKeyState[] = [];
     let li = 0;
     let ri = 0;
     for (const x of items) {
-      const local = x.local ? (localRecs[li++] ?? null) : null;
-      const remote = x.remote ? (remoteRecs[ri++] ?? null) : null;
-      if (policy.modeOf(tableIdHexOfStorageKey(x.key)) === 'crdt') crdtStates.push({ key: x.key, local, remote });
-      else states.push({ key: x.key, local: decode(local), remote: decode(remote) });
+      states.push({ key: x.key, local: x.local ? (localRecs[li++] ?? null) : null, remote: x.remote ? (remoteRecs[ri++] ?? null) : null });
     }
     const plan = planKeyRepairs(states, policy);
-    const crdtPlan = planCrdtKeyRepairs(crdtStates, policy);
-    report.keysSkipped += plan.unknownTable + plan.purgeable + crdtPlan.unknownTable;
-    const toLocal: RepairWriteEntry[] = [...plan.toLocal, ...crdtPlan.toLocal.map((a): RepairWriteEntry => ({ key: a.key, mode: 'crdt', record: a.state }))];
-    for (let i = 0; i < toLocal.length; i += REPAIR_LIMITS.maxKeysPerOp) {
-      await this.writeLocal(toLocal.slice(i, i + REPAIR_LIMITS.maxKeysPerOp));
+    report.keysSkipped += plan.unknownTable + plan.purgeable;
+    for (let i = 0; i < plan.toLocal.length; i += REPAIR_LIMITS.maxKeysPerOp) {
+      await this.writeLocal(plan.toLocal.slice(i, i + REPAIR_LIMITS.maxKeysPerOp));
     }
-    report.keysReceived += toLocal.length;
-    const pushes: Array<{ key: Uint8Array; mode: ConflictMode; record: Uint8Array }> = [
-      ...plan.toRemote.map((a) => ({ key: a.key, mode: a.mode, record: encodeRecord(a.versions) })),
-      ...crdtPlan.toRemote.map((a) => ({ key: a.key, mode: 'crdt' as const, record: a.state })),
-    ];
+    report.keysReceived += plan.toLocal.length;
+    const pushes = plan.toRemote.map((a) => ({ key: a.key, mode: a.mode, record: a.record }));
     for (const batch of batchBySize(pushes, (p) => p.record.length + p.key.length, REPAIR_LIMITS.maxKeysPerOp, REPAIR_LIMITS.maxFetchBytes)) {
       await this.call(report, peer, { t: 'repair-push', entries: batch });
       report.keysSent += batch.length;

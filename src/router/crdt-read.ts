@@ -6,7 +6,7 @@
  * deadline and repair timing are the shared skeleton of every read (quorum-read.ts).
  */
 import { readEncoded, type CrdtValue } from '../crdt/index.js';
-import { mergeStored } from '../storage/merge.js';
+import { mergeStoredRecords } from '../storage/records.js';
 import { RingkvError } from '../util/errors.js';
 import type { NodeConfig } from '../config/config.js';
 import type { ResolvedConsistency } from './consistency.js';
@@ -52,7 +52,7 @@ export class CrdtReadCoordination extends QuorumReadCoordination<Uint8Array, Crd
     repairMode: NodeConfig['readRepair'],
     done: Done<CrdtReadResult>,
   ) {
-    super({ counters: d.router.counters, isUp: (r) => d.router.isReplicaUp(r), quorumError: (...a) => d.router.quorumError(...a) }, cons, targets, timeoutMs, repairMode, done);
+    super({ counters: d.router.counters, isUp: (r) => d.router.isUp(r), quorumError: (...a) => d.router.quorumError(...a) }, cons, targets, timeoutMs, repairMode, done);
   }
 
   protected readReplica(r: Replica, timeoutMs: number, cb: (err: Error | null, state: Uint8Array | null) => void): void {
@@ -62,7 +62,7 @@ export class CrdtReadCoordination extends QuorumReadCoordination<Uint8Array, Crd
   protected accept(r: Replica, state: Uint8Array | null): boolean {
     if (state !== null) {
       try {
-        this.joined = this.joined === null ? state : mergeStored('crdt', this.joined, state, 1).bytes;
+        this.joined = this.joined === null ? state : mergeStoredRecords('crdt', this.joined, state, 1);
       } catch (e) {
         // A state that does not decode (or is of another type) counts as a failed replica.
         this.io.log.warn({ err: String(e), replica: r.nodeId }, 'undecodable crdt state from a replica');

@@ -39,7 +39,7 @@ export interface CrdtRemote {
 }
 
 export interface CrdtDeps {
-  router: Pick<Router, 'route' | 'isReplicaUp' | 'isPendingUp' | 'planWrite' | 'track' | 'counters' | 'quorumError' | 'selfId' | 'observer'>;
+  router: Pick<Router, 'replicasOf' | 'isUp' | 'pendingUp' | 'planWrite' | 'track' | 'counters' | 'quorumError' | 'selfId' | 'observer'>;
   shards: Pick<ShardPool, 'crdtApply' | 'write' | 'read'>;
   remote: CrdtRemote | undefined;
   hints: () => HintService | undefined;
@@ -136,7 +136,7 @@ export class CrdtReplicaIo {
   hint(target: string, holder: string | null, state: Uint8Array, timeoutMs: number): Promise<boolean> {
     const hints = this.d.hints();
     if (!hints) return Promise.resolve(false);
-    return hints.hint(holder, { target, table: this.table.name, mode: 'crdt', key: this.key, versions: [], state }, timeoutMs);
+    return hints.hint(holder, { target, table: this.table.name, mode: 'crdt', key: this.key, state }, timeoutMs);
   }
 
   get log(): Logger {

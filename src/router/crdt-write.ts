@@ -20,7 +20,7 @@
  */
 import { encodeApplyRequest } from '../storage/crdt-shard.js';
 import { hasRemovals, readEncoded, type CrdtValue, type ParsedOp } from '../crdt/index.js';
-import { mergeStored } from '../storage/merge.js';
+import { mergeStoredRecords } from '../storage/records.js';
 import { RingkvError } from '../util/errors.js';
 import type { ResolvedConsistency } from './consistency.js';
 import type { ApplyOutcome, CrdtDeps, CrdtReplicaIo } from './crdt-replicas.js';
@@ -164,7 +164,7 @@ export class CrdtUpdateCoordination {
       this.io.read(r, this.remaining(), (err, state) => {
         if (!err && state !== null) {
           try {
-            joined = joined === null ? state : mergeStored('crdt', joined, state, 1).bytes;
+            joined = joined === null ? state : mergeStoredRecords('crdt', joined, state, 1);
           } catch (e) {
             this.io.log.warn({ err: String(e), replica: r.nodeId }, 'undecodable crdt state from a replica');
           }
@@ -183,7 +183,7 @@ export class CrdtUpdateCoordination {
    */
   private fanOut(coordinator: Replica, state: Uint8Array): void {
     for (const r of this.plan.pending) {
-      if (!this.d.router.isPendingUp(r)) this.pendingHint(r, state);
+      if (!this.d.router.pendingUp(r)) this.pendingHint(r, state);
       else this.io.write(r, state, this.timeoutMs, (err) => err && this.pendingHint(r, state));
     }
     for (const pl of this.plan.placements) this.hint(pl.target, pl.holder, state, pl.counts);

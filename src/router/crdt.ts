@@ -53,8 +53,8 @@ export class CrdtCoordinator {
     return t;
   }
 
-  private ioFor(table: TableDef, key: Uint8Array): { io: CrdtReplicaIo; route: ReturnType<CrdtDeps['router']['route']> } {
-    const route = this.d.router.route(key);
+  private ioFor(table: TableDef, key: Uint8Array): { io: CrdtReplicaIo; route: ReturnType<CrdtDeps['router']['replicasOf']> } {
+    const route = this.d.router.replicasOf(key);
     return { io: new CrdtReplicaIo(this.d, table, key, route.hi, route.lo), route };
   }
 

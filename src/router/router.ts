@@ -4,6 +4,7 @@ import { tokenInto, tokenOf, type Token } from '../ring/hash.js';
 import type { RingLayout } from '../ring/builder.js';
 import { Liveness, RingTable, MAX_REPLICAS } from '../ring/table.js';
 import type { ShardPool } from '../storage/shards.js';
+import type { WireWriteMode } from '../storage/shard-wire.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import {
   DotCounter,
@@ -28,7 +29,11 @@ import { QuorumTracker } from './quorum.js';
 import { consistencyReport, QuorumReadCoordination } from './quorum-read.js';
 import { clockwiseFallbacks, placeHints, type HintPlacement } from '../hints/policy.js';
 import type { HintService } from '../hints/service.js';
-import { tableIdBytes, versionMode, type TableDef, type TableRegistry } from './tables.js';
+import { notKeyValue, tableIdBytes, type TableDef, type TableRegistry } from './tables.js';
+import { MAX_TTL_SECONDS } from '../versions/index.js';
+
+/** A key-value table's definition (what the key-value paths work with; never a wide table's view). */
+type KvTableDef = TableDef & { conflicts: ConflictMode };
 import { positionOf } from '../ring/builder.js';
 import type { PendingReplicas } from '../streaming/pending.js';
 import { encodeStorageKey } from '../storage/keys.js';
@@ -80,7 +85,8 @@ export interface ReplicaRead {
 export interface PeerReplicaWrite {
   table: string;
   tableId: Uint8Array;
-  mode: ConflictMode;
+  /** The records' mode: a key-value table's versions, or a crdt table's state (`crdt`). */
+  mode: WireWriteMode;
   key: Uint8Array;
   record: Uint8Array;
   returnMerged?: boolean;
@@ -105,6 +111,8 @@ export interface WriteRequest {
   context?: string | undefined;
   consistency: ConsistencySpec;
   timeoutMs?: number | undefined;
+  /** Seconds until the value expires (absent or 0: never); not with a tombstone. */
+  ttlSeconds?: number | undefined;
 }
 
 export interface ConsistencyReport {
@@ -246,7 +254,13 @@ export class Router {
     return this.opts.selfId;
   }
 
-  private replicasOf(key: Uint8Array): KeyRoute {
+  /** The ring layout this router routes by now. */
+  get currentLayout(): RingLayout {
+    return this.layout;
+  }
+
+  /** A key's (or a wide-column partition key's) token, ring position and preference list under the current ring. */
+  replicasOf(key: Uint8Array): KeyRoute {
     tokenInto(key, this.tok);
     const hi = this.tok[0]!;
     const lo = this.tok[1]!;
@@ -272,7 +286,7 @@ export class Router {
     return req.timeoutMs ?? this.opts.config.requestTimeoutMs;
   }
 
-  private isUp(r: Replica): boolean {
+  isUp(r: Replica): boolean {
     return r.local || this.opts.ring.liveness(r.nodeIndex) !== Liveness.Down;
   }
 
@@ -280,21 +294,6 @@ export class Router {
     if (id === this.opts.selfId) return true;
     const i = this.layout.nodeIds.indexOf(id);
     return i >= 0 && this.opts.ring.liveness(i) !== Liveness.Down;
-  }
-
-  /** The key's route (coordinators outside this file, src/router/crdt-write.ts, use it). */
-  route(key: Uint8Array): KeyRoute {
-    return this.replicasOf(key);
-  }
-
-  /** Is this replica up in this node's view (its own is always)? */
-  isReplicaUp(r: Replica): boolean {
-    return this.isUp(r);
-  }
-
-  /** Liveness of a pending replica (it may be outside the current layout: a joining node). */
-  isPendingUp(r: Replica): boolean {
-    return r.local || (r.nodeIndex >= 0 ? this.opts.ring.liveness(r.nodeIndex) !== Liveness.Down : (this.pending?.isUp(r.nodeId) ?? false));
   }
 
   /** Coordinate a write (or a delete: a tombstone version). */
@@ -323,7 +322,13 @@ export class Router {
     const tracked = this.track(kind, timeoutMs, o ? o.wrap(kind, req.consistency, done) : done);
     if (req.tombstone && !req.context) {
       // Also on a table not created yet (its defaults): a delete must not create a table.
-      if (this.tableFor(req.table).conflicts === 'vclock') return this.runBlindDelete(req, timeoutMs, tracked);
+      let mode: ConflictMode;
+      try {
+        mode = this.kvTable(req.table).conflicts;
+      } catch (e) {
+        return void queueMicrotask(() => tracked(e as Error, undefined));
+      }
+      if (mode === 'vclock') return this.runBlindDelete(req, timeoutMs, tracked);
     }
     this.runWrite(req, tracked);
   }
@@ -397,9 +402,37 @@ export class Router {
     }
   }
 
-  /** Existing table, else the defaults a first write would create it with (nothing is stored). */
-  private tableFor(name: string): TableDef {
-    return this.opts.tables.get(name) ?? this.opts.tables.draft(name);
+  /**
+   * The pending replicas of token (hi, lo) for a write to `n` replicas (a range movement under way
+   * brings them the range: they take every write, their acks never count toward W), and their liveness.
+   */
+  pendingReplicasOf(hi: number, lo: number, n: number): readonly Replica[] {
+    return this.pending === null ? NO_REPLICAS : this.pending.at(hi, lo, n);
+  }
+
+  pendingUp(r: Replica): boolean {
+    return r.local || (r.nodeIndex >= 0 ? this.opts.ring.liveness(r.nodeIndex) !== Liveness.Down : (this.pending?.isUp(r.nodeId) ?? false));
+  }
+
+  /** Does this node store token (hi, lo): a current replica, or a pending one of a movement under way? */
+  storesToken(hi: number, lo: number, replicas: readonly Replica[]): boolean {
+    return replicas.some((r) => r.local) || this.opts.ring.isReplica(hi, lo);
+  }
+
+  /** The key-value table of this name if one is defined (nothing else: not a wide table's view, no draft). */
+  kvTableIfAny(name: string): TableDef | undefined {
+    return this.opts.tables.getKv(name);
+  }
+
+  /**
+   * The key-value table of this name: the existing one, else the defaults a first write would create
+   * it with (nothing is stored). A wide-column table's name is refused (conflict).
+   */
+  private kvTable(name: string): KvTableDef {
+    const t = this.opts.tables.get(name) ?? this.opts.tables.draft(name);
+    if (t.conflicts === 'cell') throw notKeyValue(name);
+    refuseCrdtTable(t);
+    return t as KvTableDef;
   }
 
   /**
@@ -407,9 +440,11 @@ export class Router {
    * only once the request is known to be valid), and build its coordination state.
    */
   private prepareWrite(req: WriteRequest, done: Done<WriteResult>): WriteCoordination {
-    const existing = this.opts.tables.get(req.table);
-    const draft = existing ?? this.opts.tables.draft(req.table);
-    refuseCrdtTable(draft);
+    const draft = this.kvTable(req.table);
+    const existing = this.opts.tables.get(req.table) === undefined ? undefined : draft;
+    const ttl = req.ttlSeconds ?? 0;
+    if (!Number.isSafeInteger(ttl) || ttl < 0 || ttl > MAX_TTL_SECONDS) throw new RingkvError('bad_request', `ttl must be an integer number of seconds between 0 and ${MAX_TTL_SECONDS}`, { field: 'ttl' });
+    if (ttl > 0 && req.tombstone) throw new RingkvError('bad_request', 'a delete takes no ttl', { field: 'ttl' });
     let context: VClock = [];
     if (req.context) {
       try {
@@ -436,9 +471,10 @@ export class Router {
       tombstone: req.tombstone,
       value: req.tombstone ? EMPTY : req.value,
       maxClockEntries: this.opts.config.maxClockEntries,
+      ttl,
     });
     const { up, down, placements, pending } = this.planWrite(route, draft, cons);
-    const table = existing ?? this.opts.tables.getOrCreate(req.table);
+    const table = existing ?? (this.opts.tables.getOrCreate(req.table) as KvTableDef);
     this.counters.coordinatedWrites++;
     return new WriteCoordination(this.coordinationPorts, table, req.key, route.hi, route.lo, version, cons, up, down, placements, this.timeoutOf(req), done, pending);
   }
@@ -498,8 +534,7 @@ export class Router {
     let c: ReadCoordination;
     try {
       // Reads never create tables: an unknown table reads with the defaults (its id is the name's).
-      const table = this.opts.tables.get(req.table) ?? this.opts.tables.draft(req.table);
-      refuseCrdtTable(table);
+      const table = this.kvTable(req.table);
       const route = this.replicasOf(req.key);
       const cons = resolveConsistency(req.consistency, 'read', table.n, route.replicas.length);
       if (cons.n === 0) throw new RingkvError('unavailable', 'the ring has no nodes owning tokens yet');
@@ -531,8 +566,7 @@ export class Router {
       if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > SCAN_LIMITS.maxLimit) {
         throw new RingkvError('bad_request', `limit must be an integer between 1 and ${SCAN_LIMITS.maxLimit}, got ${JSON.stringify(limit)}`, { field: 'limit' });
       }
-      const table = this.opts.tables.get(req.table) ?? this.opts.tables.draft(req.table);
-      refuseCrdtTable(table);
+      const table = this.kvTable(req.table);
       // Where the walk starts, where its one turn of the ring ends, and (continuing) the cursor.
       let walk: { from: Token; exclusive: boolean; end: Token; after: Uint8Array | null };
       if (req.pagingState !== undefined) {
@@ -570,7 +604,7 @@ export class Router {
           if (timedOut) this.counters.timeouts++;
         },
       };
-      c = new ScanCoordination(ports, versionMode(table), segments, cons, limit, this.timeoutOf(req), done, walk.after);
+      c = new ScanCoordination(ports, table.conflicts, segments, cons, limit, this.timeoutOf(req), done, walk.after);
     } catch (e) {
       return void queueMicrotask(() => tracked(e as Error, undefined));
     }
@@ -578,7 +612,7 @@ export class Router {
   }
 
   /** The replicas of ring position `pos` of `layout` (cached like replicasOf while it is current). */
-  private replicasOfPos(layout: RingLayout, pos: number): readonly Replica[] {
+  replicasOfPos(layout: RingLayout, pos: number): readonly Replica[] {
     invariant(Number.isInteger(pos) && pos >= 0 && pos < layout.tokens.length, `ring position ${pos} outside the layout`);
     const current = layout === this.layout;
     const cached = current ? this.replicasAt[pos] : undefined;
@@ -596,8 +630,8 @@ export class Router {
     return frozen;
   }
 
-  /** One page of one replica's rows of a scan segment: a local shard's scan op, or a peer's. */
-  private scanReplica(
+  /** One page of one replica's rows of a scan segment: a local shard's scan op, or a peer's (any table kind). */
+  scanReplica(
     r: Replica,
     table: TableDef,
     seg: ScanSegment,
@@ -631,7 +665,8 @@ export class Router {
         throw new RingkvError('bad_request', `replica scan limit must be 1..${REPAIR_LIMITS.maxScanPage}`);
       }
       if (op.after !== null && !(op.after instanceof Uint8Array)) throw new RingkvError('bad_request', 'replica scan cursor must be bytes or null');
-      const table = this.peerTable(op.table, op.tableId);
+      // Any table kind: wide-column token scans read replicas through this path too.
+      const table = this.peerTable(op.table, op.tableId, 'any');
       const layout = this.layout;
       if (layout.tokens.length === 0) throw new RingkvError('not_owner', `node ${this.opts.selfId} has no ring yet`);
       const end = { hi: op.endHi, lo: op.endLo };
@@ -666,7 +701,7 @@ export class Router {
     log: () => this.opts.log,
     maxSiblings: () => this.opts.config.maxSiblings,
     isUp: (r) => this.isUp(r),
-    pendingUp: (r) => this.isPendingUp(r),
+    pendingUp: (r) => this.pendingUp(r),
     hints: () => this.hints,
     writeReplica: (r, hi, lo, op, record, timeoutMs, cb) => this.writeReplica(r, hi, lo, op, record, timeoutMs, cb),
     readReplica: (r, hi, lo, op, timeoutMs, cb) => this.readReplica(r, hi, lo, op, timeoutMs, cb),
@@ -729,10 +764,9 @@ export class Router {
    * inspect one replica: `GET ...?replica=local`). Fails with not_owner when this node holds none.
    */
   async readLocalReplica(table: string, key: Uint8Array): Promise<ReadResult> {
-    const def = this.opts.tables.get(table) ?? this.opts.tables.draft(table);
-    refuseCrdtTable(def);
+    const def = this.kvTable(table);
     const versions = decodeOrNull(await this.applyReplicaRead({ table: def.name, tableId: tableIdBytes(def), key })) ?? [];
-    return { values: readableValues(versions), context: encodeContext(contextOf(versions)), consistency: { n: 1, required: 1, replied: 1 } };
+    return { values: readableValues(versions, Date.now() * 1000), context: encodeContext(contextOf(versions)), consistency: { n: 1, required: 1, replied: 1 } };
   }
 
   /**
@@ -749,7 +783,8 @@ export class Router {
     if (!(op.record instanceof Uint8Array)) return Promise.reject(new RingkvError('bad_request', 'replica write without record bytes'));
     let tableId: Uint8Array;
     try {
-      const def = this.peerTable(op.table, op.tableId);
+      // A crdt table's state, or a key-value table's versions (never a wide-column table's cells).
+      const def = this.peerTable(op.table, op.tableId, op.mode === 'crdt' ? 'records' : 'kv');
       checkPeerRecord(op, this.opts.tables.get(op.table));
       tableId = tableIdBytes(def);
       // A crdt table is defined explicitly and arrives by gossip; creating it on first use here
@@ -766,6 +801,13 @@ export class Router {
     );
   }
 
+  /** A key-value or crdt table (what replica reads and writes of whole records touch), never a wide-column table. */
+  private recordsTable(name: string): TableDef {
+    const t = this.opts.tables.get(name) ?? this.opts.tables.draft(name);
+    if (t.conflicts === 'cell') throw notKeyValue(name);
+    return t;
+  }
+
   /** A replica-level read from another node's coordinator: this node's stored record (a view), or null. */
   applyReplicaRead(op: ReplicaRead): Promise<Uint8Array | null> {
     this.counters.replicaReads++;
@@ -774,7 +816,7 @@ export class Router {
     if (!self) return Promise.reject(new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of this key in its ring view`));
     let tableId: Uint8Array;
     try {
-      tableId = tableIdBytes(this.peerTable(op.table, op.tableId));
+      tableId = tableIdBytes(this.peerTable(op.table, op.tableId, 'records'));
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
@@ -788,8 +830,12 @@ export class Router {
    * (a peer computing ids another way, e.g. an older version, is refused rather than given another
    * table's storage), and the name must not collide with a table this node knows.
    */
-  private peerTable(name: string, id: unknown): TableDef {
-    const def = this.opts.tables.get(name) ?? this.opts.tables.draft(name);
+  /**
+   * `kind`: `kv` a version table; `records` what replica reads and writes touch, a version table or a
+   * crdt table (a state); `any` any table, wide-column storage views included.
+   */
+  private peerTable(name: string, id: unknown, kind: 'kv' | 'records' | 'any'): TableDef {
+    const def = kind === 'kv' ? this.kvTable(name) : kind === 'records' ? this.recordsTable(name) : (this.opts.tables.get(name) ?? this.opts.tables.draft(name));
     if (!(id instanceof Uint8Array) || !Buffer.from(id.buffer, id.byteOffset, id.byteLength).equals(tableIdBytes(def))) {
       throw new RingkvError('bad_request', `replica op for table ${name} carries a table id that is not this node's id of that name (a peer of another ringkv version?)`, { field: 'tableId' });
     }
@@ -912,7 +958,7 @@ class WriteCoordination {
 
   constructor(
     private readonly p: CoordinationPorts,
-    table: TableDef,
+    table: KvTableDef,
     key: Uint8Array,
     private readonly hi: number,
     private readonly lo: number,
@@ -1033,7 +1079,7 @@ class ReadCoordination extends QuorumReadCoordination<Version[], ReadResult> {
 
   constructor(
     private readonly p: CoordinationPorts,
-    private readonly table: TableDef,
+    private readonly table: KvTableDef,
     private readonly key: Uint8Array,
     private readonly hi: number,
     private readonly lo: number,
@@ -1058,14 +1104,14 @@ class ReadCoordination extends QuorumReadCoordination<Version[], ReadResult> {
 
   protected result(consistency: ConsistencyReport): ReadResult {
     // A single replica's versions are its stored merge already (merging them into nothing is the identity).
-    const merged = this.replies.length === 1 ? this.replies[0]!.versions : reconcile(versionMode(this.table), this.replies, this.p.maxSiblings());
-    return { values: readableValues(merged), context: encodeContext(contextOf(merged)), consistency };
+    const merged = this.replies.length === 1 ? this.replies[0]!.versions : reconcile(this.table.conflicts, this.replies, this.p.maxSiblings());
+    return { values: readableValues(merged, Date.now() * 1000), context: encodeContext(contextOf(merged)), consistency };
   }
 
   protected async repair(timeoutMs: number): Promise<void> {
     const { replies } = this;
     if (replies.length < 2) return;
-    const merged = reconcile(versionMode(this.table), replies, this.p.maxSiblings());
+    const merged = reconcile(this.table.conflicts, replies, this.p.maxSiblings());
     const op: ReplicaWrite = { table: this.table.name, tableId: tableIdBytes(this.table), mode: this.table.conflicts, key: this.key, versions: merged };
     let rec: Uint8Array | null = null;
     await Promise.all(

@@ -428,9 +428,10 @@ export class ScanCoordination<R extends ScanReplica> {
       // A record no replica should have produced: fail the scan rather than skip data silently.
       return this.fail(false, `scan could not reconcile replica records: ${(e as Error).message}`);
     }
+    const nowUs = Date.now() * 1000;
     for (const m of merged.rows) {
-      const values = readableValues(m.versions);
-      if (values.length === 0) continue; // deleted: its winner is a tombstone
+      const values = readableValues(m.versions, nowUs);
+      if (values.length === 0) continue; // deleted (its winner is a tombstone) or expired
       const key = Buffer.from(decodeStorageKey(m.key).partitionKey);
       const context = encodeContext(contextOf(m.versions));
       let size = key.length + context.length;

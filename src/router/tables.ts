@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ConflictMode, QuorumMode, TableDefaults } from '../config/config.js';
+import type { QuorumMode, TableDefaults, TableMode } from '../config/config.js';
 import { CRDT_TYPES, isCrdtType, type CrdtType } from '../crdt/types.js';
 import { xxh64Pair } from '../ring/hash.js';
 import { TABLE_ID_BYTES } from '../storage/keys.js';
@@ -14,7 +14,8 @@ export interface TableDef {
    * computes the same id with no coordination. Storage keys carry it as bytes (tableIdBytes).
    */
   id: string;
-  conflicts: ConflictMode;
+  /** A key-value table's conflict mode (`crdt` for a table of a convergent data type), or `cell` for the storage view of a wide-column table (see OtherTables). */
+  conflicts: TableMode;
   /** The convergent data type every key of a `crdt` table holds; absent for other modes. Fixed once defined. */
   type?: CrdtType;
   n: number;
@@ -130,9 +131,9 @@ export function validateTableSettings(body: TableSettingsInput, defaults: TableD
   return conflicts === 'crdt' ? { conflicts, type: type as CrdtType, n, quorum } : { conflicts, n, quorum };
 }
 
-/** The version merge of a vclock or lww table (callers have refused crdt tables, whose keys hold states). */
+/** The version merge of a vclock or lww table (callers have refused crdt and wide-column tables, whose keys hold states or cells). */
 export function versionMode(t: TableDef): MergeMode {
-  invariant(t.conflicts !== 'crdt', `table ${t.name} is a crdt table: its keys hold states, not versions`);
+  invariant(t.conflicts === 'vclock' || t.conflicts === 'lww', `table ${t.name} is a ${t.conflicts} table: its keys do not hold versions`);
   return t.conflicts;
 }
 
@@ -140,6 +141,27 @@ export function versionMode(t: TableDef): MergeMode {
 export function wellFormedTableDef(def: TableDef): boolean {
   if (def.conflicts === 'crdt') return isCrdtType(def.type);
   return (def.conflicts === 'vclock' || def.conflicts === 'lww') && def.type === undefined;
+}
+
+/**
+ * The tables of another kind that share this registry's name space and the storage (wide-column
+ * tables, src/router/wide-tables.ts). Each live one has a storage view: a TableDef with its own
+ * storage id and conflicts `cell`, which `get` and `byId` return like a key-value definition, so
+ * repair, hints, scans and peer checks resolve any table id the same way. Key-value paths refuse
+ * such a definition (Router.kvTable); key-value definitions never take one of these names.
+ */
+export interface OtherTables {
+  /** The storage view of the live table of this name, if any. */
+  get(name: string): TableDef | undefined;
+  /** The storage view of the live table whose storage id (hex) this is, if any. */
+  byId(id: string): TableDef | undefined;
+  /** The storage views of every live table. */
+  all(): TableDef[];
+}
+
+/** The error for a key-value use of a wide-column table's name. */
+export function notKeyValue(name: string): RingkvError {
+  return new RingkvError('conflict', `table ${name} is a wide-column table (created with CQL); query it through POST /api/v1/query`, { table: name });
 }
 
 /**
@@ -154,6 +176,8 @@ export class TableRegistry {
   private readonly idIndex = new Map<string, TableDef>();
   /** Called after a table is created or changed (the cluster layer gossips schemas). */
   onChange: ((t: TableDef) => void) | undefined;
+  /** Wide-column tables (set once by the node; absent in unit setups). */
+  others: OtherTables | undefined;
 
   constructor(
     private readonly meta: MetaStore,
@@ -182,21 +206,38 @@ export class TableRegistry {
     this.idIndex.set(t.id, t);
   }
 
+  /** A table's definition: a key-value table's, or the storage view of a wide-column table (conflicts `cell`). */
   get(name: string): TableDef | undefined {
+    return this.byName.get(name) ?? this.others?.get(name);
+  }
+
+  /** The key-value table of this name (never a wide-column table's view). */
+  getKv(name: string): TableDef | undefined {
     return this.byName.get(name);
   }
 
   /** The table with this id, as hex (storage keys carry ids, not names: anti-entropy maps them back). */
   byId(id: string): TableDef | undefined {
-    return this.idIndex.get(id);
+    return this.idIndex.get(id) ?? this.others?.byId(id);
   }
 
+  /**
+   * Every table's definition: the key-value tables and the storage views of the wide-column ones
+   * (what repair's and range movements' replication factors, cleanup and listings need).
+   */
   all(): TableDef[] {
+    const kv = this.allKv();
+    const others = this.others?.all() ?? [];
+    return others.length === 0 ? kv : [...kv, ...others.filter((o) => !this.byName.has(o.name))].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The key-value tables (what gossip carries as `tables`; wide-column schemas travel beside them). */
+  allKv(): TableDef[] {
     return [...this.byName.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
   getOrCreate(name: string): TableDef {
-    return this.byName.get(name) ?? this.define(name, {}, false);
+    return this.get(name) ?? this.define(name, {}, false);
   }
 
   /**
@@ -205,6 +246,7 @@ export class TableRegistry {
    */
   draft(name: string): TableDef {
     validateTableName(name);
+    if (this.others?.get(name)) throw notKeyValue(name);
     const id = this.idOf(name);
     const clash = this.idIndex.get(id);
     if (clash && clash.name !== name) throw tableCollision(name, clash.name, id);
@@ -213,12 +255,13 @@ export class TableRegistry {
 
   /** The table's definition for a read or scan: the stored one, else the draft (which refuses a colliding name). */
   forRead(name: string): TableDef {
-    return this.byName.get(name) ?? this.draft(name);
+    return this.get(name) ?? this.draft(name);
   }
 
   /** Create or update a table's settings. */
   define(name: string, settings: TableSettingsInput, explicit: boolean): TableDef {
     validateTableName(name);
+    if (this.others?.get(name)) throw notKeyValue(name);
     const s = validateTableSettings(settings, this.defaults);
     const id = this.idOf(name);
     const clash = this.idIndex.get(id);
@@ -241,7 +284,7 @@ export class TableRegistry {
     const prev = this.byName.get(def.name);
     if (prev && !tableDefSupersedes(prev, def)) return;
     if (typeof def.name !== 'string' || def.id !== this.idOf(def.name)) return; // not a definition any node of this version made
-    if (!wellFormedTableDef(def)) return;
+    if (!wellFormedTableDef(def)) return; // key-value definitions only (crdt ones with a known type)
     const clash = this.idIndex.get(def.id);
     if (clash && clash.name !== def.name) return;
     this.meta.set(`table/${def.name}`, def);

@@ -1,8 +1,8 @@
 /**
  * The shard actor's part of the convergent data types (issue 14): applying a client's operation
- * at the coordinating replica, and merging states that other replicas, hints, repair and
- * streaming deliver. workers/shard.ts calls these inside its group commit, in mailbox order, so the
- * read-modify-write of a key's state never races another op on that key.
+ * at the coordinating replica. workers/shard.ts calls it inside its group commit, in mailbox order,
+ * so the read-modify-write of a key's state never races another op on that key. (States that other
+ * replicas, hints, repair and streaming deliver merge like any record: storage/records.ts.)
  *
  * The operation travels from the router to the shard as bytes (the shard wire's `crdt apply`
  * request): msgpack `[type, op, context | nil]`, the ParsedOp that `parseOp` produced on the
@@ -14,7 +14,6 @@ import { Packr } from 'msgpackr';
 import { applyToEncoded, type CrdtLimits, type CrdtType, type ParsedOp } from '../crdt/index.js';
 import type { VClock } from '../versions/vclock.js';
 import { RingkvError } from '../util/errors.js';
-import { mergeStored } from './merge.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, int64AsType: 'number', copyBuffers: true });
 
@@ -67,9 +66,4 @@ export function applyCrdtRequest(request: Uint8Array, stored: Uint8Array | undef
     // The stored bytes are not a state of the table's type (a record, another type, corruption).
     throw new RingkvError('internal', `cannot apply a ${req.type} operation to the stored value: ${(e as Error).message}`);
   }
-}
-
-/** A replica write of a CRDT state: the join of what is stored and what arrived. */
-export function mergeCrdtState(stored: Uint8Array | undefined, incoming: Uint8Array): { bytes: Uint8Array; changed: boolean } {
-  return mergeStored('crdt', stored ?? null, incoming, 1);
 }

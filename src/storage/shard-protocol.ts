@@ -5,7 +5,7 @@
  * `replies` message per group commit. Reads and writes travel as bytes (`wire`, see
  * shard-wire.ts); control-plane ops (stats, Merkle trees, repair, sweep) as the typed objects below.
  */
-import type { ConflictMode, Durability } from '../config/config.js';
+import type { ConflictMode, Durability, TableMode } from '../config/config.js';
 import type { CrdtLimits } from '../crdt/limits.js';
 import type { MessagePort } from 'node:worker_threads';
 import type { ShardChannelBuffers } from './shard-channel.js';
@@ -121,17 +121,11 @@ export interface FetchKeysOp {
 }
 
 /**
- * A key to merge into: its versions decoded (vclock / lww tables), or stored bytes as they are (a
- * version record, or a CRDT state for a crdt table), merged with the table's mode (storage/merge.ts).
- * Stored bytes are how anything that moves what a replica stores (CRDT repair, range streaming)
- * hands it over: a CRDT state is then just a record.
- */
-export type RepairWriteEntry = { key: Uint8Array; mode: Exclude<ConflictMode, 'crdt'>; versions: Version[] } | { key: Uint8Array; mode: ConflictMode; record: Uint8Array };
-
-/**
- * Merge repaired versions or stored bytes into given storage keys, exactly like replica writes (one
- * batch). Every entry's bytes are checked before any is applied: one that does not decode as its
- * mode's kind fails the whole op, and nothing of it is written.
+ * Merge records into given storage keys with their table's mode, exactly like replica writes (one
+ * batch). Each entry carries versions decoded, or stored record bytes of either family
+ * (storage/records.ts: repair, range streaming; the shard decodes them, which keeps that work off
+ * the main thread); a record that does not decode as its mode says fails the whole op and nothing
+ * is written. A `cell` record is merged by the cell rule: to the shard it is just a record.
  */
 export interface RepairWriteOp {
   id: number;
@@ -139,6 +133,50 @@ export interface RepairWriteOp {
   entries: RepairWriteEntry[];
 }
 
+/**
+ * A wide-column statement's mutation of one partition (token hi/lo): `body` is packCellWrite(table
+ * id, partition key, entries) (wide-wire.ts); every entry is the storage key `partitionPrefix ‖
+ * suffix`, merged with the cell rule, all in one WriteBatch.
+ */
+export interface CellWriteOp {
+  id: number;
+  op: 'cell-write';
+  hi: number;
+  lo: number;
+  body: Uint8Array;
+}
+
+/**
+ * One page of a wide-column partition slice (src/wide/slice.ts readSlicePage), read with one seek
+ * per range; `body` is packSlice(table id, partition key, after, ranges).
+ */
+export interface SliceOp {
+  id: number;
+  op: 'slice';
+  hi: number;
+  lo: number;
+  body: Uint8Array;
+  reverse: boolean;
+  rowLimit: number;
+  byteLimit: number;
+  withDeletions: boolean;
+}
+
+/** A slice page with its entries packed (packEntries): one buffer each, not one per entry. */
+export interface PackedSlicePage {
+  deletions: Uint8Array | null;
+  entries: Uint8Array;
+  next: Uint8Array | null;
+}
+
+/** The gc grace of wide-column tables that set their own (storage id hex → seconds); the rest use gcGraceSeconds. */
+export interface TableGraceOp {
+  id: number;
+  op: 'table-grace';
+  graces: Array<[string, number]>;
+}
+
+export type RepairWriteEntry = { key: Uint8Array; mode: ConflictMode; versions: Version[] } | { key: Uint8Array; mode: TableMode; record: Uint8Array };
 
 /** Purge records whose versions are all tombstones older than gcGraceSeconds; answers when done. */
 export interface SweepOp {
@@ -195,12 +233,15 @@ export interface CleanupOp {
 
 export type RepairOp = ScanOp | MerkleRootsOp | MerkleTreeOp | MerkleNodesOp | LeafKeysOp | FetchKeysOp | RepairWriteOp | SweepOp | StreamPageOp | CleanupOp;
 
+/** The wide-column ops (their shard side is src/storage/wide-shard.ts). */
+export type WideOp = CellWriteOp | SliceOp | TableGraceOp;
+
 /**
  * The control ops `ShardPool.submit` carries. They share the shard's mailbox and queue bound with
  * the wire reads and writes; a repair write and a client write to the same key are merged by the
  * same actor, one after the other, like any two writes.
  */
-export type DataOp = RepairOp;
+export type DataOp = RepairOp | WideOp;
 
 export interface StatsOp {
   id: number;
@@ -256,6 +297,9 @@ export type RepairResult =
   /** `refused`: CRDT entries whose state is of another type than the stored one (left as they are). */
   | { kind: 'repair-write'; changed: number; notOwner: number; refused?: number }
   | { kind: 'sweep'; sweep: SweepStats }
+  | { kind: 'cell-write'; changed: number }
+  | { kind: 'slice'; page: PackedSlicePage }
+  | { kind: 'table-grace' }
   | { kind: 'cleanup'; cleanup: CleanupStats }
   | { kind: 'stream-page'; rows: Array<{ key: Uint8Array; record: Uint8Array }>; next: Uint8Array | null }
   /** Storage keys and their stored records (encodeRecord bytes), tombstones included. */

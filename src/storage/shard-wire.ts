@@ -34,6 +34,9 @@
 import type { ConflictMode } from '../config/config.js';
 import { TABLE_ID_BYTES } from './keys.js';
 
+/** The modes a wire write merges with: a key-value table's versions, or a crdt table's states (cells go by `cell-write`). */
+export type WireWriteMode = ConflictMode | 'crdt';
+
 export const WIRE_READ = 1;
 export const WIRE_WRITE = 2;
 export const WIRE_CRDT_APPLY = 3;
@@ -63,7 +66,7 @@ export interface WireWriteRequest {
   hi: number;
   lo: number;
   key: Uint8Array;
-  mode: ConflictMode;
+  mode: WireWriteMode;
   /** What to merge into what is stored: encodeRecord bytes of versions, or a CRDT state (mode crdt). */
   record: Uint8Array;
   returnMerged: boolean;
@@ -179,7 +182,7 @@ export class WireRequestWriter extends ByteWriter {
     this.count++;
   }
 
-  write(id: number, table: Uint8Array, hi: number, lo: number, key: Uint8Array, mode: ConflictMode, record: Uint8Array, returnMerged: boolean): void {
+  write(id: number, table: Uint8Array, hi: number, lo: number, key: Uint8Array, mode: WireWriteMode, record: Uint8Array, returnMerged: boolean): void {
     this.reserve(REQ_HEADER + key.length + 4 + record.length);
     this.header(WIRE_WRITE, (mode === 'lww' ? FLAG_LWW : mode === 'crdt' ? FLAG_CRDT : 0) | (returnMerged ? FLAG_RETURN_MERGED : 0), id, table, hi, lo);
     this.bytes(key);

@@ -1,7 +1,6 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { wrap, type Remote } from 'comlink';
 import { portEndpoint } from '../util/comlink-port.js';
-import type { ConflictMode } from '../config/config.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import { mergeShardScanPages, type ShardScanPage } from './local-scan.js';
 import { shardOfToken } from './placement.js';
@@ -17,7 +16,7 @@ import {
   type ShardWorkerData,
 } from './shard-protocol.js';
 import { DEFAULT_SPIN_MICROS, newShardChannel, parkUntilData, RING_FLUSH_BYTES } from './shard-channel.js';
-import { decodeReplies, WireRequestWriter, type WireReply } from './shard-wire.js';
+import { decodeReplies, WireRequestWriter, type WireReply, type WireWriteMode } from './shard-wire.js';
 import { SpscRing } from './spsc-ring.js';
 
 /** A control call in flight, so a shard that dies fails it (comlink alone would wait forever). */
@@ -139,7 +138,7 @@ export class ShardPool {
    * (overload, shutdown) is reported through `cb` too, from a microtask, so callers never see their
    * callback run inside this call.
    */
-  write(table: Uint8Array, mode: ConflictMode, key: Uint8Array, hi: number, lo: number, record: Uint8Array, returnMerged: boolean, cb: WireCallback): void {
+  write(table: Uint8Array, mode: WireWriteMode, key: Uint8Array, hi: number, lo: number, record: Uint8Array, returnMerged: boolean, cb: WireCallback): void {
     const shard = shardOfToken(hi, this.workers.length);
     const no = this.refusal(shard);
     if (no) return refuse(no, cb);
@@ -355,7 +354,7 @@ function refuse(err: RingkvError, cb: WireCallback): void {
 }
 
 /** Promise form of ShardPool.write / read for callers off the hot path (tests, benchmarks, tools). */
-export function shardWrite(pool: ShardPool, table: Uint8Array, mode: ConflictMode, key: Uint8Array, hi: number, lo: number, record: Uint8Array, returnMerged = false): Promise<WireReply> {
+export function shardWrite(pool: ShardPool, table: Uint8Array, mode: WireWriteMode, key: Uint8Array, hi: number, lo: number, record: Uint8Array, returnMerged = false): Promise<WireReply> {
   return new Promise((resolve) => pool.write(table, mode, key, hi, lo, record, returnMerged, resolve));
 }
 

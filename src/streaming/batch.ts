@@ -5,7 +5,7 @@
  * where they are written, so a batch mangled anywhere between the two RocksDB instances is refused
  * rather than stored. Pure.
  */
-import type { ConflictMode } from '../config/config.js';
+import type { TableMode } from '../config/config.js';
 import { xxh64Incremental } from '../ring/hash.js';
 import { MIN_STORAGE_KEY_BYTES } from '../storage/keys.js';
 import { RingkvError } from '../util/errors.js';
@@ -24,8 +24,8 @@ export const STREAM_LIMITS = Object.freeze({
 /** Sources of one task at most: the replicas of a range (MAX_REPLICAS). */
 const MAX_SOURCES = 5;
 
-/** A table's mode as a batch names it: the receiver merges each row with it (a crdt table's row is a CRDT state, joined like any record). */
-export type ConflictModeName = ConflictMode;
+/** A table's merge mode as a stream batch names it (`cell`: a wide-column table's cell records; `crdt`: a crdt table's states, joined like any record). */
+export type ConflictModeName = TableMode;
 
 export interface StreamRow {
   key: Uint8Array;
@@ -97,7 +97,7 @@ export function decodeBatch(x: unknown): { rows: StreamRow[]; tables: Map<string
   if (!Array.isArray(b.tables) || b.tables.length > STREAM_LIMITS.streamBatchTablesMax) throw new RingkvError('bad_request', 'stream batch tables must be a list');
   const tables = new Map<string, ConflictModeName>();
   for (const t of b.tables as unknown[]) {
-    if (!Array.isArray(t) || typeof t[0] !== 'string' || !/^[0-9a-f]{32}$/.test(t[0]) || (t[1] !== 'vclock' && t[1] !== 'lww' && t[1] !== 'crdt')) throw new RingkvError('bad_request', 'stream batch table entries are [id hex, vclock|lww|crdt]');
+    if (!Array.isArray(t) || typeof t[0] !== 'string' || !/^[0-9a-f]{32}$/.test(t[0]) || (t[1] !== 'vclock' && t[1] !== 'lww' && t[1] !== 'crdt' && t[1] !== 'cell')) throw new RingkvError('bad_request', 'stream batch table entries are [id hex, vclock|lww|crdt|cell]');
     tables.set(t[0], t[1] as ConflictModeName);
   }
   if (typeof b.checksum !== 'string') throw new RingkvError('bad_request', 'stream batch without a checksum');

@@ -5,7 +5,7 @@
  * checksum to check: the rows never left the process).
  */
 import type { Cluster } from '../cluster/cluster.js';
-import type { ConflictMode, NodeConfig } from '../config/config.js';
+import type { TableMode, NodeConfig } from '../config/config.js';
 import type { Router } from '../router/router.js';
 import type { TableRegistry } from '../router/tables.js';
 import type { ShardPool } from '../storage/shards.js';
@@ -58,7 +58,7 @@ export class StreamExchange {
   }
 
   /** Write rows on `target` through its shards (merged with each table's conflict mode). */
-  async apply(target: string, rows: readonly StreamRow[], tables: ReadonlyMap<string, ConflictMode>): Promise<void> {
+  async apply(target: string, rows: readonly StreamRow[], tables: ReadonlyMap<string, TableMode>): Promise<void> {
     if (target === this.d.cluster.selfId) {
       await applyRows(this.d, rows, tables);
       return;

@@ -15,7 +15,7 @@
  * (`streamThroughputMiBs`). A task that can make no progress (no live source, target refusing) for
  * `stallTimeoutMs` stops the run with StallError; the manager reports it and retries later.
  */
-import type { ConflictMode } from '../config/config.js';
+import type { TableMode } from '../config/config.js';
 import { logEvent } from '../log/events.js';
 import type { Logger } from '../log/logger.js';
 import { tokenFromHex } from '../ring/hash.js';
@@ -26,13 +26,13 @@ import type { ByteThrottle } from './throttle.js';
 
 export interface FetchedPage {
   rows: StreamRow[];
-  tables: ReadonlyMap<string, ConflictMode>;
+  tables: ReadonlyMap<string, TableMode>;
   next: Uint8Array | null;
 }
 
 export interface MoverPorts {
   fetch(source: string, range: WireRange, after: Uint8Array | null, maxBytes: number, maxRows: number): Promise<FetchedPage>;
-  apply(target: string, rows: readonly StreamRow[], tables: ReadonlyMap<string, ConflictMode>): Promise<void>;
+  apply(target: string, rows: readonly StreamRow[], tables: ReadonlyMap<string, TableMode>): Promise<void>;
   isUp(nodeId: string): boolean;
   throttle(source: string): ByteThrottle;
   /** After each applied batch (the manager persists and reports, throttled). */
@@ -156,7 +156,7 @@ async function runTask(t: TaskProgress, ports: MoverPorts, stallTimeoutMs: numbe
     }
     const pages = results.map((r) => (r as PromiseFulfilledResult<FetchedPage>).value);
     const merged = mergeSourcePages(pages);
-    const tables = new Map<string, ConflictMode>();
+    const tables = new Map<string, TableMode>();
     for (const p of pages) for (const [id, m] of p.tables) tables.set(id, m);
     if (merged.rows.length > 0) {
       try {

@@ -7,7 +7,8 @@
  * pending replica of its token, in its own ring view) fails the batch: the driver retries it once
  * the views agree, and never counts a batch as applied that was not.
  */
-import type { ConflictMode, NodeConfig } from '../config/config.js';
+import type { NodeConfig, TableMode } from '../config/config.js';
+import { recordFamily } from '../storage/records.js';
 import type { TableRegistry } from '../router/tables.js';
 import { shardOfStorageKey } from '../storage/placement.js';
 import { REPAIR_LIMITS, type RepairWriteEntry } from '../storage/shard-protocol.js';
@@ -22,12 +23,13 @@ export interface ReceiverDeps {
 }
 
 /** Write the rows; resolves with how many changed what the shards held. */
-export async function applyRows(d: ReceiverDeps, rows: readonly StreamRow[], sentModes: ReadonlyMap<string, ConflictMode>): Promise<{ rows: number; changed: number }> {
+export async function applyRows(d: ReceiverDeps, rows: readonly StreamRow[], sentModes: ReadonlyMap<string, TableMode>): Promise<{ rows: number; changed: number }> {
   const byShard = new Map<number, RepairWriteEntry[]>();
   for (const r of rows) {
     const id = Buffer.from(r.key.buffer, r.key.byteOffset + 8, 16).toString('hex');
-    // This node's definition first (the one its own writes merge with), then the sender's.
-    const mode = d.tables.byId(id)?.conflicts ?? sentModes.get(id) ?? d.config.tables.conflicts;
+    // This node's definition first (the one its own writes merge with), then the sender's; a table
+    // neither knows (a dropped wide-column incarnation, say) merges by the family its bytes show.
+    const mode = d.tables.byId(id)?.conflicts ?? sentModes.get(id) ?? (recordFamily(r.record) === 'cell' ? 'cell' : d.config.tables.conflicts);
     const s = shardOfStorageKey(r.key, d.shards.size);
     let l = byShard.get(s);
     if (!l) byShard.set(s, (l = []));

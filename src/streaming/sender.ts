@@ -4,7 +4,7 @@
  * storage-key order (local-scan.ts: a range's keys are spread over the shards by placement), as a
  * checksummed batch naming each table's conflict mode.
  */
-import type { ConflictMode } from '../config/config.js';
+import type { TableMode } from '../config/config.js';
 import type { TableRegistry } from '../router/tables.js';
 import { mergeShardScanPages } from '../storage/local-scan.js';
 import type { ShardPool } from '../storage/shards.js';
@@ -34,10 +34,10 @@ export async function readRangePage(shards: ShardPool, range: WireRange, after: 
 }
 
 /** The conflict mode of every table among the rows, as this node knows it (unknown tables left out). */
-export function tableModesOf(rows: readonly StreamRow[], tables: TableRegistry): Array<[string, ConflictMode]> {
+export function tableModesOf(rows: readonly StreamRow[], tables: TableRegistry): Array<[string, TableMode]> {
   const ids = new Set<string>();
   for (const r of rows) ids.add(Buffer.from(r.key.buffer, r.key.byteOffset + 8, 16).toString('hex'));
-  const out: Array<[string, ConflictMode]> = [];
+  const out: Array<[string, TableMode]> = [];
   for (const id of ids) {
     const def = tables.byId(id);
     if (def) out.push([id, def.conflicts]);

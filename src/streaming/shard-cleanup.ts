@@ -9,7 +9,7 @@
  * Worker-safe: no imports with side effects; the actor supplies the ports.
  */
 import { MIN_STORAGE_KEY_BYTES } from '../storage/keys.js';
-import { isCrdtState } from '../storage/merge.js';
+import { isCrdtState } from '../storage/records.js';
 import type { CleanupOp, CleanupStats } from '../storage/shard-protocol.js';
 import { NOT_STORED, PENDING } from '../ring/table.js';
 

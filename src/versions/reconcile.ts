@@ -14,7 +14,7 @@
  */
 import { Packr } from 'msgpackr';
 import { EMPTY_VCLOCK, vcMerge, vclockProblem, type VClock } from './vclock.js';
-import { compareDots, hasSeen, type Version } from './version.js';
+import { compareDots, hasSeen, isExpiredAt, type Version } from './version.js';
 
 export type MergeMode = 'vclock' | 'lww';
 
@@ -53,11 +53,15 @@ function lwwCompare(a: Version, b: Version): number {
   if (a === b) return 0;
   if (a.ts !== b.ts) return a.ts - b.ts;
   if (a.tombstone !== b.tombstone) return a.tombstone ? 1 : -1;
+  // An expiring value beats a live one written at the same instant (Cassandra, CASSANDRA-14592).
+  const ta = a.ttl ?? 0;
+  const tb = b.ttl ?? 0;
+  if ((ta > 0) !== (tb > 0)) return ta > 0 ? 1 : -1;
   const v = compareBytes(a.value, b.value);
   if (v !== 0) return v;
   const d = compareDots(a.dot, b.dot);
   if (d !== 0) return d;
-  return a.prior - b.prior || compareClocks(a.clock, b.clock);
+  return a.prior - b.prior || compareClocks(a.clock, b.clock) || ta - tb;
 }
 
 /**
@@ -202,6 +206,7 @@ export function versionEqual(x: Version, y: Version): boolean {
       x.prior === y.prior &&
       x.ts === y.ts &&
       x.tombstone === y.tombstone &&
+      (x.ttl ?? 0) === (y.ttl ?? 0) &&
       x.value.length === y.value.length &&
       compareBytes(x.value, y.value) === 0 &&
       clocksEqual(x.clock, y.clock))
@@ -271,9 +276,9 @@ export function decodeContext(s: string): VClock {
   return decoded as VClock;
 }
 
-/** Non-tombstone versions (what a read returns as values/siblings). */
-export function liveValues(versions: readonly Version[]): Version[] {
-  return versions.filter((v) => !v.tombstone);
+/** Non-tombstone versions whose TTL has not run out at `nowUs` (what a read returns as values/siblings). */
+export function liveValues(versions: readonly Version[], nowUs: number): Version[] {
+  return versions.filter((v) => !v.tombstone && !isExpiredAt(v, nowUs));
 }
 
 /**
@@ -286,33 +291,34 @@ export function liveValues(versions: readonly Version[]): Version[] {
  * siblings unmerged and leaves it to client resolvers; here no information is lost by merging them,
  * since the context still covers both.
  */
-export function readableValues(versions: readonly Version[]): Version[] {
+export function readableValues(versions: readonly Version[], nowUs: number): Version[] {
   const out: Version[] = [];
   for (const v of versions) {
-    if (v.tombstone) continue;
+    if (v.tombstone || isExpiredAt(v, nowUs)) continue;
     if (out.some((o) => o.value.length === v.value.length && Buffer.compare(o.value, v.value) === 0)) continue;
     out.push(v);
   }
   return out;
 }
 
-/** True when no live version remains (an absent key or only tombstones). */
-export function isDeleted(versions: readonly Version[]): boolean {
-  for (let i = 0; i < versions.length; i++) if (!versions[i]!.tombstone) return false;
+/** True when no live version remains at `nowUs` (an absent key, only tombstones or expired values). */
+export function isDeleted(versions: readonly Version[], nowUs: number): boolean {
+  for (let i = 0; i < versions.length; i++) if (!versions[i]!.tombstone && !isExpiredAt(versions[i]!, nowUs)) return false;
   return true;
 }
 
 /**
- * Whether the record can be physically removed: every version is a tombstone and the
- * newest is older than the grace period (by which time anti-entropy/hinted handoff
- * should have spread the delete to every replica, so no stale replica can resurrect
- * the value). An empty set carries no information and is always purgeable.
+ * Whether the record can be physically removed: every version is a tombstone or a value whose
+ * TTL has run out, and the newest was written longer ago than the grace period (by which time
+ * anti-entropy/hinted handoff should have spread the delete to every replica, so no stale
+ * replica can resurrect the value; an expired value counts as a tombstone dated at its write,
+ * as Cassandra's expired cells do). An empty set carries no information and is always purgeable.
  */
 export function purgeableTombstones(versions: readonly Version[], nowUs: number, graceUs: number): boolean {
   let newest = -Infinity;
   for (let i = 0; i < versions.length; i++) {
     const v = versions[i]!;
-    if (!v.tombstone) return false;
+    if (!v.tombstone && !isExpiredAt(v, nowUs)) return false;
     if (v.ts > newest) newest = v.ts;
   }
   return nowUs - newest > graceUs;

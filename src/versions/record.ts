@@ -4,6 +4,9 @@
  *
  * Layout: 1 format byte (RECORD_FORMAT) followed by one msgpack array of versions, each
  *   [dotIndex, dotCounter | nil, prior, ts, tombstone, value (bin), clock ([[node, counter], …])]
+ * and, for a value written with a TTL, an eighth element: the TTL in seconds (> 0). Versions
+ * without a TTL stay 7-tuples, so records written before TTLs existed decode unchanged and keep
+ * their bytes (and Merkle digests).
  * The dot is stored as an index into its own clock (the clock must cover it anyway),
  * and the counter is nil when it equals that clock entry — always the case for versions
  * made by newVersion — which saves the node id and a float64 per version. Arrays rather
@@ -23,7 +26,7 @@
 import { Packr } from 'msgpackr';
 import xxhash, { type XXHashAPI } from 'xxhash-wasm';
 import { vclockProblem, type VClock } from './vclock.js';
-import { compareDots, type Dot, type Version } from './version.js';
+import { compareDots, MAX_TTL_SECONDS, type Dot, type Version } from './version.js';
 
 /** Bump when the layout changes; decodeRecord rejects unknown formats. */
 export const RECORD_FORMAT = 1;
@@ -38,7 +41,7 @@ const packr = new Packr({
   copyBuffers: true,
 });
 
-type EncodedVersion = [number, number | null, number, number, boolean, Uint8Array, VClock];
+type EncodedVersion = [number, number | null, number, number, boolean, Uint8Array, VClock] | [number, number | null, number, number, boolean, Uint8Array, VClock, number];
 
 function indexOfNode(clock: VClock, node: string): number {
   for (let i = 0; i < clock.length; i++) if (clock[i]![0] === node) return i;
@@ -81,7 +84,9 @@ export function encodeRecord(versions: readonly Version[]): Buffer {
       throw new Error(`encodeRecord: prior must be an integer in [0, dot counter), got ${String(v.prior)}`);
     }
     const counter = v.clock[idx]![1] === v.dot[1] ? null : v.dot[1];
-    body[i] = [idx, counter, v.prior, v.ts, v.tombstone, v.value, v.clock];
+    const ttl = v.ttl ?? 0;
+    if (ttl !== 0 && (v.tombstone || !Number.isSafeInteger(ttl) || ttl < 0 || ttl > MAX_TTL_SECONDS)) throw new Error(`encodeRecord: bad ttl ${String(ttl)}`);
+    body[i] = ttl > 0 ? [idx, counter, v.prior, v.ts, v.tombstone, v.value, v.clock, ttl] : [idx, counter, v.prior, v.ts, v.tombstone, v.value, v.clock];
   }
   // pack() returns a view into msgpackr's shared slab; copying behind the format byte
   // also detaches the result from that slab so a stored record does not pin 8 KiB.
@@ -127,8 +132,8 @@ function scalarLength(buf: Uint8Array, pos: number): number {
 }
 
 /**
- * True when every version of the record is a tombstone (a "dead" record, the only kind the
- * tombstone sweep may purge). A one-version record is answered from its bytes, without decoding:
+ * True when every version of the record is a tombstone or expiring (a "dead" record: the only kind
+ * the tombstone sweep may ever purge). A one-version record is answered from its bytes, without decoding:
  * the shard asks this for every write of a new key, on the ingest hot path. Anything else, or a
  * one-version record whose leading fields are not the scalars encodeRecord writes, is decoded.
  */
@@ -145,9 +150,12 @@ export function isDeadRecord(buf: Uint8Array): boolean {
   return isDead(decodeRecord(buf));
 }
 
-/** A version set that holds only tombstones (and at least one): what the tombstone sweep may purge. */
+/**
+ * A version set that holds only tombstones and values with a TTL (and at least one): what the
+ * tombstone sweep may purge once they are all past their grace period (purgeableTombstones).
+ */
 export function isDead(versions: readonly Version[]): boolean {
-  return versions.length > 0 && versions.every((v) => v.tombstone);
+  return versions.length > 0 && versions.every((v) => v.tombstone || (v.ttl ?? 0) > 0);
 }
 
 function corrupt(msg: string, cause?: unknown): Error {
@@ -175,8 +183,8 @@ export function decodeRecord(buf: Uint8Array): Version[] {
   let prevDot: Dot | undefined;
   for (let i = 0; i < body.length; i++) {
     const e: unknown = body[i];
-    if (!Array.isArray(e) || e.length !== 7) throw corrupt(`version ${i} is not a 7-tuple`);
-    const [idx, counterOrNil, prior, ts, tombstone, value, clock] = e as unknown[];
+    if (!Array.isArray(e) || (e.length !== 7 && e.length !== 8)) throw corrupt(`version ${i} is not a 7- or 8-tuple`);
+    const [idx, counterOrNil, prior, ts, tombstone, value, clock, ttl] = e as unknown[];
     const problem = vclockProblem(clock);
     if (problem !== null) throw corrupt(`version ${i}: ${problem}`);
     const c = clock as VClock;
@@ -204,11 +212,14 @@ export function decodeRecord(buf: Uint8Array): Version[] {
     if (typeof tombstone !== 'boolean') throw corrupt(`version ${i}: bad tombstone flag`);
     if (!(value instanceof Uint8Array)) throw corrupt(`version ${i}: value is not binary`);
     if (tombstone && value.length !== 0) throw corrupt(`version ${i}: tombstone with a value`);
+    if (e.length === 8 && (tombstone || typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 1 || ttl > MAX_TTL_SECONDS)) {
+      throw corrupt(`version ${i}: bad ttl`);
+    }
     if (prevDot !== undefined && compareDots(prevDot, dot) >= 0) {
       throw corrupt(`version ${i}: versions not in strict dot order`);
     }
     prevDot = dot;
-    out[i] = { dot, clock: c, prior, ts, tombstone, value };
+    out[i] = e.length === 8 ? { dot, clock: c, prior, ts, tombstone, value, ttl: ttl as number } : { dot, clock: c, prior, ts, tombstone, value };
   }
   return out;
 }

@@ -42,6 +42,25 @@ export interface Version {
   readonly tombstone: boolean;
   /** Empty for tombstones. */
   readonly value: Uint8Array;
+  /**
+   * Time to live in seconds (absent or 0: the value never expires). The value reads as absent from
+   * `ts + ttl` seconds on (`isExpiredAt`), and the sweep purges it gc grace after that, as Cassandra
+   * does with an expiring cell. Never set on a tombstone.
+   */
+  readonly ttl?: number;
+}
+
+/** Cassandra's ceiling on a TTL (20 years); ts + ttl stays a safe integer of microseconds. */
+export const MAX_TTL_SECONDS = 630_720_000;
+
+/** The version's expiry in µs (its ts plus its TTL), or Infinity when it has no TTL. */
+export function expiresAtUs(v: Version): number {
+  return v.ttl !== undefined && v.ttl > 0 ? v.ts + v.ttl * 1_000_000 : Infinity;
+}
+
+/** Has the version's TTL run out at `nowUs`? (A version without a TTL never expires.) */
+export function isExpiredAt(v: Version, nowUs: number): boolean {
+  return nowUs >= expiresAtUs(v);
 }
 
 export interface DotCounterOptions {
@@ -133,6 +152,8 @@ export interface NewVersionOptions {
   tombstone: boolean;
   value: Uint8Array;
   maxClockEntries: number;
+  /** Seconds until the value expires (0 or absent: never). Not allowed on a tombstone. */
+  ttl?: number;
 }
 
 /**
@@ -155,6 +176,9 @@ export function newVersion(opts: NewVersionOptions): Version {
   if (tombstone && value.length !== 0) {
     throw new Error('newVersion: a tombstone must carry an empty value');
   }
+  const ttl = opts.ttl ?? 0;
+  if (!Number.isSafeInteger(ttl) || ttl < 0 || ttl > MAX_TTL_SECONDS) throw new Error(`newVersion: ttl must be an integer in [0, ${MAX_TTL_SECONDS}], got ${String(ttl)}`);
+  if (tombstone && ttl > 0) throw new Error('newVersion: a tombstone has no ttl');
   const seen = vcGet(context, node);
   if (counter <= seen) {
     throw new Error(
@@ -166,7 +190,7 @@ export function newVersion(opts: NewVersionOptions): Version {
   // Since counter > context[node], the merged clock holds exactly this dot tuple (shared,
   // not copied), which lets the record codec store the dot as an index into the clock.
   const clock = vcPrune(vcMerge(context, [dot]), maxClockEntries, node);
-  return { dot, clock, prior: seen, ts, tombstone, value };
+  return ttl > 0 ? { dot, clock, prior: seen, ts, tombstone, value, ttl } : { dot, clock, prior: seen, ts, tombstone, value };
 }
 
 function assertCounterLike(x: number, what: string, allowZero: boolean): void {

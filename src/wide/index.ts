@@ -10,3 +10,4 @@ export * from './schema.js';
 export * from './slice.js';
 export * from './uuid.js';
 export * from './values.js';
+export * from './scan-stream.js';

@@ -157,6 +157,30 @@ export class ResultCollector {
   }
 
   /**
+   * End the page early, before it is full (a bounded scan ran out of its budget): the next page
+   * resumes strictly after row `rowKey` of partition `p` (returned or only examined). A row key
+   * of [TAG_ROW + 1] resumes after the whole partition.
+   */
+  stopAt(p: PlannedPartition, token: bigint | null, rowKey: Uint8Array): void {
+    if (this.current === null || Buffer.compare(this.current.partitionKey, p.partitionKey) !== 0) this.partitionRows = 0;
+    this.current = p;
+    this.currentToken = token;
+    this.lastRowKey = rowKey;
+    this.full = true;
+  }
+
+  /** Rows on this page so far. */
+  get pageRowCount(): number {
+    return this.rows.length;
+  }
+
+  /** Rows this page can still take before it is full (or LIMIT is reached). */
+  get rowsWanted(): number {
+    const page = this.pageRows - this.rows.length;
+    return this.plan.limit === null ? page : Math.max(0, Math.min(page, this.plan.limit - this.rowsSoFar));
+  }
+
+  /**
    * The page: rows (for COUNT(*), one row `{count}`) and, when the page filled before the query
    * ended, the paging state to continue.
    */

@@ -15,7 +15,8 @@ import { CrdtCoordinator } from '../../src/router/crdt.js';
 import type { CrdtRemote } from '../../src/router/crdt-replicas.js';
 import { Router, type PeerReplicaWrite, type ReplicaRead } from '../../src/router/router.js';
 import { TableRegistry } from '../../src/router/tables.js';
-import { applyCrdtRequest, encodeApplyRequest, mergeCrdtState } from '../../src/storage/crdt-shard.js';
+import { applyCrdtRequest, encodeApplyRequest } from '../../src/storage/crdt-shard.js';
+import { mergeStoredRecords } from '../../src/storage/records.js';
 import type { WireCallback } from '../../src/storage/shards.js';
 import { RingkvError } from '../../src/util/errors.js';
 import { nullMeta, NODES, UP } from './router-fakes.js';
@@ -44,7 +45,7 @@ export class StateStore {
     return next;
   }
   merge(table: Uint8Array, key: Uint8Array, state: Uint8Array): void {
-    const { bytes } = mergeCrdtState(this.get(table, key) ?? undefined, state);
+    const bytes = mergeStoredRecords('crdt', this.get(table, key) ?? undefined, state, 1);
     this.data.set(this.id(table, key), Buffer.from(bytes));
   }
 }

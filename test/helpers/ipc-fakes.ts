@@ -54,8 +54,12 @@ export class FakeRouter {
     for (const h of go) h.go();
   }
 
+  /** The last write request, as the router got it. */
+  lastWrite: WriteRequest | undefined;
+
   async write(req: WriteRequest): Promise<WriteResult> {
     this.writes++;
+    this.lastWrite = req;
     await this.enter(req.key);
     this.active--;
     const k = `${req.table}/${Buffer.from(req.key).toString('hex')}`;

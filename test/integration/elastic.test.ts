@@ -31,6 +31,21 @@ const TABLE = 'elastic';
 const KEYS = 20_000;
 const DELETED = 500;
 const CUT_KEYS = 300;
+/** A wide-column table beside the key-value one: its cells and tombstones stream like any record. */
+const WIDE = 'ewide';
+const WIDE_PARTITIONS = 100;
+const WIDE_ROWS = 10;
+/** The rows every partition must read as: rows c >= 5 range-deleted in k % 10 == 0, row 3 deleted in k % 10 == 1. */
+function wideExpected(): Array<{ k: number; c: number; v: string }> {
+  const out: Array<{ k: number; c: number; v: string }> = [];
+  for (let k = 0; k < WIDE_PARTITIONS; k++) {
+    for (let c = 0; c < WIDE_ROWS; c++) {
+      if ((k % 10 === 0 && c >= 5) || (k % 10 === 1 && c === 3)) continue;
+      out.push({ k, c, v: `w${k}-${c}` });
+    }
+  }
+  return out;
+}
 
 describe('elasticity: join, decommission, kills mid-stream, removenode (real nodes)', () => {
   let lc: LocalCluster;
@@ -55,6 +70,13 @@ describe('elasticity: join, decommission, kills mid-stream, removenode (real nod
   /** Every acknowledged key at R=2 through each of `nodes` (default: every live node). */
   const checkReads = async (nodes: Iterable<number> = live): Promise<void> => {
     for (const i of nodes) expect(await mismatchesAtR2(sock(i), TABLE, expected), `reads at R=2 through node${i}`).toEqual([]);
+  };
+  /** Every wide-column row (and no deleted one) through node `url`, read at `consistency` (ONE: node i's own replica where it is one). */
+  const checkWide = async (url: string, consistency: 'ONE' | 'QUORUM'): Promise<void> => {
+    const keys = Array.from({ length: WIDE_PARTITIONS }, (_, k) => k);
+    const r = await http<Array<{ k: number; c: number; v: string }>>('POST', `${url}/api/v1/query`, { query: `SELECT k, c, v FROM ${WIDE} WHERE k IN ?`, params: [keys], consistency });
+    expect(r.status, JSON.stringify(r.body).slice(0, 300)).toBe(200);
+    expect(r.body).toEqual(wideExpected());
   };
   /** Range roots compared across each range's first 3 replicas, once every tree is built. */
   const builtRoots = (nodes: Map<string, string>): Promise<{ compared: number; differing: string[] }> =>
@@ -100,6 +122,12 @@ describe('elasticity: join, decommission, kills mid-stream, removenode (real nod
         res.forEach((r, j) => r.ok && expected.set(items[j]!.key, items[j]!.value));
       }
       expect(expected.size).toBe(KEYS);
+      await client.query(`CREATE TABLE ${WIDE} (k int, c int, v text, PRIMARY KEY ((k), c))`);
+      for (let k = 0; k < WIDE_PARTITIONS; k++) {
+        await Promise.all(Array.from({ length: WIDE_ROWS }, (_, c) => client.query(`INSERT INTO ${WIDE} (k, c, v) VALUES (?, ?, ?)`, [k, c, `w${k}-${c}`])));
+        if (k % 10 === 0) await client.query(`DELETE FROM ${WIDE} WHERE k = ? AND c >= 5`, [k]);
+        if (k % 10 === 1) await client.query(`DELETE FROM ${WIDE} WHERE k = ? AND c = 3`, [k]);
+      }
       for (let i = 0; i < DELETED; i += 100) {
         const res = await client.batch(Array.from({ length: 100 }, (_, j) => ({ op: 'del' as const, table: TABLE, key: `k${i + j}`, w: 2 })));
         res.forEach((r, j) => {
@@ -184,6 +212,10 @@ describe('elasticity: join, decommission, kills mid-stream, removenode (real nod
     for (const i of [1, 2]) expect(await mismatchesAtR2(sock(i), TABLE, new Map(cutKeys.map((k) => [k, expected.get(k)]))), `cut keys through node${i}`).toEqual([]);
     for (const i of [1, 2, 3]) await http('PUT', `${lc.url(i)}/api/v1/test/partition`, { blocked: [] });
     await checkReads();
+    // Wide-column cells, row and range tombstones streamed to node4 as records: node4's own
+    // replicas (ONE through node4) hold every row and none that was deleted.
+    await checkWide(lc.url(4), 'ONE');
+    await checkWide(lc.url(1), 'QUORUM');
   });
 
   it('node4 holds about a quarter of the stored copies, and after cleanup every range\'s replicas report one root', async () => {
@@ -211,6 +243,8 @@ describe('elasticity: join, decommission, kills mid-stream, removenode (real nod
     }
     await checkReads();
     await cleanupAndCompareRoots();
+    // After node2 streamed its ranges away and cleanup ran with the wide table's N, each node's own copy is whole.
+    for (const i of live) await checkWide(lc.url(i), 'ONE');
     // A decommissioned data directory does not rejoin silently.
     const again = await runCli(['start', '--data', path.join(lc.dir, 'node2'), '--http', '127.0.0.1:0', '--peer', `127.0.0.1:${lc.peerBase + 2}`, '--shards', '1']);
     expect(again.code).toBe(2);

@@ -25,7 +25,16 @@ describe('hinted handoff (3 real nodes)', () => {
     if (lc) removeDir(lc.dir);
   });
 
+  /** A CQL statement through node i's HTTP API (JSON body); must succeed. */
+  async function cql(i: number, query: string, params: unknown[] = [], consistency?: string): Promise<unknown> {
+    const r = await http('POST', `${lc.url(i)}/api/v1/query`, { query, params, ...(consistency ? { consistency } : {}) });
+    expect(r.status, `${query}: ${JSON.stringify(r.body)}`).toBe(200);
+    return r.body;
+  }
+
   it('writes succeed while a replica is dead, hints are kept durably and replayed when it returns', async () => {
+    // A wide-column table too: its partition mutations are hinted and replayed like any write.
+    await cql(1, 'CREATE TABLE hinted_rows (k int, c int, v text, PRIMARY KEY ((k), c))');
     await lc.kill9(3);
     await waitFor('node3 seen down by nodes 1 and 2', async () => {
       for (const i of [1, 2]) if ((await clusterView(lc.url(i))).find((n) => n.id === 'node3')?.liveness !== 'down') return false;
@@ -53,6 +62,10 @@ describe('hinted handoff (3 real nodes)', () => {
     const held = async (): Promise<number> => (await pendingHints(lc.url(1), 'node3')) + (await pendingHints(lc.url(2), 'node3'));
     await waitFor(`${KEYS} hints held for node3`, async () => (await held()) === KEYS, 10_000);
     expect(await held()).toBe(KEYS);
+    // 100 one-row partitions (QUORUM: node1 and node2): one hint per partition mutation.
+    const WIDE = 100;
+    for (let k = 0; k < WIDE; k++) await cql(1 + (k % 2), 'INSERT INTO hinted_rows (k, c, v) VALUES (?, 1, ?)', [k, `v${k}`]);
+    await waitFor(`${KEYS + WIDE} hints held for node3`, async () => (await held()) === KEYS + WIDE, 10_000);
     const status = await http('GET', `${lc.url(1)}/api/v1/cluster`);
     const self = (status.body['nodes'] as Body[]).find((n) => n['id'] === 'node1')!;
     expect(self['hints']).toBeGreaterThan(0);
@@ -67,7 +80,11 @@ describe('hinted handoff (3 real nodes)', () => {
     const m1 = await http('GET', `${lc.url(1)}/api/v1/metrics`);
     const m2 = await http('GET', `${lc.url(2)}/api/v1/metrics`);
     const replayed = ((m1.body['hints'] as Body)['replayed'] as number) + ((m2.body['hints'] as Body)['replayed'] as number);
-    expect(replayed).toBeGreaterThanOrEqual(KEYS - beforeCrash); // node2's counter restarted with it
+    expect(replayed).toBeGreaterThanOrEqual(KEYS + WIDE - beforeCrash); // node2's counter restarted with it
+    // node3 alone (ONE, coordinated by node3: its own replica) has every hinted row.
+    const rows = (await cql(3, 'SELECT k, v FROM hinted_rows', [], 'ONE')) as Array<{ k: number; v: string }>;
+    expect(rows.map((r) => r.k).sort((a, b) => a - b)).toEqual(Array.from({ length: WIDE }, (_, k) => k));
+    expect(rows.every((r) => r.v === `v${r.k}`)).toBe(true);
     console.log(`hint replay: ${KEYS} hints delivered within ${replayMs} ms of restart; last passes:`, (m1.body['hints'] as Body)['lastReplay'], (m2.body['hints'] as Body)['lastReplay']);
 
     // Replay progress in GET /api/v1/cluster: node1's pass to node3 is over, with what it sent.

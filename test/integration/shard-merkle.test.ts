@@ -292,7 +292,7 @@ describe('shard Merkle trees (real worker + RocksDB)', () => {
       op: 'repair-write',
       entries: [
         { key: encodeStorageKey(lt.hi, lt.lo, TABLE, lwwKey), mode: 'lww', record: rec },
-        { key: skey, mode: 'crdt', record: Buffer.from([0x11, 0x01, 0xc1]) },
+        { key: skey, mode: 'crdt', record: Buffer.from([0x20, 0x01, 0xc1]) },
       ],
     });
     expect(mixed.ok).toBe(false);
@@ -414,7 +414,7 @@ describe('several shards per node (real workers + RocksDB): placement, merged sc
     const k = records[0]!;
     const wrong = (shardOfToken(k.t.hi, 3) + 1) % 3;
     const newer = newVersion({ node: 'n1', counter: N + 1, context: [], ts: 10 ** 9, tombstone: false, value: Buffer.from('newer'), maxClockEntries: 16 });
-    const entry = { key: encodeStorageKey(k.t.hi, k.t.lo, T, k.key), mode: 'lww' as const, versions: [newer] };
+    const entry = { key: encodeStorageKey(k.t.hi, k.t.lo, T, k.key), mode: 'lww' as const, record: encodeRecord([newer]) };
     expect(repairOf(await pools[1]!.submit(wrong, { op: 'repair-write', entries: [entry] }), 'repair-write')).toMatchObject({ changed: 0, notOwner: 1 });
     // The same entry at its own shard is merged.
     expect(repairOf(await pools[1]!.submit(shardOfToken(k.t.hi, 3), { op: 'repair-write', entries: [entry] }), 'repair-write')).toMatchObject({ changed: 1, notOwner: 0 });

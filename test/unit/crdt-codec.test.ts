@@ -29,10 +29,10 @@ describe('CRDT state encoding', () => {
     set = crdtApply(set, { type: 'set', add: ['a', 'b'], remove: [] }, 'n1');
     set = crdtApply(set, { type: 'set', add: ['b'], remove: [] }, 'n2');
     // [clock [n1,1,n2,1], [[a, b], [1 dot: n1 1, 1 dot: n2 1]]]
-    expect(encodeCrdt(set).toString('hex')).toBe('1102' + '92' + '94a26e3101a26e3201' + '92' + '92a161a162' + '96010001010101');
+    expect(encodeCrdt(set).toString('hex')).toBe('2002' + '92' + '94a26e3101a26e3201' + '92' + '92a161a162' + '96010001010101');
     const counter = crdtApply(emptyCrdt('counter'), { type: 'counter', increment: -3 }, 'n1');
-    expect(encodeCrdt(counter).toString('hex')).toBe('1101' + '93a26e310003');
-    expect(encodeCrdt(emptyCrdt('map')).toString('hex')).toBe('1103' + '929090');
+    expect(encodeCrdt(counter).toString('hex')).toBe('2001' + '93a26e310003');
+    expect(encodeCrdt(emptyCrdt('map')).toString('hex')).toBe('2003' + '929090');
     expect(CRDT_STATE_FORMAT).not.toBe(RECORD_FORMAT);
   });
 

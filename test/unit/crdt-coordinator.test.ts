@@ -55,9 +55,9 @@ describe('CRDT updates (fakes for shards and peers)', () => {
     const { crdts, router, remote, stores } = crdtSetup();
     // A key of the N=2 table whose replicas are n2 and n3 only: the coordinating replica is remote.
     let k = 0;
-    while (router.route(key(`r${k}`)).replicas.slice(0, 2).some((r) => r.local)) k++;
+    while (router.replicasOf(key(`r${k}`)).replicas.slice(0, 2).some((r) => r.local)) k++;
     const remoteKey = key(`r${k}`);
-    const first = router.route(remoteKey).replicas[0]!.nodeId;
+    const first = router.replicasOf(remoteKey).replicas[0]!.nodeId;
     remote.behaviour.set(first, 'fail');
     const err = await rejection(crdts.update({ table: 'c2', key: remoteKey, operation: { increment: 1 }, consistency: { w: 1 } }));
     expect(err.details?.['outcome']).toBe('unknown');

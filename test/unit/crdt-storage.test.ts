@@ -1,17 +1,17 @@
 /**
- * The storage side of the convergent data types: the one merge of stored bytes by conflict mode
- * (src/storage/merge.ts), the shard's apply step (src/storage/crdt-shard.ts), the anti-entropy plan
- * for crdt keys (src/repair/crdt-plan.ts) and the crdt.* config keys.
+ * The storage side of the convergent data types: the shared merge of stored records for crdt states
+ * (src/storage/records.ts), the shard's apply step (src/storage/crdt-shard.ts), the anti-entropy plan
+ * for crdt keys (src/repair/plan.ts) and the crdt.* config keys.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, resolveConfig } from '../../src/config/config.js';
 import { crdtValue, decodeCrdt, DEFAULT_CRDT_LIMITS, encodeCrdt, parseOp, readEncoded } from '../../src/crdt/index.js';
-import { planCrdtKeyRepairs } from '../../src/repair/crdt-plan.js';
+import { planKeyRepairs } from '../../src/repair/plan.js';
 import { tableIdOf } from '../../src/router/tables.js';
-import { applyCrdtRequest, decodeApplyRequest, encodeApplyRequest, mergeCrdtState } from '../../src/storage/crdt-shard.js';
+import { applyCrdtRequest, decodeApplyRequest, encodeApplyRequest } from '../../src/storage/crdt-shard.js';
 import { encodeStorageKey } from '../../src/storage/keys.js';
-import { isCrdtState, mergeStored } from '../../src/storage/merge.js';
+import { isCrdtState, mergeStoredRecords, recordFamily } from '../../src/storage/records.js';
 import { RingkvError } from '../../src/util/errors.js';
 import { encodeRecord, newVersion } from '../../src/versions/index.js';
 
@@ -65,18 +65,16 @@ describe('the shard apply step', () => {
   });
 });
 
-describe('mergeStored: one merge of stored bytes per conflict mode', () => {
-  it('crdt: the join, and "unchanged" (the stored bytes themselves) when the incoming state adds nothing', () => {
+describe('mergeStoredRecords: crdt states merge with the join', () => {
+  it('the join, and the stored bytes themselves (same object) when the incoming state adds nothing', () => {
     const a = counterOf([['n1@a', 1]]);
     const b = counterOf([['n2@a', 2]]);
-    const ab = mergeStored('crdt', a, b, 1);
-    expect(ab.changed).toBe(true);
-    expect(crdtValue(decodeCrdt(ab.bytes))).toBe(3);
-    const again = mergeStored('crdt', ab.bytes, a, 1);
-    expect(again).toEqual({ bytes: ab.bytes, changed: false });
-    expect(mergeStored('crdt', null, a, 1)).toEqual({ bytes: a, changed: true });
-    expect(mergeCrdtState(undefined, b).bytes).toBe(b);
-    expect(() => mergeStored('crdt', null, Buffer.from([0x11, 0x01, 0xff]), 1)).toThrow(/corrupt CRDT state/);
+    const ab = mergeStoredRecords('crdt', a, b, 1);
+    expect(ab).not.toBe(a);
+    expect(crdtValue(decodeCrdt(ab))).toBe(3);
+    expect(mergeStoredRecords('crdt', ab, a, 1)).toBe(ab);
+    expect(mergeStoredRecords('crdt', undefined, a, 1)).toBe(a);
+    expect(() => mergeStoredRecords('crdt', undefined, Buffer.from([0x20, 0x01, 0xff]), 1)).toThrow(/corrupt CRDT state/);
   });
 
   it('property: replicas merging the same states in any order and with duplicates store equal bytes', () => {
@@ -91,7 +89,7 @@ describe('mergeStored: one merge of stored bytes per conflict mode', () => {
           per[who]!.push(latest[who]!);
         }
         const deliveries = per.flat();
-        const replica = (seq: readonly Uint8Array[]): Uint8Array => seq.reduce<Uint8Array | null>((s, x) => mergeStored('crdt', s, x, 1).bytes, null)!;
+        const replica = (seq: readonly Uint8Array[]): Uint8Array => seq.reduce<Uint8Array | undefined>((s, x) => mergeStoredRecords('crdt', s, x, 1), undefined)!;
         const reordered = [...deliveries, ...order.map((i) => deliveries[i % deliveries.length]!)].reverse();
         const x = replica(deliveries);
         const y = replica(reordered);
@@ -101,31 +99,37 @@ describe('mergeStored: one merge of stored bytes per conflict mode', () => {
     );
   });
 
-  it('vclock / lww: the version merge, unchanged when nothing new arrives; the stored kind tells itself', () => {
+  it('the first byte tells a crdt state from a version record and a cell', () => {
     const v = newVersion({ node: 'n', counter: 1, context: [], ts: 1, tombstone: false, value: Buffer.from('x'), maxClockEntries: 8 });
     const rec = encodeRecord([v]);
-    expect(mergeStored('vclock', null, rec, 16)).toEqual({ bytes: rec, changed: true });
-    expect(mergeStored('lww', rec, rec, 16)).toEqual({ bytes: rec, changed: false });
+    const state = counterOf([['a@1', 1]]);
     expect(isCrdtState(rec)).toBe(false);
-    expect(isCrdtState(counterOf([['a@1', 1]]))).toBe(true);
+    expect(isCrdtState(state)).toBe(true);
+    expect(recordFamily(state)).toBe('crdt');
+    expect(recordFamily(rec)).toBe('versions');
+    // A version record is not a crdt state: a crdt-mode merge refuses it rather than storing it.
+    expect(() => mergeStoredRecords('crdt', state, rec, 1)).toThrow();
   });
 });
 
 describe('anti-entropy plan for crdt keys', () => {
   const t = tableIdOf('likes');
   const key = (s: string) => encodeStorageKey(1, 2, Buffer.from(t, 'hex'), Buffer.from(s));
-  const policy = (o: Partial<Parameters<typeof planCrdtKeyRepairs>[1]> = {}) => ({
+  const policy = (o: Partial<Parameters<typeof planKeyRepairs>[1]> = {}) => ({
     modeOf: (id: string) => (id === t ? ('crdt' as const) : undefined),
     localMayStore: () => true,
     remoteMayStore: () => true,
+    graceSecondsOf: () => 864000,
+    maxSiblings: 1,
+    nowMs: Date.now(),
     ...o,
   });
 
   it('sends the join to whichever side lacks it, nothing when both hold it', () => {
     const l = counterOf([['n1@a', 1]]);
     const r = counterOf([['n2@a', 2]]);
-    const lr = mergeStored('crdt', l, r, 1).bytes;
-    const plan = planCrdtKeyRepairs(
+    const lr = mergeStoredRecords('crdt', l, r, 1);
+    const plan = planKeyRepairs(
       [
         { key: key('diverged'), local: l, remote: r },
         { key: key('only-local'), local: l, remote: null },
@@ -138,15 +142,18 @@ describe('anti-entropy plan for crdt keys', () => {
     const names = (xs: Array<{ key: Uint8Array }>) => xs.map((x) => Buffer.from(x.key.subarray(24, x.key.length - 2)).toString());
     expect(names(plan.toLocal)).toEqual(['diverged', 'only-remote', 'behind']);
     expect(names(plan.toRemote)).toEqual(['diverged', 'only-local']);
-    expect(readEncoded('counter', plan.toLocal[0]!.state).value).toBe(3);
-    expect(Buffer.from(plan.toLocal[0]!.state).equals(Buffer.from(plan.toRemote[0]!.state))).toBe(true);
+    expect(plan.toLocal.every((a) => a.mode === 'crdt')).toBe(true);
+    expect(readEncoded('counter', plan.toLocal[0]!.record).value).toBe(3);
+    expect(Buffer.from(plan.toLocal[0]!.record).equals(Buffer.from(plan.toRemote[0]!.record))).toBe(true);
     expect(plan.equal).toBe(1);
+    // A CRDT state is never purgeable: an old state alone on one side still flows to the other.
+    expect(planKeyRepairs([{ key: key('old'), local: l, remote: null }], policy({ nowMs: Date.now() + 1e12 })).toRemote).toHaveLength(1);
   });
 
   it('leaves unknown tables alone and honours which side may store the key', () => {
     const l = counterOf([['n1@a', 1]]);
     const other = encodeStorageKey(1, 2, Buffer.from(tableIdOf('other'), 'hex'), Buffer.from('k'));
-    const plan = planCrdtKeyRepairs(
+    const plan = planKeyRepairs(
       [
         { key: other, local: l, remote: null },
         { key: key('k'), local: l, remote: null },

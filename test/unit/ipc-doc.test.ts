@@ -10,6 +10,7 @@ import { promiseRouter, startIpcServer, type IpcServer } from '../../src/api/ipc
 import { decodePayload } from '../../src/net/frames.js';
 import type { ReadRequest, ReadResult, WriteRequest, WriteResult } from '../../src/router/router.js';
 import type { CrdtUpdateRequest } from '../../src/router/crdt.js';
+import type { QueryParsed } from '../../src/api/ipc-request.js';
 
 const DOC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../docs/ipc-protocol.md');
 const doc = readFileSync(DOC, 'utf8');
@@ -41,6 +42,7 @@ let dir: string;
 let server: IpcServer;
 const writes: WriteRequest[] = [];
 const crdtUpdates: CrdtUpdateRequest[] = [];
+const queries: QueryParsed[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'rkv-doc-'));
@@ -67,6 +69,16 @@ beforeAll(async () => {
     },
     ringInfo: () => ({ digest: DOC_DIGEST, version: 1, nodes: [], tokens: [], replicas: 0, pref: [] }),
     clusterStatus: async () => ({}),
+    // The documented query's answer (what a node holding that row answers).
+    query: async (q) => {
+      queries.push(q);
+      return {
+        kind: 'rows',
+        columns: ['user_id', 'timestamp', 'event'],
+        rows: [{ user_id: '123', timestamp: '2023-01-02T10:00:00.000Z', event: 'login' }],
+        routing: { table: 'users', partitionKey: [{ name: 'user_id', type: 'text' }] },
+      };
+    },
     limits: { maxKeyBytes: 65536, maxValueBytes: 1 << 20, maxFrameBytes: 16 << 20, maxInFlightPerConnection: 1024 },
     log: pino({ level: 'silent' }),
   });
@@ -138,6 +150,18 @@ describe('docs/ipc-protocol.md', () => {
     expect(crdtUpdates[0]).toMatchObject({ table: 'likes', operation: { increment: 1 }, consistency: {} });
     expect(doc).toContain(`payload length ${request.length - 4}`);
     expect(doc).toContain(`payload length ${reply.length - 4}`);
+  });
+
+  it('query example: the documented request gets the documented reply bytes, the handler sees the statement and params', async () => {
+    const request = hexBlock('query-request');
+    expect(request.readUInt32BE(0)).toBe(request.length - 4);
+    expect(decodePayload(request.subarray(4))).toEqual({ id: 2, op: 'query', query: 'SELECT * FROM users WHERE user_id = ?', params: ['123'] });
+    const reply = await exchange(request);
+    expect(reply.toString('hex')).toBe(hexBlock('query-reply').toString('hex'));
+    expect(decodePayload(reply.subarray(4))).toMatchObject({ id: 2, ok: true, kind: 'rows', rows: [{ user_id: '123', event: 'login' }], rv: DOC_DIGEST });
+    expect(queries).toEqual([{ query: 'SELECT * FROM users WHERE user_id = ?', readOnly: true, params: ['123'], consistency: undefined, pageSize: undefined, pagingState: undefined, timeoutMs: undefined }]);
+    expect(doc).toContain(`payload length ${request.length - 4}`);
+    expect(doc).toContain(`payload length ${hexBlock('query-reply').length - 4}`);
   });
 
   it('the annotated lengths match the frames', () => {

@@ -79,7 +79,7 @@ describe('checkRequestShape (pure)', () => {
         const keys = Object.keys(msg);
         const victim = keys[pick % keys.length]!;
         const planted = mp.map(keys.map((k) => [k, k === victim ? bad : encodePayload(msg[k])] as [string, Buffer]));
-        expect(checkRequestShape(planted, 10)).toEqual([{ path: [victim], message: expect.any(String) as string }]);
+        expect(checkRequestShape(planted, 10)).toEqual([expect.objectContaining({ path: [victim], message: expect.any(String) as string })]);
       }),
     );
   });

@@ -203,6 +203,26 @@ describe('ipc server: requests', () => {
   });
 });
 
+describe('ipc server: query and ttl', () => {
+  it('passes a query with float and bin params to the CQL handler, refuses floats elsewhere, forwards a put ttl', async () => {
+    const seen: unknown[] = [];
+    await start({}, { query: async (q) => (seen.push(q), { kind: 'applied', applied: true }) });
+    const c = await client();
+    const ok = await c.request({ id: 1, op: 'query', query: 'INSERT INTO t (k, d, b) VALUES (?, ?, ?)', params: ['k', 1.5, Buffer.from([1, 2])], consistency: 'ONE' });
+    expect(ok).toMatchObject({ id: 1, ok: true, kind: 'applied', applied: true });
+    expect(seen).toEqual([{ query: 'INSERT INTO t (k, d, b) VALUES (?, ?, ?)', readOnly: false, params: ['k', 1.5, Buffer.from([1, 2])], consistency: { level: 'ONE' }, pageSize: undefined, pagingState: undefined, timeoutMs: undefined }]);
+    const float = await c.request({ id: 2, op: 'query', query: 'SELECT * FROM t', pageSize: 2.5 });
+    expect(float).toMatchObject({ id: 2, ok: false, code: 'bad_request', field: 'pageSize' });
+    const foreign = await c.request({ id: 3, op: 'query', query: 'SELECT * FROM t', table: 't' });
+    expect(foreign).toMatchObject({ id: 3, ok: false, code: 'bad_request', field: 'table' });
+    await c.request({ id: 4, op: 'put', table: 't', key: 'k', value: 'v', ttl: 30 });
+    expect(router.lastWrite?.ttlSeconds).toBe(30);
+    expect(await c.request({ id: 5, op: 'put', table: 't', key: 'k', value: 'v', ttl: -1 })).toMatchObject({ ok: false, field: 'ttl' });
+    expect(await c.request({ id: 6, op: 'get', table: 't', key: 'k', ttl: 5 })).toMatchObject({ ok: false, field: 'ttl' });
+    expect(seen).toHaveLength(1);
+  });
+});
+
 describe('ipc server: bad frames', () => {
   it('closes only the offending connection on malformed, id-less, oversized and truncated frames', async () => {
     await start({ maxFrameBytes: 1024 });

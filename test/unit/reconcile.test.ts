@@ -13,6 +13,7 @@ import {
   mergeVersions,
   newVersion,
   purgeableTombstones,
+  readableValues,
   vcCompare,
   vcCovers,
   vcGet,
@@ -264,9 +265,9 @@ describe('mergeVclockVersions (DVV-set)', () => {
     const concurrent = ver('n3', 1, []);
     const out = M(M([v1], [del]), [concurrent]);
     expect(out).toEqual([del, concurrent]);
-    expect(liveValues(out)).toEqual([concurrent]);
-    expect(isDeleted(out)).toBe(false);
-    expect(isDeleted(M([v1], [del]))).toBe(true);
+    expect(liveValues(out, 0)).toEqual([concurrent]);
+    expect(isDeleted(out, 0)).toBe(false);
+    expect(isDeleted(M([v1], [del]), 0)).toBe(true);
   });
 });
 
@@ -424,10 +425,10 @@ describe('liveValues / isDeleted / purgeableTombstones', () => {
   const live = ver('n1', 1, [], { ts: 100 });
   const tomb = ver('n2', 1, [], { ts: 200, tombstone: true });
   it('classifies', () => {
-    expect(liveValues([live, tomb])).toEqual([live]);
-    expect(isDeleted([live, tomb])).toBe(false);
-    expect(isDeleted([tomb])).toBe(true);
-    expect(isDeleted([])).toBe(true);
+    expect(liveValues([live, tomb], 0)).toEqual([live]);
+    expect(isDeleted([live, tomb], 0)).toBe(false);
+    expect(isDeleted([tomb], 0)).toBe(true);
+    expect(isDeleted([], 0)).toBe(true);
   });
   it('purges only all-tombstone sets older than the grace period', () => {
     expect(purgeableTombstones([tomb], 1000, 500)).toBe(true);
@@ -435,6 +436,29 @@ describe('liveValues / isDeleted / purgeableTombstones', () => {
     expect(purgeableTombstones([tomb, live], 10_000, 1)).toBe(false);
     expect(purgeableTombstones([tomb, { ...tomb, dot: ['n3', 1], clock: [['n3', 1]], ts: 900 }], 1000, 500)).toBe(false);
     expect(purgeableTombstones([], 0, 0)).toBe(true);
+  });
+});
+
+describe('TTL', () => {
+  const base: Version = { dot: ['a', 1], clock: [['a', 1]], prior: 0, ts: 1_000_000, tombstone: false, value: Uint8Array.of(7) };
+  const timed: Version = { ...base, ttl: 10 };
+
+  it('an expiring value reads as absent from ts + ttl on, and is purgeable once its write is older than grace', () => {
+    expect(readableValues([timed], 10_999_999)).toHaveLength(1);
+    expect(readableValues([timed], 11_000_000)).toHaveLength(0);
+    expect(isDeleted([timed], 11_000_000)).toBe(true);
+    expect(liveValues([timed, base], 11_000_000)).toEqual([base]);
+    // Purgeable: expired, and written more than grace ago (Cassandra: an expired cell is a tombstone dated at its write).
+    expect(purgeableTombstones([timed], 10_000_000, 1)).toBe(false); // not expired yet
+    expect(purgeableTombstones([timed], 11_000_000, 5_000_000)).toBe(true);
+    expect(purgeableTombstones([timed], 11_000_000, 20_000_000)).toBe(false);
+  });
+
+  it('LWW: on a timestamp tie an expiring value beats a live one, whatever the order', () => {
+    const live: Version = { ...base, dot: ['b', 1], clock: [['b', 1]], value: Uint8Array.of(9) };
+    expect(mergeLwwVersions([live], [timed])).toEqual([timed]);
+    expect(mergeLwwVersions([timed], [live])).toEqual([timed]);
+    expect(versionsEqual([timed], [base])).toBe(false);
   });
 });
 

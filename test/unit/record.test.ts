@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import {
+  MAX_TTL_SECONDS,
   RECORD_FORMAT,
   decodeRecord,
   digestToHex,
@@ -34,15 +35,16 @@ const versionArb: fc.Arbitrary<Version> = fc
     ts: fc.oneof(fc.constant(0), fc.maxSafeNat()),
     tombstone: fc.boolean(),
     value: fc.uint8Array({ maxLength: 40 }),
+    ttl: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: MAX_TTL_SECONDS }) }),
   })
-  .map(({ node, counter, ahead, priorFrac, ctx, ts, tombstone, value }) => {
+  .map(({ node, counter, ahead, priorFrac, ctx, ts, tombstone, value, ttl }) => {
     const own: VClockEntry = [node, counter + ahead];
     const clock = Object.entries(ctx)
       .filter(([n]) => n !== node)
       .map(([n, c]) => [n, c] as VClockEntry)
       .concat([own])
       .sort((x, y) => (x[0] < y[0] ? -1 : 1));
-    return {
+    const v: Version = {
       dot: ahead === 0 ? own : ([node, counter] as const),
       clock,
       prior: Math.floor(priorFrac * (counter - 1)),
@@ -50,6 +52,7 @@ const versionArb: fc.Arbitrary<Version> = fc
       tombstone,
       value: tombstone ? new Uint8Array(0) : value,
     };
+    return tombstone || ttl === 0 ? v : { ...v, ttl };
   });
 
 const recordArb = fc.uniqueArray(versionArb, { maxLength: 5, selector: (v) => `${v.dot[0]}:${v.dot[1]}` });
@@ -71,6 +74,7 @@ describe('encodeRecord / decodeRecord', () => {
           expect(v.dot).toEqual(sorted[i]!.dot);
           expect(v.clock).toEqual(sorted[i]!.clock);
           expect(v.prior).toBe(sorted[i]!.prior);
+          expect(v.ttl).toBe(sorted[i]!.ttl);
         });
         expect(encodeRecord(back).equals(buf)).toBe(true);
       }),
@@ -113,6 +117,18 @@ describe('encodeRecord / decodeRecord', () => {
     expect(Array.from(back[0]!.value)).toEqual([1, 2, 3]);
   });
 
+  it('stores a TTL as an eighth field only when there is one, and refuses a TTL on a tombstone or out of range', () => {
+    const v: Version = { dot: ['a', 1], clock: [['a', 1]], prior: 0, ts: 1, tombstone: false, value: Uint8Array.of(1) };
+    const plain = encodeRecord([v]);
+    const timed = encodeRecord([{ ...v, ttl: 60 }]);
+    expect(plain[2]).toBe(0x97); // a 7-tuple: records written before TTLs existed keep their bytes
+    expect(timed[2]).toBe(0x98);
+    expect(decodeRecord(timed)[0]!.ttl).toBe(60);
+    expect(decodeRecord(plain)[0]!.ttl).toBeUndefined();
+    expect(() => encodeRecord([{ ...v, ttl: MAX_TTL_SECONDS + 1 }])).toThrow(/ttl/);
+    expect(() => encodeRecord([{ ...v, tombstone: true, value: new Uint8Array(0), ttl: 5 }])).toThrow(/ttl/);
+  });
+
   it('handles the empty set', () => {
     expect(decodeRecord(encodeRecord([]))).toEqual([]);
   });
@@ -128,11 +144,11 @@ describe('encodeRecord / decodeRecord', () => {
 });
 
 describe('isDeadRecord', () => {
-  it('agrees with decoding: true exactly when every version is a tombstone (byte path for one version)', () => {
+  it('agrees with decoding: true exactly when every version is a tombstone or expiring (byte path for one version)', () => {
     fc.assert(
       fc.property(recordArb, (vs) => {
         fc.pre(vs.length > 0);
-        expect(isDeadRecord(encodeRecord(vs))).toBe(vs.every((v) => v.tombstone));
+        expect(isDeadRecord(encodeRecord(vs))).toBe(vs.every((v) => v.tombstone || (v.ttl ?? 0) > 0));
       }),
       { numRuns: 2000 },
     );

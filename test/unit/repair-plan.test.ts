@@ -3,7 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { MerkleTree, initMerkle, leafIndex, type Hash64 } from '../../src/merkle/index.js';
 import { batchBySize, diffKeyDigests, leafTokenRuns, planKeyRepairs, tableIdHexOfStorageKey, type KeyState, type RepairPolicy } from '../../src/repair/plan.js';
 import { encodeStorageKey } from '../../src/storage/keys.js';
-import { initVersions, newVersion, recordDigest, versionsEqual, type VClock, type Version } from '../../src/versions/index.js';
+import { decodeRecord, encodeRecord, initVersions, newVersion, recordDigest, versionsEqual, type VClock, type Version } from '../../src/versions/index.js';
+import { tombstoneRecord, valueRecord } from '../../src/wide/cell.js';
 
 beforeAll(async () => {
   await initMerkle();
@@ -119,6 +120,10 @@ describe('diffKeyDigests', () => {
 
 const VC_TABLE = '11'.repeat(16);
 const LWW_TABLE = '22'.repeat(16);
+const CELL_TABLE = '33'.repeat(16);
+/** A version set as its stored record bytes, and back. */
+const rec = (v: Version[] | null): Buffer | null => (v === null ? null : encodeRecord(v));
+const vs = (r: Uint8Array): Version[] => decodeRecord(r);
 const skey = (table: string, name: string): Buffer => encodeStorageKey(1, 2, Buffer.from(table, 'hex'), Buffer.from(name));
 
 function ver(node: string, counter: number, context: VClock, o: { ts?: number; tombstone?: boolean; value?: string } = {}): Version {
@@ -128,12 +133,12 @@ function ver(node: string, counter: number, context: VClock, o: { ts?: number; t
 
 function policy(over: Partial<RepairPolicy> = {}): RepairPolicy {
   return {
-    modeOf: (id) => (id === VC_TABLE ? 'vclock' : id === LWW_TABLE ? 'lww' : undefined),
+    modeOf: (id) => (id === VC_TABLE ? 'vclock' : id === LWW_TABLE ? 'lww' : id === CELL_TABLE ? 'cell' : undefined),
     localMayStore: () => true,
     remoteMayStore: () => true,
+    graceSecondsOf: () => 10,
     maxSiblings: 16,
-    nowUs: 1_000_000_000,
-    graceUs: 10_000_000,
+    nowMs: 1_000_000,
     ...over,
   };
 }
@@ -148,14 +153,14 @@ describe('planKeyRepairs', () => {
     const v = [ver('n1', 5, [])];
     const p = planKeyRepairs(
       [
-        { key: skey(VC_TABLE, 'a'), local: v, remote: null },
-        { key: skey(VC_TABLE, 'b'), local: null, remote: v },
+        { key: skey(VC_TABLE, 'a'), local: rec(v), remote: null },
+        { key: skey(VC_TABLE, 'b'), local: null, remote: rec(v) },
       ],
       policy(),
     );
     expect(p.toRemote.map((a) => Buffer.from(a.key).toString('latin1'))).toEqual([skey(VC_TABLE, 'a').toString('latin1')]);
     expect(p.toLocal.map((a) => Buffer.from(a.key).toString('latin1'))).toEqual([skey(VC_TABLE, 'b').toString('latin1')]);
-    expect(versionsEqual(p.toRemote[0]!.versions, v)).toBe(true);
+    expect(versionsEqual(vs(p.toRemote[0]!.record), v)).toBe(true);
   });
 
   it('concurrent vclock writes become siblings on both sides; lww picks one winner for both', () => {
@@ -165,32 +170,32 @@ describe('planKeyRepairs', () => {
     const lb = ver('n3', 6, [], { ts: 200, value: 'new' });
     const p = planKeyRepairs(
       [
-        { key: skey(VC_TABLE, 'k'), local: [a], remote: [b] },
-        { key: skey(LWW_TABLE, 'k'), local: [la], remote: [lb] },
+        { key: skey(VC_TABLE, 'k'), local: rec([a]), remote: rec([b]) },
+        { key: skey(LWW_TABLE, 'k'), local: rec([la]), remote: rec([lb]) },
       ],
       policy(),
     );
     const vcLocal = p.toLocal.find((x) => x.tableId === VC_TABLE)!;
     const vcRemote = p.toRemote.find((x) => x.tableId === VC_TABLE)!;
-    expect(vcLocal.versions).toHaveLength(2);
-    expect(versionsEqual(vcLocal.versions, vcRemote.versions)).toBe(true);
+    expect(vs(vcLocal.record)).toHaveLength(2);
+    expect(versionsEqual(vs(vcLocal.record), vs(vcRemote.record))).toBe(true);
     // LWW: the remote already holds the winner, only the local side is stale.
     expect(p.toRemote.filter((x) => x.tableId === LWW_TABLE)).toHaveLength(0);
     const lw = p.toLocal.find((x) => x.tableId === LWW_TABLE)!;
     expect(lw.mode).toBe('lww');
-    expect(Buffer.from(lw.versions[0]!.value).toString()).toBe('new');
+    expect(Buffer.from(vs(lw.record)[0]!.value).toString()).toBe('new');
   });
 
   it('a tombstone written with the value in its context wins over a replica that missed the delete', () => {
     const value = ver('n1', 5, []);
     const tomb = ver('n2', 9, value.clock, { tombstone: true, ts: 999_999_000 });
-    const p = planKeyRepairs([{ key: skey(VC_TABLE, 'd'), local: [tomb], remote: [value] }], policy());
+    const p = planKeyRepairs([{ key: skey(VC_TABLE, 'd'), local: rec([tomb]), remote: rec([value]) }], policy());
     expect(p.toLocal).toHaveLength(0);
     expect(p.toRemote).toHaveLength(1);
-    expect(p.toRemote[0]!.versions).toHaveLength(1);
-    expect(p.toRemote[0]!.versions[0]!.tombstone).toBe(true);
+    expect(vs(p.toRemote[0]!.record)).toHaveLength(1);
+    expect(vs(p.toRemote[0]!.record)[0]!.tombstone).toBe(true);
     // Even past the grace period a stale value still gets the tombstone (both sides hold the key).
-    const late = planKeyRepairs([{ key: skey(VC_TABLE, 'd'), local: [tomb], remote: [value] }], policy({ nowUs: 10_000_000_000 }));
+    const late = planKeyRepairs([{ key: skey(VC_TABLE, 'd'), local: rec([tomb]), remote: rec([value]) }], policy({ nowMs: 10_000_000 }));
     expect(late.toRemote).toHaveLength(1);
   });
 
@@ -199,8 +204,8 @@ describe('planKeyRepairs', () => {
     const fresh = ver('n2', 10, [], { tombstone: true, ts: 999_999_999 });
     const p = planKeyRepairs(
       [
-        { key: skey(VC_TABLE, 'old'), local: [tomb], remote: null },
-        { key: skey(VC_TABLE, 'new'), local: null, remote: [fresh] },
+        { key: skey(VC_TABLE, 'old'), local: rec([tomb]), remote: null },
+        { key: skey(VC_TABLE, 'new'), local: null, remote: rec([fresh]) },
       ],
       policy(),
     );
@@ -212,14 +217,29 @@ describe('planKeyRepairs', () => {
   it('leaves keys of unknown tables alone, skips equal states, and honours table N per side', () => {
     const v = [ver('n1', 5, [])];
     const states: KeyState[] = [
-      { key: skey('99'.repeat(16), 'x'), local: v, remote: null },
-      { key: skey(VC_TABLE, 'same'), local: v, remote: v },
-      { key: skey(VC_TABLE, 'n'), local: v, remote: null },
+      { key: skey('99'.repeat(16), 'x'), local: rec(v), remote: null },
+      { key: skey(VC_TABLE, 'same'), local: rec(v), remote: rec(v) },
+      { key: skey(VC_TABLE, 'n'), local: rec(v), remote: null },
     ];
     const p = planKeyRepairs(states, policy({ remoteMayStore: () => false }));
     expect(p.unknownTable).toBe(1);
     expect(p.equal).toBe(1);
     expect(p.toRemote).toHaveLength(0);
+  });
+
+  it('cell records: the later cell (a deletion here) flows to the stale side; a purgeable one-sided cell tombstone stays put', () => {
+    const live = valueRecord(100, Buffer.from('v'), 0, 900);
+    const del = tombstoneRecord(200, 950);
+    const p = planKeyRepairs([{ key: skey(CELL_TABLE, 'c'), local: live, remote: del }], policy());
+    expect(p.toRemote).toHaveLength(0);
+    expect(p.toLocal).toHaveLength(1);
+    expect(p.toLocal[0]!.mode).toBe('cell');
+    expect(Buffer.compare(p.toLocal[0]!.record, del)).toBe(0);
+    // At 1000 s with a 10 s grace, a tombstone dated 950 s is kept, one dated 100 s may be purged.
+    const old = tombstoneRecord(50, 100);
+    const q = planKeyRepairs([{ key: skey(CELL_TABLE, 'o'), local: old, remote: null }], policy());
+    expect(q.purgeable).toBe(1);
+    expect(q.toRemote).toHaveLength(0);
   });
 
   it('property: after applying the plan both sides hold equal version sets (same digest)', () => {
@@ -232,8 +252,8 @@ describe('planKeyRepairs', () => {
         let local = mk(l);
         let remote = mk(r);
         const key = skey(table, 'p');
-        const plan = planKeyRepairs([{ key, local, remote }], policy({ nowUs: 50, graceUs: 1e12 }));
-        const mergeIn = (cur: Version[] | null, a: { versions: Version[] } | undefined): Version[] | null => (a ? a.versions : cur);
+        const plan = planKeyRepairs([{ key, local: rec(local), remote: rec(remote) }], policy({ nowMs: 0, graceSecondsOf: () => 1e6 }));
+        const mergeIn = (cur: Version[] | null, a: { record: Uint8Array } | undefined): Version[] | null => (a ? vs(a.record) : cur);
         local = mergeIn(local, plan.toLocal[0]);
         remote = mergeIn(remote, plan.toRemote[0]);
         const d = (x: Version[] | null): string => (x && x.length > 0 ? JSON.stringify(recordDigest(x)) : 'none');
