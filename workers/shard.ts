@@ -478,7 +478,7 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
   const dataSlot = new Int32Array(data.length).fill(-1);
   for (let i = 0; i < data.length; i++) {
     const d = data[i]!;
-    if (ownsToken(d.hi, d.lo)) dataSlot[i] = slotOf(encodeStorageKey(d.hi, d.lo, d.table, d.key));
+    if (ownsToken(d.hi, d.lo)) dataSlot[i] = slotOf(encodeStorageKey(d.hi, d.lo, d.table, d.key, d.kind === WIRE_CRDT_APPLY ? d.suffix : undefined));
   }
   const entrySlots: Array<Int32Array | undefined> = new Array<Int32Array | undefined>(ops.length);
   /** A cell-write's storage keys and records (the op's entries, validated), by op index. */

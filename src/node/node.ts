@@ -372,7 +372,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     sendGraces();
   };
   sendGraces();
-  const wideReplicas = new WideReplicas({ cluster, router, shards: pool, wide, log });
+  const wideReplicas = new WideReplicas({ cluster, router, shards: pool, wide, log, crdtLimits: config.crdt });
   wideReplicas.register();
   const cql = new CqlService({
     router,

@@ -23,7 +23,7 @@ import { hasRemovals, readEncoded, type CrdtValue, type ParsedOp } from '../crdt
 import { mergeStoredRecords } from '../storage/records.js';
 import { RingkvError } from '../util/errors.js';
 import type { ResolvedConsistency } from './consistency.js';
-import type { ApplyOutcome, CrdtDeps, CrdtReplicaIo } from './crdt-replicas.js';
+import type { ApplyOutcome, CrdtDeps, CrdtKeyIo } from './crdt-replicas.js';
 import { QuorumTracker } from './quorum.js';
 import { consistencyReport } from './quorum-read.js';
 import type { ConsistencyReport, Done, Replica, WritePlan } from './router.js';
@@ -65,8 +65,8 @@ export class CrdtUpdateCoordination {
   private deadline = 0;
 
   constructor(
-    private readonly d: CrdtDeps,
-    private readonly io: CrdtReplicaIo,
+    private readonly d: Pick<CrdtDeps, 'router' | 'hints'>,
+    private readonly io: CrdtKeyIo,
     private readonly parsed: ParsedOp,
     /** The client's operation as it came (remote replicas parse it again). */
     private readonly operation: unknown,
@@ -77,7 +77,7 @@ export class CrdtUpdateCoordination {
   ) {
     this.tracker = new QuorumTracker(cons.n, cons.required);
     this.candidates = [...plan.up].sort((a, b) => Number(b.local) - Number(a.local));
-    this.request = encodeApplyRequest(io.table.type!, parsed);
+    this.request = encodeApplyRequest(io.type, parsed);
   }
 
   start(): void {
@@ -226,7 +226,7 @@ export class CrdtUpdateCoordination {
     }
     let value: { value: CrdtValue; context: string | undefined };
     try {
-      value = readEncoded(this.io.table.type!, state);
+      value = readEncoded(this.io.type, state);
     } catch (e) {
       return this.finish(new RingkvError('internal', `the coordinating replica returned an undecodable state: ${(e as Error).message}`));
     }

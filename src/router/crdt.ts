@@ -10,7 +10,7 @@ import { encodeApplyRequest } from '../storage/crdt-shard.js';
 import { RingkvError, asRingkvError } from '../util/errors.js';
 import { resolveConsistency, type ConsistencySpec } from './consistency.js';
 import { crdtReadResult, CrdtReadCoordination, type CrdtReadResult } from './crdt-read.js';
-import { CrdtReplicaIo, type ApplyOutcome, type CrdtDeps, type PeerCrdtApplyReply } from './crdt-replicas.js';
+import { CrdtReplicaIo, peerApplyReply, type ApplyOutcome, type CrdtDeps, type PeerCrdtApplyReply } from './crdt-replicas.js';
 import { CrdtUpdateCoordination, type CrdtUpdateResult } from './crdt-write.js';
 import type { Done } from './router.js';
 import { tableIdBytes, validateTableName, type TableDef } from './tables.js';
@@ -130,13 +130,7 @@ export class CrdtCoordinator {
     } catch (e) {
       outcome = { ok: false, definite: true, err: asRingkvError(e) };
     }
-    if (outcome.ok) return { ok: true, state: outcome.state };
-    // Unknown here is unknown to the asker too: fail the request itself (a transport-level error,
-    // which the asker treats as a lost answer), rather than answer "not applied".
-    if (!outcome.definite) throw outcome.err;
-    const reply: PeerCrdtApplyReply = { ok: false, code: outcome.err.code, message: outcome.err.message };
-    if (outcome.err.details !== undefined) reply.details = outcome.err.details;
-    return reply;
+    return peerApplyReply(outcome);
   }
 
   private applyForPeer(body: Record<string, unknown>): Promise<ApplyOutcome> {

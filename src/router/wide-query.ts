@@ -4,7 +4,8 @@
  *   - CREATE / ALTER / DROP TABLE change the table's schema (src/wide/schema.ts), which is stored,
  *     pushed to every live node (answered once they have it, or at the deadline: gossip carries it
  *     to the rest) and gossiped;
- *   - INSERT / UPDATE / DELETE are planned into per-partition cell writes (wide-write.ts);
+ *   - INSERT / UPDATE / DELETE are planned into per-partition cell writes (wide-write.ts), and a
+ *     counter column's `c = c + n` into counter updates (wide-counter.ts);
  *   - SELECT is planned into partition reads (wide-read.ts) or a token-range scan (wide-scan.ts)
  *     feeding one page of a ResultCollector, with the paging state to continue.
  */
@@ -15,9 +16,10 @@ import { MicrosClock } from '../wide/cell.js';
 import { outputColumns, planStatement, type PlanContext, type SelectPlan } from '../wide/planner.js';
 import type { KeyColumn } from '../wide/partition-key.js';
 import { decodePagingState, RESULT_LIMITS, ResultCollector, type RowObject } from '../wide/results.js';
-import { alterTableAddSchema, createTableSchema, dropTableSchema, encodeSchema, type WideTableSchema } from '../wide/schema.js';
+import { alterTableAddSchema, createTableSchema, dropTableSchema, encodeSchema, isCounterTable, type WideTableSchema } from '../wide/schema.js';
 import { TimeuuidGenerator } from '../wide/uuid.js';
 import type { ConsistencySpec } from './consistency.js';
+import { coordinateCounterUpdates } from './wide-counter.js';
 import { readPartition, type WideReadContext } from './wide-read.js';
 import { scanTokenRange } from './wide-scan.js';
 import type { WideTableRegistry } from './wide-tables.js';
@@ -94,14 +96,12 @@ export class CqlService {
     const clock = { nowMs: Date.now(), nodeId: this.d.selfId };
     let next: WideTableSchema | undefined;
     if (stmt.kind === 'createTable') {
-      if (stmt.columns.some((c) => c.type === 'counter')) throw countersUnsupported();
       const kv = this.d.router.kvTableIfAny(stmt.table);
       if (kv) throw new RingkvError('conflict', `table ${stmt.table} is a key-value table; a wide-column table cannot take its name`, { table: stmt.table });
       const r = createTableSchema(stmt, current, clock, wide.defaults);
       if (!r.applied) return;
       next = r.schema;
     } else if (stmt.kind === 'alterTable') {
-      if (stmt.add.some((c) => c.type === 'counter')) throw countersUnsupported();
       next = alterTableAddSchema(stmt, current, clock);
     } else {
       const r = dropTableSchema(stmt, current, clock);
@@ -132,14 +132,16 @@ export class CqlService {
       timeuuid: () => this.timeuuids.next(),
       tokenOf: (pk) => tokenToBigInt(tokenOf(pk)),
     };
+    if (isCounterTable(schema)) checkCounterStatement(stmt, schema.name);
     const plan = planStatement(stmt, schema, ctx);
     const target: WideTarget = { name: schema.name, tableId, n: schema.n };
     const spec = req.consistency ?? {};
     if (plan.kind === 'write') {
-      if (plan.counterUpdates.length > 0) throw countersUnsupported();
       if (req.pagingState !== undefined || req.pageSize !== undefined) throw badRequest('pageSize and pagingState apply to SELECT only', { field: req.pagingState !== undefined ? 'pagingState' : 'pageSize' });
       this.counters.writes++;
-      await coordinateWidePlan(this.d, target, plan, spec, deadline);
+      // A counter table holds only counter columns, so a statement is one kind or the other.
+      if (plan.counterUpdates.length > 0) await coordinateCounterUpdates(this.d, target, def, plan.counterUpdates, spec, deadline);
+      else await coordinateWidePlan(this.d, target, plan, spec, deadline);
       return { kind: 'applied', routing };
     }
     this.counters.reads++;
@@ -197,8 +199,16 @@ export class CqlService {
   }
 }
 
-function countersUnsupported(): RingkvError {
-  return badRequest('counter columns are not supported yet (they need a convergent counter type; the CRDT work will bring them)', { unsupported: 'counter' });
+/**
+ * What a counter table does not take (besides INSERT and TTL, which the planner refuses as
+ * Cassandra does): DELETE, because a counter cell's state has no deletion yet (as crdt tables'
+ * keys), and USING TIMESTAMP, which Cassandra refuses on counter updates too.
+ */
+function checkCounterStatement(stmt: Exclude<Statement, { kind: 'createTable' | 'alterTable' | 'dropTable' }>, table: string): void {
+  if (stmt.kind === 'delete') {
+    throw badRequest(`DELETE is not supported on counter table ${table} (a counter's convergent state has no deletes yet: drop the table to remove its counters)`, { unsupported: 'counter delete', table });
+  }
+  if (stmt.kind === 'update' && stmt.timestamp !== undefined) throw badRequest('Cannot provide custom timestamp for counter updates', { table });
 }
 
 function invalidPagingState(): RingkvError {

@@ -4,7 +4,9 @@
  * node, the peer services registered here (`wide-write`, `wide-slice`), which check what they are
  * asked (replica of the token in this node's ring view, the table's live storage id, bounds) before
  * a shard sees it; the shard refuses a mutation whole if any record is not a cell record.
- * `wide-schema` takes a DDL's schema pushed by its coordinator.
+ * `wide-schema` takes a DDL's schema pushed by its coordinator. `wide-counter` applies a counter
+ * column's increment at this node's replica (the coordinating replica of a counter update,
+ * wide-counter.ts): a CRDT apply in the shard actor, at the cell's storage key.
  *
  * Mutations and slice pages cross both the worker boundary and the peer port packed
  * (storage/wide-wire.ts): one byte string, not an array of small ones.
@@ -13,14 +15,19 @@
  * replicas and the local shard, and are merged per key with the cell rule in one WriteBatch.
  */
 import type { Cluster } from '../cluster/cluster.js';
+import { DEFAULT_CRDT_LIMITS, parseOp, type CrdtLimits } from '../crdt/index.js';
 import type { Logger } from '../log/logger.js';
+import { encodeApplyRequest } from '../storage/crdt-shard.js';
 import type { PackedSlicePage, ShardResult } from '../storage/shard-protocol.js';
 import type { ShardPool } from '../storage/shards.js';
 import { packCellWrite, packSlice, unpackCellWrite, unpackEntries } from '../storage/wide-wire.js';
 import { detachedBytes } from '../util/bytes.js';
-import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
+import { RingkvError, asRingkvError, invariant, type ErrorCode } from '../util/errors.js';
+import { parseRowSuffix, TAG_ROW } from '../wide/layout.js';
+import { isCounterTable } from '../wide/schema.js';
 import { SLICE_LIMITS, type SliceRequest, type SlicePage, type SuffixRange } from '../wide/slice.js';
 import type { StoredEntry } from '../wide/reader.js';
+import { peerApplyReply, shardApplyOutcome, type ApplyOutcome, type PeerCrdtApplyReply } from './crdt-replicas.js';
 import type { Replica, Router } from './router.js';
 import type { WideTableRegistry } from './wide-tables.js';
 
@@ -32,6 +39,18 @@ export interface WideWriteBody {
   /** The serialized partition key: its token places the write. */
   key: Uint8Array;
   entries: StoredEntry[];
+}
+
+/** One counter cell's increment, asked of the replica that is to apply it (wide-counter.ts). */
+export interface WideCounterBody {
+  table: string;
+  tableId: Uint8Array;
+  /** The serialized partition key. */
+  key: Uint8Array;
+  /** The counter cell's suffix inside the partition (layout.ts cellSuffix). */
+  suffix: Uint8Array;
+  /** The increment (negative: a decrement), a safe integer. */
+  delta: number;
 }
 
 /** One page of a partition slice, asked of a replica: the table, the partition, and the slice request. */
@@ -75,6 +94,8 @@ export class WideReplicas {
       shards: ShardPool;
       wide: WideTableRegistry;
       log: Logger;
+      /** Bounds of the counter states counter columns keep (config crdt.*). */
+      crdtLimits?: CrdtLimits;
     },
   ) {}
 
@@ -96,6 +117,7 @@ export class WideReplicas {
       };
       return this.applySlice(body);
     });
+    c.registerService('wide-counter', (b) => this.onPeerCounter(b));
     c.registerService('wide-schema', async (b) => {
       if (!this.o.wide.adoptEncoded(b['schema'])) throw new RingkvError('bad_request', 'wide-schema carries no schema this node accepts');
       return { ok: true };
@@ -150,6 +172,60 @@ export class WideReplicas {
     if (!r.ok) throw shardError(r);
     invariant('repair' in r && r.repair.kind === 'slice', 'a slice answered with something else');
     return r.repair.page;
+  }
+
+  /**
+   * Apply a counter increment (`request`: encodeApplyRequest bytes of a counter operation) at this
+   * node's replica of the cell, in its shard actor; `cb` gets the cell's new state, or why nothing
+   * was applied (definite) or whether it may have been (a lost shard answer).
+   */
+  applyCounter(b: WideCounterBody, request: Uint8Array, cb: (o: ApplyOutcome) => void): void {
+    let at: { hi: number; lo: number };
+    try {
+      at = this.local(b.table, b.tableId, b.key, false);
+      this.checkCounterCell(b.table, b.suffix);
+    } catch (e) {
+      return void queueMicrotask(() => cb({ ok: false, definite: true, err: asRingkvError(e) }));
+    }
+    this.o.shards.crdtApply(b.tableId, b.key, at.hi, at.lo, request, (res) => cb(shardApplyOutcome(res)), b.suffix);
+  }
+
+  /** The suffix names a counter column's cell of a live counter table here (a peer's input: checked before a shard sees it). */
+  private checkCounterCell(table: string, suffix: Uint8Array): void {
+    const s = this.o.wide.schema(table);
+    if (!s || s.dropped || !isCounterTable(s)) throw new RingkvError('bad_request', `table ${table} has no counter columns on node ${this.o.router.selfId}`, { table });
+    let name: string | null = null;
+    try {
+      const p = parseRowSuffix(suffix);
+      if (p.kind === 'cell' && suffix[0] === TAG_ROW) name = Buffer.from(p.name!).toString('utf8');
+    } catch {
+      name = null;
+    }
+    if (name === null || !s.regular.some((c) => c.name === name && c.type === 'counter')) throw new RingkvError('bad_request', 'a counter increment must name a counter column\'s cell', { table });
+  }
+
+  /** Another coordinator's counter increment for this node's replica; failures answered in the body as crdt-apply's are. */
+  private async onPeerCounter(b: Record<string, unknown>): Promise<PeerCrdtApplyReply> {
+    let outcome: ApplyOutcome;
+    try {
+      const body: WideCounterBody = {
+        table: str(b['table'], 'table'),
+        tableId: bytes(b['tableId'], 'tableId'),
+        key: bytes(b['key'], 'key'),
+        suffix: bytes(b['suffix'], 'suffix'),
+        delta: b['delta'] as number,
+      };
+      const request = encodeApplyRequest('counter', parseOp('counter', { increment: body.delta }, this.o.crdtLimits ?? DEFAULT_CRDT_LIMITS));
+      outcome = await new Promise<ApplyOutcome>((resolve) => this.applyCounter(body, request, resolve));
+    } catch (e) {
+      outcome = { ok: false, definite: true, err: asRingkvError(e) };
+    }
+    return peerApplyReply(outcome);
+  }
+
+  /** Ask a remote replica to apply a counter increment (`wide-counter`); its answer as a PeerCrdtApplyReply. */
+  requestCounter(nodeId: string, b: WideCounterBody, timeoutMs: number): Promise<unknown> {
+    return this.o.cluster.request(nodeId, { t: 'wide-counter', ...b }, timeoutMs);
   }
 
   /** Write a partition mutation to one replica (this node's shard, or a peer's). */

@@ -17,7 +17,7 @@ import { decodeStorageKey, partitionPrefix } from '../storage/keys.js';
 import { tokenFromBigInt, tokenToBigInt } from '../ring/hash.js';
 import { REPAIR_LIMITS } from '../storage/shard-protocol.js';
 import { RingkvError, invariant } from '../util/errors.js';
-import { mergeCellRecords } from '../wide/cell.js';
+import { mergeWideRecords } from '../wide/counter-cell.js';
 import { TAG_ROW } from '../wide/layout.js';
 import { deserializePartitionKey } from '../wide/partition-key.js';
 import type { PlannedPartition, SelectPlan } from '../wide/planner.js';
@@ -45,7 +45,7 @@ export interface ScanResume {
   rowKey: Uint8Array;
 }
 
-/** Merge one round of replica pages of a segment by the cell rule, up to the smallest unfinished cursor. */
+/** Merge one round of replica pages of a segment by the cell rule (counter cells: the join), up to the smallest unfinished cursor. */
 export function mergeCellScanPages(pages: readonly ScanPage[]): { rows: Array<{ key: Uint8Array; record: Uint8Array }>; bound: Uint8Array | null } {
   let bound: Uint8Array | null = null;
   for (const p of pages) if (p.next !== null && (bound === null || Buffer.compare(p.next, bound) < 0)) bound = p.next;
@@ -55,7 +55,7 @@ export function mergeCellScanPages(pages: readonly ScanPage[]): { rows: Array<{ 
   const rows: Array<{ key: Uint8Array; record: Uint8Array }> = [];
   for (const r of all) {
     const last = rows[rows.length - 1];
-    if (last !== undefined && Buffer.compare(last.key, r.key) === 0) last.record = mergeCellRecords(last.record, r.record);
+    if (last !== undefined && Buffer.compare(last.key, r.key) === 0) last.record = mergeWideRecords(last.record, r.record);
     else rows.push({ key: r.key, record: r.record });
   }
   return { rows, bound };

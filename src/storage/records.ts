@@ -9,7 +9,8 @@
  *     CRDT_STATE_FORMAT (0x20), merged with the type's join (`joinEncoded`, which returns the
  *     stored bytes themselves when the incoming state adds nothing);
  *   - cell records of wide-column tables (src/wide/cell.ts): byte 0 is CELL_FORMAT << 4 | flags
- *     (0x10, 0x11, 0x12).
+ *     (0x10, 0x11, 0x12). A counter column's cell holds a counter state instead (family crdt by
+ *     its byte, merged in mode `cell` by src/wide/counter-cell.ts: counter states join).
  *
  * Merging needs the table's mode (vclock and lww version sets look alike), so writes carry it; the
  * sweep and the dead-record index only need the bytes. Both encodings are canonical (equal
@@ -21,7 +22,8 @@
  */
 import type { TableMode } from '../config/config.js';
 import { CRDT_STATE_FORMAT, decodeCrdt, joinEncoded } from '../crdt/index.js';
-import { CELL_FORMAT, cellKindOf, isPurgeable as isPurgeableCell, mergeCellRecords } from '../wide/cell.js';
+import { CELL_FORMAT, cellKindOf, isPurgeable as isPurgeableCell } from '../wide/cell.js';
+import { checkWideRecord, mergeWideRecords } from '../wide/counter-cell.js';
 import { decodeRecord, encodeRecord, isDead, isDeadRecord, mergeVersions, purgeableTombstones, RECORD_FORMAT, versionsEqual } from '../versions/index.js';
 
 export type RecordFamily = 'versions' | 'crdt' | 'cell';
@@ -37,7 +39,7 @@ export function recordFamily(record: Uint8Array): RecordFamily {
 
 /** Check that `record` is a well-formed record of a table with `mode` (input from a peer or a client path). */
 export function validateRecord(mode: TableMode, record: Uint8Array): void {
-  if (mode === 'cell') cellKindOf(record);
+  if (mode === 'cell') checkWideRecord(record);
   else if (mode === 'crdt') decodeCrdt(record);
   else decodeRecord(record);
 }
@@ -54,9 +56,9 @@ export function isCrdtState(record: Uint8Array): boolean {
  */
 export function mergeStoredRecords(mode: TableMode, stored: Uint8Array | undefined, incoming: Uint8Array, maxSiblings: number): Uint8Array {
   if (mode === 'cell') {
-    cellKindOf(incoming);
+    checkWideRecord(incoming);
     if (stored === undefined) return incoming;
-    const m = mergeCellRecords(stored, incoming);
+    const m = mergeWideRecords(stored, incoming);
     return m === stored || Buffer.compare(m, stored) === 0 ? stored : m;
   }
   if (mode === 'crdt') {

@@ -15,9 +15,11 @@
  *
  * Layout (little-endian):
  *   request  = kind u8 (1 read, 2 write, 3 crdt apply) | flags u8 | id u32 | table id (16 bytes)
- *              | hi u32 | lo u32 | keyLen u32 | key | (write, apply) recordLen u32 | record
+ *              | hi u32 | lo u32 | keyLen u32 | key | (apply with bit 3) suffixLen u32 | suffix
+ *              | (write, apply) recordLen u32 | record
  *     flags: bit 0 lww table, bit 2 crdt table (neither: vclock), bit 1 reply with the merged
- *     record (returnMerged)
+ *     record (returnMerged), bit 3 a suffix follows the key (a wide-column counter cell: the
+ *     storage key is the partition's key ‖ suffix)
  *     a crdt apply's "record" is an encoded operation (src/storage/crdt-shard.ts); its reply is the
  *     key's new state (status 1)
  *   reply    = id u32 | status u8 | flags u8 | (status 1, 2) len u32 | bytes
@@ -43,6 +45,7 @@ export const WIRE_CRDT_APPLY = 3;
 const FLAG_LWW = 1;
 const FLAG_RETURN_MERGED = 2;
 const FLAG_CRDT = 4;
+const FLAG_SUFFIX = 8;
 const REPLY_CHANGED = 1;
 
 const REQ_HEADER = 1 + 1 + 4 + TABLE_ID_BYTES + 4 + 4 + 4;
@@ -81,6 +84,8 @@ export interface WireCrdtApplyRequest {
   hi: number;
   lo: number;
   key: Uint8Array;
+  /** A wide-column counter cell's suffix inside partition `key` (src/wide/layout.ts), a view; absent for a crdt table's key. */
+  suffix?: Uint8Array;
   /** The operation (encodeApplyRequest in src/storage/crdt-shard.ts), a view into the message. */
   request: Uint8Array;
 }
@@ -190,10 +195,11 @@ export class WireRequestWriter extends ByteWriter {
     this.count++;
   }
 
-  crdtApply(id: number, table: Uint8Array, hi: number, lo: number, key: Uint8Array, request: Uint8Array): void {
-    this.reserve(REQ_HEADER + key.length + 4 + request.length);
-    this.header(WIRE_CRDT_APPLY, FLAG_CRDT, id, table, hi, lo);
+  crdtApply(id: number, table: Uint8Array, hi: number, lo: number, key: Uint8Array, request: Uint8Array, suffix?: Uint8Array): void {
+    this.reserve(REQ_HEADER + key.length + 4 + (suffix === undefined ? 0 : 4 + suffix.length) + request.length);
+    this.header(WIRE_CRDT_APPLY, FLAG_CRDT | (suffix === undefined ? 0 : FLAG_SUFFIX), id, table, hi, lo);
     this.bytes(key);
+    if (suffix !== undefined) this.bytes(suffix);
     this.bytes(request);
     this.count++;
   }
@@ -300,7 +306,12 @@ export function decodeRequests(buf: Uint8Array): WireRequest[] {
       const record = r.bytes();
       const mode = flags & FLAG_CRDT ? 'crdt' : flags & FLAG_LWW ? 'lww' : 'vclock';
       out.push({ kind, id, table, hi, lo, key, mode, record, returnMerged: (flags & FLAG_RETURN_MERGED) !== 0 });
-    } else if (kind === WIRE_CRDT_APPLY) out.push({ kind, id, table, hi, lo, key, request: r.bytes() });
+    } else if (kind === WIRE_CRDT_APPLY) {
+      if (flags & FLAG_SUFFIX) {
+        const suffix = r.bytes();
+        out.push({ kind, id, table, hi, lo, key, suffix, request: r.bytes() });
+      } else out.push({ kind, id, table, hi, lo, key, request: r.bytes() });
+    }
     else throw new WireError(`unknown request kind ${kind}`);
   }
   return out;

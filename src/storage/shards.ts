@@ -140,13 +140,27 @@ export class ShardPool {
    */
   write(table: Uint8Array, mode: WireWriteMode, key: Uint8Array, hi: number, lo: number, record: Uint8Array, returnMerged: boolean, cb: WireCallback): void {
     const shard = shardOfToken(hi, this.workers.length);
+    const id = this.enqueue(shard, cb);
+    if (id < 0) return;
+    this.wire[shard]!.write(id, table, hi, lo, key, mode, record, returnMerged);
+    this.queued(shard);
+  }
+
+  /** A new wire request's id with `cb` registered for its reply, or -1 when the shard refuses it (then `cb` gets the refusal from a microtask). */
+  private enqueue(shard: number, cb: WireCallback): number {
     const no = this.refusal(shard);
-    if (no) return refuse(no, cb);
+    if (no) {
+      refuse(no, cb);
+      return -1;
+    }
     const id = this.nextId++;
     this.dataPending[shard]!.set(id, cb);
-    const w = this.wire[shard]!;
-    w.write(id, table, hi, lo, key, mode, record, returnMerged);
-    if (w.byteLength >= RING_FLUSH_BYTES) this.flushWire(shard);
+    return id;
+  }
+
+  /** A request was added to the shard's wire buffer: send the buffer now when it is large, else at the end of the turn. */
+  private queued(shard: number): void {
+    if (this.wire[shard]!.byteLength >= RING_FLUSH_BYTES) this.flushWire(shard);
     else this.scheduleFlush();
   }
 
@@ -154,30 +168,23 @@ export class ShardPool {
    * Apply a CRDT operation (encodeApplyRequest bytes) to the key's stored state in its shard, in
    * mailbox order with every other op on the key; `cb` gets the new state bytes. Errors (400/409/413
    * from the operation, overload, not_owner) mean nothing was applied. Refusals as for write.
+   * `suffix`: a wide-column counter cell inside partition `key` (its storage key is the partition's ‖ suffix).
    */
-  crdtApply(table: Uint8Array, key: Uint8Array, hi: number, lo: number, request: Uint8Array, cb: WireCallback): void {
+  crdtApply(table: Uint8Array, key: Uint8Array, hi: number, lo: number, request: Uint8Array, cb: WireCallback, suffix?: Uint8Array): void {
     const shard = shardOfToken(hi, this.workers.length);
-    const no = this.refusal(shard);
-    if (no) return refuse(no, cb);
-    const id = this.nextId++;
-    this.dataPending[shard]!.set(id, cb);
-    const w = this.wire[shard]!;
-    w.crdtApply(id, table, hi, lo, key, request);
-    if (w.byteLength >= RING_FLUSH_BYTES) this.flushWire(shard);
-    else this.scheduleFlush();
+    const id = this.enqueue(shard, cb);
+    if (id < 0) return;
+    this.wire[shard]!.crdtApply(id, table, hi, lo, key, request, suffix);
+    this.queued(shard);
   }
 
   /** Read the stored record of a key from its shard; `cb` gets it (null when absent). Refusals as for write. */
   read(table: Uint8Array, key: Uint8Array, hi: number, lo: number, cb: WireCallback): void {
     const shard = shardOfToken(hi, this.workers.length);
-    const no = this.refusal(shard);
-    if (no) return refuse(no, cb);
-    const id = this.nextId++;
-    this.dataPending[shard]!.set(id, cb);
-    const w = this.wire[shard]!;
-    w.read(id, table, hi, lo, key);
-    if (w.byteLength >= RING_FLUSH_BYTES) this.flushWire(shard);
-    else this.scheduleFlush();
+    const id = this.enqueue(shard, cb);
+    if (id < 0) return;
+    this.wire[shard]!.read(id, table, hi, lo, key);
+    this.queued(shard);
   }
 
   /** Control ops (Merkle, repair, sweep, scan pages): typed calls on the shard's comlink control API. */

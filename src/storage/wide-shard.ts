@@ -7,7 +7,7 @@
  * A partition's entries are the keys `partitionPrefix(token, table, partition key) ‖ suffix`
  * (src/wide/layout.ts); the page logic itself is the pure readSlicePage (src/wide/slice.ts).
  */
-import { cellKindOf } from '../wide/cell.js';
+import { checkWideRecord } from '../wide/counter-cell.js';
 import type { StoredEntry } from '../wide/reader.js';
 import { readSlicePage, type SuffixRange } from '../wide/slice.js';
 import { partitionPrefix } from './keys.js';
@@ -38,7 +38,8 @@ function unpacked<T>(f: () => T): T {
 }
 
 /**
- * The (storage key, record) pairs of a cell-write, every record checked to be a cell record first:
+ * The (storage key, record) pairs of a cell-write, every record checked to be a cell record (or a
+ * counter cell's state, wide/counter-cell.ts) first:
  * a partition's mutation is applied whole or not at all. Keys are fresh buffers (they are kept in
  * the batch); records are views into the op's body.
  */
@@ -50,7 +51,7 @@ export function cellWriteKeys(op: CellWriteOp): Array<{ key: Buffer; record: Buf
   return entries.map((e) => {
     if (e.suffix.length === 0) throw new WideOpError('a cell-write entry has an empty suffix');
     try {
-      cellKindOf(e.record);
+      checkWideRecord(e.record);
     } catch (err) {
       throw new WideOpError((err as Error).message);
     }

@@ -11,3 +11,4 @@ export * from './slice.js';
 export * from './uuid.js';
 export * from './values.js';
 export * from './scan-stream.js';
+export * from './counter-cell.js';

@@ -16,6 +16,7 @@
  */
 import type { CqlType } from '../cql/ast.js';
 import { badRequest } from '../util/errors.js';
+import { counterCellValue, isCounterCell } from './counter-cell.js';
 import { cellKindOf, cellLocalDeletionTime, cellTimestamp, cellValue, deletionOf, maxDeletion, NO_DELETION, type DeletionTime } from './cell.js';
 import { parseRangeTombstoneSuffix, parseRowSuffix, rowKeyLength, TAG_PARTITION_DELETION, TAG_RANGE_TOMBSTONE } from './layout.js';
 import { compareBytes, decodeClustering, type ByteRange } from './order-encoding.js';
@@ -157,10 +158,19 @@ interface PendingRow {
 
 /** Is the record live at `nowSec` and newer than `d`? */
 function liveAfter(record: Uint8Array, d: DeletionTime, nowSec: number): boolean {
+  // A counter cell's state has no timestamp: any deletion of its row hides it (Cassandra: a
+  // deleted counter stays deleted). Counter tables take no DELETE here, so none exists yet.
+  if (isCounterCell(record)) return d.ts === NO_DELETION.ts;
   const kind = cellKindOf(record);
   if (kind === 'tombstone') return false;
   if (kind === 'expiring' && nowSec >= cellLocalDeletionTime(record, kind)) return false;
   return cellTimestamp(record) > d.ts;
+}
+
+/** A counter cell's value; its state under a column of another type is corrupt (an error, not a guess). */
+function counterValue(type: CqlType, column: string, record: Uint8Array): CqlValue {
+  if (type !== 'counter') throw new Error(`corrupt cell: a counter state under column ${column} of type ${type}`);
+  return counterCellValue(record);
 }
 
 function finishRow(p: PendingRow, o: ReadOptions, types: Map<string, CqlType>): Row | null {
@@ -173,7 +183,7 @@ function finishRow(p: PendingRow, o: ReadOptions, types: Map<string, CqlType>): 
     const type = types.get(name);
     if (type === undefined) continue; // a column this schema does not know (yet): Cassandra skips it too
     if (!liveAfter(c.record, d, o.nowSec)) continue;
-    cells.set(name, deserializeValue(type, cellValue(c.record)));
+    cells.set(name, isCounterCell(c.record) ? counterValue(type, name, c.record) : deserializeValue(type, cellValue(c.record)));
     live = true;
   }
   if (!live) return null;

@@ -13,14 +13,15 @@
  * Coordinator side: `mergeSlicePages` is the per-partition analogue of router/scan.ts's
  * mergeScanPages. A replica whose page is not done has examined rows only up to its `next`, so
  * the merge stops at the smallest such `next` (in iteration order) and the next round resumes
- * there. Each key's records reconcile by mergeCellRecords; a replica whose record differs from
+ * there. Each key's records reconcile by mergeWideRecords (the cell rule; a counter cell's states
+ * join: counter-cell.ts); a replica whose record differs from
  * the reconciled one (or lacks it) gets the reconciled record as a repair, unless that record
  * is purgeable (streaming a purgeable tombstone would undo a purge and resurrect nothing).
  *
  * Pure module: no I/O.
  */
 import { invariant } from '../util/errors.js';
-import { isPurgeable, mergeCellRecords } from './cell.js';
+import { isPurgeableWide, mergeWideRecords } from './counter-cell.js';
 import { DELETIONS_REGION, rowKeyLength } from './layout.js';
 import { compareBytes, prefixEnd } from './order-encoding.js';
 import { MAX_RANGE_TOMBSTONES_PER_READ, tooManyRangeTombstones, type StoredEntry } from './reader.js';
@@ -151,16 +152,16 @@ function reconcile(
         byKey.set(k, slot);
       }
       const prev = slot.records[replica];
-      slot.records[replica] = prev === undefined ? e.record : mergeCellRecords(prev, e.record);
+      slot.records[replica] = prev === undefined ? e.record : mergeWideRecords(prev, e.record);
     }
   });
   const out: StoredEntry[] = [];
   for (const slot of byKey.values()) {
     let merged: Uint8Array | undefined;
-    for (const r of slot.records) if (r !== undefined) merged = merged === undefined ? r : mergeCellRecords(merged, r);
+    for (const r of slot.records) if (r !== undefined) merged = merged === undefined ? r : mergeWideRecords(merged, r);
     invariant(merged !== undefined, 'a merged key has a record');
     out.push({ suffix: slot.suffix, record: merged });
-    if (isPurgeable(merged, nowSec, gcGraceSeconds)) continue;
+    if (isPurgeableWide(merged, nowSec, gcGraceSeconds)) continue;
     for (let i = 0; i < lists.length; i++) {
       const r = slot.records[i];
       if (r === undefined || compareBytes(r, merged) !== 0) repairs[i]!.push({ suffix: slot.suffix, record: merged });

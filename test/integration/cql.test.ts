@@ -212,7 +212,7 @@ describe('CQL on 3 nodes (R=2, W=2)', () => {
     expect((await q(1, 'INSERT INTO users (user_id, timestamp, event) VALUES (?, 1, ?)', ['k'.repeat(70_000), 'x'])).status).toBe(413);
     expect((await q(1, "INSERT INTO users (user_id, timestamp, event) VALUES ('big', 1, ?)", ['x'.repeat(1024 * 1024 + 1)])).status).toBe(413);
     expect((await q(1, "UPDATE users SET event = 'x' WHERE user_id = '1' AND timestamp = 1 IF EXISTS")).status).toBe(400);
-    expect((await q(1, 'CREATE TABLE c (k int PRIMARY KEY, n counter)')).status).toBe(400);
+    expect((await q(1, 'CREATE TABLE c (k int PRIMARY KEY, n counter, v text)')).status).toBe(400);
     // Nothing of the refused statements was written.
     expect(await ok(2, "SELECT * FROM users WHERE user_id IN ('1', 'big')")).toEqual([]);
     // One name space: a wide table's name is not a key-value table, and the other way round.

@@ -4,7 +4,8 @@
  * partition with updates on both sides that repair converges to the exact sum and the add-wins set
  * with identical Merkle roots; and a stream of W=2 increments across a SIGKILL and restart whose
  * final value lies between the acknowledged count and that plus the outcomes the client reported
- * as unknown; and a fourth node joining, whose new ranges' states arrive by range streaming.
+ * as unknown; counter columns of a CQL table (the same counter) through every node and across a
+ * partition; and a fourth node joining, whose new ranges' states arrive by range streaming.
  *
  * Hints are off (a 0 ms window), read repair is off and anti-entropy runs only on demand, so what
  * converges replicas after the partition is the repair under test.
@@ -294,6 +295,70 @@ describe('convergent data types on 3 real nodes', () => {
       for (const i of NODES) values.add((await local(i, 'likes', k))['value']);
       expect(values.size, k).toBe(1);
     }
+  });
+
+  it('CQL counter columns are the same counter: exact sums through every node, refusals, and a partition that repair converges', async () => {
+    await allUp();
+    type Rows = Array<Record<string, unknown>>;
+    const cql = async <T = Rows>(i: number, query: string, consistency?: string): Promise<{ status: number; body: T }> => {
+      const r = await fetch(`${lc.url(i)}/api/v1/query`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, ...(consistency ? { consistency } : {}) }) });
+      return { status: r.status, body: (await r.json()) as T };
+    };
+    const ok = async (i: number, query: string, consistency?: string): Promise<Rows> => {
+      const r = await cql(i, query, consistency);
+      expect(r.status, `${query}: ${JSON.stringify(r.body)}`).toBe(200);
+      return r.body;
+    };
+    await ok(1, 'CREATE TABLE page_views (page text, day int, views counter, clicks counter, PRIMARY KEY ((page), day))');
+    // 30 concurrent statements, 10 through each node, each incrementing two counter cells.
+    await Promise.all(Array.from({ length: 30 }, (_, k) => ok(1 + (k % 3), "UPDATE page_views SET views = views + 1, clicks = clicks + 2 WHERE page = 'home' AND day = 1")));
+    await ok(2, "UPDATE page_views SET views = views - 5 WHERE page IN ('home', 'about') AND day IN (1, 2)");
+    expect(await ok(3, "SELECT * FROM page_views WHERE page = 'home'", 'ALL')).toEqual([
+      { page: 'home', day: 1, clicks: 60, views: 25 },
+      { page: 'home', day: 2, clicks: null, views: -5 },
+    ]);
+    expect(await ok(1, "SELECT views FROM page_views WHERE page = 'about' AND day = 2", 'ALL')).toEqual([{ views: -5 }]);
+    // An IN list is a set: a cell named twice is incremented once. A token scan reads counters too.
+    await ok(3, "UPDATE page_views SET clicks = clicks + 1 WHERE page = 'about' AND day IN (1, 1)");
+    const scanned = await ok(1, 'SELECT * FROM page_views', 'ALL');
+    expect(scanned).toHaveLength(4);
+    expect(scanned).toContainEqual({ page: 'about', day: 1, clicks: 1, views: -5 });
+
+    // What a counter table does not take, and the counter's range.
+    for (const [query, msg] of [
+      ["INSERT INTO page_views (page, day, views) VALUES ('x', 1, 1)", /INSERT statements are not allowed on counter tables/],
+      ["UPDATE page_views SET views = 3 WHERE page = 'x' AND day = 1", /Cannot set the value of counter column views/],
+      ["DELETE FROM page_views WHERE page = 'home'", /DELETE is not supported on counter table page_views/],
+      ["UPDATE page_views USING TIMESTAMP 5 SET views = views + 1 WHERE page = 'x' AND day = 1", /custom timestamp for counter updates/],
+      ["UPDATE page_views SET views = views + 9007199254740993 WHERE page = 'x' AND day = 1", /views must be within ±\(2\^53 − 1\)/],
+      ['CREATE TABLE mixed (k int PRIMARY KEY, n counter, v text)', /Cannot mix counter and non counter columns/],
+    ] as const) {
+      const r = await cql<{ error: { message: string } }>(1, query);
+      expect(r.status, query).toBe(400);
+      expect(r.body.error.message, query).toMatch(msg);
+    }
+    expect(await ok(2, "SELECT * FROM page_views WHERE page = 'x'", 'ALL')).toEqual([]);
+
+    // A partition: both sides increment the same cell with consistency ONE.
+    const cut = async (on: boolean): Promise<void> => {
+      const blocked: Record<number, string[]> = on ? { 1: ['node3'], 2: ['node3'], 3: ['node1', 'node2'] } : { 1: [], 2: [], 3: [] };
+      for (const i of NODES) expect((await http('PUT', `${lc.url(i)}/api/v1/test/partition`, { blocked: blocked[i] })).status).toBe(200);
+    };
+    const views = async (i: number, consistency: string): Promise<unknown> => (await ok(i, "SELECT views FROM page_views WHERE page = 'split' AND day = 7", consistency))[0]?.['views'];
+    await cut(true);
+    try {
+      for (let k = 0; k < 10; k++) await ok(1 + (k % 2), "UPDATE page_views SET views = views + 1 WHERE page = 'split' AND day = 7", 'ONE');
+      for (let k = 0; k < 3; k++) await ok(3, "UPDATE page_views SET views = views + 100 WHERE page = 'split' AND day = 7", 'ONE');
+      expect(await views(1, 'TWO')).toBe(10);
+      expect(await views(3, 'ONE')).toBe(300);
+    } finally {
+      await cut(false);
+    }
+    await allUp();
+    await repairAll();
+    await waitFor('identical Merkle roots on all nodes after repair', () => rootsAgree(), 30_000);
+    // Each node's own replica (ONE reads the local one first) holds the exact sum.
+    for (const i of NODES) expect(await views(i, 'ONE'), `node${i}`).toBe(310);
   });
 
   it('a node joining the cluster streams the CRDT states of its new ranges (a state is just a record), and every key reads its exact value through it', async () => {

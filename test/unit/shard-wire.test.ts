@@ -21,6 +21,8 @@ const requestArb = fc.oneof(
     returnMerged: fc.boolean(),
   }),
   fc.record({ kind: fc.constant(WIRE_CRDT_APPLY), id: u32, table, hi: u32, lo: u32, key: bytes, request: bytes }),
+  // A wide-column counter cell: the suffix after the partition key.
+  fc.record({ kind: fc.constant(WIRE_CRDT_APPLY), id: u32, table, hi: u32, lo: u32, key: bytes, suffix: bytes, request: bytes }),
 );
 
 describe('shard wire', () => {
@@ -30,7 +32,7 @@ describe('shard wire', () => {
       fc.property(fc.array(requestArb, { maxLength: 40 }), (reqs) => {
         for (const r of reqs) {
           if (r.kind === WIRE_READ) w.read(r.id, r.table, r.hi, r.lo, r.key);
-          else if (r.kind === WIRE_CRDT_APPLY) w.crdtApply(r.id, r.table, r.hi, r.lo, r.key, r.request);
+          else if (r.kind === WIRE_CRDT_APPLY) w.crdtApply(r.id, r.table, r.hi, r.lo, r.key, r.request, 'suffix' in r ? r.suffix : undefined);
           else w.write(r.id, r.table, r.hi, r.lo, r.key, r.mode, r.record, r.returnMerged);
         }
         expect(w.count).toBe(reqs.length);
@@ -43,6 +45,7 @@ describe('shard wire', () => {
           key: new Uint8Array(d.key),
           ...(d.kind === WIRE_WRITE ? { record: new Uint8Array(d.record) } : {}),
           ...(d.kind === WIRE_CRDT_APPLY ? { request: new Uint8Array(d.request) } : {}),
+          ...(d.kind === WIRE_CRDT_APPLY && d.suffix !== undefined ? { suffix: new Uint8Array(d.suffix) } : {}),
         }));
         expect(back).toEqual(
           reqs.map((r) => ({
@@ -50,6 +53,7 @@ describe('shard wire', () => {
             key: new Uint8Array(r.key),
             ...(r.kind === WIRE_WRITE ? { record: new Uint8Array(r.record) } : {}),
             ...(r.kind === WIRE_CRDT_APPLY ? { request: new Uint8Array(r.request) } : {}),
+            ...(r.kind === WIRE_CRDT_APPLY && 'suffix' in r ? { suffix: new Uint8Array(r.suffix) } : {}),
           })),
         );
         expect(w.count).toBe(0);
