@@ -16,7 +16,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, removeDir, ROOT, startNodeProc, tempDir, waitFor, type NodeProc } from '../helpers/proc.js';
 import { initHasher } from '../../dist/src/ring/hash.js';
-import { openDatabase, DEFAULT_CF, shardColumn } from '../../dist/src/storage/db.js';
+import { openDatabase, DEFAULT_CF, HINTS_CF, shardColumn } from '../../dist/src/storage/db.js';
+import { pack, unpack } from 'msgpackr';
 import { MetaStore } from '../../dist/src/storage/meta.js';
 import { FORMAT_KEY, MIGRATION_PHASE_KEY, ORPHAN_PREFIX, STAGE_PREFIX, STORAGE_FORMAT } from '../../dist/src/storage/migrate.js';
 import { readRowsSync } from '../../dist/src/storage/rocks.js';
@@ -131,6 +132,14 @@ describe('migrating format-1 data directories (a3f3559 fixture, real nodes, kill
     const b = new SyncWriteBatch(odb.db, odb.column(shardColumn(1)));
     b.put(ORPHAN_KEY, ORPHAN_VALUE);
     b.commit(true);
+    // The fixture's hints were stored when it was made; past maxHintWindowMs (3 h) node1 would
+    // expire them at start instead of replaying them. The test is about their format, not their
+    // age: stamp them as stored now (the value bytes are otherwise left as format 1 wrote them).
+    const hints = new SyncWriteBatch(odb.db, odb.column(HINTS_CF));
+    const hintRows = readRowsSync(odb.db, { column: odb.column(HINTS_CF) }, 1_000_000);
+    for (let j = 0; j < hintRows.length; j += 2) hints.put(hintRows[j]!, pack({ ...(unpack(hintRows[j + 1]!) as object), createdAt: Date.now() }));
+    hints.commit(true);
+    expect(hintRows.length / 2).toBe(expected.hinted.length);
     await odb.db.close();
   });
   afterAll(async () => {
