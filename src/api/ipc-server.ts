@@ -42,6 +42,7 @@ import {
   type ScanOk,
   type WriteOk,
 } from './ipc-protocol.js';
+import { batchOkFrame, getOkFrame, writeOkFrame } from './ipc-reply-frames.js';
 import { BatchAssembly, errorFields, estimateBytes, getOk, REPLY_OVERHEAD, replyBudgetOf, scanOk, tooLargeGet } from './ipc-replies.js';
 import {
   decodeRequest,
@@ -599,7 +600,7 @@ class Connection {
     if (!this.closed) {
       if (w.t === 'item') this.completeItem(w, out);
       else {
-        const frame = this.encodeReply(this.outcomeMessage(w.id, out, withDetails(w)));
+        const frame = this.encodeOutcome(w, out);
         if (isRead(w)) this.account.observe(frame.length);
         if (isRead(w) && !this.account.fits(frame.length)) this.runAgain(w);
         else this.send(frame);
@@ -656,7 +657,20 @@ class Connection {
     // The items' bytes become the batch frame's.
     this.account.release(b.held);
     b.held = 0;
-    this.reply({ id: b.asm.id, ok: true, results: b.asm.results, rv: this.srv.digest() });
+    const frame = batchOkFrame(b.asm.id, b.asm.results, this.srv.digest());
+    if (frame.length - FRAME_HEADER_BYTES <= this.srv.limits.maxFrameBytes) this.send(frame);
+    else this.reply({ id: b.asm.id, ok: true, results: b.asm.results, rv: this.srv.digest() });
+  }
+
+  /** A finished unit's reply frame: the hot shapes (put, del, get answers) written by hand. */
+  private encodeOutcome(w: Work & { id: number }, out: Outcome): Buffer {
+    if (out.ok && w.t === 'kv') {
+      let frame: Buffer | undefined;
+      if (w.op.kind !== 'get') frame = writeOkFrame(w.id, out.value as WriteOk, this.srv.digest());
+      else if (estimateBytes(out.value as GetOk) <= this.srv.replyBudget) frame = getOkFrame(w.id, out.value as GetOk, this.srv.digest());
+      if (frame !== undefined && frame.length - FRAME_HEADER_BYTES <= this.srv.limits.maxFrameBytes) return frame;
+    }
+    return this.encodeReply(this.outcomeMessage(w.id, out, withDetails(w)));
   }
 
   private outcomeMessage(id: number, out: Outcome, details = false): Record<string, unknown> {

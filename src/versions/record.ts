@@ -25,6 +25,7 @@
  */
 import { Packr } from 'msgpackr';
 import xxhash, { type XXHashAPI } from 'xxhash-wasm';
+import { MsgpackWriter } from '../util/msgpack-writer.js';
 import { vclockProblem, type VClock } from './vclock.js';
 import { compareDots, MAX_TTL_SECONDS, type Dot, type Version } from './version.js';
 
@@ -40,8 +41,6 @@ const packr = new Packr({
   // buffers) may reuse that memory after we return.
   copyBuffers: true,
 });
-
-type EncodedVersion = [number, number | null, number, number, boolean, Uint8Array, VClock] | [number, number | null, number, number, boolean, Uint8Array, VClock, number];
 
 function indexOfNode(clock: VClock, node: string): number {
   for (let i = 0; i < clock.length; i++) if (clock[i]![0] === node) return i;
@@ -72,7 +71,11 @@ function sortedChecked(versions: readonly Version[]): Version[] {
 /** Encodes a version set canonically (in dot order, whatever the input order). */
 export function encodeRecord(versions: readonly Version[]): Buffer {
   const ordered = canonicalOrder(versions);
-  const body: EncodedVersion[] = new Array<EncodedVersion>(ordered.length);
+  // Hand-written (src/util/msgpack-writer.ts writes msgpackr's bytes): no tuple per version and no
+  // second copy; the record is the writer's output copied once into a buffer of its own.
+  const w = MsgpackWriter.shared.reset();
+  w.byte(RECORD_FORMAT);
+  w.arrayHeader(ordered.length);
   for (let i = 0; i < ordered.length; i++) {
     const v = ordered[i]!;
     const idx = indexOfNode(v.clock, v.dot[0]);
@@ -83,25 +86,33 @@ export function encodeRecord(versions: readonly Version[]): Buffer {
     if (!Number.isSafeInteger(v.prior) || v.prior < 0 || v.prior >= v.dot[1]) {
       throw new Error(`encodeRecord: prior must be an integer in [0, dot counter), got ${String(v.prior)}`);
     }
-    const counter = v.clock[idx]![1] === v.dot[1] ? null : v.dot[1];
     const ttl = v.ttl ?? 0;
     if (ttl !== 0 && (v.tombstone || !Number.isSafeInteger(ttl) || ttl < 0 || ttl > MAX_TTL_SECONDS)) throw new Error(`encodeRecord: bad ttl ${String(ttl)}`);
-    body[i] = ttl > 0 ? [idx, counter, v.prior, v.ts, v.tombstone, v.value, v.clock, ttl] : [idx, counter, v.prior, v.ts, v.tombstone, v.value, v.clock];
+    w.arrayHeader(ttl > 0 ? 8 : 7);
+    w.number(idx);
+    if (v.clock[idx]![1] === v.dot[1]) w.nil();
+    else w.number(v.dot[1]);
+    w.number(v.prior);
+    w.number(v.ts);
+    w.bool(v.tombstone);
+    w.bin(v.value);
+    writeClock(w, v.clock);
+    if (ttl > 0) w.number(ttl);
   }
-  // pack() returns a view into msgpackr's shared slab; copying behind the format byte
-  // also detaches the result from that slab so a stored record does not pin 8 KiB.
-  const packed = packr.pack(body);
-  const out = Buffer.allocUnsafe(packed.length + 1);
-  out[0] = RECORD_FORMAT;
-  packed.copy(out, 1);
-  return out;
+  return w.takeBuffer();
 }
 
-/**
- * True when `buf` is a record of exactly one version (format byte, then a msgpack fixarray of
- * length 1). Merging one version into nothing yields that version, so a shard can store such a
- * record for an absent key as it came, without decoding and re-encoding it.
- */
+/** A clock as msgpack: [[node, counter], ...] (the encoding of contexts and of a record's clocks). */
+export function writeClock(w: MsgpackWriter, clock: VClock): void {
+  w.arrayHeader(clock.length);
+  for (let j = 0; j < clock.length; j++) {
+    const e = clock[j]!;
+    w.arrayHeader(2);
+    w.str(e[0]);
+    w.number(e[1]);
+  }
+}
+
 export function isSingleVersionRecord(buf: Uint8Array): boolean {
   return buf.length > 2 && buf[0] === RECORD_FORMAT && buf[1] === 0x91;
 }

@@ -1,0 +1,120 @@
+/**
+ * Reply frames of the hot ops written by hand (issue 12): a put/del/get answer and a batch's
+ * results go straight from the result into one frame buffer (length prefix included) through
+ * src/util/msgpack-writer.ts, instead of building `{id, ok, ...value, rv}` objects and a generic
+ * `pack` plus a copy behind the frame header per reply. The maps keep the key order and the
+ * encodings the generic path produced (test/unit/ipc-reply-frames.test.ts compares the two), so
+ * clients see the same bytes. Other replies (errors, scans, queries, ring, status) keep the
+ * generic path: they are not per-op hot.
+ */
+import { FRAME_HEADER_BYTES } from '../net/frames.js';
+import type { ConsistencyReport } from '../router/router.js';
+import { MsgpackWriter } from '../util/msgpack-writer.js';
+import type { BatchItemResult, GetOk, WriteOk } from './ipc-protocol.js';
+
+/** The reply frames' writer: one per thread, separate from the record codec's (MsgpackWriter.shared). */
+const writer = new MsgpackWriter();
+
+function consistency(w: MsgpackWriter, c: ConsistencyReport): void {
+  w.mapHeader(c.clamped !== undefined ? 4 : 3);
+  w.str('n');
+  w.number(c.n);
+  w.str('required');
+  w.number(c.required);
+  w.str('replied');
+  w.number(c.replied);
+  if (c.clamped !== undefined) {
+    w.str('clamped');
+    w.value(c.clamped);
+  }
+}
+
+/** The fields of a write's answer after `ok`: context, consistency. */
+function writeFields(w: MsgpackWriter, r: WriteOk): void {
+  w.str('context');
+  w.str(r.context);
+  w.str('consistency');
+  consistency(w, r.consistency);
+}
+
+/** The fields of a get's answer after `ok`: found, context, consistency, then value or siblings. */
+function getFields(w: MsgpackWriter, g: GetOk): void {
+  w.str('found');
+  w.bool(g.found);
+  w.str('context');
+  w.str(g.context);
+  w.str('consistency');
+  consistency(w, g.consistency);
+  if (g.value !== undefined) {
+    w.str('value');
+    w.bin(g.value);
+  }
+  if (g.siblings !== undefined) {
+    w.str('siblings');
+    w.arrayHeader(g.siblings.length);
+    for (const s of g.siblings) w.bin(s);
+  }
+}
+
+function getFieldCount(g: GetOk): number {
+  return 3 + (g.value !== undefined ? 1 : 0) + (g.siblings !== undefined ? 1 : 0);
+}
+
+function begin(id: number, fields: number): number {
+  const w = writer.reset();
+  const at = w.skip(FRAME_HEADER_BYTES);
+  w.mapHeader(fields);
+  w.str('id');
+  w.number(id);
+  w.str('ok');
+  w.bool(true);
+  return at;
+}
+
+function finish(at: number, rv: string): Buffer {
+  const w = writer;
+  w.str('rv');
+  w.str(rv);
+  w.setUint32At(at, w.pos - FRAME_HEADER_BYTES);
+  return w.takeBuffer();
+}
+
+/** `{id, ok: true, context, consistency, rv}` as a frame (a put's or del's answer). */
+export function writeOkFrame(id: number, r: WriteOk, rv: string): Buffer {
+  const at = begin(id, 5);
+  writeFields(writer, r);
+  return finish(at, rv);
+}
+
+/** `{id, ok: true, found, context, consistency, value | siblings, rv}` as a frame (a get's answer). */
+export function getOkFrame(id: number, g: GetOk, rv: string): Buffer {
+  const at = begin(id, 3 + getFieldCount(g));
+  getFields(writer, g);
+  return finish(at, rv);
+}
+
+/** `{id, ok: true, results, rv}` as a frame (a batch's answer); item errors take the generic writer. */
+export function batchOkFrame(id: number, results: readonly BatchItemResult[], rv: string): Buffer {
+  const w = writer;
+  const at = begin(id, 4);
+  w.str('results');
+  w.arrayHeader(results.length);
+  for (const r of results) {
+    if (!r.ok) {
+      w.value(r);
+      continue;
+    }
+    if ('found' in r) {
+      w.mapHeader(1 + getFieldCount(r));
+      w.str('ok');
+      w.bool(true);
+      getFields(w, r);
+    } else {
+      w.mapHeader(3);
+      w.str('ok');
+      w.bool(true);
+      writeFields(w, r);
+    }
+  }
+  return finish(at, rv);
+}
