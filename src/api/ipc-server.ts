@@ -236,6 +236,18 @@ function withDetails(w: Work): boolean {
 
 type Outcome = { ok: true; value: WriteOk | GetOk | ScanOk | Record<string, unknown> } | { ok: false; err: unknown };
 
+/**
+ * A batch item's `{ok: true, ...}` result, built field by field in the key order of the reply
+ * (an object spread per item was a visible share of the router thread under batched ingest).
+ */
+function okItem(v: WriteOk | GetOk): BatchItemResult {
+  if (!('found' in v)) return { ok: true, context: v.context, consistency: v.consistency };
+  const r: { ok: true } & GetOk = { ok: true, found: v.found, context: v.context, consistency: v.consistency };
+  if (v.value !== undefined) r.value = v.value;
+  if (v.siblings !== undefined) r.siblings = v.siblings;
+  return r;
+}
+
 /** How long a connection we closed for a protocol error may linger draining its last error frame. */
 const CLOSE_LINGER_MS = 2000;
 /** How long close() waits for in-flight requests to finish before cutting connections. */
@@ -630,7 +642,7 @@ class Connection {
   private completeItem(w: Work & { t: 'item' }, out: Outcome): void {
     const b = w.batch;
     const ran = out.ok || out.err !== undefined;
-    const r: BatchItemResult = out.ok ? ({ ok: true, ...(out.value as WriteOk | GetOk) } as BatchItemResult) : ran ? { ok: false, ...errorFields(out.err) } : b.asm.cutResult(w.index);
+    const r: BatchItemResult = out.ok ? okItem(out.value as WriteOk | GetOk) : ran ? { ok: false, ...errorFields(out.err) } : b.asm.cutResult(w.index);
     if (ran && isRead(w)) {
       const size = estimateBytes(r as GetOk);
       this.account.observe(size);
