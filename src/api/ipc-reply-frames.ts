@@ -9,48 +9,76 @@
  */
 import { FRAME_HEADER_BYTES } from '../net/frames.js';
 import type { ConsistencyReport } from '../router/router.js';
-import { MsgpackWriter } from '../util/msgpack-writer.js';
+import { encodedStr, MsgpackWriter } from '../util/msgpack-writer.js';
 import type { BatchItemResult, GetOk, WriteOk } from './ipc-protocol.js';
 
 /** The reply frames' writer: one per thread, separate from the record codec's (MsgpackWriter.shared). */
 const writer = new MsgpackWriter();
 
+// The constant map keys, encoded once.
+const K = {
+  id: encodedStr('id'),
+  ok: encodedStr('ok'),
+  rv: encodedStr('rv'),
+  results: encodedStr('results'),
+  found: encodedStr('found'),
+  value: encodedStr('value'),
+  siblings: encodedStr('siblings'),
+  context: encodedStr('context'),
+  consistency: encodedStr('consistency'),
+  n: encodedStr('n'),
+  required: encodedStr('required'),
+  replied: encodedStr('replied'),
+  clamped: encodedStr('clamped'),
+  requested: encodedStr('requested'),
+  ringReplicas: encodedStr('ringReplicas'),
+};
+
 function consistency(w: MsgpackWriter, c: ConsistencyReport): void {
   w.mapHeader(c.clamped !== undefined ? 4 : 3);
-  w.str('n');
+  w.raw(K.n);
   w.number(c.n);
-  w.str('required');
+  w.raw(K.required);
   w.number(c.required);
-  w.str('replied');
+  w.raw(K.replied);
   w.number(c.replied);
-  if (c.clamped !== undefined) {
-    w.str('clamped');
-    w.value(c.clamped);
-  }
+  const cl = c.clamped;
+  if (cl === undefined) return;
+  w.raw(K.clamped);
+  // The shape of ResolvedConsistency['clamped'] (a test compares this with the generic encoding of what resolveConsistency returns).
+  w.mapHeader(2);
+  w.raw(K.requested);
+  w.mapHeader(2);
+  w.raw(K.n);
+  w.number(cl.requested.n);
+  w.raw(K.required);
+  w.number(cl.requested.required);
+  w.raw(K.ringReplicas);
+  w.number(cl.ringReplicas);
 }
 
 /** The fields of a write's answer after `ok`: context, consistency. */
 function writeFields(w: MsgpackWriter, r: WriteOk): void {
-  w.str('context');
+  w.raw(K.context);
   w.str(r.context);
-  w.str('consistency');
+  w.raw(K.consistency);
   consistency(w, r.consistency);
 }
 
 /** The fields of a get's answer after `ok`: found, context, consistency, then value or siblings. */
 function getFields(w: MsgpackWriter, g: GetOk): void {
-  w.str('found');
+  w.raw(K.found);
   w.bool(g.found);
-  w.str('context');
+  w.raw(K.context);
   w.str(g.context);
-  w.str('consistency');
+  w.raw(K.consistency);
   consistency(w, g.consistency);
   if (g.value !== undefined) {
-    w.str('value');
+    w.raw(K.value);
     w.bin(g.value);
   }
   if (g.siblings !== undefined) {
-    w.str('siblings');
+    w.raw(K.siblings);
     w.arrayHeader(g.siblings.length);
     for (const s of g.siblings) w.bin(s);
   }
@@ -64,16 +92,16 @@ function begin(id: number, fields: number): number {
   const w = writer.reset();
   const at = w.skip(FRAME_HEADER_BYTES);
   w.mapHeader(fields);
-  w.str('id');
+  w.raw(K.id);
   w.number(id);
-  w.str('ok');
+  w.raw(K.ok);
   w.bool(true);
   return at;
 }
 
 function finish(at: number, rv: string): Buffer {
   const w = writer;
-  w.str('rv');
+  w.raw(K.rv);
   w.str(rv);
   w.setUint32At(at, w.pos - FRAME_HEADER_BYTES);
   return w.takeBuffer();
@@ -97,7 +125,7 @@ export function getOkFrame(id: number, g: GetOk, rv: string): Buffer {
 export function batchOkFrame(id: number, results: readonly BatchItemResult[], rv: string): Buffer {
   const w = writer;
   const at = begin(id, 4);
-  w.str('results');
+  w.raw(K.results);
   w.arrayHeader(results.length);
   for (const r of results) {
     if (!r.ok) {
@@ -106,12 +134,12 @@ export function batchOkFrame(id: number, results: readonly BatchItemResult[], rv
     }
     if ('found' in r) {
       w.mapHeader(1 + getFieldCount(r));
-      w.str('ok');
+      w.raw(K.ok);
       w.bool(true);
       getFields(w, r);
     } else {
       w.mapHeader(3);
-      w.str('ok');
+      w.raw(K.ok);
       w.bool(true);
       writeFields(w, r);
     }

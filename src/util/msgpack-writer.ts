@@ -67,6 +67,13 @@ export class MsgpackWriter {
     this.view.setUint32(at, v);
   }
 
+  /** Bytes already in msgpack form (e.g. a constant map key from `encodedStr`). */
+  raw(bytes: Uint8Array): void {
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
   byte(b: number): void {
     this.ensure(1);
     this.buf[this.pos++] = b;
@@ -250,4 +257,11 @@ export class MsgpackWriter {
         throw new TypeError(`MsgpackWriter: cannot write a ${typeof v}`);
     }
   }
+}
+
+/** A str as msgpack bytes, for constant keys written with `raw` (no per-write UTF-8 pass). */
+export function encodedStr(s: string): Uint8Array {
+  const w = new MsgpackWriter();
+  w.str(s);
+  return w.takeBuffer();
 }

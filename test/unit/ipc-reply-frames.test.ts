@@ -3,10 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { batchOkFrame, getOkFrame, writeOkFrame } from '../../src/api/ipc-reply-frames.js';
 import type { BatchItemResult, GetOk, WriteOk } from '../../src/api/ipc-protocol.js';
 import { encodeFrame } from '../../src/net/frames.js';
+import { resolveConsistency } from '../../src/router/consistency.js';
+import { consistencyReport } from '../../src/router/quorum-read.js';
 
 const count = fc.integer({ min: 0, max: 5 });
 const consistencyArb = fc.record(
-  { n: count, required: count, replied: count, clamped: fc.record({ requested: fc.record({ n: count, required: count }), reason: fc.string({ maxLength: 20 }) }) },
+  { n: count, required: count, replied: count, clamped: fc.record({ requested: fc.record({ n: count, required: count }), ringReplicas: count }) },
   { requiredKeys: ['n', 'required', 'replied'] },
 );
 const contextArb = fc.oneof(fc.constant(''), fc.base64String({ maxLength: 60 }));
@@ -56,6 +58,13 @@ describe('hand-written IPC reply frames', () => {
       },
       ),
     );
+  });
+
+  it("writes the clamped report resolveConsistency really returns as the generic encoder does (its shape is hand-written here)", () => {
+    const cons = resolveConsistency({}, 'write', 3, 1);
+    expect(cons.clamped).toBeDefined();
+    const r: WriteOk = { context: 'ctx', consistency: consistencyReport(cons, 1) };
+    expect(writeOkFrame(7, r, 'rv').equals(encodeFrame({ id: 7, ok: true, ...r, rv: 'rv' }))).toBe(true);
   });
 
   it('frames do not alias each other (each reply owns its bytes)', () => {
