@@ -23,6 +23,22 @@ export type IpcOp = (typeof IPC_OPS)[number];
 export const IPC_ITEM_OPS = ['put', 'get', 'del'] as const;
 export type IpcItemOp = (typeof IPC_ITEM_OPS)[number];
 
+/** The fields each op takes (besides `id` and `op`); other fields the protocol knows are refused. */
+export const OP_FIELDS = {
+  put: ['table', 'key', 'value', 'context', 'consistency', 'n', 'w', 'timeoutMs', 'ttl'],
+  get: ['table', 'key', 'consistency', 'n', 'r', 'timeoutMs'],
+  del: ['table', 'key', 'context', 'consistency', 'n', 'w', 'timeoutMs'],
+  scan: ['table', 'key', 'limit', 'exclusive', 'pagingState', 'consistency', 'n', 'r', 'timeoutMs'],
+  batch: ['items', 'timeoutMs'],
+  ring: ['digest'],
+  status: [],
+  query: ['query', 'params', 'consistency', 'pageSize', 'pagingState', 'timeoutMs'],
+  crdt_update: ['table', 'key', 'operation', 'consistency', 'n', 'w', 'timeoutMs'],
+  crdt_get: ['table', 'key', 'consistency', 'n', 'r', 'timeoutMs'],
+  define_table: ['table', 'conflicts', 'type', 'n', 'quorum'],
+} as const satisfies Record<string, readonly string[]>;
+
+
 /**
  * Request ids are chosen by the client, unique among its in-flight requests on one connection, and
  * echoed in the reply. Unsigned 32-bit: every msgpack library reads them back as a plain integer

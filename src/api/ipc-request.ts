@@ -32,7 +32,8 @@ import { badRequest, RingkvError } from '../util/errors.js';
 import { MAX_TTL_SECONDS } from '../versions/index.js';
 import { RESULT_LIMITS } from '../wide/results.js';
 import { isSelectStatement } from '../cql/split.js';
-import { MAX_REQUEST_ID, type IpcLimits } from './ipc-protocol.js';
+import { fastDecodeRequest } from './ipc-fast-decode.js';
+import { MAX_REQUEST_ID, OP_FIELDS, type IpcLimits } from './ipc-protocol.js';
 
 // ---------------------------------------------------------------------------------------------
 // Frame payload -> request
@@ -67,6 +68,9 @@ const unpackr = new Unpackr({ useRecords: false, moreTypes: false, mapsAsObjects
  * payload that is not msgpack or is nested deeper than MAX_REQUEST_NESTING (the connection closes).
  */
 export function decodeRequest(payload: Buffer, maxProblems: number): DecodedRequest {
+  // The common well-formed put/get/del/batch frames in one pass (ipc-fast-decode.ts); the rest here.
+  const fast = fastDecodeRequest(payload);
+  if (fast !== null) return { msg: fast, problems: NO_PROBLEMS };
   const problems = checkRequestShape(payload, maxProblems);
   let msg: unknown;
   try {
@@ -76,6 +80,8 @@ export function decodeRequest(payload: Buffer, maxProblems: number): DecodedRequ
   }
   return { msg, problems };
 }
+
+const NO_PROBLEMS = Object.freeze([]) as unknown as ShapeProblem[];
 
 class Malformed extends Error {}
 
@@ -359,20 +365,7 @@ export function parseId(v: unknown): number | null {
   return null;
 }
 
-/** The fields each op takes (besides `id` and `op`); other fields the protocol knows are refused. */
-export const OP_FIELDS = {
-  put: ['table', 'key', 'value', 'context', 'consistency', 'n', 'w', 'timeoutMs', 'ttl'],
-  get: ['table', 'key', 'consistency', 'n', 'r', 'timeoutMs'],
-  del: ['table', 'key', 'context', 'consistency', 'n', 'w', 'timeoutMs'],
-  scan: ['table', 'key', 'limit', 'exclusive', 'pagingState', 'consistency', 'n', 'r', 'timeoutMs'],
-  batch: ['items', 'timeoutMs'],
-  ring: ['digest'],
-  status: [],
-  query: ['query', 'params', 'consistency', 'pageSize', 'pagingState', 'timeoutMs'],
-  crdt_update: ['table', 'key', 'operation', 'consistency', 'n', 'w', 'timeoutMs'],
-  crdt_get: ['table', 'key', 'consistency', 'n', 'r', 'timeoutMs'],
-  define_table: ['table', 'conflicts', 'type', 'n', 'quorum'],
-} as const satisfies Record<string, readonly string[]>;
+export { OP_FIELDS };
 
 export type OpName = keyof typeof OP_FIELDS;
 
