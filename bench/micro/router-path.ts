@@ -67,9 +67,10 @@ async function main(): Promise<void> {
   const router = new Router({ selfId: 'bench-node', ring, layout, shards: pool, tables, config: cfg, log: pino({ level: 'silent' }) });
   const value = makeValue(100);
   let seq = 0;
+  let written = 0;
 
   /** Run `total` writes, `perTick` submitted per turn, at most `inFlight` batches outstanding. */
-  const phase = (name: string, perTick: number, inFlight: number, n: number): Promise<void> =>
+  const phase = (name: string, perTick: number, inFlight: number, n: number, reads = false): Promise<void> =>
     new Promise((resolve, reject) => {
       let started = 0;
       let done = 0;
@@ -84,8 +85,8 @@ async function main(): Promise<void> {
           let left = Math.min(perTick, n - started);
           started += left;
           for (let i = 0, m = left; i < m; i++) {
-            const key = Buffer.from(`rp-${seq++}`, 'latin1');
-            router.startWrite({ table: 'bench', key, value: Buffer.from(value), tombstone: false, consistency: {} }, (err) => {
+            const key = Buffer.from(`rp-${reads ? (seq++ * 7919) % written : seq++}`, 'latin1');
+            const cb = (err: Error | null): void => {
               if (err) return reject(err);
               done++;
               if (--left === 0) {
@@ -101,7 +102,9 @@ async function main(): Promise<void> {
                   resolve();
                 } else setImmediate(submit);
               }
-            });
+            };
+            if (reads) router.startRead({ table: 'bench', key, consistency: {} }, cb);
+            else router.startWrite({ table: 'bench', key, value: Buffer.from(value), tombstone: false, consistency: {} }, cb);
           }
         }
       };
@@ -113,6 +116,10 @@ async function main(): Promise<void> {
     await phase('writes, 100 per tick, 16 in flight', 100, 16, total);
     await phase('writes, 1 per tick, 50 in flight', 1, 50, Math.floor(total / 4));
     await phase('writes, 100 per tick, 16 in flight', 100, 16, total);
+    written = seq;
+    seq = 0;
+    await phase('reads, 100 per tick, 16 in flight', 100, 16, total, true);
+    await phase('reads, 1 per tick, 50 in flight', 1, 50, Math.floor(total / 4), true);
   } finally {
     await pool.close();
     await odb.db.close();

@@ -545,7 +545,8 @@ class Connection {
           timeoutMs: op.timeoutMs,
           ttlSeconds: op.ttlSeconds,
         };
-        router.startWrite(req, (err, r) => this.complete(w, err ? { ok: false, err } : { ok: true, value: { context: r!.context, consistency: r!.consistency } satisfies WriteOk }));
+        // A WriteResult is exactly a WriteOk (context, consistency): passed on as it is.
+        router.startWrite(req, (err, r) => this.complete(w, err ? { ok: false, err } : { ok: true, value: r! satisfies WriteOk }));
         return;
       }
       case 'scan': {

@@ -18,12 +18,13 @@ export type CoordinationKind = 'read' | 'write' | 'delete' | 'scan' | 'crdt-upda
 /** How late past its deadline a coordination may answer before the backstop answers for it. */
 export const OVERDUE_GRACE_MS = 1000;
 
+/** One live coordination (one object per op: its answer callback is the only closure). */
 interface Entry {
   id: number;
   kind: CoordinationKind;
   deadline: number;
-  /** Answer the coordination with an error (a no-op once it has answered). */
-  fail: (err: Error) => void;
+  answered: boolean;
+  done: (err: Error | null, result: never) => void;
 }
 
 export interface OverdueCoordination {
@@ -38,7 +39,11 @@ export class LiveCoordinations {
   /** whenAnswered() callers: the ids each still waits for. Empty almost always (checked per answer). */
   private barriers: Array<{ waiting: Set<number>; resolve: () => void }> = [];
 
-  constructor(private readonly graceMs: number = OVERDUE_GRACE_MS) {
+  constructor(
+    private readonly graceMs: number = OVERDUE_GRACE_MS,
+    /** Told the number of live coordinations whenever it changes (the router's in-flight gauge). */
+    private readonly onSize?: (size: number) => void,
+  ) {
     invariant(Number.isInteger(graceMs) && graceMs >= 0, 'overdue grace must be a non-negative integer');
   }
 
@@ -54,18 +59,20 @@ export class LiveCoordinations {
    */
   begin<T>(kind: CoordinationKind, deadline: number, done: (err: Error | null, result: T | undefined) => void): (err: Error | null, result: T | undefined) => void {
     invariant(Number.isFinite(deadline), 'a coordination needs a finite deadline');
-    const id = ++this.nextId;
-    let answered = false;
-    const once = (err: Error | null, result: T | undefined): void => {
-      if (answered) return;
-      answered = true;
-      const had = this.live.delete(id);
-      invariant(had, `coordination ${id} answered but was not registered`);
-      if (this.barriers.length > 0) this.release(id);
-      done(err, result);
-    };
-    this.live.set(id, { id, kind, deadline, fail: (err) => once(err, undefined) });
-    return once;
+    const e: Entry = { id: ++this.nextId, kind, deadline, answered: false, done: done as Entry['done'] };
+    this.live.set(e.id, e);
+    this.onSize?.(this.live.size);
+    return (err, result) => this.answer(e, err, result);
+  }
+
+  private answer(e: Entry, err: Error | null, result: unknown): void {
+    if (e.answered) return;
+    e.answered = true;
+    const had = this.live.delete(e.id);
+    invariant(had, `coordination ${e.id} answered but was not registered`);
+    this.onSize?.(this.live.size);
+    if (this.barriers.length > 0) this.release(e.id);
+    e.done(err, result as never);
   }
 
   /**
@@ -89,7 +96,7 @@ export class LiveCoordinations {
   /** Entries past `deadline + graceMs` at `now`, oldest first; the caller answers each through `fail`. */
   overdue(now: number): OverdueCoordination[] {
     const out: OverdueCoordination[] = [];
-    for (const e of this.live.values()) if (now > e.deadline + this.graceMs) out.push({ kind: e.kind, deadline: e.deadline, fail: e.fail });
+    for (const e of this.live.values()) if (now > e.deadline + this.graceMs) out.push({ kind: e.kind, deadline: e.deadline, fail: (err) => this.answer(e, err, undefined) });
     return out.sort((a, b) => a.deadline - b.deadline);
   }
 }

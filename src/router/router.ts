@@ -24,7 +24,7 @@ import {
 } from '../versions/index.js';
 import { decodeCrdt } from '../crdt/index.js';
 import { resolveConsistency, type ConsistencySpec, type ResolvedConsistency } from './consistency.js';
-import { LiveCoordinations, type CoordinationKind } from './coordinations.js';
+import { LiveCoordinations, OVERDUE_GRACE_MS, type CoordinationKind } from './coordinations.js';
 import { QuorumTracker } from './quorum.js';
 import { consistencyReport, QuorumReadCoordination } from './quorum-read.js';
 import { clockwiseFallbacks, placeHints, type HintPlacement } from '../hints/policy.js';
@@ -204,7 +204,8 @@ export class Router {
     overdueCoordinations: 0,
   };
   /** Every coordination from start to answer, with its deadline (the backstop that enforces it). */
-  private readonly coordinations = new LiveCoordinations();
+  /** Keeps counters.coordinationsInFlight current itself (no wrapper closure per op). */
+  private readonly coordinations = new LiveCoordinations(OVERDUE_GRACE_MS, (n) => (this.counters.coordinationsInFlight = n));
   private sweepTimer: NodeJS.Timeout | undefined;
   private layout: RingLayout;
   private readonly dots: DotCounter;
@@ -375,11 +376,7 @@ export class Router {
    * live. Every coordination is tracked, the CRDT ones (crdt-write.ts) included.
    */
   track<T>(kind: CoordinationKind, timeoutMs: number, done: Done<T>): Done<T> {
-    const tracked = this.coordinations.begin<T>(kind, Date.now() + timeoutMs, (err, r) => {
-      this.counters.coordinationsInFlight = this.coordinations.size;
-      done(err, r);
-    });
-    this.counters.coordinationsInFlight = this.coordinations.size;
+    const tracked = this.coordinations.begin<T>(kind, Date.now() + timeoutMs, done);
     if (this.sweepTimer === undefined) {
       this.sweepTimer = setInterval(() => this.sweepOverdue(), OVERDUE_SWEEP_EVERY_MS);
       this.sweepTimer.unref();
