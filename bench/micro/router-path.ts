@@ -7,23 +7,17 @@
  *
  *   node dist/bench/micro/router-path.js [--ops 200000] [--reads]
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { DEFAULT_CONFIG } from '../../src/config/config.js';
 import { initHasher } from '../../src/ring/hash.js';
-import { allocateTokens } from '../../src/ring/tokens.js';
-import { buildRing } from '../../src/ring/builder.js';
-import { Liveness, RingTable } from '../../src/ring/table.js';
-import { openDatabase } from '../../src/storage/db.js';
-import { ShardPool } from '../../src/storage/shards.js';
 import { Router } from '../../src/router/router.js';
 import { TableRegistry } from '../../src/router/tables.js';
 import type { MetaStore } from '../../src/storage/meta.js';
 import { initVersions } from '../../src/versions/record.js';
-import { makeValue, seededRandom } from './fixtures.js';
+import { makeValue } from './fixtures.js';
+import { startOneNodeShards } from './shard.js';
 
 /** The main thread's own CPU time in ms (utime + stime of /proc/self/task/<pid>): unlike the event loop's busy time, it does not count time spent waiting for a core on a loaded machine. */
 function mainThreadCpuMs(): number {
@@ -45,24 +39,7 @@ async function main(): Promise<void> {
   const cfg = { ...DEFAULT_CONFIG, tables: { ...DEFAULT_CONFIG.tables, n: 1 } };
   await initHasher();
   await initVersions();
-  const dir = mkdtempSync(path.join(tmpdir(), 'ringkv-router-path-'));
-  const odb = await openDatabase(dir, 1);
-  const ring = RingTable.create();
-  const layout = buildRing([{ id: 'bench-node', tokens: allocateTokens([], 16, seededRandom(1)), status: 'normal' }], { maxReplicas: 3 });
-  ring.publish(layout, 0, () => Liveness.Up);
-  const workerData = {
-    handle: odb.db.handle,
-    ringBuffer: ring.buffer,
-    durability: cfg.durability,
-    syncIntervalMs: cfg.syncIntervalMs,
-    maxSiblings: cfg.maxSiblings,
-    merkleDepth: cfg.merkleDepth,
-    gcGraceSeconds: cfg.gcGraceSeconds,
-    tombstoneSweepIntervalMs: cfg.tombstoneSweepIntervalMs,
-    crdtActor: 'bench-node@0',
-    crdtLimits: cfg.crdt,
-  };
-  const { pool } = await ShardPool.start({ shards: 1, maxQueue: cfg.limits.maxShardQueue, workerData });
+  const { dir, odb, ring, layout, pool } = await startOneNodeShards(cfg, 1, 'ringkv-router-path-');
   const tables = new TableRegistry(nullMeta, cfg.tables);
   const router = new Router({ selfId: 'bench-node', ring, layout, shards: pool, tables, config: cfg, log: pino({ level: 'silent' }) });
   const value = makeValue(100);

@@ -16,12 +16,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DEFAULT_CONFIG } from '../../src/config/config.js';
+import { DEFAULT_CONFIG, type NodeConfig } from '../../src/config/config.js';
 import { initHasher, tokenInto } from '../../src/ring/hash.js';
 import { allocateTokens } from '../../src/ring/tokens.js';
-import { buildRing } from '../../src/ring/builder.js';
+import { buildRing, type RingLayout } from '../../src/ring/builder.js';
 import { Liveness, MAX_REPLICAS, RingTable } from '../../src/ring/table.js';
-import { openDatabase } from '../../src/storage/db.js';
+import { openDatabase, type OpenedDatabase } from '../../src/storage/db.js';
 import { SyncWriteBatch } from '../../src/storage/rocks.js';
 import { encodeStorageKey } from '../../src/storage/keys.js';
 import { tableIdOf } from '../../src/router/tables.js';
@@ -42,12 +42,17 @@ function check(r: WireReply): void {
   if (!r.ok) throw new Error(`shard op failed: ${r.code}: ${r.message}`);
 }
 
-export async function shardSuite(opts: SuiteOptions): Promise<Row[]> {
-  const cfg = DEFAULT_CONFIG;
-  await initHasher();
-  await initVersions();
-  const dir = mkdtempSync(path.join(tmpdir(), 'ringkv-bench-'));
-  const odb = await openDatabase(dir, SHARDS);
+/**
+ * A one-node ring published in a RingTable and a real ShardPool over RocksDB in a temp dir, as
+ * src/node/node.ts sets them up (shared by this suite and router-path.ts).
+ */
+export async function startOneNodeShards(
+  cfg: NodeConfig,
+  shards: number,
+  prefix: string,
+): Promise<{ dir: string; odb: OpenedDatabase; ring: RingTable; layout: RingLayout; pool: ShardPool }> {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  const odb = await openDatabase(dir, shards);
   const ring = RingTable.create();
   const tokens = allocateTokens([], 16, seededRandom(1));
   const layout = buildRing([{ id: 'bench-node', tokens, status: 'normal' }], { maxReplicas: 3 });
@@ -66,7 +71,15 @@ export async function shardSuite(opts: SuiteOptions): Promise<Row[]> {
     crdtActor: 'bench-node@0',
     crdtLimits: cfg.crdt,
   };
-  const { pool } = await ShardPool.start({ shards: SHARDS, maxQueue: cfg.limits.maxShardQueue, workerData });
+  const { pool } = await ShardPool.start({ shards, maxQueue: cfg.limits.maxShardQueue, workerData });
+  return { dir, odb, ring, layout, pool };
+}
+
+export async function shardSuite(opts: SuiteOptions): Promise<Row[]> {
+  const cfg = DEFAULT_CONFIG;
+  await initHasher();
+  await initVersions();
+  const { dir, odb, ring, pool } = await startOneNodeShards(cfg, SHARDS, 'ringkv-bench-');
 
   const value = makeValue(100);
   // Each write carries its own version and value bytes, as real requests do. (Sharing one object
