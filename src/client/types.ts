@@ -1,7 +1,7 @@
 /**
  * The client's public option and result types (what `RingkvClient` methods take and answer).
  */
-import type { BatchItemResult, ConsistencyLevel, ConsistencyReport, IpcKey } from '../api/ipc-protocol.js';
+import type { ConsistencyLevel, ConsistencyReport, IpcKey } from '../api/ipc-protocol.js';
 
 /**
  * Where to connect: the node's local IPC socket, or peer-port addresses (HOST:PORT) authenticated
