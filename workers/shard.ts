@@ -29,6 +29,7 @@ import { shardColumn, META_CF } from '../src/storage/db.js';
 import { encodeStorageKey, MIN_STORAGE_KEY_BYTES, storageKeyHasTable, TABLE_ID_BYTES, tokenRangeBounds, type KeyBounds } from '../src/storage/keys.js';
 import { pageRange } from '../src/storage/range-page.js';
 import { CleanupRun } from '../src/streaming/shard-cleanup.js';
+import { DeadRecordIndex, SweepRun, type SweepPorts } from '../src/storage/tombstone-sweep.js';
 import { localShardOf, shardOfToken } from '../src/storage/placement.js';
 import {
   REPAIR_LIMITS,
@@ -129,18 +130,8 @@ let batches = 0;
 let rebuilds = 0;
 let purgedTotal = 0;
 let queue: ShardOp[] = [];
-/**
- * Dead-record index: storage keys (latin1) whose stored versions are all tombstones, the only
- * records the sweep may purge. Every commit keeps it current for the keys it writes; the first
- * sweep, started with the shard, is a full scan that fills in what was stored before. Once `deadIndexComplete`,
- * sweeps visit only these keys instead of the whole column family (a full scan of 500k keys costs
- * seconds of CPU, which a periodic sweep on every shard turned into a slow patch each minute).
- * Bounded: past MAX_DEAD_INDEX it is dropped and sweeps scan everything until a full scan fits.
- */
-const deadIndex = new Set<string>();
-let deadIndexComplete = false;
-/** Bumped whenever the index overflows, so a full scan that saw an overflow does not call it complete. */
-let deadIndexOverflows = 0;
+/** Records whose versions are all tombstones: what the sweep visits once a full scan filled it. */
+const deadIndex = new DeadRecordIndex(MAX_DEAD_INDEX);
 /**
  * Request messages not applied yet, by sequence number: from the ring (shard-channel.ts) or, when
  * one did not fit it, from the port. They are applied strictly in sequence (`nextSeq`), so the
@@ -943,21 +934,7 @@ function fetchKeys(op: FetchKeysOp): RepairResult {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tombstone sweep: purge records whose versions are all tombstones older than gcGraceSeconds.
-
-interface SweepRun {
-  waiters: number[];
-  /** Full scan: the last storage key examined (null: from the start). */
-  cursor: Buffer | null;
-  /** True: only the dead-record index's keys (`candidates`, from `next` on) are examined. */
-  indexed: boolean;
-  candidates: string[];
-  next: number;
-  overflowsAtStart: number;
-  scanned: number;
-  purged: number;
-  t0: number;
-}
+// Tombstone sweep (src/storage/tombstone-sweep.ts): this actor's scheduling and ports.
 
 let sweepRun: SweepRun | null = null;
 /** On-demand requests that arrived during a run: they get the next full run (it may have passed their keys). */
@@ -965,7 +942,7 @@ let sweepNext: number[] | null = null;
 
 function requestSweep(id?: number): void {
   if (sweepRun === null) {
-    sweepRun = newSweepRun(id === undefined ? [] : [id]);
+    sweepRun = new SweepRun(id === undefined ? [] : [id], deadIndex, SCAN_CHUNK);
     setImmediate(sweepStep);
     return;
   }
@@ -975,101 +952,40 @@ function requestSweep(id?: number): void {
 
 /** Keep the dead-record index current for a key whose stored record changed (or was read whole). */
 function noteDead(key: Buffer, dead: boolean): void {
-  const k = key.toString('latin1');
-  if (!dead) {
-    deadIndex.delete(k);
-    return;
-  }
-  if (deadIndex.size >= MAX_DEAD_INDEX && !deadIndex.has(k)) {
-    // Too many to track: forget them all; sweeps scan everything until a full scan fits again.
-    deadIndex.clear();
-    deadIndexComplete = false;
-    deadIndexOverflows++;
-    return;
-  }
-  deadIndex.add(k);
+  deadIndex.note(key, dead);
 }
 
-function newSweepRun(waiters: number[]): SweepRun {
-  const indexed = deadIndexComplete;
-  return {
-    waiters,
-    cursor: null,
-    indexed,
-    // A snapshot: keys that die during the run are the next run's (their grace has not passed anyway).
-    candidates: indexed ? Array.from(deadIndex) : [],
-    next: 0,
-    overflowsAtStart: deadIndexOverflows,
-    scanned: 0,
-    purged: 0,
-    t0: performance.now(),
-  };
-}
-
-/** The next chunk of (key, record) rows a sweep examines: index candidates, or the column family in order. */
-function sweepChunk(run: SweepRun): { rows: Buffer[]; more: boolean } {
-  if (!run.indexed) {
-    const rows = readChunk({}, run.cursor, SCAN_CHUNK);
-    if (rows.length > 0) run.cursor = rows[rows.length - 2]!;
-    return { rows, more: rows.length / 2 === SCAN_CHUNK };
-  }
-  const keys = run.candidates.slice(run.next, run.next + SCAN_CHUNK).map((k) => Buffer.from(k, 'latin1'));
-  run.next += keys.length;
-  const values = keys.length > 0 ? db._getManySync(keys, { column }) : [];
-  const rows: Buffer[] = [];
-  for (let i = 0; i < keys.length; i++) {
-    const v = values[i];
-    if (v === undefined) deadIndex.delete(keys[i]!.toString('latin1')); // gone (purged meanwhile)
-    else rows.push(keys[i]!, v);
-  }
-  return { rows, more: run.next < run.candidates.length };
-}
+const sweepPorts: SweepPorts = {
+  readChunk: (after, limit) => readChunk({}, after, limit),
+  getMany: (keys) => db._getManySync(keys, { column }),
+  isCandidate: isSweepCandidate,
+  isPurgeable: (key, record, nowMs) => isPurgeableRecord(record, nowMs, graceSecondsOf(key)),
+  purge(rows) {
+    for (const [k] of rows) writeBatch.del(k);
+    writeBatch.commit(data_.durability === 'sync');
+    for (const [k, v] of rows) treeUpdate(k, hash64(v), null);
+    keyCount -= rows.length;
+    purgedTotal += rows.length;
+  },
+  nowMs: () => Date.now(),
+};
 
 function sweepStep(): void {
   const run = sweepRun;
   invariant(run !== null, 'sweep step without a sweep run');
   if (closing) return;
   checkRing();
-  const { rows, more } = sweepChunk(run);
-  const nowMs = Date.now();
-  const purged: Array<[Buffer, Buffer]> = [];
-  for (let j = 0; j < rows.length; j += 2) {
-    run.scanned++;
-    let dead: boolean;
-    let purgeable: boolean;
-    try {
-      dead = isSweepCandidate(rows[j + 1]!);
-      purgeable = dead && isPurgeableRecord(rows[j + 1]!, nowMs, graceSecondsOf(rows[j]!));
-    } catch {
-      continue; // never delete what we cannot read
-    }
-    noteDead(rows[j]!, dead);
-    if (purgeable) purged.push([rows[j]!, rows[j + 1]!]);
-  }
-  if (purged.length > 0) {
-    for (const [k] of purged) writeBatch.del(k);
-    writeBatch.commit(data_.durability === 'sync');
-    for (const [k, v] of purged) {
-      treeUpdate(k, hash64(v), null);
-      deadIndex.delete(k.toString('latin1'));
-    }
-    keyCount -= purged.length;
-    run.purged += purged.length;
-    purgedTotal += purged.length;
-  }
-  if (more) {
+  if (run.step(sweepPorts)) {
     setImmediate(sweepStep);
     return;
   }
-  // A full scan saw every stored record and noted each dead one: from now on the index is exact.
-  if (!run.indexed && deadIndexOverflows === run.overflowsAtStart) deadIndexComplete = true;
-  const sweep = { scanned: run.scanned, purged: run.purged, durationMs: Math.round(performance.now() - run.t0), indexed: run.indexed };
+  const sweep = run.stats();
   if (run.waiters.length > 0) answerControl(run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'sweep' as const, sweep } })));
   sweepRun = null;
   if (sweepNext !== null) {
     const waiters = sweepNext;
     sweepNext = null;
-    sweepRun = newSweepRun(waiters);
+    sweepRun = new SweepRun(waiters, deadIndex, SCAN_CHUNK);
     setImmediate(sweepStep);
   }
 }
@@ -1101,7 +1017,7 @@ const cleanupPorts = {
     writeBatch.commit(data_.durability === 'sync');
     for (const [k, v] of rows) {
       treeUpdate(k, hash64(v), null);
-      deadIndex.delete(k.toString('latin1'));
+      deadIndex.forget(k);
     }
     keyCount -= rows.length;
   },
