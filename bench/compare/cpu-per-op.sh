@@ -1,0 +1,33 @@
+#!/bin/bash
+# CPU per single op by thread: a fresh ringkv node (tree $1, built) and a Redis under the same `ringkv bench` load (issue 12).
+# usage: bench/compare/cpu-per-op.sh [TREE] [OPS]   (needs redis-server and /usr/bin/time; uses ports 18480, 18481, 16390)
+# Prints each thread of the node with its CPU ms over the run (the main thread is the router).
+tree=${1:-$(cd "$(dirname "$0")/../.." && pwd)}; ops=${2:-40000}
+cd $tree
+tmp=$(mktemp -d /tmp/ringkv-cpu-XXXX)
+ticks() { awk '{print $14+$15}' /proc/$1/stat; }
+node bin/ringkv.js start --config config/default.json --data $tmp/data --http 127.0.0.1:18480 --peer 127.0.0.1:18481 --log-format json --log-level warn >/dev/null 2>&1 &
+npid=$!
+for i in $(seq 1 100); do [ -S $tmp/data/ringkv.sock ] && break; sleep 0.2; done
+sleep 1
+redis-server --port 16390 --bind 127.0.0.1 --save '' --appendonly yes --appendfsync everysec --dir $tmp --daemonize no --loglevel warning >/dev/null 2>&1 &
+rpid=$!
+sleep 0.5
+tasks() { for t in /proc/$1/task/*; do echo "$(basename $t) $(cat $t/comm | tr ' ' _) $(awk '{print $14+$15}' $t/stat)"; done; }
+run() { # name, bench args...
+  local name=$1; shift
+  local n0=$(ticks $npid) r0=$(ticks $rpid)
+  tasks $npid > $tmp/tasks0
+  local t0=$(date +%s.%N)
+  local out=$( { /usr/bin/time -f "GEN %U %S" node bin/ringkv.js bench --no-progress "$@" --json $tmp/j.json >/dev/null; } 2>&1 | grep GEN)
+  local t1=$(date +%s.%N)
+  local n1=$(ticks $npid) r1=$(ticks $rpid)
+  tasks $npid > $tmp/tasks1
+  join $tmp/tasks0 $tmp/tasks1 | awk '{d=($5-$3)*10; if (d>0) printf "   thread %s %s: %d ms\n", $1, $2, d}' 
+  echo "$name: node cpu $(( (n1-n0)*10 )) ms, redis cpu $(( (r1-r0)*10 )) ms, generator $out (s), wall $(echo "$t1 - $t0" | bc) s, load $(cut -d' ' -f1 /proc/loadavg)"
+}
+run "ringkv writes-1op" --socket $tmp/data/ringkv.sock --workload ingest --operations $ops --concurrency 50 --connections 50 --value-size 100 --threads 2
+node bin/ringkv.js bench --no-progress --socket $tmp/data/ringkv.sock --workload c --records 20000 --operations 1 >/dev/null 2>&1  # load the keys, unmeasured
+run "ringkv reads-1op" --socket $tmp/data/ringkv.sock --workload c --records 20000 --skip-load --operations $ops --concurrency 50 --connections 50 --threads 2
+run "redis  writes-1op" --target redis --redis-url redis://127.0.0.1:16390 --workload ingest --operations $ops --concurrency 50 --connections 50 --value-size 100 --threads 2
+kill $npid $rpid; wait $npid $rpid 2>/dev/null; rm -rf $tmp
