@@ -13,6 +13,7 @@
  * (test/unit/ipc-fast-decode.test.ts checks both against msgpackr and checkRequestShape).
  */
 import { isUtf8 } from 'node:buffer';
+import { MsgpackReader, NOT_READ as NO } from '../util/msgpack-reader.js';
 import { OP_FIELDS } from './ipc-protocol.js';
 
 /** Keys the fast path takes: those of put, get, del and batch (other ops take the full path). */
@@ -21,12 +22,12 @@ const ITEM_KEYS: ReadonlySet<string> = new Set(['op', ...OP_FIELDS.put, ...OP_FI
 /** Map keys are few and short: decoded ASCII keys are looked up here instead of making a string per key. */
 const KEY_CACHE = new Map<number, string>();
 
-/** A value the fast path cannot take: the caller falls back to the full decode. */
-const NO = Symbol('fallback');
 
-class Reader {
-  pos = 0;
-  constructor(readonly b: Buffer) {}
+
+class Reader extends MsgpackReader {
+  constructor(override readonly b: Buffer) {
+    super(b);
+  }
 
   /** A str of `n` bytes, or NO when it is not valid UTF-8 (the full path reports that). */
   str(n: number): string | typeof NO {
@@ -74,85 +75,20 @@ class Reader {
     const b = this.b;
     const t = b[this.pos++];
     if (t === undefined) return NO;
-    if (t <= 0x7f) return t;
     if (t >= 0xa0 && t <= 0xbf) return this.str(t & 0x1f);
-    switch (t) {
-      case 0xc0:
-        return null;
-      case 0xc2:
-        return false;
-      case 0xc3:
-        return true;
-      case 0xcc:
-        return this.pos + 1 <= b.length ? b[this.pos++]! : NO;
-      case 0xcd:
-        if (this.pos + 2 > b.length) return NO;
-        this.pos += 2;
-        return b.readUInt16BE(this.pos - 2);
-      case 0xce:
-        if (this.pos + 4 > b.length) return NO;
-        this.pos += 4;
-        return b.readUInt32BE(this.pos - 4);
-      case 0xd9:
-        return this.pos + 1 <= b.length ? this.str(b[this.pos++]!) : NO;
-      case 0xda:
-        if (this.pos + 2 > b.length) return NO;
-        this.pos += 2;
-        return this.str(b.readUInt16BE(this.pos - 2));
-      case 0xc4:
-        return this.pos + 1 <= b.length ? this.bin(b[this.pos++]!) : NO;
-      case 0xc5:
-        if (this.pos + 2 > b.length) return NO;
-        this.pos += 2;
-        return this.bin(b.readUInt16BE(this.pos - 2));
-      case 0xc6:
-        if (this.pos + 4 > b.length) return NO;
-        this.pos += 4;
-        return this.bin(b.readUInt32BE(this.pos - 4));
-      default:
-        return NO;
+    if (t === 0xd9) return this.pos + 1 <= b.length ? this.str(b[this.pos++]!) : NO;
+    if (t === 0xda) {
+      if (this.pos + 2 > b.length) return NO;
+      this.pos += 2;
+      return this.str(b.readUInt16BE(this.pos - 2));
     }
-  }
-
-  private bin(n: number): Buffer | typeof NO {
-    const end = this.pos + n;
-    if (end > this.b.length) return NO;
-    const v = this.b.subarray(this.pos, end);
-    this.pos = end;
-    return v;
-  }
-
-  /** A map header's entry count, or -1 when the next value is not a map. */
-  mapLength(): number {
-    const b = this.b;
-    const t = b[this.pos];
-    if (t !== undefined && t >= 0x80 && t <= 0x8f) {
-      this.pos++;
-      return t & 0x0f;
+    if (t >= 0xc4 && t <= 0xc6) {
+      const n = this.binLength(t);
+      if (n < 0) return NO;
+      this.pos += n;
+      return b.subarray(this.pos - n, this.pos);
     }
-    if (t === 0xde && this.pos + 3 <= b.length) {
-      this.pos += 3;
-      return b.readUInt16BE(this.pos - 2);
-    }
-    return -1;
-  }
-
-  arrayLength(): number {
-    const b = this.b;
-    const t = b[this.pos];
-    if (t !== undefined && t >= 0x90 && t <= 0x9f) {
-      this.pos++;
-      return t & 0x0f;
-    }
-    if (t === 0xdc && this.pos + 3 <= b.length) {
-      this.pos += 3;
-      return b.readUInt16BE(this.pos - 2);
-    }
-    if (t === 0xdd && this.pos + 5 <= b.length) {
-      this.pos += 5;
-      return b.readUInt32BE(this.pos - 4);
-    }
-    return -1;
+    return this.basic(t);
   }
 
   /** A map of scalar fields with keys from `allowed` (and, at the top, `items`), or NO. */
