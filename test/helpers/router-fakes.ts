@@ -140,8 +140,7 @@ export function routerSetup(opts: { config?: Partial<NodeConfig>; vnodes: number
   const stores = new Map(NODES.map((n, i) => [n, new Store(opts.pages?.[i])]));
   const tables = new TableRegistry(nullMeta, config.tables, opts.tableIdOf);
   const shards = new FakeShards(stores.get('n1')!);
-  const router = new Router({ selfId: 'n1', ring, layout, shards: shards as never, tables, config, log: pino({ level: 'silent' }) });
   const remote = new FakeRemote(stores);
-  router.remote = remote;
+  const router = new Router({ selfId: 'n1', ring, layout, shards: shards as never, tables, config, log: pino({ level: 'silent' }), remote });
   return { router, remote, shards, stores, tables, layout };
 }
