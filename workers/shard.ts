@@ -24,7 +24,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { expose } from 'comlink';
 import { portEndpoint } from '../src/util/comlink-port.js';
-import { newRocks, readRowsSync, SyncWriteBatch, type ColumnHandle } from '../src/storage/rocks.js';
+import { fsyncedCommitCount, newRocks, readRowsSync, SyncWriteBatch, type ColumnHandle } from '../src/storage/rocks.js';
 import { shardColumn, META_CF } from '../src/storage/db.js';
 import { encodeStorageKey, MIN_STORAGE_KEY_BYTES, storageKeyHasTable, TABLE_ID_BYTES, tokenRangeBounds, type KeyBounds } from '../src/storage/keys.js';
 import { pageRange } from '../src/storage/range-page.js';
@@ -639,6 +639,7 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
           writes,
           reads,
           batches,
+          walSyncs: fsyncedCommitCount(),
           queue: queue.length,
           merkleRanges: trees.length,
           merkleReady: trees.filter((t) => t.done).length,

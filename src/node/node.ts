@@ -433,7 +433,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
         hints: m.id === identity.id ? hints.total() : (m.info.hints ?? 0),
       })),
       hints: hints.snapshot(),
-      shards: stats.map((s) => ({ shard: s.shard, keys: s.keys, queue: pool.queueDepth(s.shard), writes: s.writes, reads: s.reads, batches: s.batches })),
+      shards: stats.map((s) => ({ shard: s.shard, keys: s.keys, queue: pool.queueDepth(s.shard), writes: s.writes, reads: s.reads, batches: s.batches, walSyncs: s.walSyncs })),
       // The range movement this node drives (or drove last), and every one under way in the cluster.
       movement: movements.summary(),
       movements: movements.clusterMovements(),
