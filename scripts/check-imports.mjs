@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Fails on any import circle among the sources (type-only imports included: a type circle is
-// still a coupling circle), and on any import madge could not resolve (a check that cannot see an
-// edge would pass vacuously). Run: npm run check:imports. Configuration: .madgerc.
+// still a coupling circle), on any import madge could not resolve (a check that cannot see an
+// edge would pass vacuously), and on a server module in the client library's imports.
+// Run: npm run check:imports. Configuration: .madgerc.
 import madge from 'madge';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,11 +26,61 @@ export async function importProblems(root) {
   return { files: Object.keys(graph.obj()).length, circles, skipped };
 }
 
+/**
+ * What the client library (src/client/) may import from outside its folder, directly or through
+ * another module: pure protocol and encoding modules it shares with the server. Never the server's
+ * runtime (router, storage, cluster, hints, ...).
+ */
+export const CLIENT_SHARED = Object.freeze([
+  'src/api/ipc-protocol.ts', // the IPC wire protocol
+  'src/api/table-name.ts', // the table-name rule
+  'src/config/secret.ts', // DEV_SECRET, the loopback default
+  'src/net/frames.ts', // length-prefixed msgpack frames
+  'src/ring/hash.ts', // tokens (token-aware routing)
+  'src/router/consistency.ts', // consistency levels (types only, from ipc-protocol)
+  'src/router/types.ts', // ConsistencyReport (types only, from ipc-protocol)
+  'src/util/errors.ts',
+  'src/cql/', // the CQL parser: the client finds a statement's partition key for routing
+  'src/wide/partition-key.ts',
+  'src/wide/uuid.ts',
+  'src/wide/values.ts',
+]);
+
+/**
+ * Server modules the client still imports, until the transport split (issue 16) moves the HMAC
+ * handshake into a pure module shared with the client: connectAsClient comes from transport.ts,
+ * which brings these along. The lead empties this list with that split.
+ */
+export const CLIENT_SERVER_IMPORTS_PENDING = Object.freeze([
+  'src/cluster/transport.ts',
+  'src/cluster/handshake-pool.ts',
+  'src/net/reply-budget.ts',
+  'src/net/reply-writer.ts',
+  'src/log/logger.ts',
+]);
+
+/** Modules outside src/client/ that the client reaches and that are neither shared nor pending. */
+export async function clientImportProblems(root) {
+  const graph = await madge(join(root, 'src/client/index.ts'), {
+    baseDir: root,
+    fileExtensions: ['ts'],
+    tsConfig: join(root, 'tsconfig.json'),
+    detectiveOptions: { ts: { skipTypeImports: false, skipAsyncImports: false } },
+  });
+  const allowed = (f) => CLIENT_SHARED.some((s) => (s.endsWith('/') ? f.startsWith(s) : f === s)) || CLIENT_SERVER_IMPORTS_PENDING.includes(f);
+  const reached = Object.keys(graph.obj()).filter((f) => !f.startsWith('src/client/'));
+  const stalePending = CLIENT_SERVER_IMPORTS_PENDING.filter((f) => !reached.includes(f));
+  return { reached, server: reached.filter((f) => !allowed(f)), stalePending };
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const root = join(fileURLToPath(new URL('.', import.meta.url)), '..');
   const { files, circles, skipped } = await importProblems(root);
   for (const c of circles) console.error(`import circle: ${c}`);
   for (const s of skipped) console.error(`unresolved import: ${s}`);
-  if (circles.length > 0 || skipped.length > 0) process.exit(1);
-  console.log(`no import circles among ${files} files (${IMPORT_CHECKED_DIRS.join(', ')})`);
+  const client = await clientImportProblems(root);
+  for (const f of client.server) console.error(`the client imports a server module: ${f} (share a pure protocol module instead)`);
+  for (const f of client.stalePending) console.error(`${f} is in CLIENT_SERVER_IMPORTS_PENDING but the client no longer imports it: remove it`);
+  if (circles.length > 0 || skipped.length > 0 || client.server.length > 0 || client.stalePending.length > 0) process.exit(1);
+  console.log(`no import circles among ${files} files (${IMPORT_CHECKED_DIRS.join(', ')}); the client reaches ${client.reached.length} shared modules (${CLIENT_SERVER_IMPORTS_PENDING.length} pending the transport split)`);
 }

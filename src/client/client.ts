@@ -18,7 +18,7 @@ import { connectAsClient } from '../cluster/transport.js';
 import { DEV_SECRET } from '../config/secret.js';
 import { encodeFrame, FrameDecoder } from '../net/frames.js';
 import { compareTokens, initHasher, tokenFromHex, tokenOf, type Token } from '../ring/hash.js';
-import { validateTableName } from '../router/tables.js';
+import { validateTableName } from '../api/table-name.js';
 import { RingkvError, type ErrorCode } from '../util/errors.js';
 import { AnyCrdtHandle, CounterHandle, FlagHandle, MapHandle, RegisterHandle, SetHandle, type CrdtReadResult, type CrdtTransport, type CrdtUpdateResult, type CrdtValue } from './crdt.js';
 import { QueryRouter, toQueryResult, wireParam, type QueryOptions, type QueryResult } from './query.js';

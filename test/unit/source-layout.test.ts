@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
-import { importProblems } from '../../scripts/check-imports.mjs';
+import { clientImportProblems, importProblems } from '../../scripts/check-imports.mjs';
 import { fileSizeProblems, MAX_SOURCE_LINES } from '../../scripts/check-file-size.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -14,6 +14,13 @@ describe('source layout', () => {
     expect(r.files).toBeGreaterThan(150); // the graph really saw the sources
     expect(r.circles).toEqual([]);
     expect(r.skipped).toEqual([]);
+  });
+
+  it('the client library imports only shared protocol modules (and transport.ts until its split)', async () => {
+    const r = (await clientImportProblems(root)) as { reached: string[]; server: string[]; stalePending: string[] };
+    expect(r.reached).toContain('src/api/ipc-protocol.ts'); // the graph really followed the client's imports
+    expect(r.server).toEqual([]);
+    expect(r.stalePending).toEqual([]);
   });
 
   it(`has no source file over ${MAX_SOURCE_LINES as number} lines beyond the split-pending allow-list`, () => {
