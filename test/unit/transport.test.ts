@@ -271,12 +271,11 @@ describe('PeerTransport', () => {
     const c2 = await rejection(connectAsClient(addr(b), SECRET, 'c2', 2000));
     expect(c2.message).toMatch(/authenticated connections \(limit 2\)/);
     expect(b.stats().authenticated).toBe(2);
-    // The idle ones that were not evicted close at the handshake deadline.
-    const t0 = Date.now();
+    // The idle ones that were not evicted (10 - 7) close at the handshake deadline: the server
+    // counts each as a handshake timeout.
     await Promise.all(idle.map((c) => c.closed));
-    expect(Date.now() - t0).toBeLessThan(1000);
     await poll('no unauthenticated connections left', () => b.stats().unauthenticated === 0);
-    expect(b.stats().handshakeTimeouts).toBeGreaterThanOrEqual(3);
+    expect(b.stats().handshakeTimeouts).toBe(3);
   });
 
   it('rejects a server that cannot prove it holds the secret', async () => {
@@ -368,11 +367,11 @@ describe('PeerTransport', () => {
     const a = await start('A', echo);
     const inFlight = a.request(addr(b), 'hang', 5000);
     await poll('the request to reach B', () => g.seen.length === 1);
-    const t0 = Date.now();
     await b.close();
     const e = await rejection(inFlight);
+    // At once, from the closed connection (the 5 s deadline would answer 'timeout' instead).
     expect(e.code).toBe('unavailable');
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(e.message).toMatch(/lost \(connection closed\)$/);
 
     const b2 = await start('B', echo, { port });
     await poll('A to reconnect to the restarted B', async () => (await a.request(addr(b2), 'again', 500)) === 'again', 5000);
