@@ -12,406 +12,30 @@
  * error past that.
  */
 import { randomBytes } from 'node:crypto';
-import { createConnection, type Socket } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
+import type { AnyReply, BatchItem, BatchItemResult, ConsistencyLevel, ConsistencyReport, IpcKey, IpcLimits, RingInfo } from '../api/ipc-protocol.js';
 import { connectAsClient } from '../cluster/transport.js';
 import { DEV_SECRET } from '../config/secret.js';
-import { encodeFrame, FrameDecoder } from '../net/frames.js';
-import { compareTokens, initHasher, tokenFromHex, tokenOf, type Token } from '../ring/hash.js';
+import { initHasher } from '../ring/hash.js';
 import { validateTableName } from '../api/table-name.js';
-import { RingkvError, type ErrorCode } from '../util/errors.js';
+import { RingkvError } from '../util/errors.js';
+import { ClientConnection, ConnectionLostError, ipcDialer, NotSentError, ReplyTimeoutError, type Dialer } from './connection.js';
 import { AnyCrdtHandle, CounterHandle, FlagHandle, MapHandle, RegisterHandle, SetHandle, type CrdtReadResult, type CrdtTransport, type CrdtUpdateResult, type CrdtValue } from './crdt.js';
 import { QueryRouter, toQueryResult, wireParam, type QueryOptions, type QueryResult } from './query.js';
-import {
-  isErrorCode,
-  type AnyReply,
-  type BatchItem,
-  type BatchItemResult,
-  type ConsistencyLevel,
-  type ConsistencyReport,
-  type IpcKey,
-  type IpcLimits,
-  type ItemError,
-  type RingInfo,
-} from '../api/ipc-protocol.js';
+import { ClientRing } from './ring.js';
+import { primaryEndpoint, routeCandidates, type Candidate, type RoutingView } from './routing.js';
+import { Coalescer, splitFrames } from './batcher.js';
+import type { ClientBatchItem, ClientOptions, ConnectTarget, DeleteOptions, GetOptions, GetResult, PutOptions, ScanFrom, ScanOptions, ScanResult, TableSettings, WriteResult } from './types.js';
+import { GET_FIELDS, itemError, itemToError, keyOf, plain, PUT_FIELDS, QUERY_FIELDS, replyError, SCAN_FIELDS, TABLE_FIELDS, toGetResult, toScanResult, toWriteResult, valueOf, withOpts, writeOf } from './wire.js';
 
+export { ClientRing };
+export type * from './types.js';
 export type { BatchItemResult, ConsistencyLevel, ConsistencyReport, IpcKey, RingInfo, QueryOptions, QueryResult };
 export type { CrdtReadOptions, CrdtReadResult, CrdtRemoveOptions, CrdtUpdateOptions, CrdtUpdateResult, CrdtValue, MapValue } from './crdt.js';
 export { AnyCrdtHandle, CounterHandle, FlagHandle, MapHandle, RegisterHandle, SetHandle } from './crdt.js';
 
-/**
- * Where to connect: the node's local IPC socket, or peer-port addresses (HOST:PORT) authenticated
- * with the cluster secret (default: the development secret of nodes started without one, which
- * listen on loopback only).
- */
-export type ConnectTarget = { socket: string } | { hosts: string[]; secret?: string };
-
-export interface ClientOptions {
-  /** Default per-request deadline in ms (default 5000). */
-  timeoutMs?: number;
-  /** Deadline for opening a connection in ms (default 2000). */
-  connectTimeoutMs?: number;
-  /** Requests (batch items count individually) outstanding per connection (default 1024). */
-  maxPendingPerConnection?: number;
-  /** Requests allowed to wait for a free slot per connection before `overloaded` (default 4 x maxPending). */
-  maxQueuedPerConnection?: number;
-  /** Connections per node (default 1; pipelining makes one enough for most loads). */
-  connectionsPerNode?: number;
-  /** Route each key to one of its replicas (default true). Off: everything goes to the seed(s). */
-  tokenAware?: boolean;
-  /** Items per batch frame sent to a node (default 1000); larger batches are split. */
-  maxBatchItems?: number;
-  /** Largest reply frame accepted (default 64 MiB). */
-  maxReplyFrameBytes?: number;
-  /** Re-fetch the ring this often even without an `rv` mismatch, to learn liveness changes (default 30000; 0 = never). */
-  ringRefreshMs?: number;
-  /** Identifies this client to the peer port (hosts mode; default client-<pid>-<random>). */
-  clientId?: string;
-  /**
-   * Coalesce single put/get/delete calls made in the same tick into batch frames (default true):
-   * one frame, one server-side decode and one reply for all of them, instead of one each. Calls
-   * keep their own results and errors; only a frame-level failure (a lost connection) fails all of
-   * the calls that shared the frame.
-   */
-  autoBatch?: boolean;
-}
-
-export interface ConsistencyOptions {
-  consistency?: ConsistencyLevel;
-  /** Replicas to involve (1..5; default the table's n). */
-  n?: number;
-  timeoutMs?: number;
-}
-export interface PutOptions extends ConsistencyOptions {
-  context?: string;
-  w?: number;
-  /** Seconds until the value expires: reads then find the key absent; the sweep purges it gc grace later. */
-  ttl?: number;
-}
-export interface GetOptions extends ConsistencyOptions {
-  r?: number;
-}
-export interface ScanOptions extends ConsistencyOptions {
-  /** Replies required per ring range (1..n). */
-  r?: number;
-  /** Start strictly after the start key's token. */
-  exclusive?: boolean;
-}
-
-/** Where a scan starts: a key's token, or the `pagingState` of the previous page. */
-export type ScanFrom = IpcKey | { pagingState: string };
-export interface DeleteOptions extends ConsistencyOptions {
-  context?: string;
-  w?: number;
-}
-
-export interface WriteResult {
-  context: string;
-  consistency: ConsistencyReport;
-}
-export interface GetResult {
-  found: boolean;
-  /** The value, when exactly one live version exists. */
-  value?: Buffer;
-  /** Concurrent versions (2+), when writes conflicted: resolve, then put with `context`. */
-  siblings?: Buffer[];
-  context: string;
-  consistency: ConsistencyReport;
-}
-
-/** A scan row: a live key and what `get` would answer for it (`found` is always true). */
-export interface ScanRow extends Omit<GetResult, 'consistency'> {
-  key: Buffer;
-}
-export interface ScanResult {
-  rows: ScanRow[];
-  /** The server's reply byte bound stopped the scan before `limit` rows. */
-  truncated: boolean;
-  /** The scan has walked its whole turn of the ring: there is no next page. */
-  endOfRing: boolean;
-  /** The next page: `scan(table, { pagingState }, limit)`. Absent exactly when `endOfRing`. */
-  pagingState?: string;
-  consistency: ConsistencyReport;
-}
-
-export type ClientBatchItem =
-  | ({ op: 'put'; table: string; key: IpcKey; value: Uint8Array | string } & PutOptions)
-  | ({ op: 'get'; table: string; key: IpcKey } & GetOptions)
-  | ({ op: 'del'; table: string; key: IpcKey } & DeleteOptions);
-
-// ---------------------------------------------------------------------------------------------
-// Ring math
-
-/**
- * The client's copy of the ring: the same lookup the coordinator does (src/ring/table.ts), over the
- * `ring` reply. token = xxh64(key bytes, seed 0); position = first token >= it, wrapping to 0; the
- * replicas are that position's preference list.
- */
-export class ClientRing {
-  readonly digest: string;
-  readonly nodes: RingInfo['nodes'];
-  readonly replicas: number;
-  private readonly tokens: Token[];
-  private readonly pref: Uint16Array;
-
-  constructor(readonly info: RingInfo) {
-    const bad = (why: string): RingkvError => new RingkvError('internal', `server sent an invalid ring: ${why}`);
-    if (!info || typeof info.digest !== 'string' || !Array.isArray(info.tokens) || !Array.isArray(info.pref) || !Array.isArray(info.nodes)) {
-      throw bad('missing digest, tokens, pref or nodes');
-    }
-    const r = info.replicas;
-    if (!Number.isInteger(r) || r < 0 || (info.tokens.length > 0 && r < 1)) throw bad(`replicas=${String(r)}`);
-    if (info.pref.length !== info.tokens.length * r) throw bad(`pref has ${info.pref.length} entries, expected ${info.tokens.length * r}`);
-    this.tokens = info.tokens.map((t) => {
-      try {
-        return tokenFromHex(t);
-      } catch {
-        throw bad(`token ${JSON.stringify(t)}`);
-      }
-    });
-    for (let i = 1; i < this.tokens.length; i++) if (compareTokens(this.tokens[i - 1]!, this.tokens[i]!) >= 0) throw bad('tokens are not strictly ascending');
-    for (const p of info.pref) if (!Number.isInteger(p) || p < 0 || p >= info.nodes.length) throw bad(`pref names node ${String(p)} of ${info.nodes.length}`);
-    this.pref = Uint16Array.from(info.pref);
-    this.digest = info.digest;
-    this.nodes = info.nodes;
-    this.replicas = r;
-  }
-
-  get size(): number {
-    return this.tokens.length;
-  }
-
-  /** First position whose token is >= t, or 0 past the last token (the ring wraps). */
-  positionOf(t: Token): number {
-    const tokens = this.tokens;
-    let lo = 0;
-    let hi = tokens.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareTokens(tokens[mid]!, t) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo === tokens.length ? 0 : lo;
-  }
-
-  /** Node indexes (into `nodes`) of the key's replicas, in preference order; [] for an empty ring. */
-  replicasFor(key: IpcKey): number[] {
-    if (this.tokens.length === 0) return [];
-    const pos = this.positionOf(tokenOf(key));
-    return Array.from(this.pref.subarray(pos * this.replicas, (pos + 1) * this.replicas));
-  }
-
-  /** The key's preference list as a view (no copy): node indexes, best first. */
-  replicaView(key: IpcKey): Uint16Array {
-    if (this.tokens.length === 0) return new Uint16Array(0);
-    const pos = this.positionOf(tokenOf(key));
-    return this.pref.subarray(pos * this.replicas, (pos + 1) * this.replicas);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// One pipelined connection
-
-/** The request never reached the socket: safe to send elsewhere. */
-class NotSentError extends RingkvError {}
-/** The request was written but the connection closed before its reply: a write may have happened. */
-class ConnectionLostError extends RingkvError {}
-/** The request was written but no reply came by its deadline: a write may have happened. */
-class ReplyTimeoutError extends RingkvError {}
-
-interface Pending {
-  resolve: (r: AnyReply) => void;
-  reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
-  cost: number;
-}
-interface Waiter {
-  cost: number;
-  go: () => void;
-  fail: (e: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
-const MAX_WIRE_ID = 0xffffffff; // ids wrap within uint32 so they stay 5 bytes or less on the wire
-
-class ClientConnection {
-  private readonly decoder: FrameDecoder;
-  private readonly pending = new Map<number, Pending>();
-  private waiters: Waiter[] = [];
-  private wHead = 0;
-  private used = 0;
-  private nextId = 1;
-  closed = false;
-  /** Filled from the hello (`ring`) reply. */
-  nodeId = '';
-  limits: IpcLimits | undefined;
-
-  constructor(
-    readonly endpoint: string,
-    private readonly socket: Socket,
-    leftover: Buffer | undefined,
-    private readonly maxPending: number,
-    private readonly maxQueued: number,
-    maxReplyFrameBytes: number,
-    private readonly onClosed: (c: ClientConnection) => void,
-  ) {
-    this.decoder = new FrameDecoder(maxReplyFrameBytes);
-    socket.setNoDelay?.(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', () => {
-      /* reported through 'close' to every pending request */
-    });
-    // The server ended its side: no reply can follow, so stop sending on this connection now.
-    socket.on('end', () => this.fail(new ConnectionLostError('unavailable', `${endpoint} closed the connection before the reply; a write may or may not have been applied`)));
-    socket.on('close', () => this.fail(new ConnectionLostError('unavailable', `connection to ${endpoint} closed before the reply; a write may or may not have been applied`)));
-    if (leftover && leftover.length > 0) this.onData(leftover);
-    socket.resume();
-  }
-
-  get inUse(): number {
-    return this.used;
-  }
-
-  /** Send one request and await its reply (any `ok`). Throws NotSentError if it never left. */
-  async request(msg: Record<string, unknown>, cost: number, timeoutMs: number): Promise<AnyReply> {
-    const c = Math.max(1, Math.min(cost, this.maxPending));
-    const started = Date.now();
-    await this.acquire(c, timeoutMs);
-    if (this.closed) {
-      this.release(c);
-      throw new NotSentError('unavailable', `connection to ${this.endpoint} is closed`);
-    }
-    const remaining = Math.max(1, timeoutMs - (Date.now() - started));
-    const id = this.allocId();
-    const frame = encodeFrame({ id, ...msg });
-    const limit = this.limits?.maxFrameBytes;
-    if (limit !== undefined && frame.length - 4 > limit) {
-      this.release(c);
-      throw new RingkvError('too_large', `request frame is ${frame.length - 4} bytes; the server accepts at most ${limit}`);
-    }
-    return new Promise<AnyReply>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.pending.delete(id)) {
-          this.release(c);
-          reject(new ReplyTimeoutError('timeout', `no reply from ${this.endpoint} within ${timeoutMs} ms`));
-        }
-      }, remaining);
-      this.pending.set(id, { resolve, reject, timer, cost: c });
-      this.socket.write(frame);
-    });
-  }
-
-  private allocId(): number {
-    // Skip ids still pending after a wrap (only possible with >4G requests on one connection).
-    for (;;) {
-      const id = this.nextId;
-      this.nextId = id >= MAX_WIRE_ID ? 1 : id + 1;
-      if (!this.pending.has(id)) return id;
-    }
-  }
-
-  private acquire(cost: number, timeoutMs: number): Promise<void> {
-    if (this.wHead === this.waiters.length && this.used + cost <= this.maxPending) {
-      this.used += cost;
-      return Promise.resolve();
-    }
-    if (this.waiters.length - this.wHead >= this.maxQueued) {
-      return Promise.reject(
-        new RingkvError('overloaded', `client overloaded: ${this.maxPending} requests in flight and ${this.maxQueued} waiting on ${this.endpoint}; slow down or raise maxPendingPerConnection`),
-      );
-    }
-    return new Promise<void>((resolve, reject) => {
-      const w: Waiter = {
-        cost,
-        go: () => {
-          clearTimeout(w.timer);
-          resolve();
-        },
-        fail: (e) => {
-          clearTimeout(w.timer);
-          reject(e);
-        },
-        timer: setTimeout(() => {
-          const i = this.waiters.indexOf(w, this.wHead);
-          if (i >= 0) this.waiters.splice(i, 1);
-          reject(new NotSentError('timeout', `request waited ${timeoutMs} ms for a free slot on ${this.endpoint} (client overloaded)`));
-        }, timeoutMs),
-      };
-      this.waiters.push(w);
-    });
-  }
-
-  private release(cost: number): void {
-    this.used -= cost;
-    while (this.wHead < this.waiters.length) {
-      const w = this.waiters[this.wHead]!;
-      if (this.used + w.cost > this.maxPending) break;
-      this.waiters[this.wHead++] = undefined as unknown as Waiter;
-      this.used += w.cost;
-      w.go();
-    }
-    if (this.wHead > 1024 && this.wHead * 2 > this.waiters.length) {
-      this.waiters = this.waiters.slice(this.wHead);
-      this.wHead = 0;
-    }
-  }
-
-  private onData(chunk: Buffer): void {
-    let msgs: unknown[];
-    try {
-      msgs = this.decoder.push(chunk);
-    } catch (e) {
-      this.fail(new ConnectionLostError('internal', `bad frame from ${this.endpoint}: ${(e as Error).message}`));
-      return;
-    }
-    for (const m of msgs) {
-      if (typeof m !== 'object' || m === null || Array.isArray(m)) {
-        this.fail(new ConnectionLostError('internal', `bad reply from ${this.endpoint}: not a map`));
-        return;
-      }
-      const r = m as AnyReply;
-      if (r.id === null || r.id === undefined) {
-        // Connection-level error: the server is closing this connection.
-        const code: ErrorCode = isErrorCode(r.code) ? r.code : 'internal';
-        this.fail(new ConnectionLostError(code, `server closed the connection: ${String(r.message)}`));
-        return;
-      }
-      const p = this.pending.get(Number(r.id));
-      if (!p) continue; // timed out earlier
-      this.pending.delete(Number(r.id));
-      clearTimeout(p.timer);
-      this.release(p.cost);
-      p.resolve(r);
-    }
-  }
-
-  private fail(err: RingkvError): void {
-    if (!this.closed) {
-      this.closed = true;
-      this.socket.destroy();
-      this.onClosed(this);
-    }
-    for (const [id, p] of this.pending) {
-      this.pending.delete(id);
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
-    const waiting = this.waiters.slice(this.wHead);
-    this.waiters = [];
-    this.wHead = 0;
-    for (const w of waiting) w.fail(new NotSentError('unavailable', `connection to ${this.endpoint} closed`));
-    this.used = 0;
-  }
-
-  close(): void {
-    this.fail(new ConnectionLostError('unavailable', 'client closed'));
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Endpoints (one node address) and the client
-
-type Dialer = (endpoint: string, timeoutMs: number) => Promise<{ socket: Socket; leftover?: Buffer }>;
 
 interface Endpoint {
   conns: Array<ClientConnection | undefined>;
@@ -448,110 +72,6 @@ function posInt(v: number | undefined, dflt: number, name: string): number {
   return v;
 }
 
-function ipcDialer(path: string, timeoutMs: number): Promise<{ socket: Socket }> {
-  return new Promise((resolve, reject) => {
-    const socket = createConnection({ path });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new RingkvError('timeout', `connecting to ${path} took longer than ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve({ socket });
-    });
-    socket.once('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      const hint = e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? ' (is the ringkv node running?)' : '';
-      reject(new RingkvError('unavailable', `cannot connect to ringkv at ${path}: ${e.code ?? e.message}${hint}`));
-    });
-  });
-}
-
-function keyOf(key: IpcKey): IpcKey {
-  if (typeof key === 'string') {
-    if (key.length === 0) throw new RingkvError('bad_request', 'key must be a non-empty string or byte array', { field: 'key' });
-    return key;
-  }
-  if (key instanceof Uint8Array) {
-    if (key.length === 0) throw new RingkvError('bad_request', 'key must be a non-empty string or byte array', { field: 'key' });
-    // msgpackr encodes Buffers and plain Uint8Arrays alike as bin.
-    return key;
-  }
-  throw new RingkvError('bad_request', 'key must be a non-empty string or byte array', { field: 'key' });
-}
-
-function valueOf(value: unknown): Uint8Array {
-  if (value instanceof Uint8Array) return value;
-  if (typeof value === 'string') return Buffer.from(value, 'utf8');
-  throw new RingkvError('bad_request', 'value must be a Uint8Array or a string', { field: 'value' });
-}
-
-function keyBytesLength(key: IpcKey): number {
-  return typeof key === 'string' ? Buffer.byteLength(key) : key.length;
-}
-
-/** Copy the defined optional fields only (msgpack would send `undefined` as nil). */
-function withOpts(msg: Record<string, unknown>, opts: object, fields: readonly string[]): Record<string, unknown> {
-  const o = opts as Record<string, unknown>;
-  for (const f of fields) if (o[f] !== undefined) msg[f] = o[f];
-  return msg;
-}
-const PUT_FIELDS = ['context', 'w', 'n', 'consistency', 'timeoutMs', 'ttl'] as const;
-const QUERY_FIELDS = ['consistency', 'pageSize', 'pagingState', 'timeoutMs'] as const;
-const GET_FIELDS = ['r', 'n', 'consistency', 'timeoutMs'] as const;
-const SCAN_FIELDS = ['r', 'n', 'consistency', 'timeoutMs', 'exclusive'] as const;
-const TABLE_FIELDS = ['conflicts', 'type', 'n', 'quorum'] as const;
-
-/** A table definition's settings (`createTable`). */
-export interface TableSettings {
-  conflicts?: 'vclock' | 'lww' | 'crdt';
-  /** With conflicts `crdt`: the type every key of the table holds. */
-  type?: 'counter' | 'set' | 'map' | 'register' | 'flag';
-  n?: number;
-  quorum?: 'sloppy' | 'strict';
-}
-
-/**
- * A failed reply as an error. `details` carries `field` for validation errors, and for a `get` too
- * large for one frame its `context`, `siblings` (nil where left out), `omitted` and `sizes`: a put
- * with that context resolves the key.
- */
-function replyError(r: AnyReply | ItemError): RingkvError {
-  const code: ErrorCode = isErrorCode(r.code) ? r.code : 'internal';
-  const x = r as Record<string, unknown>;
-  const details: Record<string, unknown> = {};
-  for (const k of ['field', 'context', 'siblings', 'omitted', 'sizes']) if (x[k] !== undefined) details[k] = x[k];
-  // crdt_update / crdt_get / define_table errors carry theirs (precondition, limit, outcome).
-  const d = x['details'];
-  if (typeof d === 'object' && d !== null && !Array.isArray(d)) Object.assign(details, d);
-  return new RingkvError(code, typeof r.message === 'string' ? r.message : 'request failed', Object.keys(details).length > 0 ? details : undefined);
-}
-
-function toGetResult(r: Record<string, unknown>): GetResult {
-  return withValues<GetResult>({ found: r['found'] === true, context: String(r['context'] ?? ''), consistency: r['consistency'] as ConsistencyReport }, r);
-}
-
-/** Copy a reply's `value` / `siblings` (whichever it has) onto `out`. */
-function withValues<T extends { value?: Buffer; siblings?: Buffer[] }>(out: T, r: Record<string, unknown>): T {
-  if (r['value'] !== undefined) out.value = r['value'] as Buffer;
-  if (r['siblings'] !== undefined) out.siblings = r['siblings'] as Buffer[];
-  return out;
-}
-
-function toScanResult(r: Record<string, unknown>): ScanResult {
-  const raw = r['rows'];
-  if (!Array.isArray(raw)) throw new RingkvError('internal', 'scan reply without rows');
-  const rows = raw.map((x: Record<string, unknown>) => withValues<ScanRow>({ key: x['key'] as Buffer, found: true, context: String(x['context'] ?? '') }, x));
-  const out: ScanResult = { rows, truncated: r['truncated'] === true, endOfRing: r['endOfRing'] === true, consistency: r['consistency'] as ConsistencyReport };
-  if (typeof r['pagingState'] === 'string') out.pagingState = r['pagingState'];
-  return out;
-}
-
-function toWriteResult(r: Record<string, unknown>): WriteResult {
-  return { context: String(r['context'] ?? ''), consistency: r['consistency'] as ConsistencyReport };
-}
-
 export class RingkvClient {
   private ringState: ClientRing | undefined;
   private readonly endpoints = new Map<string, Endpoint>();
@@ -563,6 +83,8 @@ export class RingkvClient {
   private serverLimits: IpcLimits | undefined;
   /** Partition key columns of the wide-column tables seen so far, for routing statements. */
   private readonly queries = new QueryRouter();
+  /** Single-key put/get/del of one tick, sent as one batch (`autoBatch`). */
+  private readonly coalescer = new Coalescer((items, timeoutMs) => this.batch(items, timeoutMs === undefined ? {} : { timeoutMs }));
 
   private constructor(
     private readonly cfg: Resolved,
@@ -700,45 +222,15 @@ export class RingkvClient {
     this.lastRefresh = Date.now();
   }
 
-  private endpointOf(node: RingInfo['nodes'][number]): string {
-    return this.mode === 'ipc' ? node.ipc : node.peer;
+  private readonly endpointOf = (node: RingInfo['nodes'][number]): string => (this.mode === 'ipc' ? node.ipc : node.peer);
+
+  /** Where to send a request for `key`, best first (the pure policy in routing.ts). */
+  private route(key: IpcKey | undefined): Candidate[] {
+    return routeCandidates(this.routingView(), key);
   }
 
-  /**
-   * Where to send a request for `key`, best first: its up, reachable replicas in preference order,
-   * then its other replicas, then any node we know (every node can coordinate every key).
-   */
-  private route(key: IpcKey | undefined): Array<{ ep: string; node: string | undefined }> {
-    const out: Array<{ ep: string; node: string | undefined }> = [];
-    const seen = new Set<string>();
-    const add = (ep: string, node: string | undefined): void => {
-      if (ep && !seen.has(ep)) {
-        seen.add(ep);
-        out.push({ ep, node });
-      }
-    };
-    const now = Date.now();
-    const ring = this.ringState;
-    const later: Array<{ ep: string; node: string }> = [];
-    if (key !== undefined && ring && this.cfg.tokenAware && ring.size > 0) {
-      for (const idx of ring.replicasFor(key)) {
-        const n = ring.nodes[idx]!;
-        const ep = this.endpointOf(n);
-        if (!ep) continue;
-        const e = this.endpoints.get(ep);
-        if (n.up && !(e && e.downUntil > now)) add(ep, n.id);
-        else later.push({ ep, node: n.id });
-      }
-    }
-    const fallbacks: Array<{ ep: string; node: string | undefined }> = [];
-    for (const [ep, e] of this.endpoints) {
-      if (e.conns.some((c) => c && !c.closed)) add(ep, e.nodeId);
-      else fallbacks.push({ ep, node: e.nodeId });
-    }
-    for (const s of this.seeds) add(s, this.endpoints.get(s)?.nodeId);
-    for (const l of later) add(l.ep, l.node);
-    for (const f of fallbacks) if (!(this.endpoints.get(f.ep)!.downUntil > now)) add(f.ep, f.node);
-    return out;
+  private routingView(): RoutingView {
+    return { ring: this.ringState, tokenAware: this.cfg.tokenAware, endpointOf: this.endpointOf, endpoints: this.endpoints, seeds: this.seeds, now: Date.now() };
   }
 
   /**
@@ -747,7 +239,7 @@ export class RingkvClient {
    * (a blind write re-sent could create a sibling).
    */
   private async exec(
-    candidates: Array<{ ep: string; node: string | undefined }>,
+    candidates: Candidate[],
     msg: Record<string, unknown>,
     cost: number,
     timeoutMs: number,
@@ -811,7 +303,7 @@ export class RingkvClient {
   }
 
   async put(table: string, key: IpcKey, value: Uint8Array | string, opts: PutOptions = {}): Promise<WriteResult> {
-    if (this.cfg.autoBatch) return writeOf(await this.coalesced({ ...opts, op: 'put', table, key, value }, opts.timeoutMs));
+    if (this.cfg.autoBatch) return writeOf(await this.coalescer.add({ ...opts, op: 'put', table, key, value }, opts.timeoutMs));
     const k = keyOf(key);
     const msg = withOpts({ op: 'put', table: validateTableName(table), key: k, value: valueOf(value) }, opts, PUT_FIELDS);
     const r = await this.exec(this.route(k), msg, 1, this.deadlineOf(opts), false);
@@ -826,7 +318,7 @@ export class RingkvClient {
    */
   async get(table: string, key: IpcKey, opts: GetOptions = {}): Promise<GetResult> {
     if (this.cfg.autoBatch) {
-      const r = await this.coalesced({ ...opts, op: 'get', table, key }, opts.timeoutMs);
+      const r = await this.coalescer.add({ ...opts, op: 'get', table, key }, opts.timeoutMs);
       if (!r.ok) {
         // Too large for a shared batch reply: read it alone (fits, or fails with the details above).
         if (r.code === 'too_large') return this.getAlone(table, key, opts);
@@ -869,7 +361,7 @@ export class RingkvClient {
   }
 
   async delete(table: string, key: IpcKey, opts: DeleteOptions = {}): Promise<WriteResult> {
-    if (this.cfg.autoBatch) return writeOf(await this.coalesced({ ...opts, op: 'del', table, key }, opts.timeoutMs));
+    if (this.cfg.autoBatch) return writeOf(await this.coalescer.add({ ...opts, op: 'del', table, key }, opts.timeoutMs));
     const k = keyOf(key);
     const msg = withOpts({ op: 'del', table: validateTableName(table), key: k }, opts, PUT_FIELDS);
     const r = await this.exec(this.route(k), msg, 1, this.deadlineOf(opts), false);
@@ -907,59 +399,6 @@ export class RingkvClient {
     }
   }
 
-  /** Calls waiting for this tick's coalesced batch, per timeoutMs (undefined: the default). */
-  private coalescing = new Map<number | undefined, Array<{ item: ClientBatchItem; resolve: (r: BatchItemResult) => void }>>();
-  private coalesceScheduled = false;
-
-  private coalesced(item: ClientBatchItem, timeoutMs: number | undefined): Promise<BatchItemResult> {
-    return new Promise((resolve) => {
-      let q = this.coalescing.get(timeoutMs);
-      if (!q) this.coalescing.set(timeoutMs, (q = []));
-      q.push({ item, resolve });
-      if (!this.coalesceScheduled) {
-        this.coalesceScheduled = true;
-        queueMicrotask(() => this.flushCoalesced());
-      }
-    });
-  }
-
-  private flushCoalesced(): void {
-    this.coalesceScheduled = false;
-    const all = this.coalescing;
-    this.coalescing = new Map();
-    for (const [timeoutMs, q] of all) {
-      const items = q.map((x) => x.item);
-      this.batch(items, timeoutMs === undefined ? {} : { timeoutMs }).then(
-        (rs) => q.forEach((x, i) => x.resolve(rs[i]!)),
-        (e: unknown) => {
-          const err = e instanceof RingkvError ? e : new RingkvError('internal', String(e));
-          for (const x of q) x.resolve(itemError(err));
-        },
-      );
-    }
-  }
-
-  /**
-   * The endpoint a key's request goes to first (its first up, reachable replica), without building
-   * the whole candidate list: batches group items by it and only build the list once per group.
-   */
-  private primaryOf(key: IpcKey): string | undefined {
-    const ring = this.ringState;
-    if (!ring || !this.cfg.tokenAware || ring.size === 0) return undefined;
-    const now = Date.now();
-    const view = ring.replicaView(key);
-    for (let i = 0; i < view.length; i++) {
-      const n = ring.nodes[view[i]!]!;
-      if (!n.up) continue;
-      const ep = this.endpointOf(n);
-      if (!ep) continue;
-      const e = this.endpoints.get(ep);
-      if (e && e.downUntil > now) continue;
-      return ep;
-    }
-    return undefined;
-  }
-
   /**
    * Many operations at once; one result per item, in order. Items are grouped by the replica they
    * route to and sent as pipelined batch frames (split by count and size). Failures are per item:
@@ -968,7 +407,8 @@ export class RingkvClient {
   async batch(items: ClientBatchItem[], opts: { timeoutMs?: number } = {}): Promise<BatchItemResult[]> {
     if (!Array.isArray(items)) throw new RingkvError('bad_request', 'items must be an array', { field: 'items' });
     const results = new Array<BatchItemResult>(items.length);
-    const groups = new Map<string, { cands: Array<{ ep: string; node: string | undefined }>; idx: number[]; wire: BatchItem[]; readOnly: boolean }>();
+    const view = this.routingView();
+    const groups = new Map<string, { cands: Candidate[]; idx: number[]; wire: BatchItem[]; readOnly: boolean }>();
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
       try {
@@ -980,10 +420,10 @@ export class RingkvClient {
         else throw new RingkvError('bad_request', `op must be put, get or del, got ${JSON.stringify((it as { op?: unknown }).op)}`, { field: 'op' });
         // Group by the first endpoint; the whole candidate list (for failover) is built once per
         // group, from its first key: any node can coordinate any key.
-        const primary = this.primaryOf(k);
+        const primary = primaryEndpoint(view, k);
         let g = primary !== undefined ? groups.get(primary) : undefined;
         if (!g) {
-          const cands = this.route(k);
+          const cands = routeCandidates(view, k);
           const gk = cands[0]?.ep ?? '';
           g = groups.get(gk);
           if (!g) groups.set(gk, (g = { cands, idx: [], wire: [], readOnly: true }));
@@ -1002,17 +442,7 @@ export class RingkvClient {
     const timeoutMs = this.deadlineOf(opts);
     const sends: Array<Promise<void>> = [];
     for (const g of groups.values()) {
-      let start = 0;
-      while (start < g.wire.length) {
-        let end = start;
-        let bytes = 0;
-        while (end < g.wire.length && end - start < maxItems) {
-          const w = g.wire[end]!;
-          const sz = 64 + keyBytesLength(w.key) + (w.op === 'put' ? (w.value as Uint8Array).length : 0) + (('context' in w && w.context?.length) || 0);
-          if (end > start && bytes + sz > maxBytes) break;
-          bytes += sz;
-          end++;
-        }
+      for (const [start, end] of splitFrames(g.wire, maxItems, maxBytes)) {
         const idx = g.idx.slice(start, end);
         const wire = g.wire.slice(start, end);
         const msg: Record<string, unknown> = { op: 'batch', items: wire };
@@ -1037,7 +467,6 @@ export class RingkvClient {
             },
           ),
         );
-        start = end;
       }
     }
     await Promise.all(sends);
@@ -1143,25 +572,4 @@ export class RingkvClient {
     for (const e of this.endpoints.values()) for (const c of e.conns) if (c && !c.closed) n++;
     return n;
   }
-}
-
-function itemToError(r: BatchItemResult & { ok: false }): RingkvError {
-  return replyError(r);
-}
-
-function writeOf(r: BatchItemResult): WriteResult {
-  if (!r.ok) throw itemToError(r);
-  const w = r as BatchItemResult & { ok: true } & WriteResult;
-  return { context: w.context, consistency: w.consistency };
-}
-
-/** An error as a batch item result; its details (field, a too-large get's context, ...) ride along. */
-function itemError(e: RingkvError): BatchItemResult {
-  return { ...(e.details ?? {}), ok: false, code: e.code, message: e.message } as BatchItemResult;
-}
-
-/** Internal marker subclasses must not leak to callers (they compare `instanceof RingkvError` only). */
-function plain(e: RingkvError, extra?: Record<string, unknown>): RingkvError {
-  if (e.constructor === RingkvError && extra === undefined) return e;
-  return new RingkvError(e.code, e.message, extra === undefined ? e.details : { ...(e.details ?? {}), ...extra });
 }

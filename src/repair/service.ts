@@ -18,85 +18,29 @@
  *
  * Every message and page is bounded (REPAIR_LIMITS); a session walks ranges with bounded
  * concurrency; only one session runs at a time on a node.
+ *
+ * This file is the session coordinator. The replica side (this node's trees, key listings,
+ * fetches and merged writes, and the peer services answering other nodes' sessions) is
+ * local-replica.ts; the messages and reports are protocol.ts.
  */
 import type { NodeConfig, TableMode } from '../config/config.js';
 import type { Cluster } from '../cluster/cluster.js';
 import type { Logger } from '../log/logger.js';
 import { logEvent } from '../log/events.js';
-import { MerkleTree, diffTrees, initMerkle, type Hash64 } from '../merkle/index.js';
+import { diffTrees, initMerkle, type Hash64 } from '../merkle/index.js';
 import { encodePayload } from '../net/frames.js';
 import type { RingLayout } from '../ring/builder.js';
-import { tokenToHex } from '../ring/hash.js';
 import type { RingTable, SelfRange } from '../ring/table.js';
 import type { Router } from '../router/router.js';
 import { tableIdBytes, type TableRegistry } from '../router/tables.js';
-import { MIN_STORAGE_KEY_BYTES, TABLE_ID_BYTES } from '../storage/keys.js';
-import { localShardOf } from '../storage/placement.js';
-import { REPAIR_LIMITS, type LeafCursor, type RangeRef, type RepairResult, type SweepStats } from '../storage/shard-protocol.js';
+import { REPAIR_LIMITS, type RangeRef } from '../storage/shard-protocol.js';
 import type { ShardPool } from '../storage/shards.js';
-import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
-import { validateRecord } from '../storage/records.js';
+import { RingkvError, invariant } from '../util/errors.js';
+import { LocalReplica } from './local-replica.js';
 import { batchBySize, diffKeyDigests, planKeyRepairs, type KeyDigest, type KeyState, type RepairPolicy } from './plan.js';
+import { asObj, NotReady, refOf, sameRef, type GcReport, type NodeLeafCursor, type NodeLeafPage, type RangeInfo, type RepairPeerMessage, type RepairProgress, type RepairReport } from './protocol.js';
 
-export interface RepairReport {
-  /** The table whose keys were streamed, or null for all tables. */
-  table: string | null;
-  /** Peers whose trees were compared. */
-  peers: string[];
-  /** (range, peer) pairs whose roots were compared. */
-  rangesCompared: number;
-  rangesDiffered: number;
-  /** Pairs left out: a tree mid-rebuild, a peer down, or a peer with another ring view. */
-  rangesSkipped: number;
-  /** Tree node pairs compared (an identical range costs 1: its root). */
-  hashesCompared: number;
-  /** Keys whose (key, digest) entries were compared (in differing leaves only). */
-  keysCompared: number;
-  /** Keys whose merged versions were written to a peer / to this node. */
-  keysSent: number;
-  keysReceived: number;
-  /** Keys left alone: unknown table, or tombstones past the grace period on one side only. */
-  keysSkipped: number;
-  /** msgpack bytes of every request this session sent / of every answer it received. */
-  bytesSent: number;
-  bytesReceived: number;
-  durationMs: number;
-  /** The first few failures (bounded), for operators. */
-  errors: string[];
-}
-
-export interface RangeInfo {
-  start: string;
-  end: string;
-  replicas: string[];
-  root: string;
-  /** False while the tree is rebuilt after a start or a ring change. */
-  ready: boolean;
-}
-
-export interface GcReport {
-  scanned: number;
-  purged: number;
-  durationMs: number;
-  shards: Array<SweepStats & { shard: number }>;
-}
-
-/** Where the running repair session is, and how the last one ended (dashboard, metrics). */
-export interface RepairProgress {
-  running: boolean;
-  /** Wall-clock ms the running (or last) session started; null if none ran yet. */
-  startedAt: number | null;
-  /** (range, peer) pairs the running (or last) session planned, and how many it has finished. */
-  pairsTotal: number;
-  pairsDone: number;
-  /** Sessions finished since start, and those that failed as a whole. */
-  sessions: number;
-  failedSessions: number;
-  /** The last finished session's report (null before the first). */
-  last: RepairReport | null;
-  /** Sums over every finished session since start. */
-  totals: { keysSent: number; keysReceived: number; bytesSent: number; bytesReceived: number; rangesDiffered: number };
-}
+export type { GcReport, RangeInfo, RepairPeerMessage, RepairProgress, RepairReport } from './protocol.js';
 
 export interface RepairService {
   /** Where the running session is, and how the last one ended. */
@@ -125,33 +69,7 @@ export interface RepairDeps {
   /** A table's own gc grace by storage id (hex), when it sets one (wide-column tables); else config.gcGraceSeconds. */
   gcGraceOf?: (tableId: string) => number | undefined;
 }
-
-/** Peer messages of the repair protocol (answered by the peer's RepairService). */
-export type RepairPeerMessage =
-  | { t: 'repair-roots'; digest: string }
-  | { t: 'repair-nodes'; digest: string; range: RangeRef; level: number; indexes: number[] }
-  | { t: 'repair-keys'; digest: string; range: RangeRef; leaves: number[]; table: Uint8Array | null; cursor: NodeLeafCursor | null }
-  | { t: 'repair-fetch'; keys: Uint8Array[] }
-  | { t: 'repair-push'; entries: Array<{ key: Uint8Array; mode: TableMode; record: Uint8Array }> };
-
-/**
- * Where a listing of some leaves' keys stopped on a node: the shard being listed (they are walked
- * in order 0..S-1) and that shard's own cursor.
- */
-export interface NodeLeafCursor extends LeafCursor {
-  shard: number;
-}
-
-/** One node-level page of (key, digest) entries of some leaves. */
-interface NodeLeafPage {
-  ready: boolean;
-  entries: Array<{ key: Uint8Array; hi: number; lo: number }>;
-  next: NodeLeafCursor | null;
-}
-
 const PEER_TIMEOUT_MS = 30_000;
-/** Shard calls one node-level leaf-keys page may make (a table filter can leave shard pages short). */
-const LEAF_PAGE_SHARD_CALLS = 8;
 /** Differing ranges repaired at once per peer (each is a chain of round trips). */
 const RANGE_CONCURRENCY = 4;
 /** Leaves whose keys are listed and repaired together: bounds the key lists held in memory. */
@@ -161,50 +79,6 @@ const MAX_WAITING_SESSIONS = 4;
 const MAX_REPORTED_ERRORS = 20;
 /** How long a session waits for this node's trees to finish a rebuild before skipping them. */
 const LOCAL_READY_WAIT_MS = 30_000;
-
-class NotReady extends Error {}
-
-function hex(h: Hash64): string {
-  return h.hi.toString(16).padStart(8, '0') + h.lo.toString(16).padStart(8, '0');
-}
-
-function refOf(r: RangeRef): RangeRef {
-  return { pos: r.pos, startHi: r.startHi, startLo: r.startLo, endHi: r.endHi, endLo: r.endLo };
-}
-
-function sameRef(a: RangeRef, b: RangeRef): boolean {
-  return a.pos === b.pos && a.startHi === b.startHi && a.startLo === b.startLo && a.endHi === b.endHi && a.endLo === b.endLo;
-}
-
-const SHARD_CODES: Record<string, ErrorCode> = { not_owner: 'not_owner', bad_request: 'bad_request', range_unknown: 'conflict', overloaded: 'overloaded', unavailable: 'unavailable' };
-
-async function shardCall<K extends RepairResult['kind']>(shards: ShardPool, shard: number, kind: K, op: Parameters<ShardPool['submit']>[1]): Promise<Extract<RepairResult, { kind: K }>> {
-  const r = await shards.submit(shard, op);
-  if (!r.ok) throw new RingkvError(SHARD_CODES[r.code] ?? 'internal', `shard ${shard}: ${r.message}`);
-  invariant('repair' in r && r.repair.kind === kind, `shard ${shard} answered ${kind} with something else`);
-  return r.repair as Extract<RepairResult, { kind: K }>;
-}
-
-function asObj(x: unknown, what: string): Record<string, unknown> {
-  if (typeof x !== 'object' || x === null || Array.isArray(x)) throw new RingkvError('bad_request', `${what} must be an object`);
-  return x as Record<string, unknown>;
-}
-
-function asRangeRef(x: unknown): RangeRef {
-  const o = asObj(x, 'range');
-  const r = { pos: o['pos'], startHi: o['startHi'], startLo: o['startLo'], endHi: o['endHi'], endLo: o['endLo'] };
-  for (const [k, v] of Object.entries(r)) {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RingkvError('bad_request', `range.${k} must be a uint32`);
-  }
-  return r as RangeRef;
-}
-
-function asKeys(x: unknown, what: string): Uint8Array[] {
-  if (!Array.isArray(x) || x.length > REPAIR_LIMITS.maxKeysPerOp) throw new RingkvError('bad_request', `${what} must be an array of at most ${REPAIR_LIMITS.maxKeysPerOp} keys`);
-  for (const k of x) if (!(k instanceof Uint8Array) || k.length < MIN_STORAGE_KEY_BYTES) throw new RingkvError('bad_request', `${what}: every key must be a storage key (bytes)`);
-  return x as Uint8Array[];
-}
-
 class RepairServiceImpl implements RepairService {
   private running: Promise<RepairReport> | null = null;
   private readonly prog: RepairProgress = {
@@ -221,13 +95,10 @@ class RepairServiceImpl implements RepairService {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
+  private readonly local: LocalReplica;
+
   constructor(private readonly d: RepairDeps) {
-    const c = d.cluster;
-    c.registerService('repair-roots', (b) => this.onRoots(b));
-    c.registerService('repair-nodes', (b) => this.onNodes(b));
-    c.registerService('repair-keys', (b) => this.onKeys(b));
-    c.registerService('repair-fetch', (b) => this.onFetch(b));
-    c.registerService('repair-push', (b) => this.onPush(b));
+    this.local = new LocalReplica(d);
     this.schedule();
   }
 
@@ -305,87 +176,6 @@ class RepairServiceImpl implements RepairService {
     });
   }
 
-  // ----------------------------------------------------------------------------------------------
-  // Local views
-
-  private allShards<T>(f: (shard: number) => Promise<T>): Promise<T[]> {
-    return Promise.all(Array.from({ length: this.d.shards.size }, (_, s) => f(s)));
-  }
-
-  /**
-   * The node's root of every range: the XOR of its shards' roots. A range is ready only when every
-   * shard has a built tree of it with the same bounds (a shard that has not seen the newest ring yet
-   * makes it not ready, never a wrong root).
-   */
-  private async localRoots(): Promise<Map<number, { root: Hash64; ready: boolean; ref: RangeRef }>> {
-    const acc = new Map<number, { root: Hash64; ready: boolean; ref: RangeRef; shards: number }>();
-    const all = await this.allShards((s) => shardCall(this.d.shards, s, 'merkle-roots', { op: 'merkle-roots' }));
-    for (const r of all) {
-      for (const x of r.ranges) {
-        const cur = acc.get(x.pos);
-        if (cur === undefined) {
-          acc.set(x.pos, { root: { hi: x.hi, lo: x.lo }, ready: x.ready, ref: refOf(x), shards: 1 });
-          continue;
-        }
-        cur.root = { hi: (cur.root.hi ^ x.hi) >>> 0, lo: (cur.root.lo ^ x.lo) >>> 0 };
-        cur.ready = cur.ready && x.ready && sameRef(cur.ref, x);
-        cur.shards++;
-      }
-    }
-    const out = new Map<number, { root: Hash64; ready: boolean; ref: RangeRef }>();
-    for (const [pos, v] of acc) out.set(pos, { root: v.root, ready: v.ready && v.shards === all.length, ref: v.ref });
-    return out;
-  }
-
-  /** The self range at `ref.pos`, if our ring agrees on its bounds. */
-  private selfRange(ref: RangeRef): SelfRange {
-    const r = this.d.ring.rangesOfSelf().find((x) => x.pos === ref.pos);
-    if (!r || !sameRef(refOf(r), ref)) throw new RingkvError('conflict', `node ${this.d.cluster.selfId} does not store ring range #${ref.pos} in its ring view`);
-    return r;
-  }
-
-  /** Local shard holding the storage key's token (its placement shard), or -1 when this node is not a replica of it. */
-  private shardOfKey(key: Uint8Array): number {
-    const b = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
-    return localShardOf(this.d.ring, b.readUInt32BE(0), b.readUInt32BE(4), this.d.shards.size);
-  }
-
-  /** The node's tree of a range: its shards' trees XORed leaf by leaf (NotReady while any is rebuilding). */
-  private async localTree(ref: RangeRef): Promise<MerkleTree> {
-    const snaps = await this.allShards((s) => shardCall(this.d.shards, s, 'merkle-tree', { op: 'merkle-tree', range: ref }));
-    if (snaps.some((x) => !x.ready)) throw new NotReady();
-    const tree = MerkleTree.deserialize(snaps[0]!.leaves);
-    for (let k = 1; k < snaps.length; k++) tree.xorWith(MerkleTree.deserialize(snaps[k]!.leaves));
-    return tree;
-  }
-
-  /**
-   * One page (up to `limit` entries) of the (key, digest) entries of `leaves` of a range on this
-   * node: shard 0's keys, then shard 1's, and so on (the caller only builds a set of them).
-   */
-  private async nodeLeafKeys(ref: RangeRef, leaves: number[], table: Uint8Array | undefined, cursor: NodeLeafCursor | null, limit: number): Promise<NodeLeafPage> {
-    const shards = this.d.shards.size;
-    let shard = cursor?.shard ?? 0;
-    if (!Number.isInteger(shard) || shard < 0 || shard >= shards) throw new RingkvError('bad_request', `leaf-keys cursor names shard ${String(shard)} of ${shards}`);
-    let c: LeafCursor | null = cursor === null ? null : { interval: cursor.interval, after: cursor.after };
-    const entries: NodeLeafPage['entries'] = [];
-    for (let calls = 0; shard < shards && entries.length < limit && calls < LEAF_PAGE_SHARD_CALLS; calls++) {
-      const page = await shardCall(this.d.shards, shard, 'leaf-keys', { op: 'leaf-keys', range: ref, leaves, table, cursor: c, limit: limit - entries.length });
-      if (!page.ready) return { ready: false, entries: [], next: null };
-      for (const e of page.entries) entries.push(e);
-      if (page.next === null) {
-        shard++;
-        c = null;
-      } else c = page.next;
-    }
-    return { ready: true, entries, next: shard < shards ? { shard, interval: c?.interval ?? 0, after: c?.after ?? null } : null };
-  }
-
-  private checkDigest(digest: unknown): void {
-    const mine = this.d.cluster.currentLayout().digest;
-    if (digest !== mine) throw new RingkvError('conflict', `ring views differ (theirs ${String(digest)}, ours ${mine}); repair waits for gossip to converge`);
-  }
-
   /** Replication factor repair maintains: the largest table N (never more than the ring's replicas). */
   private replicationFactor(layout: RingLayout): number {
     let n = this.d.config.tables.n;
@@ -393,165 +183,12 @@ class RepairServiceImpl implements RepairService {
     return Math.max(1, Math.min(n, layout.replicas));
   }
 
-  async ranges(): Promise<RangeInfo[]> {
-    const layout = this.d.cluster.currentLayout();
-    const mine = this.d.ring.rangesOfSelf();
-    const roots = await this.localRoots();
-    return mine.map((r) => {
-      const t = roots.get(r.pos);
-      const ok = t !== undefined && sameRef(t.ref, refOf(r));
-      return {
-        start: tokenToHex({ hi: r.startHi, lo: r.startLo }),
-        end: tokenToHex({ hi: r.endHi, lo: r.endLo }),
-        replicas: r.replicas.map((i) => layout.nodeIds[i] ?? `#${i}`),
-        root: ok ? hex(t.root) : '',
-        ready: ok && t.ready,
-      };
-    });
+  ranges(): Promise<RangeInfo[]> {
+    return this.local.ranges();
   }
 
-  async gc(): Promise<GcReport> {
-    const t0 = performance.now();
-    const shards = await Promise.all(
-      Array.from({ length: this.d.shards.size }, async (_, s) => ({ shard: s, ...(await shardCall(this.d.shards, s, 'sweep', { op: 'sweep' })).sweep })),
-    );
-    return {
-      scanned: shards.reduce((a, s) => a + s.scanned, 0),
-      purged: shards.reduce((a, s) => a + s.purged, 0),
-      durationMs: Math.round(performance.now() - t0),
-      shards,
-    };
-  }
-
-  // ----------------------------------------------------------------------------------------------
-  // Peer side: answer another node's session from the local shards.
-
-  private async onRoots(b: Record<string, unknown>): Promise<unknown> {
-    this.checkDigest(b['digest']);
-    const roots = await this.localRoots();
-    // Compact rows [pos, hi, lo, ready]: this is all a consistent cluster exchanges.
-    return { ranges: [...roots.entries()].map(([pos, r]) => [pos, r.root.hi, r.root.lo, r.ready ? 1 : 0]) };
-  }
-
-  private async onNodes(b: Record<string, unknown>): Promise<unknown> {
-    this.checkDigest(b['digest']);
-    const ref = asRangeRef(b['range']);
-    this.selfRange(ref);
-    const level = b['level'];
-    const indexes = b['indexes'];
-    if (typeof level !== 'number' || !Array.isArray(indexes) || !indexes.every((i) => typeof i === 'number')) throw new RingkvError('bad_request', 'repair-nodes needs level and indexes');
-    const all = await this.allShards((s) => shardCall(this.d.shards, s, 'merkle-nodes', { op: 'merkle-nodes', range: ref, level, indexes: indexes as number[] }));
-    // The node's hashes: the XOR of its shards' (tree nodes are XORs, see src/merkle/tree.ts).
-    const hashes = all[0]!.hashes.slice();
-    for (let k = 1; k < all.length; k++) {
-      const h = all[k]!.hashes;
-      invariant(h.length === hashes.length, 'shards answered merkle-nodes with different lengths');
-      for (let j = 0; j < h.length; j++) hashes[j] = (hashes[j]! ^ h[j]!) >>> 0;
-    }
-    return { ready: all.every((x) => x.ready), hashes };
-  }
-
-  private async onKeys(b: Record<string, unknown>): Promise<unknown> {
-    this.checkDigest(b['digest']);
-    const ref = asRangeRef(b['range']);
-    this.selfRange(ref);
-    const leaves = b['leaves'];
-    if (!Array.isArray(leaves) || !leaves.every((l) => typeof l === 'number')) throw new RingkvError('bad_request', 'repair-keys needs leaves');
-    const table = b['table'];
-    if (table !== null && table !== undefined && !(table instanceof Uint8Array && table.length === TABLE_ID_BYTES)) {
-      throw new RingkvError('bad_request', `repair-keys table must be a ${TABLE_ID_BYTES}-byte table id or null`);
-    }
-    const c = b['cursor'];
-    let cursor: NodeLeafCursor | null = null;
-    if (c !== null && c !== undefined) {
-      const o = asObj(c, 'cursor');
-      const after = o['after'];
-      if (typeof o['shard'] !== 'number' || typeof o['interval'] !== 'number' || !(after === null || after instanceof Uint8Array)) throw new RingkvError('bad_request', 'bad repair-keys cursor');
-      cursor = { shard: o['shard'], interval: o['interval'], after };
-    }
-    const res = await this.nodeLeafKeys(ref, leaves as number[], table ?? undefined, cursor, REPAIR_LIMITS.maxLeafKeysPage);
-    return { ready: res.ready, entries: res.entries.map((e) => [e.key, e.hi, e.lo]), next: res.next };
-  }
-
-  private async onFetch(b: Record<string, unknown>): Promise<unknown> {
-    const keys = asKeys(b['keys'], 'repair-fetch keys');
-    const records = await this.fetchLocal(keys);
-    let bytes = 0;
-    let answered = 0;
-    // The whole answer stays under the byte budget (at least one record); the caller asks again.
-    while (answered < records.length) {
-      const r = records[answered];
-      if (r === undefined || (answered > 0 && bytes + (r?.length ?? 0) > REPAIR_LIMITS.maxFetchBytes)) break;
-      bytes += r?.length ?? 0;
-      answered++;
-    }
-    return { answered, records: records.slice(0, answered) };
-  }
-
-  private async onPush(b: Record<string, unknown>): Promise<unknown> {
-    const entries = b['entries'];
-    if (!Array.isArray(entries) || entries.length > REPAIR_LIMITS.maxKeysPerOp) throw new RingkvError('bad_request', `repair-push takes at most ${REPAIR_LIMITS.maxKeysPerOp} entries`);
-    const decoded = entries.map((e: unknown) => {
-      const o = asObj(e, 'repair-push entry');
-      const key = o['key'];
-      const mode = o['mode'];
-      const record = o['record'];
-      if (!(key instanceof Uint8Array) || key.length < MIN_STORAGE_KEY_BYTES) throw new RingkvError('bad_request', 'repair-push entry needs a storage key');
-      if (mode !== 'vclock' && mode !== 'lww' && mode !== 'crdt' && mode !== 'cell') throw new RingkvError('bad_request', 'repair-push entry mode must be vclock, lww, crdt or cell');
-      if (!(record instanceof Uint8Array)) throw new RingkvError('bad_request', 'repair-push entry needs a record');
-      try {
-        validateRecord(mode, record);
-      } catch (err) {
-        throw new RingkvError('bad_request', `repair-push: ${(err as Error).message}`);
-      }
-      return { key, mode: mode as TableMode, record };
-    });
-    const { changed, notOwner } = await this.writeLocal(decoded);
-    return { changed, notOwner };
-  }
-
-  /** Records of `keys` from the local shards, in order; undefined = not answered (byte budget). */
-  private async fetchLocal(keys: readonly Uint8Array[]): Promise<Array<Uint8Array | null | undefined>> {
-    const out = new Array<Uint8Array | null | undefined>(keys.length).fill(null);
-    const byShard = new Map<number, number[]>();
-    keys.forEach((k, i) => {
-      const s = this.shardOfKey(k);
-      if (s < 0) return; // not a replica here: absent
-      let l = byShard.get(s);
-      if (!l) byShard.set(s, (l = []));
-      l.push(i);
-    });
-    await Promise.all(
-      [...byShard].map(async ([shard, idx]) => {
-        const res = await shardCall(this.d.shards, shard, 'fetch-keys', { op: 'fetch-keys', keys: idx.map((i) => keys[i]!) });
-        idx.forEach((i, j) => (out[i] = j < res.answered ? res.records[j]! : undefined));
-      }),
-    );
-    return out;
-  }
-
-  private async writeLocal(entries: ReadonlyArray<{ key: Uint8Array; mode: TableMode; record: Uint8Array }>): Promise<{ changed: number; notOwner: number }> {
-    let changed = 0;
-    let notOwner = 0;
-    const byShard = new Map<number, Array<{ key: Uint8Array; mode: TableMode; record: Uint8Array }>>();
-    for (const e of entries) {
-      const s = this.shardOfKey(e.key);
-      if (s < 0) {
-        notOwner++;
-        continue;
-      }
-      let l = byShard.get(s);
-      if (!l) byShard.set(s, (l = []));
-      l.push({ key: e.key, mode: e.mode, record: e.record });
-    }
-    await Promise.all(
-      [...byShard].map(async ([shard, list]) => {
-        const res = await shardCall(this.d.shards, shard, 'repair-write', { op: 'repair-write', entries: list });
-        changed += res.changed;
-        notOwner += res.notOwner;
-      }),
-    );
-    return { changed, notOwner };
+  gc(): Promise<GcReport> {
+    return this.local.gc();
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -582,11 +219,11 @@ class RepairServiceImpl implements RepairService {
       if (report.errors.length < MAX_REPORTED_ERRORS) report.errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
     };
 
-    let roots = await this.localRoots();
+    let roots = await this.local.localRoots();
     const readyBy = Date.now() + LOCAL_READY_WAIT_MS;
     while ([...roots.values()].some((r) => !r.ready) && Date.now() < readyBy) {
       await new Promise((r) => setTimeout(r, 50));
-      roots = await this.localRoots();
+      roots = await this.local.localRoots();
     }
     // Read in one synchronous step so the layout (node ids) and the ring table agree.
     const layout = this.d.cluster.currentLayout();
@@ -685,7 +322,7 @@ class RepairServiceImpl implements RepairService {
     table: Uint8Array | null,
   ): Promise<void> {
     const ref = refOf(it.range);
-    const local = await this.localTree(ref);
+    const local = await this.local.localTree(ref);
     const { leaves, hashesCompared } = await diffTrees(local, async (level, indexes) => {
       // The roots were just exchanged: no round trip for level 0.
       if (level === 0) return [it.theirRoot];
@@ -729,7 +366,7 @@ class RepairServiceImpl implements RepairService {
     const out: KeyDigest[] = [];
     let cursor: NodeLeafCursor | null = null;
     for (;;) {
-      const page: NodeLeafPage = await this.nodeLeafKeys(range, leaves, table ?? undefined, cursor, REPAIR_LIMITS.maxLeafKeysPage);
+      const page: NodeLeafPage = await this.local.nodeLeafKeys(range, leaves, table ?? undefined, cursor, REPAIR_LIMITS.maxLeafKeysPage);
       if (!page.ready) throw new NotReady();
       for (const e of page.entries) out.push(e);
       if (page.next === null) return out;
@@ -767,7 +404,7 @@ class RepairServiceImpl implements RepairService {
     const plan = planKeyRepairs(states, policy);
     report.keysSkipped += plan.unknownTable + plan.purgeable;
     for (let i = 0; i < plan.toLocal.length; i += REPAIR_LIMITS.maxKeysPerOp) {
-      await this.writeLocal(plan.toLocal.slice(i, i + REPAIR_LIMITS.maxKeysPerOp));
+      await this.local.writeLocal(plan.toLocal.slice(i, i + REPAIR_LIMITS.maxKeysPerOp));
     }
     report.keysReceived += plan.toLocal.length;
     const pushes = plan.toRemote.map((a) => ({ key: a.key, mode: a.mode, record: a.record }));
@@ -780,7 +417,7 @@ class RepairServiceImpl implements RepairService {
   private async fetchAllLocal(keys: readonly Uint8Array[]): Promise<Array<Uint8Array | null>> {
     const out: Array<Uint8Array | null> = [];
     while (out.length < keys.length) {
-      const recs = await this.fetchLocal(keys.slice(out.length));
+      const recs = await this.local.fetchLocal(keys.slice(out.length));
       let k = 0;
       while (k < recs.length && recs[k] !== undefined) out.push(recs[k++] ?? null);
       invariant(k > 0, 'a local fetch made no progress');
