@@ -4,7 +4,6 @@ import { tokenInto, tokenOf, type Token } from '../ring/hash.js';
 import type { RingLayout } from '../ring/builder.js';
 import { Liveness, RingTable, MAX_REPLICAS } from '../ring/table.js';
 import type { ShardPool } from '../storage/shards.js';
-import type { WireWriteMode } from '../storage/shard-wire.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import {
   DotCounter,

@@ -25,7 +25,7 @@ import { detachedBytes } from '../util/bytes.js';
 import { RingkvError, asRingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import { parseRowSuffix, TAG_ROW } from '../wide/layout.js';
 import { isCounterTable } from '../wide/schema.js';
-import { SLICE_LIMITS, type SliceRequest, type SlicePage, type SuffixRange } from '../wide/slice.js';
+import { SLICE_LIMITS, type SlicePage, type SuffixRange } from '../wide/slice.js';
 import { peerApplyReply, shardApplyOutcome, type ApplyOutcome, type PeerCrdtApplyReply } from './crdt-replicas.js';
 import type { Router } from './router.js';
 import type { Replica } from './types.js';
