@@ -10,7 +10,8 @@ import { DEFAULT_CONFIG, type NodeConfig } from '../../src/config/config.js';
 import { initHasher } from '../../src/ring/hash.js';
 import { legacyTableIdOf, TableRegistry, tableIdBytes, tableIdOf } from '../../src/router/tables.js';
 import { RingkvError } from '../../src/util/errors.js';
-import { decodeRecord, initVersions, newVersion } from '../../src/versions/index.js';
+import { decodeRecord, encodeRecord, initVersions, newVersion } from '../../src/versions/index.js';
+import type { PeerHandler } from '../../src/cluster/peer-services.js';
 import { nowMicros } from '../../src/router/router.js';
 import { nullMeta, routerSetup } from '../helpers/router-fakes.js';
 
@@ -194,6 +195,26 @@ describe('every coordination answers by its deadline (issue 10 item 1)', () => {
 function router_tableId(name: string): Buffer {
   return tableIdBytes(new TableRegistry(nullMeta, DEFAULT_CONFIG.tables).draft(name));
 }
+
+describe('the replica side on the peer port (issue 16: the router registers its own handlers)', () => {
+  it('registers write, read and scan at construction and serves them; a message without an op is bad_request', async () => {
+    const handlers = new Map<string, PeerHandler>();
+    const { router } = routerSetup({ config: { requestTimeoutMs: 300 }, vnodes: 16, seedBase: 1, peers: { registerService: (t, h) => void handlers.set(t, h) } });
+    expect([...handlers.keys()]).toEqual(['write', 'read', 'scan']);
+    const tableId = router_tableId('t');
+    const v = newVersion({ node: 'n2', counter: 1, context: [], ts: nowMicros(), tombstone: false, value: val('from-a-peer'), maxClockEntries: 16 });
+    const op = { table: 't', tableId, mode: 'vclock', key: key('peer-k'), record: encodeRecord([v]) };
+    expect(await handlers.get('write')!({ t: 'write', op }, 'n2')).toEqual({ t: 'ok' });
+    const merged = (await handlers.get('write')!({ t: 'write', op: { ...op, returnMerged: true } }, 'n2')) as { t: string; record: Uint8Array };
+    expect(merged.t).toBe('record');
+    expect(decodeRecord(merged.record).map((x) => Buffer.from(x.value).toString())).toEqual(['from-a-peer']);
+    const read = (await handlers.get('read')!({ t: 'read', op: { table: 't', tableId, key: key('peer-k') } }, 'n2')) as { t: string; record: Uint8Array };
+    expect(read.t).toBe('record');
+    expect(decodeRecord(read.record).map((x) => Buffer.from(x.value).toString())).toEqual(['from-a-peer']);
+    for (const t of ['write', 'read', 'scan']) await expect(handlers.get(t)!({ t }, 'n2')).rejects.toMatchObject({ code: 'bad_request', message: `${t} without an op` });
+    expect(router.counters.replicaWrites).toBe(2);
+  });
+});
 
 describe('table id collisions (issue 10 item 3)', () => {
   /**
