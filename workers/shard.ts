@@ -29,6 +29,8 @@ import { shardColumn, META_CF } from '../src/storage/db.js';
 import { encodeStorageKey, MIN_STORAGE_KEY_BYTES, storageKeyHasTable, TABLE_ID_BYTES, tokenRangeBounds, type KeyBounds } from '../src/storage/keys.js';
 import { pageRange } from '../src/storage/range-page.js';
 import { CleanupRun } from '../src/streaming/shard-cleanup.js';
+import { DeadRecordIndex, SweepRun, type SweepPorts } from '../src/storage/tombstone-sweep.js';
+import { ShardTrees, type RangeTree, type TreeScanPorts } from '../src/storage/shard-trees.js';
 import { localShardOf, shardOfToken } from '../src/storage/placement.js';
 import {
   REPAIR_LIMITS,
@@ -58,7 +60,7 @@ import { SpscRing } from '../src/storage/spsc-ring.js';
 import { applyCrdtRequest, type CrdtShardContext } from '../src/storage/crdt-shard.js';
 import { RingTable } from '../src/ring/table.js';
 import { initHasher } from '../src/ring/hash.js';
-import { MerkleTree, initMerkle, leafIndex, type Hash64 } from '../src/merkle/index.js';
+import { initMerkle, leafIndex, type Hash64 } from '../src/merkle/index.js';
 import { leafTokenRuns } from '../src/repair/plan.js';
 import { invariant } from '../src/util/errors.js';
 import {
@@ -126,21 +128,10 @@ let keyCount = await countKeys();
 let writes = 0;
 let reads = 0;
 let batches = 0;
-let rebuilds = 0;
 let purgedTotal = 0;
 let queue: ShardOp[] = [];
-/**
- * Dead-record index: storage keys (latin1) whose stored versions are all tombstones, the only
- * records the sweep may purge. Every commit keeps it current for the keys it writes; the first
- * sweep, started with the shard, is a full scan that fills in what was stored before. Once `deadIndexComplete`,
- * sweeps visit only these keys instead of the whole column family (a full scan of 500k keys costs
- * seconds of CPU, which a periodic sweep on every shard turned into a slow patch each minute).
- * Bounded: past MAX_DEAD_INDEX it is dropped and sweeps scan everything until a full scan fits.
- */
-const deadIndex = new Set<string>();
-let deadIndexComplete = false;
-/** Bumped whenever the index overflows, so a full scan that saw an overflow does not call it complete. */
-let deadIndexOverflows = 0;
+/** Records whose versions are all tombstones: what the sweep visits once a full scan filled it. */
+const deadIndex = new DeadRecordIndex(MAX_DEAD_INDEX);
 /**
  * Request messages not applied yet, by sequence number: from the ring (shard-channel.ts) or, when
  * one did not fit it, from the port. They are applied strictly in sequence (`nextSeq`), so the
@@ -187,119 +178,20 @@ function readChunk(bounds: KeyBounds, after: Buffer | null, limit: number): Buff
 }
 
 // ---------------------------------------------------------------------------------------------
-// Merkle trees
+// Merkle trees (src/storage/shard-trees.ts): this actor's scheduling of rebuild scans
 
-interface RangeTree {
-  ref: RangeRef;
-  start: Hash64;
-  end: Hash64;
-  tree: MerkleTree;
-  /** The range's storage-key intervals, in key order (two when the range wraps). */
-  bounds: KeyBounds[];
-  /** Rebuild progress: done, or scanning bounds[interval] after `cursor` (null: from its start). */
-  done: boolean;
-  interval: number;
-  cursor: Buffer | null;
-}
-
-/** Sorted by position, i.e. by end token (ranges are disjoint). */
-let trees: RangeTree[] = [];
-let treeByPos = new Map<number, RangeTree>();
-let treesVersion = -1;
+const trees = new ShardTrees(depth, ring);
 let scanScheduled = false;
+const treeScanPorts: TreeScanPorts = { readChunk, digest: hash64 };
 
-function boundsId(r: RangeRef): string {
-  return `${r.startHi}:${r.startLo}:${r.endHi}:${r.endLo}`;
-}
-
-function newRangeTree(r: RangeRef): RangeTree {
-  return {
-    ref: r,
-    start: { hi: r.startHi, lo: r.startLo },
-    end: { hi: r.endHi, lo: r.endLo },
-    tree: new MerkleTree(depth),
-    bounds: tokenRangeBounds(r.startHi, r.startLo, r.endHi, r.endLo),
-    done: false,
-    interval: 0,
-    cursor: null,
-  };
-}
-
-/**
- * Adopt a newly published ring: keep the trees of ranges whose bounds did not change (their content
- * is defined by token bounds alone, so they stay exact), start rebuilds for new ranges, drop the rest.
- */
+/** Adopt a newly published ring (see ShardTrees.checkRing); schedules the rebuild scan it needs. */
 function checkRing(): void {
-  const v = ring.version;
-  if (v === treesVersion) return;
-  // Version first: if another publish lands in between, the next check sees a newer version again.
-  treesVersion = v;
-  const ranges = ring.localRanges();
-  const old = new Map(trees.map((t) => [boundsId(t.ref), t]));
-  trees = ranges.map((r) => {
-    const kept = old.get(boundsId(r));
-    if (kept) {
-      kept.ref = r;
-      return kept;
-    }
-    return newRangeTree(r);
-  });
-  treeByPos = new Map(trees.map((t) => [t.ref.pos, t]));
-  for (let i = 1; i < trees.length; i++) invariant(trees[i - 1]!.ref.pos < trees[i]!.ref.pos, 'local ranges come in position order');
-  if (trees.some((t) => !t.done)) {
-    rebuilds++;
-    scheduleScan();
-  }
+  if (trees.checkRing()) scheduleScan();
 }
 
-function cmpToken(ahi: number, alo: number, bhi: number, blo: number): number {
-  return ahi !== bhi ? (ahi < bhi ? -1 : 1) : alo !== blo ? (alo < blo ? -1 : 1) : 0;
-}
-
-function inRange(r: RangeRef, hi: number, lo: number): boolean {
-  const se = cmpToken(r.startHi, r.startLo, r.endHi, r.endLo);
-  if (se === 0) return true; // a 1-token ring: the whole ring
-  const afterStart = cmpToken(hi, lo, r.startHi, r.startLo) > 0;
-  const upToEnd = cmpToken(hi, lo, r.endHi, r.endLo) <= 0;
-  return se < 0 ? afterStart && upToEnd : afterStart || upToEnd;
-}
-
-/** The tree whose range holds token (hi, lo): the first local range ending at or after it (wrapping). */
-function treeOf(hi: number, lo: number): RangeTree | undefined {
-  let a = 0;
-  let b = trees.length;
-  while (a < b) {
-    const m = (a + b) >>> 1;
-    const r = trees[m]!.ref;
-    if (cmpToken(r.endHi, r.endLo, hi, lo) < 0) a = m + 1;
-    else b = m;
-  }
-  const cand = trees[a === trees.length ? 0 : a];
-  return cand && inRange(cand.ref, hi, lo) ? cand : undefined;
-}
-
-/** Has the rebuild scan of `rt` already passed `key` (so the tree holds its term)? */
-function scanned(rt: RangeTree, key: Buffer): boolean {
-  if (rt.done) return true;
-  let k = 0;
-  while (k < rt.bounds.length - 1) {
-    const lt = rt.bounds[k]!.lt;
-    if (lt === undefined || Buffer.compare(key, lt) < 0) break;
-    k++;
-  }
-  if (k !== rt.interval) return k < rt.interval;
-  return rt.cursor !== null && Buffer.compare(key, rt.cursor) <= 0;
-}
-
-/** Keep the tree equal to "digest of every stored record": called after each committed change. */
+/** Keep the trees equal to "digest of every stored record": called after each committed change. */
 function treeUpdate(key: Buffer, oldDigest: Hash64 | null, newDigest: Hash64 | null): void {
-  const hi = key.readUInt32BE(0);
-  const lo = key.readUInt32BE(4);
-  const rt = treeOf(hi, lo);
-  // No tree: the key is outside every local range under the current ring (a stale-view write or a
-  // ring change mid-turn); the rebuild the new ring triggers accounts for it.
-  if (!rt || !scanned(rt, key)) return;
-  rt.tree.update(leafIndex(rt.start, rt.end, { hi, lo }, depth), key, oldDigest, newDigest);
+  trees.update(key, oldDigest, newDigest);
 }
 
 function scheduleScan(): void {
@@ -312,22 +204,7 @@ function scanStep(): void {
   scanScheduled = false;
   if (closing) return;
   checkRing();
-  const rt = trees.find((t) => !t.done);
-  if (!rt) return;
-  const rows = readChunk(rt.bounds[rt.interval]!, rt.cursor, SCAN_CHUNK);
-  for (let j = 0; j < rows.length; j += 2) {
-    const key = rows[j]!;
-    const token = { hi: key.readUInt32BE(0), lo: key.readUInt32BE(4) };
-    rt.tree.update(leafIndex(rt.start, rt.end, token, depth), key, null, hash64(rows[j + 1]!));
-  }
-  if (rows.length / 2 < SCAN_CHUNK) {
-    rt.interval++;
-    rt.cursor = null;
-    if (rt.interval >= rt.bounds.length) rt.done = true;
-  } else {
-    rt.cursor = rows[rows.length - 2]!;
-  }
-  if (trees.some((t) => !t.done)) scheduleScan();
+  if (trees.scanStep(treeScanPorts, SCAN_CHUNK)) scheduleScan();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -641,9 +518,9 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
           batches,
           walSyncs: fsyncedCommitCount(),
           queue: queue.length,
-          merkleRanges: trees.length,
-          merkleReady: trees.filter((t) => t.done).length,
-          merkleRebuilds: rebuilds,
+          merkleRanges: trees.all.length,
+          merkleReady: trees.all.filter((t) => t.done).length,
+          merkleRebuilds: trees.rebuilds,
           tombstonesPurged: purgedTotal,
         },
       };
@@ -773,10 +650,8 @@ function crdtWire(
 }
 
 function treeFor(range: RangeRef): RangeTree {
-  const rt = range && typeof range === 'object' ? treeByPos.get(range.pos) : undefined;
-  if (!rt || boundsId(rt.ref) !== boundsId(range)) {
-    throw new OpError('range_unknown', `shard ${data_.shard} keeps no Merkle tree for ring range ${range ? `#${range.pos}` : '?'} (ring views differ?)`);
-  }
+  const rt = trees.get(range);
+  if (!rt) throw new OpError('range_unknown', `shard ${data_.shard} keeps no Merkle tree for ring range ${range ? `#${range.pos}` : '?'} (ring views differ?)`);
   return rt;
 }
 
@@ -801,8 +676,8 @@ function control(op: ControlOp): RepairResult {
       return {
         kind: 'merkle-roots',
         depth,
-        ringVersion: treesVersion,
-        ranges: trees.map((t) => ({ ...t.ref, ...t.tree.root(), ready: t.done })),
+        ringVersion: trees.ringVersion,
+        ranges: trees.all.map((t) => ({ ...t.ref, ...t.tree.root(), ready: t.done })),
       };
     case 'merkle-tree': {
       const rt = treeFor(op.range);
@@ -944,21 +819,7 @@ function fetchKeys(op: FetchKeysOp): RepairResult {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tombstone sweep: purge records whose versions are all tombstones older than gcGraceSeconds.
-
-interface SweepRun {
-  waiters: number[];
-  /** Full scan: the last storage key examined (null: from the start). */
-  cursor: Buffer | null;
-  /** True: only the dead-record index's keys (`candidates`, from `next` on) are examined. */
-  indexed: boolean;
-  candidates: string[];
-  next: number;
-  overflowsAtStart: number;
-  scanned: number;
-  purged: number;
-  t0: number;
-}
+// Tombstone sweep (src/storage/tombstone-sweep.ts): this actor's scheduling and ports.
 
 let sweepRun: SweepRun | null = null;
 /** On-demand requests that arrived during a run: they get the next full run (it may have passed their keys). */
@@ -966,7 +827,7 @@ let sweepNext: number[] | null = null;
 
 function requestSweep(id?: number): void {
   if (sweepRun === null) {
-    sweepRun = newSweepRun(id === undefined ? [] : [id]);
+    sweepRun = new SweepRun(id === undefined ? [] : [id], deadIndex, SCAN_CHUNK);
     setImmediate(sweepStep);
     return;
   }
@@ -976,101 +837,40 @@ function requestSweep(id?: number): void {
 
 /** Keep the dead-record index current for a key whose stored record changed (or was read whole). */
 function noteDead(key: Buffer, dead: boolean): void {
-  const k = key.toString('latin1');
-  if (!dead) {
-    deadIndex.delete(k);
-    return;
-  }
-  if (deadIndex.size >= MAX_DEAD_INDEX && !deadIndex.has(k)) {
-    // Too many to track: forget them all; sweeps scan everything until a full scan fits again.
-    deadIndex.clear();
-    deadIndexComplete = false;
-    deadIndexOverflows++;
-    return;
-  }
-  deadIndex.add(k);
+  deadIndex.note(key, dead);
 }
 
-function newSweepRun(waiters: number[]): SweepRun {
-  const indexed = deadIndexComplete;
-  return {
-    waiters,
-    cursor: null,
-    indexed,
-    // A snapshot: keys that die during the run are the next run's (their grace has not passed anyway).
-    candidates: indexed ? Array.from(deadIndex) : [],
-    next: 0,
-    overflowsAtStart: deadIndexOverflows,
-    scanned: 0,
-    purged: 0,
-    t0: performance.now(),
-  };
-}
-
-/** The next chunk of (key, record) rows a sweep examines: index candidates, or the column family in order. */
-function sweepChunk(run: SweepRun): { rows: Buffer[]; more: boolean } {
-  if (!run.indexed) {
-    const rows = readChunk({}, run.cursor, SCAN_CHUNK);
-    if (rows.length > 0) run.cursor = rows[rows.length - 2]!;
-    return { rows, more: rows.length / 2 === SCAN_CHUNK };
-  }
-  const keys = run.candidates.slice(run.next, run.next + SCAN_CHUNK).map((k) => Buffer.from(k, 'latin1'));
-  run.next += keys.length;
-  const values = keys.length > 0 ? db._getManySync(keys, { column }) : [];
-  const rows: Buffer[] = [];
-  for (let i = 0; i < keys.length; i++) {
-    const v = values[i];
-    if (v === undefined) deadIndex.delete(keys[i]!.toString('latin1')); // gone (purged meanwhile)
-    else rows.push(keys[i]!, v);
-  }
-  return { rows, more: run.next < run.candidates.length };
-}
+const sweepPorts: SweepPorts = {
+  readChunk: (after, limit) => readChunk({}, after, limit),
+  getMany: (keys) => db._getManySync(keys, { column }),
+  isCandidate: isSweepCandidate,
+  isPurgeable: (key, record, nowMs) => isPurgeableRecord(record, nowMs, graceSecondsOf(key)),
+  purge(rows) {
+    for (const [k] of rows) writeBatch.del(k);
+    writeBatch.commit(data_.durability === 'sync');
+    for (const [k, v] of rows) treeUpdate(k, hash64(v), null);
+    keyCount -= rows.length;
+    purgedTotal += rows.length;
+  },
+  nowMs: () => Date.now(),
+};
 
 function sweepStep(): void {
   const run = sweepRun;
   invariant(run !== null, 'sweep step without a sweep run');
   if (closing) return;
   checkRing();
-  const { rows, more } = sweepChunk(run);
-  const nowMs = Date.now();
-  const purged: Array<[Buffer, Buffer]> = [];
-  for (let j = 0; j < rows.length; j += 2) {
-    run.scanned++;
-    let dead: boolean;
-    let purgeable: boolean;
-    try {
-      dead = isSweepCandidate(rows[j + 1]!);
-      purgeable = dead && isPurgeableRecord(rows[j + 1]!, nowMs, graceSecondsOf(rows[j]!));
-    } catch {
-      continue; // never delete what we cannot read
-    }
-    noteDead(rows[j]!, dead);
-    if (purgeable) purged.push([rows[j]!, rows[j + 1]!]);
-  }
-  if (purged.length > 0) {
-    for (const [k] of purged) writeBatch.del(k);
-    writeBatch.commit(data_.durability === 'sync');
-    for (const [k, v] of purged) {
-      treeUpdate(k, hash64(v), null);
-      deadIndex.delete(k.toString('latin1'));
-    }
-    keyCount -= purged.length;
-    run.purged += purged.length;
-    purgedTotal += purged.length;
-  }
-  if (more) {
+  if (run.step(sweepPorts)) {
     setImmediate(sweepStep);
     return;
   }
-  // A full scan saw every stored record and noted each dead one: from now on the index is exact.
-  if (!run.indexed && deadIndexOverflows === run.overflowsAtStart) deadIndexComplete = true;
-  const sweep = { scanned: run.scanned, purged: run.purged, durationMs: Math.round(performance.now() - run.t0), indexed: run.indexed };
+  const sweep = run.stats();
   if (run.waiters.length > 0) answerControl(run.waiters.map((id) => ({ id, ok: true as const, repair: { kind: 'sweep' as const, sweep } })));
   sweepRun = null;
   if (sweepNext !== null) {
     const waiters = sweepNext;
     sweepNext = null;
-    sweepRun = newSweepRun(waiters);
+    sweepRun = new SweepRun(waiters, deadIndex, SCAN_CHUNK);
     setImmediate(sweepStep);
   }
 }
@@ -1102,7 +902,7 @@ const cleanupPorts = {
     writeBatch.commit(data_.durability === 'sync');
     for (const [k, v] of rows) {
       treeUpdate(k, hash64(v), null);
-      deadIndex.delete(k.toString('latin1'));
+      deadIndex.forget(k);
     }
     keyCount -= rows.length;
   },
