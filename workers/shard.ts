@@ -26,24 +26,17 @@ import { expose } from 'comlink';
 import { portEndpoint } from '../src/util/comlink-port.js';
 import { fsyncedCommitCount, newRocks, readRowsSync, SyncWriteBatch, type ColumnHandle } from '../src/storage/rocks.js';
 import { shardColumn, META_CF } from '../src/storage/db.js';
-import { encodeStorageKey, MIN_STORAGE_KEY_BYTES, storageKeyHasTable, TABLE_ID_BYTES, tokenRangeBounds, type KeyBounds } from '../src/storage/keys.js';
-import { pageRange } from '../src/storage/range-page.js';
+import { encodeStorageKey, MIN_STORAGE_KEY_BYTES, TABLE_ID_BYTES, type KeyBounds } from '../src/storage/keys.js';
 import { CleanupRun } from '../src/streaming/shard-cleanup.js';
 import { DeadRecordIndex, SweepRun, type SweepPorts } from '../src/storage/tombstone-sweep.js';
-import { ShardTrees, type RangeTree, type TreeScanPorts } from '../src/storage/shard-trees.js';
+import { ShardTrees, type TreeScanPorts } from '../src/storage/shard-trees.js';
+import { OpError, ShardQueries } from '../src/storage/shard-queries.js';
 import { localShardOf, shardOfToken } from '../src/storage/placement.js';
 import {
   REPAIR_LIMITS,
   type CellWriteOp,
   type DataOp,
-  type FetchKeysOp,
-  type ScanOp,
-  type StreamPageOp,
   type CleanupOp,
-  type LeafCursor,
-  type LeafKeysOp,
-  type MerkleNodesOp,
-  type RangeRef,
   type RepairResult,
   type RouterToShard,
   type ShardOp,
@@ -60,8 +53,7 @@ import { SpscRing } from '../src/storage/spsc-ring.js';
 import { applyCrdtRequest, type CrdtShardContext } from '../src/storage/crdt-shard.js';
 import { RingTable } from '../src/ring/table.js';
 import { initHasher } from '../src/ring/hash.js';
-import { initMerkle, leafIndex, type Hash64 } from '../src/merkle/index.js';
-import { leafTokenRuns } from '../src/repair/plan.js';
+import { initMerkle, type Hash64 } from '../src/merkle/index.js';
 import { invariant } from '../src/util/errors.js';
 import {
   decodeRecord,
@@ -183,6 +175,7 @@ function readChunk(bounds: KeyBounds, after: Buffer | null, limit: number): Buff
 const trees = new ShardTrees(depth, ring);
 let scanScheduled = false;
 const treeScanPorts: TreeScanPorts = { readChunk, digest: hash64 };
+const queries = new ShardQueries(data_.shard, depth, trees, { readChunk, getMany: (keys) => db._getManySync(keys, { column }), digest: hash64 });
 
 /** Adopt a newly published ring (see ShardTrees.checkRing); schedules the rebuild scan it needs. */
 function checkRing(): void {
@@ -321,14 +314,6 @@ function drain(): void {
   else idle();
 }
 
-class OpError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /**
  * One group commit: every read and write (`data`, from the wire) and control op of this turn. One
@@ -649,11 +634,6 @@ function crdtWire(
   }
 }
 
-function treeFor(range: RangeRef): RangeTree {
-  const rt = trees.get(range);
-  if (!rt) throw new OpError('range_unknown', `shard ${data_.shard} keeps no Merkle tree for ring range ${range ? `#${range.pos}` : '?'} (ring views differ?)`);
-  return rt;
-}
 
 type ControlOp = Exclude<DataOp, { op: 'repair-write' } | { op: 'cell-write' } | { op: 'sweep' } | { op: 'cleanup' }>;
 
@@ -680,19 +660,19 @@ function control(op: ControlOp): RepairResult {
         ranges: trees.all.map((t) => ({ ...t.ref, ...t.tree.root(), ready: t.done })),
       };
     case 'merkle-tree': {
-      const rt = treeFor(op.range);
+      const rt = queries.treeFor(op.range);
       return { kind: 'merkle-tree', ready: rt.done, leaves: rt.tree.serialize() };
     }
     case 'merkle-nodes':
-      return merkleNodes(op);
+      return queries.merkleNodes(op);
     case 'leaf-keys':
-      return leafKeys(op);
+      return queries.leafKeys(op);
     case 'fetch-keys':
-      return fetchKeys(op);
+      return queries.fetchKeys(op);
     case 'scan':
-      return scan(op);
+      return queries.scan(op);
     case 'stream-page':
-      return streamPage(op);
+      return queries.streamPage(op);
     case 'slice': {
       if (!ownsToken(op.hi >>> 0, op.lo >>> 0)) throw new OpError('not_owner', `shard ${data_.shard} does not own this partition's token on this node`);
       try {
@@ -712,110 +692,6 @@ function control(op: ControlOp): RepairResult {
       throw new OpError('bad_request', `unknown shard op ${JSON.stringify((never as { op: unknown }).op)}`);
     }
   }
-}
-
-function merkleNodes(op: MerkleNodesOp): RepairResult {
-  const rt = treeFor(op.range);
-  if (!Number.isInteger(op.level) || op.level < 0 || op.level > depth) throw new OpError('bad_request', `level ${op.level} outside [0, ${depth}]`);
-  if (!Array.isArray(op.indexes) || op.indexes.length > 2 ** op.level) throw new OpError('bad_request', 'indexes must be an array no longer than the level');
-  let hashes: Hash64[];
-  try {
-    hashes = rt.tree.nodes(op.level, op.indexes);
-  } catch (e) {
-    throw new OpError('bad_request', (e as Error).message);
-  }
-  const flat = new Array<number>(2 * hashes.length);
-  for (let k = 0; k < hashes.length; k++) {
-    flat[2 * k] = hashes[k]!.hi;
-    flat[2 * k + 1] = hashes[k]!.lo;
-  }
-  return { kind: 'merkle-nodes', ready: rt.done, hashes: flat };
-}
-
-/**
- * One page of (key, digest) for the keys in `leaves`, walking the leaves' key intervals in order.
- * The scan per call is bounded (4 pages' worth) even when a table filter skips most keys.
- */
-function leafKeys(op: LeafKeysOp): RepairResult {
-  const rt = treeFor(op.range);
-  if (!rt.done) return { kind: 'leaf-keys', ready: false, entries: [], next: null };
-  let runs;
-  try {
-    runs = leafTokenRuns(rt.start, rt.end, depth, op.leaves);
-  } catch (e) {
-    throw new OpError('bad_request', (e as Error).message);
-  }
-  const wanted = new Set(op.leaves);
-  const intervals: KeyBounds[] = runs.flatMap((r) => tokenRangeBounds(r.start.hi, r.start.lo, r.end.hi, r.end.lo));
-  const limit = Math.max(1, Math.min(op.limit | 0, REPAIR_LIMITS.maxLeafKeysPage));
-  const table = op.table ?? null;
-  if (table !== null && !(table instanceof Uint8Array && table.length === TABLE_ID_BYTES)) throw new OpError('bad_request', `leaf-keys table must be a ${TABLE_ID_BYTES}-byte table id`);
-  const budget = 4 * limit;
-  let iv = op.cursor ? op.cursor.interval : 0;
-  let after: Buffer | null = op.cursor?.after ? Buffer.from(op.cursor.after) : null;
-  if (!Number.isInteger(iv) || iv < 0) throw new OpError('bad_request', 'bad leaf-keys cursor');
-  const entries: Array<{ key: Uint8Array; hi: number; lo: number }> = [];
-  let seen = 0;
-  while (iv < intervals.length && entries.length < limit && seen < budget) {
-    const want = Math.min(limit - entries.length, budget - seen);
-    const rows = readChunk(intervals[iv]!, after, want);
-    for (let j = 0; j < rows.length; j += 2) {
-      const key = rows[j]!;
-      seen++;
-      after = key;
-      if (table !== null && !storageKeyHasTable(key, table)) continue;
-      const leaf = leafIndex(rt.start, rt.end, { hi: key.readUInt32BE(0), lo: key.readUInt32BE(4) }, depth);
-      invariant(wanted.has(leaf), `leaf-keys listed a key of leaf ${leaf}, which was not asked for`);
-      const d = hash64(rows[j + 1]!);
-      entries.push({ key, hi: d.hi, lo: d.lo });
-    }
-    if (rows.length / 2 < want) {
-      iv++;
-      after = null;
-    }
-  }
-  const next: LeafCursor | null = iv < intervals.length ? { interval: iv, after } : null;
-  return { kind: 'leaf-keys', ready: true, entries, next };
-}
-
-function checkRangeWords(op: { startHi: number; startLo: number; endHi: number; endLo: number }, what: string): void {
-  for (const v of [op.startHi, op.startLo, op.endHi, op.endLo]) if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new OpError('bad_request', `${what} bounds must be uint32 words`);
-}
-
-/** One page of a token-range scan of one table (see ScanOp). */
-function scan(op: ScanOp): RepairResult {
-  checkRangeWords(op, 'scan');
-  if (!(op.table instanceof Uint8Array) || op.table.length !== TABLE_ID_BYTES) throw new OpError('bad_request', `scan table must be a ${TABLE_ID_BYTES}-byte table id`);
-  const limit = Math.max(1, Math.min(op.limit | 0, REPAIR_LIMITS.maxScanPage));
-  const maxBytes = Math.max(1, Math.min(op.maxBytes ?? REPAIR_LIMITS.maxFetchBytes, REPAIR_LIMITS.maxFetchBytes));
-  const page = pageRange(readChunk, { ...op, limit, maxBytes, table: op.table });
-  return { kind: 'scan', rows: page.rows, next: page.next };
-}
-
-/** One page of every table's rows of a token range, for range streaming (see StreamPageOp). */
-function streamPage(op: StreamPageOp): RepairResult {
-  checkRangeWords(op, 'stream-page');
-  if (op.after !== null && !(op.after instanceof Uint8Array)) throw new OpError('bad_request', 'stream-page cursor must be bytes or null');
-  const limit = Math.max(1, Math.min(op.limit | 0, REPAIR_LIMITS.maxStreamPage));
-  const maxBytes = Math.max(1, Math.min(op.maxBytes | 0, REPAIR_LIMITS.maxFetchBytes));
-  const page = pageRange(readChunk, { ...op, limit, maxBytes, table: null });
-  return { kind: 'stream-page', rows: page.rows, next: page.next };
-}
-
-function fetchKeys(op: FetchKeysOp): RepairResult {
-  if (!Array.isArray(op.keys) || op.keys.length > REPAIR_LIMITS.maxKeysPerOp) {
-    throw new OpError('bad_request', `fetch-keys takes at most ${REPAIR_LIMITS.maxKeysPerOp} keys`);
-  }
-  const raw = op.keys.length > 0 ? db._getManySync(op.keys.map(asBuffer), { column }) : [];
-  const records: Array<Uint8Array | null> = [];
-  let bytes = 0;
-  for (const r of raw) {
-    // At least one record per call, or a single huge value could never be fetched.
-    if (records.length > 0 && r !== undefined && bytes + r.length > REPAIR_LIMITS.maxFetchBytes) break;
-    records.push(r ?? null);
-    bytes += r?.length ?? 0;
-  }
-  return { kind: 'fetch-keys', answered: records.length, records };
 }
 
 // ---------------------------------------------------------------------------------------------
