@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolve as resolvePath } from 'node:path';
 import type { AnyReply, BatchItem, BatchItemResult, ConsistencyLevel, ConsistencyReport, IpcKey, IpcLimits, RingInfo } from '../api/ipc-protocol.js';
-import { connectAsClient } from '../cluster/transport.js';
+import { connectAsClient } from '../cluster/handshake.js';
 import { DEV_SECRET } from '../config/secret.js';
 import { initHasher } from '../ring/hash.js';
 import { validateTableName } from '../api/table-name.js';
