@@ -16,7 +16,6 @@ export const CHECKED_DIRS = ['src', 'workers'];
  */
 export const OVERSIZED_ALLOWED = Object.freeze([
   'src/api/ipc-server.ts',
-  'src/cluster/transport.ts',
   'src/cql/parser.ts',
   'src/ring/table.ts',
   'src/router/router.ts',

@@ -34,6 +34,7 @@ export async function importProblems(root) {
 export const CLIENT_SHARED = Object.freeze([
   'src/api/ipc-protocol.ts', // the IPC wire protocol
   'src/api/table-name.ts', // the table-name rule
+  'src/cluster/handshake.ts', // the peer-port handshake's client side (connectAsClient)
   'src/config/secret.ts', // DEV_SECRET, the loopback default
   'src/net/frames.ts', // length-prefixed msgpack frames
   'src/ring/hash.ts', // tokens (token-aware routing)
@@ -46,20 +47,7 @@ export const CLIENT_SHARED = Object.freeze([
   'src/wide/values.ts',
 ]);
 
-/**
- * Server modules the client still imports, until the transport split (issue 16) moves the HMAC
- * handshake into a pure module shared with the client: connectAsClient comes from transport.ts,
- * which brings these along. The lead empties this list with that split.
- */
-export const CLIENT_SERVER_IMPORTS_PENDING = Object.freeze([
-  'src/cluster/transport.ts',
-  'src/cluster/handshake-pool.ts',
-  'src/net/reply-budget.ts',
-  'src/net/reply-writer.ts',
-  'src/log/logger.ts',
-]);
-
-/** Modules outside src/client/ that the client reaches and that are neither shared nor pending. */
+/** Modules outside src/client/ that the client reaches and that are not shared protocol modules. */
 export async function clientImportProblems(root) {
   const graph = await madge(join(root, 'src/client/index.ts'), {
     baseDir: root,
@@ -67,10 +55,9 @@ export async function clientImportProblems(root) {
     tsConfig: join(root, 'tsconfig.json'),
     detectiveOptions: { ts: { skipTypeImports: false, skipAsyncImports: false } },
   });
-  const allowed = (f) => CLIENT_SHARED.some((s) => (s.endsWith('/') ? f.startsWith(s) : f === s)) || CLIENT_SERVER_IMPORTS_PENDING.includes(f);
+  const allowed = (f) => CLIENT_SHARED.some((s) => (s.endsWith('/') ? f.startsWith(s) : f === s));
   const reached = Object.keys(graph.obj()).filter((f) => !f.startsWith('src/client/'));
-  const stalePending = CLIENT_SERVER_IMPORTS_PENDING.filter((f) => !reached.includes(f));
-  return { reached, server: reached.filter((f) => !allowed(f)), stalePending };
+  return { reached, server: reached.filter((f) => !allowed(f)) };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
@@ -80,7 +67,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   for (const s of skipped) console.error(`unresolved import: ${s}`);
   const client = await clientImportProblems(root);
   for (const f of client.server) console.error(`the client imports a server module: ${f} (share a pure protocol module instead)`);
-  for (const f of client.stalePending) console.error(`${f} is in CLIENT_SERVER_IMPORTS_PENDING but the client no longer imports it: remove it`);
-  if (circles.length > 0 || skipped.length > 0 || client.server.length > 0 || client.stalePending.length > 0) process.exit(1);
-  console.log(`no import circles among ${files} files (${IMPORT_CHECKED_DIRS.join(', ')}); the client reaches ${client.reached.length} shared modules (${CLIENT_SERVER_IMPORTS_PENDING.length} pending the transport split)`);
+  if (circles.length > 0 || skipped.length > 0 || client.server.length > 0) process.exit(1);
+  console.log(`no import circles among ${files} files (${IMPORT_CHECKED_DIRS.join(', ')}); the client reaches ${client.reached.length} shared modules and no server module`);
 }
