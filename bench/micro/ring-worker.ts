@@ -4,7 +4,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { initHasher, tokenInto } from '../../src/ring/hash.js';
-import { MAX_REPLICAS, PlainRing, RingTable } from '../../src/ring/table.js';
+import { MAX_REPLICAS, RingTable } from '../../src/ring/table.js';
+import { PlainRing } from '../../src/ring/plain-ring.js';
 import type { RingLayout } from '../../src/ring/builder.js';
 import { makeKeys } from './fixtures.js';
 

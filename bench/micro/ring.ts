@@ -20,7 +20,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { initHasher, tokenInto } from '../../src/ring/hash.js';
-import { Liveness, MAX_REPLICAS, PlainRing, RingTable } from '../../src/ring/table.js';
+import { Liveness, MAX_REPLICAS, RingTable } from '../../src/ring/table.js';
+import { PlainRing } from '../../src/ring/plain-ring.js';
 import type { RingLayout } from '../../src/ring/builder.js';
 import { makeKeys, makeLayout } from './fixtures.js';
 import { runSuite, sink, type RatioSpec, type Row, type SuiteOptions, type TaskSpec } from './harness.js';

@@ -8,7 +8,8 @@ import ts from 'typescript';
 import { initHasher, tokenFromBigInt, tokenOf, tokenToBigInt, type Token } from '../../src/ring/hash.js';
 import { buildRing, positionOf, type RingLayout, type RingMember } from '../../src/ring/builder.js';
 import { randomTokens } from '../../src/ring/tokens.js';
-import { Liveness, MAX_NODES, MAX_REPLICAS, MAX_TOKENS, PlainRing, RING_TABLE_LAYOUT, RingTable, ringTableCapacityError } from '../../src/ring/table.js';
+import { Liveness, MAX_NODES, MAX_REPLICAS, MAX_TOKENS, RING_TABLE_LAYOUT, RingTable, ringTableCapacityError } from '../../src/ring/table.js';
+import { PlainRing } from '../../src/ring/plain-ring.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
