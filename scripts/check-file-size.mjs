@@ -17,7 +17,6 @@ export const CHECKED_DIRS = ['src', 'workers'];
 export const OVERSIZED_ALLOWED = Object.freeze([
   'src/api/ipc-server.ts',
   'src/cql/parser.ts',
-  'src/ring/table.ts',
   'src/router/router.ts',
   'src/streaming/manager.ts',
   'workers/shard.ts',
