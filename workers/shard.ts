@@ -24,7 +24,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { expose } from 'comlink';
 import { portEndpoint } from '../src/util/comlink-port.js';
-import { newRocks, readRowsSync, SyncWriteBatch, type ColumnHandle } from '../src/storage/rocks.js';
+import { fsyncedCommitCount, newRocks, readRowsSync, SyncWriteBatch, type ColumnHandle } from '../src/storage/rocks.js';
 import { shardColumn, META_CF } from '../src/storage/db.js';
 import { encodeStorageKey, MIN_STORAGE_KEY_BYTES, TABLE_ID_BYTES, type KeyBounds } from '../src/storage/keys.js';
 import { CleanupRun } from '../src/streaming/shard-cleanup.js';
@@ -501,6 +501,7 @@ function processOps(data: WireRequest[], ops: ShardOp[]): ShardResult[] {
           writes,
           reads,
           batches,
+          walSyncs: fsyncedCommitCount(),
           queue: queue.length,
           merkleRanges: trees.all.length,
           merkleReady: trees.all.filter((t) => t.done).length,

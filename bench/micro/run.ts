@@ -3,7 +3,7 @@
  *
  *   node dist/bench/micro/run.js [suite ...] [--time=MS] [--md] [--no-json]
  *
- * Suites: ring, ring-worker, versions (includes record), frames, shard, wide, crdt; default all. Prints one
+ * Suites: ring, ring-worker, versions (includes record), frames, shard, wide, crdt, merkle; default all. Prints one
  * table (ops/s, mean per op, per-call mean, p50 and p99), the side-by-side ratios, and writes
  * bench/results/micro-<YYYY-MM-DD>.json (a later run the same day replaces it). `--md` also prints
  * the table as Markdown (for bench/README.md). `--time` sets tinybench's minimum measuring time
@@ -20,6 +20,7 @@ import { frameRatios, framesSuite } from './frames.js';
 import { shardRatios, shardSuite } from './shard.js';
 import { wideSuite } from './wide.js';
 import { crdtRatios, crdtSuite } from './crdt.js';
+import { merkleSuite } from './merkle.js';
 
 const SUITES: Record<string, (o: SuiteOptions) => Promise<Row[]>> = {
   ring: ringSuite,
@@ -29,6 +30,7 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<Row[]>> = {
   shard: shardSuite,
   wide: wideSuite,
   crdt: crdtSuite,
+  merkle: merkleSuite,
 };
 const RATIOS: RatioSpec[] = [...ringRatios, ...versionRatios, ...shardRatios, ...frameRatios, ...crdtRatios];
 

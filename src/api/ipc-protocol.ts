@@ -10,7 +10,7 @@
  * after decoding; strings are msgpack `str` (UTF-8).
  */
 import type { ConsistencyLevel } from '../router/consistency.js';
-import type { ConsistencyReport } from '../router/router.js';
+import type { ConsistencyReport } from '../router/types.js';
 import type { ErrorCode } from '../util/errors.js';
 
 export type { ConsistencyLevel, ConsistencyReport, ErrorCode };

@@ -17,7 +17,7 @@ import type { AnyReply, BatchItem, BatchItemResult, ConsistencyLevel, Consistenc
 import { connectAsClient } from '../cluster/handshake.js';
 import { DEV_SECRET } from '../config/secret.js';
 import { initHasher } from '../ring/hash.js';
-import { validateTableName } from '../router/tables.js';
+import { validateTableName } from '../api/table-name.js';
 import { RingkvError } from '../util/errors.js';
 import { ClientConnection, ConnectionLostError, ipcDialer, NotSentError, ReplyTimeoutError, type Dialer } from './connection.js';
 import { AnyCrdtHandle, CounterHandle, FlagHandle, MapHandle, RegisterHandle, SetHandle, type CrdtReadResult, type CrdtTransport, type CrdtUpdateResult, type CrdtValue } from './crdt.js';

@@ -5,11 +5,13 @@ import { logEvent } from '../log/events.js';
 import { tokenFromHex, tokenToHex, type Token } from '../ring/hash.js';
 import { buildRing, type RingLayout, type RingMember } from '../ring/builder.js';
 import { Liveness, ringTableCapacityError, type RingTable } from '../ring/table.js';
-import type { PeerReplicaScan, PeerReplicaWrite, RemoteReplicas, ReplicaRead, ReplicaWrite, Router, ScanPage } from '../router/router.js';
+import { REPLICA_PEER_TYPES, type RemoteReplicas, type ReplicaPeerMessage, type ReplicaPeerReply, type PeerReplicaWrite, type ReplicaRead, type ReplicaWrite } from '../router/replica-protocol.js';
+import type { PeerReplicaScan, ScanPage } from '../router/scan.js';
+import type { PeerHandler, PeerServices } from './peer-services.js';
 import type { TableDef, TableRegistry } from '../router/tables.js';
 import { RingkvError } from '../util/errors.js';
 import { decodeRecord, encodeRecord, type Version } from '../versions/index.js';
-import { GossipState, type Ack, type Ack2, type EndpointState, type NodeInfo, type Syn } from './gossip-state.js';
+import { GossipState, type Ack, type Ack2, type EndpointState, type MemberStatus, type NodeInfo, type Syn } from './gossip-state.js';
 import { currentMembers, EXTRA_REMOVED_BY, EXTRA_REPLACES, movementsOf, type Movement } from '../streaming/membership.js';
 import { movementView, type MovementView } from '../streaming/view.js';
 import { PhiAccrualDetector } from './phi.js';
@@ -18,23 +20,12 @@ import type { HandshakeDenial, PeerTransport } from './transport.js';
 export const MAX_RING_REPLICAS = 5;
 
 /** Peer-port request bodies, defined once for both sides. */
-export type PeerMessage =
-  | { t: 'gossip-syn'; syn: Syn }
-  | { t: 'gossip-ack2'; ack2: Ack2 }
-  | { t: 'write'; op: PeerReplicaWrite }
-  | { t: 'read'; op: ReplicaRead }
-  /** One page of a replica's rows of a scan segment (a coordinator's range scan). */
-  | { t: 'scan'; op: PeerReplicaScan }
-  | { t: 'ping' };
+export type PeerMessage = { t: 'gossip-syn'; syn: Syn } | { t: 'gossip-ack2'; ack2: Ack2 } | { t: 'ping' } | ReplicaPeerMessage;
 
-export type PeerReply =
-  | { t: 'gossip-ack'; ack: Ack }
-  | { t: 'ok' }
-  | { t: 'record'; record: Uint8Array | null }
-  | { t: 'scan-page'; rows: ScanPage['rows']; next: ScanPage['next'] };
+export type PeerReply = { t: 'gossip-ack'; ack: Ack } | ReplicaPeerReply;
 
 /** The peer message types the cluster itself serves (services may not take them). */
-const CORE_PEER_TYPES: ReadonlySet<string> = new Set<PeerMessage['t']>(['gossip-syn', 'gossip-ack2', 'write', 'read', 'scan', 'ping']);
+const CORE_PEER_TYPES: ReadonlySet<string> = new Set<PeerMessage['t']>(['gossip-syn', 'gossip-ack2', 'ping']);
 
 /** Membership as the ring builder needs it, from the gossip view (a replaced node owns nothing). */
 export function ringMembersOf(states: readonly EndpointState[]): RingMember[] {
@@ -54,7 +45,7 @@ function membershipKey(states: readonly EndpointState[]): string {
  * gossip timer, feeds heartbeats to the phi detector, writes liveness into the shared ring table,
  * rebuilds and republishes the ring when membership changes, and serves peer requests.
  */
-export class Cluster implements RemoteReplicas {
+export class Cluster implements RemoteReplicas, PeerServices {
   readonly gossip: GossipState;
   readonly detector: PhiAccrualDetector;
   private layout: RingLayout;
@@ -67,15 +58,14 @@ export class Cluster implements RemoteReplicas {
   onLayout: ((layout: RingLayout) => void) | undefined;
   /** Called after every publication with the movements under way (the router's pending replicas). */
   onMovements: ((view: MovementView) => void) | undefined;
-  router: Router | undefined;
-  /** Peer message handlers registered by other services (repair, hints), keyed by message type. */
-  private readonly services = new Map<string, (body: Record<string, unknown>, fromNodeId: string) => Promise<unknown>>();
+  /** Peer message handlers registered by other services (router replicas, repair, hints), keyed by message type. */
+  private readonly services = new Map<string, PeerHandler>();
   /** Called when a node's liveness flips (hint replay starts when an owner comes back). */
   onLiveness: ((nodeId: string, up: boolean) => void) | undefined;
   /** Called with the round trip of every gossip SYN → ACK that succeeded (metrics). */
   onGossipRoundTrip: ((peerAddress: string, seconds: number) => void) | undefined;
 
-  registerService(type: string, handler: (body: Record<string, unknown>, fromNodeId: string) => Promise<unknown>): void {
+  registerService(type: string, handler: PeerHandler): void {
     if (this.services.has(type) || CORE_PEER_TYPES.has(type)) {
       throw new Error(`invariant violated: peer message type ${type} registered twice`);
     }
@@ -280,25 +270,11 @@ export class Cluster implements RemoteReplicas {
         this.afterChange(this.gossip.onAck2(msg.ack2));
         return { t: 'ok' };
       }
-      case 'write': {
-        if (!this.router) throw new RingkvError('unavailable', 'node is starting');
-        const merged = await this.router.applyReplicaWrite(msg.op);
-        return msg.op.returnMerged ? { t: 'record', record: merged } : { t: 'ok' };
-      }
-      case 'read': {
-        if (!this.router) throw new RingkvError('unavailable', 'node is starting');
-        return { t: 'record', record: await this.router.applyReplicaRead(msg.op) };
-      }
-      case 'scan': {
-        if (!this.router) throw new RingkvError('unavailable', 'node is starting');
-        const op = msg.op;
-        if (typeof op !== 'object' || op === null) throw new RingkvError('bad_request', 'scan without an op');
-        const page = await this.router.applyReplicaScan({ ...op, after: op.after ?? null });
-        return { t: 'scan-page', rows: page.rows, next: page.next } satisfies PeerReply;
-      }
       case 'ping':
         return { t: 'ok' };
       default:
+        // The router registers the replica operations once it exists (node.ts, after the hints).
+        if (REPLICA_PEER_TYPES.has(msg.t)) throw new RingkvError('unavailable', 'node is starting');
         throw new RingkvError('bad_request', `unknown peer message type ${JSON.stringify((msg as { t: unknown }).t)} from ${fromNodeId}`);
     }
   }
@@ -399,6 +375,11 @@ export class Cluster implements RemoteReplicas {
         logEvent(this.o.log, up ? 'node.up' : 'node.down', { peer: id, phi: Number(this.detector.phi(id, now).toFixed(2)) });
       }
     });
+  }
+
+  /** A member's status as gossip knows it (undefined: not known). */
+  memberStatus(nodeId: string): MemberStatus | undefined {
+    return this.gossip.get(nodeId)?.info.status;
   }
 
   addressOf(nodeId: string): string {

@@ -101,3 +101,12 @@ export type HintsResult = HintsOk | { id: number; ok: false; code: string; messa
 
 export type ToHints = { t: 'ops'; ops: HintsRequest[] } | { t: 'close' };
 export type FromHints = { t: 'ready'; counts: Record<string, number> } | { t: 'replies'; replies: HintsResult[] } | { t: 'closed' };
+
+/**
+ * What a coordinator needs of hinted handoff: store a hint for a down replica, on `holder` (another
+ * node) or, with null, here. Resolves with whether it was stored. The HintService implements it;
+ * coordinators depend on this, not on the service (which depends on the cluster).
+ */
+export interface HintSink {
+  hint(holder: string | null, h: Omit<KvHint, 'createdAt'> | Omit<CrdtHint, 'createdAt'> | Omit<CellHint, 'createdAt'>, timeoutMs: number): Promise<boolean>;
+}

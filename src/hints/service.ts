@@ -1,11 +1,12 @@
 import type { NodeConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { logEvent } from '../log/events.js';
-import type { Cluster } from '../cluster/cluster.js';
+import type { PeerServices } from '../cluster/peer-services.js';
+import type { RemoteReplicas, ReplicaWrite } from '../router/replica-protocol.js';
 import { tableIdOf } from '../router/tables.js';
 import { RingkvError } from '../util/errors.js';
 import type { CellHint, CrdtHint, Hint, KvHint, StoredHint } from './protocol.js';
-import { wideWriteMessage } from '../router/wide-replicas.js';
+import { wideWriteMessage } from '../router/wide-protocol.js';
 import { isExpired, ReplayThrottle, replayRate, replayWindow, settledPrefix } from './policy.js';
 import type { HintStore } from './store.js';
 
@@ -49,6 +50,22 @@ export interface HintStats {
   replay: Record<string, ReplayProgress>;
 }
 
+/**
+ * What the hint service needs of the cluster (the Cluster implements it): its own peer messages,
+ * the replica writes a replay sends, and the membership facts that decide when to replay.
+ */
+export interface HintPeers extends PeerServices, Pick<RemoteReplicas, 'writeRecord'> {
+  readonly selfId: string;
+  /** Whether the failure detector sees the node up. */
+  isUp(nodeId: string): boolean;
+  /** The ring this node routes by (its digest is compared with the target's before a replay). */
+  currentLayout(): { digest: string };
+  /** A member's status as gossip knows it (undefined: unknown); hints for a node that `left` are dropped. */
+  memberStatus(nodeId: string): string | undefined;
+  /** A key-value replica write (the versions as objects): the replay of a key-value hint. */
+  write(nodeId: string, op: ReplicaWrite, timeoutMs: number): Promise<unknown>;
+}
+
 const REPLAY_PAGE = 500;
 /** Hints read per expiry op: one op holds the hints actor for about a millisecond. */
 const EXPIRE_BUDGET = 2000;
@@ -90,10 +107,10 @@ export class HintService {
   readonly stats: Omit<HintStats, 'pending' | 'replay'> = { stored: 0, refused: 0, replayed: 0, replayFailures: 0, expired: 0, obsolete: 0, lastReplay: {} };
   onCountsChanged: ((total: number) => void) | undefined;
 
-  constructor(private readonly o: { cluster: Cluster; store: HintStore; config: NodeConfig; log: Logger }) {
+  constructor(private readonly o: { peers: HintPeers; store: HintStore; config: NodeConfig; log: Logger }) {
     this.window = replayWindow(o.config.hintReplayPerSecond);
     o.store.onCounts = () => this.publish();
-    o.cluster.registerService('hint-store', async (body) => {
+    o.peers.registerService('hint-store', async (body) => {
       // Key-value and CRDT hints may be stored on another node (a wide-column hint stays with its coordinator).
       const hint = body['hint'] as KvHint | CrdtHint | undefined;
       const valid = hint && typeof hint.target === 'string' && (hint.mode === 'crdt' ? hint.state instanceof Uint8Array : hint.mode !== ('cell' as string) && Array.isArray(hint.versions));
@@ -101,7 +118,7 @@ export class HintService {
       return { stored: await this.storeLocal(hint) };
     });
     // Asked by a node about to replay hints to this one: which ring this node routes by.
-    o.cluster.registerService('hint-ring', async () => ({ digest: o.cluster.currentLayout().digest }));
+    o.peers.registerService('hint-ring', async () => ({ digest: o.peers.currentLayout().digest }));
   }
 
   async start(): Promise<void> {
@@ -137,8 +154,8 @@ export class HintService {
         : h.mode === 'crdt'
           ? { target: h.target, table: h.table, mode: 'crdt', key: h.key, state: h.state, createdAt }
           : { target: h.target, table: h.table, mode: h.mode, key: h.key, versions: h.versions, createdAt };
-    if (holder === null || holder === this.o.cluster.selfId) return this.storeLocal(hint);
-    const r = (await this.o.cluster.request(holder, { t: 'hint-store', hint }, timeoutMs)) as { stored?: boolean };
+    if (holder === null || holder === this.o.peers.selfId) return this.storeLocal(hint);
+    const r = (await this.o.peers.request(holder, { t: 'hint-store', hint }, timeoutMs)) as { stored?: boolean };
     return r.stored === true;
   }
 
@@ -146,8 +163,8 @@ export class HintService {
     if (this.stopped) return;
     if (this.total() > 0) void this.expireOld();
     for (const [target, n] of Object.entries(this.o.store.pendingCounts())) {
-      if (n > 0 && this.o.cluster.gossip.get(target)?.info.status === 'left') void this.dropLeft(target);
-      else if (n > 0 && this.o.cluster.isUp(target)) void this.replay(target);
+      if (n > 0 && this.o.peers.memberStatus(target) === 'left') void this.dropLeft(target);
+      else if (n > 0 && this.o.peers.isUp(target)) void this.replay(target);
     }
   }
 
@@ -220,7 +237,7 @@ export class HintService {
     try {
       for (;;) {
         if (this.stopped) break;
-        if (!this.o.cluster.isUp(target)) {
+        if (!this.o.peers.isUp(target)) {
           pass.lastError = `${target} went down`;
           break;
         }
@@ -271,8 +288,8 @@ export class HintService {
    * reports the same ring digest (the next tick retries).
    */
   private async ringDiffers(target: string): Promise<string | null> {
-    const mine = this.o.cluster.currentLayout().digest;
-    const r = (await this.o.cluster.request(target, { t: 'hint-ring' }, this.o.config.requestTimeoutMs)) as { digest?: unknown };
+    const mine = this.o.peers.currentLayout().digest;
+    const r = (await this.o.peers.request(target, { t: 'hint-ring' }, this.o.config.requestTimeoutMs)) as { digest?: unknown };
     return r.digest === mine ? null : `${target} routes by ring ${String(r.digest)}, this node by ${mine}; replay waits for them to agree`;
   }
 
@@ -336,16 +353,16 @@ export class HintService {
   private async deliver(target: string, h: Hint): Promise<void> {
     const timeoutMs = this.o.config.requestTimeoutMs;
     if (h.mode === 'cell') {
-      await this.o.cluster.request(target, wideWriteMessage({ table: h.table, tableId: h.tableId, key: h.key, entries: h.entries }), timeoutMs);
+      await this.o.peers.request(target, wideWriteMessage({ table: h.table, tableId: h.tableId, key: h.key, entries: h.entries }), timeoutMs);
       return;
     }
     const tableId = Buffer.from(tableIdOf(h.table), 'hex');
     if (h.mode === 'crdt') {
       // A CRDT state goes as it is: the target joins it with what it holds.
-      await this.o.cluster.writeRecord(target, { table: h.table, tableId, mode: 'crdt', key: h.key, record: h.state }, timeoutMs);
+      await this.o.peers.writeRecord(target, { table: h.table, tableId, mode: 'crdt', key: h.key, record: h.state }, timeoutMs);
       return;
     }
-    await this.o.cluster.write(target, { table: h.table, tableId, mode: h.mode, key: h.key, versions: h.versions }, timeoutMs);
+    await this.o.peers.write(target, { table: h.table, tableId, mode: h.mode, key: h.key, versions: h.versions }, timeoutMs);
   }
 
   private trimPasses(): void {
@@ -381,7 +398,7 @@ export class HintService {
       const p = this.passes.get(t);
       out[t] = {
         pending: pending[t] ?? 0,
-        targetUp: this.o.cluster.isUp(t),
+        targetUp: this.o.peers.isUp(t),
         replaying: p?.replaying ?? false,
         sent: p?.sent ?? 0,
         failed: p?.failed ?? 0,

@@ -328,7 +328,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
 
   const hintStore = await HintStore.start({ handle: odb.db.handle, durability: config.durability, maxHintsPerTarget: 1_000_000 });
   undo.push({ what: 'hint store', fn: () => hintStore.close() });
-  const hints = new HintService({ cluster, store: hintStore, config, log });
+  const hints = new HintService({ peers: cluster, store: hintStore, config, log });
   // Advertise the hint count through gossip (ringkv status shows it), at most twice a second.
   let hintGossip: NodeJS.Timeout | undefined;
   hints.onCountsChanged = () => {
@@ -352,10 +352,9 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
   });
   checkpoint();
 
-  const router = new Router({ selfId: identity.id, ring, layout: cluster.currentLayout(), shards: pool, tables, config, log });
-  router.remote = cluster;
-  router.hints = hints;
-  cluster.router = router;
+  // The router reaches other nodes' replicas through the cluster and serves this node's replica
+  // operations on the cluster's peer port (it registers them, as the hint service does its own).
+  const router = new Router({ selfId: identity.id, ring, layout: cluster.currentLayout(), shards: pool, tables, config, log, remote: cluster, hints, peers: cluster });
   cluster.onLayout = (l) => router.setLayout(l);
   cluster.onMovements = (v) => (router.pending = v.pending);
   router.setLayout(cluster.currentLayout());
@@ -434,7 +433,7 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
         hints: m.id === identity.id ? hints.total() : (m.info.hints ?? 0),
       })),
       hints: hints.snapshot(),
-      shards: stats.map((s) => ({ shard: s.shard, keys: s.keys, queue: pool.queueDepth(s.shard), writes: s.writes, reads: s.reads, batches: s.batches })),
+      shards: stats.map((s) => ({ shard: s.shard, keys: s.keys, queue: pool.queueDepth(s.shard), writes: s.writes, reads: s.reads, batches: s.batches, walSyncs: s.walSyncs })),
       // The range movement this node drives (or drove last), and every one under way in the cluster.
       movement: movements.summary(),
       movements: movements.clusterMovements(),

@@ -12,7 +12,7 @@ import type { NodeConfig } from '../config/config.js';
 import type { ResolvedConsistency } from './consistency.js';
 import type { CrdtDeps, CrdtReplicaIo } from './crdt-replicas.js';
 import { QuorumReadCoordination } from './quorum-read.js';
-import type { ConsistencyReport, Done, Replica } from './router.js';
+import type { ConsistencyReport, Done, Replica } from './types.js';
 
 export interface CrdtReadResult {
   /** False when no replica that answered holds the key; `value` is then the type's empty value. */

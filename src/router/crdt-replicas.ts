@@ -12,12 +12,14 @@
  */
 import type { NodeConfig } from '../config/config.js';
 import type { CrdtType } from '../crdt/index.js';
-import type { HintService } from '../hints/service.js';
+import type { HintSink } from '../hints/protocol.js';
 import type { Logger } from '../log/logger.js';
 import type { WireReply } from '../storage/shard-wire.js';
 import type { ShardPool } from '../storage/shards.js';
 import { RingkvError, type ErrorCode } from '../util/errors.js';
-import type { PeerReplicaWrite, ReplicaRead, Replica, Router } from './router.js';
+import type { Router } from './router.js';
+import type { PeerReplicaWrite, ReplicaRead } from './replica-protocol.js';
+import type { Replica } from './types.js';
 import { tableIdBytes, type TableDef, type TableRegistry } from './tables.js';
 
 /** The peer message that asks a replica to apply an operation (answered by CrdtCoordinator.onPeerApply). */
@@ -44,7 +46,7 @@ export interface CrdtDeps {
   router: Pick<Router, 'replicasOf' | 'isUp' | 'pendingUp' | 'planWrite' | 'track' | 'counters' | 'quorumError' | 'selfId' | 'observer'>;
   shards: Pick<ShardPool, 'crdtApply' | 'write' | 'read'>;
   remote: CrdtRemote | undefined;
-  hints: () => HintService | undefined;
+  hints: () => HintSink | undefined;
   tables: TableRegistry;
   config: NodeConfig;
   log: Logger;

@@ -26,7 +26,8 @@ import type { ResolvedConsistency } from './consistency.js';
 import type { ApplyOutcome, CrdtDeps, CrdtKeyIo } from './crdt-replicas.js';
 import { QuorumTracker } from './quorum.js';
 import { consistencyReport } from './quorum-read.js';
-import type { ConsistencyReport, Done, Replica, WritePlan } from './router.js';
+import type { WritePlan } from './router.js';
+import type { ConsistencyReport, Done, Replica } from './types.js';
 
 export interface CrdtUpdateResult {
   /** The value of the coordinating replica's new state, and its context for later removes. */

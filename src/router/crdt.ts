@@ -12,7 +12,7 @@ import { resolveConsistency, type ConsistencySpec } from './consistency.js';
 import { crdtReadResult, CrdtReadCoordination, type CrdtReadResult } from './crdt-read.js';
 import { CrdtReplicaIo, peerApplyReply, type ApplyOutcome, type CrdtDeps, type PeerCrdtApplyReply } from './crdt-replicas.js';
 import { CrdtUpdateCoordination, type CrdtUpdateResult } from './crdt-write.js';
-import type { Done } from './router.js';
+import type { Done } from './types.js';
 import { tableIdBytes, validateTableName, type TableDef } from './tables.js';
 
 export type { CrdtReadResult, CrdtUpdateResult };

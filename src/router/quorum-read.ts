@@ -12,7 +12,7 @@ import type { NodeConfig } from '../config/config.js';
 import type { RingkvError } from '../util/errors.js';
 import type { ResolvedConsistency } from './consistency.js';
 import { QuorumTracker } from './quorum.js';
-import type { ConsistencyReport, Done, Replica, RouterCounters } from './router.js';
+import type { ConsistencyReport, Done, Replica, RouterCounters } from './types.js';
 
 /** What a read coordination needs of the router. */
 export interface QuorumReadPorts {

@@ -4,7 +4,6 @@ import { tokenInto, tokenOf, type Token } from '../ring/hash.js';
 import type { RingLayout } from '../ring/builder.js';
 import { Liveness, RingTable, MAX_REPLICAS } from '../ring/table.js';
 import type { ShardPool } from '../storage/shards.js';
-import type { WireWriteMode } from '../storage/shard-wire.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import {
   DotCounter,
@@ -28,7 +27,7 @@ import { LiveCoordinations, OVERDUE_GRACE_MS, type CoordinationKind } from './co
 import { QuorumTracker } from './quorum.js';
 import { consistencyReport, QuorumReadCoordination } from './quorum-read.js';
 import { clockwiseFallbacks, placeHints, type HintPlacement } from '../hints/policy.js';
-import type { HintService } from '../hints/service.js';
+import type { HintSink } from '../hints/protocol.js';
 import { notKeyValue, tableIdBytes, type TableDef, type TableRegistry } from './tables.js';
 import { MAX_TTL_SECONDS } from '../versions/index.js';
 
@@ -56,51 +55,11 @@ import {
 } from './scan.js';
 
 export type { PeerReplicaScan, ScanPage, ScanRequest, ScanResult, ScanRow } from './scan.js';
-
-/**
- * A replica's storage-level operation, as sent to a local shard or a remote node's router.
- * `tableId` is the table's id bytes (tableIdBytes, TABLE_ID_BYTES long); a receiving node checks it
- * against the name, so a peer that computes ids differently is refused rather than mixed in.
- */
-export interface ReplicaWrite {
-  table: string;
-  tableId: Uint8Array;
-  mode: ConflictMode;
-  key: Uint8Array;
-  versions: Version[];
-  /** Ask the replica to answer with the merged versions it now stores. */
-  returnMerged?: boolean;
-}
-export interface ReplicaRead {
-  table: string;
-  tableId: Uint8Array;
-  key: Uint8Array;
-}
-
-/**
- * A replica write as it crosses the peer port: the versions as their canonical record bytes
- * (encodeRecord), which the receiving node validates and hands to its shard as they are. Objects
- * would cost a msgpack encode on the sender and a decode plus a record encode on the receiver.
- */
-export interface PeerReplicaWrite {
-  table: string;
-  tableId: Uint8Array;
-  /** The records' mode: a key-value table's versions, or a crdt table's state (`crdt`). */
-  mode: WireWriteMode;
-  key: Uint8Array;
-  record: Uint8Array;
-  returnMerged?: boolean;
-}
-
-/** How the router reaches replicas on other nodes (the peer transport implements it). Records are encodeRecord bytes. */
-export interface RemoteReplicas {
-  /** Resolves with the merged record when `op.returnMerged`, else null. */
-  writeRecord(nodeId: string, op: PeerReplicaWrite, timeoutMs: number): Promise<Uint8Array | null>;
-  /** Resolves with the replica's stored record, or null when it holds none. */
-  readRecord(nodeId: string, op: ReplicaRead, timeoutMs: number): Promise<Uint8Array | null>;
-  /** One page of the replica's rows of a scan segment (the caller checks it with checkScanPage). */
-  scanRecords(nodeId: string, op: PeerReplicaScan, timeoutMs: number): Promise<ScanPage>;
-}
+import type { ConsistencyReport, Done, Replica, RouterCounters } from './types.js';
+import { registerReplicaHandlers, type PeerReplicaWrite, type RemoteReplicas, type ReplicaRead, type ReplicaWrite } from './replica-protocol.js';
+import type { PeerServices } from '../cluster/peer-services.js';
+export type { ConsistencyReport, Done, Replica, RouterCounters } from './types.js';
+export type { PeerReplicaWrite, RemoteReplicas, ReplicaRead, ReplicaWrite } from './replica-protocol.js';
 
 export interface WriteRequest {
   table: string;
@@ -113,13 +72,6 @@ export interface WriteRequest {
   timeoutMs?: number | undefined;
   /** Seconds until the value expires (absent or 0: never); not with a tombstone. */
   ttlSeconds?: number | undefined;
-}
-
-export interface ConsistencyReport {
-  n: number;
-  required: number;
-  replied: number;
-  clamped?: ResolvedConsistency['clamped'];
 }
 
 export interface WriteResult {
@@ -139,29 +91,6 @@ export interface ReadResult {
   values: Version[];
   context: string;
   consistency: ConsistencyReport;
-}
-
-export interface RouterCounters {
-  coordinatedWrites: number;
-  coordinatedReads: number;
-  coordinatedScans: number;
-  replicaWrites: number;
-  replicaReads: number;
-  readRepairs: number;
-  unavailable: number;
-  timeouts: number;
-  hintedWrites: number;
-  /** Coordinations started and not answered yet (a gauge; it returns to 0 when the node is idle). */
-  coordinationsInFlight: number;
-  /** Coordinations the deadline backstop had to answer (a bug when non-zero; see coordinations.ts). */
-  overdueCoordinations: number;
-}
-
-/** A replica of a key. On this node, the key's shard follows from its token (ShardPool picks it). */
-export interface Replica {
-  nodeIndex: number;
-  nodeId: string;
-  local: boolean;
 }
 
 /** A key's token words, ring position and replicas (in preference order). */
@@ -213,11 +142,12 @@ export class Router {
   private readonly tok = new Uint32Array(2);
   private readonly outNodes = new Uint16Array(MAX_REPLICAS);
   private readonly outPos = new Int32Array(1);
-  remote: RemoteReplicas | undefined;
+  /** How this router reaches replicas on other nodes (absent in unit setups without a cluster). */
+  readonly remote: RemoteReplicas | undefined;
   /** Times every coordinated request (metrics); absent = no per-request cost at all. */
   observer: RequestObserver | undefined;
   /** Hinted handoff (absent in unit setups without a cluster). */
-  hints: HintService | undefined;
+  readonly hints: HintSink | undefined;
   /**
    * The pending replicas of the range movements under way (src/streaming/pending.ts), or null when
    * none is: every write also goes to them, and their acks do not count toward W.
@@ -233,10 +163,19 @@ export class Router {
       tables: TableRegistry;
       config: NodeConfig;
       log: Logger;
+      /** Remote replicas (the cluster's peer transport). */
+      remote?: RemoteReplicas;
+      /** Hinted handoff for down replicas. */
+      hints?: HintSink;
+      /** Where this router serves the replica operations of other nodes' coordinators. */
+      peers?: Pick<PeerServices, 'registerService'>;
     },
   ) {
     this.layout = opts.layout;
     this.dots = new DotCounter();
+    this.remote = opts.remote;
+    this.hints = opts.hints;
+    if (opts.peers) registerReplicaHandlers(opts.peers, this);
   }
 
   /** Called by the node whenever it publishes a new ring (same thread, so lookups stay consistent). */
@@ -897,9 +836,6 @@ export function nowMicros(): number {
   return lastMicros;
 }
 
-/** A completion callback: exactly one of (error) or (null, result). */
-export type Done<T> = (err: Error | null, result: T | undefined) => void;
-
 /** The operations a coordinator serves, as metrics label them (a delete is a tombstone write). */
 export type RequestOp = 'read' | 'write' | 'delete' | 'scan';
 
@@ -926,7 +862,7 @@ interface CoordinationPorts {
   isUp(r: Replica): boolean;
   /** Liveness of a pending replica (it may be outside the current layout: a joining node). */
   pendingUp(r: Replica): boolean;
-  hints(): HintService | undefined;
+  hints(): HintSink | undefined;
   writeReplica(r: Replica, hi: number, lo: number, op: ReplicaWrite, record: Uint8Array | null, timeoutMs: number, cb: ReplicaCallback): void;
   readReplica(r: Replica, hi: number, lo: number, op: ReplicaRead, timeoutMs: number, cb: ReplicaCallback): void;
   quorumError(kind: 'read' | 'write', t: QuorumTracker, cons: ResolvedConsistency, timedOut: boolean): RingkvError;

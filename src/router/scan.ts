@@ -20,7 +20,7 @@ import { decodeStorageKey } from '../storage/keys.js';
 import { RingkvError, invariant } from '../util/errors.js';
 import { contextOf, decodeRecord, encodeContext, mergeVersions, readableValues, type MergeMode, type Version } from '../versions/index.js';
 import type { ConsistencySpec, ResolvedConsistency } from './consistency.js';
-import type { ConsistencyReport, Done } from './router.js';
+import type { ConsistencyReport, Done } from './types.js';
 
 /** Bounds of one scan request. */
 export const SCAN_LIMITS = Object.freeze({

@@ -5,6 +5,7 @@ import { xxh64Pair } from '../ring/hash.js';
 import { TABLE_ID_BYTES } from '../storage/keys.js';
 import type { MetaStore } from '../storage/meta.js';
 import { badRequest, invariant, RingkvError } from '../util/errors.js';
+import { TABLE_NAME_RE, validateTableName } from '../api/table-name.js';
 import type { MergeMode } from '../versions/reconcile.js';
 
 export interface TableDef {
@@ -51,14 +52,8 @@ function settingsKey(t: TableDef): string {
   return `${t.conflicts}/${t.type ?? ''}/${t.n}/${t.quorum}/${t.createdAt}`;
 }
 
-export const TABLE_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
-
-export function validateTableName(name: unknown): string {
-  if (typeof name !== 'string' || !TABLE_NAME_RE.test(name)) {
-    throw badRequest(`table name must match [A-Za-z0-9_-]{1,64}, got ${JSON.stringify(name)}`, { field: 'table' });
-  }
-  return name;
-}
+// The name rule lives in the shared protocol module (the client checks names too).
+export { TABLE_NAME_RE, validateTableName };
 
 /**
  * A table's id: the first TABLE_ID_BYTES (16) bytes of SHA-256 of its UTF-8 name, as hex.

@@ -21,16 +21,17 @@
  * concurrently: like a Cassandra counter batch, a failure may leave some of them applied.
  */
 import { parseOp } from '../crdt/index.js';
-import type { HintService } from '../hints/service.js';
+import type { HintSink } from '../hints/protocol.js';
 import type { Logger } from '../log/logger.js';
 import { badRequest, RingkvError } from '../util/errors.js';
 import type { CounterUpdate } from '../wide/planner.js';
 import { resolveConsistency, type ConsistencySpec } from './consistency.js';
 import { applyOutcomeOf, type ApplyOutcome, type CrdtDeps, type CrdtKeyIo } from './crdt-replicas.js';
 import { CrdtUpdateCoordination, type CrdtUpdateResult } from './crdt-write.js';
-import type { Replica } from './router.js';
+import type { Replica } from './types.js';
 import type { TableDef } from './tables.js';
-import type { WideCounterBody, WideReplicas } from './wide-replicas.js';
+import type { WideReplicas } from './wide-replicas.js';
+import type { WideCounterBody } from './wide-protocol.js';
 import { remainingMs, type WideCoordinatorDeps, type WideTarget } from './wide-write.js';
 
 export const WIDE_COUNTER_LIMITS = Object.freeze({
@@ -47,7 +48,7 @@ export class WideCounterIo implements CrdtKeyIo {
 
   constructor(
     private readonly replicas: WideReplicas,
-    private readonly hints: HintService | undefined,
+    private readonly hints: HintSink | undefined,
     readonly log: Logger,
     private readonly t: WideTarget,
     u: CounterUpdate,

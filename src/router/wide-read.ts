@@ -17,9 +17,9 @@ import type { PlannedPartition, SelectPlan } from '../wide/planner.js';
 import type { ResultCollector, Verdict } from '../wide/results.js';
 import { mergeSlicePages, SLICE_LIMITS, type SlicePage } from '../wide/slice.js';
 import { resolveConsistency, type ConsistencySpec } from './consistency.js';
-import type { Replica } from './router.js';
+import type { Replica } from './types.js';
 import { localFirst, quorumError, remainingMs, type WideCoordinatorDeps, type WideTarget } from './wide-write.js';
-import type { WideSliceBody } from './wide-replicas.js';
+import type { WideSliceBody } from './wide-protocol.js';
 import type { WideTableSchema } from '../wide/schema.js';
 
 /** What one SELECT's partition reads share. */

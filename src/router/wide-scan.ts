@@ -24,7 +24,7 @@ import type { PlannedPartition, SelectPlan } from '../wide/planner.js';
 import type { Verdict } from '../wide/results.js';
 import { ScanRowStream, type ScanEntry } from '../wide/scan-stream.js';
 import { resolveConsistency } from './consistency.js';
-import type { Replica } from './router.js';
+import type { Replica } from './types.js';
 import { checkScanPage, clipWalk, planScanSegments, scanWalkStart, type ScanPage, type ScanSegment } from './scan.js';
 import type { TableDef } from './tables.js';
 import { readPartition, type WideReadContext } from './wide-read.js';

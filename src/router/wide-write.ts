@@ -14,14 +14,16 @@
  * some partitions written).
  */
 import type { NodeConfig } from '../config/config.js';
-import type { HintService } from '../hints/service.js';
+import type { HintSink } from '../hints/protocol.js';
 import type { Logger } from '../log/logger.js';
 import { RingkvError } from '../util/errors.js';
 import type { PartitionWrite, WritePlan } from '../wide/planner.js';
 import { resolveConsistency, type ConsistencySpec, type ResolvedConsistency } from './consistency.js';
 import { QuorumTracker } from './quorum.js';
-import type { Replica, Router } from './router.js';
-import type { WideReplicas, WideWriteBody } from './wide-replicas.js';
+import type { Router } from './router.js';
+import type { Replica } from './types.js';
+import type { WideReplicas } from './wide-replicas.js';
+import type { WideWriteBody } from './wide-protocol.js';
 
 export const WIDE_WRITE_LIMITS = Object.freeze({
   /** Entry bytes (suffixes + records) of one statement: IN lists multiply a value, this bounds the product (413 past it). */
@@ -31,7 +33,7 @@ export const WIDE_WRITE_LIMITS = Object.freeze({
 export interface WideCoordinatorDeps {
   router: Router;
   replicas: WideReplicas;
-  hints: HintService | undefined;
+  hints: HintSink | undefined;
   config: NodeConfig;
   log: Logger;
 }

@@ -36,6 +36,12 @@ interface NativeChainedBatch {
   _clear(): void;
 }
 
+/** Batches committed with the WAL fsynced, by every SyncWriteBatch of this thread (a shard reports it in its stats). */
+let fsyncedCommits = 0;
+export function fsyncedCommitCount(): number {
+  return fsyncedCommits;
+}
+
 /**
  * A WriteBatch for one column family that is written synchronously and reused: one native batch
  * per owner for its whole life, cleared after every commit. Not shared between threads. `putIn` /
@@ -81,6 +87,7 @@ export class SyncWriteBatch {
     if (this.count === 0) return;
     try {
       this.native._writeSync({ sync });
+      if (sync) fsyncedCommits++;
     } finally {
       this.native._clear();
       this.count = 0;

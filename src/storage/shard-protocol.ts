@@ -256,6 +256,8 @@ export interface ShardStats {
   writes: number;
   reads: number;
   batches: number;
+  /** Batches this shard's thread committed with the WAL fsynced (durability sync: every write batch; periodic: shard 0's interval sync). */
+  walSyncs: number;
   queue: number;
   /** Merkle trees kept (one per local ring range, over this shard's keys) and how many are built (not mid-rebuild). */
   merkleRanges: number;

@@ -88,6 +88,8 @@ export type Reply = Record<string, unknown> & { id: number | null; ok: boolean }
 export class RawClient {
   readonly replies: Reply[] = [];
   closed = false;
+  /** Bytes read from the socket so far (frame headers included): with one reply outstanding, its frame's size. */
+  bytesIn = 0;
   private readonly decoder = new FrameDecoder(64 * 1024 * 1024);
   private constructor(readonly socket: Socket) {}
 
@@ -108,6 +110,7 @@ export class RawClient {
 
   startReading(): void {
     this.socket.on('data', (chunk: Buffer) => {
+      this.bytesIn += chunk.length;
       for (const m of this.decoder.push(chunk)) this.replies.push(m as Reply);
     });
     this.socket.resume();

@@ -13,6 +13,7 @@ import { RingTable } from '../../src/ring/table.js';
 import { allocateTokens } from '../../src/ring/tokens.js';
 import { Router, type PeerReplicaScan, type PeerReplicaWrite, type ReplicaRead, type RemoteReplicas, type ScanPage } from '../../src/router/router.js';
 import { TableRegistry } from '../../src/router/tables.js';
+import type { PeerServices } from '../../src/cluster/peer-services.js';
 import { encodeStorageKey, storageKeyHasTable } from '../../src/storage/keys.js';
 import type { MetaStore } from '../../src/storage/meta.js';
 import type { WireCallback } from '../../src/storage/shards.js';
@@ -122,7 +123,15 @@ export class FakeRemote implements RemoteReplicas {
 export const nullMeta = { set: () => undefined, get: () => undefined, list: async () => [] } as unknown as MetaStore;
 
 /** A router on node n1 of a 3-node ring, with fakes behind it. */
-export function routerSetup(opts: { config?: Partial<NodeConfig>; vnodes: number; seedBase: number; pages?: readonly number[]; tableIdOf?: (name: string) => string }): {
+export function routerSetup(opts: {
+  config?: Partial<NodeConfig>;
+  vnodes: number;
+  seedBase: number;
+  pages?: readonly number[];
+  tableIdOf?: (name: string) => string;
+  /** Where the router registers its replica handlers (the cluster's peer services in a node). */
+  peers?: Pick<PeerServices, 'registerService'>;
+}): {
   router: Router;
   remote: FakeRemote;
   shards: FakeShards;
@@ -140,8 +149,7 @@ export function routerSetup(opts: { config?: Partial<NodeConfig>; vnodes: number
   const stores = new Map(NODES.map((n, i) => [n, new Store(opts.pages?.[i])]));
   const tables = new TableRegistry(nullMeta, config.tables, opts.tableIdOf);
   const shards = new FakeShards(stores.get('n1')!);
-  const router = new Router({ selfId: 'n1', ring, layout, shards: shards as never, tables, config, log: pino({ level: 'silent' }) });
   const remote = new FakeRemote(stores);
-  router.remote = remote;
+  const router = new Router({ selfId: 'n1', ring, layout, shards: shards as never, tables, config, log: pino({ level: 'silent' }), remote, ...(opts.peers ? { peers: opts.peers } : {}) });
   return { router, remote, shards, stores, tables, layout };
 }

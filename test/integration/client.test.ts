@@ -13,6 +13,18 @@ async function coordinated(url: string): Promise<{ writes: number; reads: number
   return { writes: r['coordinatedWrites'] as number, reads: r['coordinatedReads'] as number };
 }
 
+/** `ringkv ingest`'s summary: the JSON object on the last line of its stdout. */
+function summaryOf(stdout: string): Record<string, unknown> {
+  const last = stdout.trim().split('\n').at(-1) ?? '';
+  expect(last, stdout).toMatch(/^\{.*\}$/);
+  return JSON.parse(last) as Record<string, unknown>;
+}
+
+/** The line numbers ingest reported as bad (`line N: why` on stderr), in order. */
+function reportedLines(stderr: string): number[] {
+  return [...stderr.matchAll(/^line (\d+): /gm)].map((m) => Number(m[1]));
+}
+
 describe('token-aware client and ingest against 3 real nodes', () => {
   let lc: LocalCluster;
   const sock = (i: number): string => path.join(lc.dir, `node${i}`, 'ringkv.sock');
@@ -96,7 +108,8 @@ describe('token-aware client and ingest against 3 real nodes', () => {
     const secs = (Date.now() - t0) / 1000;
     expect(r.code, r.stderr).toBe(0);
     console.log(`ingest of ${ROWS} rows into 3 nodes (N=3): ${secs.toFixed(1)} s wall; summary: ${r.stdout.trim().split('\n').at(-1)}`);
-    expect(r.stdout + r.stderr).toMatch(/100000/);
+    // The summary (stdout's last line, JSON) counts every row written, none failed.
+    expect(summaryOf(r.stdout)).toMatchObject({ table: 'ingested', rows: ROWS, written: ROWS, errors: 0, stopped: false });
 
     const client = await RingkvClient.connect({ socket: sock(2) });
     try {
@@ -118,16 +131,17 @@ describe('token-aware client and ingest against 3 real nodes', () => {
   it('reports bad lines by number and never drops them silently', async () => {
     const file = path.join(lc.dir, 'bad.ndjson');
     writeFileSync(file, ['{"key":"a","value":1}', 'not json', '{"key":"b","value":2}', '{"value":3}', '{"key":"c","value":3}'].join('\n') + '\n');
+    // Exit 1 (rows failed), not a crash: the summary is printed and counts the two bad lines.
     const skip = await runCli(['ingest', 'badfile', file, '--socket', sock(1), '--on-error', 'skip']);
-    expect(skip.code).not.toBe(0);
-    const out = skip.stdout + skip.stderr;
-    expect(out).toMatch(/line 2/);
-    expect(out).toMatch(/line 4/);
-    const g = await http('GET', `${lc.url(1)}/api/v1/store/badfile/c`);
-    expect(g.body['value']).toBe(3);
+    expect(skip.code, skip.stderr).toBe(1);
+    expect(summaryOf(skip.stdout)).toMatchObject({ rows: 5, written: 3, errors: 2, stopped: false });
+    expect(reportedLines(skip.stderr)).toEqual([2, 4]);
+    for (const [k, v] of [['a', 1], ['b', 2], ['c', 3]] as const) expect((await http('GET', `${lc.url(1)}/api/v1/store/badfile/${k}`)).body['value']).toBe(v);
     const stop = await runCli(['ingest', 'badfile2', file, '--socket', sock(1), '--on-error', 'stop']);
-    expect(stop.code).not.toBe(0);
-    expect(stop.stdout + stop.stderr).toMatch(/line 2/);
+    expect(stop.code, stop.stderr).toBe(1);
+    expect(summaryOf(stop.stdout)).toMatchObject({ rows: 2, written: 0, errors: 1, stopped: true });
+    expect(reportedLines(stop.stderr)).toEqual([2]);
+    expect(stop.stderr).toMatch(/^stopping: 1 valid rows read before the error \(lines 1-1\) were not written$/m);
     expect((await http('GET', `${lc.url(1)}/api/v1/store/badfile2/c`)).status).toBe(404);
   });
 });

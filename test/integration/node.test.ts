@@ -66,7 +66,10 @@ describe('single node over HTTP (real process, RocksDB on disk)', () => {
     expect(g2.body['siblings']).toBeUndefined();
   });
 
-  it('lww tables keep one winner for concurrent writes', async () => {
+  // Which of two concurrent writes wins depends on the timestamps the coordinator gives them; the
+  // timestamp rule itself (the later stamp wins whatever the arrival order) is tested in
+  // test/unit/router.test.ts ("lww: the version with the later timestamp wins ...").
+  it('lww tables keep exactly one of two concurrent writes (no siblings), and a later write replaces it', async () => {
     const t = await http('PUT', `${node.url}/api/v1/tables/metrics_lww`, { conflicts: 'lww', n: 3 });
     expect(t.status).toBe(200);
     expect(t.body['conflicts']).toBe('lww');
@@ -75,6 +78,11 @@ describe('single node over HTTP (real process, RocksDB on disk)', () => {
     expect(g.status).toBe(200);
     expect(['x', 'y']).toContain(g.body['value']);
     expect(g.body['siblings']).toBeUndefined();
+    // A write coordinated after both (a later timestamp on this node's strictly increasing clock) wins.
+    expect((await http('PUT', store('metrics_lww'), { key: 'm', value: 'z' })).status).toBe(200);
+    const g2 = await http('GET', `${store('metrics_lww')}/m`);
+    expect(g2.body['value']).toBe('z');
+    expect(g2.body['siblings']).toBeUndefined();
   });
 
   it('clamps N=3 to the one-node ring and says so', async () => {
@@ -137,10 +145,19 @@ describe('single node over HTTP (real process, RocksDB on disk)', () => {
 describe('durability and data directory rules', () => {
   // kill -9 lands while writes are in flight: a write counts only if its 200 reached the client
   // before the kill. Under both durability modes every such write must be there after a restart
-  // (a process crash keeps the OS page cache, so even `periodic` loses nothing acked here; `sync`
-  // additionally fsyncs before the ack, which only a power cut could tell apart).
+  // (a process crash keeps the OS page cache, so even `periodic` loses nothing acked here). What
+  // sets `sync` apart, an fsync of the WAL before each batch is acknowledged, only a power cut
+  // could show; the shards count their fsynced batches (`walSyncs`), so the test checks that
+  // instead: one per write batch under `sync`, only shard 0's interval sync under `periodic`.
+  const SYNC_PROBE_WRITES = 50;
+  const walSyncs = async (url: string): Promise<number> => {
+    const shards = (await http('GET', `${url}/api/v1/cluster`)).body['shards'] as Body[];
+    expect(shards).toHaveLength(2);
+    return shards.reduce((n, s) => n + (s['walSyncs'] as number), 0);
+  };
+  const fsyncRule = { periodic: 'the WAL fsynced once per syncIntervalMs', sync: 'every write batch fsynced before its ack' } as const;
   for (const durability of ['periodic', 'sync'] as const) {
-    it(`every write acknowledged before a kill -9 in mid-stream survives a restart (durability: ${durability})`, async () => {
+    it(`every write acknowledged before a kill -9 in mid-stream survives a restart (durability: ${durability}, ${fsyncRule[durability]})`, async () => {
       const dir = tempDir();
       const cfgDir = tempDir('ringkv-cfg-');
       try {
@@ -188,6 +205,16 @@ describe('durability and data directory rules', () => {
             if (r.status !== 200 || (r.body['value'] as Body)['i'] !== i) missing.push(i);
           }
           expect(missing).toEqual([]);
+
+          // One write at a time, so each is a batch of its own.
+          const before = await walSyncs(node.url);
+          const t0 = performance.now();
+          for (let i = 0; i < SYNC_PROBE_WRITES; i++) expect((await http('PUT', `${node.url}/api/v1/store/durable`, { key: `probe${i}`, value: i })).status).toBe(200);
+          const elapsedMs = performance.now() - t0;
+          const synced = (await walSyncs(node.url)) - before;
+          if (durability === 'sync') expect(synced).toBeGreaterThanOrEqual(SYNC_PROBE_WRITES);
+          // At most one interval sync per started second (syncIntervalMs 1000), plus one in flight.
+          else expect(synced).toBeLessThanOrEqual(Math.ceil(elapsedMs / 1000) + 1);
         } finally {
           await node.kill('SIGTERM');
         }

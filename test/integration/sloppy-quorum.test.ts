@@ -35,6 +35,14 @@ const REPLAY_RATE = 20; // hints/s per target: slow enough to watch a pass in pr
 const STATUS_MARGIN_SEC = 5;
 const LIVE = [1, 2, 3];
 const DEAD = 4;
+/** Concurrent writers of the W=3 stream. */
+const WRITERS = 12;
+/**
+ * Writes that may be retried because a live node was falsely suspected (phi accrual under CPU
+ * load): one episode's worth (each writer once). More means the detector convicts live nodes too
+ * often, a bug to look at rather than noise for the retry to hide.
+ */
+const MAX_RETRIED_WRITES = WRITERS;
 
 async function hintsOf(url: string): Promise<{ pending: Record<string, number>; replay: Record<string, Progress>; lastReplay: Record<string, { perSecond: number }> }> {
   const c = await http('GET', `${url}/api/v1/cluster`);
@@ -55,7 +63,8 @@ async function totalPending(target: string, lc: LocalCluster): Promise<number> {
 /**
  * PUT, retrying only a 503 that names a down node other than the one this test killed: a live node
  * falsely suspected under CPU load (phi-accrual on a shared 2-core machine). Waits until the
- * coordinator sees it up again before the retry; any other answer is returned as is.
+ * coordinator sees it up again before the retry; any other answer is returned as is. Every retry
+ * is counted in `retried`, which the test bounds (MAX_RETRIED_WRITES).
  */
 async function put(lc: LocalCluster, coord: number, pathAndQuery: string, body: unknown, retried: { n: number }): Promise<{ status: number; body: Body }> {
   for (let attempt = 0; ; attempt++) {
@@ -112,7 +121,7 @@ describe('sloppy quorum with a non-replica fallback (4 real nodes)', () => {
     const failures: string[] = [];
     const retried = { n: 0 };
     await Promise.all(
-      Array.from({ length: 12 }, async () => {
+      Array.from({ length: WRITERS }, async () => {
         while (next < KEYS) {
           const i = next++;
           const r = await put(lc, coordinatorOf(i), '/api/v1/store/sloppy4?w=3', { key: `k${i}`, value: i }, retried);
@@ -219,16 +228,22 @@ describe('sloppy quorum with a non-replica fallback (4 real nodes)', () => {
       expect(done.failed).toBe(0);
       rates[`node${n}`] = done;
       sent += done.sent;
-      // The throttle holds: a pass's rate stays near REPLAY_RATE (plus one window of burst).
-      if (done.sent >= 2 * REPLAY_RATE) expect(done.perSecond).toBeLessThanOrEqual(REPLAY_RATE * 1.3);
     }
     expect(sent).toBe(allHints);
+    // The throttle holds: a pass long enough to measure (two seconds' worth of hints or more; a
+    // shorter one is dominated by its first window's burst) replays at about REPLAY_RATE. The
+    // busiest holder's pass always is one (it had STATUS_MARGIN_SEC x REPLAY_RATE pending while
+    // replaying, above).
+    const measurable = Object.entries(rates).filter(([, p]) => p.sent >= 2 * REPLAY_RATE);
+    expect(measurable.map(([node]) => node)).toContain(`node${busiest}`);
+    for (const [node, p] of measurable) expect(p.perSecond, `${node}'s replay rate`).toBeLessThanOrEqual(REPLAY_RATE * 1.3);
     console.log(
       `sloppy quorum: ${sloppyHints} hinted W=3 writes (+${refused.length} ANY on strict), ${heldAwayFromCoordinator} held away from their coordinator, ` +
         `${retried.n} writes retried after a live node was falsely suspected; ` +
         `replay of ${allHints} hints at ${REPLAY_RATE}/s per holder finished ${ms} ms after first progress was seen:`,
       Object.fromEntries(Object.entries(rates).map(([k, v]) => [k, { sent: v.sent, perSecond: v.perSecond, ms: (v.finishedAt ?? 0) - (v.startedAt ?? 0) }])),
     );
+    expect(retried.n).toBeLessThanOrEqual(MAX_RETRIED_WRITES);
     const after = await runCli(['status', '--host', `127.0.0.1:${lc.httpBase + 1}`]);
     expect(after.code).toBe(0);
     expect(after.stdout).toMatch(new RegExp(`→ node${DEAD}: 0 pending, last pass [\\d,]+ sent`));

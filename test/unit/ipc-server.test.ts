@@ -195,10 +195,16 @@ describe('ipc server: requests', () => {
     const c = await client();
     const v = Buffer.alloc(20 * 1024, 7);
     for (let i = 0; i < 5; i++) await c.request({ id: i + 1, op: 'put', table: 't', key: `big${i}`, value: v });
+    const before = c.bytesIn;
     const r = await c.request({ id: 10, op: 'batch', items: Array.from({ length: 5 }, (_, i) => ({ op: 'get', table: 't', key: `big${i}` })) });
+    const replyFrameBytes = c.bytesIn - before;
     const results = r['results'] as Array<Record<string, unknown>>;
-    expect(results.filter((x) => x['ok'] === true).length).toBeGreaterThanOrEqual(2);
-    expect(results.filter((x) => x['code'] === 'too_large').length).toBeGreaterThanOrEqual(1);
+    // Three 20 KiB values fit in a 64 KiB frame with their overhead, a fourth would not: the
+    // values that do not fit are cut (too_large), and the reply frame really is under the limit.
+    expect(results.map((x) => (x['ok'] === true ? 'ok' : x['code']))).toEqual(['ok', 'ok', 'ok', 'too_large', 'too_large']);
+    for (const x of results.slice(0, 3)) expect((x['value'] as Buffer).equals(v)).toBe(true);
+    expect(replyFrameBytes).toBeGreaterThan(3 * v.length);
+    expect(replyFrameBytes).toBeLessThanOrEqual(64 * 1024);
     expect(c.closed).toBe(false);
   });
 });

@@ -141,22 +141,6 @@ describe('leafIndex', () => {
     expect(() => leafIndex(s, e, { hi: -1, lo: 15 }, 4)).toThrow(RangeError);
     expect(() => leafIndex(s, e, { hi: 2 ** 32, lo: 15 }, 4)).toThrow(RangeError);
   });
-
-  it('costs well under the 1 µs budget', () => {
-    const s = { hi: 0x80000000, lo: 5 };
-    const e = { hi: 0x10000000, lo: 7 };
-    const toks = Array.from({ length: 1024 }, (_, i) => ({ hi: (0x80000000 + i * 997) >>> 0, lo: i + 10 }));
-    let acc = 0;
-    for (let i = 0; i < 50_000; i++) acc += leafIndex(s, e, toks[i & 1023]!, 16); // warm up
-    const N = 200_000;
-    const t0 = performance.now();
-    for (let i = 0; i < N; i++) acc += leafIndex(s, e, toks[i & 1023]!, 16);
-    const ns = ((performance.now() - t0) / N) * 1e6;
-    console.log(`leafIndex: ${ns.toFixed(0)} ns/call (BigInt)`);
-    expect(acc).toBeGreaterThan(0);
-    // Generous bound so a loaded CI box doesn't flake; the budget itself is 1 µs.
-    expect(ns).toBeLessThan(3000);
-  });
 });
 
 describe('entryHash', () => {
@@ -395,16 +379,18 @@ describe('MerkleTree', () => {
     expect(t.rootHex()).toMatch(/^[0-9a-f]{16}$/);
   });
 
-  it('handles depth 20 with many writes quickly', () => {
-    const t = new MerkleTree(20);
-    const t0 = performance.now();
-    for (let i = 0; i < 100_000; i++) {
-      t.update((i * 2654435761) >>> 12, Uint8Array.of(i & 255, (i >> 8) & 255, i >> 16), null, { hi: 0, lo: i });
-    }
-    t.root();
-    const ms = performance.now() - t0;
-    console.log(`depth-20 tree: 100k updates + root in ${ms.toFixed(0)} ms`);
-    expect(ms).toBeLessThan(2000);
+  // Its speed is measured by `npm run bench:micro -- merkle` (bench/micro/merkle.ts), not asserted here.
+  it('depth 20 with 100k writes: the root does not depend on the order of the updates', () => {
+    const leafOf = (i: number): number => (i * 2654435761) >>> 12;
+    const keyOf = (i: number): Uint8Array => Uint8Array.of(i & 255, (i >> 8) & 255, i >> 16);
+    const forward = new MerkleTree(20);
+    const backward = new MerkleTree(20);
+    for (let i = 0; i < 100_000; i++) forward.update(leafOf(i), keyOf(i), null, { hi: 0, lo: i });
+    for (let i = 100_000 - 1; i >= 0; i--) backward.update(leafOf(i), keyOf(i), null, { hi: 0, lo: i });
+    expect(forward.rootHex()).toBe(backward.rootHex());
+    // Removing every entry again leaves the empty tree's root.
+    for (let i = 0; i < 100_000; i++) backward.update(leafOf(i), keyOf(i), { hi: 0, lo: i }, null);
+    expect(backward.rootHex()).toBe(new MerkleTree(20).rootHex());
   });
 });
 

@@ -286,16 +286,14 @@ describe('buildRing', () => {
     expect(positionOf(l, tokenFromBigInt(TWO64 - 1n))).toBe(0);
   });
 
-  it('builds a full-size ring (256 nodes x 16 vnodes, R=5, racks) quickly', () => {
+  // Its speed is measured by `npm run bench:micro -- merkle` (bench/micro/merkle.ts), not asserted here.
+  it('builds a full-size ring (256 nodes x 16 vnodes, R=5, racks) with rack-distinct replicas', () => {
     const rand = seeded(3);
     const existing: Token[][] = [];
     for (let i = 0; i < 256; i++) existing.push(randomTokens(16, rand));
     const ms = existing.map((t, i) => member(`node-${String(i).padStart(3, '0')}`, t, { rack: `r${i % 3}` }));
-    const t0 = performance.now();
     const l = buildRing(ms, { maxReplicas: 5 });
-    const ms1 = performance.now() - t0;
     expect(l.tokens.length).toBe(4096);
-    expect(ms1).toBeLessThan(1000);
     // With 3 racks, the first 3 replicas of every position are on 3 different racks.
     for (let i = 0; i < l.tokens.length; i++) {
       const racks = new Set([0, 1, 2].map((k) => ms.find((m) => m.id === l.nodeIds[l.pref[i * 5 + k]!])!.rack));

@@ -10,7 +10,9 @@ import { DEFAULT_CONFIG, type NodeConfig } from '../../src/config/config.js';
 import { initHasher } from '../../src/ring/hash.js';
 import { legacyTableIdOf, TableRegistry, tableIdBytes, tableIdOf } from '../../src/router/tables.js';
 import { RingkvError } from '../../src/util/errors.js';
-import { initVersions } from '../../src/versions/index.js';
+import { decodeRecord, encodeRecord, initVersions, newVersion } from '../../src/versions/index.js';
+import type { PeerHandler } from '../../src/cluster/peer-services.js';
+import { nowMicros } from '../../src/router/router.js';
 import { nullMeta, routerSetup } from '../helpers/router-fakes.js';
 
 function setup(over: Partial<NodeConfig> = {}) {
@@ -39,7 +41,9 @@ describe('Router coordination (fakes for shards and peers)', () => {
   it('a replica that never answers: W=2 succeeds, W=3 fails at the deadline with a 503 naming the count', async () => {
     const { router, remote } = setup();
     remote.behaviour.set('n3', 'hang');
-    await expect(router.write({ table: 't', key: key('b'), value: val('x'), tombstone: false, consistency: { w: 2 } })).resolves.toBeDefined();
+    // Answered by the two replicas that answer: W=2 of N=3, two replied (not the hung one).
+    const ok = await router.write({ table: 't', key: key('b'), value: val('x'), tombstone: false, consistency: { w: 2 } });
+    expect(ok.consistency).toEqual({ n: 3, required: 2, replied: 2 });
     const err = await router.write({ table: 't', key: key('c'), value: val('x'), tombstone: false, consistency: { w: 3 } }).then(
       () => null,
       (e: unknown) => e as RingkvError,
@@ -62,7 +66,30 @@ describe('Router coordination (fakes for shards and peers)', () => {
     stores.get('n2')!.data.clear();
     remote.behaviour.set('n3', 'fail');
     await router.read({ table: 't', key: key('d'), consistency: { r: 2 } });
-    expect(stores.get('n2')!.get(router_tableId('t'), key('d'))).not.toBeNull();
+    const repaired = stores.get('n2')!.get(router_tableId('t'), key('d'));
+    expect(repaired?.map((v) => Buffer.from(v.value).toString())).toEqual(['v']);
+  });
+
+  it('lww: the version with the later timestamp wins on every replica, not the one that arrived last', async () => {
+    const { router, stores, tables } = setup();
+    const def = tables.define('lw', { conflicts: 'lww' }, true);
+    const id = tableIdBytes(def);
+    const text = (vs: readonly { value: Uint8Array }[] | null | undefined): string[] | undefined => vs?.map((v) => Buffer.from(v.value).toString());
+    // A write another coordinator stamped 10 s ahead of this one's clock reached every replica first.
+    const ahead = newVersion({ node: 'n9', counter: 1, context: [], ts: nowMicros() + 10_000_000, tombstone: false, value: val('stamped-later'), maxClockEntries: 16 });
+    for (const s of stores.values()) s.merge(id, key('w'), 'lww', [ahead]);
+    // This coordinator's write arrives after it but carries the earlier timestamp: it loses everywhere.
+    await router.write({ table: 'lw', key: key('w'), value: val('arrived-later'), tombstone: false, consistency: { w: 3 } });
+    await new Promise((r) => setImmediate(r));
+    for (const s of stores.values()) expect(text(s.get(id, key('w')))).toEqual(['stamped-later']);
+    expect(text((await router.read({ table: 'lw', key: key('w'), consistency: { r: 3 } })).values)).toEqual(['stamped-later']);
+    // The other way round: a value stamped earlier than what the replicas hold cannot replace it,
+    // and one stamped later does (one winner, no siblings).
+    const behind = newVersion({ node: 'n8', counter: 1, context: [], ts: 1, tombstone: false, value: val('stamped-earlier'), maxClockEntries: 16 });
+    const newest = newVersion({ node: 'n7', counter: 1, context: [], ts: ahead.ts + 1, tombstone: false, value: val('stamped-last'), maxClockEntries: 16 });
+    for (const s of stores.values()) s.merge(id, key('w'), 'lww', [newest]);
+    for (const s of stores.values()) s.merge(id, key('w'), 'lww', [behind]);
+    expect(text((await router.read({ table: 'lw', key: key('w'), consistency: { r: 3 } })).values)).toEqual(['stamped-last']);
   });
 
   it('a delete without a context on a vclock table deletes what is there (not a sibling tombstone)', async () => {
@@ -169,6 +196,26 @@ function router_tableId(name: string): Buffer {
   return tableIdBytes(new TableRegistry(nullMeta, DEFAULT_CONFIG.tables).draft(name));
 }
 
+describe('the replica side on the peer port (issue 16: the router registers its own handlers)', () => {
+  it('registers write, read and scan at construction and serves them; a message without an op is bad_request', async () => {
+    const handlers = new Map<string, PeerHandler>();
+    const { router } = routerSetup({ config: { requestTimeoutMs: 300 }, vnodes: 16, seedBase: 1, peers: { registerService: (t, h) => void handlers.set(t, h) } });
+    expect([...handlers.keys()]).toEqual(['write', 'read', 'scan']);
+    const tableId = router_tableId('t');
+    const v = newVersion({ node: 'n2', counter: 1, context: [], ts: nowMicros(), tombstone: false, value: val('from-a-peer'), maxClockEntries: 16 });
+    const op = { table: 't', tableId, mode: 'vclock', key: key('peer-k'), record: encodeRecord([v]) };
+    expect(await handlers.get('write')!({ t: 'write', op }, 'n2')).toEqual({ t: 'ok' });
+    const merged = (await handlers.get('write')!({ t: 'write', op: { ...op, returnMerged: true } }, 'n2')) as { t: string; record: Uint8Array };
+    expect(merged.t).toBe('record');
+    expect(decodeRecord(merged.record).map((x) => Buffer.from(x.value).toString())).toEqual(['from-a-peer']);
+    const read = (await handlers.get('read')!({ t: 'read', op: { table: 't', tableId, key: key('peer-k') } }, 'n2')) as { t: string; record: Uint8Array };
+    expect(read.t).toBe('record');
+    expect(decodeRecord(read.record).map((x) => Buffer.from(x.value).toString())).toEqual(['from-a-peer']);
+    for (const t of ['write', 'read', 'scan']) await expect(handlers.get(t)!({ t }, 'n2')).rejects.toMatchObject({ code: 'bad_request', message: `${t} without an op` });
+    expect(router.counters.replicaWrites).toBe(2);
+  });
+});
+
 describe('table id collisions (issue 10 item 3)', () => {
   /**
    * The format-1 id (low 32 bits of xxh64), padded to the id width, under which `cfyd` and
@@ -203,6 +250,7 @@ describe('table id collisions (issue 10 item 3)', () => {
     // Every node of the 3-node fake ring is a replica of every key, so the table check decides.
     await expect(router.applyReplicaRead({ table: 't', tableId: wrong, key: key('p') })).rejects.toMatchObject({ code: 'bad_request', message: expect.stringMatching(/table id/) as unknown });
     await expect(router.applyReplicaRead({ table: 't', tableId: Buffer.alloc(4), key: key('p') })).rejects.toMatchObject({ code: 'bad_request' });
-    await expect(router.applyReplicaRead({ table: 't', tableId: tableIdBytes(new TableRegistry(nullMeta, DEFAULT_CONFIG.tables).draft('t')), key: key('p') })).resolves.not.toBeNull();
+    const stored = await router.applyReplicaRead({ table: 't', tableId: tableIdBytes(new TableRegistry(nullMeta, DEFAULT_CONFIG.tables).draft('t')), key: key('p') });
+    expect(decodeRecord(stored!).map((v) => Buffer.from(v.value).toString())).toEqual(['v']);
   });
 });

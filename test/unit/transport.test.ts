@@ -200,7 +200,9 @@ describe('PeerTransport', () => {
     const b = await start('B', async () => ++calls);
     const evil = await start('evil', echo, { secret: 'not-the-secret' });
     const e = await rejection(evil.request(addr(b), 'let me in', 2000));
-    expect(['unauthorized', 'unavailable']).toContain(e.code);
+    // B's denial itself, not a timeout or a dropped connection (those are 'unavailable').
+    expect(e.code).toBe('unauthorized');
+    expect(e.message).toMatch(/refused the connection: authentication failed$/);
     await poll('B to count the auth failure', () => b.stats().authFailures >= 1);
     expect(evil.peerIdOf(addr(b))).toBeUndefined();
 
@@ -208,7 +210,9 @@ describe('PeerTransport', () => {
     expect(c.code).toBe('unauthorized');
     expect(b.stats().authFailures).toBeGreaterThanOrEqual(2);
     // B also never trusted a connection in the other direction.
-    expect((await rejection(b.request(addr(evil), 'x', 2000))).code).toMatch(/unauthorized|unavailable/);
+    const back = await rejection(b.request(addr(evil), 'x', 2000));
+    expect(back.code).toBe('unauthorized');
+    expect(back.message).toMatch(/refused the connection: authentication failed$/);
     expect(calls).toBe(0);
   });
 
@@ -267,12 +271,11 @@ describe('PeerTransport', () => {
     const c2 = await rejection(connectAsClient(addr(b), SECRET, 'c2', 2000));
     expect(c2.message).toMatch(/authenticated connections \(limit 2\)/);
     expect(b.stats().authenticated).toBe(2);
-    // The idle ones that were not evicted close at the handshake deadline.
-    const t0 = Date.now();
+    // The idle ones that were not evicted (10 - 7) close at the handshake deadline: the server
+    // counts each as a handshake timeout.
     await Promise.all(idle.map((c) => c.closed));
-    expect(Date.now() - t0).toBeLessThan(1000);
     await poll('no unauthenticated connections left', () => b.stats().unauthenticated === 0);
-    expect(b.stats().handshakeTimeouts).toBeGreaterThanOrEqual(3);
+    expect(b.stats().handshakeTimeouts).toBe(3);
   });
 
   it('rejects a server that cannot prove it holds the secret', async () => {
@@ -364,11 +367,11 @@ describe('PeerTransport', () => {
     const a = await start('A', echo);
     const inFlight = a.request(addr(b), 'hang', 5000);
     await poll('the request to reach B', () => g.seen.length === 1);
-    const t0 = Date.now();
     await b.close();
     const e = await rejection(inFlight);
+    // At once, from the closed connection (the 5 s deadline would answer 'timeout' instead).
     expect(e.code).toBe('unavailable');
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(e.message).toMatch(/lost \(connection closed\)$/);
 
     const b2 = await start('B', echo, { port });
     await poll('A to reconnect to the restarted B', async () => (await a.request(addr(b2), 'again', 500)) === 'again', 5000);
