@@ -11,37 +11,46 @@ import { ReplyBudget, type ReplyAccount } from '../net/reply-budget.js';
 import { ReplyWriter } from '../net/reply-writer.js';
 import type { WriteRequest } from '../router/router.js';
 import { badRequest, RingkvError, type ErrorCode } from '../util/errors.js';
-import { errorWithDetails, parseCrdtGet, parseCrdtUpdate, parseDefineTable, type CrdtGetParsed, type CrdtUpdateParsed, type DefineTableParsed } from './ipc-crdt.js';
 import {
-IPC_OPS,
-IPC_PROTOCOL_VERSION,
-type BatchItemResult,
-type ErrorReply,
-type GetOk,
-type IpcLimits,
-type ItemError,type ScanOk,
-type WriteOk
+  errorWithDetails,
+  parseCrdtGet,
+  parseCrdtUpdate,
+  parseDefineTable,
+  type CrdtGetParsed,
+  type CrdtUpdateParsed,
+  type DefineTableParsed,
+} from './ipc-crdt.js';
+import {
+  IPC_OPS,
+  IPC_PROTOCOL_VERSION,
+  type BatchItemResult,
+  type ErrorReply,
+  type GetOk,
+  type IpcLimits,
+  type ItemError,
+  type ScanOk,
+  type WriteOk,
 } from './ipc-protocol.js';
 import { batchOkFrame, getOkFrame, writeOkFrame } from './ipc-reply-frames.js';
 import { BatchAssembly, errorFields, estimateBytes, getOk, REPLY_OVERHEAD, scanOk, tooLargeGet } from './ipc-replies.js';
 import {
-decodeRequest,
-describeValue,
-fieldName,
-isMsg,
-parseDigest,
-parseId,
-parseKvOp,
-parseQuery,
-parseScan,
-parseTimeout,
-refuseForeignFields,
-type DecodedRequest,
-type KvOp,
-type Msg,
-type QueryParsed,
-type ScanParsed,
-type ShapeProblem,
+  decodeRequest,
+  describeValue,
+  fieldName,
+  isMsg,
+  parseDigest,
+  parseId,
+  parseKvOp,
+  parseQuery,
+  parseScan,
+  parseTimeout,
+  refuseForeignFields,
+  type DecodedRequest,
+  type KvOp,
+  type Msg,
+  type QueryParsed,
+  type ScanParsed,
+  type ShapeProblem,
 } from './ipc-request.js';
 import type { IpcDeps } from './ipc-server-types.js';
 

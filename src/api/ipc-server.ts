@@ -26,9 +26,7 @@ import { tokenToHex } from '../ring/hash.js';
 import type { RingLayout } from '../ring/builder.js';
 import type { Done, ReadRequest, ReadResult, WriteRequest, WriteResult } from '../router/router.js';
 import { invariant, RingkvError } from '../util/errors.js';
-import {
-DEFAULT_MAX_BATCH_ITEMS,type IpcLimits,type RingInfo
-} from './ipc-protocol.js';
+import { DEFAULT_MAX_BATCH_ITEMS, type IpcLimits, type RingInfo } from './ipc-protocol.js';
 import { replyBudgetOf } from './ipc-replies.js';
 import { CLOSE_DRAIN_MS, Connection } from './ipc-connection.js';
 import { claimSocketPath, MAX_SOCKET_PATH_BYTES } from './ipc-socket-path.js';

@@ -7,11 +7,15 @@ import type { ConflictMode, NodeConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { RingkvError } from '../util/errors.js';
 import {
-contextOf,decodeRecord,
-encodeContext,
-encodeRecord,
-mergeVersions,readableValues,versionsEqual,
-type MergeMode,type Version
+  contextOf,
+  decodeRecord,
+  encodeContext,
+  encodeRecord,
+  mergeVersions,
+  readableValues,
+  versionsEqual,
+  type MergeMode,
+  type Version,
 } from '../versions/index.js';
 import { type ResolvedConsistency } from './consistency.js';
 import { QuorumTracker } from './quorum.js';

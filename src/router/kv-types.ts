@@ -4,7 +4,7 @@
  */
 import type { Version } from '../versions/index.js';
 import type { ConsistencySpec } from './consistency.js';
-import type { ConsistencyReport } from './types.js';
+import type { ConsistencyReport, Replica } from './types.js';
 
 export interface WriteRequest {
   table: string;
@@ -36,4 +36,12 @@ export interface ReadResult {
   values: Version[];
   context: string;
   consistency: ConsistencyReport;
+}
+
+/** A key's token words, ring position and replicas (in preference order). */
+export interface KeyRoute {
+  hi: number;
+  lo: number;
+  pos: number;
+  replicas: readonly Replica[];
 }

@@ -5,18 +5,7 @@ import type { RingLayout } from '../ring/builder.js';
 import { Liveness, RingTable, MAX_REPLICAS } from '../ring/table.js';
 import type { ShardPool } from '../storage/shards.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
-import {
-DotCounter,
-contextOf,
-decodeContext,
-decodeRecord,
-encodeContext,
-encodeRecord,newVersion,
-readableValues,
-vcGet,type VClock,
-type Version
-} from '../versions/index.js';
-import { decodeCrdt } from '../crdt/index.js';
+import { DotCounter, decodeContext, decodeRecord, encodeRecord, newVersion, vcGet, type VClock, type Version } from '../versions/index.js';
 import { resolveConsistency, type ConsistencySpec, type ResolvedConsistency } from './consistency.js';
 import { LiveCoordinations, OVERDUE_GRACE_MS, type CoordinationKind } from './coordinations.js';
 import { QuorumTracker } from './quorum.js';
@@ -25,44 +14,45 @@ import type { HintSink } from '../hints/protocol.js';
 import { notKeyValue, tableIdBytes, type TableDef, type TableRegistry } from './tables.js';
 import { MAX_TTL_SECONDS } from '../versions/index.js';
 
-import { positionOf } from '../ring/builder.js';
 import type { PendingReplicas } from '../streaming/pending.js';
 import { encodeStorageKey } from '../storage/keys.js';
-import { REPAIR_LIMITS } from '../storage/shard-protocol.js';
 import {
-SCAN_LIMITS,
-ScanCoordination,
-clipWalk,
-decodePagingState,
-encodePagingState,
-planScanSegments,
-scanWalkStart,
-segmentWithinRange,
-type PeerReplicaScan,
-type ScanPage,
-type ScanPorts,
-type ScanRequest,
-type ScanResult,
-type ScanSegment,
+  SCAN_LIMITS,
+  ScanCoordination,
+  clipWalk,
+  decodePagingState,
+  encodePagingState,
+  planScanSegments,
+  scanWalkStart,
+  type PeerReplicaScan,
+  type ScanPage,
+  type ScanPorts,
+  type ScanRequest,
+  type ScanResult,
+  type ScanSegment,
 } from './scan.js';
 import type { Done, Replica, RouterCounters } from './types.js';
-import type { ReadRequest, ReadResult, WriteRequest, WriteResult } from './kv-types.js';
+import type { KeyRoute, ReadRequest, ReadResult, WriteRequest, WriteResult } from './kv-types.js';
 import { registerReplicaHandlers, type PeerReplicaWrite, type RemoteReplicas, type ReplicaRead, type ReplicaWrite } from './replica-protocol.js';
 import type { PeerServices } from '../cluster/peer-services.js';
-import { decodeOrNull, EMPTY, NO_PLACEMENTS, NO_REPLICAS, ReadCoordination, WriteCoordination, type CoordinationPorts, type KvTableDef, type ReplicaCallback } from './kv-coordination.js';
+import { LocalReplicaService } from './local-replicas.js';
+import {
+  decodeOrNull,
+  EMPTY,
+  NO_PLACEMENTS,
+  NO_REPLICAS,
+  ReadCoordination,
+  WriteCoordination,
+  type CoordinationPorts,
+  type KvTableDef,
+  type ReplicaCallback,
+} from './kv-coordination.js';
 
 export type { PeerReplicaScan, ScanPage, ScanRequest, ScanResult, ScanRow } from './scan.js';
 export type { ConsistencyReport, Done, Replica, RouterCounters } from './types.js';
-export type { ReadRequest, ReadResult, WriteRequest, WriteResult } from './kv-types.js';
+export type { KeyRoute, ReadRequest, ReadResult, WriteRequest, WriteResult } from './kv-types.js';
 export type { PeerReplicaWrite, RemoteReplicas, ReplicaRead, ReplicaWrite } from './replica-protocol.js';
 
-/** A key's token words, ring position and replicas (in preference order). */
-export interface KeyRoute {
-  hi: number;
-  lo: number;
-  pos: number;
-  replicas: readonly Replica[];
-}
 
 /**
  * Where a write goes: its N targets, which of them are up, where the down ones' hints go, and the
@@ -116,6 +106,8 @@ export class Router {
    * none is: every write also goes to them, and their acks do not count toward W.
    */
   pending: PendingReplicas | null = null;
+  /** The replica side: what this node serves to coordinators (its own and other nodes'). */
+  private readonly local: LocalReplicaService;
 
   constructor(
     private readonly opts: {
@@ -138,6 +130,17 @@ export class Router {
     this.dots = new DotCounter();
     this.remote = opts.remote;
     this.hints = opts.hints;
+    this.local = new LocalReplicaService({
+      selfId: opts.selfId,
+      ring: opts.ring,
+      shards: opts.shards,
+      tables: opts.tables,
+      counters: this.counters,
+      layout: () => this.layout,
+      replicasOf: (key) => this.replicasOf(key),
+      replicasOfPos: (layout, pos) => this.replicasOfPos(layout, pos),
+      kvTable: (name) => this.kvTable(name),
+    });
     if (opts.peers) registerReplicaHandlers(opts.peers, this);
   }
 
@@ -553,39 +556,6 @@ export class Router {
   }
 
   /**
-   * A replica scan from another node's coordinator: the segment must lie inside one ring range this
-   * node stores (in its own ring view), and is read from every local shard (ShardPool.scan).
-   */
-  applyReplicaScan(op: PeerReplicaScan): Promise<ScanPage> {
-    try {
-      const words = [op.startHi, op.startLo, op.endHi, op.endLo];
-      if (!words.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff)) throw new RingkvError('bad_request', 'replica scan bounds must be uint32 words');
-      if (!Number.isInteger(op.limit) || op.limit < 1 || op.limit > REPAIR_LIMITS.maxScanPage) {
-        throw new RingkvError('bad_request', `replica scan limit must be 1..${REPAIR_LIMITS.maxScanPage}`);
-      }
-      if (op.after !== null && !(op.after instanceof Uint8Array)) throw new RingkvError('bad_request', 'replica scan cursor must be bytes or null');
-      // Any table kind: wide-column token scans read replicas through this path too.
-      const table = this.peerTable(op.table, op.tableId, 'any');
-      const layout = this.layout;
-      if (layout.tokens.length === 0) throw new RingkvError('not_owner', `node ${this.opts.selfId} has no ring yet`);
-      const end = { hi: op.endHi, lo: op.endLo };
-      const pos = positionOf(layout, end);
-      const n = layout.tokens.length;
-      const prev = layout.tokens[(pos + n - 1) % n]!;
-      // (start, end] must lie inside the range holding `end`: the shard stores whole ranges only.
-      if (!segmentWithinRange(prev, layout.tokens[pos]!, { hi: op.startHi, lo: op.startLo }, end)) {
-        throw new RingkvError('not_owner', `scan segment does not lie inside one ring range in node ${this.opts.selfId}'s ring view`);
-      }
-      const self = this.replicasOfPos(layout, pos).find((x) => x.local);
-      if (!self) throw new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of that range in its ring view`);
-      this.counters.replicaReads++;
-      return this.opts.shards.scan({ table: tableIdBytes(table), startHi: op.startHi, startLo: op.startLo, endHi: op.endHi, endLo: op.endLo, after: op.after, limit: op.limit });
-    } catch (e) {
-      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-    }
-  }
-
-  /**
    * Resolves once every coordination live now has answered: a write answers only after it has
    * handed its replica writes to the shards and the transport (or failed), so after this no write
    * coordinated with an older ring view is still to be sent. A movement's settle step waits for it.
@@ -658,87 +628,21 @@ export class Router {
     );
   }
 
-  /**
-   * Read this node's own replica of a key, without coordination (operators and tests use it to
-   * inspect one replica: `GET ...?replica=local`). Fails with not_owner when this node holds none.
-   */
-  async readLocalReplica(table: string, key: Uint8Array): Promise<ReadResult> {
-    const def = this.kvTable(table);
-    const versions = decodeOrNull(await this.applyReplicaRead({ table: def.name, tableId: tableIdBytes(def), key })) ?? [];
-    return { values: readableValues(versions, Date.now() * 1000), context: encodeContext(contextOf(versions)), consistency: { n: 1, required: 1, replied: 1 } };
+  /** Read this node's own replica of a key, without coordination (`GET ...?replica=local`). */
+  readLocalReplica(table: string, key: Uint8Array): Promise<ReadResult> {
+    return this.local.readLocalReplica(table, key);
   }
 
-  /**
-   * A replica-level write arriving from another node's coordinator: validate its record (a peer's
-   * bytes are checked like any input before they can reach storage) and store it in the owning
-   * local shard. Resolves with the merged record when asked (a view: copy or encode it at once).
-   */
   applyReplicaWrite(op: PeerReplicaWrite): Promise<Uint8Array | null> {
-    this.counters.replicaWrites++;
-    const { hi, lo, replicas } = this.replicasOf(op.key);
-    // A pending replica of the key (a range movement brings it here) takes writes too.
-    const self = replicas.find((r) => r.local);
-    if (!self && !this.opts.ring.isReplica(hi, lo)) return Promise.reject(new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of this key in its ring view`));
-    if (!(op.record instanceof Uint8Array)) return Promise.reject(new RingkvError('bad_request', 'replica write without record bytes'));
-    let tableId: Uint8Array;
-    try {
-      // A crdt table's state, or a key-value table's versions (never a wide-column table's cells).
-      const def = this.peerTable(op.table, op.tableId, op.mode === 'crdt' ? 'records' : 'kv');
-      checkPeerRecord(op, this.opts.tables.get(op.table));
-      tableId = tableIdBytes(def);
-      // A crdt table is defined explicitly and arrives by gossip; creating it on first use here
-      // would make it a vclock table until then.
-      if (op.mode !== 'crdt') this.opts.tables.getOrCreate(op.table);
-    } catch (e) {
-      if (e instanceof RingkvError) return Promise.reject(e);
-      return Promise.reject(new RingkvError('bad_request', `replica write with a bad record: ${(e as Error).message}`));
-    }
-    return new Promise((resolve, reject) =>
-      this.opts.shards.write(tableId, op.mode, op.key, hi, lo, op.record, op.returnMerged === true, (res) =>
-        res.ok ? resolve(res.record) : reject(new RingkvError(res.code as ErrorCode, res.message)),
-      ),
-    );
+    return this.local.applyReplicaWrite(op);
   }
 
-  /** A key-value or crdt table (what replica reads and writes of whole records touch), never a wide-column table. */
-  private recordsTable(name: string): TableDef {
-    const t = this.opts.tables.get(name) ?? this.opts.tables.draft(name);
-    if (t.conflicts === 'cell') throw notKeyValue(name);
-    return t;
-  }
-
-  /** A replica-level read from another node's coordinator: this node's stored record (a view), or null. */
   applyReplicaRead(op: ReplicaRead): Promise<Uint8Array | null> {
-    this.counters.replicaReads++;
-    const { hi, lo, replicas } = this.replicasOf(op.key);
-    const self = replicas.find((r) => r.local);
-    if (!self) return Promise.reject(new RingkvError('not_owner', `node ${this.opts.selfId} is not a replica of this key in its ring view`));
-    let tableId: Uint8Array;
-    try {
-      tableId = tableIdBytes(this.peerTable(op.table, op.tableId, 'records'));
-    } catch (e) {
-      return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-    }
-    return new Promise((resolve, reject) =>
-      this.opts.shards.read(tableId, op.key, hi, lo, (res) => (res.ok ? resolve(res.record) : reject(new RingkvError(res.code as ErrorCode, res.message)))),
-    );
+    return this.local.applyReplicaRead(op);
   }
 
-  /**
-   * The table a replica op from a peer names, checked: its id must be this node's id of that name
-   * (a peer computing ids another way, e.g. an older version, is refused rather than given another
-   * table's storage), and the name must not collide with a table this node knows.
-   */
-  /**
-   * `kind`: `kv` a version table; `records` what replica reads and writes touch, a version table or a
-   * crdt table (a state); `any` any table, wide-column storage views included.
-   */
-  private peerTable(name: string, id: unknown, kind: 'kv' | 'records' | 'any'): TableDef {
-    const def = kind === 'kv' ? this.kvTable(name) : kind === 'records' ? this.recordsTable(name) : (this.opts.tables.get(name) ?? this.opts.tables.draft(name));
-    if (!(id instanceof Uint8Array) || !Buffer.from(id.buffer, id.byteOffset, id.byteLength).equals(tableIdBytes(def))) {
-      throw new RingkvError('bad_request', `replica op for table ${name} carries a table id that is not this node's id of that name (a peer of another ringkv version?)`, { field: 'tableId' });
-    }
-    return def;
+  applyReplicaScan(op: PeerReplicaScan): Promise<ScanPage> {
+    return this.local.applyReplicaScan(op);
   }
 
   quorumError(kind: 'read' | 'write', t: QuorumTracker, cons: ResolvedConsistency, timedOut: boolean): RingkvError {
@@ -758,25 +662,6 @@ function refuseCrdtTable(t: TableDef): void {
   if (t.conflicts === 'crdt') {
     throw new RingkvError('bad_request', `table ${t.name} holds ${t.type ?? 'crdt'} states; read and update it through /api/v1/crdt/${t.name}/{key} (IPC crdt_get / crdt_update)`, { field: 'table' });
   }
-}
-
-/**
- * A peer's replica write, checked before it can reach storage: its mode is one this version knows,
- * its bytes decode as that mode's kind (a version record, or a CRDT state of the table's type), and
- * a table this node knows is not written with the other kind of bytes.
- */
-function checkPeerRecord(op: PeerReplicaWrite, known: TableDef | undefined): void {
-  const mode: unknown = op.mode;
-  if (mode !== 'vclock' && mode !== 'lww' && mode !== 'crdt') throw new RingkvError('bad_request', `replica write with an unknown mode ${JSON.stringify(mode)}`, { field: 'mode' });
-  if (known && (known.conflicts === 'crdt') !== (op.mode === 'crdt')) {
-    throw new RingkvError('bad_request', `replica write in mode ${op.mode} for table ${known.name}, which is a ${known.conflicts} table here`, { field: 'mode' });
-  }
-  if (op.mode !== 'crdt') {
-    decodeRecord(op.record);
-    return;
-  }
-  const state = decodeCrdt(op.record);
-  if (known?.type !== undefined && state.type !== known.type) throw new RingkvError('bad_request', `replica write of a ${state.type} state into ${known.type} table ${known.name}`, { field: 'record' });
 }
 
 let lastMicros = 0;

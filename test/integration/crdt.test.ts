@@ -212,7 +212,12 @@ describe('convergent data types on 3 real nodes', () => {
   it('W=2 increments while a node is killed (SIGKILL) and restarted: acknowledged <= final <= acknowledged + unknown, and nothing is resent', async () => {
     await allUp();
     // Two keys the client sends to node2 (their first replica), two it sends elsewhere: updates in
-    // flight to node2 when it dies lose their answers.
+    // flight to node2 when it dies lose their answers. The client routes by its copy of the ring,
+    // liveness included, which it refreshes only when the ring changes or every 30 s: after the
+    // partition test it may still hold node2 as down and send node2's keys elsewhere (then nothing
+    // is in flight to node2 at the kill). Fetch it now, and require node2 up in it.
+    const fresh = await client!.ring();
+    expect(fresh.nodes.find((n) => n.id === 'node2')?.up).toBe(true);
     const ring = client!.currentRing!;
     const firstReplica = (k: string): string => ring.nodes[ring.replicasFor(k)[0]!]!.id;
     const pick = (onNode2: boolean): string[] => {
