@@ -55,6 +55,7 @@ import { RingTable } from '../src/ring/table.js';
 import { initHasher } from '../src/ring/hash.js';
 import { initMerkle, type Hash64 } from '../src/merkle/index.js';
 import { invariant } from '../src/util/errors.js';
+import { asBuffer } from '../src/util/bytes.js';
 import {
   decodeRecord,
   encodeRecord,
@@ -153,11 +154,6 @@ async function countKeys(): Promise<number> {
     await it.close();
   }
   return n;
-}
-
-function asBuffer(u: Uint8Array): Buffer {
-  // Buffers posted between threads arrive as plain Uint8Arrays; view them without copying.
-  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
 /**
@@ -716,16 +712,27 @@ function noteDead(key: Buffer, dead: boolean): void {
   deadIndex.note(key, dead);
 }
 
+/**
+ * Delete these (key, stored record) rows in one batch (the sweep's purges, a cleanup's ranges):
+ * out of the Merkle trees, the dead-record index and the key count once the batch is committed.
+ */
+function deleteStored(rows: ReadonlyArray<readonly [Buffer, Buffer]>): void {
+  for (const [k] of rows) writeBatch.del(k);
+  writeBatch.commit(data_.durability === 'sync');
+  for (const [k, v] of rows) {
+    treeUpdate(k, hash64(v), null);
+    deadIndex.forget(k);
+  }
+  keyCount -= rows.length;
+}
+
 const sweepPorts: SweepPorts = {
   readChunk: (after, limit) => readChunk({}, after, limit),
   getMany: (keys) => db._getManySync(keys, { column }),
   isCandidate: isSweepCandidate,
   isPurgeable: (key, record, nowMs) => isPurgeableRecord(record, nowMs, graceSecondsOf(key)),
   purge(rows) {
-    for (const [k] of rows) writeBatch.del(k);
-    writeBatch.commit(data_.durability === 'sync');
-    for (const [k, v] of rows) treeUpdate(k, hash64(v), null);
-    keyCount -= rows.length;
+    deleteStored(rows);
     purgedTotal += rows.length;
   },
   nowMs: () => Date.now(),
@@ -773,15 +780,7 @@ function requestCleanup(op: CleanupOp): void {
 const cleanupPorts = {
   readChunk: (after: Buffer | null, limit: number): Buffer[] => readChunk({}, after, limit),
   rank: (hi: number, lo: number): number => ring.replicaRank(hi, lo),
-  remove(rows: ReadonlyArray<readonly [Buffer, Buffer]>): void {
-    for (const [k] of rows) writeBatch.del(k);
-    writeBatch.commit(data_.durability === 'sync');
-    for (const [k, v] of rows) {
-      treeUpdate(k, hash64(v), null);
-      deadIndex.forget(k);
-    }
-    keyCount -= rows.length;
-  },
+  remove: deleteStored,
 };
 
 function cleanupStep(): void {

@@ -13,6 +13,7 @@
  * certain to be past the budget is cut at once (see BatchAssembly.trim).
  */
 import type { ReadResult, ScanResult } from '../router/router.js';
+import { asBuffer } from '../util/bytes.js';
 import { asRingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import type { BatchItemResult, GetOk, ItemError, ScanOk, ScanRowOk, TooLargeGetDetails, WriteOk } from './ipc-protocol.js';
 
@@ -31,10 +32,6 @@ export function errorFields(err: unknown): { code: ErrorCode; message: string; f
   const e = asRingkvError(err);
   const field = e.details?.['field'];
   return typeof field === 'string' ? { code: e.code, message: e.message, field } : { code: e.code, message: e.message };
-}
-
-export function asBuffer(u: Uint8Array): Buffer {
-  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
 /** A key's live versions as replies carry them: `value` for one, `siblings` for more (bins untouched). */

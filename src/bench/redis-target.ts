@@ -19,6 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { asBuffer } from '../util/bytes.js';
 import { RingkvError } from '../util/errors.js';
 import type { BenchTarget, OpResult, PutItem } from './target.js';
 
@@ -63,10 +64,6 @@ function errorKind(err: unknown): string {
     if (/timed? ?out/i.test(e.message)) return 'timeout';
   }
   return 'redis-error';
-}
-
-function asBuffer(v: Uint8Array): Buffer {
-  return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 }
 
 /** Connect `connections` clients to `url`; fails with `unavailable` when the server does not answer. */

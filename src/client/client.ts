@@ -229,8 +229,14 @@ export class RingkvClient {
     return routeCandidates(this.routingView(), key);
   }
 
+  /** The routing policy's view of this client: one object, its ring and clock refreshed per use (no allocation per request). */
+  private view: RoutingView | undefined;
+
   private routingView(): RoutingView {
-    return { ring: this.ringState, tokenAware: this.cfg.tokenAware, endpointOf: this.endpointOf, endpoints: this.endpoints, seeds: this.seeds, now: Date.now() };
+    const v = (this.view ??= { ring: undefined, tokenAware: this.cfg.tokenAware, endpointOf: this.endpointOf, endpoints: this.endpoints, seeds: this.seeds, now: 0 });
+    v.ring = this.ringState;
+    v.now = Date.now();
+    return v;
   }
 
   /**

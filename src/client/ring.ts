@@ -2,7 +2,7 @@
  * Ring math on the client: its copy of the ring, answered by a node's \`ring\` reply.
  */
 import type { IpcKey, RingInfo } from '../api/ipc-protocol.js';
-import { compareTokens, tokenFromHex, tokenOf, type Token } from '../ring/hash.js';
+import { compareTokens, tokenFromHex, tokenOf, tokenPosition, type Token } from '../ring/hash.js';
 import { RingkvError } from '../util/errors.js';
 
 /**
@@ -46,15 +46,7 @@ export class ClientRing {
 
   /** First position whose token is >= t, or 0 past the last token (the ring wraps). */
   positionOf(t: Token): number {
-    const tokens = this.tokens;
-    let lo = 0;
-    let hi = tokens.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareTokens(tokens[mid]!, t) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo === tokens.length ? 0 : lo;
+    return tokenPosition(this.tokens, t);
   }
 
   /** Node indexes (into `nodes`) of the key's replicas, in preference order; [] for an empty ring. */

@@ -469,24 +469,22 @@ export class PeerLink {
   /** Fault injection: drop the connection and everything on it; stay idle until asked again. */
   cut(): void {
     if (this.state === 'closed') return;
-    this.gen++;
-    this.clearReconnectTimer();
-    this.socket?.destroy();
-    this.socket = null;
-    this.decoder = null;
-    this.writable = false;
-    this.failAll(() => this.cutError());
-    this.state = 'idle';
+    this.drop(() => this.cutError(), 'idle');
   }
 
   shutdown(): void {
+    this.drop(() => new RingkvError('unavailable', `peer transport closed; request to ${this.describe()} abandoned`, this.details()), 'closed');
+  }
+
+  /** Drop the connection and fail everything on it with `err`; the link then rests in `state`. */
+  private drop(err: () => RingkvError, state: 'idle' | 'closed'): void {
     this.gen++;
     this.clearReconnectTimer();
     this.socket?.destroy();
     this.socket = null;
     this.decoder = null;
     this.writable = false;
-    this.failAll(() => new RingkvError('unavailable', `peer transport closed; request to ${this.describe()} abandoned`, this.details()));
-    this.state = 'closed';
+    this.failAll(err);
+    this.state = state;
   }
 }

@@ -5,7 +5,7 @@
  * membership *set* (never on the order members arrived in) and nodes compare layouts by `digest`.
  * The layout is flat typed arrays so it can be copied as-is into the shared ring table.
  */
-import { compareTokens, assertToken, xxh64Hex, type Token } from './hash.js';
+import { compareTokens, assertToken, tokenPosition, xxh64Hex, type Token } from './hash.js';
 import { invariant } from '../util/errors.js';
 
 export type MemberStatus = 'joining' | 'normal' | 'leaving' | 'left';
@@ -225,13 +225,5 @@ function checkLayout(l: RingLayout): void {
  * (the range (last, first] wraps around zero). Returns 0 for an empty ring; callers check length.
  */
 export function positionOf(layout: RingLayout, t: Token): number {
-  const tokens = layout.tokens;
-  let lo = 0;
-  let hi = tokens.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compareTokens(tokens[mid]!, t) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo === tokens.length ? 0 : lo;
+  return tokenPosition(layout.tokens, t);
 }

@@ -86,6 +86,21 @@ export function compareTokens(a: Token, b: Token): number {
   return 0;
 }
 
+/**
+ * Ring position owning token t among sorted `tokens`: the first i with tokens[i] >= t, or 0 when t
+ * is past the last token (the range (last, first] wraps around zero). 0 for an empty ring.
+ */
+export function tokenPosition(tokens: readonly Token[], t: Token): number {
+  let lo = 0;
+  let hi = tokens.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareTokens(tokens[mid]!, t) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo === tokens.length ? 0 : lo;
+}
+
 function isWord(n: number): boolean {
   return Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
 }

@@ -5,14 +5,13 @@ import type { RingLayout } from '../ring/builder.js';
 import { Liveness, RingTable, MAX_REPLICAS } from '../ring/table.js';
 import type { ShardPool } from '../storage/shards.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
-import { DotCounter, decodeContext, decodeRecord, encodeRecord, newVersion, vcGet, type VClock, type Version } from '../versions/index.js';
+import { DotCounter, decodeContext, decodeRecord, encodeRecord, MAX_TTL_SECONDS, newVersion, vcGet, type VClock, type Version } from '../versions/index.js';
 import { resolveConsistency, type ConsistencySpec, type ResolvedConsistency } from './consistency.js';
 import { LiveCoordinations, OVERDUE_GRACE_MS, type CoordinationKind } from './coordinations.js';
 import { QuorumTracker } from './quorum.js';
 import { clockwiseFallbacks, placeHints, type HintPlacement } from '../hints/policy.js';
 import type { HintSink } from '../hints/protocol.js';
 import { notKeyValue, tableIdBytes, type TableDef, type TableRegistry } from './tables.js';
-import { MAX_TTL_SECONDS } from '../versions/index.js';
 
 import type { PendingReplicas } from '../streaming/pending.js';
 import { encodeStorageKey } from '../storage/keys.js';

@@ -7,6 +7,7 @@
 import { leafIndex, type Hash64 } from '../merkle/index.js';
 import { leafTokenRuns } from '../repair/plan.js';
 import { invariant } from '../util/errors.js';
+import { asBuffer } from '../util/bytes.js';
 import { storageKeyHasTable, TABLE_ID_BYTES, tokenRangeBounds, type KeyBounds } from './keys.js';
 import { pageRange } from './range-page.js';
 import { REPAIR_LIMITS, type FetchKeysOp, type LeafCursor, type LeafKeysOp, type MerkleNodesOp, type RangeRef, type RepairResult, type ScanOp, type StreamPageOp } from './shard-protocol.js';
@@ -29,10 +30,6 @@ export interface ShardQueryPorts {
   getMany(keys: Buffer[]): Array<Buffer | undefined>;
   /** The digest of a stored record. */
   digest(record: Buffer): Hash64;
-}
-
-function asBuffer(u: Uint8Array): Buffer {
-  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
 export class ShardQueries {

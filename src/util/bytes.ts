@@ -20,3 +20,8 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 export function isWellFormedText(s: string): boolean {
   return !LONE_SURROGATE.test(s);
 }
+
+/** `u` as a Buffer without copying (bytes posted between threads arrive as plain Uint8Arrays). */
+export function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
