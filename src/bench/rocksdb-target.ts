@@ -4,6 +4,7 @@
  * replication or coordination in the way.
  */
 import { createRequire } from 'node:module';
+import { SHARD_COLUMN_OPTIONS } from '../storage/db.js';
 import type { BenchTarget, OpResult, PutItem } from './target.js';
 
 // @nxtedition/rocksdb is CommonJS without type declarations; describe just what we use
@@ -17,7 +18,7 @@ interface RocksIterator {
   close(): Promise<void>;
 }
 interface RocksDb {
-  open(): Promise<void>;
+  open(options?: object): Promise<void>;
   close(): Promise<void>;
   batch(): RocksChainedBatch;
   getMany(keys: string[]): Promise<Array<Buffer | undefined>>;
@@ -50,7 +51,8 @@ function errorKind(err: unknown): string {
 export async function openRocksBaseline(dir: string, opts: RocksBaselineOptions = {}): Promise<BenchTarget> {
   const { RocksLevel } = requireCjs('@nxtedition/rocksdb') as RocksModule;
   const db = new RocksLevel(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
-  await db.open();
+  // The shard families' options: the ratio compares ringkv's work, not two engine configurations.
+  await db.open({ ...SHARD_COLUMN_OPTIONS });
   const writeOptions = { sync: opts.sync === true };
   let closed = false;
 

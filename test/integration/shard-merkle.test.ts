@@ -3,6 +3,8 @@
  * pool spawns dist/workers/shard.js): a rebuild that overlaps writes must end with the same roots as
  * a quiet rebuild from a scan, and so must a tombstone sweep. Run `npx tsc` first.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeDir, tempDir, waitFor } from '../helpers/proc.js';
 import { initHasher, tokenOf } from '../../dist/src/ring/hash.js';
@@ -22,6 +24,7 @@ import { tableIdOf } from '../../dist/src/router/tables.js';
 import { shardOfToken } from '../../dist/src/storage/placement.js';
 import { encodeStorageKey } from '../../dist/src/storage/keys.js';
 import { DEFAULT_CRDT_LIMITS, parseOp, readEncoded } from '../../dist/src/crdt/index.js';
+import { openRocksBaseline } from '../../dist/src/bench/rocksdb-target.js';
 
 const tableId = (name: string): Buffer => Buffer.from(tableIdOf(name), 'hex');
 const TABLE = tableId('seven');
@@ -420,5 +423,40 @@ describe('several shards per node (real workers + RocksDB): placement, merged sc
     expect(repairOf(await pools[1]!.submit(wrong, { op: 'repair-write', entries: [entry] }), 'repair-write')).toMatchObject({ changed: 0, notOwner: 1 });
     // The same entry at its own shard is merged.
     expect(repairOf(await pools[1]!.submit(shardOfToken(k.t.hi, 3), { op: 'repair-write', entries: [entry] }), 'repair-write')).toMatchObject({ changed: 1, notOwner: 0 });
+  });
+});
+
+describe('shard family options', () => {
+  /** The option lines of one section (`[CFOptions "x"]` or `[TableOptions/BlockBasedTable "x"]`) of the latest OPTIONS file. */
+  function section(dir: string, header: string): string {
+    const latest = readdirSync(dir).filter((f) => /^OPTIONS-\d+$/.test(f)).sort((a, b) => Number(a.slice(8)) - Number(b.slice(8))).at(-1);
+    expect(latest).toBeDefined();
+    const text = readFileSync(join(dir, latest!), 'utf8');
+    const start = text.indexOf(header);
+    expect(start).toBeGreaterThanOrEqual(0);
+    const next = text.indexOf('\n[', start + header.length);
+    return text.slice(start, next < 0 ? undefined : next);
+  }
+
+  it('every shard family and the raw RocksDB bench baseline use the point-lookup settings (a memtable whole-key filter, hashed data blocks)', async () => {
+    const dir = tempDir('ringkv-cfopts-');
+    const base = tempDir('ringkv-cfopts-base-');
+    try {
+      const odb = await openDatabase(dir, 2);
+      await odb.db.close();
+      for (const name of ['shard-0', 'shard-1']) {
+        expect(section(odb.dir, `[CFOptions "${name}"]`)).toContain('memtable_whole_key_filtering=true');
+        expect(section(odb.dir, `[TableOptions/BlockBasedTable "${name}"]`)).toContain('data_block_index_type=kDataBlockBinaryAndHash');
+      }
+      // The hints family keeps RocksDB's defaults: it is read by range, never by key.
+      expect(section(odb.dir, '[TableOptions/BlockBasedTable "hints"]')).toContain('data_block_index_type=kDataBlockBinarySearch');
+      const target = await openRocksBaseline(base);
+      await target.close();
+      expect(section(base, '[CFOptions "default"]')).toContain('memtable_whole_key_filtering=true');
+      expect(section(base, '[TableOptions/BlockBasedTable "default"]')).toContain('data_block_index_type=kDataBlockBinaryAndHash');
+    } finally {
+      removeDir(dir);
+      removeDir(base);
+    }
   });
 });
