@@ -1,9 +1,8 @@
 import net, { type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameDecoder, encodeFrame } from '../net/frames.js';
-import { ReplyBudget, type ReplyAccount } from '../net/reply-budget.js';
+import { DEFAULT_MAX_FRAME_BYTES, encodeFrame } from '../net/frames.js';
+import { ReplyBudget } from '../net/reply-budget.js';
 import { DEFAULT_HANDSHAKE_POOL_LIMITS, HandshakePool } from './handshake-pool.js';
-import { ReplyWriter } from '../net/reply-writer.js';
 import { RingkvError, asRingkvError, invariant } from '../util/errors.js';
 import type { Logger } from '../log/logger.js';
 import {
@@ -12,17 +11,16 @@ import {
   errMessage,
   HANDSHAKE_MAX_FRAME_BYTES,
   isNodeId,
-  isRecord,
   KEEPALIVE_MS,
   MAX_NODE_ID_CHARS,
   NONCE_BYTES,
   parseAddress,
   takeFrame,
   type DenialReason,
-  type Msg,
   verifyHello,
 } from './handshake.js';
-import { isRequestId, MAX_PEER_LINKS, PeerLink, type LinkContext, type PeerStats } from './peer-link.js';
+import { MAX_PEER_LINKS, PeerLink, type LinkContext, type PeerStats } from './peer-link.js';
+import { InboundPeer, type InboundContext, type PeerHandler } from './inbound.js';
 
 export type { PeerStats } from './peer-link.js';
 
@@ -55,12 +53,7 @@ export { connectAsClient, DEFAULT_CLUSTER_NAME, type DenialReason, type Handshak
  * keeps each socket's roles fixed and lets a node be reached even if its own dial-out is failing.
  */
 
-export interface PeerRequestContext {
-  fromNodeId: string;
-}
-
-/** Serves one request from an authenticated peer; throw RingkvError to answer with an error frame. */
-export type PeerHandler = (body: unknown, ctx: PeerRequestContext) => Promise<unknown>;
+export type { PeerHandler, PeerRequestContext } from './inbound.js';
 
 export interface PeerTransportOptions {
   /** This node's id (sent in the handshake). */
@@ -130,36 +123,17 @@ const DEFAULT_MAX_AUTHENTICATED_CONNECTIONS = 1024;
 const DEFAULT_MAX_QUEUED_PER_PEER = 10_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 
-// ---------------------------------------------------------------------------------------------------
-// Inbound side.
-
-interface InboundPeer {
-  readonly nodeId: string;
-  readonly remote: string;
-  readonly socket: Socket;
-  readonly decoder: FrameDecoder;
-  inFlight: number;
-  /** Reply bytes of this connection (reserved for requests being served + answers not yet drained). */
-  readonly account: ReplyAccount;
-  readonly writer: ReplyWriter;
-  /** Requests decoded but not started: the connection is at its reply-byte bound (reading is paused). */
-  waiting: Array<{ id: number; body: unknown }>;
-}
-
 const DEFAULT_INITIAL_REPLY_ESTIMATE_BYTES = 1024 * 1024;
 
 export class PeerTransport {
   private readonly selfId: string;
   private readonly secret: string;
   private readonly clusterName: string;
-  private readonly handler: PeerHandler;
   private readonly onClient: ((socket: Socket, firstBytes: Buffer) => void) | undefined;
   private readonly log: Logger;
   private readonly maxFrameBytes: number;
   private readonly maxQueuedPerPeer: number;
   private readonly connectTimeoutMs: number;
-  private readonly replies: ReplyBudget;
-  private readonly initialReplyEstimateBytes: number;
   private readonly server: net.Server;
   private listenPort = 0;
   private closing = false;
@@ -181,19 +155,17 @@ export class PeerTransport {
   private authFailures = 0;
   private badFrames = 0;
   private readonly linkCtx: LinkContext;
+  private readonly inboundCtx: InboundContext;
 
   private constructor(opts: PeerTransportOptions) {
     this.selfId = opts.selfId;
     this.secret = opts.secret;
     this.clusterName = opts.clusterName ?? DEFAULT_CLUSTER_NAME;
-    this.handler = opts.handler;
     this.onClient = opts.onClient;
     this.log = opts.log.child({ component: 'peer-transport' });
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.maxQueuedPerPeer = opts.maxQueuedPerPeer ?? DEFAULT_MAX_QUEUED_PER_PEER;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    this.replies = opts.replies ?? new ReplyBudget();
-    this.initialReplyEstimateBytes = opts.initialReplyEstimateBytes ?? DEFAULT_INITIAL_REPLY_ESTIMATE_BYTES;
     this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     this.maxAuthenticated = opts.maxAuthenticatedConnections ?? DEFAULT_MAX_AUTHENTICATED_CONNECTIONS;
     this.handshakes = new HandshakePool<Socket>({
@@ -214,6 +186,18 @@ export class PeerTransport {
       countFrameIn: () => void this.framesIn++,
       countFrameOut: () => void this.framesOut++,
       authFailure: (remote, reason) => this.authFailure(remote, reason),
+      badFrame: (remote, reason) => this.badFrame(remote, reason),
+    };
+    this.inboundCtx = {
+      selfId: this.selfId,
+      handler: opts.handler,
+      log: this.log,
+      maxFrameBytes: this.maxFrameBytes,
+      maxInFlight: this.maxQueuedPerPeer,
+      replies: opts.replies ?? new ReplyBudget(),
+      initialReplyEstimateBytes: opts.initialReplyEstimateBytes ?? DEFAULT_INITIAL_REPLY_ESTIMATE_BYTES,
+      countFrameIn: () => void this.framesIn++,
+      countFrameOut: () => void this.framesOut++,
       badFrame: (remote, reason) => this.badFrame(remote, reason),
     };
   }
@@ -453,135 +437,10 @@ export class PeerTransport {
   }
 
   private adoptInbound(socket: Socket, nodeId: string, remote: string, leftover: Buffer): void {
-    const pump = (): void => this.pumpInbound(conn);
-    const account = this.replies.open(this.initialReplyEstimateBytes, pump);
-    const conn: InboundPeer = {
-      nodeId,
-      remote,
-      socket,
-      decoder: new FrameDecoder(this.maxFrameBytes),
-      inFlight: 0,
-      account,
-      writer: new ReplyWriter(socket, account, pump),
-      waiting: [],
-    };
+    const conn = new InboundPeer(nodeId, remote, socket, leftover, this.inboundCtx);
     this.inbound.add(conn);
-    socket.once('close', () => {
-      this.inbound.delete(conn);
-      // Answers not yet drained go with the socket; requests still being served are answered into the void.
-      conn.waiting = [];
-      conn.account.close();
-    });
-    socket.on('data', (chunk: Buffer) => this.onInboundData(conn, chunk));
+    socket.once('close', () => this.inbound.delete(conn));
     this.log.debug({ remote, nodeId }, 'peer authenticated');
-    if (leftover.length > 0) this.onInboundData(conn, leftover);
     for (const link of this.links.values()) if (link.peerId === nodeId) link.peerIsBack();
-  }
-
-  private onInboundData(conn: InboundPeer, chunk: Buffer): void {
-    if (conn.socket.destroyed) return;
-    let frames: unknown[];
-    try {
-      frames = conn.decoder.push(chunk);
-    } catch (e) {
-      this.badFrame(`node ${conn.nodeId} at ${conn.remote}`, errMessage(e));
-      conn.socket.destroy();
-      return;
-    }
-    for (const f of frames) {
-      if (conn.socket.destroyed) return;
-      this.framesIn++;
-      if (!isRecord(f) || f.t !== 'req' || !isRequestId(f.id)) {
-        this.badFrame(`node ${conn.nodeId} at ${conn.remote}`, 'expected a request frame');
-        conn.socket.destroy();
-        return;
-      }
-      conn.waiting.push({ id: f.id, body: f.body });
-    }
-    this.pumpInbound(conn);
-  }
-
-  /**
-   * Serve waiting requests while the connection's reply bytes allow it; stop reading while any wait
-   * or the connection is at its bound (the peer is not reading its answers). Its own queue then
-   * fills and it answers 'overloaded' locally instead of us buffering without bound.
-   */
-  private pumpInbound(conn: InboundPeer): void {
-    const socket = conn.socket;
-    if (socket.destroyed) return;
-    let served = 0;
-    while (served < conn.waiting.length && conn.account.canStart(conn.account.estimate)) {
-      const r = conn.waiting[served++]!;
-      this.serve(conn, r.id, r.body);
-    }
-    if (served > 0) conn.waiting = conn.waiting.slice(served);
-    const hold = conn.waiting.length > 0 || conn.account.atLimit;
-    if (hold && !socket.isPaused()) socket.pause();
-    else if (!hold && socket.isPaused()) socket.resume();
-  }
-
-  private serve(conn: InboundPeer, id: number, body: unknown): void {
-    if (conn.inFlight >= this.maxQueuedPerPeer) {
-      this.respond(conn, {
-        t: 'res',
-        id,
-        ok: false,
-        code: 'overloaded',
-        message: `node ${this.selfId} already serving ${conn.inFlight} requests from ${conn.nodeId} (limit ${this.maxQueuedPerPeer})`,
-      });
-      return;
-    }
-    conn.inFlight++;
-    const reserved = conn.account.estimate;
-    conn.account.reserve(reserved);
-    let result: Promise<unknown>;
-    try {
-      result = Promise.resolve(this.handler(body, { fromNodeId: conn.nodeId }));
-    } catch (e) {
-      result = Promise.reject(e);
-    }
-    result
-      .then(
-        (value): Msg => ({ t: 'res', id, ok: true, body: value }),
-        (e: unknown): Msg => {
-          const re = asRingkvError(e);
-          if (!(e instanceof RingkvError)) this.log.warn({ from: conn.nodeId, err: errMessage(e) }, 'peer request handler failed');
-          return { t: 'res', id, ok: false, code: re.code, message: re.message };
-        },
-      )
-      .then((msg) => {
-        conn.inFlight--;
-        invariant(conn.inFlight >= 0, 'inbound in-flight counter went negative');
-        conn.account.unreserve(reserved);
-        this.respond(conn, msg);
-        this.pumpInbound(conn);
-      })
-      .catch((e: unknown) => this.log.error({ err: errMessage(e) }, 'failed to answer a peer request'));
-  }
-
-  private respond(conn: InboundPeer, msg: Msg): void {
-    const socket = conn.socket;
-    // The peer went away (or was cut): its requests already failed on its side, the answer has nowhere to go.
-    if (socket.destroyed || !socket.writable) return;
-    let frame: Buffer;
-    try {
-      frame = encodeFrame(msg);
-    } catch (e) {
-      frame = encodeFrame({ t: 'res', id: msg.id, ok: false, code: 'internal', message: `response cannot be encoded: ${errMessage(e)}` });
-    }
-    const payloadBytes = frame.length - FRAME_HEADER_BYTES;
-    if (payloadBytes > this.maxFrameBytes) {
-      // Sending it would make the peer drop the connection and every other request on it.
-      frame = encodeFrame({
-        t: 'res',
-        id: msg.id,
-        ok: false,
-        code: 'too_large',
-        message: `response of ${payloadBytes} bytes exceeds the frame limit of ${this.maxFrameBytes}`,
-      });
-    }
-    this.framesOut++;
-    conn.account.observe(frame.length);
-    conn.writer.write(frame);
   }
 }
