@@ -8,7 +8,7 @@
  *
  *   node dist/bench/micro/ipc-path.js [--ops 200000]
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,17 +17,7 @@ import pino from 'pino';
 import { startIpcServer, type IpcRouter } from '../../src/api/ipc-server.js';
 import { encodeFrame, FRAME_HEADER_BYTES } from '../../src/net/frames.js';
 import type { ReadResult, WriteResult } from '../../src/router/router.js';
-
-/** The main thread's own CPU time in ms (utime + stime of /proc/self/task/<pid>). */
-function mainThreadCpuMs(): number {
-  try {
-    const f = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return NaN;
-  }
-}
+import { mainThreadCpuMs } from './thread-cpu.js';
 
 const VALUE = Buffer.alloc(100, 7);
 const WRITTEN: WriteResult = { context: 'ctx-0123456789abcdef', consistency: { n: 1, required: 1, replied: 1 } };
