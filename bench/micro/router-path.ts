@@ -7,7 +7,7 @@
  *
  *   node dist/bench/micro/router-path.js [--ops 200000] [--reads]
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { DEFAULT_CONFIG } from '../../src/config/config.js';
@@ -18,17 +18,7 @@ import type { MetaStore } from '../../src/storage/meta.js';
 import { initVersions } from '../../src/versions/record.js';
 import { makeValue } from './fixtures.js';
 import { startOneNodeShards } from './shard.js';
-
-/** The main thread's own CPU time in ms (utime + stime of /proc/self/task/<pid>): unlike the event loop's busy time, it does not count time spent waiting for a core on a loaded machine. */
-function mainThreadCpuMs(): number {
-  try {
-    const f = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return NaN;
-  }
-}
+import { mainThreadCpuMs } from './thread-cpu.js';
 
 const nullMeta = { set: () => undefined, get: () => undefined, list: async () => [] } as unknown as MetaStore;
 

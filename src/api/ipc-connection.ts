@@ -1,38 +1,23 @@
 /**
  * One IPC connection: frames in, work units through the router with per-connection flow control
- * (in-flight bound, reply-byte account, pauses), batches fanned out and assembled in item order,
- * replies out, and its lifecycle (half-close, failing on an untrusted frame, drain on close).
- * The flow-control rules are described in ipc-server.ts; the server owns the connections.
+ * (in-flight bound, reply-byte account, pauses, re-runs of reads whose reply did not fit), batches
+ * fanned out and answered as one frame, replies out, and its lifecycle (half-close, failing on an
+ * untrusted frame, drain on close). The flow-control rules are described in ipc-server.ts; the
+ * server owns the connections. Its parts: requests are decoded and checked by ipc-request.ts (and
+ * ipc-crdt.ts), a batch is split and assembled by ipc-batch.ts, a unit runs by ipc-work.ts, and its
+ * reply frame is shaped by ipc-outcome.ts; this file is the per-connection state machine between.
  */
 import { type Socket } from 'node:net';
 import type { Logger } from '../log/logger.js';
-import { encodeFrame, FRAME_HEADER_BYTES, FrameDecoder, FrameError } from '../net/frames.js';
+import { encodeFrame, FrameDecoder, FrameError } from '../net/frames.js';
 import { ReplyBudget, type ReplyAccount } from '../net/reply-budget.js';
 import { ReplyWriter } from '../net/reply-writer.js';
-import type { WriteRequest } from '../router/router.js';
-import { badRequest, RingkvError, type ErrorCode } from '../util/errors.js';
-import {
-  errorWithDetails,
-  parseCrdtGet,
-  parseCrdtUpdate,
-  parseDefineTable,
-  type CrdtGetParsed,
-  type CrdtUpdateParsed,
-  type DefineTableParsed,
-} from './ipc-crdt.js';
-import {
-  IPC_OPS,
-  IPC_PROTOCOL_VERSION,
-  type BatchItemResult,
-  type ErrorReply,
-  type GetOk,
-  type IpcLimits,
-  type ItemError,
-  type ScanOk,
-  type WriteOk,
-} from './ipc-protocol.js';
-import { batchOkFrame, getOkFrame, writeOkFrame } from './ipc-reply-frames.js';
-import { BatchAssembly, errorFields, estimateBytes, getOk, REPLY_OVERHEAD, scanOk, tooLargeGet } from './ipc-replies.js';
+import { badRequest, type ErrorCode } from '../util/errors.js';
+import { BatchRun, isRunnable, okItem, parseBatchItems } from './ipc-batch.js';
+import { parseCrdtGet, parseCrdtUpdate, parseDefineTable } from './ipc-crdt.js';
+import { outcomeFrame, replyFrame, batchReplyFrame, type ReplyBounds } from './ipc-outcome.js';
+import { IPC_OPS, type BatchItemResult, type ErrorReply, type GetOk, type IpcLimits, type WriteOk } from './ipc-protocol.js';
+import { errorFields, estimateBytes, REPLY_OVERHEAD } from './ipc-replies.js';
 import {
   decodeRequest,
   describeValue,
@@ -43,16 +28,13 @@ import {
   parseKvOp,
   parseQuery,
   parseScan,
-  parseTimeout,
   refuseForeignFields,
   type DecodedRequest,
-  type KvOp,
   type Msg,
-  type QueryParsed,
-  type ScanParsed,
   type ShapeProblem,
 } from './ipc-request.js';
 import type { IpcDeps } from './ipc-server-types.js';
+import { isRead, replyReserve, runWork, type Outcome, type Work, type WorkSink } from './ipc-work.js';
 
 /** What a connection uses of its server (IpcServerImpl in ipc-server.ts): counters, limits, budgets. */
 export interface ConnectionHost {
@@ -73,109 +55,12 @@ export interface ConnectionHost {
   forget(c: Connection): void;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Connections
-
-/**
- * A batch in progress: its reply, assembled in item order (BatchAssembly), and its bytes on the
- * connection's reply account.
- */
-interface BatchRun {
-  readonly asm: BatchAssembly;
-  /**
-   * Estimated bytes of the results recorded so far (the decided prefix and those held out of
-   * order), held on the account until the batch's frame is written.
-   */
-  held: number;
-  /** Bytes reserved on the account for its items in flight. */
-  reserved: number;
-}
-
-type Work = (
-  | { t: 'crdt_update'; id: number; op: CrdtUpdateParsed }
-  | { t: 'crdt_get'; id: number; op: CrdtGetParsed }
-  | { t: 'define_table'; id: number; op: DefineTableParsed }
-  | { t: 'kv'; id: number; op: KvOp }
-  | { t: 'item'; batch: BatchRun; index: number; op: KvOp }
-  | { t: 'scan'; id: number; op: ScanParsed }
-  | { t: 'ring'; id: number; digest: string | undefined }
-  | { t: 'status'; id: number }
-  | { t: 'query'; id: number; op: QueryParsed }
-) & {
-  /** Arrival order on the connection (set when queued): re-runs keep it. */
-  seq?: number;
-  /** Bytes reserved on the connection's account while the unit runs. */
-  reserved?: number;
-};
-
-/**
- * What a small reply is reserved at: a write's (a context and a consistency report) or a batch
- * get's that is cut without running (an error and no value). Small and bounded.
- */
-const SMALL_REPLY_RESERVE_BYTES = 1024;
-
-/**
- * Reads may be run again when their finished reply does not fit the connection's reply bytes. A
- * `query` is a read when it is a SELECT; another statement is never run twice, nor is a CRDT
- * update (an increment run twice counts twice).
- */
-function isRead(w: Work): boolean {
-  if (w.t === 'query') return w.op.readOnly;
-  if (w.t === 'crdt_update' || w.t === 'define_table') return false;
-  return w.t === 'kv' || w.t === 'item' ? w.op.kind === 'get' : true;
-}
-
-/** Run a crdt_update, crdt_get or define_table; `complete` gets the outcome (never inside this call). */
-function runCrdtWork(deps: IpcDeps, w: Extract<Work, { t: 'crdt_update' | 'crdt_get' | 'define_table' }>, complete: (out: Outcome) => void): void {
-  const fail = (err: unknown): void => queueMicrotask(() => complete({ ok: false, err }));
-  if (w.t === 'define_table') {
-    if (!deps.tables) return fail(new RingkvError('unavailable', 'this server does not define tables'));
-    let table: Record<string, unknown>;
-    try {
-      table = { ...deps.tables.define(w.op.table, w.op.settings, true) };
-    } catch (err) {
-      return fail(err);
-    }
-    return void queueMicrotask(() => complete({ ok: true, value: { table } }));
-  }
-  const crdts = deps.crdts;
-  if (!crdts) return fail(new RingkvError('unavailable', 'this server does not serve convergent data types'));
-  if (w.t === 'crdt_update') {
-    const u = w.op;
-    crdts.startUpdate({ table: u.table, key: u.key, operation: u.operation, consistency: u.consistency, timeoutMs: u.timeoutMs }, (err, r) =>
-      complete(err ? { ok: false, err } : { ok: true, value: { ...r! } }),
-    );
-    return;
-  }
-  const g = w.op;
-  crdts.startRead({ table: g.table, key: g.key, consistency: g.consistency, timeoutMs: g.timeoutMs }, (err, r) => complete(err ? { ok: false, err } : { ok: true, value: { ...r! } }));
-}
-
-/** The CRDT ops and define_table answer errors with their details (what the client may retry). */
-function withDetails(w: Work): boolean {
-  return w.t === 'crdt_update' || w.t === 'crdt_get' || w.t === 'define_table';
-}
-
-type Outcome = { ok: true; value: WriteOk | GetOk | ScanOk | Record<string, unknown> } | { ok: false; err: unknown };
-
-/**
- * A batch item's `{ok: true, ...}` result, built field by field in the key order of the reply
- * (an object spread per item was a visible share of the router thread under batched ingest).
- */
-function okItem(v: WriteOk | GetOk): BatchItemResult {
-  if (!('found' in v)) return { ok: true, context: v.context, consistency: v.consistency };
-  const r: { ok: true } & GetOk = { ok: true, found: v.found, context: v.context, consistency: v.consistency };
-  if (v.value !== undefined) r.value = v.value;
-  if (v.siblings !== undefined) r.siblings = v.siblings;
-  return r;
-}
-
 /** How long a connection we closed for a protocol error may linger draining its last error frame. */
 const CLOSE_LINGER_MS = 2000;
 /** How long close() waits for in-flight requests to finish before cutting connections. */
 export const CLOSE_DRAIN_MS = 2000;
 
-export class Connection {
+export class Connection implements WorkSink {
   private readonly decoder: FrameDecoder;
   private queue: Array<Work | undefined> = [];
   private qHead = 0;
@@ -198,6 +83,7 @@ export class Connection {
   private drainWaiter: (() => void) | undefined;
   readonly account: ReplyAccount;
   private readonly writer: ReplyWriter;
+  private readonly bounds: ReplyBounds;
 
   constructor(
     private readonly srv: ConnectionHost,
@@ -209,6 +95,7 @@ export class Connection {
     // Until the connection has shown its reply sizes, assume each read returns a full-size value.
     this.account = srv.replies.open(srv.limits.maxValueBytes + REPLY_OVERHEAD, () => this.pump());
     this.writer = new ReplyWriter(socket, this.account, () => this.pump());
+    this.bounds = { maxFrameBytes: srv.limits.maxFrameBytes, replyBudget: srv.replyBudget };
   }
 
   start(leftover: Buffer | undefined): void {
@@ -250,10 +137,6 @@ export class Connection {
     }
     if (bad && !this.failing) this.protocolError(bad.code === 'frame_too_large' ? 'too_large' : 'bad_request', bad.message);
     this.pump();
-  }
-
-  private replyError(id: number, e: unknown): void {
-    this.reply({ id, ok: false, ...errorFields(e), rv: this.srv.digest() } satisfies ErrorReply);
   }
 
   /** Validate one request frame: errors answer at once (no router work); valid work is queued. */
@@ -319,42 +202,13 @@ export class Connection {
     }
   }
 
+  /** Split a batch into its items: its errors are recorded at once, its ops queued in item order. */
   private acceptBatch(id: number, m: Msg, problems: Map<number, ShapeProblem>): void {
-    refuseForeignFields(m, 'batch');
-    const items = m['items'];
-    if (!Array.isArray(items)) throw badRequest('items must be an array of {op: put|get|del, ...}', { field: 'items' });
-    if (items.length > this.srv.maxBatchItems) {
-      throw badRequest(`a batch carries at most ${this.srv.maxBatchItems} items, got ${items.length}; split it`, { field: 'items' });
-    }
-    const timeout = parseTimeout(m['timeoutMs']);
-    const parsed: Array<KvOp | ItemError> = items.map((it: unknown, i) => {
-      try {
-        const p = problems.get(i);
-        if (p) {
-          const field = fieldName(p.path.slice(2)) || 'item';
-          throw badRequest(`${field}: ${p.message}`, { field });
-        }
-        if (!isMsg(it)) throw badRequest('each batch item must be a map {op: put|get|del, ...}', { field: 'op' });
-        return parseKvOp(it, this.srv.limits, timeout, true);
-      } catch (e) {
-        return { ok: false, ...errorFields(e) };
-      }
-    });
-    const asm = new BatchAssembly(
-      id,
-      parsed.map((p) => ('kind' in p ? p.kind : 'invalid')),
-      this.srv.replyBudget,
-      this.srv.limits.maxFrameBytes,
-    );
-    const batch: BatchRun = { asm, held: 0, reserved: 0 };
-    let last = parsed.length === 0;
-    parsed.forEach((p, i) => {
-      if (!('kind' in p)) last = asm.set(i, p);
-    });
-    this.syncBatchHeld(batch);
-    if (last) return this.replyBatch(batch);
-    parsed.forEach((p, index) => {
-      if ('kind' in p) this.enqueue({ t: 'item', batch, index, op: p });
+    const items = parseBatchItems(m, problems, this.srv.limits, this.srv.maxBatchItems);
+    const batch = new BatchRun(id, items, this.srv.replyBudget, this.srv.limits.maxFrameBytes, this.account);
+    if (batch.complete) return this.replyBatch(batch);
+    items.forEach((p, index) => {
+      if (isRunnable(p)) this.enqueue({ t: 'item', batch, index, op: p });
     });
   }
 
@@ -379,7 +233,7 @@ export class Connection {
     while (!this.closed && !this.socket.destroyed && this.inFlight < max && this.waiting > 0) {
       const rerun = this.reruns.length > 0;
       const w = rerun ? this.reruns[0]! : this.queue[this.qHead]!;
-      const need = this.replyReserve(w);
+      const need = replyReserve(w, this.account.estimate);
       if (!this.account.canStart(need, w.t === 'item' ? w.batch.held + w.batch.reserved : 0)) break;
       if (rerun) this.reruns.shift();
       else this.queue[this.qHead++] = undefined;
@@ -389,7 +243,7 @@ export class Connection {
       this.inFlight++;
       this.srv.inFlight++;
       if (this.inFlight > this.srv.maxInFlightSeen) this.srv.maxInFlightSeen = this.inFlight;
-      this.run(w);
+      runWork(w, this.srv.deps, this.srv.publicLimits, this);
     }
     if (this.qHead === this.queue.length) {
       this.queue = [];
@@ -404,14 +258,6 @@ export class Connection {
         this.socket.end();
       }
     }
-  }
-
-  /** What to reserve on the account for a unit's reply while it runs. */
-  private replyReserve(w: Work): number {
-    if (w.t === 'item' && !w.batch.asm.shouldRun(w.index)) return SMALL_REPLY_RESERVE_BYTES;
-    // An update's reply carries the key's value (a set can be large), though it is never run again.
-    if (w.t === 'crdt_update') return this.account.estimate;
-    return isRead(w) ? this.account.estimate : SMALL_REPLY_RESERVE_BYTES;
   }
 
   /**
@@ -440,88 +286,8 @@ export class Connection {
     return !this.closed && this.socket.isPaused();
   }
 
-  private run(w: Work): void {
-    const router = this.srv.deps.router;
-    switch (w.t) {
-      case 'kv':
-      case 'item': {
-        const op = w.op;
-        if (w.t === 'item' && !w.batch.asm.shouldRun(w.index)) {
-          // A get past the point where the batch reply is full: answered without running.
-          queueMicrotask(() => this.complete(w, { ok: false, err: undefined }));
-          return;
-        }
-        if (op.kind === 'get') {
-          router.startRead({ table: op.table, key: op.key, consistency: op.consistency, timeoutMs: op.timeoutMs }, (err, r) =>
-            this.complete(w, err ? { ok: false, err } : { ok: true, value: getOk(r!) }),
-          );
-          return;
-        }
-        const req: WriteRequest = {
-          table: op.table,
-          key: op.key,
-          value: op.value,
-          tombstone: op.kind === 'del',
-          context: op.context,
-          consistency: op.consistency,
-          timeoutMs: op.timeoutMs,
-          ttlSeconds: op.ttlSeconds,
-        };
-        // A WriteResult is exactly a WriteOk (context, consistency): passed on as it is.
-        router.startWrite(req, (err, r) => this.complete(w, err ? { ok: false, err } : { ok: true, value: r! satisfies WriteOk }));
-        return;
-      }
-      case 'scan': {
-        const op = w.op;
-        if (!router.startScan) {
-          queueMicrotask(() => this.complete(w, { ok: false, err: new RingkvError('unavailable', 'this server does not serve scans') }));
-          return;
-        }
-        const from = 'pagingState' in op.from ? { pagingState: op.from.pagingState } : { startKey: op.from.key, exclusive: op.from.exclusive };
-        router.startScan({ table: op.table, ...from, limit: op.limit, consistency: op.consistency, timeoutMs: op.timeoutMs }, (err, r) =>
-          this.complete(w, err ? { ok: false, err } : { ok: true, value: scanOk(r!) }),
-        );
-        return;
-      }
-      case 'ring': {
-        let value: Record<string, unknown>;
-        try {
-          const info = this.srv.deps.ringInfo();
-          const base = { protocol: IPC_PROTOCOL_VERSION, node: this.srv.deps.nodeId ?? '', limits: this.srv.publicLimits };
-          value = w.digest === info.digest ? { ...base, unchanged: true } : { ...base, ring: info };
-        } catch (err) {
-          queueMicrotask(() => this.complete(w, { ok: false, err }));
-          return;
-        }
-        queueMicrotask(() => this.complete(w, { ok: true, value }));
-        return;
-      }
-      case 'status':
-        this.srv.deps.clusterStatus().then(
-          (status) => this.complete(w, { ok: true, value: { status } }),
-          (err: unknown) => this.complete(w, { ok: false, err }),
-        );
-        return;
-      case 'query': {
-        const q = this.srv.deps.query;
-        if (!q) {
-          queueMicrotask(() => this.complete(w, { ok: false, err: new RingkvError('unavailable', 'this server does not serve CQL queries') }));
-          return;
-        }
-        q(w.op).then(
-          (value) => this.complete(w, { ok: true, value: value as unknown as Record<string, unknown> }),
-          (err: unknown) => this.complete(w, { ok: false, err }),
-        );
-        return;
-      }
-      case 'crdt_update':
-      case 'crdt_get':
-      case 'define_table':
-        return runCrdtWork(this.srv.deps, w, (out) => this.complete(w, out));
-    }
-  }
-
-  private complete(w: Work, out: Outcome): void {
+  /** A unit finished (WorkSink: its outcome, from the callbacks runWork handed out). */
+  complete(w: Work, out: Outcome): void {
     this.inFlight--;
     this.srv.inFlight--;
     const reserved = w.reserved ?? 0;
@@ -535,7 +301,7 @@ export class Connection {
     if (!this.closed) {
       if (w.t === 'item') this.completeItem(w, out);
       else {
-        const frame = this.encodeOutcome(w, out);
+        const frame = outcomeFrame(w, out, this.srv.digest(), this.bounds);
         if (isRead(w)) this.account.observe(frame.length);
         if (isRead(w) && !this.account.fits(frame.length)) this.runAgain(w);
         else this.send(frame);
@@ -575,71 +341,23 @@ export class Connection {
         return;
       }
     }
-    const last = b.asm.set(w.index, r);
-    this.syncBatchHeld(b);
-    if (last) this.replyBatch(b);
-  }
-
-  /** Put the batch's recorded results (the assembly's estimate, cuts included) on the account. */
-  private syncBatchHeld(b: BatchRun): void {
-    const now = b.asm.resultBytes;
-    if (now > b.held) this.account.hold(now - b.held);
-    else this.account.release(b.held - now);
-    b.held = now;
+    if (b.record(w.index, r, this.account)) this.replyBatch(b);
   }
 
   private replyBatch(b: BatchRun): void {
     // The items' bytes become the batch frame's.
-    this.account.release(b.held);
-    b.held = 0;
-    const frame = batchOkFrame(b.asm.id, b.asm.results, this.srv.digest());
-    if (frame.length - FRAME_HEADER_BYTES <= this.srv.limits.maxFrameBytes) this.send(frame);
-    else this.reply({ id: b.asm.id, ok: true, results: b.asm.results, rv: this.srv.digest() });
+    b.releaseHeld(this.account);
+    this.send(batchReplyFrame(b, this.srv.digest(), this.srv.limits.maxFrameBytes));
   }
 
-  /** A finished unit's reply frame: the hot shapes (put, del, get answers) written by hand. */
-  private encodeOutcome(w: Work & { id: number }, out: Outcome): Buffer {
-    if (out.ok && w.t === 'kv') {
-      let frame: Buffer | undefined;
-      if (w.op.kind !== 'get') frame = writeOkFrame(w.id, out.value as WriteOk, this.srv.digest());
-      else if (estimateBytes(out.value as GetOk) <= this.srv.replyBudget) frame = getOkFrame(w.id, out.value as GetOk, this.srv.digest());
-      if (frame !== undefined && frame.length - FRAME_HEADER_BYTES <= this.srv.limits.maxFrameBytes) return frame;
-    }
-    return this.encodeReply(this.outcomeMessage(w.id, out, withDetails(w)));
-  }
-
-  private outcomeMessage(id: number, out: Outcome, details = false): Record<string, unknown> {
-    if (!out.ok) return { id, ok: false, ...(details ? errorWithDetails(out.err) : errorFields(out.err)), rv: this.srv.digest() } satisfies ErrorReply;
-    const v = out.value;
-    // A CRDT state is bounded by crdt.maxStateBytes, far below the frame limit: only gets are cut.
-    if (!details && 'found' in v && estimateBytes(v as GetOk) > this.srv.replyBudget) {
-      return { id, ...tooLargeGet(v as GetOk, this.srv.replyBudget, this.srv.limits.maxFrameBytes), rv: this.srv.digest() } satisfies ErrorReply;
-    }
-    return { id, ok: true, ...v, rv: this.srv.digest() };
-  }
-
-  private reply(msg: Record<string, unknown>): void {
-    this.send(this.encodeReply(msg));
+  private replyError(id: number, e: unknown): void {
+    const rv = this.srv.digest();
+    this.send(replyFrame({ id, ok: false, ...errorFields(e), rv } satisfies ErrorReply, rv, this.srv.limits.maxFrameBytes));
   }
 
   private send(frame: Buffer): void {
     if (this.closed || !this.socket.writable) return;
     this.writer.write(frame);
-  }
-
-  private encodeReply(msg: Record<string, unknown>): Buffer {
-    let frame = encodeFrame(msg);
-    if (frame.length - FRAME_HEADER_BYTES > this.srv.limits.maxFrameBytes) {
-      // The size estimates above should prevent this; never send a frame the client must reject.
-      frame = encodeFrame({
-        id: msg['id'] as number,
-        ok: false,
-        code: 'too_large',
-        message: `the reply is ${frame.length - FRAME_HEADER_BYTES} bytes, over the ${this.srv.limits.maxFrameBytes}-byte frame limit; request fewer items`,
-        rv: this.srv.digest(),
-      } satisfies ErrorReply);
-    }
-    return frame;
   }
 
   /**

@@ -1,6 +1,6 @@
 /**
  * IPC ops of the convergent data types and table definitions (issue 14), parsed here so the
- * connection handling (ipc-server.ts) only dispatches them:
+ * connection handling (ipc-connection.ts, ipc-work.ts) only dispatches them:
  *
  *   crdt_update   table, key, operation (the HTTP body's shape), consistency, n, w, timeoutMs
  *                 → { value, context?, consistency }

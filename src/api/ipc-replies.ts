@@ -1,5 +1,5 @@
 /**
- * IPC reply shaping (pure; the connection handling is src/api/ipc-server.ts): results as the wire
+ * IPC reply shaping (pure; the connection handling is src/api/ipc-connection.ts): results as the wire
  * carries them, the byte estimates that keep every reply under the frame limit, a `get` whose
  * siblings do not fit in one frame, and the assembly of a batch reply.
  *

@@ -1,5 +1,5 @@
 /**
- * IPC request decoding and validation (pure; the connection handling is src/api/ipc-server.ts).
+ * IPC request decoding and validation (pure; the connection handling is src/api/ipc-connection.ts).
  *
  * A request frame's payload is checked at the msgpack level before it is decoded, because the
  * decoder (msgpackr) erases distinctions the protocol cares about: it turns a map key `1` into the
