@@ -1,8 +1,9 @@
 /**
  * The shard actor's part of the convergent data types (issue 14): applying a client's operation
- * at the coordinating replica. workers/shard.ts calls it inside its group commit, in mailbox order,
- * so the read-modify-write of a key's state never races another op on that key. (States that other
- * replicas, hints, repair and streaming deliver merge like any record: storage/records.ts.)
+ * at the coordinating replica. ShardActor (shard-actor.ts) calls it inside its group commit, in
+ * mailbox order, so the read-modify-write of a key's state never races another op on that key.
+ * (States that other replicas, hints, repair and streaming deliver merge like any record:
+ * storage/records.ts.)
  *
  * The operation travels from the router to the shard as bytes (the shard wire's `crdt apply`
  * request): msgpack `[type, op, context | nil]`, the ParsedOp that `parseOp` produced on the

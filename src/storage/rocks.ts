@@ -154,3 +154,19 @@ export function readRowsSync(db: RocksDB, range: { column: ColumnHandle; gt?: Ui
     void it.close().catch(() => undefined);
   }
 }
+
+/** The number of keys in a column family (a full key-only scan, in chunks of 10,000). */
+export async function countKeys(db: RocksDB, column: ColumnHandle): Promise<number> {
+  const it = db.iterator({ column, keys: true, values: false, keyEncoding: 'buffer' });
+  let n = 0;
+  try {
+    for (;;) {
+      const rows = await it.nextv(10_000);
+      if (rows.length === 0) break;
+      n += rows.length;
+    }
+  } finally {
+    await it.close();
+  }
+  return n;
+}

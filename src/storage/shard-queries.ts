@@ -1,8 +1,9 @@
 /**
- * A shard's read-only control queries: Merkle node hashes, a leaf's (key, digest) pages for repair,
- * token-range scan pages, range-streaming pages and key fetches. Each is bounded (REPAIR_LIMITS);
- * bad input throws OpError with the code the router maps. Over ports (reads, digests, the trees),
- * so the queries are unit-testable without a worker; the shard actor answers them in mailbox order.
+ * A shard's read-only control queries: Merkle roots, trees and node hashes, a leaf's (key, digest)
+ * pages for repair, token-range scan pages, range-streaming pages and key fetches. Each is bounded
+ * (REPAIR_LIMITS); bad input throws OpError with the code the router maps. Over ports (reads,
+ * digests, the trees), so the queries are unit-testable without a worker; the shard actor answers
+ * them in mailbox order.
  */
 import { leafIndex, type Hash64 } from '../merkle/index.js';
 import { leafTokenRuns } from '../repair/plan.js';
@@ -45,6 +46,22 @@ export class ShardQueries {
     const rt = this.trees.get(range);
     if (!rt) throw new OpError('range_unknown', `shard ${this.shard} keeps no Merkle tree for ring range ${range ? `#${range.pos}` : '?'} (ring views differ?)`);
     return rt;
+  }
+
+  /** Every tree's root, with its range and whether its rebuild is done. */
+  merkleRoots(): RepairResult {
+    return {
+      kind: 'merkle-roots',
+      depth: this.depth,
+      ringVersion: this.trees.ringVersion,
+      ranges: this.trees.all.map((t) => ({ ...t.ref, ...t.tree.root(), ready: t.done })),
+    };
+  }
+
+  /** The leaf hashes of `range`'s tree. */
+  merkleTree(range: RangeRef): RepairResult {
+    const rt = this.treeFor(range);
+    return { kind: 'merkle-tree', ready: rt.done, leaves: rt.tree.serialize() };
   }
 
   merkleNodes(op: MerkleNodesOp): RepairResult {

@@ -1,5 +1,5 @@
 /**
- * The shard actor's side of the wide-column ops (workers/shard.ts calls these): the storage keys a
+ * The shard actor's side of the wide-column ops (shard-actor.ts calls these): the storage keys a
  * partition mutation merges into (`cell-write`), and one page of a partition slice (`slice`), read
  * through synchronous RocksDB iterators so a page is one seek per clustering range plus iteration
  * and never sees a write half-applied (the actor is the only writer of its column family).
