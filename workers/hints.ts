@@ -14,15 +14,21 @@
  * - Reads first commit this turn's pending writes, so they see everything before them in mailbox
  *   order, and a `delete` removes (and counts) only the seqs that still exist: counts stay exact
  *   when an expiry and a replay delete race for the same hint.
+ *
+ * The mailbox is its HintsApi (src/hints/protocol.ts), exposed with comlink on the control port in
+ * workerData. Those guarantees hold because comlink delivers the calls in order on that one port
+ * and invokes each method synchronously on arrival, and every method only enqueues its op (no
+ * await before that): ops run one by one, in call order, inside the drain below, never interleaved.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import { pack, unpack } from 'msgpackr';
+import { expose } from 'comlink';
+import { portEndpoint } from '../src/util/comlink-port.js';
 import { newRocks, readRowsSync, SyncWriteBatch } from '../src/storage/rocks.js';
 import { HINTS_CF } from '../src/storage/db.js';
-import type { FromHints, Hint, HintsRequest, HintsResult, HintsWorkerData, StoredHint, ToHints } from '../src/hints/protocol.js';
+import type { Hint, HintCounts, HintsApi, HintsWorkerData, StoredHint } from '../src/hints/protocol.js';
 
 const data = workerData as HintsWorkerData;
-const port = parentPort!;
 const db = newRocks(data.handle);
 await db.open();
 const column = db.columns[HINTS_CF]!;
@@ -92,10 +98,6 @@ function stateOf(target: string): TargetState {
   } finally {
     await it.close();
   }
-}
-
-function send(m: FromHints): void {
-  port.postMessage(m);
 }
 
 /** Commit this turn's pending writes so a read sees every op before it in mailbox order. */
@@ -219,61 +221,115 @@ function allCounts(): Record<string, number> {
   return o;
 }
 
-let queue: HintsRequest[] = [];
+/**
+ * The mailbox: every HintsApi call becomes one entry, queued when its comlink message arrives (in
+ * call order: one port, and the methods below enqueue synchronously). One drain per event-loop
+ * turn runs every queued op in order, synchronously, so no op ever runs interleaved with another;
+ * reads (`list`, `delete`, `expire`) first commit the writes queued before them (flush), and the
+ * turn's writes are group-committed once before any answer of the turn is settled.
+ */
+interface QueuedOp {
+  run: () => unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+/** Bound on queued ops; the main thread bounds its calls in flight below it (HintStore), so this only catches a bug. */
+const QUEUED_OPS_MAX = 1_000_000;
+let queue: QueuedOp[] = [];
 let scheduled = false;
 let closing = false;
+/** Numbers answers that carry counts, in mailbox order (HintCounts.serial). */
+let serial = 0;
+
+function enqueue<T>(run: () => T): Promise<T> {
+  if (closing) return Promise.reject(new Error('hints actor is closing'));
+  if (queue.length >= QUEUED_OPS_MAX) return Promise.reject(new Error(`hints actor has ${queue.length} ops queued (limit ${QUEUED_OPS_MAX})`));
+  return new Promise<T>((resolve, reject) => {
+    queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
+    schedule();
+  });
+}
+
+function counted<T extends object>(counts: Record<string, number>, rest: T, full?: true): HintCounts & T {
+  return { ...rest, serial: ++serial, counts, ...(full ? { full } : {}) };
+}
+
+/** One turn's stores, each on its own: a hint that fails to encode fails alone and changes nothing. */
+function store(hints: readonly Hint[]): HintCounts & { stored: Array<boolean | string> } {
+  const stored: Array<boolean | string> = [];
+  const touched = new Set<string>();
+  for (const hint of hints) {
+    let value: Buffer;
+    try {
+      value = pack(hint);
+    } catch (e) {
+      stored.push(`cannot encode the hint: ${(e as Error).message}`);
+      continue;
+    }
+    const t = hint.target;
+    const s = stateOf(t);
+    touched.add(t);
+    if (s.count >= data.maxHintsPerTarget) {
+      stored.push(false);
+      continue;
+    }
+    const seq = s.next++;
+    if (s.count === 0) {
+      s.low = seq;
+      s.head = { seq, createdAt: hint.createdAt };
+    }
+    s.count++;
+    writes.put(keyOf(t, seq), value);
+    stored.push(true);
+  }
+  return counted(countsOf(touched), { stored });
+}
+
+const api: HintsApi = {
+  store: (hints) => enqueue(() => store(hints)),
+  list: (target, limit) => enqueue(() => list(target, limit)),
+  delete: (target, seqs) =>
+    enqueue(() => {
+      const removedSeqs = remove(target, seqs);
+      return counted(countsOf([target]), { removedSeqs });
+    }),
+  expire: (olderThan, budget) =>
+    enqueue(() => {
+      const r = expire(olderThan, Math.max(1, budget));
+      return counted(countsOf(r.touched), { removed: r.removed, more: r.more });
+    }),
+  counts: () => enqueue(() => counted(allCounts(), {}, true)),
+  close: () => {
+    const answered = enqueue(() => undefined);
+    closing = true;
+    return answered;
+  },
+};
 
 function drain(): void {
   const ops = queue;
   queue = [];
-  const replies: HintsResult[] = [];
+  const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: Error }> = [];
   for (const op of ops) {
     try {
-      switch (op.op) {
-        case 'store': {
-          const t = op.hint.target;
-          const s = stateOf(t);
-          if (s.count >= data.maxHintsPerTarget) {
-            replies.push({ id: op.id, ok: true, stored: false, counts: { [t]: s.count } });
-            break;
-          }
-          const seq = s.next++;
-          if (s.count === 0) {
-            s.low = seq;
-            s.head = { seq, createdAt: op.hint.createdAt };
-          }
-          s.count++;
-          writes.put(keyOf(t, seq), pack(op.hint));
-          replies.push({ id: op.id, ok: true, stored: true, counts: { [t]: s.count } });
-          break;
-        }
-        case 'delete': {
-          const removedSeqs = remove(op.target, op.seqs);
-          replies.push({ id: op.id, ok: true, removed: removedSeqs.length, removedSeqs, counts: countsOf([op.target]) });
-          break;
-        }
-        case 'list':
-          replies.push({ id: op.id, ok: true, hints: list(op.target, op.limit) });
-          break;
-        case 'expire': {
-          const r = expire(op.olderThan, Math.max(1, op.budget));
-          replies.push({ id: op.id, ok: true, removed: r.removed, more: r.more, counts: countsOf(r.touched) });
-          break;
-        }
-        case 'counts':
-          replies.push({ id: op.id, ok: true, counts: allCounts(), full: true });
-          break;
-      }
+      outcomes.push({ ok: true, value: op.run() });
     } catch (e) {
-      replies.push({ id: op.id, ok: false, code: 'internal', message: (e as Error).message });
+      outcomes.push({ ok: false, error: e instanceof Error ? e : new Error(String(e)) });
     }
   }
-  // Acks only after the batch is in the WAL (fsynced first under `sync` durability).
+  // Answers only after the batch is in the WAL (fsynced first under `sync` durability), in queue order.
   writes.commit(sync);
-  send({ t: 'replies', replies });
+  for (let i = 0; i < ops.length; i++) {
+    const o = outcomes[i]!;
+    if (o.ok) ops[i]!.resolve(o.value);
+    else ops[i]!.reject(o.error);
+  }
   scheduled = false;
   if (queue.length > 0) schedule();
-  else if (closing) finish();
+  // Closed: every op before `close` is answered above; comlink posts those answers from
+  // microtasks, which all run before this immediate closes the port (and the worker exits).
+  else if (closing) setImmediate(() => data.control.close());
 }
 
 function schedule(): void {
@@ -282,19 +338,4 @@ function schedule(): void {
   setImmediate(drain);
 }
 
-function finish(): void {
-  send({ t: 'closed' });
-  port.close();
-}
-
-port.on('message', (m: ToHints) => {
-  if (m.t === 'ops') {
-    for (const op of m.ops) queue.push(op);
-    schedule();
-  } else {
-    closing = true;
-    if (!scheduled) finish();
-  }
-});
-
-send({ t: 'ready', counts: allCounts() });
+expose(api, portEndpoint(data.control));

@@ -1,7 +1,8 @@
 /**
- * Messages between the main thread and the hints actor (workers/hints.ts), the sole owner of the
- * `hints` column family. A hint is a replica write held for a node that was down or unreachable.
+ * The API of the hints actor (workers/hints.ts), the sole owner of the `hints` column family, and
+ * what it stores. A hint is a replica write held for a node that was down or unreachable.
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { ConflictMode, Durability } from '../config/config.js';
 import type { Version } from '../versions/index.js';
 
@@ -63,44 +64,52 @@ export interface HintsWorkerData {
   durability: Durability;
   /** Bound on stored hints per target; past it a new hint is refused (anti-entropy covers the rest). */
   maxHintsPerTarget: number;
+  /** The control channel's worker end: the actor exposes its HintsApi on it with comlink (transferred). */
+  control: MessagePort;
 }
 
-export type HintsRequest =
-  | { id: number; op: 'store'; hint: Hint }
-  | { id: number; op: 'list'; target: string; limit: number }
-  /** Delete these seqs of `target`; only the ones that still exist are removed (and counted). */
-  | { id: number; op: 'delete'; target: string; seqs: number[] }
+/**
+ * Exact stored-hint counts after an op, for the targets it touched (`full`: every target, absent
+ * = 0); 0 means the target has none left. `serial` numbers the answers in mailbox order: the main
+ * thread applies them in that order (and asserts it), which keeps its copy of the counts exact.
+ */
+export interface HintCounts {
+  serial: number;
+  counts: Record<string, number>;
+  full?: true;
+}
+
+/**
+ * The hints actor's API (workers/hints.ts), exposed with comlink on its control channel and called
+ * by HintStore on the main thread: typed calls instead of hand-written ids and reply routing.
+ *
+ * Mailbox order: a call does not run when its message arrives; it joins the actor's one queue, and
+ * one drain per event-loop turn runs the queued ops in order, synchronously, then commits their
+ * writes in one WriteBatch and only then answers them. comlink delivers the calls in order on the
+ * one port and invokes each method synchronously on arrival, so queue order is call order; no
+ * method may await before it enqueues (an async gap there would let a later call slip in ahead).
+ * Answers are settled in queue order after the commit, so they arrive in that order too.
+ */
+export interface HintsApi {
+  /**
+   * Store hints durably, in order (HintStore sends one turn's stores as one call). `stored[i]`:
+   * true, false when the per-target bound refused hint i, or why it failed (it changed nothing).
+   */
+  store(hints: Hint[]): Promise<HintCounts & { stored: Array<boolean | string> }>;
+  /** Up to `limit` hints of `target`, first (lowest seq) first; sees every write queued before it. */
+  list(target: string, limit: number): Promise<StoredHint[]>;
+  /** Delete these seqs of `target`; only the ones that still exist are removed (and counted) and returned. */
+  delete(target: string, seqs: number[]): Promise<HintCounts & { removedSeqs: number[] }>;
   /**
    * Drop hints created before `olderThan`, reading at most `budget` stored hints in this one op
-   * (the actor's mailbox keeps draining between ops); `more` in the reply says another op is needed.
+   * (the mailbox keeps draining between ops); `more`: the budget ran out before every target was checked.
    */
-  | { id: number; op: 'expire'; olderThan: number; budget: number }
-  | { id: number; op: 'counts' };
-
-export interface HintsOk {
-  id: number;
-  ok: true;
-  stored?: boolean;
-  hints?: StoredHint[];
-  removed?: number;
-  /** `delete`: the seqs that existed and were removed (an expiry may have taken the others). */
-  removedSeqs?: number[];
-  /** `expire`: true when the budget ran out before every target was checked. */
-  more?: boolean;
-  /**
-   * Exact stored-hint counts after this op, for the targets it touched (`counts`: every target);
-   * 0 means the target has none left. Replies arrive in mailbox order, so applying them in order
-   * keeps the main thread's copy exact.
-   */
-  counts?: Record<string, number>;
-  /** `counts` op: the counts above are every target's (absent = 0), not only the touched ones. */
-  full?: boolean;
+  expire(olderThan: number, budget: number): Promise<HintCounts & { removed: number; more: boolean }>;
+  /** Every target's count (`full`). The first call after start answers once the actor has read them. */
+  counts(): Promise<HintCounts>;
+  /** Answered after every op queued before it is committed; the actor then closes its channel and exits. */
+  close(): Promise<void>;
 }
-
-export type HintsResult = HintsOk | { id: number; ok: false; code: string; message: string };
-
-export type ToHints = { t: 'ops'; ops: HintsRequest[] } | { t: 'close' };
-export type FromHints = { t: 'ready'; counts: Record<string, number> } | { t: 'replies'; replies: HintsResult[] } | { t: 'closed' };
 
 /**
  * What a coordinator needs of hinted handoff: store a hint for a down replica, on `holder` (another

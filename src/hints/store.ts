@@ -1,93 +1,128 @@
 import { Worker } from 'node:worker_threads';
+import type { Remote } from 'comlink';
 import { detachedBytes } from '../util/bytes.js';
-import { RingkvError } from '../util/errors.js';
-import type { FromHints, Hint, HintsOk, HintsRequest, HintsResult, HintsWorkerData, StoredHint, ToHints } from './protocol.js';
+import { invariant, RingkvError } from '../util/errors.js';
+import { WorkerApi } from '../util/worker-api.js';
+import type { Hint, HintCounts, HintsApi, HintsWorkerData, StoredHint } from './protocol.js';
 
-type Req = HintsRequest extends infer T ? (T extends HintsRequest ? Omit<T, 'id'> : never) : never;
+/** How long close() waits for the actor to answer and exit before terminating it. */
+const CLOSE_TIMEOUT_MS = 5000;
+
+/** Stores made in one turn, sent as one `store` call at its end (or before any other call). */
+interface StoreBatch {
+  hints: Hint[];
+  waiters: Array<{ resolve: (stored: boolean) => void; reject: (e: Error) => void }>;
+}
 
 /**
- * Main-thread side of the hints actor. Outstanding requests are bounded. It keeps an exact copy of
- * the actor's per-target hint counts: every reply carries the counts of the targets its op touched,
- * and replies are applied synchronously in the actor's mailbox order.
+ * Main-thread side of the hints actor: its HintsApi (comlink, on a dedicated channel), with the
+ * requests outstanding bounded (`maxPendingCalls`) and failed with `unavailable` when the worker
+ * dies. It keeps an exact copy of the actor's per-target hint counts: every answer that changes
+ * them carries the counts of the targets its op touched and a serial in mailbox order, and answers
+ * are applied in that order (asserted).
+ *
+ * Stores are batched: while a replica is down every write to its ranges stores a hint, and a
+ * comlink call costs a postMessage, a Proxy and a random id of its own (one call per hint stored
+ * 2-3x fewer hints per second than one call per turn: docs/architecture.md). So the stores of one
+ * turn go as one call, sent at the end of the turn's microtasks; any other call sends the open
+ * batch first, so the actor still sees every op in call order.
  */
 export class HintStore {
-  private readonly pending = new Map<number, { resolve: (r: HintsResult) => void; reject: (e: Error) => void }>();
-  private outbox: HintsRequest[] = [];
-  private flushScheduled = false;
-  private nextId = 1;
   private readonly counts = new Map<string, number>();
+  /** Serial of the last applied counts answer (HintCounts.serial). */
+  private countsSerial = 0;
+  private closing = false;
+  /** Requests made and not yet answered (stores waiting in `batch` included). */
+  private outstanding = 0;
+  private batch: StoreBatch | undefined;
+  /** Resolved when the worker has exited (for whatever reason). */
+  private readonly exited: Promise<void>;
   /** Called (synchronously, in mailbox order) after the counts changed. */
   onCounts: (() => void) | undefined;
 
   private constructor(
     private readonly worker: Worker,
-    private readonly maxPending: number,
-  ) {}
+    private readonly api: WorkerApi<HintsApi>,
+    private readonly maxPendingCalls: number,
+  ) {
+    this.exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  }
 
-  static async start(data: HintsWorkerData, maxPending = 100_000): Promise<HintStore> {
-    const w = new Worker(new URL('../../workers/hints.js', import.meta.url), { workerData: data });
-    const store = new HintStore(w, maxPending);
-    await new Promise<void>((resolve, reject) => {
-      w.once('error', reject);
-      w.on('message', (m: FromHints) => {
-        if (m.t === 'ready') {
-          store.applyCounts(m.counts, true);
-          resolve();
-        } else if (m.t === 'replies') store.onReplies(m.replies);
-      });
-    });
-    w.on('error', (e) => store.failAll(e));
-    w.on('exit', (code) => store.failAll(new Error(`hints worker exited (${code})`)));
+  static async start(data: Omit<HintsWorkerData, 'control'>, maxPendingCalls = 100_000): Promise<HintStore> {
+    const { api, workerPort } = WorkerApi.channel<HintsApi>();
+    const w = new Worker(new URL('../../workers/hints.js', import.meta.url), { workerData: { ...data, control: workerPort } satisfies HintsWorkerData, transferList: [workerPort] });
+    const store = new HintStore(w, api, maxPendingCalls);
+    w.on('error', (e) => api.failAll(new RingkvError('unavailable', `hints actor failed: ${e.message}`)));
+    w.on('exit', (code) => api.failAll(new RingkvError('unavailable', `hints actor exited (code ${code})`)));
+    // Answered once the actor has opened the family and counted what it holds; rejected if it dies first.
+    await store.refreshCounts();
     return store;
   }
 
-  private call(op: Req): Promise<HintsOk> {
-    if (this.pending.size >= this.maxPending) return Promise.reject(new RingkvError('overloaded', `hint store has ${this.pending.size} requests outstanding`));
-    const id = this.nextId++;
-    return new Promise<HintsResult>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.outbox.push({ ...op, id } as HintsRequest);
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        queueMicrotask(() => {
-          this.flushScheduled = false;
-          const ops = this.outbox;
-          this.outbox = [];
-          this.worker.postMessage({ t: 'ops', ops } satisfies ToHints);
-        });
-      }
-    }).then((res) => {
-      if (!res.ok) throw new RingkvError('internal', res.message);
-      return res;
-    });
+  /** Why a new request cannot be made now, or null. */
+  private refusal(): RingkvError | null {
+    if (this.closing) return new RingkvError('unavailable', 'hint store is closing');
+    if (this.outstanding >= this.maxPendingCalls) return new RingkvError('overloaded', `hint store has ${this.outstanding} requests outstanding (limit ${this.maxPendingCalls})`);
+    return null;
   }
 
-  private applyCounts(c: Record<string, number>, replace: boolean): void {
-    if (replace) this.counts.clear();
-    for (const [t, n] of Object.entries(c)) {
+  /** One request on the actor's API (after the open store batch); an actor error becomes `internal`, its death `unavailable`. */
+  private call<T>(fn: (api: Remote<HintsApi>) => Promise<T>): Promise<T> {
+    const no = this.refusal();
+    if (no) return Promise.reject(no);
+    this.sendBatch();
+    this.outstanding++;
+    return this.send(fn, 1);
+  }
+
+  /**
+   * Send one comlink call standing for `requests` outstanding requests (no longer outstanding
+   * once it settles). Counts are applied here, in the first step after the answer arrives, the same for
+   * every call: answers arrive in the actor's order (one port, in order), so they are applied in it.
+   */
+  private send<T>(fn: (api: Remote<HintsApi>) => Promise<T>, requests: number): Promise<T> {
+    return this.api.call(fn).then(
+      (r) => {
+        this.outstanding -= requests;
+        if (carriesCounts(r)) this.applyCounts(r);
+        return r;
+      },
+      (e: Error) => {
+        this.outstanding -= requests;
+        throw e instanceof RingkvError ? e : new RingkvError('internal', `hints actor: ${e.message}`);
+      },
+    );
+  }
+
+  /** Send the stores batched so far as one call (at the end of the turn, or before another call). */
+  private sendBatch(): void {
+    const b = this.batch;
+    if (!b) return;
+    this.batch = undefined;
+    this.send((a) => a.store(b.hints), b.hints.length)
+      .then((r) => {
+        invariant(r.stored.length === b.waiters.length, `hints actor answered ${r.stored.length} of ${b.waiters.length} stores`);
+        for (let i = 0; i < b.waiters.length; i++) {
+          const stored = r.stored[i]!;
+          if (typeof stored === 'string') b.waiters[i]!.reject(new RingkvError('internal', `hints actor: ${stored}`));
+          else b.waiters[i]!.resolve(stored);
+        }
+      })
+      .catch((e: Error) => {
+        for (const w of b.waiters) w.reject(e); // (a waiter already answered stays answered)
+      });
+  }
+
+  /** Serials arrive ascending (see send); a gap is fine (a failed op or a list carries none), going back is not. */
+  private applyCounts(c: HintCounts): void {
+    invariant(c.serial > this.countsSerial, `hint counts answer ${c.serial} arrived after ${this.countsSerial}`);
+    this.countsSerial = c.serial;
+    if (c.full) this.counts.clear();
+    for (const [t, n] of Object.entries(c.counts)) {
       if (n > 0) this.counts.set(t, n);
       else this.counts.delete(t);
     }
-  }
-
-  private onReplies(rs: HintsResult[]): void {
-    let changed = false;
-    for (const r of rs) {
-      if (r.ok && r.counts) {
-        this.applyCounts(r.counts, r.full === true);
-        changed = true;
-      }
-      const p = this.pending.get(r.id);
-      if (!p) continue;
-      this.pending.delete(r.id);
-      p.resolve(r);
-    }
-    if (changed) this.onCounts?.();
-  }
-
-  private failAll(e: Error): void {
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
+    this.onCounts?.();
   }
 
   /** Hints stored on this node per target (exact as of the last reply). */
@@ -109,49 +144,59 @@ export class HintStore {
         : hint.mode === 'crdt'
           ? { ...hint, key: detachedBytes(hint.key), state: detachedBytes(hint.state) }
           : { ...hint, key: detachedBytes(hint.key), versions: hint.versions.map((v) => ({ ...v, value: detachedBytes(v.value) })) };
-    const r = await this.call({ op: 'store', hint: own });
-    return r.stored === true;
+    const no = this.refusal();
+    if (no) throw no;
+    this.outstanding++;
+    let b = this.batch;
+    if (!b) {
+      b = this.batch = { hints: [], waiters: [] };
+      queueMicrotask(() => this.sendBatch());
+    }
+    b.hints.push(own);
+    return new Promise<boolean>((resolve, reject) => b.waiters.push({ resolve, reject }));
   }
 
   /** Up to `limit` hints of `target`, first (lowest seq) first. */
   async list(target: string, limit: number): Promise<StoredHint[]> {
-    const r = await this.call({ op: 'list', target, limit });
-    return r.hints ?? [];
+    return this.call((a) => a.list(target, limit));
   }
 
   /** Delete these hints; resolves with the seqs that still existed (and were removed). */
   async delete(target: string, seqs: number[]): Promise<number[]> {
     if (seqs.length === 0) return [];
-    const r = await this.call({ op: 'delete', target, seqs });
-    return r.removedSeqs ?? [];
+    return (await this.call((a) => a.delete(target, seqs))).removedSeqs;
   }
 
   /** One bounded expiry step (see the `expire` op); `more` = call again. */
   async expire(olderThan: number, budget: number): Promise<{ removed: number; more: boolean }> {
-    const r = await this.call({ op: 'expire', olderThan, budget });
-    return { removed: r.removed ?? 0, more: r.more === true };
+    const r = await this.call((a) => a.expire(olderThan, budget));
+    return { removed: r.removed, more: r.more };
   }
 
   /** Re-read every count from the actor (the local copy is refreshed by the reply). */
   async refreshCounts(): Promise<Record<string, number>> {
-    const r = await this.call({ op: 'counts' });
-    return r.counts ?? {};
+    return (await this.call((a) => a.counts())).counts;
   }
 
+  /**
+   * Answered after every call made before it (the actor commits and answers them first); then the
+   * actor exits. Calls made after close() fail with `unavailable`.
+   */
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => void this.worker.terminate().then(() => resolve()), 5000);
-      this.worker.on('message', (m: FromHints) => {
-        if (m.t === 'closed') {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-      this.worker.once('exit', () => {
-        clearTimeout(t);
-        resolve();
-      });
-      this.worker.postMessage({ t: 'close' } satisfies ToHints);
-    });
+    if (this.closing) return;
+    const closed = this.call((a) => a.close()).catch(() => undefined);
+    this.closing = true;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), CLOSE_TIMEOUT_MS)));
+    try {
+      if ((await Promise.race([closed.then(() => this.exited), timedOut])) === 'timeout') await this.worker.terminate();
+    } finally {
+      clearTimeout(timer);
+      this.api.close();
+    }
   }
+}
+
+function carriesCounts(r: unknown): r is HintCounts {
+  return typeof r === 'object' && r !== null && typeof (r as Partial<HintCounts>).serial === 'number';
 }

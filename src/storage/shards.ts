@@ -1,6 +1,5 @@
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { wrap, type Remote } from 'comlink';
-import { portEndpoint } from '../util/comlink-port.js';
+import { Worker } from 'node:worker_threads';
+import { WorkerApi } from '../util/worker-api.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import { mergeShardScanPages, type ShardScanPage } from './local-scan.js';
 import { shardOfToken } from './placement.js';
@@ -19,11 +18,6 @@ import { DEFAULT_SPIN_MICROS, newShardChannel, parkUntilData, RING_FLUSH_BYTES }
 import { decodeReplies, WireRequestWriter, type WireReply, type WireWriteMode } from './shard-wire.js';
 import { SpscRing } from './spsc-ring.js';
 
-/** A control call in flight, so a shard that dies fails it (comlink alone would wait forever). */
-interface ControlCall {
-  reject: (e: Error) => void;
-}
-
 /** Called once with a shard's answer to a read or write (record bytes are views: decode or copy). */
 export type WireCallback = (reply: WireReply) => void;
 
@@ -39,10 +33,8 @@ export type WireCallback = (reply: WireReply) => void;
  */
 export class ShardPool {
   private readonly workers: Worker[] = [];
-  /** Per shard: the comlink proxy of its control API, its port, and the calls in flight. */
-  private readonly controls: Array<Remote<ShardControlApi>> = [];
-  private readonly controlPorts: MessagePort[] = [];
-  private readonly controlCalls: Array<Set<ControlCall>> = [];
+  /** Per shard: its comlink control API, with the calls in flight (a shard that dies fails them). */
+  private readonly controls: Array<WorkerApi<ShardControlApi>> = [];
   private readonly wire: WireRequestWriter[] = [];
   /** Per shard: the request ring (we produce), the reply ring (we consume), the next request message's sequence number. */
   private readonly reqRings: SpscRing[] = [];
@@ -74,12 +66,10 @@ export class ShardPool {
     const ready: Array<Promise<number>> = [];
     for (let i = 0; i < opts.shards; i++) {
       const channel = newShardChannel();
-      const control = new MessageChannel();
-      const wd: ShardWorkerData = { spinMicros: DEFAULT_SPIN_MICROS, ...opts.workerData, shard: i, shards: opts.shards, channel, control: control.port2 };
-      const w = new Worker(url, { workerData: wd, transferList: [control.port2] });
-      pool.controlPorts.push(control.port1);
-      pool.controls.push(wrap<ShardControlApi>(portEndpoint(control.port1)));
-      pool.controlCalls.push(new Set());
+      const control = WorkerApi.channel<ShardControlApi>();
+      const wd: ShardWorkerData = { spinMicros: DEFAULT_SPIN_MICROS, ...opts.workerData, shard: i, shards: opts.shards, channel, control: control.workerPort };
+      const w = new Worker(url, { workerData: wd, transferList: [control.workerPort] });
+      pool.controls.push(control.api);
       pool.reqRings.push(new SpscRing(channel.requests));
       pool.repRings.push(new SpscRing(channel.replies));
       pool.seq.push(0);
@@ -120,7 +110,7 @@ export class ShardPool {
   }
 
   queueDepth(shard: number): number {
-    return this.controlCalls[shard]!.size + this.dataPending[shard]!.size;
+    return this.controls[shard]!.size + this.dataPending[shard]!.size;
   }
 
   /** Why a new op for `shard` cannot be queued now, or null. */
@@ -191,7 +181,7 @@ export class ShardPool {
   submit(shard: number, op: DataOpInput): Promise<ShardResult> {
     const no = this.refusal(shard);
     if (no) return Promise.reject(no);
-    return this.call<ShardResult>(shard, (api) => api.submit(op));
+    return this.controls[shard]!.call<ShardResult>((api) => api.submit(op));
   }
 
   /**
@@ -215,26 +205,7 @@ export class ShardPool {
 
   stats(shard: number): Promise<ShardStats> {
     if (this.closed) return Promise.reject(new RingkvError('unavailable', 'node is shutting down'));
-    return this.call<ShardStats>(shard, (api) => api.stats());
-  }
-
-  /** One control call, failed with `unavailable` if the shard dies first. */
-  private call<T>(shard: number, fn: (api: Remote<ShardControlApi>) => Promise<T>): Promise<T> {
-    const calls = this.controlCalls[shard]!;
-    return new Promise<T>((resolve, reject) => {
-      const entry: ControlCall = { reject };
-      calls.add(entry);
-      fn(this.controls[shard]!).then(
-        (v) => {
-          calls.delete(entry);
-          resolve(v);
-        },
-        (e: unknown) => {
-          calls.delete(entry);
-          reject(e instanceof Error ? e : new Error(String(e)));
-        },
-      );
-    });
+    return this.controls[shard]!.call((api) => api.stats());
   }
 
   /**
@@ -317,9 +288,7 @@ export class ShardPool {
 
   private failAll(shard: number, e: Error): void {
     const err = new RingkvError('unavailable', `shard ${shard} failed: ${e.message}`);
-    const calls = [...this.controlCalls[shard]!];
-    this.controlCalls[shard]!.clear();
-    for (const c of calls) c.reject(err);
+    this.controls[shard]!.failAll(err);
     const dp = this.dataPending[shard]!;
     const cbs = [...dp.values()];
     dp.clear();
@@ -352,7 +321,7 @@ export class ShardPool {
     );
     this.stopped = true;
     for (const r of this.repRings) r.nudge();
-    for (const p of this.controlPorts) p.close();
+    for (const c of this.controls) c.close();
   }
 }
 
