@@ -9,8 +9,9 @@ export const MAX_SOURCE_LINES = 600;
 export const CHECKED_DIRS = ['src', 'workers'];
 
 /**
- * Files allowed past the limit for now. THE SPLIT IS PENDING (issue 16: the movement manager,
- * the shard worker's group-commit actor, and an IPC connection's batch fan-out, which the hot-path rewrite was changing while the rest was split): each entry is
+ * Files allowed past the limit for now. THE SPLIT IS PENDING (issue 16: the shard worker's
+ * group-commit actor, and an IPC connection's batch fan-out, which the hot-path rewrite was
+ * changing while the rest was split): each entry is
  * removed when its file is split, and the check fails on an entry whose file is back under the
  * limit, so this list only shrinks. Do not add to it: split the file instead. (ipc-connection.ts
  * is what remains of ipc-server.ts, 970 lines, after its server, types and socket path moved out.)
@@ -18,7 +19,6 @@ export const CHECKED_DIRS = ['src', 'workers'];
 export const OVERSIZED_ALLOWED = Object.freeze([
   'src/api/ipc-connection.ts',
   'src/cql/parser.ts',
-  'src/streaming/manager.ts',
   'workers/shard.ts',
 ]);
 
