@@ -1,76 +1,42 @@
 import type { ConflictMode, NodeConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
-import { tokenInto, tokenOf, type Token } from '../ring/hash.js';
+import { tokenInto } from '../ring/hash.js';
 import type { RingLayout } from '../ring/builder.js';
 import { Liveness, RingTable, MAX_REPLICAS } from '../ring/table.js';
 import type { ShardPool } from '../storage/shards.js';
-import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
-import { DotCounter, decodeContext, decodeRecord, encodeRecord, MAX_TTL_SECONDS, newVersion, vcGet, type VClock, type Version } from '../versions/index.js';
+import { RingkvError, invariant } from '../util/errors.js';
+import { DotCounter, decodeContext, MAX_TTL_SECONDS, newVersion, vcGet, type VClock } from '../versions/index.js';
 import { resolveConsistency, type ConsistencySpec, type ResolvedConsistency } from './consistency.js';
 import { LiveCoordinations, OVERDUE_GRACE_MS, type CoordinationKind } from './coordinations.js';
-import { QuorumTracker } from './quorum.js';
-import { clockwiseFallbacks, placeHints, type HintPlacement } from '../hints/policy.js';
+import type { QuorumTracker } from './quorum.js';
 import type { HintSink } from '../hints/protocol.js';
-import { notKeyValue, tableIdBytes, type TableDef, type TableRegistry } from './tables.js';
-
+import { notKeyValue, type TableDef, type TableRegistry } from './tables.js';
 import type { PendingReplicas } from '../streaming/pending.js';
-import { encodeStorageKey } from '../storage/keys.js';
-import {
-  SCAN_LIMITS,
-  ScanCoordination,
-  clipWalk,
-  decodePagingState,
-  encodePagingState,
-  planScanSegments,
-  scanWalkStart,
-  type PeerReplicaScan,
-  type ScanPage,
-  type ScanPorts,
-  type ScanRequest,
-  type ScanResult,
-  type ScanSegment,
-} from './scan.js';
+import type { PeerReplicaScan, ScanPage, ScanRequest, ScanResult, ScanSegment } from './scan.js';
 import type { Done, Replica, RouterCounters } from './types.js';
 import type { KeyRoute, ReadRequest, ReadResult, WriteRequest, WriteResult } from './kv-types.js';
-import { registerReplicaHandlers, type PeerReplicaWrite, type RemoteReplicas, type ReplicaRead, type ReplicaWrite } from './replica-protocol.js';
+import { registerReplicaHandlers, type PeerReplicaWrite, type RemoteReplicas, type ReplicaRead } from './replica-protocol.js';
 import type { PeerServices } from '../cluster/peer-services.js';
 import { LocalReplicaService } from './local-replicas.js';
-import {
-  decodeOrNull,
-  EMPTY,
-  NO_PLACEMENTS,
-  NO_REPLICAS,
-  ReadCoordination,
-  WriteCoordination,
-  type CoordinationPorts,
-  type KvTableDef,
-  type ReplicaCallback,
-} from './kv-coordination.js';
+import { EMPTY, NO_REPLICAS, ReadCoordination, WriteCoordination, type CoordinationPorts, type KvTableDef } from './kv-coordination.js';
+import { ReplicaIo } from './replica-io.js';
+import { planWrite, type WritePlan, type WritePlanView } from './write-plan.js';
+import { startKvScan, type KvScanDeps } from './kv-scan.js';
 
 export type { PeerReplicaScan, ScanPage, ScanRequest, ScanResult, ScanRow } from './scan.js';
 export type { ConsistencyReport, Done, Replica, RouterCounters } from './types.js';
 export type { KeyRoute, ReadRequest, ReadResult, WriteRequest, WriteResult } from './kv-types.js';
 export type { PeerReplicaWrite, RemoteReplicas, ReplicaRead, ReplicaWrite } from './replica-protocol.js';
+export type { WritePlan } from './write-plan.js';
 
 
-/**
- * Where a write goes: its N targets, which of them are up, where the down ones' hints go, and the
- * pending replicas (range movements: they take the write too, never counted toward W).
- */
-export interface WritePlan {
-  targets: readonly Replica[];
-  up: readonly Replica[];
-  down: readonly Replica[];
-  placements: HintPlacement[];
-  pending: readonly Replica[];
-}
 
 /**
  * The coordinator. Lives on the main thread and never touches RocksDB: it finds a key's replicas in
  * the shared ring table, fans out to local shards (messages) and remote routers (peer frames), counts
  * the quorum, reconciles versions, and repairs stale replicas.
  */
-export class Router {
+export class Router implements WritePlanView {
   readonly counters: RouterCounters = {
     coordinatedWrites: 0,
     coordinatedReads: 0,
@@ -107,6 +73,10 @@ export class Router {
   pending: PendingReplicas | null = null;
   /** The replica side: what this node serves to coordinators (its own and other nodes'). */
   private readonly local: LocalReplicaService;
+  /** How coordinations reach one replica (a local shard or a peer). */
+  private readonly io: ReplicaIo;
+  /** What a scan's start reads of this router (kv-scan.ts). */
+  private readonly scanDeps: KvScanDeps;
 
   constructor(
     private readonly opts: {
@@ -140,6 +110,17 @@ export class Router {
       replicasOfPos: (layout, pos) => this.replicasOfPos(layout, pos),
       kvTable: (name) => this.kvTable(name),
     });
+    this.io = new ReplicaIo(opts.shards, opts.remote);
+    this.scanDeps = {
+      counters: this.counters,
+      config: opts.config,
+      log: opts.log,
+      layout: () => this.layout,
+      kvTable: (name) => this.kvTable(name),
+      replicasOfPos: (layout, pos) => this.replicasOfPos(layout, pos),
+      isUp: (r) => this.isUp(r),
+      scanReplica: (r, table, seg, after, limit, timeoutMs, cb) => this.io.scanReplica(r, table, seg, after, limit, timeoutMs, cb),
+    };
     if (opts.peers) registerReplicaHandlers(opts.peers, this);
   }
 
@@ -195,7 +176,12 @@ export class Router {
     return r.local || this.opts.ring.liveness(r.nodeIndex) !== Liveness.Down;
   }
 
-  private isUpId(id: string): boolean {
+  /** Down hints may go to fallback nodes (a hint sink exists). */
+  get hinting(): boolean {
+    return this.hints !== undefined;
+  }
+
+  isUpId(id: string): boolean {
     if (id === this.opts.selfId) return true;
     const i = this.layout.nodeIds.indexOf(id);
     return i >= 0 && this.opts.ring.liveness(i) !== Liveness.Down;
@@ -381,48 +367,16 @@ export class Router {
   }
 
   /**
-   * A write's targets (the first N replicas), which are up, and where the down ones' hints go; or
-   * `unavailable` when too few are up to meet W (then nothing may be written).
+   * A write's plan (write-plan.ts, with this router as the view): its targets, which are up, where
+   * the down ones' hints go, its pending replicas; `unavailable` (counted) when W cannot be met.
    */
   planWrite(route: KeyRoute, table: TableDef, cons: ResolvedConsistency): WritePlan {
-    const targets = route.replicas.length === cons.n ? route.replicas : route.replicas.slice(0, cons.n);
-    let up = targets;
-    let down: readonly Replica[] = NO_REPLICAS;
-    for (const r of targets) {
-      if (!this.isUp(r)) {
-        up = targets.filter((x) => this.isUp(x));
-        down = targets.filter((x) => !this.isUp(x));
-        break;
-      }
+    try {
+      return planWrite(this, route, table, cons);
+    } catch (e) {
+      if (e instanceof RingkvError && e.code === 'unavailable') this.counters.unavailable++;
+      throw e;
     }
-    // Sloppy quorum: each down replica's write goes, as a hint naming it, to the next healthy
-    // node clockwise that isn't one of the key's N replicas (or stays with this coordinator when
-    // none is left).
-    const placements =
-      down.length > 0 && this.hints
-        ? placeHints(
-            down.map((r) => r.nodeId),
-            clockwiseFallbacks(this.layout, route.pos, new Set(targets.map((r) => r.nodeId)), down.length + 2),
-            (id) => this.isUpId(id),
-            table.quorum,
-            cons.any,
-          )
-        : NO_PLACEMENTS;
-    const hintCredit = placements.filter((p) => p.counts).length;
-    if (up.length + hintCredit < cons.required) {
-      // Known unavailable (Cassandra's UnavailableException): write nothing rather than a partial write.
-      this.counters.unavailable++;
-      throw new RingkvError(
-        'unavailable',
-        `write quorum not met: ${up.length} of ${cons.n} replicas are up, ${cons.required} acks required (down: ${down.map((r) => r.nodeId).join(', ')}` +
-          `${hintCredit > 0 ? `; ${hintCredit} hinted fallbacks count` : ''}); nothing was written`,
-        { n: cons.n, required: cons.required, up: up.length },
-      );
-    }
-    // Pending replicas for the N the request asked for (before the clamp to the current ring: a
-    // join can bring the ring up to that N).
-    const pending = this.pending === null ? NO_REPLICAS : this.pending.at(route.hi, route.lo, cons.clamped?.requested.n ?? cons.n);
-    return { targets, up, down, placements, pending };
   }
 
   /** `read` with a callback: `done` runs exactly once, never inside this call, and by the deadline. */
@@ -460,56 +414,8 @@ export class Router {
    */
   startScan(req: ScanRequest, done: Done<ScanResult>): void {
     const o = this.observer;
-    const tracked = this.track('scan', this.timeoutOf(req), o ? o.wrap('scan', req.consistency, done) : done);
-    let c: ScanCoordination<Replica>;
-    try {
-      const limit = req.limit;
-      if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > SCAN_LIMITS.maxLimit) {
-        throw new RingkvError('bad_request', `limit must be an integer between 1 and ${SCAN_LIMITS.maxLimit}, got ${JSON.stringify(limit)}`, { field: 'limit' });
-      }
-      const table = this.kvTable(req.table);
-      // Where the walk starts, where its one turn of the ring ends, and (continuing) the cursor.
-      let walk: { from: Token; exclusive: boolean; end: Token; after: Uint8Array | null };
-      if (req.pagingState !== undefined) {
-        if (req.startKey !== undefined) throw new RingkvError('bad_request', 'give either a start key or a pagingState, not both', { field: 'pagingState' });
-        const ps = decodePagingState(req.pagingState, this.opts.config.limits.maxKeyBytes);
-        const t = tokenOf(ps.lastKey);
-        walk = { from: t, exclusive: false, end: ps.walkEnd, after: encodeStorageKey(t.hi, t.lo, tableIdBytes(table), ps.lastKey) };
-      } else {
-        if (!(req.startKey instanceof Uint8Array) || req.startKey.length === 0) throw new RingkvError('bad_request', 'a scan needs a non-empty start key', { field: 'key' });
-        const from = tokenOf(req.startKey);
-        const exclusive = req.exclusive === true;
-        walk = { from, exclusive, end: scanWalkStart(from, exclusive), after: null };
-      }
-      const layout = this.layout;
-      const cons = resolveConsistency(req.consistency, 'read', table.n, layout.tokens.length > 0 ? layout.replicas : 0);
-      if (cons.n === 0 || layout.tokens.length === 0) throw new RingkvError('unavailable', 'the ring has no nodes owning tokens yet');
-      const segments = clipWalk(planScanSegments(layout.tokens, walk.from, walk.exclusive), scanWalkStart(walk.from, walk.exclusive), walk.end);
-      const { end } = walk;
-      const done: Done<ScanResult> = (err, r) => {
-        // The continuation: after the last row, up to where this scan's turn of the ring ends.
-        if (r && !r.endOfRing) r.pagingState = encodePagingState(end, r.rows[r.rows.length - 1]!.key);
-        tracked(err, r);
-      };
-      this.counters.coordinatedScans++;
-      const ports: ScanPorts<Replica> = {
-        log: () => this.opts.log,
-        maxSiblings: () => this.opts.config.maxSiblings,
-        // Positions are of the layout this scan planned with; a publish mid-scan is caught by the
-        // replicas, which check the segment against their own ring view.
-        replicasAt: (pos) => this.replicasOfPos(layout, pos),
-        isUp: (r) => this.isUp(r),
-        scanReplica: (r, seg, after, lim, timeoutMs, cb) => this.scanReplica(r, table, seg, after, lim, timeoutMs, cb),
-        onUnavailable: (timedOut) => {
-          this.counters.unavailable++;
-          if (timedOut) this.counters.timeouts++;
-        },
-      };
-      c = new ScanCoordination(ports, table.conflicts, segments, cons, limit, this.timeoutOf(req), done, walk.after);
-    } catch (e) {
-      return void queueMicrotask(() => tracked(e as Error, undefined));
-    }
-    c.start();
+    const timeoutMs = this.timeoutOf(req);
+    startKvScan(this.scanDeps, req, timeoutMs, this.track('scan', timeoutMs, o ? o.wrap('scan', req.consistency, done) : done));
   }
 
   /** The replicas of ring position `pos` of `layout` (cached like replicasOf while it is current). */
@@ -531,27 +437,9 @@ export class Router {
     return frozen;
   }
 
-  /** One page of one replica's rows of a scan segment: a local shard's scan op, or a peer's (any table kind). */
-  scanReplica(
-    r: Replica,
-    table: TableDef,
-    seg: ScanSegment,
-    after: Uint8Array | null,
-    limit: number,
-    timeoutMs: number,
-    cb: (err: Error | null, page: ScanPage | null) => void,
-  ): void {
-    const fail = (e: unknown): void => cb(e instanceof Error ? e : new Error(String(e)), null);
-    if (r.local) {
-      this.opts.shards
-        .scan({ table: tableIdBytes(table), startHi: seg.startHi, startLo: seg.startLo, endHi: seg.endHi, endLo: seg.endLo, after, limit })
-        .then((page) => cb(null, page), fail)
-        .catch(fail);
-      return;
-    }
-    if (!this.remote) return void queueMicrotask(() => cb(new RingkvError('unavailable', `no transport to reach node ${r.nodeId}`), null));
-    const op: PeerReplicaScan = { table: table.name, tableId: tableIdBytes(table), startHi: seg.startHi, startLo: seg.startLo, endHi: seg.endHi, endLo: seg.endLo, after, limit };
-    this.remote.scanRecords(r.nodeId, op, timeoutMs).then((page) => cb(null, page), fail);
+  /** One page of one replica's rows of a scan segment (replica-io.ts; any table kind). */
+  scanReplica(r: Replica, table: TableDef, seg: ScanSegment, after: Uint8Array | null, limit: number, timeoutMs: number, cb: (err: Error | null, page: ScanPage | null) => void): void {
+    this.io.scanReplica(r, table, seg, after, limit, timeoutMs, cb);
   }
 
   /**
@@ -571,61 +459,10 @@ export class Router {
     isUp: (r) => this.isUp(r),
     pendingUp: (r) => this.pendingUp(r),
     hints: () => this.hints,
-    writeReplica: (r, hi, lo, op, record, timeoutMs, cb) => this.writeReplica(r, hi, lo, op, record, timeoutMs, cb),
-    readReplica: (r, hi, lo, op, timeoutMs, cb) => this.readReplica(r, hi, lo, op, timeoutMs, cb),
+    writeReplica: (r, hi, lo, op, record, timeoutMs, cb) => this.io.writeReplica(r, hi, lo, op, record, timeoutMs, cb),
+    readReplica: (r, hi, lo, op, timeoutMs, cb) => this.io.readReplica(r, hi, lo, op, timeoutMs, cb),
     quorumError: (kind, t, cons, timedOut) => this.quorumError(kind, t, cons, timedOut),
   };
-
-  /**
-   * Write to one replica: a local shard by message (record bytes: `record` when the caller encoded
-   * `op.versions` already), or a remote node's router by frame. `cb` runs once, never inside this
-   * call, with the merged versions when `op.returnMerged` asked for them.
-   */
-  private writeReplica(r: Replica, hi: number, lo: number, op: ReplicaWrite, record: Uint8Array | null, timeoutMs: number, cb: ReplicaCallback): void {
-    if (r.local) {
-      this.opts.shards.write(op.tableId, op.mode, op.key, hi, lo, record ?? encodeRecord(op.versions), op.returnMerged === true, (res) => {
-        if (!res.ok) return cb(new RingkvError(res.code as ErrorCode, res.message), null);
-        cb(null, res.record ? decodeRecord(res.record) : null);
-      });
-      return;
-    }
-    if (!this.remote) return void queueMicrotask(() => cb(new RingkvError('unavailable', `no transport to reach node ${r.nodeId}`), null));
-    const peerOp: PeerReplicaWrite = { table: op.table, tableId: op.tableId, mode: op.mode, key: op.key, record: record ?? encodeRecord(op.versions) };
-    if (op.returnMerged) peerOp.returnMerged = true;
-    this.remote.writeRecord(r.nodeId, peerOp, timeoutMs).then(
-      (rec) => cb(null, decodeOrNull(rec)),
-      (e: unknown) => cb(e instanceof Error ? e : new Error(String(e)), null),
-    );
-  }
-
-  private readReplica(r: Replica, hi: number, lo: number, op: ReplicaRead, timeoutMs: number, cb: ReplicaCallback): void {
-    if (r.local) {
-      this.opts.shards.read(op.tableId, op.key, hi, lo, (res) => {
-        if (!res.ok) return cb(new RingkvError(res.code as ErrorCode, res.message), null);
-        let versions: Version[] | null;
-        try {
-          versions = res.record ? decodeRecord(res.record) : null;
-        } catch (e) {
-          return cb(e as Error, null);
-        }
-        cb(null, versions);
-      });
-      return;
-    }
-    if (!this.remote) return void queueMicrotask(() => cb(new RingkvError('unavailable', `no transport to reach node ${r.nodeId}`), null));
-    this.remote.readRecord(r.nodeId, op, timeoutMs).then(
-      (rec) => {
-        let versions: Version[] | null;
-        try {
-          versions = decodeOrNull(rec);
-        } catch (e) {
-          return cb(e as Error, null);
-        }
-        cb(null, versions);
-      },
-      (e: unknown) => cb(e instanceof Error ? e : new Error(String(e)), null),
-    );
-  }
 
   /** Read this node's own replica of a key, without coordination (`GET ...?replica=local`). */
   readLocalReplica(table: string, key: Uint8Array): Promise<ReadResult> {

@@ -15,6 +15,8 @@
  * One movement at a time in the cluster: a node refuses to start one while another is visible, and
  * two announced at once are ordered deterministically (membership.precedes); the one that must
  * give way withdraws (a join takes new tokens later) or fails with a message.
+ * What the movement says in gossip and the settle check are movement-gossip.ts; the per-peer
+ * stream figures are progress.ts (pure); the peer side of streaming is exchange.ts.
  */
 import type { Cluster } from '../cluster/cluster.js';
 import type { NodeConfig } from '../config/config.js';
@@ -31,24 +33,13 @@ import { RingkvError, invariant } from '../util/errors.js';
 import { checkDecommission, checkRemove, checkReplace, removalMovesData, replicationNeed } from './admission.js';
 import { STREAM_LIMITS } from './batch.js';
 import { runCleanup, type CleanupReport } from './cleanup.js';
-import {
-  describeMovement,
-  EXTRA_MV_BYTES,
-  EXTRA_MV_DONE,
-  EXTRA_MV_KEYS,
-  EXTRA_MV_STATE,
-  EXTRA_MV_TOTAL,
-  EXTRA_REMOVED_BY,
-  EXTRA_REPLACES,
-  yieldsTo,
-  type Movement,
-  type MovementKind,
-} from './membership.js';
+import { describeMovement, EXTRA_REMOVED_BY, EXTRA_REPLACES, yieldsTo, type Movement } from './membership.js';
 import { StreamExchange } from './exchange.js';
 import type { MemberReply } from './messages.js';
 import { runTasks, StallError, StoppedError, type MoverPorts } from './mover.js';
 import { planStreams, replicationFactors } from './plan.js';
-import { resumeTasks, summarize, type MovementRecord, type MovementSummary, type SessionMark, type TaskProgress } from './progress.js';
+import { MovementGossip, type ClusterMovement } from './movement-gossip.js';
+import { resumeTasks, streamProgressOf, summarize, type MovementRecord, type MovementSummary, type SessionMark } from './progress.js';
 import type { StreamProgress } from '../metrics/progress.js';
 import { ByteThrottle, mibPerSecond } from './throttle.js';
 
@@ -64,7 +55,6 @@ const SETTLE_TIMEOUT_MS = 30_000;
 const STALL_TIMEOUT_MS = 60_000;
 const STALL_RETRY_MS = 5_000;
 const PERSIST_EVERY_MS = 500;
-const GOSSIP_PROGRESS_EVERY_MS = 1_000;
 /** How long a decommissioned node waits for its peers to see it left before it exits. */
 const LEFT_CONFIRM_MS = 10_000;
 
@@ -81,22 +71,9 @@ export interface ManagerDeps {
   onLeft: () => void;
 }
 
-export interface ClusterMovement {
-  id: string;
-  kind: MovementKind;
-  node: string;
-  replaces?: string;
-  driver: string;
-  state: string;
-  rangesDone: number | null;
-  rangesTotal: number | null;
-  keys: number | null;
-  bytes: number | null;
-}
+export type { ClusterMovement } from './movement-gossip.js';
 
 const TERMINAL = new Set(['done', 'failed']);
-/** Movement kinds as the metrics name their operations. */
-const OPERATION: Record<MovementKind, string> = { join: 'join', leave: 'decommission', remove: 'removenode', replace: 'replace' };
 
 export class MovementManager {
   private record: MovementRecord | null;
@@ -106,13 +83,15 @@ export class MovementManager {
   private readonly wakers = new Set<() => void>();
   private readonly throttles = new Map<string, ByteThrottle>();
   private lastPersist = 0;
-  private lastGossip = 0;
   private cleaning = false;
   private readonly exchange: StreamExchange;
+  /** The movement's gossip: progress out, other drivers' progress in, the settle check. */
+  private readonly gossip: MovementGossip;
 
   constructor(private readonly d: ManagerDeps) {
     this.record = d.meta.get<MovementRecord>(META_MOVEMENT) ?? null;
     this.exchange = new StreamExchange(d);
+    this.gossip = new MovementGossip(d.cluster, () => d.config.requestTimeoutMs);
   }
 
   private get self(): string {
@@ -127,38 +106,14 @@ export class MovementManager {
     return this.record ? summarize(this.record, this.session, Date.now()) : null;
   }
 
-  /**
-   * The running movement's streams for the metrics and the dashboard (src/metrics/progress.ts): per
-   * peer and direction, what is done and the expected total (bytes extrapolated from the share of
-   * the token span done). Empty when nothing streams.
-   */
+  /** The running movement's streams per peer and direction, for the metrics and the dashboard (progress.ts). */
   streamProgress(): StreamProgress[] {
-    const r = this.record;
-    if (r === null || TERMINAL.has(r.state) || r.tasks.length === 0) return [];
-    const byPeer = new Map<string, { peer: string; direction: 'in' | 'out'; tasks: TaskProgress[] }>();
-    for (const t of r.tasks) {
-      const inbound = t.target === this.self;
-      const peer = inbound ? t.sources.join('+') || '(none)' : t.target;
-      const key = `${inbound ? 'in' : 'out'}:${peer}`;
-      let g = byPeer.get(key);
-      if (!g) byPeer.set(key, (g = { peer, direction: inbound ? 'in' : 'out', tasks: [] }));
-      g.tasks.push(t);
-    }
-    return [...byPeer.values()].map((g) => {
-      const s = summarize({ ...r, tasks: g.tasks }, null, Date.now());
-      return { id: r.id, operation: OPERATION[r.kind], peer: g.peer, direction: g.direction, bytesDone: s.bytes, bytesTotal: s.fraction > 0 ? Math.round(s.bytes / s.fraction) : 0, rangesDone: s.rangesDone, rangesTotal: s.rangesTotal };
-    });
+    return streamProgressOf(this.record, this.self, Date.now());
   }
 
   /** Every movement under way in the cluster, with the progress its driver gossips. */
   clusterMovements(): ClusterMovement[] {
-    return this.d.cluster.movements().map((m) => {
-      const x = this.d.cluster.gossip.get(m.driver)?.info.extra ?? {};
-      const num = (k: string): number | null => (typeof x[k] === 'number' ? x[k] : null);
-      const out: ClusterMovement = { id: m.id, kind: m.kind, node: m.node, driver: m.driver, state: typeof x[EXTRA_MV_STATE] === 'string' ? x[EXTRA_MV_STATE] : 'announced', rangesDone: num(EXTRA_MV_DONE), rangesTotal: num(EXTRA_MV_TOTAL), keys: num(EXTRA_MV_KEYS), bytes: num(EXTRA_MV_BYTES) };
-      if (m.replaces !== undefined) out.replaces = m.replaces;
-      return out;
-    });
+    return this.gossip.clusterMovements();
   }
 
   // ----------------------------------------------------------------------------------------------
@@ -227,7 +182,7 @@ export class MovementManager {
       this.record = { id: `remove:${id}:joining`, kind: 'remove', node: id, driver: this.self, state: 'done', startedAt: now, updatedAt: now, finishedAt: now, tasks: [] };
       this.persist(true);
       logEvent(this.d.log, 'range.done', { movement: this.record.id, kind: 'remove', node: id, ranges: 0, keys: 0, bytes: 0, note: 'it was joining and owned no ranges: dropped' });
-      void this.pushGossip();
+      void this.gossip.pushGossip();
       return this.summary()!;
     }
     this.mintRemoval(id);
@@ -238,7 +193,7 @@ export class MovementManager {
 
   /** `--replace X` at startup: X must be a dead normal member in a live peer's view. */
   async checkReplaceable(x: string): Promise<void> {
-    const peers = this.livePeers();
+    const peers = this.gossip.livePeers();
     let lastErr: unknown = new RingkvError('unavailable', 'no live peer to ask about the node to replace');
     for (const p of peers) {
       try {
@@ -358,35 +313,6 @@ export class MovementManager {
     this.d.meta.set(META_MOVEMENT, r);
   }
 
-  /** Gossip this node's movement state and progress (driver's `extra`), at most once a second unless forced. */
-  private gossipProgress(force: boolean): void {
-    const r = this.record;
-    const t = Date.now();
-    if (!force && t - this.lastGossip < GOSSIP_PROGRESS_EVERY_MS) return;
-    this.lastGossip = t;
-    if (r === null || TERMINAL.has(r.state)) {
-      this.setExtra({ [EXTRA_MV_STATE]: undefined, [EXTRA_MV_DONE]: undefined, [EXTRA_MV_TOTAL]: undefined, [EXTRA_MV_KEYS]: undefined, [EXTRA_MV_BYTES]: undefined });
-      return;
-    }
-    const s = summarize(r, this.session, t);
-    this.setExtra({ [EXTRA_MV_STATE]: r.state, [EXTRA_MV_DONE]: s.rangesDone, [EXTRA_MV_TOTAL]: s.rangesTotal, [EXTRA_MV_KEYS]: s.keys, [EXTRA_MV_BYTES]: s.bytes });
-  }
-
-  private setExtra(patch: Record<string, string | number | undefined>): void {
-    const cur: Record<string, string | number> = { ...(this.d.cluster.gossip.self().info.extra ?? {}) };
-    let changed = false;
-    for (const [k, v] of Object.entries(patch)) {
-      if (v === undefined) {
-        if (k in cur) changed = true;
-        delete cur[k];
-      } else if (cur[k] !== v) {
-        cur[k] = v;
-        changed = true;
-      }
-    }
-    if (changed) this.d.cluster.updateSelf({ extra: Object.keys(cur).length > 0 ? cur : undefined });
-  }
-
   private setState(state: MovementRecord['state'], error?: string): void {
     const r = this.record;
     invariant(r !== null, 'a movement state needs a movement');
@@ -395,45 +321,7 @@ export class MovementManager {
     else delete r.error;
     if (TERMINAL.has(state)) r.finishedAt = Date.now();
     this.persist(true);
-    this.gossipProgress(true);
-  }
-
-  private livePeers(): string[] {
-    return this.d.cluster.gossip
-      .all()
-      .filter((s) => s.id !== this.self && s.info.status !== 'left' && s.info.extra?.[EXTRA_REMOVED_BY] === undefined && this.d.cluster.isUp(s.id))
-      .map((s) => s.id);
-  }
-
-  /**
-   * Push our state to every member now (a gossip exchange each; failures are left to gossip). Not
-   * only to those that look up: a restarted node has not heard from anyone yet, and the exchange
-   * is also how it learns who is up before it asks them to confirm a movement or plans sources.
-   */
-  private async pushGossip(): Promise<void> {
-    const members = this.d.cluster.gossip
-      .all()
-      .filter((s) => s.id !== this.self && s.info.status !== 'left' && s.info.extra?.[EXTRA_REMOVED_BY] === undefined)
-      .map((s) => s.id);
-    await Promise.all(members.map((p) => this.d.cluster.gossipWith(p).catch(() => undefined)));
-  }
-
-  /** Live peers whose movement digest differs from ours (after pushing our view to them). */
-  private async lagging(): Promise<string[]> {
-    await this.pushGossip();
-    const mine = this.d.cluster.movementView().digest;
-    const peers = this.livePeers();
-    const answers = await Promise.all(
-      peers.map(async (p) => {
-        try {
-          const r = (await this.d.cluster.request(p, { t: 'stream-settle' }, this.d.config.requestTimeoutMs + 2000)) as { digest?: unknown };
-          return r.digest === mine ? null : p;
-        } catch {
-          return this.d.cluster.isUp(p) ? p : null;
-        }
-      }),
-    );
-    return answers.filter((x): x is string => x !== null);
+    this.gossip.publishProgress(this.record, this.session, true);
   }
 
   /** Wait until no other movement is under way and some node owns ranges, then return. */
@@ -503,7 +391,7 @@ export class MovementManager {
       const rival = yieldsTo(mine, all);
       if (rival !== undefined) return this.yieldTo(mine, rival);
       await this.d.router.coordinationsSettled();
-      lagging = await this.lagging();
+      lagging = await this.gossip.lagging();
       if (lagging.length === 0) break;
       if (Date.now() - t0 > SETTLE_TIMEOUT_MS) {
         this.d.log.warn({ event: 'range.settle-timeout', lagging }, 'some live nodes did not confirm the movement in time; streaming anyway');
@@ -525,7 +413,7 @@ export class MovementManager {
     r.id = mine.id;
     this.session = { sinceMs: Date.now(), keys: r.tasks.reduce((a, t) => a + t.keys, 0), bytes: r.tasks.reduce((a, t) => a + t.bytes, 0) };
     this.setState('streaming');
-    await this.pushGossip();
+    await this.gossip.pushGossip();
     const s0 = summarize(r, null, Date.now());
     logEvent(this.d.log, 'range.stream', { movement: r.id, step: describeMovement(mine), ranges: s0.rangesTotal, done: s0.rangesDone, sources: s0.sources, settled: r.settle.settled, settleMs: r.settle.waitedMs, lagging: r.settle.lagging });
     await runTasks(r.tasks, this.moverPorts(), STALL_TIMEOUT_MS);
@@ -546,18 +434,18 @@ export class MovementManager {
         this.d.meta.set(META_STATUS, 'normal');
         this.d.cluster.updateSelf({ status: 'normal' });
         if (m.replaces !== undefined && this.d.cluster.gossip.get(m.replaces)) this.d.cluster.mintForeign(m.replaces, { status: 'left' });
-        await this.pushGossip();
+        await this.gossip.pushGossip();
         return;
       case 'remove':
         this.d.cluster.mintForeign(m.node, { status: 'left' });
-        await this.pushGossip();
+        await this.gossip.pushGossip();
         return;
       case 'leave': {
         this.d.meta.set(META_STATUS, 'left');
         this.d.cluster.updateSelf({ status: 'left' });
         // Others drop this node from their ring once they see it left; wait (bounded) until they have.
         const by = Date.now() + LEFT_CONFIRM_MS;
-        while (Date.now() < by && (await this.lagging()).length > 0) await this.sleep(200);
+        while (Date.now() < by && (await this.gossip.lagging()).length > 0) await this.sleep(200);
         return;
       }
     }
@@ -608,7 +496,7 @@ export class MovementManager {
       throttle: (s) => this.throttle(s),
       progressed: () => {
         this.persist();
-        this.gossipProgress(false);
+        this.gossip.publishProgress(this.record, this.session, false);
       },
       stopped: () => this.stopping,
       sleep: (ms) => this.sleep(ms),

@@ -7,6 +7,7 @@ import { tokenFromHex, tokenToBigInt, tokenToHex } from '../ring/hash.js';
 import { invariant } from '../util/errors.js';
 import type { MovementKind } from './membership.js';
 import { rangeWidth, type StreamTask } from './plan.js';
+import type { StreamProgress } from '../metrics/progress.js';
 
 export type MovementState =
   /** A join waiting for the other movements to finish before it takes tokens. */
@@ -167,4 +168,29 @@ export function summarize(r: MovementRecord, session: SessionMark | null, nowMs:
   if (r.settle !== undefined) out.settle = r.settle;
   if (r.error !== undefined) out.error = r.error;
   return out;
+}
+
+/** Movement kinds as the metrics name their operations. */
+const OPERATION: Record<MovementKind, string> = { join: 'join', leave: 'decommission', remove: 'removenode', replace: 'replace' };
+
+/**
+ * Record `r`'s streams for the metrics and the dashboard (src/metrics/progress.ts), as node `self`
+ * drives them: per peer and direction, what is done and the expected total (bytes extrapolated from
+ * the share of the token span done). Empty when nothing streams.
+ */
+export function streamProgressOf(r: MovementRecord | null, self: string, nowMs: number): StreamProgress[] {
+  if (r === null || r.state === 'done' || r.state === 'failed' || r.tasks.length === 0) return [];
+  const byPeer = new Map<string, { peer: string; direction: 'in' | 'out'; tasks: TaskProgress[] }>();
+  for (const t of r.tasks) {
+    const inbound = t.target === self;
+    const peer = inbound ? t.sources.join('+') || '(none)' : t.target;
+    const key = `${inbound ? 'in' : 'out'}:${peer}`;
+    let g = byPeer.get(key);
+    if (!g) byPeer.set(key, (g = { peer, direction: inbound ? 'in' : 'out', tasks: [] }));
+    g.tasks.push(t);
+  }
+  return [...byPeer.values()].map((g) => {
+    const s = summarize({ ...r, tasks: g.tasks }, null, nowMs);
+    return { id: r.id, operation: OPERATION[r.kind], peer: g.peer, direction: g.direction, bytesDone: s.bytes, bytesTotal: s.fraction > 0 ? Math.round(s.bytes / s.fraction) : 0, rangesDone: s.rangesDone, rangesTotal: s.rangesTotal };
+  });
 }
