@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { FRAME_HEADER_BYTES, FrameDecoder, encodeFrame } from '../net/frames.js';
 import type { ReplyAccount, ReplyBudget } from '../net/reply-budget.js';
-import { ReplyWriter } from '../net/reply-writer.js';
+import { corkForIteration, ReplyWriter } from '../net/reply-writer.js';
 import { RingkvError, asRingkvError, invariant } from '../util/errors.js';
 import type { Logger } from '../log/logger.js';
 import { errMessage, isRecord, type Msg } from './handshake.js';
@@ -59,7 +59,7 @@ export class InboundPeer {
   ) {
     this.decoder = new FrameDecoder(ctx.maxFrameBytes);
     this.account = ctx.replies.open(ctx.initialReplyEstimateBytes, this.pump);
-    this.writer = new ReplyWriter(socket, this.account, this.pump);
+    this.writer = new ReplyWriter(socket, this.account, this.pump, corkForIteration);
     socket.once('close', () => {
       // Answers not yet drained go with the socket; requests still being served are answered into the void.
       this.waiting = [];

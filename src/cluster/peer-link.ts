@@ -4,7 +4,7 @@
  */
 import net, { type Socket } from 'node:net';
 import { FRAME_HEADER_BYTES, FrameDecoder, encodeFrame } from '../net/frames.js';
-import { corkForTick } from '../net/reply-writer.js';
+import { corkForIteration } from '../net/reply-writer.js';
 import { RingkvError, invariant, type ErrorCode } from '../util/errors.js';
 import type { Logger } from '../log/logger.js';
 import { clientHandshake, errMessage, isRecord, KEEPALIVE_MS, noop, type HandshakeResult } from './handshake.js';
@@ -281,7 +281,7 @@ export class PeerLink {
       this.queuedBytes -= p.frameBytes;
       this.inFlight++;
       this.ctx.countFrameOut();
-      corkForTick(socket);
+      corkForIteration(socket);
       if (!socket.write(frame)) this.writable = false;
     }
     if (this.qHead === this.queue.length) {

@@ -11,6 +11,8 @@ const corked = new WeakSet<Socket>();
 /**
  * Coalesce every frame written to `socket` in this tick into one writev: without it each request
  * and each response was its own syscall (15% of a cluster node's CPU under YCSB A, measured).
+ * A client connection is uncorked at the end of the callback that wrote (`nextTick`): its answers
+ * should not wait for the rest of the event-loop iteration.
  */
 export function corkForTick(socket: Socket): void {
   if (corked.has(socket)) return;
@@ -20,6 +22,40 @@ export function corkForTick(socket: Socket): void {
     corked.delete(socket);
     if (!socket.destroyed) socket.uncork();
   });
+}
+
+/** Peer sockets corked in this event-loop iteration, uncorked together when its I/O callbacks are done. */
+let corkedPeers: Socket[] = [];
+let uncorkScheduled = false;
+
+function uncorkPeers(): void {
+  const sockets = corkedPeers;
+  corkedPeers = [];
+  uncorkScheduled = false;
+  for (const s of sockets) {
+    corked.delete(s);
+    if (!s.destroyed) s.uncork();
+  }
+}
+
+/**
+ * `corkForTick` for a peer socket, which carries the frames of many requests at once: uncorked in
+ * the check phase (`setImmediate`), after every I/O callback of the iteration ran, so a router that
+ * serves many client reads in one iteration sends each peer one writev, not one per read. Measured
+ * on a 3-node local cluster under YCSB A (W=2, R=2, 64 clients), 4 alternated pairs: 6,033–6,414
+ * ops/s vs 5,268–5,845 with `nextTick`, the nodes' CPU per op 198–220 µs vs 212–239 µs. For client
+ * connections the same delay cost more in latency than it saved (single-op rows 0.26–0.27 vs
+ * 0.31–0.32 of Redis when every socket did it), so they keep `nextTick`.
+ */
+export function corkForIteration(socket: Socket): void {
+  if (corked.has(socket)) return;
+  corked.add(socket);
+  socket.cork();
+  corkedPeers.push(socket);
+  if (!uncorkScheduled) {
+    uncorkScheduled = true;
+    setImmediate(uncorkPeers);
+  }
 }
 
 export class ReplyWriter {
@@ -44,13 +80,15 @@ export class ReplyWriter {
     private readonly account: ReplyAccount,
     /** Runs after bytes were drained: the connection may start requests again. */
     private readonly onDrained: () => void,
+    /** How writes are coalesced: per callback (client connections) or per event-loop iteration (peers). */
+    private readonly cork: (socket: Socket) => void = corkForTick,
   ) {}
 
   /** Write one frame, corked with the rest of this tick's frames. */
   write(frame: Buffer): void {
     this.account.hold(frame.length);
     this.sizes.push(frame.length);
-    corkForTick(this.socket);
+    this.cork(this.socket);
     this.socket.write(frame, this.written);
   }
 }
