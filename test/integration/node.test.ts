@@ -123,6 +123,11 @@ describe('single node over HTTP (real process, RocksDB on disk)', () => {
       ['PUT', store('guarded'), { key: 'g', value: 'x'.repeat(1024 * 1024 + 10) }, 413, ''],
       ['PUT', store('guarded'), { key: 'k'.repeat(70 * 1024), value: 1 }, 413, ''],
       ['GET', `${store('guarded')}/g?r=0`, undefined, 400, 'r'],
+      // A knob of the other kind is refused, not ignored (the delete must not happen).
+      ['PUT', `${store('guarded')}?r=2`, { key: 'g', value: 2 }, 400, 'r applies to reads'],
+      ['DELETE', `${store('guarded')}/g?r=1`, undefined, 400, 'r applies to reads'],
+      ['GET', `${store('guarded')}/g?w=2`, undefined, 400, 'w applies to writes'],
+      ['GET', `${store('guarded')}?start=g&limit=10&w=2`, undefined, 400, 'w applies to writes'],
       ['PUT', `${node.url}/api/v1/tables/guarded2`, { conflicts: 'maybe' }, 400, 'conflicts'],
     ];
     for (const [method, url, body, status, mentions] of cases) {
