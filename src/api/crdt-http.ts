@@ -16,7 +16,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { NodeConfig } from '../config/config.js';
-import { parseConsistency } from '../router/consistency.js';
+import { parseConsistencyFor } from '../router/consistency.js';
 import type { CrdtCoordinator, CrdtReadResult } from '../router/crdt.js';
 import { validateTableName } from '../router/tables.js';
 import { badRequest, RingkvError } from '../util/errors.js';
@@ -37,8 +37,7 @@ export function mountCrdtRoutes(app: FastifyInstance, crdts: CrdtCoordinator, co
     const table = validateTableName(req.params.table);
     const key = keyBytes(req.params.key, limits.maxKeyBytes);
     const q = req.query;
-    if (q['r'] !== undefined) throw badRequest('r applies to reads; an update takes w (or consistency)', { field: 'r' });
-    const res = await crdts.update({ table, key, operation: req.body, consistency: parseConsistency(q) });
+    const res = await crdts.update({ table, key, operation: req.body, consistency: parseConsistencyFor(q, 'write') });
     const out: Record<string, unknown> = { key: req.params.key, value: res.value };
     if (res.context !== undefined) out['context'] = res.context;
     out['consistency'] = res.consistency;
@@ -51,8 +50,8 @@ export function mountCrdtRoutes(app: FastifyInstance, crdts: CrdtCoordinator, co
     const q = req.query;
     const local = q['replica'];
     if (local !== undefined && local !== 'local') throw badRequest('replica must be "local" (read only this node\'s replica)', { field: 'replica' });
-    if (q['w'] !== undefined) throw badRequest('w applies to updates; a read takes r (or consistency)', { field: 'w' });
-    const res = local === 'local' ? await crdts.readLocal(table, key) : await crdts.read({ table, key, consistency: parseConsistency(q) });
+    const consistency = parseConsistencyFor(q, 'read'); // refused knobs are refused with ?replica=local too
+    const res = local === 'local' ? await crdts.readLocal(table, key) : await crdts.read({ table, key, consistency });
     if (!res.found) return sendError(reply, new RingkvError('not_found', `key not found in table ${table}`), readBody(req.params.key, res));
     return readBody(req.params.key, res);
   });

@@ -1,10 +1,10 @@
 import type { Duplex } from 'node:stream';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify,{ type FastifyError,type FastifyInstance,type FastifyReply } from 'fastify';
 import { clusterSecret, type NodeConfig } from '../config/config.js';
 import { isLoopbackHost } from '../config/secret.js';
 import { mountHttpAuth } from './http-auth.js';
 import type { Logger } from '../log/logger.js';
-import { parseConsistency, type ConsistencySpec } from '../router/consistency.js';
+import { parseConsistencyFor } from '../router/consistency.js';
 import type { ReadResult, Router, ScanResult } from '../router/router.js';
 import { SCAN_LIMITS } from '../router/scan.js';
 import { validateTableName, type TableRegistry } from '../router/tables.js';
@@ -43,19 +43,6 @@ export function sendError(reply: FastifyReply, err: RingkvError, extra?: Record<
 }
 
 /** One key's live versions as the API shows them: `value`, or `siblings` when there are several. */
-/**
- * A key-value request's consistency from its query string, refusing the knob of the other kind
- * (`r` on a write, `w` on a read) instead of ignoring it: a client that asked for more replicas
- * than it gets should hear so (the CRDT routes and the IPC protocol refuse it too).
- */
-function kvConsistency(q: Record<string, string>, kind: 'read' | 'write'): ConsistencySpec {
-  const other = kind === 'read' ? 'w' : 'r';
-  if (q[other] !== undefined) {
-    throw badRequest(kind === 'read' ? 'w applies to writes; a read takes r (or consistency)' : 'r applies to reads; a write or delete takes w (or consistency)', { field: other });
-  }
-  return parseConsistency(q);
-}
-
 function putValues(out: Record<string, unknown>, values: ReadResult['values'], maxJsonDepth: number): Record<string, unknown> {
   if (values.length === 1) out['value'] = valueBytesToJson(values[0]!.value, maxJsonDepth);
   else out['siblings'] = values.map((v) => valueBytesToJson(v.value, maxJsonDepth));
@@ -198,7 +185,7 @@ export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
     const value = jsonToValueBytes(b['value']);
     if (value.length > limits.maxValueBytes) throw new RingkvError('too_large', `value is ${value.length} bytes; the limit is ${limits.maxValueBytes}`, { field: 'value' });
     const ttlSeconds = parseTtl(b['ttl']);
-    const consistency = kvConsistency(req.query, 'write');
+    const consistency = parseConsistencyFor(req.query, 'write');
     const res = await router.write({ table, key, value, tombstone: false, context: ctx ?? undefined, consistency, ttlSeconds });
     return { key: b['key'], context: res.context, consistency: res.consistency };
   });
@@ -211,7 +198,7 @@ export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
     const limit = scanLimit(q['limit']);
     const ex = q['exclusive'];
     if (ex !== undefined && ex !== 'true' && ex !== 'false') throw badRequest('exclusive must be true or false', { field: 'exclusive' });
-    const consistency = kvConsistency(q, 'read');
+    const consistency = parseConsistencyFor(q, 'read');
     const ps = q['pagingState'];
     if (ps !== undefined) {
       if (typeof ps !== 'string' || ps === '') throw badRequest('pagingState must be the string a previous page returned', { field: 'pagingState' });
@@ -230,7 +217,8 @@ export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
     const key = keyBytes(req.params.key, limits.maxKeyBytes);
     const local = req.query['replica'];
     if (local !== undefined && local !== 'local') throw badRequest('replica must be "local" (read only this node\'s replica)', { field: 'replica' });
-    const res = local === 'local' ? await router.readLocalReplica(table, key) : await router.read({ table, key, consistency: kvConsistency(req.query, 'read') });
+    const consistency = parseConsistencyFor(req.query, 'read'); // refused knobs are refused with ?replica=local too
+    const res = local === 'local' ? await router.readLocalReplica(table, key) : await router.read({ table, key, consistency });
     if (res.values.length === 0) {
       return sendError(reply, new RingkvError('not_found', `key not found in table ${table}`), { key: req.params.key, context: res.context });
     }
@@ -244,7 +232,7 @@ export async function startHttp(deps: HttpDeps): Promise<FastifyInstance> {
     const body = req.body as Record<string, unknown> | undefined | null;
     if (ctx === undefined && body && typeof body === 'object') ctx = body['context'];
     if (ctx !== undefined && typeof ctx !== 'string') throw badRequest('context must be a string returned by a read', { field: 'context' });
-    const consistency = kvConsistency(req.query, 'write');
+    const consistency = parseConsistencyFor(req.query, 'write');
     const res = await router.write({ table, key, value: new Uint8Array(0), tombstone: true, context: ctx, consistency });
     return { key: req.params.key, deleted: true, context: res.context, consistency: res.consistency };
   });

@@ -2,7 +2,7 @@
  * Human and machine reports of a run, optionally next to the storage-engine baseline, and
  * the pass/fail verdict an operator wires into a pipeline's exit code.
  */
-import type { ProgressSnapshot, KindStats, RunResult, StopReason } from './driver.js';
+import type { ProgressSnapshot, KindStats, RunResult } from './driver.js';
 import type { LatencyPercentiles } from './histogram.js';
 import type { OpKind } from './workloads.js';
 
@@ -15,23 +15,8 @@ const PCT_LABEL: Record<keyof LatencyPercentiles, string> = {
   max: 'max',
 };
 
-export interface JsonReport {
-  target: string;
-  workload: string;
-  mode: 'open' | 'closed';
-  targetRate?: number;
-  concurrency?: number;
-  batch: number;
-  operations: number;
-  durationSec: number;
-  throughput: number;
-  latencyMs: LatencyPercentiles;
-  perKind: Partial<Record<OpKind, KindStats>>;
-  errors: number;
-  errorsByKind: Record<string, number>;
-  peakInFlight: number;
-  scheduleLagMs?: LatencyPercentiles;
-  stoppedBy: StopReason;
+/** A run as JSON: every field of the RunResult but its histogram encodings, and the baseline beside it. */
+export type JsonReport = Omit<RunResult, 'histogram' | 'kindHistograms' | 'lagHistogram'> & {
   baseline?: {
     target: string;
     throughput: number;
@@ -43,7 +28,7 @@ export interface JsonReport {
     throughput: number | null;
     latencyMs: Record<keyof LatencyPercentiles, number | null>;
   };
-}
+};
 
 const ratioOf = (a: number, b: number): number | null => (b === 0 ? null : a / b);
 

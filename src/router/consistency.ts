@@ -63,6 +63,17 @@ export function parseConsistency(q: { consistency?: unknown; n?: unknown; r?: un
 }
 
 /**
+ * `parseConsistency` for one kind of request, refusing the knob of the other kind (`r` on a write,
+ * `w` on a read) instead of ignoring it: a client that asked for more replicas than it would get
+ * should hear so. The HTTP routes use it (the IPC protocol refuses foreign fields as it decodes).
+ */
+export function parseConsistencyFor(q: { consistency?: unknown; n?: unknown; r?: unknown; w?: unknown }, kind: 'read' | 'write'): ConsistencySpec {
+  if (kind === 'write' && q.r !== undefined) throw badRequest('r applies to reads; a write takes w (or consistency)', { field: 'r' });
+  if (kind === 'read' && q.w !== undefined) throw badRequest('w applies to writes; a read takes r (or consistency)', { field: 'w' });
+  return parseConsistency(q);
+}
+
+/**
  * Resolve a request's consistency for a read or a write. `1 ≤ r,w ≤ n` is validated against the
  * requested n; then n and the requirement are clamped to the ring's distinct replica count (on a
  * one-node ring N=3 becomes 1), and the clamp is reported so the response can show it.
