@@ -8,13 +8,6 @@ import { fileURLToPath } from 'node:url';
 export const MAX_SOURCE_LINES = 600;
 export const CHECKED_DIRS = ['src', 'workers'];
 
-/**
- * Files allowed past the limit. Empty since issue 16's splits: every source file is within the
- * limit. The check fails on an entry whose file is back under it, so this list can only shrink;
- * do not add to it: split the file along its seams instead.
- */
-export const OVERSIZED_ALLOWED = Object.freeze([]);
-
 function* sourceFiles(root, dir) {
   for (const e of readdirSync(join(root, dir), { withFileTypes: true })) {
     const path = join(dir, e.name);
@@ -29,21 +22,16 @@ function lineCount(text) {
   return text.endsWith('\n') ? n - 1 : n;
 }
 
-/** Every problem found, as sentences (empty: the check passes). */
+/** Every problem found, as sentences (empty: the check passes). No file is exempt. */
 export function fileSizeProblems(root) {
   const problems = [];
-  const allowed = new Set(OVERSIZED_ALLOWED);
   for (const dir of CHECKED_DIRS) {
     for (const path of sourceFiles(root, dir)) {
       const name = relative(root, join(root, path)).split(sep).join('/');
       const lines = lineCount(readFileSync(join(root, path), 'utf8'));
-      const over = lines > MAX_SOURCE_LINES;
-      if (over && !allowed.has(name)) problems.push(`${name} has ${lines} lines (limit ${MAX_SOURCE_LINES}): split it along its seams`);
-      if (!over && allowed.has(name)) problems.push(`${name} has ${lines} lines, within the limit: remove it from OVERSIZED_ALLOWED in scripts/check-file-size.mjs`);
-      allowed.delete(name);
+      if (lines > MAX_SOURCE_LINES) problems.push(`${name} has ${lines} lines (limit ${MAX_SOURCE_LINES}): split it along its seams`);
     }
   }
-  for (const name of allowed) problems.push(`${name} is in OVERSIZED_ALLOWED but does not exist: remove it`);
   return problems;
 }
 
@@ -52,5 +40,5 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const problems = fileSizeProblems(root);
   for (const p of problems) console.error(p);
   if (problems.length > 0) process.exit(1);
-  console.log(`source files within ${MAX_SOURCE_LINES} lines${OVERSIZED_ALLOWED.length > 0 ? ` (${OVERSIZED_ALLOWED.length} allowed past it, split pending)` : ''}`);
+  console.log(`source files within ${MAX_SOURCE_LINES} lines`);
 }

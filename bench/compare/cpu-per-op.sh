@@ -8,11 +8,15 @@ tmp=$(mktemp -d /tmp/ringkv-cpu-XXXX)
 ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 node bin/ringkv.js start --config config/default.json --data $tmp/data --http 127.0.0.1:18480 --peer 127.0.0.1:18481 --log-format json --log-level warn >/dev/null 2>&1 &
 npid=$!
-for i in $(seq 1 100); do [ -S $tmp/data/ringkv.sock ] && break; sleep 0.2; done
-sleep 1
+rpid=
+trap 'kill $npid $rpid 2>/dev/null' EXIT
+# Poll readiness (bounded), not a fixed sleep: the node answers /readyz once it serves, Redis PING.
+for i in $(seq 1 150); do curl -sf http://127.0.0.1:18480/readyz >/dev/null 2>&1 && break; sleep 0.2; done
+curl -sf http://127.0.0.1:18480/readyz >/dev/null || { echo "the node did not become ready" >&2; exit 1; }
 redis-server --port 16390 --bind 127.0.0.1 --save '' --appendonly yes --appendfsync everysec --dir $tmp --daemonize no --loglevel warning >/dev/null 2>&1 &
 rpid=$!
-sleep 0.5
+for i in $(seq 1 50); do redis-cli -p 16390 ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p 16390 ping >/dev/null 2>&1 || { echo "redis-server did not answer" >&2; exit 1; }
 tasks() { for t in /proc/$1/task/*; do echo "$(basename $t) $(cat $t/comm | tr ' ' _) $(awk '{print $14+$15}' $t/stat)"; done; }
 run() { # name, bench args...
   local name=$1; shift

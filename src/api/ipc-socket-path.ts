@@ -1,6 +1,6 @@
 /**
  * The IPC socket path: claiming it (a stale file left by a crashed node is removed, a live owner
- * refuses), its length limit, and the listener a node binds first thing at startup.
+ * refuses) and its length limit. The listener itself is `listenIpc` in ipc-server.ts.
  */
 import { lstat, unlink } from 'node:fs/promises';
 import { createConnection } from 'node:net';

@@ -415,6 +415,9 @@ export class RingkvClient {
     const results = new Array<BatchItemResult>(items.length);
     const view = this.routingView();
     const groups = new Map<string, { cands: Candidate[]; idx: number[]; wire: BatchItem[]; readOnly: boolean }>();
+    // Not routing by key (token-unaware, or no ring yet): every item has the same candidates.
+    const keyless = !view.tokenAware || !view.ring || view.ring.size === 0;
+    let keylessCands: Candidate[] | undefined;
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
       try {
@@ -429,7 +432,7 @@ export class RingkvClient {
         const primary = primaryEndpoint(view, k);
         let g = primary !== undefined ? groups.get(primary) : undefined;
         if (!g) {
-          const cands = routeCandidates(view, k);
+          const cands = keyless ? (keylessCands ??= routeCandidates(view, undefined)) : routeCandidates(view, k);
           const gk = cands[0]?.ep ?? '';
           g = groups.get(gk);
           if (!g) groups.set(gk, (g = { cands, idx: [], wire: [], readOnly: true }));

@@ -51,9 +51,7 @@ export class ClientRing {
 
   /** Node indexes (into `nodes`) of the key's replicas, in preference order; [] for an empty ring. */
   replicasFor(key: IpcKey): number[] {
-    if (this.tokens.length === 0) return [];
-    const pos = this.positionOf(tokenOf(key));
-    return Array.from(this.pref.subarray(pos * this.replicas, (pos + 1) * this.replicas));
+    return Array.from(this.replicaView(key));
   }
 
   /** The key's preference list as a view (no copy): node indexes, best first. */

@@ -49,7 +49,7 @@ export function routeCandidates(v: RoutingView, key: IpcKey | undefined): Candid
   const ring = v.ring;
   const later: Candidate[] = [];
   if (key !== undefined && ring && v.tokenAware && ring.size > 0) {
-    for (const idx of ring.replicasFor(key)) {
+    for (const idx of ring.replicaView(key)) {
       const n = ring.nodes[idx]!;
       const ep = v.endpointOf(n);
       if (!ep) continue;

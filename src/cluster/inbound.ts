@@ -45,8 +45,9 @@ export class InboundPeer {
   /** Reply bytes of this connection (reserved for requests being served + answers not yet drained). */
   private readonly account: ReplyAccount;
   private readonly writer: ReplyWriter;
-  /** Requests decoded but not started: the connection is at its reply-byte bound (reading is paused). */
+  /** Requests decoded but not started, from `waitHead` on: the connection is at its reply-byte bound (reading is paused). */
   private waiting: Array<{ id: number; body: unknown }> = [];
+  private waitHead = 0;
   private readonly pump = (): void => this.serveWaiting();
 
   /** Adopt `socket` after its handshake; `leftover` is what was read past the hello. */
@@ -63,6 +64,7 @@ export class InboundPeer {
     socket.once('close', () => {
       // Answers not yet drained go with the socket; requests still being served are answered into the void.
       this.waiting = [];
+      this.waitHead = 0;
       this.account.close();
     });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -99,13 +101,15 @@ export class InboundPeer {
   private serveWaiting(): void {
     const socket = this.socket;
     if (socket.destroyed) return;
-    let served = 0;
-    while (served < this.waiting.length && this.account.canStart(this.account.estimate)) {
-      const r = this.waiting[served++]!;
+    while (this.waitHead < this.waiting.length && this.account.canStart(this.account.estimate)) {
+      const r = this.waiting[this.waitHead++]!;
       this.serve(r.id, r.body);
     }
-    if (served > 0) this.waiting = this.waiting.slice(served);
-    const hold = this.waiting.length > 0 || this.account.atLimit;
+    if (this.waitHead === this.waiting.length) {
+      this.waiting = [];
+      this.waitHead = 0;
+    }
+    const hold = this.waitHead < this.waiting.length || this.account.atLimit;
     if (hold && !socket.isPaused()) socket.pause();
     else if (!hold && socket.isPaused()) socket.resume();
   }

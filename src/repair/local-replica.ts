@@ -145,9 +145,7 @@ export class LocalReplica {
 
   async gc(): Promise<GcReport> {
     const t0 = performance.now();
-    const shards = await Promise.all(
-      Array.from({ length: this.d.shards.size }, async (_, s) => ({ shard: s, ...(await shardCall(this.d.shards, s, 'sweep', { op: 'sweep' })).sweep })),
-    );
+    const shards = await this.allShards(async (s) => ({ shard: s, ...(await shardCall(this.d.shards, s, 'sweep', { op: 'sweep' })).sweep }));
     return {
       scanned: shards.reduce((a, s) => a + s.scanned, 0),
       purged: shards.reduce((a, s) => a + s.purged, 0),

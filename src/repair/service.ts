@@ -59,7 +59,7 @@ export interface RepairDeps {
   shards: ShardPool;
   /**
    * Unused for now: repaired versions go to shards by storage key (`repair-write`, batched), which
-   * needs neither table names nor a message per key as `router.applyReplicaWrite` would.
+   * needs neither table names nor a message per key as the replica side's `applyReplicaWrite` would.
    */
   router: Router;
   tables: TableRegistry;

@@ -105,8 +105,6 @@ export class LocalReplicaService implements LocalReplicas {
    * The table a replica op from a peer names, checked: its id must be this node's id of that name
    * (a peer computing ids another way, e.g. an older version, is refused rather than given another
    * table's storage), and the name must not collide with a table this node knows.
-   */
-  /**
    * `kind`: `kv` a version table; `records` what replica reads and writes touch, a version table or a
    * crdt table (a state); `any` any table, wide-column storage views included.
    */

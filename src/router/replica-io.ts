@@ -47,27 +47,13 @@ export class ReplicaIo {
     if (r.local) {
       this.shards.read(op.tableId, op.key, hi, lo, (res) => {
         if (!res.ok) return cb(new RingkvError(res.code as ErrorCode, res.message), null);
-        let versions: Version[] | null;
-        try {
-          versions = res.record ? decodeRecord(res.record) : null;
-        } catch (e) {
-          return cb(e as Error, null);
-        }
-        cb(null, versions);
+        deliverVersions(res.record, cb);
       });
       return;
     }
     if (!this.remote) return void queueMicrotask(() => cb(unreachable(r), null));
     this.remote.readRecord(r.nodeId, op, timeoutMs).then(
-      (rec) => {
-        let versions: Version[] | null;
-        try {
-          versions = decodeOrNull(rec);
-        } catch (e) {
-          return cb(e as Error, null);
-        }
-        cb(null, versions);
-      },
+      (rec) => deliverVersions(rec, cb),
       (e: unknown) => cb(e instanceof Error ? e : new Error(String(e)), null),
     );
   }
@@ -99,3 +85,14 @@ export class ReplicaIo {
 function unreachable(r: Replica): RingkvError {
   return new RingkvError('unavailable', `no transport to reach node ${r.nodeId}`);
 }
+/** A replica's record bytes (null: it holds none) to `cb` as versions, or the decode error. */
+function deliverVersions(rec: Uint8Array | null | undefined, cb: ReplicaCallback): void {
+  let versions: Version[] | null;
+  try {
+    versions = decodeOrNull(rec ?? null);
+  } catch (e) {
+    return cb(e as Error, null);
+  }
+  cb(null, versions);
+}
+

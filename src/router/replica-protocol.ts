@@ -56,7 +56,7 @@ export interface RemoteReplicas {
   scanRecords(nodeId: string, op: PeerReplicaScan, timeoutMs: number): Promise<ScanPage>;
 }
 
-/** What a node's replica side serves to other nodes' coordinators (the router implements it). */
+/** What a node's replica side serves to other nodes' coordinators (`LocalReplicaService` implements it). */
 export interface LocalReplicas {
   applyReplicaWrite(op: PeerReplicaWrite): Promise<Uint8Array | null>;
   applyReplicaRead(op: ReplicaRead): Promise<Uint8Array | null>;

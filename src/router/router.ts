@@ -12,10 +12,10 @@ import type { QuorumTracker } from './quorum.js';
 import type { HintSink } from '../hints/protocol.js';
 import { notKeyValue, type TableDef, type TableRegistry } from './tables.js';
 import type { PendingReplicas } from '../streaming/pending.js';
-import type { PeerReplicaScan, ScanPage, ScanRequest, ScanResult, ScanSegment } from './scan.js';
+import type { ScanPage, ScanRequest, ScanResult, ScanSegment } from './scan.js';
 import type { Done, Replica, RouterCounters } from './types.js';
 import type { KeyRoute, ReadRequest, ReadResult, WriteRequest, WriteResult } from './kv-types.js';
-import { registerReplicaHandlers, type PeerReplicaWrite, type RemoteReplicas, type ReplicaRead } from './replica-protocol.js';
+import { registerReplicaHandlers, type RemoteReplicas } from './replica-protocol.js';
 import type { PeerServices } from '../cluster/peer-services.js';
 import { LocalReplicaService } from './local-replicas.js';
 import { EMPTY, NO_REPLICAS, ReadCoordination, WriteCoordination, type CoordinationPorts, type KvTableDef } from './kv-coordination.js';
@@ -72,7 +72,8 @@ export class Router implements WritePlanView {
    */
   pending: PendingReplicas | null = null;
   /** The replica side: what this node serves to coordinators (its own and other nodes'). */
-  private readonly local: LocalReplicaService;
+  /** This node's replica side: what other coordinators' replica ops reach (registered with the peers). */
+  readonly local: LocalReplicaService;
   /** How coordinations reach one replica (a local shard or a peer). */
   private readonly io: ReplicaIo;
   /** What a scan's start reads of this router (kv-scan.ts). */
@@ -121,7 +122,7 @@ export class Router implements WritePlanView {
       isUp: (r) => this.isUp(r),
       scanReplica: (r, table, seg, after, limit, timeoutMs, cb) => this.io.scanReplica(r, table, seg, after, limit, timeoutMs, cb),
     };
-    if (opts.peers) registerReplicaHandlers(opts.peers, this);
+    if (opts.peers) registerReplicaHandlers(opts.peers, this.local);
   }
 
   /** Called by the node whenever it publishes a new ring (same thread, so lookups stay consistent). */
@@ -467,18 +468,6 @@ export class Router implements WritePlanView {
   /** Read this node's own replica of a key, without coordination (`GET ...?replica=local`). */
   readLocalReplica(table: string, key: Uint8Array): Promise<ReadResult> {
     return this.local.readLocalReplica(table, key);
-  }
-
-  applyReplicaWrite(op: PeerReplicaWrite): Promise<Uint8Array | null> {
-    return this.local.applyReplicaWrite(op);
-  }
-
-  applyReplicaRead(op: ReplicaRead): Promise<Uint8Array | null> {
-    return this.local.applyReplicaRead(op);
-  }
-
-  applyReplicaScan(op: PeerReplicaScan): Promise<ScanPage> {
-    return this.local.applyReplicaScan(op);
   }
 
   quorumError(kind: 'read' | 'write', t: QuorumTracker, cons: ResolvedConsistency, timedOut: boolean): RingkvError {

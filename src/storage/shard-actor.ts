@@ -394,15 +394,17 @@ export class ShardActor {
     if (d.kind === WIRE_READ) {
       this.reads++;
       const b = stored[idx];
-      // Bytes of a key written earlier this turn, or as read from RocksDB: canonical either way.
-      this.replyWire.ok(d.id, b ?? (current[idx] ? encodeRecord(current[idx]!) : null), false);
+      // Bytes of a key written earlier this turn, or as read from RocksDB: canonical either way. A key
+      // merged this turn is encoded once, here, and the commit stores these same bytes.
+      const cur = current[idx];
+      if (b === undefined && cur) stored[idx] = encodeRecord(cur);
+      this.replyWire.ok(d.id, stored[idx] ?? null, false);
       return;
     }
     this.writes++;
     if (d.kind === WIRE_CRDT_APPLY || d.mode === 'crdt') return this.crdtWire(d, idx, stored, current, dirty);
     if (current[idx] === undefined && stored[idx] === undefined && isSingleVersionRecord(d.record)) {
       stored[idx] = Buffer.from(d.record); // a copy: the view's message buffer is not ours to keep
-      current[idx] = undefined;
       dirty[idx] = 1;
       this.replyWire.ok(d.id, d.returnMerged ? d.record : null, true);
       return;
@@ -419,7 +421,8 @@ export class ShardActor {
     const changed = !versionsEqual(merged, before);
     if (changed) {
       current[idx] = merged;
-      stored[idx] = undefined;
+      // Encoded once when the reply carries it: the commit stores these same bytes.
+      stored[idx] = d.returnMerged ? encodeRecord(merged) : undefined;
       dirty[idx] = 1;
     }
     this.replyWire.ok(d.id, d.returnMerged ? (stored[idx] ?? encodeRecord(current[idx] ?? merged)) : null, changed);

@@ -39,7 +39,7 @@ export interface TreeScanPorts {
   digest(record: Buffer): Hash64;
 }
 
-export function boundsId(r: RangeRef): string {
+function boundsId(r: RangeRef): string {
   return `${r.startHi}:${r.startLo}:${r.endHi}:${r.endLo}`;
 }
 

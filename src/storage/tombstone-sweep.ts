@@ -59,9 +59,12 @@ export class DeadRecordIndex {
     this.keys.delete(key.toString('latin1'));
   }
 
-  /** A copy of the keys, for a sweep run (keys that die during the run are the next run's). */
-  snapshot(): Buffer[] {
-    return Array.from(this.keys, (k) => Buffer.from(k, 'latin1'));
+  /**
+   * A copy of the keys (latin1 strings), for a sweep run (keys that die during the run are the next
+   * run's). Kept as strings: the run makes Buffers one chunk at a time, not 200k in one turn.
+   */
+  snapshot(): string[] {
+    return Array.from(this.keys);
   }
 
   /** A full scan that began at `overflowsAtStart` saw every stored record: exact unless it overflowed meanwhile. */
@@ -91,7 +94,7 @@ export const SWEEP_CHUNK = 2000;
 export class SweepRun {
   private cursor: Buffer | null = null;
   private readonly indexed: boolean;
-  private readonly candidates: Buffer[];
+  private readonly candidates: string[];
   private next = 0;
   private readonly overflowsAtStart: number;
   private scanned = 0;
@@ -116,7 +119,7 @@ export class SweepRun {
       if (rows.length > 0) this.cursor = rows[rows.length - 2]!;
       return { rows, more: rows.length / 2 === this.chunk };
     }
-    const keys = this.candidates.slice(this.next, this.next + this.chunk);
+    const keys = this.candidates.slice(this.next, this.next + this.chunk).map((k) => Buffer.from(k, 'latin1'));
     this.next += keys.length;
     const values = keys.length > 0 ? ports.getMany(keys) : [];
     const rows: Buffer[] = [];

@@ -38,8 +38,8 @@ import { StreamExchange } from './exchange.js';
 import type { MemberReply } from './messages.js';
 import { runTasks, StallError, StoppedError, type MoverPorts } from './mover.js';
 import { planStreams, replicationFactors } from './plan.js';
-import { MovementGossip, type ClusterMovement } from './movement-gossip.js';
-import { resumeTasks, streamProgressOf, summarize, type MovementRecord, type MovementSummary, type SessionMark } from './progress.js';
+import { isMember, MovementGossip, type ClusterMovement } from './movement-gossip.js';
+import { isTerminal, resumeTasks, streamProgressOf, summarize, type MovementRecord, type MovementSummary, type SessionMark } from './progress.js';
 import type { StreamProgress } from '../metrics/progress.js';
 import { ByteThrottle, mibPerSecond } from './throttle.js';
 
@@ -73,7 +73,6 @@ export interface ManagerDeps {
 
 export type { ClusterMovement } from './movement-gossip.js';
 
-const TERMINAL = new Set(['done', 'failed']);
 
 export class MovementManager {
   private record: MovementRecord | null;
@@ -144,15 +143,15 @@ export class MovementManager {
       return true;
     }
     const r = this.record;
-    if (r && (r.kind === 'join' || r.kind === 'replace') && st.status === 'normal' && !TERMINAL.has(r.state)) {
+    if (r && (r.kind === 'join' || r.kind === 'replace') && st.status === 'normal' && !isTerminal(r.state)) {
       // Killed between the flip to normal and recording it: the join is done.
       this.setState('done');
       return false;
     }
-    if (r && r.kind === 'remove' && r.driver === this.self && !TERMINAL.has(r.state)) {
+    if (r && r.kind === 'remove' && r.driver === this.self && !isTerminal(r.state)) {
       this.launch(async () => {
         const x = this.d.cluster.gossip.get(r.node);
-        if (x && x.info.extra?.[EXTRA_REMOVED_BY] === undefined && x.info.status !== 'left') this.mintRemoval(r.node);
+        if (x && isMember(x)) this.mintRemoval(r.node);
         await this.runMovement();
       });
       return true;
@@ -246,7 +245,7 @@ export class MovementManager {
   // Lifecycle
 
   private refuseIfBusy(): void {
-    if (this.running !== null && this.record && !TERMINAL.has(this.record.state)) {
+    if (this.running !== null && this.record && !isTerminal(this.record.state)) {
       throw new RingkvError('conflict', `this node is already running a range movement (${describeMovement(this.record)}, ${this.record.state})`);
     }
   }
@@ -259,7 +258,7 @@ export class MovementManager {
     const run = body().catch((e: unknown) => {
       if (e instanceof StoppedError || this.stopping) return;
       this.d.log.error({ event: 'range.failed', movement: this.record?.id, err: String(e) }, 'range movement failed');
-      if (this.record && !TERMINAL.has(this.record.state)) {
+      if (this.record && !isTerminal(this.record.state)) {
         this.record.state = 'failed';
         this.record.error = e instanceof Error ? e.message : String(e);
         this.persist(true);
@@ -297,7 +296,7 @@ export class MovementManager {
     const { mine } = this.mine(removing);
     invariant(mine !== undefined, 'an announced movement is visible in gossip');
     const now = Date.now();
-    const carried = this.record && this.record.kind === mine.kind && this.record.node === mine.node && !TERMINAL.has(this.record.state) ? this.record.tasks : [];
+    const carried = this.record && this.record.kind === mine.kind && this.record.node === mine.node && !isTerminal(this.record.state) ? this.record.tasks : [];
     this.record = { id: mine.id, kind: mine.kind, node: mine.node, driver: mine.driver, state: 'settling', startedAt: now, updatedAt: now, tasks: carried };
     if (mine.replaces !== undefined) this.record.replaces = mine.replaces;
     this.persist(true);
@@ -319,7 +318,7 @@ export class MovementManager {
     r.state = state;
     if (error !== undefined) r.error = error;
     else delete r.error;
-    if (TERMINAL.has(state)) r.finishedAt = Date.now();
+    if (isTerminal(state)) r.finishedAt = Date.now();
     this.persist(true);
     this.gossip.publishProgress(this.record, this.session, true);
   }

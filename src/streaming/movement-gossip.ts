@@ -9,7 +9,7 @@
 import type { Cluster } from '../cluster/cluster.js';
 import type { EndpointState } from '../cluster/gossip-state.js';
 import { EXTRA_MV_BYTES, EXTRA_MV_DONE, EXTRA_MV_KEYS, EXTRA_MV_STATE, EXTRA_MV_TOTAL, EXTRA_REMOVED_BY, type Movement, type MovementKind } from './membership.js';
-import { summarize, type MovementRecord, type SessionMark } from './progress.js';
+import { isTerminal, summarize, type MovementRecord, type SessionMark } from './progress.js';
 
 /** How often (at most) a driver gossips its progress unprompted. */
 const GOSSIP_PROGRESS_EVERY_MS = 1_000;
@@ -33,11 +33,10 @@ export interface ClusterMovement {
 type Extra = Record<string, string | number>;
 export type ExtraPatch = Record<string, string | number | undefined>;
 
-const TERMINAL = new Set(['done', 'failed']);
 
 /** The `extra` patch that gossips record `r`'s progress (or clears it: none, or finished). */
 export function progressExtra(r: MovementRecord | null, session: SessionMark | null, nowMs: number): ExtraPatch {
-  if (r === null || TERMINAL.has(r.state)) return { [EXTRA_MV_STATE]: undefined, [EXTRA_MV_DONE]: undefined, [EXTRA_MV_TOTAL]: undefined, [EXTRA_MV_KEYS]: undefined, [EXTRA_MV_BYTES]: undefined };
+  if (r === null || isTerminal(r.state)) return { [EXTRA_MV_STATE]: undefined, [EXTRA_MV_DONE]: undefined, [EXTRA_MV_TOTAL]: undefined, [EXTRA_MV_KEYS]: undefined, [EXTRA_MV_BYTES]: undefined };
   const s = summarize(r, session, nowMs);
   return { [EXTRA_MV_STATE]: r.state, [EXTRA_MV_DONE]: s.rangesDone, [EXTRA_MV_TOTAL]: s.rangesTotal, [EXTRA_MV_KEYS]: s.keys, [EXTRA_MV_BYTES]: s.bytes };
 }
@@ -71,7 +70,7 @@ export function clusterMovementOf(m: Movement, extra: Readonly<Record<string, un
 }
 
 /** A member that is still part of the cluster's membership (not left, not being removed). */
-function isMember(s: EndpointState): boolean {
+export function isMember(s: EndpointState): boolean {
   return s.info.status !== 'left' && s.info.extra?.[EXTRA_REMOVED_BY] === undefined;
 }
 

@@ -23,6 +23,11 @@ export type MovementState =
   /** Gave up (yielded to a concurrent movement, or refused); nothing further happens. */
   | 'failed';
 
+/** A movement that ended (done or failed): nothing more runs for it. */
+export function isTerminal(state: MovementState): boolean {
+  return state === 'done' || state === 'failed';
+}
+
 /** One range task's progress: everything up to `cursor` (a storage key, hex) is on the target. */
 export interface TaskProgress {
   start: string;
@@ -179,7 +184,7 @@ const OPERATION: Record<MovementKind, string> = { join: 'join', leave: 'decommis
  * the share of the token span done). Empty when nothing streams.
  */
 export function streamProgressOf(r: MovementRecord | null, self: string, nowMs: number): StreamProgress[] {
-  if (r === null || r.state === 'done' || r.state === 'failed' || r.tasks.length === 0) return [];
+  if (r === null || isTerminal(r.state) || r.tasks.length === 0) return [];
   const byPeer = new Map<string, { peer: string; direction: 'in' | 'out'; tasks: TaskProgress[] }>();
   for (const t of r.tasks) {
     const inbound = t.target === self;

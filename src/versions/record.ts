@@ -240,6 +240,48 @@ export function decodeRecord(buf: Uint8Array): Version[] {
   return out;
 }
 
+/** The record body's value readers over the shared msgpack reader: one object per record, no closures. */
+class RecordBodyReader extends MsgpackReader {
+  /** An int, float64, nil, bool or bin (copied: the input may be reused memory); NOT_READ otherwise. */
+  scalar(): unknown {
+    const buf = this.b;
+    const t = buf[this.pos++];
+    if (t === undefined) return NOT_READ;
+    if (t === 0xcb) {
+      if (this.pos + 8 > buf.length) return NOT_READ;
+      this.pos += 8;
+      return this.view.getFloat64(this.pos - 8);
+    }
+    if (t >= 0xc4 && t <= 0xc6) {
+      const n = this.binLength(t);
+      if (n < 0) return NOT_READ;
+      const b = Buffer.allocUnsafe(n);
+      b.set(buf.subarray(this.pos, this.pos + n));
+      this.pos += n;
+      return b;
+    }
+    return this.basic(t);
+  }
+
+  /** A fixstr of ASCII (node ids in clocks); NOT_READ otherwise, consuming nothing. */
+  asciiStr(): string | typeof NOT_READ {
+    const buf = this.b;
+    const t = buf[this.pos];
+    if (t === undefined || t < 0xa0 || t > 0xbf) return NOT_READ;
+    const n = t & 0x1f;
+    const start = this.pos + 1;
+    if (start + n > buf.length) return NOT_READ;
+    let s = '';
+    for (let i = start; i < start + n; i++) {
+      const c = buf[i]!;
+      if (c >= 0x80) return NOT_READ;
+      s += String.fromCharCode(c);
+    }
+    this.pos = start + n;
+    return s;
+  }
+}
+
 /**
  * The record body (after the format byte) as msgpackr would decode it, for what encodeRecord
  * writes: an array of 7/8-tuples of ints, float64s, nil, bools, bins (copied: the input may be
@@ -248,68 +290,34 @@ export function decodeRecord(buf: Uint8Array): Version[] {
  * reads and merges of every stored record go through it (issue 12).
  */
 export function readRecordBody(buf: Uint8Array): unknown[] | null {
-  const r = new MsgpackReader(buf, 1);
+  const r = new RecordBodyReader(buf, 1);
   const end = buf.length;
-  const arrayLength = (): number => r.arrayLength();
-  const scalar = (): unknown => {
-    const t = buf[r.pos++];
-    if (t === undefined) return NOT_READ;
-    if (t === 0xcb) {
-      if (r.pos + 8 > end) return NOT_READ;
-      r.pos += 8;
-      return r.view.getFloat64(r.pos - 8);
-    }
-    if (t >= 0xc4 && t <= 0xc6) {
-      const n = r.binLength(t);
-      if (n < 0) return NOT_READ;
-      const b = Buffer.allocUnsafe(n);
-      b.set(buf.subarray(r.pos, r.pos + n));
-      r.pos += n;
-      return b;
-    }
-    return r.basic(t);
-  };
-  const asciiStr = (): string | typeof NOT_READ => {
-    const t = buf[r.pos];
-    if (t === undefined || t < 0xa0 || t > 0xbf) return NOT_READ;
-    const n = t & 0x1f;
-    const start = r.pos + 1;
-    if (start + n > end) return NOT_READ;
-    let s = '';
-    for (let i = start; i < start + n; i++) {
-      const c = buf[i]!;
-      if (c >= 0x80) return NOT_READ;
-      s += String.fromCharCode(c);
-    }
-    r.pos = start + n;
-    return s;
-  };
-  const count = arrayLength();
+  const count = r.arrayLength();
   if (count < 0) return null;
   const body = new Array<unknown>(count);
   for (let i = 0; i < count; i++) {
-    const len = arrayLength();
+    const len = r.arrayLength();
     if (len !== 7 && len !== 8) return null;
     const tuple = new Array<unknown>(len);
     for (let j = 0; j < 6; j++) {
-      const v = scalar();
+      const v = r.scalar();
       if (v === NOT_READ) return null;
       tuple[j] = v;
     }
-    const entries = arrayLength();
+    const entries = r.arrayLength();
     if (entries < 0) return null;
     const clock = new Array<unknown>(entries);
     for (let k = 0; k < entries; k++) {
-      if (arrayLength() !== 2) return null;
-      const node = asciiStr();
+      if (r.arrayLength() !== 2) return null;
+      const node = r.asciiStr();
       if (node === NOT_READ) return null;
-      const counter = scalar();
+      const counter = r.scalar();
       if (counter === NOT_READ) return null;
       clock[k] = [node, counter];
     }
     tuple[6] = clock;
     if (len === 8) {
-      const ttl = scalar();
+      const ttl = r.scalar();
       if (ttl === NOT_READ) return null;
       tuple[7] = ttl;
     }

@@ -80,7 +80,6 @@ describe('Router coordination (fakes for shards and peers)', () => {
     for (const s of stores.values()) s.merge(id, key('w'), 'lww', [ahead]);
     // This coordinator's write arrives after it but carries the earlier timestamp: it loses everywhere.
     await router.write({ table: 'lw', key: key('w'), value: val('arrived-later'), tombstone: false, consistency: { w: 3 } });
-    await new Promise((r) => setImmediate(r));
     for (const s of stores.values()) expect(text(s.get(id, key('w')))).toEqual(['stamped-later']);
     expect(text((await router.read({ table: 'lw', key: key('w'), consistency: { r: 3 } })).values)).toEqual(['stamped-later']);
     // The other way round: a value stamped earlier than what the replicas hold cannot replace it,
@@ -248,9 +247,9 @@ describe('table id collisions (issue 10 item 3)', () => {
     await router.write({ table: 't', key: key('p'), value: val('v'), tombstone: false, consistency: { w: 1 } });
     const wrong = Buffer.alloc(16, 7);
     // Every node of the 3-node fake ring is a replica of every key, so the table check decides.
-    await expect(router.applyReplicaRead({ table: 't', tableId: wrong, key: key('p') })).rejects.toMatchObject({ code: 'bad_request', message: expect.stringMatching(/table id/) as unknown });
-    await expect(router.applyReplicaRead({ table: 't', tableId: Buffer.alloc(4), key: key('p') })).rejects.toMatchObject({ code: 'bad_request' });
-    const stored = await router.applyReplicaRead({ table: 't', tableId: tableIdBytes(new TableRegistry(nullMeta, DEFAULT_CONFIG.tables).draft('t')), key: key('p') });
+    await expect(router.local.applyReplicaRead({ table: 't', tableId: wrong, key: key('p') })).rejects.toMatchObject({ code: 'bad_request', message: expect.stringMatching(/table id/) as unknown });
+    await expect(router.local.applyReplicaRead({ table: 't', tableId: Buffer.alloc(4), key: key('p') })).rejects.toMatchObject({ code: 'bad_request' });
+    const stored = await router.local.applyReplicaRead({ table: 't', tableId: tableIdBytes(new TableRegistry(nullMeta, DEFAULT_CONFIG.tables).draft('t')), key: key('p') });
     expect(decodeRecord(stored!).map((v) => Buffer.from(v.value).toString())).toEqual(['v']);
   });
 });

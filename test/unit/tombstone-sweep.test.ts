@@ -39,7 +39,10 @@ class FakeFamily {
 
 function runToEnd(run: SweepRun, ports: SweepPorts): number {
   let steps = 1;
-  while (run.step(ports)) steps++;
+  while (run.step(ports)) {
+    steps++;
+    expect(steps).toBeLessThan(10_000); // a run that never ends fails here instead of hanging the worker
+  }
   return steps;
 }
 
