@@ -41,6 +41,7 @@ export const CLIENT_SHARED = Object.freeze([
   'src/router/consistency.ts', // consistency levels (types only, from ipc-protocol)
   'src/router/types.ts', // ConsistencyReport (types only, from ipc-protocol)
   'src/util/errors.ts',
+  'src/util/msgpack-writer.ts', // the hand-written msgpack writer (batch request frames)
   'src/cql/', // the CQL parser: the client finds a statement's partition key for routing
   'src/wide/partition-key.ts',
   'src/wide/uuid.ts',

@@ -99,6 +99,9 @@ export async function openRingkvTarget(opts: RingkvTargetOptions): Promise<Ringk
   if (opts.w !== undefined) putOpts.w = opts.w;
   if (opts.r !== undefined) getOpts.r = opts.r;
   const batchOpts = { timeoutMs: opts.timeoutMs };
+  // Merged once, not spread per op: the generator's own CPU shares the cores with the node.
+  const putCallOpts = { ...putOpts, ...batchOpts };
+  const getCallOpts = { ...getOpts, ...batchOpts };
   let closed = false;
 
   const run = async (items: ClientBatchItem[], lane: number | undefined): Promise<OpResult[]> => {
@@ -119,22 +122,22 @@ export async function openRingkvTarget(opts: RingkvTargetOptions): Promise<Ringk
     // One key: a single client call, which the client coalesces with the other calls of the same
     // tick into batch frames (what an application issuing concurrent single calls gets).
     put(items: ReadonlyArray<PutItem>, lane?: number): Promise<OpResult[]> {
-      if (items.length === 1) return pick(lane).put(table, items[0]!.key, items[0]!.value, { ...putOpts, ...batchOpts }).then(okOne, failOne);
+      if (items.length === 1) return pick(lane).put(table, items[0]!.key, items[0]!.value, putCallOpts).then(okOne, failOne);
       return run(
-        items.map((it) => ({ op: 'put', table, key: it.key, value: it.value, ...putOpts })),
+        items.map((it) => ({ op: 'put', table, key: it.key, value: it.value, consistency: putOpts.consistency, w: putOpts.w })),
         lane,
       );
     },
     get(keys: readonly string[], lane?: number): Promise<OpResult[]> {
-      if (keys.length === 1) return pick(lane).get(table, keys[0]!, { ...getOpts, ...batchOpts }).then(okOne, failOne);
+      if (keys.length === 1) return pick(lane).get(table, keys[0]!, getCallOpts).then(okOne, failOne);
       return run(
-        keys.map((key) => ({ op: 'get', table, key, ...getOpts })),
+        keys.map((key) => ({ op: 'get', table, key, consistency: getOpts.consistency, r: getOpts.r })),
         lane,
       );
     },
     // YCSB's Cassandra binding: token(key) >= token(start) LIMIT count (token order, not key order).
     scan(startKey: string, count: number): Promise<OpResult> {
-      return client.scan(table, startKey, count, { ...getOpts, ...batchOpts }).then(
+      return client.scan(table, startKey, count, getCallOpts).then(
         () => null,
         (e: unknown) => thrownKind(e),
       );

@@ -25,8 +25,9 @@ import { QueryRouter, toQueryResult, wireParam, type QueryOptions, type QueryRes
 import { ClientRing } from './ring.js';
 import { primaryEndpoint, routeCandidates, type Candidate, type RoutingView } from './routing.js';
 import { Coalescer, splitFrames } from './batcher.js';
+import { BatchRequest, type FrameEncoder } from './request-frames.js';
 import type { ClientBatchItem, ClientOptions, ConnectTarget, DeleteOptions, GetOptions, GetResult, PutOptions, ScanFrom, ScanOptions, ScanResult, TableSettings, WriteResult } from './types.js';
-import { GET_FIELDS, itemError, itemToError, keyOf, plain, PUT_FIELDS, QUERY_FIELDS, replyError, SCAN_FIELDS, TABLE_FIELDS, toGetResult, toScanResult, toWriteResult, valueOf, withOpts, writeOf } from './wire.js';
+import { GET_FIELDS, getItemResult, itemError, itemToError, keyOf, plain, PUT_FIELDS, QUERY_FIELDS, replyError, SCAN_FIELDS, TABLE_FIELDS, toGetResult, toScanResult, toWriteResult, valueOf, withOpts, writeItemResult, writeOf } from './wire.js';
 
 export { ClientRing };
 export type * from './types.js';
@@ -246,7 +247,7 @@ export class RingkvClient {
    */
   private async exec(
     candidates: Candidate[],
-    msg: Record<string, unknown>,
+    msg: Record<string, unknown> | FrameEncoder,
     cost: number,
     timeoutMs: number,
     idempotent: boolean,
@@ -309,7 +310,7 @@ export class RingkvClient {
   }
 
   async put(table: string, key: IpcKey, value: Uint8Array | string, opts: PutOptions = {}): Promise<WriteResult> {
-    if (this.cfg.autoBatch) return writeOf(await this.coalescer.add({ ...opts, op: 'put', table, key, value }, opts.timeoutMs));
+    if (this.cfg.autoBatch) return writeOf(await this.coalescer.add({ op: 'put', table, key, value, context: opts.context, w: opts.w, n: opts.n, consistency: opts.consistency, timeoutMs: opts.timeoutMs, ttl: opts.ttl }, opts.timeoutMs));
     const k = keyOf(key);
     const msg = withOpts({ op: 'put', table: validateTableName(table), key: k, value: valueOf(value) }, opts, PUT_FIELDS);
     const r = await this.exec(this.route(k), msg, 1, this.deadlineOf(opts), false);
@@ -324,7 +325,7 @@ export class RingkvClient {
    */
   async get(table: string, key: IpcKey, opts: GetOptions = {}): Promise<GetResult> {
     if (this.cfg.autoBatch) {
-      const r = await this.coalescer.add({ ...opts, op: 'get', table, key }, opts.timeoutMs);
+      const r = await this.coalescer.add({ op: 'get', table, key, r: opts.r, n: opts.n, consistency: opts.consistency, timeoutMs: opts.timeoutMs }, opts.timeoutMs);
       if (!r.ok) {
         // Too large for a shared batch reply: read it alone (fits, or fails with the details above).
         if (r.code === 'too_large') return this.getAlone(table, key, opts);
@@ -367,7 +368,7 @@ export class RingkvClient {
   }
 
   async delete(table: string, key: IpcKey, opts: DeleteOptions = {}): Promise<WriteResult> {
-    if (this.cfg.autoBatch) return writeOf(await this.coalescer.add({ ...opts, op: 'del', table, key }, opts.timeoutMs));
+    if (this.cfg.autoBatch) return writeOf(await this.coalescer.add({ op: 'del', table, key, context: opts.context, w: opts.w, n: opts.n, consistency: opts.consistency, timeoutMs: opts.timeoutMs }, opts.timeoutMs));
     const k = keyOf(key);
     const msg = withOpts({ op: 'del', table: validateTableName(table), key: k }, opts, PUT_FIELDS);
     const r = await this.exec(this.route(k), msg, 1, this.deadlineOf(opts), false);
@@ -418,14 +419,17 @@ export class RingkvClient {
     // Not routing by key (token-unaware, or no ring yet): every item has the same candidates.
     const keyless = !view.tokenAware || !view.ring || view.ring.size === 0;
     let keylessCands: Candidate[] | undefined;
+    // Items of a batch mostly name one table: its name is checked once, not per item.
+    let checkedTable: string | undefined;
+    const tableOf = (t: string): string => (t === checkedTable && t !== undefined ? t : (checkedTable = validateTableName(t)));
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
       try {
         const k = keyOf(it.key);
         let wire: Record<string, unknown>;
-        if (it.op === 'put') wire = withOpts({ op: 'put', table: validateTableName(it.table), key: k, value: valueOf(it.value) }, it, PUT_FIELDS);
-        else if (it.op === 'get') wire = withOpts({ op: 'get', table: validateTableName(it.table), key: k }, it, GET_FIELDS);
-        else if (it.op === 'del') wire = withOpts({ op: 'del', table: validateTableName(it.table), key: k }, it, PUT_FIELDS);
+        if (it.op === 'put') wire = withOpts({ op: 'put', table: tableOf(it.table), key: k, value: valueOf(it.value) }, it, PUT_FIELDS);
+        else if (it.op === 'get') wire = withOpts({ op: 'get', table: tableOf(it.table), key: k }, it, GET_FIELDS);
+        else if (it.op === 'del') wire = withOpts({ op: 'del', table: tableOf(it.table), key: k }, it, PUT_FIELDS);
         else throw new RingkvError('bad_request', `op must be put, get or del, got ${JSON.stringify((it as { op?: unknown }).op)}`, { field: 'op' });
         // Group by the first endpoint; the whole candidate list (for failover) is built once per
         // group, from its first key: any node can coordinate any key.
@@ -452,27 +456,25 @@ export class RingkvClient {
     const sends: Array<Promise<void>> = [];
     for (const g of groups.values()) {
       for (const [start, end] of splitFrames(g.wire, maxItems, maxBytes)) {
-        const idx = g.idx.slice(start, end);
-        const wire = g.wire.slice(start, end);
-        const msg: Record<string, unknown> = { op: 'batch', items: wire };
-        if (opts.timeoutMs !== undefined) msg['timeoutMs'] = opts.timeoutMs;
+        const req = new BatchRequest(g.wire, start, end, opts.timeoutMs);
+        const idx = g.idx;
         sends.push(
-          this.exec(g.cands, msg, wire.length, timeoutMs, g.readOnly).then(
+          this.exec(g.cands, req, req.length, timeoutMs, g.readOnly).then(
             (r) => {
               const res = r['results'];
-              if (!r.ok || !Array.isArray(res) || res.length !== idx.length) {
+              if (!r.ok || !Array.isArray(res) || res.length !== req.length) {
                 const err = r.ok ? new RingkvError('internal', 'batch reply has the wrong number of results') : replyError(r);
-                for (const i of idx) results[i] = itemError(err);
+                for (let j = start; j < end; j++) results[idx[j]!] = itemError(err);
                 return;
               }
-              for (let j = 0; j < idx.length; j++) {
-                const x = res[j] as Record<string, unknown>;
-                results[idx[j]!] = x['ok'] === true ? ({ ok: true, ...(wire[j]!.op === 'get' ? toGetResult(x) : toWriteResult(x)) } as BatchItemResult) : itemError(replyError(x as AnyReply));
+              for (let j = start; j < end; j++) {
+                const x = res[j - start] as Record<string, unknown>;
+                results[idx[j]!] = x['ok'] === true ? (g.wire[j]!.op === 'get' ? getItemResult(x) : writeItemResult(x)) : itemError(replyError(x as AnyReply));
               }
             },
             (e: unknown) => {
               const err = e instanceof RingkvError ? e : new RingkvError('internal', String(e));
-              for (const i of idx) results[i] = itemError(err);
+              for (let j = start; j < end; j++) results[idx[j]!] = itemError(err);
             },
           ),
         );

@@ -7,6 +7,7 @@ import { createConnection, type Socket } from 'node:net';
 import { isErrorCode, type AnyReply, type IpcLimits } from '../api/ipc-protocol.js';
 import { encodeFrame, FrameDecoder } from '../net/frames.js';
 import { RingkvError, type ErrorCode } from '../util/errors.js';
+import { isFrameEncoder, type FrameEncoder } from './request-frames.js';
 
 /** The request never reached the socket: safe to send elsewhere. */
 export class NotSentError extends RingkvError {}
@@ -69,7 +70,7 @@ export class ClientConnection {
   }
 
   /** Send one request and await its reply (any `ok`). Throws NotSentError if it never left. */
-  async request(msg: Record<string, unknown>, cost: number, timeoutMs: number): Promise<AnyReply> {
+  async request(msg: Record<string, unknown> | FrameEncoder, cost: number, timeoutMs: number): Promise<AnyReply> {
     const c = Math.max(1, Math.min(cost, this.maxPending));
     const started = Date.now();
     await this.acquire(c, timeoutMs);
@@ -79,7 +80,7 @@ export class ClientConnection {
     }
     const remaining = Math.max(1, timeoutMs - (Date.now() - started));
     const id = this.allocId();
-    const frame = encodeFrame({ id, ...msg });
+    const frame = isFrameEncoder(msg) ? msg.encodeFrame(id) : encodeFrame({ id, ...msg });
     const limit = this.limits?.maxFrameBytes;
     if (limit !== undefined && frame.length - 4 > limit) {
       this.release(c);

@@ -77,6 +77,16 @@ export function toScanResult(r: Record<string, unknown>): ScanResult {
   return out;
 }
 
+/** A batch item's successful get as its result (the shape of `{ ok: true, ...toGetResult(x) }`, built without the spread). */
+export function getItemResult(x: Record<string, unknown>): BatchItemResult {
+  return withValues<GetResult & { ok: true }>({ ok: true, found: x['found'] === true, context: String(x['context'] ?? ''), consistency: x['consistency'] as ConsistencyReport }, x) as BatchItemResult;
+}
+
+/** A batch item's successful put or delete as its result (`{ ok: true, ...toWriteResult(x) }`, without the spread). */
+export function writeItemResult(x: Record<string, unknown>): BatchItemResult {
+  return { ok: true, context: String(x['context'] ?? ''), consistency: x['consistency'] as ConsistencyReport } as BatchItemResult;
+}
+
 export function toWriteResult(r: Record<string, unknown>): WriteResult {
   return { context: String(r['context'] ?? ''), consistency: r['consistency'] as ConsistencyReport };
 }
