@@ -25,7 +25,7 @@ import { QueryRouter, toQueryResult, wireParam, type QueryOptions, type QueryRes
 import { ClientRing } from './ring.js';
 import { primaryEndpoint, routeCandidates, type Candidate, type RoutingView } from './routing.js';
 import { Coalescer, splitFrames } from './batcher.js';
-import { BatchRequest, type FrameEncoder } from './request-frames.js';
+import { BatchRequest, SingleRequest, type FrameEncoder } from './request-frames.js';
 import type { ClientBatchItem, ClientOptions, ConnectTarget, DeleteOptions, GetOptions, GetResult, PutOptions, ScanFrom, ScanOptions, ScanResult, TableSettings, WriteResult } from './types.js';
 import { GET_FIELDS, getItemResult, itemError, itemToError, keyOf, plain, PUT_FIELDS, QUERY_FIELDS, replyError, SCAN_FIELDS, TABLE_FIELDS, toGetResult, toScanResult, toWriteResult, valueOf, withOpts, writeItemResult, writeOf } from './wire.js';
 
@@ -456,6 +456,10 @@ export class RingkvClient {
     const sends: Array<Promise<void>> = [];
     for (const g of groups.values()) {
       for (const [start, end] of splitFrames(g.wire, maxItems, maxBytes)) {
+        if (end - start === 1) {
+          sends.push(this.sendAlone(g.wire[start]!, g.cands, opts.timeoutMs, timeoutMs).then((r) => void (results[g.idx[start]!] = r)));
+          continue;
+        }
         const req = new BatchRequest(g.wire, start, end, opts.timeoutMs);
         const idx = g.idx;
         sends.push(
@@ -482,6 +486,17 @@ export class RingkvClient {
     }
     await Promise.all(sends);
     return results;
+  }
+
+  /** One batch item sent as its own op (a frame of one item): its result as the batch would give it. */
+  private async sendAlone(item: BatchItem, cands: Candidate[], itemTimeoutMs: number | undefined, timeoutMs: number): Promise<BatchItemResult> {
+    try {
+      const r = await this.exec(cands, new SingleRequest(item, itemTimeoutMs), 1, timeoutMs, item.op === 'get');
+      if (!r.ok) return itemError(replyError(r));
+      return item.op === 'get' ? getItemResult(r) : writeItemResult(r);
+    } catch (e) {
+      return itemError(e instanceof RingkvError ? e : new RingkvError('internal', String(e)));
+    }
   }
 
   /**

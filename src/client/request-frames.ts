@@ -79,12 +79,49 @@ export class BatchRequest implements FrameEncoder {
   }
 }
 
-/** One item as a map of its defined fields, in their order (what msgpackr writes for the object). */
-function writeItem(w: MsgpackWriter, it: BatchItem): void {
-  const o = it as unknown as Record<string, unknown>;
+/**
+ * One item sent alone as its own op (`{id, ...item, timeoutMs?}`): what a coalesced tick of one
+ * call becomes, so the node runs a plain put/get/del instead of a batch of one (its batch
+ * bookkeeping and reply assembly). `timeoutMs` (the batch's) applies when the item has none, as the
+ * node does for batch items.
+ */
+export class SingleRequest implements FrameEncoder {
+  constructor(
+    readonly item: BatchItem,
+    readonly timeoutMs: number | undefined,
+  ) {}
+
+  encodeFrame(id: number): Buffer {
+    const o = this.item as unknown as Record<string, unknown>;
+    const extraTimeout = this.timeoutMs !== undefined && o['timeoutMs'] === undefined;
+    try {
+      const w = writer.reset();
+      const at = w.skip(FRAME_HEADER_BYTES);
+      w.mapHeader(1 + definedFields(o) + (extraTimeout ? 1 : 0));
+      w.raw(ID);
+      w.number(id);
+      writeFields(w, o);
+      if (extraTimeout) {
+        w.raw(TIMEOUT_MS);
+        w.number(this.timeoutMs!);
+      }
+      w.setUint32At(at, w.pos - FRAME_HEADER_BYTES);
+      return w.takeBuffer();
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw e;
+      return encodeFrame(extraTimeout ? { id, ...o, timeoutMs: this.timeoutMs } : { id, ...o });
+    }
+  }
+}
+
+function definedFields(o: Record<string, unknown>): number {
   let n = 0;
   for (const k in o) if (o[k] !== undefined) n++;
-  w.mapHeader(n);
+  return n;
+}
+
+/** The defined fields of an item, in their order (what msgpackr writes for the object's entries). */
+function writeFields(w: MsgpackWriter, o: Record<string, unknown>): void {
   for (const k in o) {
     const v = o[k];
     if (v === undefined) continue;
@@ -93,4 +130,11 @@ function writeItem(w: MsgpackWriter, it: BatchItem): void {
     else w.str(k);
     w.value(v);
   }
+}
+
+/** One item as a map of its defined fields, in their order (what msgpackr writes for the object). */
+function writeItem(w: MsgpackWriter, it: BatchItem): void {
+  const o = it as unknown as Record<string, unknown>;
+  w.mapHeader(definedFields(o));
+  writeFields(w, o);
 }

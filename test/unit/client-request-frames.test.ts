@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { BatchItem } from '../../src/api/ipc-protocol.js';
-import { BatchRequest, isFrameEncoder } from '../../src/client/request-frames.js';
+import { BatchRequest, isFrameEncoder, SingleRequest } from '../../src/client/request-frames.js';
 import { decodePayload, encodeFrame } from '../../src/net/frames.js';
 
 const bytes = fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.from(u));
@@ -30,6 +30,16 @@ describe('client batch request frames', () => {
     fc.assert(
       fc.property(itemsArb, fc.integer({ min: 0, max: 0xffffffff }), fc.option(small, { nil: undefined }), (items, id, timeoutMs) => {
         expect(new BatchRequest(items, 0, items.length, timeoutMs).encodeFrame(id).equals(generic(id, items, timeoutMs))).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("property: an item sent alone is byte-identical to the generic encoding of {id, ...item}, with the batch's timeoutMs when it has none", () => {
+    fc.assert(
+      fc.property(fc.oneof(putArb, getArb, delArb), fc.integer({ min: 0, max: 0xffffffff }), fc.option(small, { nil: undefined }), (item, id, timeoutMs) => {
+        const expected = encodeFrame(timeoutMs !== undefined && item.timeoutMs === undefined ? { id, ...item, timeoutMs } : { id, ...item });
+        expect(new SingleRequest(item as BatchItem, timeoutMs).encodeFrame(id).equals(expected)).toBe(true);
       }),
       { numRuns: 300 },
     );
