@@ -18,6 +18,7 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_PROCESS_FLAGS } from '../../src/cli/process-flags.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const BIN = path.join(ROOT, 'bin/ringkv.js');
@@ -159,7 +160,7 @@ async function startNode(dir: string, profileDir: string | undefined, label: str
   const data = path.join(dir, 'data');
   mkdirSync(data, { recursive: true });
   const nodeArgs = profileDir ? ['--cpu-prof', '--cpu-prof-dir', path.join(profileDir, label)] : [];
-  const args = [...nodeArgs, BIN, 'start', '--config', path.join(ROOT, 'config/default.json'), '--data', data, '--http', `127.0.0.1:${http}`, '--peer', `127.0.0.1:${peer}`, '--log-format', 'json', '--log-level', 'warn'];
+  const args = [...NODE_PROCESS_FLAGS, ...nodeArgs, BIN, 'start', '--config', path.join(ROOT, 'config/default.json'), '--data', data, '--http', `127.0.0.1:${http}`, '--peer', `127.0.0.1:${peer}`, '--log-format', 'json', '--log-level', 'warn'];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   const socket = path.join(data, 'ringkv.sock');
   await waitFor(`node ${label}`, async () => {

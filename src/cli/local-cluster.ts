@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { generateSecret } from '../config/secret.js';
 import { nodeJson } from './node-http.js';
 import { movementOf, watchMovement } from './movements.js';
+import { NODE_PROCESS_FLAGS } from './process-flags.js';
 
 /**
  * `ringkv local-cluster`: K real node processes on loopback, like Cassandra's ccm. Node i (1-based)
@@ -126,7 +127,7 @@ function startOne(dir: string, cf: ClusterFile, i: number, seed = activeNodes(cf
     ensureClusterSecret(dir),
     ...cf.extraArgs,
   ];
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd] });
+  const child = spawn(process.execPath, [...NODE_PROCESS_FLAGS, ...args], { detached: true, stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
   child.unref();
   writeFileSync(path.join(nd, 'ringkv.pid'), String(child.pid));

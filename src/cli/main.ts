@@ -13,6 +13,7 @@ import { registerRepair } from './repair.js';
 import { registerCrdtCommands } from './crdt-commands.js';
 import { registerQueryCommands } from './query-commands.js';
 import { registerMovementCommands } from './movements.js';
+import { gcFlagsMissing, NODE_PROCESS_FLAGS } from './process-flags.js';
 
 /** How long a clean shutdown may take before the process exits anyway. */
 const SHUTDOWN_TIMEOUT_MS = 15_000;
@@ -75,6 +76,8 @@ program
       throw e;
     }
     const log = createLogger({ level: config.log.level, format: config.log.format });
+    const missing = gcFlagsMissing();
+    if (missing.length > 0) log.info({ missing }, 'started without the node flags ringkv measures best with (bin/ringkv.js and npm start pass them): node ' + NODE_PROCESS_FLAGS.join(' ') + ' bin/ringkv.js start ...');
     if (config.testMode) log.warn('TEST MODE: fault-injection endpoints are enabled');
     // Signals are handled from the first moment: a signal during startup aborts it (startNode closes
     // what it had started, at once even while waiting for seeds, and we exit 0), a second signal

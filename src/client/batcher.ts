@@ -3,9 +3,11 @@
  * items cut into frames that fit the server's limits. Both without sockets: the sender is a port.
  */
 import type { BatchItem, BatchItemResult } from '../api/ipc-protocol.js';
+import { validateTableName } from '../api/table-name.js';
 import { RingkvError } from '../util/errors.js';
+import { primaryEndpoint, routeCandidates, type Candidate, type RoutingView } from './routing.js';
 import type { ClientBatchItem } from './types.js';
-import { itemError, keyBytesLength } from './wire.js';
+import { GET_FIELDS, itemError, keyBytesLength, keyOf, PUT_FIELDS, valueOf, withOpts } from './wire.js';
 
 /** Sends one batch; one result per item, in order (failures as error items). */
 export type BatchSender = (items: ClientBatchItem[], timeoutMs: number | undefined) => Promise<BatchItemResult[]>;
@@ -49,6 +51,55 @@ export class Coalescer {
       );
     }
   }
+}
+
+/** A batch's items that go to one endpoint first: their wire form, their indexes in the batch, where to send them. */
+export interface BatchGroup {
+  cands: Candidate[];
+  idx: number[];
+  wire: BatchItem[];
+  readOnly: boolean;
+}
+
+/**
+ * A batch's items checked and grouped by the endpoint each goes to first (by the routing policy
+ * over `view`); an item that fails its checks gets its error in `results` and joins no group.
+ * The whole candidate list (for failover) is built once per group, from its first key: any node
+ * can coordinate any key.
+ */
+export function groupBatchItems(items: readonly ClientBatchItem[], view: RoutingView, results: BatchItemResult[]): Map<string, BatchGroup> {
+  const groups = new Map<string, BatchGroup>();
+  // Not routing by key (token-unaware, or no ring yet): every item has the same candidates.
+  const keyless = !view.tokenAware || !view.ring || view.ring.size === 0;
+  let keylessCands: Candidate[] | undefined;
+  // Items of a batch mostly name one table: its name is checked once, not per item.
+  let checkedTable: string | undefined;
+  const tableOf = (t: string): string => (t === checkedTable && t !== undefined ? t : (checkedTable = validateTableName(t)));
+  for (let i = 0; i < items.length; i++) {
+    const it = items[i]!;
+    try {
+      const k = keyOf(it.key);
+      let wire: Record<string, unknown>;
+      if (it.op === 'put') wire = withOpts({ op: 'put', table: tableOf(it.table), key: k, value: valueOf(it.value) }, it, PUT_FIELDS);
+      else if (it.op === 'get') wire = withOpts({ op: 'get', table: tableOf(it.table), key: k }, it, GET_FIELDS);
+      else if (it.op === 'del') wire = withOpts({ op: 'del', table: tableOf(it.table), key: k }, it, PUT_FIELDS);
+      else throw new RingkvError('bad_request', `op must be put, get or del, got ${JSON.stringify((it as { op?: unknown }).op)}`, { field: 'op' });
+      const primary = primaryEndpoint(view, k);
+      let g = primary !== undefined ? groups.get(primary) : undefined;
+      if (!g) {
+        const cands = keyless ? (keylessCands ??= routeCandidates(view, undefined)) : routeCandidates(view, k);
+        const gk = cands[0]?.ep ?? '';
+        g = groups.get(gk);
+        if (!g) groups.set(gk, (g = { cands, idx: [], wire: [], readOnly: true }));
+      }
+      g.idx.push(i);
+      g.wire.push(wire as unknown as BatchItem);
+      if (it.op !== 'get') g.readOnly = false;
+    } catch (e) {
+      results[i] = itemError(e instanceof RingkvError ? e : new RingkvError('bad_request', String(e)));
+    }
+  }
+  return groups;
 }
 
 /** Estimated encoded bytes of one batch item (fixed overhead + key + value + context). */

@@ -23,8 +23,8 @@ import { ClientConnection, ConnectionLostError, ipcDialer, NotSentError, ReplyTi
 import { AnyCrdtHandle, CounterHandle, FlagHandle, MapHandle, RegisterHandle, SetHandle, type CrdtReadResult, type CrdtTransport, type CrdtUpdateResult, type CrdtValue } from './crdt.js';
 import { QueryRouter, toQueryResult, wireParam, type QueryOptions, type QueryResult } from './query.js';
 import { ClientRing } from './ring.js';
-import { primaryEndpoint, routeCandidates, type Candidate, type RoutingView } from './routing.js';
-import { Coalescer, splitFrames } from './batcher.js';
+import { routeCandidates, type Candidate, type RoutingView } from './routing.js';
+import { Coalescer, groupBatchItems, splitFrames } from './batcher.js';
 import { BatchRequest, SingleRequest, type FrameEncoder } from './request-frames.js';
 import type { ClientBatchItem, ClientOptions, ConnectTarget, DeleteOptions, GetOptions, GetResult, PutOptions, ScanFrom, ScanOptions, ScanResult, TableSettings, WriteResult } from './types.js';
 import { GET_FIELDS, getItemResult, itemError, itemToError, keyOf, plain, PUT_FIELDS, QUERY_FIELDS, replyError, SCAN_FIELDS, TABLE_FIELDS, toGetResult, toScanResult, toWriteResult, valueOf, withOpts, writeItemResult, writeOf } from './wire.js';
@@ -415,40 +415,7 @@ export class RingkvClient {
     if (!Array.isArray(items)) throw new RingkvError('bad_request', 'items must be an array', { field: 'items' });
     const results = new Array<BatchItemResult>(items.length);
     const view = this.routingView();
-    const groups = new Map<string, { cands: Candidate[]; idx: number[]; wire: BatchItem[]; readOnly: boolean }>();
-    // Not routing by key (token-unaware, or no ring yet): every item has the same candidates.
-    const keyless = !view.tokenAware || !view.ring || view.ring.size === 0;
-    let keylessCands: Candidate[] | undefined;
-    // Items of a batch mostly name one table: its name is checked once, not per item.
-    let checkedTable: string | undefined;
-    const tableOf = (t: string): string => (t === checkedTable && t !== undefined ? t : (checkedTable = validateTableName(t)));
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i]!;
-      try {
-        const k = keyOf(it.key);
-        let wire: Record<string, unknown>;
-        if (it.op === 'put') wire = withOpts({ op: 'put', table: tableOf(it.table), key: k, value: valueOf(it.value) }, it, PUT_FIELDS);
-        else if (it.op === 'get') wire = withOpts({ op: 'get', table: tableOf(it.table), key: k }, it, GET_FIELDS);
-        else if (it.op === 'del') wire = withOpts({ op: 'del', table: tableOf(it.table), key: k }, it, PUT_FIELDS);
-        else throw new RingkvError('bad_request', `op must be put, get or del, got ${JSON.stringify((it as { op?: unknown }).op)}`, { field: 'op' });
-        // Group by the first endpoint; the whole candidate list (for failover) is built once per
-        // group, from its first key: any node can coordinate any key.
-        const primary = primaryEndpoint(view, k);
-        let g = primary !== undefined ? groups.get(primary) : undefined;
-        if (!g) {
-          const cands = keyless ? (keylessCands ??= routeCandidates(view, undefined)) : routeCandidates(view, k);
-          const gk = cands[0]?.ep ?? '';
-          g = groups.get(gk);
-          if (!g) groups.set(gk, (g = { cands, idx: [], wire: [], readOnly: true }));
-        }
-        g.idx.push(i);
-        g.wire.push(wire as unknown as BatchItem);
-        if (it.op !== 'get') g.readOnly = false;
-      } catch (e) {
-        const err = e instanceof RingkvError ? e : new RingkvError('bad_request', String(e));
-        results[i] = itemError(err);
-      }
-    }
+    const groups = groupBatchItems(items, view, results);
     // Keep each frame well under the server's frame limit (half leaves room for msgpack overhead).
     const maxBytes = Math.floor((this.serverLimits?.maxFrameBytes ?? 16 * 1024 * 1024) / 2);
     const maxItems = Math.min(this.cfg.maxBatchItems, this.serverLimits?.maxBatchItems ?? Infinity);

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_PROCESS_FLAGS } from '../../src/cli/process-flags.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'bin', 'ringkv.js');
@@ -117,6 +118,7 @@ export async function startNodeProc(o: StartOpts): Promise<NodeProc> {
   const httpPort = o.httpPort ?? (await freePort());
   const peerPort = o.peerPort ?? (await freePort());
   const args = [
+    ...NODE_PROCESS_FLAGS,
     CLI,
     'start',
     '--data',
