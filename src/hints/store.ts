@@ -23,9 +23,11 @@ interface StoreBatch {
  *
  * Stores are batched: while a replica is down every write to its ranges stores a hint, and a
  * comlink call costs a postMessage, a Proxy and a random id of its own (one call per hint stored
- * 2-3x fewer hints per second than one call per turn: docs/architecture.md). So the stores of one
- * turn go as one call, sent at the end of the turn's microtasks; any other call sends the open
- * batch first, so the actor still sees every op in call order.
+ * 2-3x fewer hints per second than batched calls: docs/architecture.md). So stores are collected
+ * into one call, sent from a microtask queued by the first of them: every store made before that
+ * microtask runs (the rest of the synchronous code, and microtasks queued ahead of it) goes in
+ * the same call; a store made later starts the next batch. Any other call sends the open batch
+ * first, so the actor still sees every op in call order.
  */
 export class HintStore {
   private readonly counts = new Map<string, number>();
@@ -94,7 +96,7 @@ export class HintStore {
     );
   }
 
-  /** Send the stores batched so far as one call (at the end of the turn, or before another call). */
+  /** Send the stores batched so far as one call (from the microtask the first of them queued, or before another call). */
   private sendBatch(): void {
     const b = this.batch;
     if (!b) return;
