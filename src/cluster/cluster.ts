@@ -7,7 +7,7 @@ import { buildRing, type RingLayout, type RingMember } from '../ring/builder.js'
 import { Liveness, ringTableCapacityError, type RingTable } from '../ring/table.js';
 import { REPLICA_PEER_TYPES, type RemoteReplicas, type ReplicaPeerMessage, type ReplicaPeerReply, type PeerReplicaWrite, type ReplicaRead, type ReplicaWrite } from '../router/replica-protocol.js';
 import type { PeerReplicaScan, ScanPage } from '../router/scan.js';
-import type { PeerHandler, PeerServices } from './peer-services.js';
+import type { PeerServiceHandler, PeerServices } from './peer-services.js';
 import type { TableDef, TableRegistry } from '../router/tables.js';
 import { RingkvError } from '../util/errors.js';
 import { decodeRecord, encodeRecord, type Version } from '../versions/index.js';
@@ -59,13 +59,13 @@ export class Cluster implements RemoteReplicas, PeerServices {
   /** Called after every publication with the movements under way (the router's pending replicas). */
   onMovements: ((view: MovementView) => void) | undefined;
   /** Peer message handlers registered by other services (router replicas, repair, hints), keyed by message type. */
-  private readonly services = new Map<string, PeerHandler>();
+  private readonly services = new Map<string, PeerServiceHandler>();
   /** Called when a node's liveness flips (hint replay starts when an owner comes back). */
   onLiveness: ((nodeId: string, up: boolean) => void) | undefined;
   /** Called with the round trip of every gossip SYN → ACK that succeeded (metrics). */
   onGossipRoundTrip: ((peerAddress: string, seconds: number) => void) | undefined;
 
-  registerService(type: string, handler: PeerHandler): void {
+  registerService(type: string, handler: PeerServiceHandler): void {
     if (this.services.has(type) || CORE_PEER_TYPES.has(type)) {
       throw new Error(`invariant violated: peer message type ${type} registered twice`);
     }

@@ -6,11 +6,11 @@
  */
 
 /** Serves one peer message type: the body as it came (validate it), and the sending node's id. */
-export type PeerHandler = (body: Record<string, unknown>, fromNodeId: string) => Promise<unknown>;
+export type PeerServiceHandler = (body: Record<string, unknown>, fromNodeId: string) => Promise<unknown>;
 
 export interface PeerServices {
   /** Serve a peer message type (each type once; the cluster's own types are refused). */
-  registerService(type: string, handler: PeerHandler): void;
+  registerService(type: string, handler: PeerServiceHandler): void;
   /** Send a service message to another node's peer port. */
   request(nodeId: string, body: { t: string } & Record<string, unknown>, timeoutMs: number): Promise<unknown>;
 }
