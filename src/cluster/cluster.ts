@@ -5,7 +5,7 @@ import { logEvent } from '../log/events.js';
 import { tokenFromHex, tokenToHex, type Token } from '../ring/hash.js';
 import { buildRing, type RingLayout, type RingMember } from '../ring/builder.js';
 import { Liveness, ringTableCapacityError, type RingTable } from '../ring/table.js';
-import { REPLICA_PEER_TYPES, type RemoteReplicas, type ReplicaPeerMessage, type ReplicaPeerReply, type PeerReplicaWrite, type ReplicaRead, type ReplicaWrite } from '../router/replica-protocol.js';
+import { type RemoteReplicas, type ReplicaPeerMessage, type ReplicaPeerReply, type PeerReplicaWrite, type ReplicaRead, type ReplicaWrite } from '../router/replica-protocol.js';
 import type { PeerReplicaScan, ScanPage } from '../router/scan.js';
 import type { PeerServiceHandler, PeerServices } from './peer-services.js';
 import type { TableDef, TableRegistry } from '../router/tables.js';
@@ -64,6 +64,15 @@ export class Cluster implements RemoteReplicas, PeerServices {
   onLiveness: ((nodeId: string, up: boolean) => void) | undefined;
   /** Called with the round trip of every gossip SYN → ACK that succeeded (metrics). */
   onGossipRoundTrip: ((peerAddress: string, seconds: number) => void) | undefined;
+
+  /** Message types a service will serve once it exists: until it registers, they answer `unavailable` (starting), not `bad_request`. */
+  private readonly reserved = new Set<string>();
+
+  /** Announce that `type` will be served (the node reserves the replica operations before its router exists). */
+  reserveService(type: string): void {
+    if (CORE_PEER_TYPES.has(type)) throw new Error(`invariant violated: peer message type ${type} is the cluster's own`);
+    this.reserved.add(type);
+  }
 
   registerService(type: string, handler: PeerServiceHandler): void {
     if (this.services.has(type) || CORE_PEER_TYPES.has(type)) {
@@ -273,8 +282,8 @@ export class Cluster implements RemoteReplicas, PeerServices {
       case 'ping':
         return { t: 'ok' };
       default:
-        // The router registers the replica operations once it exists (node.ts, after the hints).
-        if (REPLICA_PEER_TYPES.has(msg.t)) throw new RingkvError('unavailable', 'node is starting');
+        // A reserved type's service is not up yet (node.ts reserves the replica operations; the router registers them once it exists).
+        if (this.reserved.has(msg.t)) throw new RingkvError('unavailable', 'node is starting');
         throw new RingkvError('bad_request', `unknown peer message type ${JSON.stringify((msg as { t: unknown }).t)} from ${fromNodeId}`);
     }
   }

@@ -33,6 +33,7 @@ import { mountQueryRoutes, queryOkOf } from '../api/query-routes.js';
 import { WideTableRegistry } from '../router/wide-tables.js';
 import { WideReplicas } from '../router/wide-replicas.js';
 import { CqlService } from '../router/wide-query.js';
+import { REPLICA_PEER_TYPES } from '../router/replica-protocol.js';
 import { META_REPLACES, META_STATUS, META_TOKENS, MovementManager } from '../streaming/manager.js';
 import { EXTRA_REPLACES } from '../streaming/membership.js';
 import type { MemberReply } from '../streaming/messages.js';
@@ -276,6 +277,8 @@ async function startNodeOn(config: NodeConfig, log: Logger, ipcListener: IpcList
     knownMembers: meta.get<EndpointState[]>('cluster/members') ?? [],
     persistMembers: (states) => meta.set('cluster/members', states),
   });
+  // Peers may send replica operations before the router exists: they answer "starting" until then.
+  for (const t of REPLICA_PEER_TYPES) cluster.reserveService(t);
   undo.push({ what: 'cluster', fn: () => cluster.stop() });
   checkpoint();
   // How this node becomes a member: it founds the cluster (now), or joins / replaces a dead node by
