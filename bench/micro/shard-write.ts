@@ -10,13 +10,15 @@
  * /proc: the writer's own work, put calls, key building, gets) and the process's CPU (adds RocksDB's
  * flush and compaction threads). Variants run alternated, `--rounds` times each.
  *
- *   raw           the raw baseline (src/bench/rocksdb-target.ts): one family opened with
- *                 SHARD_COLUMN_OPTIONS, `user<16 digits>` keys as utf8 strings, 100-byte values
+ *   raw           the raw baseline (src/bench/rocksdb-target.ts): one family opened with DB_OPTIONS
+ *                 and SHARD_COLUMN_OPTIONS, `user<16 digits>` keys as utf8 strings, 100-byte values
+ *   raw-zstd-wal  ... with the binding's default ZSTD WAL compression (what DB_OPTIONS turns off)
  *   node-cf       ... into `shard-0` of a database opened by openDatabase (5 families, one WAL)
  *   storage-key   ... with storage keys (token | table id | key | 00 00, 46 bytes) instead of the name
  *   record        ... with the record bytes (encodeRecord of one version around the value)
  *   read-first    ... with the 100-key `_getManySync` the shard does before every batch (the shard's pattern)
- *   sorted        ... with every batch put in key order (the order is free: a batch holds each key once)
+ *   sorted        ... with every batch put in key order (the order is free: a batch holds each key once);
+ *                 measured: no cheaper inside _writeSync, and the sort costs ~1.5 µs per put
  *   one-writer    the shard's pattern from one worker thread (the writer's CPU from /proc/thread-self)
  *   two-writers   the shard's pattern from two worker threads at once, into shard-0 and shard-1
  *                 (a node with 2 shards), half the puts each; per put over both writers' puts
@@ -26,7 +28,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { openDatabase, SHARD_COLUMN_OPTIONS, shardColumn } from '../../src/storage/db.js';
+import { DB_OPTIONS, openDatabase, SHARD_COLUMN_OPTIONS, shardColumn } from '../../src/storage/db.js';
 import { newRocks, SyncWriteBatch, type ColumnHandle, type RocksDB } from '../../src/storage/rocks.js';
 import { encodeStorageKey } from '../../src/storage/keys.js';
 import { initHasher, tokenInto } from '../../src/ring/hash.js';
@@ -40,7 +42,7 @@ import { mainThreadCpuMs } from './thread-cpu.js';
 let BATCH = 100;
 const VALUE_BYTES = 100;
 const TABLE_ID = Buffer.from(tableIdOf('bench'), 'hex');
-const VARIANTS = ['raw', 'node-cf', 'storage-key', 'record', 'read-first', 'sorted', 'one-writer', 'two-writers', 'raw-plain-wal'] as const;
+const VARIANTS = ['raw', 'node-cf', 'storage-key', 'record', 'read-first', 'sorted', 'one-writer', 'two-writers', 'raw-zstd-wal'] as const;
 type Variant = (typeof VARIANTS)[number];
 
 interface Pattern {
@@ -50,7 +52,7 @@ interface Pattern {
   /** Put every batch's keys in key order (the skiplist's insert splice then carries over between puts). */
   sorted?: boolean;
 }
-const PATTERNS: Record<Exclude<Variant, 'raw' | 'raw-plain-wal' | 'one-writer' | 'two-writers'>, Pattern> = {
+const PATTERNS: Record<Exclude<Variant, 'raw' | 'raw-zstd-wal' | 'one-writer' | 'two-writers'>, Pattern> = {
   'node-cf': { storageKey: false, record: false, readFirst: false },
   'storage-key': { storageKey: true, record: false, readFirst: false },
   record: { storageKey: true, record: true, readFirst: false },
@@ -122,11 +124,11 @@ const requireCjs = createRequire(import.meta.url);
 async function runVariant(variant: Variant, puts: number): Promise<{ m: Measured; processCpuMs: number; wallMs: number }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ringkv-shard-write-'));
   try {
-    if (variant === 'raw' || variant === 'raw-plain-wal') {
+    if (variant === 'raw' || variant === 'raw-zstd-wal') {
       const inputs = makeInputs(puts, 1, { storageKey: false, record: false, readFirst: false });
       const { RocksLevel } = requireCjs('@nxtedition/rocksdb') as { RocksLevel: new (dir: string) => RocksDB };
       const db = new RocksLevel(dir);
-      await db.open({ ...SHARD_COLUMN_OPTIONS, ...(variant === 'raw-plain-wal' ? { walCompression: false } : {}) });
+      await db.open({ ...DB_OPTIONS, ...SHARD_COLUMN_OPTIONS, ...(variant === 'raw-zstd-wal' ? { walCompression: true } : {}) });
       const column = db.columns['default']!;
       const c0 = process.cpuUsage();
       const t0 = performance.now();
