@@ -4,7 +4,7 @@
  * replication or coordination in the way.
  */
 import { createRequire } from 'node:module';
-import { SHARD_COLUMN_OPTIONS } from '../storage/db.js';
+import { DB_OPTIONS, SHARD_COLUMN_OPTIONS } from '../storage/db.js';
 import type { BenchTarget, OpResult, PutItem } from './target.js';
 
 // @nxtedition/rocksdb is CommonJS without type declarations; describe just what we use
@@ -51,8 +51,9 @@ function errorKind(err: unknown): string {
 export async function openRocksBaseline(dir: string, opts: RocksBaselineOptions = {}): Promise<BenchTarget> {
   const { RocksLevel } = requireCjs('@nxtedition/rocksdb') as RocksModule;
   const db = new RocksLevel(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
-  // The shard families' options: the ratio compares ringkv's work, not two engine configurations.
-  await db.open({ ...SHARD_COLUMN_OPTIONS });
+  // The node's database options and its shard families' options: the ratio compares ringkv's
+  // work, not two engine configurations.
+  await db.open({ ...DB_OPTIONS, ...SHARD_COLUMN_OPTIONS });
   const writeOptions = { sync: opts.sync === true };
   let closed = false;
 

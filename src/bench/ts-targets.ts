@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import { RingkvClient, type ConsistencyLevel } from '../client/index.js';
-import { SHARD_COLUMN_OPTIONS } from '../storage/db.js';
+import { DB_OPTIONS, SHARD_COLUMN_OPTIONS } from '../storage/db.js';
 
 /** One time-series store: rows (user, ts, event); the latest n rows of a user; a clustering range. */
 export interface TsTarget {
@@ -97,7 +97,7 @@ async function drain(it: RocksIterator, n: number): Promise<number> {
 export async function openRocksTs(dir: string): Promise<TsTarget> {
   const { RocksLevel } = createRequire(import.meta.url)('@nxtedition/rocksdb') as { RocksLevel: new (dir: string, o: object) => RocksDb };
   const db = new RocksLevel(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-  await db.open({ ...SHARD_COLUMN_OPTIONS }); // the shard families' options, as in the key-value baseline
+  await db.open({ ...DB_OPTIONS, ...SHARD_COLUMN_OPTIONS }); // the node's options, as in the key-value baseline
   const bounds = (user: string): { gte: Buffer; lt: Buffer } => {
     const u = Buffer.from(user, 'utf8');
     return { gte: Buffer.concat([u, Buffer.of(0)]), lt: Buffer.concat([u, Buffer.of(1)]) };

@@ -9,3 +9,4 @@ export {
   leafIndex,
   type Hash64,
 } from './tree.js';
+export { RangeLeafIndex } from './leaf-index.js';

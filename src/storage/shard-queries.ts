@@ -5,7 +5,7 @@
  * digests, the trees), so the queries are unit-testable without a worker; the shard actor answers
  * them in mailbox order.
  */
-import { leafIndex, type Hash64 } from '../merkle/index.js';
+import type { Hash64 } from '../merkle/index.js';
 import { leafTokenRuns } from '../repair/plan.js';
 import { invariant } from '../util/errors.js';
 import { asBuffer } from '../util/bytes.js';
@@ -114,7 +114,7 @@ export class ShardQueries {
         seen++;
         after = key;
         if (table !== null && !storageKeyHasTable(key, table)) continue;
-        const leaf = leafIndex(rt.start, rt.end, { hi: key.readUInt32BE(0), lo: key.readUInt32BE(4) }, this.depth);
+        const leaf = rt.leaves.leafOf(key.readUInt32BE(0), key.readUInt32BE(4));
         invariant(wanted.has(leaf), `leaf-keys listed a key of leaf ${leaf}, which was not asked for`);
         const d = this.ports.digest(rows[j + 1]!);
         entries.push({ key, hi: d.hi, lo: d.lo });

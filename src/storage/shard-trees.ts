@@ -7,7 +7,7 @@
  * Worker-safe and free of I/O: the ring view and the column-family reads are ports, so this is
  * unit-tested without a worker or RocksDB; the shard actor schedules the scan steps.
  */
-import { MerkleTree, leafIndex, type Hash64 } from '../merkle/index.js';
+import { MerkleTree, RangeLeafIndex, type Hash64 } from '../merkle/index.js';
 import { tokenRangeBounds, type KeyBounds } from './keys.js';
 import type { RangeRef } from './shard-protocol.js';
 import { invariant } from '../util/errors.js';
@@ -17,6 +17,8 @@ export interface RangeTree {
   start: Hash64;
   end: Hash64;
   tree: MerkleTree;
+  /** leafIndex over (start, end] at the trees' depth, without BigInt (the write path's per-key step). */
+  leaves: RangeLeafIndex;
   /** The range's storage-key intervals, in key order (two when the range wraps). */
   bounds: KeyBounds[];
   /** Rebuild progress: done, or scanning bounds[interval] after `cursor` (null: from its start). */
@@ -122,6 +124,7 @@ export class ShardTrees {
       start: { hi: r.startHi, lo: r.startLo },
       end: { hi: r.endHi, lo: r.endLo },
       tree: new MerkleTree(this.depth),
+      leaves: new RangeLeafIndex({ hi: r.startHi, lo: r.startLo }, { hi: r.endHi, lo: r.endLo }, this.depth),
       bounds: tokenRangeBounds(r.startHi, r.startLo, r.endHi, r.endLo),
       done: false,
       interval: 0,
@@ -152,7 +155,7 @@ export class ShardTrees {
     // No tree: the key is outside every local range under the current ring (a stale-view write or a
     // ring change mid-turn); the rebuild the new ring triggers accounts for it.
     if (!rt || !scanned(rt, key)) return;
-    rt.tree.update(leafIndex(rt.start, rt.end, { hi, lo }, this.depth), key, oldDigest, newDigest);
+    rt.tree.update(rt.leaves.leafOf(hi, lo), key, oldDigest, newDigest);
   }
 
   /** One chunk of the rebuild scan of the first unfinished tree; true while a rebuild remains. */
@@ -162,8 +165,7 @@ export class ShardTrees {
     const rows = ports.readChunk(rt.bounds[rt.interval]!, rt.cursor, chunk);
     for (let j = 0; j < rows.length; j += 2) {
       const key = rows[j]!;
-      const token = { hi: key.readUInt32BE(0), lo: key.readUInt32BE(4) };
-      rt.tree.update(leafIndex(rt.start, rt.end, token, this.depth), key, null, ports.digest(rows[j + 1]!));
+      rt.tree.update(rt.leaves.leafOf(key.readUInt32BE(0), key.readUInt32BE(4)), key, null, ports.digest(rows[j + 1]!));
     }
     if (rows.length / 2 < chunk) {
       rt.interval++;

@@ -39,6 +39,8 @@ export class DeadRecordIndex {
 
   /** Keep the index current for a key whose stored record changed (or was read whole). */
   note(key: Buffer, dead: boolean): void {
+    // A live record with nothing indexed (ingest, most writes) needs no key string.
+    if (!dead && this.keys.size === 0) return;
     const k = key.toString('latin1');
     if (!dead) {
       this.keys.delete(k);
