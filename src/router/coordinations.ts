@@ -69,7 +69,8 @@ export class LiveCoordinations {
     if (e.answered) return;
     e.answered = true;
     const had = this.live.delete(e.id);
-    invariant(had, `coordination ${e.id} answered but was not registered`);
+    // The message is built only on failure: a template literal here cost a string per answer.
+    if (!had) invariant(false, `coordination ${e.id} answered but was not registered`);
     this.onSize?.(this.live.size);
     if (this.barriers.length > 0) this.release(e.id);
     e.done(err, result as never);
