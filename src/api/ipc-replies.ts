@@ -170,7 +170,7 @@ export class BatchAssembly {
 
   /** Record item i's result; true when it was the last one (the reply is `results`). */
   set(i: number, result: BatchItemResult): boolean {
-    invariant(i >= 0 && i < this.kinds.length && !this.done[i], `batch item ${i} answered twice or out of range`);
+    if (!(i >= 0 && i < this.kinds.length && !this.done[i])) invariant(false, `batch item ${i} answered twice or out of range`);
     let r = result;
     const keeps = this.kinds[i] === 'get' && r.ok;
     if (keeps && i > this.cutAt) r = this.cutResult(i, (r as GetOk).context);

@@ -370,26 +370,35 @@ export { OP_FIELDS };
 export type OpName = keyof typeof OP_FIELDS;
 
 const KNOWN_FIELDS: ReadonlySet<string> = new Set(['id', 'op', ...Object.values(OP_FIELDS).flat()]);
+/** Per op: the protocol's fields that do not apply to it (`op` and `id` aside, which every request may carry). */
+const FOREIGN_FIELDS = Object.fromEntries(
+  (Object.keys(OP_FIELDS) as OpName[]).map((op) => [op, new Set([...KNOWN_FIELDS].filter((k) => k !== 'op' && k !== 'id' && !(OP_FIELDS[op] as readonly string[]).includes(k)))]),
+) as unknown as Record<OpName, ReadonlySet<string>>;
 
 /**
  * Refuse fields of the protocol that do not apply to `op` (nil counts as absent). `inBatch`: an
  * item of a batch, which carries no `id` of its own.
  */
 export function refuseForeignFields(m: Msg, op: OpName, inBatch = false): void {
-  const allowed: readonly string[] = OP_FIELDS[op];
-  for (const k of Object.keys(m)) {
-    if (m[k] === undefined || m[k] === null || k === 'op' || (k === 'id' && !inBatch)) continue;
-    if (KNOWN_FIELDS.has(k) && !allowed.includes(k)) {
-      throw badRequest(`${k} does not apply to ${inBatch ? 'a batch item ' : ''}${op}${inBatch && k === 'id' ? ' (items are answered by position)' : ''}`, { field: k });
-    }
+  const foreign = FOREIGN_FIELDS[op];
+  // for-in, not Object.keys: no key array per request or batch item (the same own keys, in the
+  // same order: requests are plain objects from the msgpack decode).
+  for (const k in m) {
+    if (!(foreign.has(k) || (inBatch && k === 'id')) || m[k] === undefined || m[k] === null) continue;
+    throw badRequest(`${k} does not apply to ${inBatch ? 'a batch item ' : ''}${op}${inBatch && k === 'id' ? ' (items are answered by position)' : ''}`, { field: k });
   }
 }
 
+/**
+ * A put, get or del as parsed. It is also the router's WriteRequest as it is (`tombstone`: a del),
+ * so a write is handed to the router without another object per op.
+ */
 export interface KvOp {
   kind: 'put' | 'get' | 'del';
   table: string;
   key: Uint8Array;
   value: Uint8Array;
+  tombstone: boolean;
   context: string | undefined;
   consistency: ConsistencySpec;
   timeoutMs: number | undefined;
@@ -445,16 +454,27 @@ export function parseKvOp(m: Msg, limits: IpcLimits, defaultTimeout: number | un
   refuseForeignFields(m, op, inBatch);
   const table = validateTableName(m['table']);
   const key = parseKey(m['key'], limits);
-  const value = op === 'put' ? parseValue(m['value'], limits) : new Uint8Array(0);
+  const value = op === 'put' ? parseValue(m['value'], limits) : NO_VALUE;
   const context = op === 'get' ? undefined : parseContext(m);
+  const level = m['consistency'] ?? undefined;
+  const n = m['n'] ?? undefined;
+  const count = (op === 'get' ? m['r'] : m['w']) ?? undefined;
+  // Most ops name no consistency: they share one empty (frozen) spec instead of two objects each.
   const consistency =
-    op === 'get'
-      ? parseConsistency({ consistency: m['consistency'] ?? undefined, n: m['n'] ?? undefined, r: m['r'] ?? undefined })
-      : parseConsistency({ consistency: m['consistency'] ?? undefined, n: m['n'] ?? undefined, w: m['w'] ?? undefined });
+    level === undefined && n === undefined && count === undefined
+      ? NO_CONSISTENCY
+      : op === 'get'
+        ? parseConsistency({ consistency: level, n, r: count })
+        : parseConsistency({ consistency: level, n, w: count });
   const timeoutMs = parseTimeout(m['timeoutMs']) ?? defaultTimeout;
   const ttlSeconds = op === 'put' ? parseTtl(m['ttl']) : undefined;
-  return { kind: op, table, key, value, context, consistency, timeoutMs, ttlSeconds };
+  return { kind: op, table, key, value, tombstone: op === 'del', context, consistency, timeoutMs, ttlSeconds };
 }
+
+/** The value of a get or del (none): one shared empty array. */
+const NO_VALUE = new Uint8Array(0);
+/** The consistency of an op that names none (the table's defaults): shared, so frozen. */
+const NO_CONSISTENCY: ConsistencySpec = Object.freeze({});
 
 /** A put's `ttl`: whole seconds, 1..MAX_TTL_SECONDS (nil or 0: no expiry). */
 export function parseTtl(v: unknown): number | undefined {

@@ -96,18 +96,9 @@ export function runWork(w: Work, deps: IpcDeps, publicLimits: Required<IpcLimits
         );
         return;
       }
-      const req: WriteRequest = {
-        table: op.table,
-        key: op.key,
-        value: op.value,
-        tombstone: op.kind === 'del',
-        context: op.context,
-        consistency: op.consistency,
-        timeoutMs: op.timeoutMs,
-        ttlSeconds: op.ttlSeconds,
-      };
-      // A WriteResult is exactly a WriteOk (context, consistency): passed on as it is.
-      router.startWrite(req, (err, r) => sink.complete(w, err ? { ok: false, err } : { ok: true, value: r! satisfies WriteOk }));
+      // A KvOp is a WriteRequest as it is (no copy per op); a WriteResult is exactly a WriteOk
+      // (context, consistency): passed on as it is.
+      router.startWrite(op satisfies WriteRequest, (err, r) => sink.complete(w, err ? { ok: false, err } : { ok: true, value: r! satisfies WriteOk }));
       return;
     }
     case 'scan': {

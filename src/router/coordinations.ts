@@ -18,13 +18,21 @@ export type CoordinationKind = 'read' | 'write' | 'delete' | 'scan' | 'crdt-upda
 /** How late past its deadline a coordination may answer before the backstop answers for it. */
 export const OVERDUE_GRACE_MS = 1000;
 
-/** One live coordination (one object per op: its answer callback is the only closure). */
-interface Entry {
-  id: number;
-  kind: CoordinationKind;
-  deadline: number;
-  answered: boolean;
-  done: (err: Error | null, result: never) => void;
+/**
+ * One live coordination (one object per op: its answer callback is the only closure), linked into
+ * the registry's list of live entries in the order they began.
+ */
+class Entry {
+  answered = false;
+  prev: Entry | null = null;
+  next: Entry | null = null;
+
+  constructor(
+    readonly id: number,
+    readonly kind: CoordinationKind,
+    readonly deadline: number,
+    readonly done: (err: Error | null, result: never) => void,
+  ) {}
 }
 
 export interface OverdueCoordination {
@@ -33,8 +41,15 @@ export interface OverdueCoordination {
   fail: (err: Error) => void;
 }
 
+/**
+ * The live entries are an intrusive doubly linked list in begin order, not a Map by id: an op's
+ * begin and answer are two pointer updates instead of a hash insert and delete (and the Map's
+ * rehashing garbage) on the router's hot path; only the sweep and whenAnswered walk the list.
+ */
 export class LiveCoordinations {
-  private readonly live = new Map<number, Entry>();
+  private head: Entry | null = null;
+  private tail: Entry | null = null;
+  private count = 0;
   private nextId = 0;
   /** whenAnswered() callers: the ids each still waits for. Empty almost always (checked per answer). */
   private barriers: Array<{ waiting: Set<number>; resolve: () => void }> = [];
@@ -49,7 +64,7 @@ export class LiveCoordinations {
 
   /** Coordinations started and not yet answered. */
   get size(): number {
-    return this.live.size;
+    return this.count;
   }
 
   /**
@@ -59,18 +74,30 @@ export class LiveCoordinations {
    */
   begin<T>(kind: CoordinationKind, deadline: number, done: (err: Error | null, result: T | undefined) => void): (err: Error | null, result: T | undefined) => void {
     invariant(Number.isFinite(deadline), 'a coordination needs a finite deadline');
-    const e: Entry = { id: ++this.nextId, kind, deadline, answered: false, done: done as Entry['done'] };
-    this.live.set(e.id, e);
-    this.onSize?.(this.live.size);
+    const e = new Entry(++this.nextId, kind, deadline, done as Entry['done']);
+    e.prev = this.tail;
+    if (this.tail) this.tail.next = e;
+    else this.head = e;
+    this.tail = e;
+    this.count++;
+    this.onSize?.(this.count);
     return (err, result) => this.answer(e, err, result);
   }
 
   private answer(e: Entry, err: Error | null, result: unknown): void {
     if (e.answered) return;
     e.answered = true;
-    const had = this.live.delete(e.id);
-    invariant(had, `coordination ${e.id} answered but was not registered`);
-    this.onSize?.(this.live.size);
+    // Unlink: an entry is answered once, so it is in the list until now.
+    const linked = e.prev ? e.prev.next === e : this.head === e;
+    // The message is built only on failure: a template literal here cost a string per answer.
+    if (!linked) invariant(false, `coordination ${e.id} answered but was not registered`);
+    if (e.prev) e.prev.next = e.next;
+    else this.head = e.next;
+    if (e.next) e.next.prev = e.prev;
+    else this.tail = e.prev;
+    e.prev = e.next = null;
+    this.count--;
+    this.onSize?.(this.count);
     if (this.barriers.length > 0) this.release(e.id);
     e.done(err, result as never);
   }
@@ -80,8 +107,10 @@ export class LiveCoordinations {
    * waited for). Each has a deadline, and the backstop answers the overdue, so this settles.
    */
   whenAnswered(): Promise<void> {
-    if (this.live.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.barriers.push({ waiting: new Set(this.live.keys()), resolve }));
+    if (this.count === 0) return Promise.resolve();
+    const waiting = new Set<number>();
+    for (let e = this.head; e; e = e.next) waiting.add(e.id);
+    return new Promise((resolve) => this.barriers.push({ waiting, resolve }));
   }
 
   private release(id: number): void {
@@ -96,7 +125,7 @@ export class LiveCoordinations {
   /** Entries past `deadline + graceMs` at `now`, oldest first; the caller answers each through `fail`. */
   overdue(now: number): OverdueCoordination[] {
     const out: OverdueCoordination[] = [];
-    for (const e of this.live.values()) if (now > e.deadline + this.graceMs) out.push({ kind: e.kind, deadline: e.deadline, fail: (err) => this.answer(e, err, undefined) });
+    for (let e = this.head; e; e = e.next) if (now > e.deadline + this.graceMs) out.push({ kind: e.kind, deadline: e.deadline, fail: (err) => this.answer(e, err, undefined) });
     return out.sort((a, b) => a.deadline - b.deadline);
   }
 }

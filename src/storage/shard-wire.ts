@@ -348,15 +348,29 @@ export function splitReplies(buf: Uint8Array, maxBytes: number): Uint8Array[] {
   return out;
 }
 
-/** Decode a reply message, calling `each(id, reply)` in order. Records are views into `buf`. */
-export function decodeReplies(buf: Uint8Array, each: (id: number, reply: WireReply) => void): void {
+/**
+ * The answer to a write without returnMerged (or a read of an absent key): one shared, frozen
+ * object per `changed`, not one per reply (the common reply under ingest; receivers only read it).
+ */
+const OK_CHANGED: WireReply = Object.freeze({ ok: true, record: null, changed: true });
+const OK_UNCHANGED: WireReply = Object.freeze({ ok: true, record: null, changed: false });
+
+/**
+ * Decode a reply message, calling `each(id, reply)` in order. Records are views into `buf`, or
+ * copies of their bytes with `copyRecords` (the router decodes straight from its reply ring, whose
+ * bytes are reused once `each` returns). A reply without a record may be a shared frozen object.
+ */
+export function decodeReplies(buf: Uint8Array, each: (id: number, reply: WireReply) => void, copyRecords = false): void {
   const r = new ByteReader(buf);
   while (!r.done) {
     const id = r.u32();
     const status = r.u8();
     const flags = r.u8();
-    if (status === 0) each(id, { ok: true, record: null, changed: (flags & REPLY_CHANGED) !== 0 });
-    else if (status === 1) each(id, { ok: true, record: r.bytes(), changed: (flags & REPLY_CHANGED) !== 0 });
+    if (status === 0) each(id, (flags & REPLY_CHANGED) !== 0 ? OK_CHANGED : OK_UNCHANGED);
+    else if (status === 1) {
+      const view = r.bytes();
+      each(id, { ok: true, record: copyRecords ? Buffer.from(view) : view, changed: (flags & REPLY_CHANGED) !== 0 });
+    }
     else if (status === 2) {
       const text = r.bytes().toString('utf8');
       const nl = text.indexOf('\n');

@@ -48,4 +48,30 @@ describe('LiveCoordinations', () => {
       }),
     );
   });
+
+  it('whenAnswered settles once every coordination live at the call has answered, not those begun later', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 12 }), fc.array(fc.nat(), { maxLength: 12 }), async (n, order) => {
+        const reg = new LiveCoordinations(0);
+        const live = Array.from({ length: n }, () => reg.begin<number>('write', 1000, () => undefined));
+        let settled = false;
+        const barrier = reg.whenAnswered().then(() => (settled = true));
+        const later = reg.begin<number>('read', 1000, () => undefined);
+        // Answer the live ones in an arbitrary order; the barrier must hold until the last.
+        const left = [...live];
+        for (const pick of order) {
+          if (left.length <= 1) break;
+          left.splice(pick % left.length, 1)[0]!(null, 1);
+          await Promise.resolve();
+          expect(settled).toBe(false);
+        }
+        for (const a of left) a(null, 1);
+        await barrier;
+        expect(settled).toBe(true);
+        expect(reg.size).toBe(1);
+        later(null, 2);
+        expect(reg.size).toBe(0);
+      }),
+    );
+  });
 });

@@ -30,12 +30,12 @@ describe('ipc batch fan-out: splitting a batch into its items (pure)', () => {
     );
     expect(items.map(isRunnable)).toEqual([true, false, false, true]);
     const [put, notMap, longKey, del] = items as [KvOp, ItemError, ItemError, KvOp];
-    expect(put).toMatchObject({ kind: 'put', table: 't', timeoutMs: 250 });
+    expect(put).toMatchObject({ kind: 'put', table: 't', tombstone: false, timeoutMs: 250 });
     expect(Buffer.from(put.key).toString()).toBe('a');
     expect(notMap).toMatchObject({ ok: false, code: 'bad_request', field: 'op' });
     expect(longKey).toMatchObject({ ok: false, code: 'too_large', field: 'key' });
     // The batch's timeoutMs is its items' default: an item's own wins.
-    expect(del).toMatchObject({ kind: 'del', table: 't', timeoutMs: 99 });
+    expect(del).toMatchObject({ kind: 'del', table: 't', tombstone: true, timeoutMs: 99 });
   });
 
   it('a msgpack-level shape problem under items[i] fails item i only, named by its path inside the item', () => {
@@ -63,7 +63,7 @@ describe('ipc batch fan-out: a batch in progress on its reply account', () => {
     Array.from({ length: n }, (_, i) =>
       bad.includes(i)
         ? { ok: false as const, code: 'bad_request' as const, message: 'bad item' }
-        : ({ kind: 'put', table: 't', key: new Uint8Array([i]), value: new Uint8Array(1), context: undefined, consistency: {}, timeoutMs: undefined, ttlSeconds: undefined } satisfies KvOp),
+        : ({ kind: 'put', table: 't', key: new Uint8Array([i]), value: new Uint8Array(1), tombstone: false, context: undefined, consistency: {}, timeoutMs: undefined, ttlSeconds: undefined } satisfies KvOp),
     );
 
   it('records the items already answered when it opens, and holds exactly the assembly’s estimate on the account', () => {

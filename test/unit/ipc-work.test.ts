@@ -9,7 +9,7 @@ import type { WriteRequest } from '../../src/router/router.js';
 const RING: RingInfo = { digest: 'feedfacecafebeef', version: 3, nodes: [], tokens: [], replicas: 0, pref: [] };
 const LIMITS: Required<IpcLimits> = Object.freeze({ maxKeyBytes: 64, maxValueBytes: 1024, maxFrameBytes: 4096, maxInFlightPerConnection: 8, maxBatchItems: 10 });
 const consistency = { n: 1, required: 1, replied: 1 };
-const op = (kind: KvOp['kind']): KvOp => ({ kind, table: 't', key: new Uint8Array([7]), value: new Uint8Array([1, 2]), context: 'c0', consistency: {}, timeoutMs: 50, ttlSeconds: undefined });
+const op = (kind: KvOp['kind']): KvOp => ({ kind, table: 't', key: new Uint8Array([7]), value: new Uint8Array([1, 2]), tombstone: kind === 'del', context: 'c0', consistency: {}, timeoutMs: 50, ttlSeconds: undefined });
 const query = (readOnly: boolean): QueryParsed => ({ query: 'SELECT * FROM t', readOnly, params: undefined, consistency: undefined, pageSize: undefined, pagingState: undefined, timeoutMs: undefined });
 
 function deps(extra: Partial<IpcDeps> = {}): { deps: IpcDeps; writes: WriteRequest[] } {
