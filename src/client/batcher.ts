@@ -72,17 +72,14 @@ export function groupBatchItems(items: readonly ClientBatchItem[], view: Routing
   // Not routing by key (token-unaware, or no ring yet): every item has the same candidates.
   const keyless = !view.tokenAware || !view.ring || view.ring.size === 0;
   let keylessCands: Candidate[] | undefined;
-  // Items of a batch mostly name one table: its name is checked once, not per item.
-  let checkedTable: string | undefined;
-  const tableOf = (t: string): string => (t === checkedTable && t !== undefined ? t : (checkedTable = validateTableName(t)));
   for (let i = 0; i < items.length; i++) {
     const it = items[i]!;
     try {
       const k = keyOf(it.key);
       let wire: Record<string, unknown>;
-      if (it.op === 'put') wire = withOpts({ op: 'put', table: tableOf(it.table), key: k, value: valueOf(it.value) }, it, PUT_FIELDS);
-      else if (it.op === 'get') wire = withOpts({ op: 'get', table: tableOf(it.table), key: k }, it, GET_FIELDS);
-      else if (it.op === 'del') wire = withOpts({ op: 'del', table: tableOf(it.table), key: k }, it, PUT_FIELDS);
+      if (it.op === 'put') wire = withOpts({ op: 'put', table: validateTableName(it.table), key: k, value: valueOf(it.value) }, it, PUT_FIELDS);
+      else if (it.op === 'get') wire = withOpts({ op: 'get', table: validateTableName(it.table), key: k }, it, GET_FIELDS);
+      else if (it.op === 'del') wire = withOpts({ op: 'del', table: validateTableName(it.table), key: k }, it, PUT_FIELDS);
       else throw new RingkvError('bad_request', `op must be put, get or del, got ${JSON.stringify((it as { op?: unknown }).op)}`, { field: 'op' });
       const primary = primaryEndpoint(view, k);
       let g = primary !== undefined ? groups.get(primary) : undefined;
