@@ -2,11 +2,12 @@
 # CPU per single op by thread: a fresh ringkv node (tree $1, built) and a Redis under the same `ringkv bench` load (issue 12).
 # usage: bench/compare/cpu-per-op.sh [TREE] [OPS]   (needs redis-server and /usr/bin/time; uses ports 18480, 18481, 16390)
 # Prints each thread of the node with its CPU ms over the run (the main thread is the router).
+# NODE_FLAGS: node's flags for the server (default --single-threaded-gc, as src/cli/process-flags.ts).
 tree=${1:-$(cd "$(dirname "$0")/../.." && pwd)}; ops=${2:-40000}
 cd $tree
 tmp=$(mktemp -d /tmp/ringkv-cpu-XXXX)
 ticks() { awk '{print $14+$15}' /proc/$1/stat; }
-node bin/ringkv.js start --config config/default.json --data $tmp/data --http 127.0.0.1:18480 --peer 127.0.0.1:18481 --log-format json --log-level warn >/dev/null 2>&1 &
+node ${NODE_FLAGS---single-threaded-gc} bin/ringkv.js start --config config/default.json --data $tmp/data --http 127.0.0.1:18480 --peer 127.0.0.1:18481 --log-format json --log-level warn >/dev/null 2>&1 &
 npid=$!
 rpid=
 trap 'kill $npid $rpid 2>/dev/null' EXIT
