@@ -18,6 +18,7 @@
 import { countKeys, fsyncedCommitCount, readRowsSync, SyncWriteBatch, type ColumnHandle, type RocksDB } from './rocks.js';
 import { encodeStorageKey, MIN_STORAGE_KEY_BYTES, TABLE_ID_BYTES, type KeyBounds } from './keys.js';
 import { DeadRecordIndex } from './tombstone-sweep.js';
+import { KeySlots } from './key-slots.js';
 import type { ShardTrees } from './shard-trees.js';
 import { OpError, ShardQueries } from './shard-queries.js';
 import { localShardOf, shardOfToken, type ReplicaView } from './placement.js';
@@ -170,22 +171,9 @@ export class ShardActor {
     this.ports.checkRing();
     const replies: Array<ShardResult | undefined> = new Array<ShardResult | undefined>(ops.length);
     // Encode every key once; one multi-get serves every read and every read-modify-write in the batch.
-    // Keys are found by a small-integer hash of their token's low half (a storage key starts with
-    // its token) and compared as bytes on a hit: no string per key (a latin1 string and its hash per
-    // key were ~5% of the shard threads' CPU under batched ingest). Distinct keys of one token chain.
-    const keys: Buffer[] = [];
-    const firstOfHash = new Map<number, number>(); // key hash -> the last slot added with that hash
-    const sameHash: number[] = []; // slot -> the previous slot with the same hash, or -1
-    const slotOf = (k: Buffer): number => {
-      const h = k.length >= 8 ? k.readUInt32BE(4) & 0x3fffffff : k.length;
-      const head = firstOfHash.get(h);
-      for (let idx = head ?? -1; idx >= 0; idx = sameHash[idx]!) if (keys[idx]!.equals(k)) return idx;
-      const idx = keys.length;
-      keys.push(k);
-      sameHash.push(head ?? -1);
-      firstOfHash.set(h, idx);
-      return idx;
-    };
+    const slots = new KeySlots();
+    const slotOf = (k: Buffer): number => slots.slotOf(k);
+    const keys = slots.keys;
     const dataSlot = new Int32Array(data.length).fill(-1);
     for (let i = 0; i < data.length; i++) {
       const d = data[i]!;
