@@ -23,7 +23,7 @@
  *   two-writers   the shard's pattern from two worker threads at once, into shard-0 and shard-1
  *                 (a node with 2 shards), half the puts each; per put over both writers' puts
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -37,7 +37,7 @@ import { encodeRecord, initVersions } from '../../src/versions/record.js';
 import { newVersion } from '../../src/versions/version.js';
 import { keyName, makeValue } from '../../src/bench/workloads.js';
 import { seededRandom } from './fixtures.js';
-import { mainThreadCpuMs } from './thread-cpu.js';
+import { mainThreadCpuMs, threadSelfCpuMs } from './thread-cpu.js';
 
 let BATCH = 100;
 const VALUE_BYTES = 100;
@@ -91,12 +91,12 @@ function makeInputs(puts: number, seed: number, p: Pattern): { keys: Array<Buffe
 }
 
 /** Writes the inputs in 100-put batches as the shard does (optionally reading every batch's keys first). */
-function writeAll(db: RocksDB, column: ColumnHandle, inputs: { keys: Array<Buffer | string>; values: Buffer[] }, readFirst: boolean, sorted = false): Measured {
+function writeAll(db: RocksDB, column: ColumnHandle, inputs: { keys: Array<Buffer | string>; values: Buffer[] }, readFirst: boolean, sorted = false, cpuMs: () => number = mainThreadCpuMs): Measured {
   const batch = new SyncWriteBatch(db, column);
   const native = (batch as unknown as { native: { _writeSync(o: object): void; _clear(): void; _put(k: unknown, v: unknown, o: object): void } }).native;
   const opts = { column };
   let writeNs = 0n;
-  const cpu0 = mainThreadCpuMs();
+  const cpu0 = cpuMs();
   for (let i = 0; i < inputs.keys.length; i += BATCH) {
     const ks = inputs.keys.slice(i, i + BATCH);
     if (readFirst) db._getManySync(ks as Buffer[], { column });
@@ -109,14 +109,7 @@ function writeAll(db: RocksDB, column: ColumnHandle, inputs: { keys: Array<Buffe
     writeNs += process.hrtime.bigint() - t0;
     native._clear();
   }
-  return { puts: inputs.keys.length, writeSyncMs: Number(writeNs) / 1e6, threadCpuMs: mainThreadCpuMs() - cpu0 };
-}
-
-/** The calling thread's CPU ms (utime + stime of /proc/thread-self, 10 ms ticks). */
-function threadCpuMs(): number {
-  const f = readFileSync('/proc/thread-self/stat', 'utf8');
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  return { puts: inputs.keys.length, writeSyncMs: Number(writeNs) / 1e6, threadCpuMs: cpuMs() - cpu0 };
 }
 
 const requireCjs = createRequire(import.meta.url);
@@ -182,18 +175,7 @@ async function workerMain(): Promise<void> {
   const inputs = makeInputs(puts, 2 + shard, SHARD_PATTERN);
   parentPort!.postMessage('ready');
   parentPort!.once('message', () => {
-    const c0 = threadCpuMs();
-    let writeNs = 0n;
-    const batch = new SyncWriteBatch(db, column);
-    for (let i = 0; i < inputs.keys.length; i += BATCH) {
-      const ks = inputs.keys.slice(i, i + BATCH) as Buffer[];
-      db._getManySync(ks, { column });
-      for (let j = 0; j < ks.length; j++) batch.put(ks[j]!, inputs.values[i + j]!);
-      const t0 = process.hrtime.bigint();
-      batch.commit(false);
-      writeNs += process.hrtime.bigint() - t0;
-    }
-    parentPort!.postMessage({ puts: inputs.keys.length, writeSyncMs: Number(writeNs) / 1e6, threadCpuMs: threadCpuMs() - c0 } satisfies Measured);
+    parentPort!.postMessage(writeAll(db, column, inputs, true, false, threadSelfCpuMs) satisfies Measured);
   });
 }
 

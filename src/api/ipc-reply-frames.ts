@@ -34,13 +34,12 @@ const K = {
   ringReplicas: encodedStr('ringReplicas'),
 };
 
-/** A write result's map in a batch up to its context's value: `{ok: true, context: ` (one copy per item). */
+/** A write result's map in a batch up to its fields: `{ok: true, ` (one copy per item). */
 const WRITE_ITEM_HEAD = ((): Uint8Array => {
   const w = new MsgpackWriter();
   w.mapHeader(3);
   w.raw(K.ok);
   w.bool(true);
-  w.raw(K.context);
   return w.takeBuffer();
 })();
 
@@ -126,43 +125,40 @@ function getFieldCount(g: GetOk): number {
   return 3 + (g.value !== undefined ? 1 : 0) + (g.siblings !== undefined ? 1 : 0);
 }
 
-function begin(id: number, fields: number): number {
-  const w = writer.reset();
-  const at = w.skip(FRAME_HEADER_BYTES);
+function begin(id: number, fields: number): void {
+  const w = writer.beginFrame(FRAME_HEADER_BYTES);
   w.mapHeader(fields);
   w.raw(K.id);
   w.number(id);
   w.raw(K.ok);
   w.bool(true);
-  return at;
 }
 
-function finish(at: number, rv: string): Buffer {
+function finish(rv: string): Buffer {
   const w = writer;
   w.raw(K.rv);
   w.str(rv);
-  w.setUint32At(at, w.pos - FRAME_HEADER_BYTES);
-  return w.takeBuffer();
+  return w.takeFrame(FRAME_HEADER_BYTES);
 }
 
 /** `{id, ok: true, context, consistency, rv}` as a frame (a put's or del's answer). */
 export function writeOkFrame(id: number, r: WriteOk, rv: string): Buffer {
-  const at = begin(id, 5);
+  begin(id, 5);
   writeFields(writer, r);
-  return finish(at, rv);
+  return finish(rv);
 }
 
 /** `{id, ok: true, found, context, consistency, value | siblings, rv}` as a frame (a get's answer). */
 export function getOkFrame(id: number, g: GetOk, rv: string): Buffer {
-  const at = begin(id, 3 + getFieldCount(g));
+  begin(id, 3 + getFieldCount(g));
   getFields(writer, g);
-  return finish(at, rv);
+  return finish(rv);
 }
 
 /** `{id, ok: true, results, rv}` as a frame (a batch's answer); item errors take the generic writer. */
 export function batchOkFrame(id: number, results: readonly BatchItemResult[], rv: string): Buffer {
   const w = writer;
-  const at = begin(id, 4);
+  begin(id, 4);
   w.raw(K.results);
   w.arrayHeader(results.length);
   for (const r of results) {
@@ -177,9 +173,8 @@ export function batchOkFrame(id: number, results: readonly BatchItemResult[], rv
       getFields(w, r);
     } else {
       w.raw(WRITE_ITEM_HEAD);
-      w.str(r.context);
-      consistencyField(w, r.consistency);
+      writeFields(w, r);
     }
   }
-  return finish(at, rv);
+  return finish(rv);
 }

@@ -25,7 +25,7 @@ import { isUtf8 } from 'node:buffer';
 import { Unpackr } from 'msgpackr';
 import { CRDT_LIMIT_CEILINGS } from '../crdt/limits.js';
 import { FrameError } from '../net/frames.js';
-import { parseConsistency, type ConsistencySpec } from '../router/consistency.js';
+import { NO_CONSISTENCY, parseConsistency, type ConsistencySpec } from '../router/consistency.js';
 import { SCAN_LIMITS } from '../router/scan.js';
 import { validateTableName } from '../router/tables.js';
 import { badRequest, RingkvError } from '../util/errors.js';
@@ -473,8 +473,6 @@ export function parseKvOp(m: Msg, limits: IpcLimits, defaultTimeout: number | un
 
 /** The value of a get or del (none): one shared empty array. */
 const NO_VALUE = new Uint8Array(0);
-/** The consistency of an op that names none (the table's defaults): shared, so frozen. */
-const NO_CONSISTENCY: ConsistencySpec = Object.freeze({});
 
 /** A put's `ttl`: whole seconds, 1..MAX_TTL_SECONDS (nil or 0: no expiry). */
 export function parseTtl(v: unknown): number | undefined {

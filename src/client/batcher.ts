@@ -7,7 +7,7 @@ import { validateTableName } from '../api/table-name.js';
 import { RingkvError } from '../util/errors.js';
 import { primaryEndpoint, routeCandidates, type Candidate, type RoutingView } from './routing.js';
 import type { ClientBatchItem } from './types.js';
-import { GET_FIELDS, itemError, keyBytesLength, keyOf, PUT_FIELDS, valueOf, withOpts } from './wire.js';
+import { asClientError, GET_FIELDS, itemError, keyBytesLength, keyOf, PUT_FIELDS, valueOf, withOpts } from './wire.js';
 
 /** Sends one batch; one result per item, in order (failures as error items). */
 export type BatchSender = (items: ClientBatchItem[], timeoutMs: number | undefined) => Promise<BatchItemResult[]>;
@@ -45,7 +45,7 @@ export class Coalescer {
       ).then(
         (rs) => q.forEach((x, i) => x.resolve(rs[i]!)),
         (e: unknown) => {
-          const err = e instanceof RingkvError ? e : new RingkvError('internal', String(e));
+          const err = asClientError(e);
           for (const x of q) x.resolve(itemError(err));
         },
       );
@@ -93,7 +93,7 @@ export function groupBatchItems(items: readonly ClientBatchItem[], view: Routing
       g.wire.push(wire as unknown as BatchItem);
       if (it.op !== 'get') g.readOnly = false;
     } catch (e) {
-      results[i] = itemError(e instanceof RingkvError ? e : new RingkvError('bad_request', String(e)));
+      results[i] = itemError(asClientError(e, 'bad_request'));
     }
   }
   return groups;

@@ -27,7 +27,7 @@ import { routeCandidates, type Candidate, type RoutingView } from './routing.js'
 import { Coalescer, groupBatchItems, splitFrames } from './batcher.js';
 import { BatchRequest, SingleRequest, type FrameEncoder } from './request-frames.js';
 import type { ClientBatchItem, ClientOptions, ConnectTarget, DeleteOptions, GetOptions, GetResult, PutOptions, ScanFrom, ScanOptions, ScanResult, TableSettings, WriteResult } from './types.js';
-import { GET_FIELDS, getItemResult, itemError, itemToError, keyOf, plain, PUT_FIELDS, QUERY_FIELDS, replyError, SCAN_FIELDS, TABLE_FIELDS, toGetResult, toScanResult, toWriteResult, valueOf, withOpts, writeItemResult, writeOf } from './wire.js';
+import { asClientError, GET_FIELDS, itemError, itemResultOf, itemToError, keyOf, plain, PUT_FIELDS, QUERY_FIELDS, replyError, SCAN_FIELDS, TABLE_FIELDS, toGetResult, toScanResult, toWriteResult, valueOf, withOpts, writeOf } from './wire.js';
 
 export { ClientRing };
 export type * from './types.js';
@@ -60,6 +60,9 @@ interface Resolved {
   ringRefreshMs: number;
   autoBatch: boolean;
 }
+
+/** Failed get results of items sent alone (their `too_large` is already the answer of a read alone). */
+const SENT_ALONE = new WeakSet<BatchItemResult>();
 
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5000;
@@ -269,7 +272,7 @@ export class RingkvClient {
         this.noteRv(reply.rv, conn);
         return reply;
       } catch (e) {
-        const err = e instanceof RingkvError ? e : new RingkvError('internal', String(e));
+        const err = asClientError(e);
         if (err instanceof NotSentError || (idempotent && err instanceof ConnectionLostError)) {
           last = err;
           continue;
@@ -310,7 +313,7 @@ export class RingkvClient {
   }
 
   async put(table: string, key: IpcKey, value: Uint8Array | string, opts: PutOptions = {}): Promise<WriteResult> {
-    if (this.cfg.autoBatch) return writeOf(await this.coalescer.add({ op: 'put', table, key, value, context: opts.context, w: opts.w, n: opts.n, consistency: opts.consistency, timeoutMs: opts.timeoutMs, ttl: opts.ttl }, opts.timeoutMs));
+    if (this.cfg.autoBatch) return writeOf(await this.coalescer.add(withOpts({ op: 'put', table, key, value }, opts, PUT_FIELDS), opts.timeoutMs));
     const k = keyOf(key);
     const msg = withOpts({ op: 'put', table: validateTableName(table), key: k, value: valueOf(value) }, opts, PUT_FIELDS);
     const r = await this.exec(this.route(k), msg, 1, this.deadlineOf(opts), false);
@@ -325,10 +328,11 @@ export class RingkvClient {
    */
   async get(table: string, key: IpcKey, opts: GetOptions = {}): Promise<GetResult> {
     if (this.cfg.autoBatch) {
-      const r = await this.coalescer.add({ op: 'get', table, key, r: opts.r, n: opts.n, consistency: opts.consistency, timeoutMs: opts.timeoutMs }, opts.timeoutMs);
+      const r = await this.coalescer.add(withOpts({ op: 'get', table, key }, opts, GET_FIELDS), opts.timeoutMs);
       if (!r.ok) {
-        // Too large for a shared batch reply: read it alone (fits, or fails with the details above).
-        if (r.code === 'too_large') return this.getAlone(table, key, opts);
+        // Too large for a shared batch reply: read it alone (fits, or fails with the details above),
+        // unless it was read alone already.
+        if (r.code === 'too_large' && !SENT_ALONE.has(r)) return this.getAlone(table, key, opts);
         throw itemToError(r);
       }
       const { ok: _ok, ...g } = r as BatchItemResult & { ok: true };
@@ -368,7 +372,7 @@ export class RingkvClient {
   }
 
   async delete(table: string, key: IpcKey, opts: DeleteOptions = {}): Promise<WriteResult> {
-    if (this.cfg.autoBatch) return writeOf(await this.coalescer.add({ op: 'del', table, key, context: opts.context, w: opts.w, n: opts.n, consistency: opts.consistency, timeoutMs: opts.timeoutMs }, opts.timeoutMs));
+    if (this.cfg.autoBatch) return writeOf(await this.coalescer.add(withOpts({ op: 'del', table, key }, opts, PUT_FIELDS), opts.timeoutMs));
     const k = keyOf(key);
     const msg = withOpts({ op: 'del', table: validateTableName(table), key: k }, opts, PUT_FIELDS);
     const r = await this.exec(this.route(k), msg, 1, this.deadlineOf(opts), false);
@@ -438,13 +442,10 @@ export class RingkvClient {
                 for (let j = start; j < end; j++) results[idx[j]!] = itemError(err);
                 return;
               }
-              for (let j = start; j < end; j++) {
-                const x = res[j - start] as Record<string, unknown>;
-                results[idx[j]!] = x['ok'] === true ? (g.wire[j]!.op === 'get' ? getItemResult(x) : writeItemResult(x)) : itemError(replyError(x as AnyReply));
-              }
+              for (let j = start; j < end; j++) results[idx[j]!] = itemResultOf(g.wire[j]!.op, res[j - start] as Record<string, unknown>);
             },
             (e: unknown) => {
-              const err = e instanceof RingkvError ? e : new RingkvError('internal', String(e));
+              const err = asClientError(e);
               for (let j = start; j < end; j++) results[idx[j]!] = itemError(err);
             },
           ),
@@ -455,15 +456,19 @@ export class RingkvClient {
     return results;
   }
 
-  /** One batch item sent as its own op (a frame of one item): its result as the batch would give it. */
+  /**
+   * One batch item sent as its own op (a frame of one item): its result as the batch would give it.
+   * A get's failure is marked SENT_ALONE: a `too_large` there is already the answer of a read alone.
+   */
   private async sendAlone(item: BatchItem, cands: Candidate[], itemTimeoutMs: number | undefined, timeoutMs: number): Promise<BatchItemResult> {
+    let res: BatchItemResult;
     try {
-      const r = await this.exec(cands, new SingleRequest(item, itemTimeoutMs), 1, timeoutMs, item.op === 'get');
-      if (!r.ok) return itemError(replyError(r));
-      return item.op === 'get' ? getItemResult(r) : writeItemResult(r);
+      res = itemResultOf(item.op, await this.exec(cands, new SingleRequest(item, itemTimeoutMs), 1, timeoutMs, item.op === 'get'));
     } catch (e) {
-      return itemError(e instanceof RingkvError ? e : new RingkvError('internal', String(e)));
+      res = itemError(asClientError(e));
     }
+    if (!res.ok && item.op === 'get') SENT_ALONE.add(res);
+    return res;
   }
 
   /**

@@ -2,7 +2,7 @@
  * Requests and replies on the client side: argument checks, the optional fields each op sends,
  * and replies turned into results or errors.
  */
-import { isErrorCode, type AnyReply, type BatchItemResult, type ConsistencyReport, type IpcKey, type ItemError } from '../api/ipc-protocol.js';
+import { isErrorCode, type AnyReply, type BatchItem, type BatchItemResult, type ConsistencyReport, type IpcKey, type ItemError } from '../api/ipc-protocol.js';
 import { RingkvError, type ErrorCode } from '../util/errors.js';
 import type { GetResult, ScanResult, ScanRow, WriteResult } from './types.js';
 
@@ -30,9 +30,10 @@ export function keyBytesLength(key: IpcKey): number {
 }
 
 /** Copy the defined optional fields only (msgpack would send `undefined` as nil). */
-export function withOpts(msg: Record<string, unknown>, opts: object, fields: readonly string[]): Record<string, unknown> {
+export function withOpts<T extends object>(msg: T, opts: object, fields: readonly string[]): T {
   const o = opts as Record<string, unknown>;
-  for (const f of fields) if (o[f] !== undefined) msg[f] = o[f];
+  const m = msg as Record<string, unknown>;
+  for (const f of fields) if (o[f] !== undefined) m[f] = o[f];
   return msg;
 }
 export const PUT_FIELDS = ['context', 'w', 'n', 'consistency', 'timeoutMs', 'ttl'] as const;
@@ -75,6 +76,17 @@ export function toScanResult(r: Record<string, unknown>): ScanResult {
   const out: ScanResult = { rows, truncated: r['truncated'] === true, endOfRing: r['endOfRing'] === true, consistency: r['consistency'] as ConsistencyReport };
   if (typeof r['pagingState'] === 'string') out.pagingState = r['pagingState'];
   return out;
+}
+
+/** A thrown value as a RingkvError (`internal` unless it is one already). */
+export function asClientError(e: unknown, code: ErrorCode = 'internal'): RingkvError {
+  return e instanceof RingkvError ? e : new RingkvError(code, String(e));
+}
+
+/** One item's reply (an item of a batch's results, or a single op's reply) as the item's result. */
+export function itemResultOf(op: BatchItem['op'], x: Record<string, unknown>): BatchItemResult {
+  if (x['ok'] !== true) return itemError(replyError(x as AnyReply));
+  return op === 'get' ? getItemResult(x) : writeItemResult(x);
 }
 
 /** A batch item's successful get as its result (the shape of `{ ok: true, ...toGetResult(x) }`, built without the spread). */

@@ -12,7 +12,7 @@
  *
  * Pure module: no I/O, safe to use from worker threads.
  */
-import { MAX_DEPTH, MIN_DEPTH, type Hash64 } from './tree.js';
+import { assertDepth, assertHash64, type Hash64 } from './tree.js';
 
 const TWO_32 = 2 ** 32;
 
@@ -24,14 +24,13 @@ export class RangeLeafIndex {
   private readonly widthHi: number;
   private readonly widthLo: number;
   private readonly width: number;
-  private readonly scale: number;
+  /** 2^depth: the number of leaves, and the scale of an offset's leaf. */
   private readonly leafCount: number;
 
   constructor(start: Hash64, end: Hash64, depth: number) {
-    for (const h of [start, end]) {
-      if (h === null || typeof h !== 'object' || h.hi >>> 0 !== h.hi || h.lo >>> 0 !== h.lo) throw new RangeError(`RangeLeafIndex: expected {hi, lo} uint32 pair, got ${JSON.stringify(h)}`);
-    }
-    if (!Number.isInteger(depth) || depth < MIN_DEPTH || depth > MAX_DEPTH) throw new RangeError(`merkle: depth must be an integer in [${MIN_DEPTH}, ${MAX_DEPTH}], got ${depth}`);
+    assertHash64(start, 'RangeLeafIndex start');
+    assertHash64(end, 'RangeLeafIndex end');
+    assertDepth(depth);
     this.startHi = start.hi;
     this.startLo = start.lo;
     let lo = end.lo - start.lo;
@@ -45,7 +44,6 @@ export class RangeLeafIndex {
     this.widthHi = hi;
     this.widthLo = lo;
     this.width = hi * TWO_32 + lo;
-    this.scale = 2 ** depth;
     this.leafCount = 2 ** depth;
   }
 
@@ -63,14 +61,13 @@ export class RangeLeafIndex {
     if (oh > this.widthHi || (oh === this.widthHi && ol >= this.widthLo)) throw new RangeError('leafIndex: token outside range (start, end]');
     // o · 2^depth as three 32-bit limbs (a2, a1, a0); each product is below 2^52.
     // (`x >>> 0` is x mod 2^32 for an integer x below 2^53, and x − that is exactly divisible.)
-    const t0 = ol * this.scale;
+    const t0 = ol * this.leafCount;
     const a0 = t0 >>> 0;
-    const t1 = oh * this.scale + (t0 - a0) / TWO_32;
+    const t1 = oh * this.leafCount + (t0 - a0) / TWO_32;
     const a1 = t1 >>> 0;
     const a2 = (t1 - a1) / TWO_32;
-    let q = Math.floor(((oh * TWO_32 + ol) * this.scale) / this.width);
+    let q = Math.floor(((oh * TWO_32 + ol) * this.leafCount) / this.width);
     if (q >= this.leafCount) q = this.leafCount - 1;
-    if (q < 0) q = 0;
     // q · w ≤ o · 2^depth < (q + 1) · w.
     while (q > 0 && this.cmpProduct(q, a2, a1, a0) > 0) q--;
     while (q + 1 < this.leafCount && this.cmpProduct(q + 1, a2, a1, a0) <= 0) q++;

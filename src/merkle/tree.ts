@@ -80,13 +80,13 @@ const outView = new DataView(new ArrayBuffer(8));
 let entryBuf = new Uint8Array(256);
 let entryView = new DataView(entryBuf.buffer);
 
-function assertHash64(h: Hash64, what: string): void {
+export function assertHash64(h: Hash64, what: string): void {
   if (h === null || typeof h !== 'object' || h.hi >>> 0 !== h.hi || h.lo >>> 0 !== h.lo) {
     throw new RangeError(`${what}: expected {hi, lo} uint32 pair, got ${JSON.stringify(h)}`);
   }
 }
 
-function assertDepth(depth: number): void {
+export function assertDepth(depth: number): void {
   if (!Number.isInteger(depth) || depth < MIN_DEPTH || depth > MAX_DEPTH) {
     throw new RangeError(`merkle: depth must be an integer in [${MIN_DEPTH}, ${MAX_DEPTH}], got ${depth}`);
   }

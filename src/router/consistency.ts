@@ -43,6 +43,9 @@ function positiveInt(v: unknown, name: string): number | undefined {
   return n;
 }
 
+/** The spec of a request that names no consistency (the table's defaults): shared by the hot IPC path, so frozen. */
+export const NO_CONSISTENCY: ConsistencySpec = Object.freeze({});
+
 /** Parse `consistency`, `n`, `r`, `w` from query strings or request bodies. */
 export function parseConsistency(q: { consistency?: unknown; n?: unknown; r?: unknown; w?: unknown }): ConsistencySpec {
   const spec: ConsistencySpec = {};

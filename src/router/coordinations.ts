@@ -51,8 +51,11 @@ export class LiveCoordinations {
   private tail: Entry | null = null;
   private count = 0;
   private nextId = 0;
-  /** whenAnswered() callers: the ids each still waits for. Empty almost always (checked per answer). */
-  private barriers: Array<{ waiting: Set<number>; resolve: () => void }> = [];
+  /**
+   * whenAnswered() callers, each with the newest id live at its call: ids rise in begin order, so a
+   * barrier is done once the oldest live entry is newer than that. Empty almost always (checked per answer).
+   */
+  private barriers: Array<{ upTo: number; resolve: () => void }> = [];
 
   constructor(
     private readonly graceMs: number = OVERDUE_GRACE_MS,
@@ -98,7 +101,7 @@ export class LiveCoordinations {
     e.prev = e.next = null;
     this.count--;
     this.onSize?.(this.count);
-    if (this.barriers.length > 0) this.release(e.id);
+    if (this.barriers.length > 0) this.release();
     e.done(err, result as never);
   }
 
@@ -108,15 +111,14 @@ export class LiveCoordinations {
    */
   whenAnswered(): Promise<void> {
     if (this.count === 0) return Promise.resolve();
-    const waiting = new Set<number>();
-    for (let e = this.head; e; e = e.next) waiting.add(e.id);
-    return new Promise((resolve) => this.barriers.push({ waiting, resolve }));
+    const upTo = this.tail!.id;
+    return new Promise((resolve) => this.barriers.push({ upTo, resolve }));
   }
 
-  private release(id: number): void {
+  private release(): void {
+    const oldest = this.head?.id ?? Infinity;
     this.barriers = this.barriers.filter((b) => {
-      b.waiting.delete(id);
-      if (b.waiting.size > 0) return true;
+      if (oldest <= b.upTo) return true;
       b.resolve();
       return false;
     });

@@ -9,8 +9,7 @@
  * token-only hash would chain into one bucket (quadratic compares). Pure: no I/O.
  */
 
-/** Keys shorter than this are not storage keys (a token is 8 bytes): they hash by length only. */
-const TOKEN_BYTES = 8;
+import { TOKEN_BYTES } from './keys.js';
 
 export class KeySlots {
   /** The keys in slot order (the multi-get's input). */
@@ -44,8 +43,8 @@ export class KeySlots {
   }
 }
 
-/** FNV-1a over the key's bytes after the token, seeded with the token's low half; 30 bits (a small integer for the Map). */
-export function keyHash(k: Uint8Array): number {
+/** FNV-1a over the key's bytes after the token, seeded with the token's low half; 30 bits (a small integer for the Map). A key shorter than a token (not a storage key) hashes by its length. */
+function keyHash(k: Uint8Array): number {
   if (k.length < TOKEN_BYTES) return k.length;
   let h = ((k[4]! << 24) | (k[5]! << 16) | (k[6]! << 8) | k[7]!) ^ 0x811c9dc5;
   for (let i = TOKEN_BYTES; i < k.length; i++) h = Math.imul(h ^ k[i]!, 0x01000193);

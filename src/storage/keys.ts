@@ -28,7 +28,7 @@
  * Pure module: no I/O, safe to use from worker threads.
  */
 
-const TOKEN_BYTES = 8;
+export const TOKEN_BYTES = 8;
 /** Width of a table id in storage keys, shard wire requests and peer messages. */
 export const TABLE_ID_BYTES = 16;
 const HEADER_BYTES = TOKEN_BYTES + TABLE_ID_BYTES;

@@ -171,13 +171,12 @@ export class ShardActor {
     this.ports.checkRing();
     const replies: Array<ShardResult | undefined> = new Array<ShardResult | undefined>(ops.length);
     // Encode every key once; one multi-get serves every read and every read-modify-write in the batch.
-    const slots = new KeySlots();
-    const slotOf = (k: Buffer): number => slots.slotOf(k);
-    const keys = slots.keys;
+    const keySlots = new KeySlots();
+    const keys = keySlots.keys;
     const dataSlot = new Int32Array(data.length).fill(-1);
     for (let i = 0; i < data.length; i++) {
       const d = data[i]!;
-      if (this.ownsToken(d.hi, d.lo)) dataSlot[i] = slotOf(encodeStorageKey(d.hi, d.lo, d.table, d.key, d.kind === WIRE_CRDT_APPLY ? d.suffix : undefined));
+      if (this.ownsToken(d.hi, d.lo)) dataSlot[i] = keySlots.slotOf(encodeStorageKey(d.hi, d.lo, d.table, d.key, d.kind === WIRE_CRDT_APPLY ? d.suffix : undefined));
     }
     const entrySlots: Array<Int32Array | undefined> = new Array<Int32Array | undefined>(ops.length);
     /** A cell-write's storage keys and records (the op's entries, validated), by op index. */
@@ -193,7 +192,7 @@ export class ShardActor {
           continue;
         }
         cellWrites[i] = entries;
-        entrySlots[i] = Int32Array.from(entries, (e) => slotOf(e.key));
+        entrySlots[i] = Int32Array.from(entries, (e) => keySlots.slotOf(e.key));
         continue;
       }
       if (op.op === 'repair-write') {
@@ -222,7 +221,7 @@ export class ShardActor {
         for (let e = 0; e < op.entries.length; e++) {
           const k = asBuffer(op.entries[e]!.key);
           // A repaired key this shard does not own under the current ring is refused like any write.
-          if (k.length >= MIN_STORAGE_KEY_BYTES && this.ownsToken(k.readUInt32BE(0), k.readUInt32BE(4))) slots[e] = slotOf(k);
+          if (k.length >= MIN_STORAGE_KEY_BYTES && this.ownsToken(k.readUInt32BE(0), k.readUInt32BE(4))) slots[e] = keySlots.slotOf(k);
         }
         entrySlots[i] = slots;
       }

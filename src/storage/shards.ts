@@ -80,13 +80,16 @@ export class ShardPool {
       pool.wire.push(new WireRequestWriter());
       const dp = new Map<number, WireCallback>();
       pool.dataPending.push(dp);
-      pool.answer.push((id, reply) => {
+      const answer = (id: number, reply: WireReply): void => {
         const cb = dp.get(id);
         if (cb === undefined) invariant(false, `shard ${i} answered unknown op ${id}`);
         dp.delete(id);
         cb(reply);
-      });
-      pool.fromRing.push((msg) => pool.onWire(i, msg, true));
+      };
+      pool.answer.push(answer);
+      // A reply-ring message is a view into the ring, reused once this returns: records are copied
+      // out (replies without one, most of them, copy nothing).
+      pool.fromRing.push((msg) => decodeReplies(msg, answer, true));
       ready.push(
         new Promise<number>((resolve, reject) => {
           const onMsg = (m: ShardToRouter): void => {
@@ -286,17 +289,8 @@ export class ShardPool {
     }
   }
 
-  /**
-   * Decode shard `shard`'s reply message and answer each op's callback. `inRing`: `wire` is a view
-   * into the reply ring, reused once this returns: records are copied out (replies without one,
-   * most of them, copy nothing).
-   */
-  private onWire(shard: number, wire: Uint8Array, inRing: boolean): void {
-    decodeReplies(wire, this.answer[shard]!, inRing);
-  }
-
   private onMessage(shard: number, m: ShardToRouter): void {
-    if (m.t === 'replies') this.onWire(shard, m.wire, false);
+    if (m.t === 'replies') decodeReplies(m.wire, this.answer[shard]!, false);
   }
 
   private failAll(shard: number, e: Error): void {

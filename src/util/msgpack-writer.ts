@@ -67,6 +67,18 @@ export class MsgpackWriter {
     this.view.setUint32(at, v);
   }
 
+  /** Start over with a frame: `prefixBytes` reserved for its big-endian length (src/net/frames.ts). */
+  beginFrame(prefixBytes: number): this {
+    this.reset().skip(prefixBytes);
+    return this;
+  }
+
+  /** The frame written since `beginFrame(prefixBytes)`, its length prefix filled in (a copy). */
+  takeFrame(prefixBytes: number): Buffer {
+    this.setUint32At(0, this.pos - prefixBytes);
+    return this.takeBuffer();
+  }
+
   /** Bytes already in msgpack form (e.g. a constant map key from `encodedStr`). */
   raw(bytes: Uint8Array): void {
     this.ensure(bytes.length);
@@ -220,6 +232,16 @@ export class MsgpackWriter {
     }
   }
 
+  /** A map's entries without its header: the keys of `o` whose value is defined, in order (`value` writes plain objects so). */
+  fields(o: Record<string, unknown>): void {
+    for (const k in o) {
+      const x = o[k];
+      if (x === undefined) continue;
+      this.str(k);
+      this.value(x);
+    }
+  }
+
   /**
    * A plain value of the reply vocabulary: null, boolean, number, string, bytes, arrays and plain
    * objects of those (keys whose value is undefined are left out, as JSON does). Anything else is
@@ -242,15 +264,8 @@ export class MsgpackWriter {
           return;
         }
         const o = v as Record<string, unknown>;
-        let n = 0;
-        for (const k in o) if (o[k] !== undefined) n++;
-        this.mapHeader(n);
-        for (const k in o) {
-          const x = o[k];
-          if (x === undefined) continue;
-          this.str(k);
-          this.value(x);
-        }
+        this.mapHeader(definedCount(o));
+        this.fields(o);
         return;
       }
       default:
@@ -260,6 +275,13 @@ export class MsgpackWriter {
 }
 
 /** A str as msgpack bytes, for constant keys written with `raw` (no per-write UTF-8 pass). */
+/** How many keys of `o` have a defined value (the map header `fields` needs). */
+export function definedCount(o: Record<string, unknown>): number {
+  let n = 0;
+  for (const k in o) if (o[k] !== undefined) n++;
+  return n;
+}
+
 export function encodedStr(s: string): Uint8Array {
   const w = new MsgpackWriter();
   w.str(s);

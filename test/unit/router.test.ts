@@ -11,7 +11,7 @@ import { initHasher } from '../../src/ring/hash.js';
 import { legacyTableIdOf, TableRegistry, tableIdBytes, tableIdOf } from '../../src/router/tables.js';
 import { RingkvError } from '../../src/util/errors.js';
 import { decodeRecord, encodeRecord, initVersions, newVersion } from '../../src/versions/index.js';
-import type { PeerHandler } from '../../src/cluster/peer-services.js';
+import type { PeerServiceHandler } from '../../src/cluster/peer-services.js';
 import { nowMicros } from '../../src/router/router.js';
 import { nullMeta, routerSetup } from '../helpers/router-fakes.js';
 
@@ -197,7 +197,7 @@ function router_tableId(name: string): Buffer {
 
 describe('the replica side on the peer port (issue 16: the router registers its own handlers)', () => {
   it('registers write, read and scan at construction and serves them; a message without an op is bad_request', async () => {
-    const handlers = new Map<string, PeerHandler>();
+    const handlers = new Map<string, PeerServiceHandler>();
     const { router } = routerSetup({ config: { requestTimeoutMs: 300 }, vnodes: 16, seedBase: 1, peers: { registerService: (t, h) => void handlers.set(t, h) } });
     expect([...handlers.keys()]).toEqual(['write', 'read', 'scan']);
     const tableId = router_tableId('t');

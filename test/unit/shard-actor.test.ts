@@ -105,7 +105,7 @@ describe('shard actor (group commit over a temp RocksDB)', () => {
   }
 
   it('keeps distinct keys of one token apart in a turn, and merges repeated writes of each into one stored record', () => {
-    // Same token (the key lookup's hash), three user keys, each written twice with concurrent versions.
+    // Same token (one partition): three user keys that must still get separate slots, each written twice with concurrent versions.
     const names = ['x', 'y', 'z'];
     const res = turn((w) => {
       let id = 1;
