@@ -90,12 +90,12 @@ export function itemResultOf(op: BatchItem['op'], x: Record<string, unknown>): B
 }
 
 /** A batch item's successful get as its result (the shape of `{ ok: true, ...toGetResult(x) }`, built without the spread). */
-export function getItemResult(x: Record<string, unknown>): BatchItemResult {
+function getItemResult(x: Record<string, unknown>): BatchItemResult {
   return withValues<GetResult & { ok: true }>({ ok: true, found: x['found'] === true, context: String(x['context'] ?? ''), consistency: x['consistency'] as ConsistencyReport }, x) as BatchItemResult;
 }
 
 /** A batch item's successful put or delete as its result (`{ ok: true, ...toWriteResult(x) }`, without the spread). */
-export function writeItemResult(x: Record<string, unknown>): BatchItemResult {
+function writeItemResult(x: Record<string, unknown>): BatchItemResult {
   return { ok: true, context: String(x['context'] ?? ''), consistency: x['consistency'] as ConsistencyReport } as BatchItemResult;
 }
 

@@ -230,6 +230,8 @@ export class LocalReplica {
       if (!(key instanceof Uint8Array) || key.length < MIN_STORAGE_KEY_BYTES) throw new RingkvError('bad_request', 'repair-push entry needs a storage key');
       if (mode !== 'vclock' && mode !== 'lww' && mode !== 'crdt' && mode !== 'cell') throw new RingkvError('bad_request', 'repair-push entry mode must be vclock, lww, crdt or cell');
       if (!(record instanceof Uint8Array)) throw new RingkvError('bad_request', 'repair-push entry needs a record');
+      // Checked here, before any shard writes: the entries go to several shards, and a bad one must
+      // refuse the whole push (each shard checks its own part again at its boundary).
       try {
         validateRecord(mode, record);
       } catch (err) {

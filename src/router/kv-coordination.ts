@@ -32,10 +32,6 @@ import type { ReplicaRead, ReplicaWrite } from './replica-protocol.js';
 /** A key-value table's definition (what the key-value paths work with; never a wide table's view). */
 export type KvTableDef = TableDef & { conflicts: ConflictMode };
 
-export const EMPTY = new Uint8Array(0);
-export const NO_REPLICAS: readonly Replica[] = [];
-export const NO_PLACEMENTS: HintPlacement[] = [];
-
 
 export type ReplicaCallback = (err: Error | null, versions: Version[] | null) => void;
 

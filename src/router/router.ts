@@ -13,12 +13,12 @@ import type { HintSink } from '../hints/protocol.js';
 import { notKeyValue, type TableDef, type TableRegistry } from './tables.js';
 import type { PendingReplicas } from '../streaming/pending.js';
 import type { ScanPage, ScanRequest, ScanResult, ScanSegment } from './scan.js';
-import type { Done, Replica, RouterCounters } from './types.js';
+import { NO_REPLICAS, type Done, type Replica, type RouterCounters } from './types.js';
 import type { KeyRoute, ReadRequest, ReadResult, WriteRequest, WriteResult } from './kv-types.js';
 import { registerReplicaHandlers, type RemoteReplicas } from './replica-protocol.js';
 import type { PeerServices } from '../cluster/peer-services.js';
 import { LocalReplicaService } from './local-replicas.js';
-import { EMPTY, NO_REPLICAS, ReadCoordination, WriteCoordination, type CoordinationPorts, type KvTableDef } from './kv-coordination.js';
+import { ReadCoordination, WriteCoordination, type CoordinationPorts, type KvTableDef } from './kv-coordination.js';
 import { ReplicaIo } from './replica-io.js';
 import { planWrite, type WritePlan, type WritePlanView } from './write-plan.js';
 import { startKvScan, type KvScanDeps } from './kv-scan.js';
@@ -30,6 +30,9 @@ export type { PeerReplicaWrite, RemoteReplicas, ReplicaRead, ReplicaWrite } from
 export type { WritePlan } from './write-plan.js';
 
 
+
+/** A tombstone's value: one shared empty array. */
+const NO_VALUE = new Uint8Array(0);
 
 /**
  * The coordinator. Lives on the main thread and never touches RocksDB: it finds a key's replicas in
@@ -357,7 +360,7 @@ export class Router implements WritePlanView {
       context,
       ts: nowMicros(),
       tombstone: req.tombstone,
-      value: req.tombstone ? EMPTY : req.value,
+      value: req.tombstone ? NO_VALUE : req.value,
       maxClockEntries: this.opts.config.maxClockEntries,
       ttl,
     });

@@ -15,6 +15,9 @@ export interface Replica {
   local: boolean;
 }
 
+/** No replicas: one shared empty list (no array per op where a plan has none). */
+export const NO_REPLICAS: readonly Replica[] = [];
+
 export interface ConsistencyReport {
   n: number;
   required: number;

@@ -11,9 +11,11 @@ import type { PendingReplicas } from '../streaming/pending.js';
 import { RingkvError } from '../util/errors.js';
 import type { ResolvedConsistency } from './consistency.js';
 import type { KeyRoute } from './kv-types.js';
-import { NO_PLACEMENTS, NO_REPLICAS } from './kv-coordination.js';
 import type { TableDef } from './tables.js';
-import type { Replica } from './types.js';
+import { NO_REPLICAS, type Replica } from './types.js';
+
+/** No hint placements: one shared empty list. */
+const NO_PLACEMENTS: HintPlacement[] = [];
 
 /**
  * Where a write goes: its N targets, which of them are up, where the down ones' hints go, and the
