@@ -25,6 +25,14 @@ const { tree } = fc.letrec((tie) => ({
   obj: fc.dictionary(fc.string({ maxLength: 12 }).filter((k) => k !== '__proto__'), tie('tree'), { maxKeys: 20 }),
 }));
 
+/** msgpackr writes -0 as the integer 0 (so does MsgpackWriter, byte for byte), so -0 comes back as 0. */
+function withoutNegativeZero(v: unknown): unknown {
+  if (Object.is(v, -0)) return 0;
+  if (Array.isArray(v)) return v.map(withoutNegativeZero);
+  if (v !== null && typeof v === 'object' && !Buffer.isBuffer(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, withoutNegativeZero(x)]));
+  return v;
+}
+
 function written(v: unknown): Buffer {
   const w = new MsgpackWriter();
   w.value(v);
@@ -37,10 +45,16 @@ describe('MsgpackWriter', () => {
       fc.property(tree, (v) => {
         const mine = written(v);
         expect(mine.equals(packr.pack(v))).toBe(true);
-        expect(unpack(mine)).toEqual(v);
+        expect(unpack(mine)).toEqual(withoutNegativeZero(v));
       }),
       { numRuns: 200 },
     );
+  });
+
+  it('writes -0 as msgpackr does (the integer 0)', () => {
+    expect(written(-0).equals(packr.pack(-0))).toBe(true);
+    expect(Object.is(unpack(written(-0)), 0)).toBe(true);
+    expect(unpack(written([-0, { a: -0 }]))).toEqual([0, { a: 0 }]);
   });
 
   it('writes the header msgpackr writes for str, bin, array and map lengths at every boundary', () => {
